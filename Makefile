@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# PADDLE=gpu installs the CUDA build of Paddle instead of the CPU one.
+PADDLE ?= cpu
+
+.PHONY: run test install browser clean
+
+$(BIN)/activate:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
+	$(BIN)/pip install --quiet -e '.[test]'
+	@if [ "$(PADDLE)" = "gpu" ]; then \
+		$(BIN)/pip uninstall --yes paddlepaddle && $(BIN)/pip install --quiet -e '.[gpu]'; \
+	fi
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(BIN)/python app.py
+
+# Debian's Chromium drives the end-to-end tests; install it when it is missing.
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+
+test: install browser
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+clean:
+	rm -rf $(VENV) build *.egg-info

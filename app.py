@@ -1,0 +1,52 @@
+"""Run the whole studio: Redis (embedded unless REDIS_URL is set), the database migrations,
+one Celery worker, the VisualDL board and the web app. Ctrl-C stops all of it."""
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from werkzeug.serving import run_simple
+
+from webapp import create_app
+from webapp.database import upgrade_schema
+from webapp.processes import (free_port, redis_process, visualdl_process, wait_for_redis,
+                              worker_process)
+
+log = logging.getLogger("studio")
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    data_dir = Path(os.environ.get("DATA_DIR") or "instance").resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    os.environ["DATA_DIR"] = str(data_dir)
+    port = int(os.environ.get("PORT") or 5000)
+    services = []
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        if not os.environ.get("REDIS_URL"):
+            redis_port = free_port(int(os.environ.get("REDIS_PORT") or 6389))
+            services.append(redis_process(data_dir, redis_port).start())
+            os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        wait_for_redis(os.environ["REDIS_URL"])
+        board_port = free_port(int(os.environ.get("VISUALDL_PORT") or 8040))
+        services.append(visualdl_process(data_dir, board_port).start())
+        os.environ["VISUALDL_URL"] = f"http://127.0.0.1:{board_port}"
+        app = create_app()
+        upgrade_schema(app)
+        services.append(worker_process(data_dir, dict(os.environ)).start())
+        log.info("Image Studio is running on http://127.0.0.1:%d  (Ctrl-C stops it)", port)
+        run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for service in reversed(services):
+            service.stop()
+        log.info("stopped")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""The studio's Flask application."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+NAV_ITEMS = [("datasets.index", "Datasets")]
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """Application factory; `config` overrides the environment-derived defaults (tests use it)."""
+    from webapp import database, errors, health, queue
+    from webapp.config import default_config
+    from webapp.datasets.api import api as datasets_api
+    from webapp.datasets.pages import pages as datasets_pages
+
+    app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
+    app.config.update(default_config())
+    app.config.update(config or {})
+    Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    database.init_app(app)
+    queue.init_app(app)
+    errors.init_app(app)
+    for blueprint in (health.bp, datasets_api, datasets_pages):
+        app.register_blueprint(blueprint)
+    app.json.ensure_ascii = False
+    app.json.sort_keys = False
+    app.context_processor(lambda: {"nav_items": NAV_ITEMS})
+    return app

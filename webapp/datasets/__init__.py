@@ -1,0 +1,1 @@
+"""Datasets: upload, ingest, browse and delete labelled image collections."""

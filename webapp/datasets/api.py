@@ -1,0 +1,46 @@
+"""JSON API for datasets."""
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+
+from webapp.datasets import services
+from webapp.errors import ApiError
+from webapp.extensions import db
+from webapp.models import Dataset
+
+api = Blueprint("datasets_api", __name__, url_prefix="/api/datasets")
+
+
+def get_dataset_or_404(dataset_id: int) -> Dataset:
+    dataset = db.session.get(Dataset, dataset_id)
+    if dataset is None:
+        raise ApiError(404, f"Dataset {dataset_id} does not exist.")
+    return dataset
+
+
+@api.post("")
+def create():
+    archive = request.files.get("archive")
+    files = request.files.getlist("files")
+    if archive is not None and files:
+        raise ApiError(400, "Send either 'archive' or 'files', not both.", field="archive")
+    dataset = services.create_dataset(request.form.get("name"), archive=archive, files=files)
+    return jsonify(services.dataset_json(dataset)), 201
+
+
+@api.get("")
+def index():
+    datasets = db.session.scalars(db.select(Dataset).order_by(Dataset.id.desc())).all()
+    return jsonify({"datasets": [services.dataset_summary(d) for d in datasets]})
+
+
+@api.get("/<int:dataset_id>")
+def show(dataset_id: int):
+    return jsonify(services.dataset_json(get_dataset_or_404(dataset_id)))
+
+
+@api.delete("/<int:dataset_id>")
+def delete(dataset_id: int):
+    dataset = get_dataset_or_404(dataset_id)
+    services.delete_dataset(dataset)
+    return jsonify({"deleted": dataset_id})

@@ -1,0 +1,140 @@
+"""Turn an uploaded zip archive or a folder upload into entries, defusing hostile archives."""
+from __future__ import annotations
+
+import stat
+import unicodedata
+import zipfile
+from dataclasses import dataclass
+from typing import IO, Callable, Iterable
+
+from webapp.datasets.errors import IngestError
+
+SKIPPED_NAMES = {".ds_store", "thumbs.db", "desktop.ini", ".directory"}
+SKIPPED_FOLDERS = {"__macosx", ".ipynb_checkpoints", ".git", ".svn", "@eadir"}
+ZIP_UTF8_FLAG = 0x800
+
+
+@dataclass
+class Entry:
+    """One file of an upload: its path as written and a way to read its bytes."""
+
+    path: str
+    size: int | None
+    open: Callable[[], IO[bytes]]
+
+
+@dataclass
+class Refusal:
+    path: str
+    reason: str
+
+
+def clean_parts(raw: str) -> list[str] | str:
+    """Split an upload path into its parts, or return why it is refused.
+
+    Returns an empty list for hidden and system files, which are skipped silently.
+    """
+    path = unicodedata.normalize("NFC", raw.replace("\\", "/"))
+    if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
+        return "absolute path"
+    parts = [part for part in path.split("/") if part not in ("", ".")]
+    if ".." in parts:
+        return "path leaves the dataset folder (..)"
+    if any(part.startswith(".") or part.lower() in SKIPPED_FOLDERS for part in parts[:-1]):
+        return []
+    if not parts or parts[-1].startswith(".") or parts[-1].lower() in SKIPPED_NAMES:
+        return []
+    return parts
+
+
+def _zip_name(info: zipfile.ZipInfo) -> str:
+    """Decode an entry name; zips made on Chinese Windows store GBK without the UTF-8 flag."""
+    if info.flag_bits & ZIP_UTF8_FLAG:
+        return info.filename
+    try:
+        raw = info.filename.encode("cp437")
+    except UnicodeEncodeError:
+        return info.filename
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    return info.filename
+
+
+def _is_symlink(info: zipfile.ZipInfo) -> bool:
+    return stat.S_ISLNK(info.external_attr >> 16)
+
+
+def _check_bomb(infos: list[zipfile.ZipInfo], limits: dict) -> None:
+    if len(infos) > limits["max_entries"]:
+        raise IngestError(413, f"The archive holds {len(infos)} entries; the limit is {limits['max_entries']}.")
+    total = sum(info.file_size for info in infos)
+    if total > limits["max_total_bytes"]:
+        raise IngestError(
+            413,
+            f"The archive unpacks to {total / 2**20:.0f} MB; the limit is "
+            f"{limits['max_total_bytes'] / 2**20:.0f} MB.",
+        )
+    for info in infos:
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > 1_000_000 and ratio > limits["max_ratio"]:
+            raise IngestError(
+                400,
+                f"'{_zip_name(info)}' is compressed {ratio:.0f}:1, which only a zip bomb does; "
+                "the archive was refused.",
+            )
+
+
+def zip_entries(stream: IO[bytes], limits: dict) -> tuple[list[Entry], list[Refusal]]:
+    """List the usable file entries of a zip archive and the refused ones."""
+    try:
+        archive = zipfile.ZipFile(stream)
+        infos = [info for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
+        raise IngestError(400, "The file is not a readable .zip archive.", detail=str(exc)) from exc
+    _check_bomb(infos, limits)
+    entries: list[Entry] = []
+    refused: list[Refusal] = []
+    for info in infos:
+        name = _zip_name(info)
+        if _is_symlink(info):
+            continue
+        parts = clean_parts(name)
+        if isinstance(parts, str):
+            refused.append(Refusal(name, parts))
+        elif info.flag_bits & 0x1:
+            refused.append(Refusal(name, "encrypted entry"))
+        elif parts:
+            entries.append(Entry("/".join(parts), info.file_size, _opener(archive, info)))
+    return entries, refused
+
+
+def _opener(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], IO[bytes]]:
+    return lambda: archive.open(info)
+
+
+def file_entries(files: Iterable, limits: dict) -> tuple[list[Entry], list[Refusal]]:
+    """Entries of a folder upload: each file's name is its relative path."""
+    files = list(files)
+    if len(files) > limits["max_entries"]:
+        raise IngestError(413, f"{len(files)} files were sent; the limit is {limits['max_entries']}.")
+    entries: list[Entry] = []
+    refused: list[Refusal] = []
+    for storage in files:
+        name = storage.filename or ""
+        parts = clean_parts(name)
+        if isinstance(parts, str):
+            refused.append(Refusal(name, parts))
+        elif parts:
+            entries.append(Entry("/".join(parts), None, _stream_opener(storage)))
+    return entries, refused
+
+
+def _stream_opener(storage) -> Callable[[], IO[bytes]]:
+    def open_stream() -> IO[bytes]:
+        storage.stream.seek(0)
+        return storage.stream
+
+    return open_stream

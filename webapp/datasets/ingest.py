@@ -1,0 +1,174 @@
+"""Ingest an upload: place, decode, deduplicate and split its images into a staging folder.
+
+Pure Python and Pillow: the web layer passes entries in and stores the result as rows.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from webapp.datasets.archive import Entry, Refusal
+from webapp.datasets.errors import IngestError
+from webapp.datasets.images import RejectedImage, check_image
+from webapp.datasets.layout import Placement, has_split_folders, place, strip_wrapper
+
+VAL_FRACTION = 0.2
+IMBALANCE_RATIO = 10
+
+
+@dataclass
+class AcceptedImage:
+    class_name: str
+    split: str | None
+    original_path: str
+    stored_name: str
+    sha256: str
+    format: str
+    width: int
+    height: int
+    num_bytes: int
+
+
+@dataclass
+class IngestResult:
+    layout: str
+    images: list[AcceptedImage]
+    rejected: list[dict] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    duplicates: list[dict] = field(default_factory=list)
+
+    @property
+    def content_hash(self) -> str:
+        lines = sorted(f"{i.split}\t{i.class_name}\t{i.sha256}" for i in self.images)
+        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+
+
+def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: dict) -> IngestResult:
+    """Check every entry and write the accepted ones under `staging`; raise IngestError if unusable."""
+    (staging / "images").mkdir(parents=True, exist_ok=True)
+    (staging / "thumbs").mkdir(exist_ok=True)
+    entries = sorted(entries, key=lambda entry: entry.path)
+    parts = strip_wrapper([entry.path.split("/") for entry in entries])
+    split_layout = has_split_folders(parts)
+    result = IngestResult("splits" if split_layout else "classes", [])
+    result.rejected = [{"path": r.path, "reason": r.reason} for r in refused]
+    seen: dict[str, AcceptedImage] = {}
+    for entry, entry_parts in zip(entries, parts):
+        placement = place(entry_parts, split_layout)
+        if isinstance(placement, str):
+            result.rejected.append({"path": entry.path, "reason": placement})
+            continue
+        _accept(entry, placement, staging, limits, seen, result)
+    _check_classes(result)
+    _split_missing_val(result)
+    _warn_imbalance(result)
+    return result
+
+
+def _read_bounded(entry: Entry, max_bytes: int) -> bytes | None:
+    if entry.size is not None and entry.size > max_bytes:
+        return None
+    with entry.open() as stream:
+        data = stream.read(max_bytes + 1)
+    return None if len(data) > max_bytes else data
+
+
+def _accept(entry: Entry, placement: Placement, staging: Path, limits: dict,
+            seen: dict[str, AcceptedImage], result: IngestResult) -> None:
+    try:
+        data = _read_bounded(entry, limits["max_file_bytes"])
+    except Exception as exc:  # a damaged zip member: bad CRC, bad compression data
+        result.rejected.append({"path": entry.path, "reason": f"unreadable in the archive ({exc.__class__.__name__})"})
+        return
+    if data is None:
+        limit_mb = limits["max_file_bytes"] / 2**20
+        result.rejected.append({"path": entry.path, "reason": f"file too large (over {limit_mb:.0f} MB)"})
+        return
+    sha = hashlib.sha256(data).hexdigest()
+    if sha in seen:
+        first = seen[sha]
+        result.duplicates.append({"path": entry.path, "duplicate_of": first.original_path,
+                                  "same_class": first.class_name == placement.class_name})
+        return
+    try:
+        checked = check_image(data, limits["max_pixels"])
+    except RejectedImage as exc:
+        result.rejected.append({"path": entry.path, "reason": str(exc)})
+        return
+    stored_name = f"{sha}.{checked.extension}"
+    (staging / "images" / stored_name).write_bytes(data)
+    (staging / "thumbs" / f"{sha}.jpg").write_bytes(checked.thumbnail)
+    image = AcceptedImage(placement.class_name, placement.split, entry.path, stored_name, sha,
+                          checked.format, checked.width, checked.height, len(data))
+    seen[sha] = image
+    result.images.append(image)
+
+
+def _check_classes(result: IngestResult) -> None:
+    if not result.images:
+        raise IngestError(422, "No usable images were found in the upload.", rejected=result.rejected)
+    counts = Counter(image.class_name for image in result.images if image.split != "test")
+    if len(counts) < 2:
+        names = ", ".join(f"'{name}'" for name in counts) or "none"
+        raise IngestError(422, f"A dataset needs at least 2 classes; found {len(counts)} ({names}).",
+                          rejected=result.rejected)
+    for name, count in sorted(counts.items()):
+        if count < 2:
+            raise IngestError(422, f"Class '{name}' has {count} usable image; every class needs at least 2.",
+                              field="class", class_name=name, rejected=result.rejected)
+    if result.duplicates:
+        across = sum(1 for dup in result.duplicates if not dup["same_class"])
+        message = f"{len(result.duplicates)} duplicate files were stored once."
+        if across:
+            message += f" {across} of them appeared under a different class too (kept in the first)."
+        result.warnings.append(message)
+
+
+def _split_missing_val(result: IngestResult) -> None:
+    """Give every class a stratified validation share when the upload did not."""
+    by_class: dict[str, list[AcceptedImage]] = defaultdict(list)
+    for image in result.images:
+        if image.split in (None, "train"):
+            by_class[image.class_name].append(image)
+    has_val = {image.class_name for image in result.images if image.split == "val"}
+    moved = 0
+    for name, images in by_class.items():
+        for image in images:
+            image.split = "train"
+        if name in has_val:
+            continue
+        images.sort(key=lambda image: image.sha256)
+        take = min(len(images) - 1, max(1, round(len(images) * VAL_FRACTION)))
+        for image in images[:take]:
+            image.split = "val"
+        moved += take
+    if result.layout == "classes":
+        result.warnings.append(
+            f"No validation split was given: {moved} images (20% of each class, at least one) "
+            "were set aside for validation."
+        )
+    elif moved:
+        missing = sorted(set(by_class) - has_val)
+        result.warnings.append(
+            f"Classes without validation images ({', '.join(missing)}): 20% of their training "
+            "images were moved to validation."
+        )
+    no_train = sorted({i.class_name for i in result.images if i.split == "val"} - set(by_class))
+    if no_train:
+        raise IngestError(422, f"Class '{no_train[0]}' has validation images but no training images.",
+                          field="class", class_name=no_train[0])
+
+
+def _warn_imbalance(result: IngestResult) -> None:
+    counts = Counter(image.class_name for image in result.images if image.split == "train")
+    largest, smallest = max(counts.values()), min(counts.values())
+    if largest > IMBALANCE_RATIO * smallest:
+        big = max(counts, key=counts.get)
+        small = min(counts, key=counts.get)
+        result.warnings.append(
+            f"Classes are strongly imbalanced: '{big}' has {largest} training images, "
+            f"'{small}' only {smallest}."
+        )
+

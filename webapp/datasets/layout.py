@@ -1,0 +1,47 @@
+"""Decide each file's class and split from its path inside the upload."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
+               "validation": "val", "test": "test", "testing": "test"}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a file belongs: its class and split (None until auto-split decides)."""
+
+    class_name: str
+    split: str | None
+
+
+def strip_wrapper(paths: list[list[str]]) -> list[list[str]]:
+    """Drop one folder that wraps everything (`flowers/rose/a.jpg` -> `rose/a.jpg`)."""
+    if not paths:
+        return paths
+    tops = {parts[0] for parts in paths}
+    if len(tops) == 1 and all(len(parts) >= 3 for parts in paths):
+        top = next(iter(tops))
+        if top.lower() not in SPLIT_NAMES:
+            return [parts[1:] for parts in paths]
+    return paths
+
+
+def has_split_folders(paths: list[list[str]]) -> bool:
+    """True when the top folders name splits (train/val/test) rather than classes."""
+    tops = {parts[0].lower() for parts in paths if len(parts) >= 3}
+    return "train" in {SPLIT_NAMES.get(top) for top in tops}
+
+
+def place(parts: list[str], split_layout: bool) -> Placement | str:
+    """Return the file's placement, or the reason it has none."""
+    if split_layout:
+        split = SPLIT_NAMES.get(parts[0].lower())
+        if split is None:
+            return "outside the train/val/test folders"
+        if len(parts) < 3:
+            return "not inside a class folder"
+        return Placement(parts[1], split)
+    if len(parts) < 2:
+        return "not inside a class folder"
+    return Placement(parts[0], None)

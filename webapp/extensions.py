@@ -1,0 +1,6 @@
+"""Extension instances, bound to the app in create_app."""
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+db = SQLAlchemy()
+migrate = Migrate()

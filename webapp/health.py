@@ -1,0 +1,65 @@
+"""Health of the parts the app needs: database, Redis and training workers."""
+from __future__ import annotations
+
+import time
+
+import redis
+from flask import Blueprint, current_app, jsonify, redirect, url_for
+from sqlalchemy import text
+
+from webapp.extensions import db
+
+bp = Blueprint("health", __name__)
+_worker_cache: dict = {"at": 0.0, "workers": []}
+
+
+def _database_ok() -> bool:
+    try:
+        db.session.execute(text("SELECT 1"))
+        return True
+    except Exception:
+        current_app.logger.exception("database check failed")
+        return False
+
+
+def _redis_ok() -> bool:
+    try:
+        client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=0.5,
+                                      socket_connect_timeout=0.5)
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+
+
+def _workers() -> list[str]:
+    """Names of the workers that answer a ping, cached for a few seconds."""
+    now = time.monotonic()
+    if now - _worker_cache["at"] < current_app.config["HEALTH_CACHE_SECONDS"]:
+        return _worker_cache["workers"]
+    try:
+        replies = current_app.extensions["celery"].control.ping(timeout=0.6) or []
+    except Exception:
+        replies = []
+    workers = sorted(name for reply in replies for name in reply)
+    _worker_cache.update(at=now, workers=workers)
+    return workers
+
+
+def health_report() -> dict:
+    database, redis_up = _database_ok(), _redis_ok()
+    workers = _workers() if redis_up else []
+    healthy = database and redis_up and bool(workers)
+    return {"status": "ok" if healthy else "degraded", "database": "ok" if database else "down",
+            "redis": "ok" if redis_up else "down", "workers": workers,
+            "visualdl": current_app.config.get("VISUALDL_URL") or None}
+
+
+@bp.get("/api/health")
+def health():
+    report = health_report()
+    return jsonify(report), 200 if report["status"] == "ok" else 503
+
+
+@bp.get("/")
+def home():
+    return redirect(url_for("datasets.index"))

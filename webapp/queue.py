@@ -1,0 +1,34 @@
+"""Celery bound to the Flask app: every task runs inside an app context."""
+from __future__ import annotations
+
+from celery import Celery, Task
+from flask import Flask
+
+TRAINING_QUEUE = "training"
+
+
+def init_app(app: Flask) -> Celery:
+    """Create the Celery app for this Flask app and keep it in app.extensions['celery']."""
+
+    class FlaskTask(Task):
+        def __call__(self, *args, **kwargs):
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.import_name, task_cls=FlaskTask)
+    celery.conf.update(
+        broker_url=app.config["REDIS_URL"],
+        result_backend=app.config["REDIS_URL"],
+        result_expires=3600,
+        task_default_queue=TRAINING_QUEUE,
+        task_acks_late=True,
+        task_reject_on_worker_lost=False,
+        worker_prefetch_multiplier=1,
+        worker_hijack_root_logger=False,
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={"visibility_timeout": 12 * 3600},
+        imports=("worker.tasks",),
+    )
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery

@@ -1,0 +1,1 @@
+"""Pure PaddlePaddle training engine: no Flask, Celery or SQLAlchemy here."""
