@@ -10,7 +10,6 @@ from sqlalchemy import text
 from webapp.extensions import db
 
 bp = Blueprint("health", __name__)
-_worker_cache: dict = {"at": 0.0, "workers": []}
 
 
 def _database_ok() -> bool:
@@ -33,15 +32,16 @@ def _redis_ok() -> bool:
 
 def _workers() -> list[str]:
     """Names of the workers that answer a ping, cached for a few seconds."""
+    cache = current_app.extensions.setdefault("health_workers", {"at": float("-inf"), "workers": []})
     now = time.monotonic()
-    if now - _worker_cache["at"] < current_app.config["HEALTH_CACHE_SECONDS"]:
-        return _worker_cache["workers"]
+    if now - cache["at"] < current_app.config["HEALTH_CACHE_SECONDS"]:
+        return cache["workers"]
     try:
         replies = current_app.extensions["celery"].control.ping(timeout=0.6) or []
     except Exception:
         replies = []
     workers = sorted(name for reply in replies for name in reply)
-    _worker_cache.update(at=now, workers=workers)
+    cache.update(at=now, workers=workers)
     return workers
 
 

@@ -1,0 +1,68 @@
+"""A person uploads a folder of photos in the browser and sees the dataset page."""
+import io
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.images import class_files
+
+pytestmark = pytest.mark.e2e
+
+
+def write_folder(root, files: dict[str, bytes]):
+    for path, data in files.items():
+        target = root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
+
+
+def test_upload_a_folder_and_see_the_classes(page, live_server, tmp_path):
+    folder = tmp_path / "花卉"
+    write_folder(folder, class_files({"玫瑰": 6, "郁金香 红": 4}))
+    (folder / "玫瑰" / "broken.jpg").write_bytes(b"not really a jpeg")
+
+    page.goto(f"{live_server}/datasets")
+    expect(page.locator("#health-badge")).to_have_text(re.compile(r"^ready"), timeout=15000)
+    page.set_input_files("#folder-input", str(folder))
+    expect(page.locator("#selection")).to_contain_text("11 files")
+    page.fill("#dataset-name", "春天的花")
+    page.click("#upload-button")
+
+    page.wait_for_url(re.compile(r"/datasets/\d+$"), timeout=30000)
+    expect(page.locator("#dataset-title")).to_have_text("春天的花")
+    rose = page.locator('#class-table tr[data-class="玫瑰"]')
+    expect(rose.locator(".train")).to_have_text("5")
+    expect(rose.locator(".val")).to_have_text("1")
+    tulip = page.locator('#class-table tr[data-class="郁金香 红"]')
+    expect(tulip.locator(".train")).to_have_text("3")
+    expect(tulip.locator(".val")).to_have_text("1")
+    expect(page.locator("#rejected")).to_contain_text("broken.jpg")
+    expect(page.locator("#rejected")).to_contain_text("not an image")
+    expect(page.locator(".thumbs img")).to_have_count(10)
+    widths = page.eval_on_selector_all(".thumbs img", "imgs => imgs.map(i => i.naturalWidth)")
+    assert all(0 < width <= 192 for width in widths)
+    assert page.js_errors == []
+
+
+def test_upload_error_is_shown_in_words(page, live_server, tmp_path):
+    folder = tmp_path / "one"
+    write_folder(folder, class_files({"solo": 3}))
+    page.goto(f"{live_server}/datasets")
+    page.set_input_files("#folder-input", str(folder))
+    page.click("#upload-button")
+    expect(page.locator("#upload-error")).to_contain_text("at least 2 classes")
+    assert page.url.endswith("/datasets")
+
+
+def test_delete_from_the_dataset_page(page, live_server, stack_client):
+    files = class_files({"cat": 3, "dog": 3})
+    response = stack_client.post("/api/datasets", content_type="multipart/form-data", data={
+        "name": "to delete", "files": [(io.BytesIO(data), path) for path, data in files.items()]})
+    dataset_id = response.get_json()["id"]
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{live_server}/datasets/{dataset_id}")
+    page.click("#delete-dataset")
+    page.wait_for_url(re.compile(r"/datasets$"))
+    expect(page.locator(f'a[href="/datasets/{dataset_id}"]')).to_have_count(0)
+    assert stack_client.get(f"/api/datasets/{dataset_id}").status_code == 404

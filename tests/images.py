@@ -1,0 +1,57 @@
+"""Tiny images and archives made on the fly for tests."""
+from __future__ import annotations
+
+import io
+import zipfile
+
+from PIL import Image
+
+
+def image_bytes(color=(200, 30, 30), size=(32, 24), fmt="JPEG", mode="RGB", **save_args) -> bytes:
+    image = Image.new(mode, size, color)
+    out = io.BytesIO()
+    image.save(out, fmt, **save_args)
+    return out.getvalue()
+
+
+def varied_image(seed: int, color=(200, 30, 30), size=(32, 24), fmt="PNG") -> bytes:
+    """A distinct image per seed (so none are exact duplicates) of roughly `color`."""
+    image = Image.new("RGB", size, color)
+    image.putpixel((seed % size[0], (seed // size[0]) % size[1]), (seed * 37 % 256, seed * 91 % 256, 7))
+    out = io.BytesIO()
+    image.save(out, fmt)
+    return out.getvalue()
+
+
+def class_files(classes: dict[str, int], prefix: str = "", fmt: str = "PNG", seed: int = 0) -> dict[str, bytes]:
+    """{'prefix/class/img3.png': bytes} with `count` distinct images per class."""
+    palette = [(220, 40, 40), (40, 200, 60), (40, 60, 220), (230, 200, 40), (160, 40, 200), (40, 200, 200)]
+    files = {}
+    for index, (name, count) in enumerate(classes.items()):
+        for n in range(count):
+            seed += 1
+            files[f"{prefix}{name}/img{n}.{fmt.lower()}"] = varied_image(seed, palette[index % len(palette)], fmt=fmt)
+    return files
+
+
+def zip_bytes(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in files.items():
+            archive.writestr(path, data)
+    return out.getvalue()
+
+
+class _GbkZipInfo(zipfile.ZipInfo):
+    """A zip entry whose name is stored in GBK without the UTF-8 flag, as Chinese Windows does."""
+
+    def _encodeFilenameFlags(self):
+        return self.filename.encode("gbk"), self.flag_bits
+
+
+def gbk_zip_bytes(files: dict[str, bytes]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path, data in files.items():
+            archive.writestr(_GbkZipInfo(path), data)
+    return out.getvalue()
