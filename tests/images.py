@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import zipfile
 
+import numpy as np
 from PIL import Image
 
 
@@ -20,6 +21,15 @@ def varied_image(seed: int, color=(200, 30, 30), size=(32, 24), fmt="PNG") -> by
     image.putpixel((seed % size[0], (seed // size[0]) % size[1]), (seed * 37 % 256, seed * 91 % 256, 7))
     out = io.BytesIO()
     image.save(out, fmt)
+    return out.getvalue()
+
+
+def noisy_image(seed: int, color, size=(40, 40), fmt="PNG", noise: int = 40) -> bytes:
+    """`color` with per-pixel noise: an easy class to learn that still has texture."""
+    rng = np.random.default_rng(seed)
+    pixels = np.clip(np.array(color, dtype=np.int16) + rng.integers(-noise, noise + 1, (size[1], size[0], 3)), 0, 255)
+    out = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).save(out, fmt)
     return out.getvalue()
 
 

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from worker.engine.imageio import to_rgb
+
 ALLOWED_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp"}
 THUMB_SIZE = 192
 
@@ -56,12 +58,3 @@ def _thumbnail(image: Image.Image) -> bytes:
     thumb.save(out, "JPEG", quality=82)
     return out.getvalue()
 
-
-def to_rgb(image: Image.Image) -> Image.Image:
-    """RGB on a white background for transparent images; RGB for every other mode."""
-    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
-        rgba = image.convert("RGBA")
-        background = Image.new("RGB", rgba.size, (255, 255, 255))
-        background.paste(rgba, mask=rgba.getchannel("A"))
-        return background
-    return image.convert("RGB")

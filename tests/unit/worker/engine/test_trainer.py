@@ -1,0 +1,119 @@
+"""The engine learns an easy task, reports progress, cancels, fails clearly and exports a bundle."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import paddle
+import pytest
+
+from worker.engine.config import TrainConfig
+from worker.engine.export import verify_bundle
+from worker.engine.trainer import Callbacks, Trainer, TrainingCancelled
+from worker.engine.weights import PretrainedWeightsMissing
+
+FAST = dict(backbone="mobilenet_v3_small", pretrained=False, image_size=32, batch_size=8,
+            learning_rate=3e-3, warmup_epochs=0, label_smoothing=0.0, optimizer="adam")
+
+
+class Recorder(Callbacks):
+    def __init__(self, stop_after_steps: int | None = None) -> None:
+        self.steps, self.epochs, self.phases = [], [], []
+        self.stop_after_steps = stop_after_steps
+
+    def on_phase(self, phase, done, total):
+        self.phases.append((phase, done, total))
+
+    def on_step(self, epoch, step, steps, loss):
+        self.steps.append((epoch, step, steps, loss))
+
+    def on_epoch(self, stats):
+        self.epochs.append(stats)
+
+    def should_stop(self):
+        return self.stop_after_steps is not None and len(self.steps) >= self.stop_after_steps
+
+
+def test_learns_solid_colours(colour_data, tmp_path):
+    recorder = Recorder()
+    trainer = Trainer(TrainConfig(epochs=3, **FAST), colour_data, tmp_path / "cache", recorder, device="cpu")
+    result = trainer.fit()
+    assert result.best_val_acc >= 0.9
+    assert [s.epoch for s in recorder.epochs] == [1, 2, 3]
+    assert recorder.phases[-1] == ("preparing", 102, 102)
+    assert recorder.steps[0][2] == 12 and all(np.isfinite(s[3]) for s in recorder.steps)
+    assert sum(row[i] for i, row in enumerate(result.confusion)) == round(result.best_val_acc * 12)
+    assert [r["class"] for r in result.per_class] == ["red", "green", "blue"]
+    assert all(s.images_per_s > 0 and s.val_top5 is None for s in recorder.epochs)
+
+
+def test_seed_makes_cpu_runs_reproducible(colour_data, tmp_path):
+    losses = []
+    for run in range(2):
+        recorder = Recorder()
+        Trainer(TrainConfig(epochs=1, **FAST), colour_data, tmp_path / f"cache{run}", recorder, "cpu").fit()
+        losses.append([round(step[3], 5) for step in recorder.steps])
+    assert losses[0] == losses[1]
+
+
+def test_cache_is_reused_by_the_next_job(colour_data, tmp_path):
+    first = Trainer(TrainConfig(epochs=1, **FAST), colour_data, tmp_path / "cache", device="cpu")
+    first.prepare()
+    assert (first.cache.misses, first.cache.hits) == (102, 0)
+    second = Trainer(TrainConfig(epochs=1, **FAST), colour_data, tmp_path / "cache", device="cpu")
+    second.prepare()
+    assert (second.cache.misses, second.cache.hits) == (0, 102)
+    other_size = Trainer(TrainConfig(epochs=1, **{**FAST, "image_size": 48}), colour_data, tmp_path / "cache",
+                         device="cpu")
+    other_size.prepare()
+    assert other_size.cache.misses == 102
+
+
+def test_cancel_flag_stops_within_a_step(colour_data, tmp_path):
+    recorder = Recorder(stop_after_steps=3)
+    trainer = Trainer(TrainConfig(epochs=5, **FAST), colour_data, tmp_path / "cache", recorder, "cpu")
+    with pytest.raises(TrainingCancelled):
+        trainer.fit()
+    assert len(recorder.steps) == 3 and recorder.epochs == []
+
+
+def test_missing_pretrained_weights_fail_fast_with_instructions(colour_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("PADDLE_WEIGHTS_DIR", str(tmp_path / "weights"))
+    config = TrainConfig(epochs=1, **{**FAST, "pretrained": True, "backbone": "pp_lcnet_x1_0"})
+    with pytest.raises(PretrainedWeightsMissing, match="PPLCNet_x1_0_pretrained.pdparams"):
+        Trainer(config, colour_data, tmp_path / "cache", device="cpu").fit()
+
+
+def test_unreadable_image_fails_with_its_path(colour_data, tmp_path):
+    broken = colour_data.train[0]
+    open(broken.path, "wb").write(b"gone")
+    with pytest.raises(Exception, match="cannot identify image file"):
+        Trainer(TrainConfig(epochs=1, **FAST), colour_data, tmp_path / "cache2", device="cpu").fit()
+
+
+def test_early_stopping_ends_before_the_last_epoch(colour_data, tmp_path):
+    config = TrainConfig(epochs=8, early_stopping_patience=1, **{**FAST, "learning_rate": 1e-9})
+    result = Trainer(config, colour_data, tmp_path / "cache", device="cpu").fit()
+    assert result.stopped_early and len(result.history) < 8
+
+
+def test_export_round_trip_matches_training_eval(colour_data, tmp_path):
+    trainer = Trainer(TrainConfig(epochs=1, **FAST), colour_data, tmp_path / "cache", device="cpu")
+    result = trainer.fit()
+    meta = trainer.export(tmp_path / "bundle", {"dataset": {"id": 1}}, result)
+    assert verify_bundle(tmp_path / "bundle")["classes"] == ["red", "green", "blue"]
+    assert set(meta["files"]) == {"model.json", "model.pdiparams"}
+    assert json.loads((tmp_path / "bundle" / "meta.json").read_text())["preprocess"]["center_crop"] == 32
+    x = next(iter(trainer.val_loader.epoch()))[0]
+    loaded = paddle.jit.load(str(tmp_path / "bundle" / "model"))
+    loaded.eval()
+    np.testing.assert_allclose(loaded(paddle.to_tensor(x)).numpy(), trainer.predict(x), atol=1e-5)
+
+
+@pytest.mark.parametrize("backbone", ["pp_lcnet_x1_0", "resnet18"])
+def test_backbone_forward_shapes(backbone):
+    from worker.engine.backbones import build_backbone
+
+    model = build_backbone(backbone, 7, pretrained=False)
+    model.eval()
+    assert model(paddle.randn([2, 3, 64, 64])).shape == [2, 7]

@@ -1,0 +1,121 @@
+"""Training configuration that crosses the web/worker boundary, with defaults and validation."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+BACKBONES = ("mobilenet_v3_small", "mobilenet_v3_large", "resnet18", "resnet50", "pp_lcnet_x1_0")
+OPTIMIZERS = ("adamw", "adam", "momentum")
+
+
+class ConfigError(ValueError):
+    """A bad training option; `field` names it for the form and the API."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class TrainConfig:
+    backbone: str = "mobilenet_v3_small"
+    pretrained: bool = True
+    epochs: int = 10
+    batch_size: int = 32
+    learning_rate: float | None = None
+    image_size: int = 224
+    optimizer: str = "adamw"
+    freeze_backbone: bool = False
+    label_smoothing: float = 0.1
+    early_stopping_patience: int = 0
+    weight_decay: float = 1e-4
+    warmup_epochs: float = 1.0
+    grad_clip: float = 5.0
+    seed: int = 42
+
+    def resolved_learning_rate(self) -> float:
+        """Article's advice: ~1e-2 for the head alone, 1e-3 fine-tuning pretrained, more from scratch."""
+        if self.learning_rate is not None:
+            return self.learning_rate
+        if self.freeze_backbone:
+            return 1e-2
+        if self.pretrained:
+            return 1e-3 if self.optimizer != "momentum" else 1e-2
+        return 2e-3 if self.optimizer != "momentum" else 5e-2
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["learning_rate"] = self.resolved_learning_rate()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        """Validate untrusted input (e.g. JSON from the API); raise ConfigError naming the field."""
+        if not isinstance(data, dict):
+            raise ConfigError("body", "Send the job options as a JSON object.")
+        known = {f.name for f in fields(cls)}
+        values = {}
+        for name, value in data.items():
+            if name in known and value is not None:
+                values[name] = _coerce(name, value)
+        config = cls(**values)
+        config.validate()
+        return config
+
+    def validate(self) -> None:
+        _check(self.backbone in BACKBONES, "backbone", f"Choose one of: {', '.join(BACKBONES)}.")
+        _check(self.optimizer in OPTIMIZERS, "optimizer", f"Choose one of: {', '.join(OPTIMIZERS)}.")
+        _check(1 <= self.epochs <= 500, "epochs", "Epochs must be between 1 and 500.")
+        _check(1 <= self.batch_size <= 1024, "batch_size", "Batch size must be between 1 and 1024.")
+        _check(32 <= self.image_size <= 512 and self.image_size % 8 == 0, "image_size",
+               "Image size must be a multiple of 8 between 32 and 512.")
+        lr = self.resolved_learning_rate()
+        _check(0 < lr <= 1, "learning_rate", "Learning rate must be above 0 and at most 1.")
+        _check(0 <= self.label_smoothing < 0.5, "label_smoothing", "Label smoothing must be in [0, 0.5).")
+        _check(0 <= self.early_stopping_patience <= 100, "early_stopping_patience",
+               "Patience must be between 0 (off) and 100 epochs.")
+        _check(0 <= self.weight_decay <= 0.1, "weight_decay", "Weight decay must be between 0 and 0.1.")
+        _check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", "Warm-up cannot exceed the epochs.")
+        _check(0 < self.grad_clip <= 100, "grad_clip", "Gradient clipping must be between 0 and 100.")
+
+
+_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+
+
+def _coerce(name: str, value):
+    kind = _TYPES[name].split(" ")[0]
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        if value in ("true", "on", "1", 1):
+            return True
+        if value in ("false", "off", "0", 0):
+            return False
+        raise ConfigError(name, f"'{name}' must be true or false.")
+    if kind == "int":
+        if isinstance(value, bool) or not _is_integral(value):
+            raise ConfigError(name, f"'{name}' must be a whole number.")
+        return int(value)
+    if kind == "float":
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(name, f"'{name}' must be a number.") from None
+        if isinstance(value, bool) or number != number or number in (float("inf"), float("-inf")):
+            raise ConfigError(name, f"'{name}' must be a number.")
+        return number
+    if not isinstance(value, str):
+        raise ConfigError(name, f"'{name}' must be text.")
+    return value.strip().lower()
+
+
+def _is_integral(value) -> bool:
+    try:
+        return float(value) == int(float(value))
+    except (TypeError, ValueError, OverflowError):
+        return False
+
+
+def _check(condition: bool, field: str, message: str) -> None:
+    if not condition:
+        raise ConfigError(field, message)

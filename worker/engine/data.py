@@ -1,0 +1,188 @@
+"""Training data: a decode-once image cache, augmentation on uint8 arrays, and batches."""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+from PIL import Image
+
+from worker.engine.imageio import load_square
+
+log = logging.getLogger(__name__)
+IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
+IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
+
+
+def cache_size_for(image_size: int) -> int:
+    """Side of the cached square: the usual 256/224 margin around the crop."""
+    return int(round(image_size * 256 / 224))
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: str
+    label: int
+    key: str  # content hash: the cache key, so jobs and datasets share decoded images
+
+
+class ImageCache:
+    """Each image decoded and resized once per size, kept as raw uint8 files under `root`."""
+
+    def __init__(self, root: Path | str, side: int) -> None:
+        self.side = side
+        self.root = Path(root) / str(side)
+        self.hits = 0
+        self.misses = 0
+        self._lock = threading.Lock()
+
+    def _file(self, key: str) -> Path:
+        return self.root / key[:2] / f"{key}.u8"
+
+    def get(self, sample: Sample) -> np.ndarray:
+        path = self._file(sample.key)
+        expected = self.side * self.side * 3
+        try:
+            data = np.fromfile(path, dtype=np.uint8)
+            if data.size == expected:
+                self._count(hit=True)
+                return data.reshape(self.side, self.side, 3)
+        except OSError:
+            pass
+        array = load_square(sample.path, self.side)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
+        array.tofile(partial)
+        os.replace(partial, path)
+        self._count(hit=False)
+        return array
+
+    def _count(self, hit: bool) -> None:
+        with self._lock:
+            if hit:
+                self.hits += 1
+            else:
+                self.misses += 1
+
+    def load_all(self, samples: list[Sample], progress: Callable[[int, int], None] | None = None,
+                 threads: int = 2) -> np.ndarray:
+        """All samples as one N x side x side x 3 uint8 array (decoding misses in threads)."""
+        out = np.empty((len(samples), self.side, self.side, 3), dtype=np.uint8)
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for index, array in enumerate(pool.map(self.get, samples)):
+                out[index] = array
+                if progress and (index % 32 == 31 or index == len(samples) - 1):
+                    progress(index + 1, len(samples))
+        return out
+
+
+def normalize(batch: np.ndarray) -> np.ndarray:
+    """uint8 or float NHWC in 0..255 -> float32 NCHW with ImageNet mean/std."""
+    scaled = batch.astype(np.float32) / 255.0
+    return ((scaled - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2).copy()
+
+
+def center_crop(batch: np.ndarray, size: int) -> np.ndarray:
+    offset = (batch.shape[1] - size) // 2
+    return batch[:, offset:offset + size, offset:offset + size]
+
+
+def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator,
+                        scale=(0.35, 1.0), ratio=(3 / 4, 4 / 3)) -> np.ndarray:
+    side = image.shape[0]
+    for _ in range(10):
+        area = side * side * rng.uniform(*scale)
+        aspect = np.exp(rng.uniform(np.log(ratio[0]), np.log(ratio[1])))
+        width, height = int(round(np.sqrt(area * aspect))), int(round(np.sqrt(area / aspect)))
+        if 0 < width <= side and 0 < height <= side:
+            left, top = rng.integers(0, side - width + 1), rng.integers(0, side - height + 1)
+            break
+    else:
+        left, top, width, height = 0, 0, side, side
+    box = (int(left), int(top), int(left + width), int(top + height))
+    return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR, box=box))
+
+
+def color_jitter(batch: np.ndarray, rng: np.random.Generator, strength: float = 0.2) -> np.ndarray:
+    """Light brightness, contrast and saturation changes, one draw per image."""
+    n = batch.shape[0]
+    x = batch.astype(np.float32)
+    x *= rng.uniform(1 - strength, 1 + strength, (n, 1, 1, 1)).astype(np.float32)
+    mean = x.mean(axis=(1, 2, 3), keepdims=True)
+    x = (x - mean) * rng.uniform(1 - strength, 1 + strength, (n, 1, 1, 1)).astype(np.float32) + mean
+    gray = (x @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
+    x = (x - gray) * rng.uniform(1 - strength, 1 + strength, (n, 1, 1, 1)).astype(np.float32) + gray
+    return np.clip(x, 0, 255)
+
+
+def train_batch(images: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    crops = np.stack([random_resized_crop(image, size, rng) for image in images])
+    flips = rng.random(len(crops)) < 0.5
+    crops[flips] = crops[flips, :, ::-1]
+    return normalize(color_jitter(crops, rng))
+
+
+def eval_batch(images: np.ndarray, size: int) -> np.ndarray:
+    return normalize(center_crop(images, size))
+
+
+class BatchLoader:
+    """Batches of (images, labels); training batches are augmented in a background thread."""
+
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, image_size: int,
+                 train: bool, seed: int = 0) -> None:
+        self.images, self.labels = images, labels
+        self.batch_size, self.image_size, self.train, self.seed = batch_size, image_size, train, seed
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.labels), self.batch_size)
+        return full + (1 if rest > (1 if self.train else 0) else 0)
+
+    def _batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        rng = np.random.default_rng([self.seed, epoch])
+        order = rng.permutation(len(self.labels)) if self.train else np.arange(len(self.labels))
+        for start in range(0, len(self.labels), self.batch_size):
+            index = np.sort(order[start:start + self.batch_size])
+            if self.train and len(index) < 2:
+                continue
+            images = self.images[index]
+            x = train_batch(images, self.image_size, rng) if self.train else eval_batch(images, self.image_size)
+            yield x, self.labels[index].astype(np.int64)
+
+    def epoch(self, epoch: int = 0, prefetch: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Iterate one epoch, preparing the next batches while the model runs."""
+        buffer: queue.Queue = queue.Queue(maxsize=prefetch)
+        done = object()
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for item in self._batches(epoch):
+                    if stop.is_set():
+                        return
+                    buffer.put(item)
+            except BaseException as exc:  # surfaced in the consumer
+                buffer.put(exc)
+            buffer.put(done)
+
+        thread = threading.Thread(target=produce, daemon=True)
+        thread.start()
+        try:
+            while (item := buffer.get()) is not done:
+                if isinstance(item, BaseException):
+                    raise item
+                yield item
+        finally:
+            stop.set()
+            while thread.is_alive():
+                try:
+                    buffer.get_nowait()
+                except queue.Empty:
+                    thread.join(0.05)

@@ -1,0 +1,261 @@
+"""Fine-tune a classifier: a small trainer whose steps are separate methods, reporting via callbacks."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import paddle
+from paddle import nn
+
+from worker.engine.backbones import build_backbone, freeze_backbone
+from worker.engine.config import TrainConfig
+from worker.engine.data import (IMAGENET_MEAN, IMAGENET_STD, BatchLoader, ImageCache, Sample,
+                                cache_size_for, eval_batch)
+from worker.engine.device import pick_device
+from worker.engine.export import write_bundle
+from worker.engine.metrics import confusion_matrix, per_class_report, top_k_accuracy
+
+log = logging.getLogger(__name__)
+
+
+class TrainingCancelled(Exception):
+    """Raised inside the loop when the callbacks ask to stop."""
+
+
+@dataclass
+class EpochStats:
+    epoch: int
+    train_loss: float
+    train_acc: float
+    val_loss: float
+    val_acc: float
+    val_top5: float | None
+    lr: float
+    seconds: float
+    images_per_s: float
+
+
+@dataclass
+class TrainData:
+    class_names: list[str]
+    train: list[Sample]
+    val: list[Sample]
+
+
+@dataclass
+class FitResult:
+    history: list[EpochStats] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_acc: float = 0.0
+    confusion: list[list[int]] = field(default_factory=list)
+    per_class: list[dict] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+class Callbacks:
+    """Progress reported outward; the engine never knows who listens."""
+
+    def on_phase(self, phase: str, done: int, total: int) -> None: ...
+
+    def on_step(self, epoch: int, step: int, steps: int, loss: float) -> None: ...
+
+    def on_epoch(self, stats: EpochStats) -> None: ...
+
+    def should_stop(self) -> bool:
+        return False
+
+
+class Trainer:
+    def __init__(self, config: TrainConfig, data: TrainData, cache_root: Path | str,
+                 callbacks: Callbacks | None = None, device: str | None = None) -> None:
+        self.config, self.data = config, data
+        self.callbacks = callbacks or Callbacks()
+        self.device = device or pick_device()
+        self.amp = self.device.startswith("gpu")
+        self.cache = ImageCache(cache_root, cache_size_for(config.image_size))
+        self.num_classes = len(data.class_names)
+
+    def prepare(self) -> None:
+        """Decode (or fetch from the cache) every image once, and build the loaders."""
+        paddle.set_device(self.device)
+        paddle.seed(self.config.seed)
+        samples = self.data.train + self.data.val
+        arrays = self.cache.load_all(samples, lambda done, total: self.callbacks.on_phase("preparing", done, total))
+        split = len(self.data.train)
+        labels = np.array([s.label for s in samples], dtype=np.int64)
+        size, batch = self.config.image_size, self.config.batch_size
+        self.train_loader = BatchLoader(arrays[:split], labels[:split], batch, size, True, self.config.seed)
+        self.val_loader = BatchLoader(arrays[split:], labels[split:], batch, size, False)
+
+    def build(self) -> None:
+        """Model, loss, warm-up + cosine schedule, optimizer with global-norm clipping."""
+        self.model = build_backbone(self.config.backbone, self.num_classes, self.config.pretrained)
+        self.frozen = freeze_backbone(self.config.backbone, self.model) if self.config.freeze_backbone else []
+        self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
+        steps = max(1, len(self.train_loader))
+        total = steps * self.config.epochs
+        warmup = min(int(self.config.warmup_epochs * steps), total - 1)
+        base_lr = self.config.resolved_learning_rate()
+        schedule = paddle.optimizer.lr.CosineAnnealingDecay(base_lr, T_max=max(1, total - warmup))
+        self.scheduler = (paddle.optimizer.lr.LinearWarmup(schedule, warmup, base_lr * 0.01, base_lr)
+                          if warmup > 0 else schedule)
+        self.optimizer = self._optimizer([p for p in self.model.parameters() if not p.stop_gradient])
+        self.scaler = paddle.amp.GradScaler() if self.amp else None
+
+    def _optimizer(self, parameters):
+        clip = nn.ClipGradByGlobalNorm(self.config.grad_clip)
+        decay, name = self.config.weight_decay, self.config.optimizer
+        if name == "adamw":
+            return paddle.optimizer.AdamW(self.scheduler, parameters=parameters, weight_decay=decay, grad_clip=clip)
+        if name == "adam":
+            return paddle.optimizer.Adam(self.scheduler, parameters=parameters,
+                                         weight_decay=paddle.regularizer.L2Decay(decay), grad_clip=clip)
+        return paddle.optimizer.Momentum(self.scheduler, momentum=0.9, parameters=parameters,
+                                         weight_decay=paddle.regularizer.L2Decay(decay), grad_clip=clip)
+
+    def _train_mode(self) -> None:
+        self.model.train()
+        for layer in self.frozen:  # frozen layers keep their BatchNorm statistics
+            layer.eval()
+
+    def train_epoch(self, epoch: int) -> tuple[float, float, float]:
+        """One pass over the training set; returns (loss, accuracy, seconds spent in steps)."""
+        self._train_mode()
+        total_loss, correct, seen, steps = 0.0, 0, 0, len(self.train_loader)
+        started = time.perf_counter()
+        for step, (x, y) in enumerate(self.train_loader.epoch(epoch), start=1):
+            if self.callbacks.should_stop():
+                raise TrainingCancelled()
+            loss, logits = self._step(paddle.to_tensor(x), paddle.to_tensor(y))
+            value = float(loss)
+            total_loss += value * len(y)
+            correct += int((logits.argmax(axis=1).numpy() == y).sum())
+            seen += len(y)
+            self.callbacks.on_step(epoch, step, steps, value)
+        return total_loss / max(seen, 1), correct / max(seen, 1), time.perf_counter() - started
+
+    def _step(self, x: paddle.Tensor, y: paddle.Tensor):
+        with paddle.amp.auto_cast(enable=self.amp):
+            logits = self.model(x)
+            loss = self.loss_fn(logits, y)
+        if self.scaler:
+            self.scaler.scale(loss).backward()
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            loss.backward()
+            self.optimizer.step()
+        self.optimizer.clear_grad()
+        self.scheduler.step()
+        return loss, logits
+
+    @paddle.no_grad()
+    def recalibrate_batchnorm(self, max_images: int = 256) -> None:
+        """Replace BatchNorm running statistics by exact averages over un-augmented training images.
+
+        The running averages lag far behind the weights early in training (and in short runs from
+        scratch), which makes validation numbers meaningless; this makes them honest.
+        """
+        frozen = {id(layer) for part in self.frozen for layer in part.sublayers(include_self=True)}
+        norms = [layer for layer in self.model.sublayers()
+                 if isinstance(layer, nn.layer.norm._BatchNormBase) and id(layer) not in frozen]
+        if not norms:
+            return
+        momentum = [layer._momentum for layer in norms]
+        self._train_mode()
+        pick = np.random.default_rng(self.config.seed).permutation(len(self.train_loader.images))[:max_images]
+        images = self.train_loader.images[pick]  # shuffled: batches must mix classes like training ones
+        for k, start in enumerate(range(0, len(images), self.config.batch_size), start=1):
+            for layer in norms:
+                layer._momentum = (k - 1) / k
+            self.model(paddle.to_tensor(eval_batch(images[start:start + self.config.batch_size],
+                                                   self.config.image_size)))
+        for layer, value in zip(norms, momentum):
+            layer._momentum = value
+
+    @paddle.no_grad()
+    def evaluate(self) -> tuple[float, np.ndarray, np.ndarray]:
+        """Validation loss, probabilities and labels (no augmentation, no gradients)."""
+        self.model.eval()
+        losses, probabilities, labels = [], [], []
+        for x, y in self.val_loader.epoch():
+            logits = self.model(paddle.to_tensor(x)).astype("float32")
+            losses.append(float(nn.functional.cross_entropy(logits, paddle.to_tensor(y), reduction="sum")))
+            probabilities.append(nn.functional.softmax(logits, axis=-1).numpy())
+            labels.append(y)
+        labels_all = np.concatenate(labels)
+        return sum(losses) / len(labels_all), np.concatenate(probabilities), labels_all
+
+    def fit(self) -> FitResult:
+        """Train for the configured epochs, keep the best epoch by val accuracy, stop early if asked."""
+        self.prepare()
+        self.build()
+        result, best_state, best_loss, waited = FitResult(), None, float("inf"), 0
+        for epoch in range(1, self.config.epochs + 1):
+            started = time.perf_counter()
+            train_loss, train_acc, step_seconds = self.train_epoch(epoch)
+            self.recalibrate_batchnorm()
+            val_loss, probabilities, labels = self.evaluate()
+            stats = self._epoch_stats(epoch, train_loss, train_acc, val_loss, probabilities, labels,
+                                      time.perf_counter() - started, step_seconds)
+            result.history.append(stats)
+            self.callbacks.on_epoch(stats)
+            if stats.val_acc > result.best_val_acc or best_state is None or (
+                    stats.val_acc == result.best_val_acc and val_loss < best_loss):
+                result.best_epoch, result.best_val_acc, best_loss, waited = epoch, stats.val_acc, val_loss, 0
+                best_state = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
+            else:
+                waited += 1
+            patience = self.config.early_stopping_patience
+            if patience and waited >= patience and epoch < self.config.epochs:
+                result.stopped_early = True
+                break
+        self.model.set_state_dict(best_state)
+        self._final_report(result)
+        return result
+
+    def _epoch_stats(self, epoch, train_loss, train_acc, val_loss, probabilities, labels, seconds,
+                     step_seconds) -> EpochStats:
+        top5 = top_k_accuracy(probabilities, labels, 5) if self.num_classes > 5 else None
+        return EpochStats(epoch=epoch, train_loss=round(train_loss, 5), train_acc=round(train_acc, 5),
+                          val_loss=round(val_loss, 5), val_acc=round(top_k_accuracy(probabilities, labels, 1), 5),
+                          val_top5=None if top5 is None else round(top5, 5), lr=float(self.optimizer.get_lr()),
+                          seconds=round(seconds, 3),
+                          images_per_s=round(len(self.train_loader.labels) / max(step_seconds, 1e-9), 2))
+
+    def _final_report(self, result: FitResult) -> None:
+        _, probabilities, labels = self.evaluate()
+        matrix = confusion_matrix(labels, probabilities.argmax(axis=1), self.num_classes)
+        result.confusion = matrix.tolist()
+        result.per_class = per_class_report(matrix, self.data.class_names)
+
+    @paddle.no_grad()
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities for already-preprocessed NCHW float32 images."""
+        self.model.eval()
+        return nn.functional.softmax(self.model(paddle.to_tensor(x)), axis=-1).numpy()
+
+    def export(self, folder: Path, extra_meta: dict, result: FitResult) -> dict:
+        """Write the best model and everything serving needs into a new bundle folder."""
+        size = self.config.image_size
+        meta = {
+            "classes": self.data.class_names,
+            "input_size": size,
+            "preprocess": {"resize_shorter": self.cache.side, "center_crop_square": self.cache.side,
+                           "center_crop": size, "interpolation": "bilinear", "jpeg_draft": True,
+                           "exif_transpose": True, "mode": "RGB", "transparent_background": [255, 255, 255],
+                           "scale": 1 / 255, "mean": IMAGENET_MEAN.tolist(), "std": IMAGENET_STD.tolist(),
+                           "layout": "NCHW"},
+            "backbone": self.config.backbone,
+            "config": self.config.to_dict(),
+            "device": self.device,
+            "seed": self.config.seed,
+            "metrics": {"best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
+                        "per_class": result.per_class, "confusion": result.confusion,
+                        "history": [asdict(stats) for stats in result.history]},
+            **extra_meta,
+        }
+        return write_bundle(self.model, folder, size, meta)

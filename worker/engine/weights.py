@@ -1,0 +1,119 @@
+"""Pretrained weights: Paddle's cache, offline import, and a fast, clear failure when missing.
+
+    python -m worker.engine.weights list
+    python -m worker.engine.weights import resnet18 /media/usb/resnet18.pdparams
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import socket
+import sys
+from pathlib import Path
+from urllib.parse import urlparse
+
+ZOO = "https://paddle-hapi.bj.bcebos.com/models/"
+# backbone -> (file name in the cache, md5 of Paddle's published file or None when not published by Paddle)
+WEIGHT_FILES = {
+    "mobilenet_v3_small": ("mobilenet_v3_small_x1.0.pdparams", "34fe0e7c1f8b00b2b056ad6788d0590c"),
+    "mobilenet_v3_large": ("mobilenet_v3_large_x1.0.pdparams", "118db5792b4e183b925d8e8e334db3df"),
+    "resnet18": ("resnet18.pdparams", "cf548f46534aa3560945be4b95cd11c4"),
+    "resnet50": ("resnet50.pdparams", "ca6f485ee1ab0492d38f323885b0ad80"),
+    "pp_lcnet_x1_0": ("PPLCNet_x1_0_pretrained.pdparams", None),
+}
+
+
+class PretrainedWeightsMissing(RuntimeError):
+    """Weights are not in the cache and cannot be downloaded."""
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("PADDLE_WEIGHTS_DIR") or Path.home() / ".cache/paddle/hapi/weights")
+
+
+def weights_path(backbone: str) -> Path:
+    return weights_dir() / WEIGHT_FILES[backbone][0]
+
+
+def weights_status() -> dict[str, bool]:
+    """Which backbones have pretrained weights on this machine."""
+    return {backbone: weights_path(backbone).is_file() for backbone in WEIGHT_FILES}
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _reachable(url: str, timeout: float = 3.0) -> bool:
+    host = urlparse(url).hostname
+    try:
+        with socket.create_connection((host, 443), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def ensure_weights(backbone: str) -> Path:
+    """Return the local weights file, downloading it from Paddle's zoo when online."""
+    path = weights_path(backbone)
+    if path.is_file():
+        return path
+    file_name, md5 = WEIGHT_FILES[backbone]
+    how = (f"Place '{file_name}' in {weights_dir()} (or run `python -m worker.engine.weights import "
+           f"{backbone} FILE`), or train without pretrained weights.")
+    if md5 is None:
+        raise PretrainedWeightsMissing(f"No pretrained weights for {backbone} on this machine. {how}")
+    url = ZOO + file_name
+    if not _reachable(url):
+        raise PretrainedWeightsMissing(
+            f"Pretrained weights for {backbone} are not on this machine and Paddle's model zoo cannot be "
+            f"reached. {how}")
+    from paddle.utils.download import get_weights_path_from_url
+
+    return Path(get_weights_path_from_url(url, md5))
+
+
+def import_weights(backbone: str, source: Path) -> Path:
+    """Copy a weights file into the cache after checking it against Paddle's published md5."""
+    if backbone not in WEIGHT_FILES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(WEIGHT_FILES)}")
+    expected = WEIGHT_FILES[backbone][1]
+    if expected and _md5(source) != expected:
+        raise ValueError(f"{source} is not Paddle's {WEIGHT_FILES[backbone][0]} (md5 mismatch)")
+    target = weights_path(backbone)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(".partial")
+    shutil.copyfile(source, partial)
+    os.replace(partial, target)
+    return target
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m worker.engine.weights", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("list", help="show which pretrained weights are present")
+    add = commands.add_parser("import", help="copy a weights file into the cache")
+    add.add_argument("backbone", choices=sorted(WEIGHT_FILES))
+    add.add_argument("file", type=Path)
+    args = parser.parse_args(argv)
+    if args.command == "list":
+        for backbone, present in weights_status().items():
+            print(f"{backbone:22} {'present' if present else 'missing'}  {weights_path(backbone)}")
+        return 0
+    try:
+        print(f"imported into {import_weights(args.backbone, args.file)}")
+    except (OSError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
