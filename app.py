@@ -12,6 +12,7 @@ from werkzeug.serving import run_simple
 
 from webapp import create_app
 from webapp.database import upgrade_schema
+from webapp.jobs.reaper import start_reaper
 from webapp.processes import (free_port, redis_process, visualdl_process, wait_for_redis,
                               worker_process)
 
@@ -38,6 +39,7 @@ def main() -> None:
         app = create_app()
         upgrade_schema(app)
         services.append(worker_process(data_dir, dict(os.environ)).start())
+        start_reaper(app)
         log.info("Image Studio is running on http://127.0.0.1:%d  (Ctrl-C stops it)", port)
         run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
     except KeyboardInterrupt:

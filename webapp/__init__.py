@@ -7,7 +7,17 @@ from pathlib import Path
 from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
-NAV_ITEMS = [("datasets.index", "Datasets")]
+NAV_ITEMS = [("datasets.index", "Datasets"), ("jobs.index", "Training jobs")]
+
+
+def format_duration(seconds: float) -> str:
+    """'42 s', '3 min 5 s', '2 h 4 min'."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{seconds // 60} min {seconds % 60} s"
+    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -16,6 +26,8 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.config import default_config
     from webapp.datasets.api import api as datasets_api
     from webapp.datasets.pages import pages as datasets_pages
+    from webapp.jobs.api import api as jobs_api
+    from webapp.jobs.pages import pages as jobs_pages
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config.update(default_config())
@@ -26,9 +38,10 @@ def create_app(config: dict | None = None) -> Flask:
     database.init_app(app)
     queue.init_app(app)
     errors.init_app(app)
-    for blueprint in (health.bp, datasets_api, datasets_pages):
+    for blueprint in (health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages):
         app.register_blueprint(blueprint)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.context_processor(lambda: {"nav_items": NAV_ITEMS})
+    app.add_template_filter(format_duration, "duration")
     return app

@@ -33,4 +33,7 @@ def default_config() -> dict:
             "max_pixels": _int_env("MAX_IMAGE_MEGAPIXELS", 80) * 1_000_000,
         },
         "HEALTH_CACHE_SECONDS": 5,
+        "JOB_HEARTBEAT_SECONDS": float(os.environ.get("JOB_HEARTBEAT_SECONDS") or 10),
+        "JOB_STALE_SECONDS": float(os.environ.get("JOB_STALE_SECONDS") or 90),
+        "REAPER_INTERVAL_SECONDS": float(os.environ.get("REAPER_INTERVAL_SECONDS") or 30),
     }

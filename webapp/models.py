@@ -58,3 +58,81 @@ class DatasetImage(db.Model):
     num_bytes: Mapped[int]
 
     dataset: Mapped[Dataset] = relationship(back_populates="images")
+
+
+class Job(db.Model):
+    """A training job; the row is what the UI reads, never the broker."""
+
+    __tablename__ = "jobs"
+    __table_args__ = (Index("ix_jobs_status", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    dataset_name: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20), default="queued")
+    phase: Mapped[str | None] = mapped_column(String(20))
+    config: Mapped[dict] = mapped_column(JSON)
+    class_names: Mapped[list] = mapped_column(JSON, default=list)
+    task_id: Mapped[str | None] = mapped_column(String(64))
+    worker: Mapped[str | None] = mapped_column(String(200))
+    progress: Mapped[float] = mapped_column(default=0.0)
+    epoch: Mapped[int] = mapped_column(default=0)
+    step: Mapped[int] = mapped_column(default=0)
+    steps: Mapped[int] = mapped_column(default=0)
+    best_epoch: Mapped[int | None]
+    best_val_acc: Mapped[float | None]
+    confusion: Mapped[list | None] = mapped_column(JSON)
+    per_class: Mapped[list | None] = mapped_column(JSON)
+    stopped_early: Mapped[bool] = mapped_column(default=False)
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    error: Mapped[str | None] = mapped_column(Text)
+    traceback: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+
+    epochs: Mapped[list["EpochMetric"]] = relationship(
+        back_populates="job", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="EpochMetric.epoch")
+    model_version: Mapped["ModelVersion | None"] = relationship(back_populates="job", uselist=False)
+
+
+class EpochMetric(db.Model):
+    """Metrics of one finished epoch of a job."""
+
+    __tablename__ = "epoch_metrics"
+    __table_args__ = (db.UniqueConstraint("job_id", "epoch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    epoch: Mapped[int]
+    train_loss: Mapped[float]
+    train_acc: Mapped[float]
+    val_loss: Mapped[float]
+    val_acc: Mapped[float]
+    val_top5: Mapped[float | None]
+    lr: Mapped[float]
+    seconds: Mapped[float]
+    images_per_s: Mapped[float]
+
+    job: Mapped[Job] = relationship(back_populates="epochs")
+
+
+class ModelVersion(db.Model):
+    """An exported model bundle under DATA_DIR/models/<version>."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int] = mapped_column(unique=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    backbone: Mapped[str] = mapped_column(String(40))
+    image_size: Mapped[int]
+    class_names: Mapped[list] = mapped_column(JSON)
+    val_acc: Mapped[float]
+    bundle_bytes: Mapped[int]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    job: Mapped[Job | None] = relationship(back_populates="model_version")

@@ -17,3 +17,11 @@ def describe() -> dict:
 
     datasets = db.session.scalar(select(func.count()).select_from(Dataset))
     return {"host": socket.gethostname(), "datasets": datasets, **describe_device()}
+
+
+@shared_task(name="worker.train", bind=True, acks_late=True)
+def train(self, job_id: int) -> str:
+    """Train one job by id; the outcome is recorded on the job row."""
+    from worker.training import run_training_job
+
+    return run_training_job(job_id, worker=self.request.hostname or socket.gethostname())

@@ -6,6 +6,8 @@ from flask import Blueprint, abort, render_template, send_file
 from webapp.datasets import services
 from webapp.extensions import db
 from webapp.models import Dataset, DatasetImage
+from worker.engine.config import BACKBONES, OPTIMIZERS, TrainConfig
+from worker.engine.weights import weights_status
 
 pages = Blueprint("datasets", __name__, url_prefix="/datasets")
 
@@ -21,7 +23,8 @@ def index():
 def show(dataset_id: int):
     dataset = db.session.get(Dataset, dataset_id) or abort(404)
     return render_template("datasets/show.html", dataset=services.dataset_json(dataset),
-                           thumbnails=services.thumbnails(dataset))
+                           thumbnails=services.thumbnails(dataset), defaults=TrainConfig(),
+                           backbones=BACKBONES, optimizers=OPTIMIZERS, weights=weights_status())
 
 
 @pages.get("/<int:dataset_id>/thumbs/<int:image_id>.jpg")

@@ -13,8 +13,9 @@ from sqlalchemy import func, select
 from webapp.datasets.archive import file_entries, zip_entries
 from webapp.datasets.errors import IngestError
 from webapp.datasets.ingest import ingest
+from webapp.errors import ApiError
 from webapp.extensions import db
-from webapp.models import Dataset, DatasetImage, iso
+from webapp.models import Dataset, DatasetImage, Job, iso
 
 log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 200
@@ -85,7 +86,12 @@ def _store(name: str, result, staging: Path) -> Dataset:
 
 
 def delete_dataset(dataset: Dataset) -> None:
-    """Delete the rows first, then the files."""
+    """Delete the rows first, then the files; refused while a job still needs the images."""
+    active = db.session.scalar(select(func.count()).select_from(Job).where(
+        Job.dataset_id == dataset.id, Job.status.in_(("queued", "running"))))
+    if active:
+        raise ApiError(409, f"Dataset '{dataset.name}' is used by {active} queued or running training "
+                               "job(s); cancel them or wait for them to finish first.")
     target = dataset_dir(dataset.id)
     db.session.delete(dataset)
     db.session.commit()

@@ -1,0 +1,209 @@
+// Live training dashboard: server-sent events (polling when they are unavailable) update the page.
+
+import { apiJson, show } from "./api.js";
+import { drawChart } from "./chart.js";
+
+const root = document.getElementById("job");
+const jobId = root.dataset.id;
+const FINISHED = ["succeeded", "failed", "cancelled"];
+const $ = (id) => document.getElementById(id);
+
+let job = null;
+let startedLocal = null; // local clock time at which the job started, from duration_seconds
+let source = null;
+let pollTimer = null;
+
+const percent = (v) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
+
+function formatSeconds(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return "–";
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+}
+
+function setProgress(fraction, label) {
+  const box = $("job-progress");
+  box.querySelector(".bar").style.width = `${Math.round(fraction * 1000) / 10}%`;
+  box.querySelector(".label").textContent = label;
+  box.classList.toggle("indeterminate", fraction === null);
+}
+
+function eta(progress) {
+  if (!startedLocal || !progress || progress <= 0.001) return "–";
+  const elapsed = (Date.now() - startedLocal) / 1000;
+  return formatSeconds((elapsed * (1 - progress)) / progress);
+}
+
+function renderStatus() {
+  const pill = $("job-status");
+  pill.textContent = job.status;
+  pill.className = `pill pill-${job.status}`;
+  $("cancel-job").hidden = FINISHED.includes(job.status);
+  const failed = job.status === "failed" || job.status === "cancelled";
+  $("error-card").hidden = !failed;
+  if (failed) {
+    $("error-title").textContent = job.status === "failed" ? "Training failed" : "Training cancelled";
+    $("error-message").textContent = job.error || "";
+    $("traceback-box").hidden = !job.traceback;
+    $("traceback").textContent = job.traceback || "";
+  }
+}
+
+function renderProgress(event = {}) {
+  const progress = event.progress ?? job.progress;
+  const phase = event.phase ?? job.phase;
+  if (job.status === "queued") {
+    setProgress(0, job.queue_position ? `Queued: #${job.queue_position} in line` : "Queued");
+  } else if (phase === "preparing") {
+    const done = event.done ?? 0;
+    const total = event.total ?? 0;
+    setProgress(total ? done / total : null, total ? `Preparing images ${done}/${total}` : "Preparing images…");
+  } else if (job.status === "running") {
+    setProgress(progress, `${(progress * 100).toFixed(1)}%${phase === "exporting" ? " · exporting the model" : ""}`);
+  } else {
+    setProgress(job.status === "succeeded" ? 1 : progress, job.status === "succeeded" ? "Finished" : `Stopped at ${(progress * 100).toFixed(1)}%`);
+  }
+  $("stat-phase").textContent = phase || job.status;
+  $("stat-epoch").textContent = job.total_epochs ? `${event.epoch ?? job.epoch} / ${job.total_epochs}` : "–";
+  $("stat-step").textContent = (event.steps ?? job.steps) && (event.step ?? job.step) ? `${event.step ?? job.step} / ${event.steps ?? job.steps}` : "–";
+  $("stat-eta").textContent = job.status === "running" ? eta(progress) : "–";
+}
+
+function renderEpochs() {
+  const epochs = job.epochs;
+  const last = epochs[epochs.length - 1];
+  $("stat-lr").textContent = last ? last.lr.toExponential(2) : "–";
+  $("stat-speed").textContent = last ? last.images_per_s.toFixed(1) : "–";
+  $("stat-best").textContent = percent(job.best_val_acc);
+  $("stat-model").textContent = job.model_version ? `version ${job.model_version}` : "–";
+  drawChart($("chart-loss"), [
+    { className: "train", values: epochs.map((e) => e.train_loss) },
+    { className: "val", values: epochs.map((e) => e.val_loss) },
+  ]);
+  drawChart($("chart-acc"), [
+    { className: "train", values: epochs.map((e) => e.train_acc) },
+    { className: "val", values: epochs.map((e) => e.val_acc) },
+  ], { maxY: 1, format: (v) => `${Math.round(v * 100)}%` });
+  const body = $("epoch-table").querySelector("tbody");
+  body.replaceChildren(...epochs.map((e) => {
+    const row = document.createElement("tr");
+    const cells = [e.epoch, e.train_loss.toFixed(4), percent(e.train_acc), e.val_loss.toFixed(4), percent(e.val_acc),
+      e.val_top5 === null ? "–" : percent(e.val_top5), e.lr.toExponential(2), e.seconds.toFixed(1), e.images_per_s.toFixed(1)];
+    cells.forEach((value) => {
+      const cell = document.createElement("td");
+      cell.className = "num";
+      cell.textContent = value;
+      row.append(cell);
+    });
+    if (e.epoch === job.best_epoch) row.classList.add("best");
+    return row;
+  }));
+}
+
+function renderResults() {
+  const ready = job.confusion && job.per_class;
+  $("results").hidden = !ready;
+  if (!ready) return;
+  $("best-epoch").textContent = job.best_epoch;
+  const names = job.classes;
+  const table = $("confusion");
+  const head = document.createElement("tr");
+  head.append(document.createElement("th"), ...names.map((n) => Object.assign(document.createElement("th"), { textContent: n })));
+  const rows = job.confusion.map((counts, i) => {
+    const row = document.createElement("tr");
+    row.append(Object.assign(document.createElement("th"), { textContent: names[i] }));
+    const total = counts.reduce((a, b) => a + b, 0) || 1;
+    counts.forEach((count, j) => {
+      const cell = document.createElement("td");
+      const share = count / total;
+      cell.textContent = count;
+      cell.title = `${names[i]} → ${names[j]}: ${count} (${(share * 100).toFixed(0)}%)`;
+      const hue = i === j ? 140 : 0;
+      cell.style.background = count ? `hsla(${hue}, 65%, 45%, ${0.12 + 0.78 * share})` : "";
+      if (share > 0.55) cell.style.color = "#fff";
+      row.append(cell);
+    });
+    return row;
+  });
+  table.replaceChildren(head, ...rows);
+  $("per-class").querySelector("tbody").replaceChildren(...job.per_class.map((r) => {
+    const row = document.createElement("tr");
+    [r.class, percent(r.precision), percent(r.recall), percent(r.f1), r.support].forEach((value, k) => {
+      const cell = document.createElement("td");
+      cell.textContent = value;
+      if (k > 0) cell.className = "num";
+      row.append(cell);
+    });
+    return row;
+  }));
+}
+
+function render(next) {
+  job = next;
+  if (job.duration_seconds !== null) startedLocal = Date.now() - job.duration_seconds * 1000;
+  renderStatus();
+  renderProgress();
+  renderEpochs();
+  renderResults();
+  if (FINISHED.includes(job.status)) stopUpdates();
+}
+
+async function refetch() {
+  try {
+    render(await apiJson(`/api/jobs/${jobId}`));
+  } catch (error) {
+    console.warn("could not refresh the job", error);
+  }
+}
+
+function stopUpdates() {
+  if (source) { source.close(); source = null; }
+  if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
+}
+
+function startPolling() {
+  if (pollTimer || (job && FINISHED.includes(job.status))) return;
+  pollTimer = setInterval(refetch, 2000);
+}
+
+function listen() {
+  if (!window.EventSource) { startPolling(); return; }
+  source = new EventSource(`/api/jobs/${jobId}/events`);
+  source.addEventListener("snapshot", (e) => render(JSON.parse(e.data)));
+  source.addEventListener("progress", (e) => {
+    const data = JSON.parse(e.data);
+    if (job && job.status === "queued") { refetch(); return; }
+    if (job) {
+      if (data.progress !== undefined) job.progress = data.progress;
+      if (data.phase) job.phase = data.phase;
+      if (data.epoch) job.epoch = data.epoch;
+      if (data.step) { job.step = data.step; job.steps = data.steps; }
+      renderProgress(data);
+    }
+  });
+  source.addEventListener("epoch", refetch);
+  source.addEventListener("status", refetch);
+  source.onerror = () => {
+    if (source && source.readyState === EventSource.CLOSED) { source = null; startPolling(); }
+  };
+}
+
+$("cancel-job").addEventListener("click", async () => {
+  if (!window.confirm("Stop this training job?")) return;
+  $("cancel-job").disabled = true;
+  try {
+    await apiJson(`/api/jobs/${jobId}/cancel`, { method: "POST" });
+    await refetch();
+  } catch (error) {
+    show($("error-card"), "");
+    $("error-card").hidden = false;
+    $("error-title").textContent = "Could not cancel";
+    $("error-message").textContent = error.message;
+  } finally {
+    $("cancel-job").disabled = false;
+  }
+});
+
+refetch().then(() => { if (!FINISHED.includes(job.status)) listen(); });
+setInterval(() => { if (job && job.status === "running") $("stat-eta").textContent = eta(job.progress); }, 1000);

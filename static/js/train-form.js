@@ -1,0 +1,85 @@
+// Training form on the dataset page: defaults that follow the choices, errors beside their field.
+
+import { apiJson, show } from "./api.js";
+
+const form = document.getElementById("train-form");
+const errorBox = document.getElementById("train-error");
+const button = document.getElementById("train-button");
+const note = document.getElementById("weights-note");
+const backbone = form.elements.backbone;
+const pretrained = form.elements.pretrained;
+const freeze = form.elements.freeze_backbone;
+const lr = form.elements.learning_rate;
+
+function suggestedRate() {
+  const momentum = form.elements.optimizer.value === "momentum";
+  if (freeze.checked) return 1e-2;
+  if (pretrained.checked) return momentum ? 1e-2 : 1e-3;
+  return momentum ? 5e-2 : 2e-3;
+}
+
+function refresh() {
+  const option = backbone.selectedOptions[0];
+  const hasWeights = option.dataset.weights === "yes";
+  pretrained.disabled = !hasWeights;
+  if (!hasWeights) pretrained.checked = false;
+  freeze.disabled = !pretrained.checked;
+  if (freeze.disabled) freeze.checked = false;
+  note.hidden = hasWeights;
+  note.textContent = hasWeights ? "" :
+    `No pretrained weights for ${backbone.value} on this machine: it will train from scratch. ` +
+    "An operator can import them offline (see the README).";
+  lr.placeholder = `auto (${suggestedRate()})`;
+}
+
+[backbone, pretrained, freeze, form.elements.optimizer].forEach((el) => el.addEventListener("change", refresh));
+refresh();
+
+function clearErrors() {
+  errorBox.hidden = true;
+  form.querySelectorAll(".field-error").forEach((el) => { el.textContent = ""; });
+  form.querySelectorAll(".invalid").forEach((el) => el.classList.remove("invalid"));
+}
+
+function payload() {
+  const numbers = ["epochs", "batch_size", "image_size", "early_stopping_patience"];
+  const body = { dataset_id: Number(form.dataset.datasetId) };
+  body.backbone = backbone.value;
+  body.optimizer = form.elements.optimizer.value;
+  body.pretrained = pretrained.checked;
+  body.freeze_backbone = freeze.checked;
+  for (const name of numbers) {
+    const raw = form.elements[name].value.trim();
+    body[name] = raw === "" ? null : (Number.isInteger(Number(raw)) ? Number(raw) : raw);
+  }
+  for (const name of ["learning_rate", "label_smoothing"]) {
+    const raw = form.elements[name].value.trim();
+    body[name] = raw === "" ? null : (Number.isFinite(Number(raw)) ? Number(raw) : raw);
+  }
+  return body;
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  clearErrors();
+  button.disabled = true;
+  try {
+    const job = await apiJson("/api/jobs", {
+      method: "POST",
+      headers: { "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify(payload()),
+    });
+    window.location.assign(`/jobs/${job.id}`);
+  } catch (error) {
+    button.disabled = false;
+    const field = error.body && error.body.field;
+    const slot = field && form.querySelector(`.field-error[data-field="${field}"]`);
+    if (slot) {
+      slot.textContent = error.message;
+      const input = form.elements[field];
+      if (input) { input.classList.add("invalid"); input.focus(); }
+    } else {
+      show(errorBox, error.message);
+    }
+  }
+});

@@ -1,0 +1,1 @@
+"""Training jobs: start, cancel, list, and follow them live."""

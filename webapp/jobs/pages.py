@@ -1,0 +1,29 @@
+"""HTML pages for jobs; the dashboard follows the job through the JSON API and its events."""
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, render_template, request
+
+from webapp.extensions import db
+from webapp.jobs import services
+from webapp.models import Job
+
+pages = Blueprint("jobs", __name__, url_prefix="/jobs")
+STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+@pages.get("")
+def index():
+    status = request.args.get("status") or None
+    query = db.select(Job).order_by(Job.id.desc())
+    if status in STATUSES:
+        query = query.where(Job.status == status)
+    positions = services.queue_positions()
+    jobs = [services.job_summary(job, positions) for job in db.session.scalars(query)]
+    return render_template("jobs/index.html", jobs=jobs, status=status, statuses=STATUSES)
+
+
+@pages.get("/<int:job_id>")
+def show(job_id: int):
+    job = db.session.get(Job, job_id) or abort(404)
+    return render_template("jobs/show.html", job=services.job_json(job),
+                           visualdl_url=current_app.config.get("VISUALDL_URL"))

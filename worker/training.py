@@ -1,0 +1,209 @@
+"""Run one training job for the worker: claim it, feed the engine from the database, record the outcome."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+import uuid
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+
+from webapp.extensions import db
+from webapp.jobs import events
+from webapp.jobs.services import finish
+from webapp.models import Dataset, DatasetImage, EpochMetric, Job, ModelVersion, utcnow
+from worker.engine.config import TrainConfig
+from worker.engine.data import Sample
+from worker.engine.export import publish_bundle
+from worker.engine.trainer import Callbacks, EpochStats, Trainer, TrainData, TrainingCancelled
+from worker.engine.weights import PretrainedWeightsMissing
+
+log = logging.getLogger(__name__)
+
+
+def data_dir() -> Path:
+    return Path(current_app.config["DATA_DIR"])
+
+
+def claim(job_id: int, worker: str) -> Job | None:
+    """Move a queued job to running; None when another delivery already took it (or it was cancelled)."""
+    now = utcnow()
+    claimed = db.session.execute(
+        update(Job).where(Job.id == job_id, Job.status == "queued")
+        .values(status="running", phase="preparing", worker=worker, started_at=now, heartbeat_at=now)
+    ).rowcount
+    db.session.commit()
+    return db.session.get(Job, job_id) if claimed else None
+
+
+def training_data(job: Job) -> TrainData:
+    if job.dataset_id is None:
+        raise RuntimeError("The dataset of this job was deleted.")
+    images = db.session.scalars(select(DatasetImage).where(DatasetImage.dataset_id == job.dataset_id)
+                                .order_by(DatasetImage.id)).all()
+    names = sorted({image.class_name for image in images})
+    index = {name: i for i, name in enumerate(names)}
+    folder = data_dir() / "datasets" / str(job.dataset_id) / "images"
+
+    def samples(split: str) -> list[Sample]:
+        return [Sample(str(folder / i.stored_name), index[i.class_name], i.sha256) for i in images if i.split == split]
+
+    return TrainData(names, samples("train"), samples("val"))
+
+
+class Heartbeat(threading.Thread):
+    """Stamps the job row every few seconds while this process lives, even inside a long step."""
+
+    def __init__(self, engine, job_id: int, interval: float) -> None:
+        super().__init__(daemon=True)
+        self.engine, self.job_id, self.interval = engine, job_id, interval
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        while not self.stopped.wait(self.interval):
+            try:
+                with self.engine.begin() as connection:
+                    connection.execute(update(Job).where(Job.id == self.job_id).values(heartbeat_at=utcnow()))
+            except Exception:
+                log.exception("heartbeat of job %s failed", self.job_id)
+
+
+class JobReporter(Callbacks):
+    """Engine callbacks -> short database writes (about once a second), Redis events, VisualDL."""
+
+    def __init__(self, job: Job, redis_url: str, logdir: Path) -> None:
+        self.job = job
+        self.redis = events.redis_client(redis_url)
+        self.logdir = logdir
+        self.writer = None
+        self.epochs = job.config["epochs"]
+        self._last_write = self._last_event = self._last_cancel_check = 0.0
+        self._cancel = False
+
+    def _save(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_write >= 1.0:
+            self.job.heartbeat_at = utcnow()
+            db.session.commit()
+            self._last_write = now
+
+    def _event(self, event: dict, force: bool = False) -> None:
+        now = time.monotonic()
+        if force or now - self._last_event >= 0.25:
+            events.publish(self.redis, self.job.id, event)
+            self._last_event = now
+
+    def on_phase(self, phase: str, done: int, total: int) -> None:
+        self.job.phase = phase
+        self.job.progress = 0.0
+        self._save(force=done == total)
+        self._event({"type": "progress", "phase": phase, "done": done, "total": total}, force=done == total)
+
+    def on_step(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        job = self.job
+        job.phase, job.epoch, job.step, job.steps = "training", epoch, step, steps
+        job.progress = min(1.0, ((epoch - 1) + step / steps) / self.epochs)
+        self._save()
+        self._event({"type": "progress", "phase": "training", "epoch": epoch, "step": step, "steps": steps,
+                     "progress": round(job.progress, 4), "loss": round(loss, 5)})
+
+    def on_epoch(self, stats: EpochStats) -> None:
+        job = self.job
+        db.session.add(EpochMetric(job_id=job.id, **vars(stats)))
+        if job.best_val_acc is None or stats.val_acc > job.best_val_acc:
+            job.best_val_acc, job.best_epoch = stats.val_acc, stats.epoch
+        self._save(force=True)
+        self._event({"type": "epoch", **vars(stats)}, force=True)
+        self._log_scalars(stats)
+
+    def _log_scalars(self, stats: EpochStats) -> None:
+        if self.writer is None:
+            from visualdl import LogWriter
+
+            self.writer = LogWriter(logdir=str(self.logdir))
+        for tag, value in (("loss/train", stats.train_loss), ("loss/val", stats.val_loss),
+                           ("accuracy/train", stats.train_acc), ("accuracy/val", stats.val_acc),
+                           ("lr", stats.lr), ("images_per_s", stats.images_per_s)):
+            self.writer.add_scalar(tag=tag, value=value, step=stats.epoch)
+
+    def should_stop(self) -> bool:
+        now = time.monotonic()
+        if not self._cancel and now - self._last_cancel_check >= 0.3:
+            self._last_cancel_check = now
+            try:
+                self._cancel = events.cancel_requested(self.redis, self.job.id)
+            except Exception:
+                log.warning("cannot read the cancel flag of job %s from Redis", self.job.id)
+        return self._cancel
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def export_version(job: Job, trainer: Trainer, result) -> ModelVersion:
+    """Write the bundle to a staging folder, give it the next version number, move it into place."""
+    models = data_dir() / "models"
+    staging = models / f".staging-{job.id}-{uuid.uuid4().hex}"
+    dataset = db.session.get(Dataset, job.dataset_id) if job.dataset_id else None
+    meta = trainer.export(staging, {"job_id": job.id, "dataset": {
+        "id": job.dataset_id, "name": job.dataset_name,
+        "content_hash": dataset.content_hash if dataset else None}}, result)
+    size = sum(path.stat().st_size for path in staging.iterdir())
+    for _ in range(5):
+        number = (db.session.scalar(select(func.max(ModelVersion.version))) or 0) + 1
+        version = ModelVersion(version=number, job_id=job.id, dataset_id=job.dataset_id, backbone=meta["backbone"],
+                               image_size=meta["input_size"], class_names=meta["classes"],
+                               val_acc=result.best_val_acc, bundle_bytes=size)
+        db.session.add(version)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            continue
+        publish_bundle(staging, models / str(number))
+        db.session.commit()
+        return version
+    raise RuntimeError("could not allocate a model version number")
+
+
+def run_training_job(job_id: int, worker: str) -> str:
+    """Train the job end to end; every outcome ends in a final status with a readable message."""
+    job = claim(job_id, worker)
+    if job is None:
+        log.info("job %s is not queued any more; skipping this delivery", job_id)
+        return "skipped"
+    config = current_app.config
+    heartbeat = Heartbeat(db.engine, job.id, config["JOB_HEARTBEAT_SECONDS"])
+    heartbeat.start()
+    reporter = JobReporter(job, config["REDIS_URL"], data_dir() / "visualdl" / f"job-{job.id}")
+    try:
+        data = training_data(job)
+        job.class_names = data.class_names
+        db.session.commit()
+        trainer = Trainer(TrainConfig(**job.config), data, data_dir() / "cache" / "images", reporter)
+        result = trainer.fit()
+        job.phase, job.progress = "exporting", 1.0
+        job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early
+        job.best_epoch, job.best_val_acc = result.best_epoch, result.best_val_acc
+        db.session.commit()
+        export_version(job, trainer, result)
+        finish(job, "succeeded")
+    except TrainingCancelled:
+        db.session.rollback()
+        finish(job, "cancelled", error=f"Cancelled on request during epoch {job.epoch or 1}.")
+    except PretrainedWeightsMissing as exc:
+        db.session.rollback()
+        finish(job, "failed", error=str(exc))
+    except Exception as exc:
+        log.exception("job %s failed", job_id)
+        db.session.rollback()
+        finish(job, "failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+    finally:
+        heartbeat.stopped.set()
+        reporter.close()
+    return job.status
