@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
 
 import pytest
 from werkzeug.serving import make_server
@@ -45,26 +46,37 @@ def _wait_for_worker(celery, timeout: float = 90) -> list:
     raise RuntimeError("the Celery worker did not answer in time")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    """Start Redis and one worker against a migrated database; yield the web app's config."""
-    data_dir = tmp_path_factory.mktemp("stack")
+@contextmanager
+def running_stack(data_dir, **settings):
+    """Redis, a migrated database and one real worker; yields what the tests need to reach them."""
     port = free_port()
     redis = redis_process(data_dir, port).start()
     redis_url = f"redis://127.0.0.1:{port}/0"
-    wait_for_redis(redis_url)
-    config = app_config(data_dir, REDIS_URL=redis_url)
-    app = create_app(config)
-    upgrade_schema(app)
-    env = {**os.environ, "DATA_DIR": str(data_dir), "REDIS_URL": redis_url,
-           "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"]}
-    worker = worker_process(data_dir, env, name="test").start()
+    worker = None
     try:
+        wait_for_redis(redis_url)
+        config = app_config(data_dir, REDIS_URL=redis_url, **settings)
+        app = create_app(config)
+        upgrade_schema(app)
+        weights = data_dir / "weights"
+        weights.mkdir(exist_ok=True)
+        env = {**os.environ, "DATA_DIR": str(data_dir), "REDIS_URL": redis_url,
+               "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "PADDLE_WEIGHTS_DIR": str(weights),
+               **{key: str(value) for key, value in settings.items()}}
+        worker = worker_process(data_dir, env, name=f"test{port}").start()
         _wait_for_worker(app.extensions["celery"])
         yield {"config": config, "worker": worker, "redis": redis, "data_dir": data_dir, "env": env}
     finally:
-        worker.stop()
+        if worker:
+            worker.stop()
         redis.stop()
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory):
+    """One Redis and one worker shared by the integration and browser tests."""
+    with running_stack(tmp_path_factory.mktemp("stack")) as running:
+        yield running
 
 
 @pytest.fixture

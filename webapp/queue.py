@@ -26,6 +26,7 @@ def init_app(app: Flask) -> Celery:
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
+        broker_connection_timeout=2,
         broker_transport_options={"visibility_timeout": 12 * 3600},
         imports=("worker.tasks",),
     )

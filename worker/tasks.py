@@ -19,7 +19,7 @@ def describe() -> dict:
     return {"host": socket.gethostname(), "datasets": datasets, **describe_device()}
 
 
-@shared_task(name="worker.train", bind=True, acks_late=True)
+@shared_task(name="worker.train", bind=True, acks_late=True, ignore_result=True)
 def train(self, job_id: int) -> str:
     """Train one job by id; the outcome is recorded on the job row."""
     from worker.training import run_training_job

@@ -33,7 +33,7 @@ def create():
         raise ApiError(400, "Send the job options as a JSON object (Content-Type: application/json).",
                        field="body")
     job = services.create_job(payload)
-    return jsonify({"id": job.id, "status": job.status}), 202
+    return jsonify({"id": job.id, "status": "queued"}), 202
 
 
 @api.get("/jobs")

@@ -17,6 +17,8 @@ from worker.engine.config import ConfigError, TrainConfig
 log = logging.getLogger(__name__)
 FINISHED = ("succeeded", "failed", "cancelled")
 TRAIN_TASK = "worker.train"
+# Fail within a couple of seconds when Redis is down, rather than keep the person waiting.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
 def create_job(payload) -> Job:
@@ -46,7 +48,8 @@ def create_job(payload) -> Job:
 def _enqueue(job: Job) -> None:
     celery = current_app.extensions["celery"]
     try:
-        result = celery.send_task(TRAIN_TASK, args=[job.id], queue="training")
+        result = celery.send_task(TRAIN_TASK, args=[job.id], queue="training",
+                                    retry_policy=PUBLISH_RETRY, ignore_result=True)
     except Exception as exc:  # broker unreachable: say so on the job, never leave it queued forever
         log.exception("could not enqueue job %s", job.id)
         finish(job, "failed", error=f"The job queue (Redis) could not be reached: {exc}")
@@ -77,8 +80,7 @@ def cancel_job(job: Job) -> Job:
     if job.status in FINISHED:
         raise ApiError(409, f"Job {job.id} has already {job.status}.")
     if job.status == "queued":
-        if job.task_id:
-            current_app.extensions["celery"].control.revoke(job.task_id)
+        _revoke(job.task_id)
         finish(job, "cancelled", error="Cancelled before it started.")
         return job
     job.cancel_requested = True
@@ -88,6 +90,16 @@ def cancel_job(job: Job) -> Job:
     except redis.RedisError as exc:
         raise ApiError(503, "Redis is not reachable, so the worker cannot be told to stop.") from exc
     return job
+
+
+def _revoke(task_id: str | None) -> None:
+    """Best effort: a revoked-too-late delivery finds the job cancelled and skips it anyway."""
+    if not task_id:
+        return
+    try:
+        current_app.extensions["celery"].control.revoke(task_id)
+    except Exception:
+        log.warning("could not revoke task %s; the worker will skip it", task_id)
 
 
 def queue_positions() -> dict[int, int]:

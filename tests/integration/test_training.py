@@ -1,0 +1,153 @@
+"""Training through the API with a real Redis and a real Celery worker process."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import time
+import urllib.request
+
+import pytest
+
+from tests.conftest import running_stack
+from tests.images import noisy_image, zip_bytes
+from webapp import create_app
+from webapp.jobs.reaper import start_reaper
+from worker.engine.export import verify_bundle
+
+pytestmark = pytest.mark.integration
+COLOURS = {"红色": (220, 40, 40), "绿色": (40, 200, 60), "蓝色": (40, 60, 220)}
+FAST = {"backbone": "mobilenet_v3_small", "pretrained": False, "epochs": 3, "batch_size": 8,
+        "image_size": 32, "learning_rate": 0.003, "warmup_epochs": 0}
+
+
+def upload_colours(client, per_class: int = 40, seed: int = 0) -> int:
+    files = {f"{name}/{n}.png": noisy_image(seed + i * 1000 + n, colour)
+             for i, (name, colour) in enumerate(COLOURS.items()) for n in range(per_class)}
+    response = client.post("/api/datasets", content_type="multipart/form-data",
+                           data={"archive": (io.BytesIO(zip_bytes(files)), "colours.zip")})
+    assert response.status_code == 201
+    return response.get_json()["id"]
+
+
+def start(client, dataset_id: int, **options) -> int:
+    response = client.post("/api/jobs", json={"dataset_id": dataset_id, **FAST, **options})
+    assert response.status_code == 202, response.get_json()
+    assert response.get_json()["status"] == "queued"
+    return response.get_json()["id"]
+
+
+def wait_for(client, job_id: int, condition, timeout: float = 180) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = client.get(f"/api/jobs/{job_id}").get_json()
+        if condition(job):
+            return job
+        time.sleep(0.3)
+    raise AssertionError(f"job {job_id} never reached the condition: {job}")
+
+
+def finished(job) -> bool:
+    return job["status"] in ("succeeded", "failed", "cancelled")
+
+
+@pytest.fixture(scope="module")
+def colours(stack):
+    return upload_colours(create_app(stack["config"]).test_client())
+
+
+def test_job_trains_exports_a_bundle_and_a_version(stack, stack_client, colours):
+    job_id = start(stack_client, colours)
+    job = wait_for(stack_client, job_id, finished)
+    assert job["status"] == "succeeded", job["error"]
+    assert [e["epoch"] for e in job["epochs"]] == [1, 2, 3]
+    assert job["best_val_acc"] >= 0.8
+    assert job["classes"] == sorted(COLOURS)
+    assert sum(map(sum, job["confusion"])) == 24
+    assert job["model_version"] is not None and job["progress"] == 1.0
+    bundle = stack["data_dir"] / "models" / str(job["model_version"])
+    meta = verify_bundle(bundle)
+    assert meta["classes"] == sorted(COLOURS) and meta["dataset"]["id"] == colours
+    assert meta["metrics"]["val_acc"] == job["best_val_acc"]
+    assert not list((stack["data_dir"] / "models").glob(".staging-*"))
+    assert any((stack["data_dir"] / "visualdl" / f"job-{job_id}").iterdir())
+
+
+def test_second_delivery_of_a_finished_job_is_skipped(stack, stack_app, stack_client, colours):
+    job_id = start(stack_client, colours, epochs=1)
+    job = wait_for(stack_client, job_id, finished)
+    result = stack_app.extensions["celery"].send_task("worker.train", args=[job_id], ignore_result=False)
+    assert result.get(timeout=60) == "skipped"
+    again = stack_client.get(f"/api/jobs/{job_id}").get_json()
+    assert again["epochs"] == job["epochs"] and again["model_version"] == job["model_version"]
+
+
+def test_live_events_stream_progress_epochs_and_the_end(stack, live_server, stack_client, colours):
+    job_id = start(stack_client, colours)
+    seen = []
+    with urllib.request.urlopen(f"{live_server}/api/jobs/{job_id}/events", timeout=120) as stream:
+        event = None
+        for raw in stream:
+            line = raw.decode().rstrip("\n")
+            if line.startswith("event: "):
+                event = line[7:]
+            elif line.startswith("data: "):
+                seen.append((event, json.loads(line[6:])))
+    kinds = [kind for kind, _ in seen]
+    assert kinds[0] == "snapshot" and seen[0][1]["id"] == job_id
+    assert "progress" in kinds and kinds.count("epoch") == 3
+    assert seen[-1] == ("status", {"type": "status", "status": "succeeded", "error": None})
+    steps = [data for kind, data in seen if kind == "progress" and data.get("phase") == "training"]
+    assert steps and all(0 < step["progress"] <= 1 for step in steps)
+
+
+def test_cancel_running_and_queued_jobs(stack_client, colours):
+    running = start(stack_client, colours, epochs=200)
+    queued = start(stack_client, colours, epochs=1)
+    wait_for(stack_client, running, lambda job: job["status"] == "running" and job["step"] > 0)
+    waiting = stack_client.get(f"/api/jobs/{queued}").get_json()
+    assert waiting["status"] == "queued" and waiting["queue_position"] == 1
+    assert stack_client.post(f"/api/jobs/{queued}/cancel").get_json()["status"] == "cancelled"
+    response = stack_client.post(f"/api/jobs/{running}/cancel")
+    assert response.get_json() == {"id": running, "status": "running", "cancel_requested": True}
+    job = wait_for(stack_client, running, finished, timeout=60)
+    assert job["status"] == "cancelled" and "Cancelled on request" in job["error"]
+    assert job["model_version"] is None
+    assert stack_client.post(f"/api/jobs/{running}/cancel").status_code == 409
+    assert stack_client.get(f"/api/jobs/{queued}").get_json()["epochs"] == []
+
+
+def test_missing_pretrained_weights_fail_fast_with_instructions(stack_client, colours):
+    started = time.monotonic()
+    job_id = start(stack_client, colours, pretrained=True, backbone="pp_lcnet_x1_0")
+    job = wait_for(stack_client, job_id, finished, timeout=60)
+    assert job["status"] == "failed"
+    assert "PPLCNet_x1_0_pretrained.pdparams" in job["error"] and "weights" in job["error"]
+    assert time.monotonic() - started < 30
+
+
+def test_broken_image_on_disk_fails_with_a_readable_error(stack, stack_client):
+    dataset_id = upload_colours(stack_client, per_class=4, seed=50_000)  # not in the decode cache yet
+    for image in (stack["data_dir"] / "datasets" / str(dataset_id) / "images").iterdir():
+        image.write_bytes(b"disk corruption")
+        break
+    job = wait_for(stack_client, start(stack_client, dataset_id), finished)
+    assert job["status"] == "failed"
+    assert "UnidentifiedImageError" in job["error"] and "Traceback" in job["traceback"]
+
+
+def test_job_of_a_killed_worker_is_marked_failed(tmp_path):
+    settings = {"JOB_HEARTBEAT_SECONDS": 1, "JOB_STALE_SECONDS": 5, "REAPER_INTERVAL_SECONDS": 1}
+    with running_stack(tmp_path, **settings) as own:
+        app = create_app(own["config"])
+        client = app.test_client()
+        job_id = start(client, upload_colours(client, per_class=6), epochs=500)
+        wait_for(client, job_id, lambda job: job["status"] == "running" and job["step"] > 0)
+        os.killpg(own["worker"].process.pid, signal.SIGKILL)
+        stop = start_reaper(app)
+        try:
+            job = wait_for(client, job_id, finished, timeout=40)
+        finally:
+            stop.set()
+        assert job["status"] == "failed" and "stopped responding" in job["error"]

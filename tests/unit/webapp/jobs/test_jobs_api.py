@@ -1,0 +1,115 @@
+"""Job API without a worker: validation names the field, failures never leave a job stuck."""
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+
+from tests.images import class_files, zip_bytes
+from webapp.extensions import db
+from webapp.jobs.services import reap_stale_jobs
+from webapp.models import EpochMetric, Job, utcnow
+
+
+@pytest.fixture
+def dataset_id(client):
+    response = client.post("/api/datasets", content_type="multipart/form-data", data={
+        "archive": (io.BytesIO(zip_bytes(class_files({"猫": 3, "狗": 3}))), "pets.zip")})
+    return response.get_json()["id"]
+
+
+@pytest.mark.parametrize("payload, field, words", [
+    ({"dataset_id": "one"}, "dataset_id", "must be the id"),
+    ({"epochs": 3}, "dataset_id", "must be the id"),
+    ({"epochs": "ten"}, "epochs", "whole number"),
+    ({"epochs": 0}, "epochs", "between 1 and 500"),
+    ({"epochs": 2.5}, "epochs", "whole number"),
+    ({"batch_size": 4096}, "batch_size", "between 1 and 1024"),
+    ({"learning_rate": -1}, "learning_rate", "above 0"),
+    ({"learning_rate": "fast"}, "learning_rate", "must be a number"),
+    ({"image_size": 100}, "image_size", "multiple of 8"),
+    ({"backbone": "vgg16"}, "backbone", "Choose one of"),
+    ({"optimizer": "lion"}, "optimizer", "Choose one of"),
+    ({"pretrained": "maybe"}, "pretrained", "true or false"),
+    ({"label_smoothing": 0.7}, "label_smoothing", "[0, 0.5)"),
+    ({"early_stopping_patience": -2}, "early_stopping_patience", "0 (off)"),
+])
+def test_bad_options_are_400_naming_the_field(client, dataset_id, payload, field, words):
+    body = {"dataset_id": dataset_id, **payload} if field != "dataset_id" else payload
+    response = client.post("/api/jobs", json=body)
+    assert response.status_code == 400
+    assert response.get_json()["field"] == field
+    assert words in response.get_json()["error"]
+
+
+def test_not_json_is_400(client):
+    response = client.post("/api/jobs", data="{not json", content_type="application/json")
+    assert response.status_code == 400 and response.get_json()["field"] == "body"
+    response = client.post("/api/jobs", json=[1, 2])
+    assert response.status_code == 400 and response.get_json()["field"] == "body"
+
+
+def test_unknown_dataset_is_404(client):
+    response = client.post("/api/jobs", json={"dataset_id": 77})
+    assert response.status_code == 404 and response.get_json()["field"] == "dataset_id"
+
+
+def test_unreachable_queue_fails_the_job_with_a_reason(app, client, dataset_id):
+    response = client.post("/api/jobs", json={"dataset_id": dataset_id, "epochs": 1})
+    assert response.status_code == 503
+    job_id = response.get_json()["id"]
+    job = client.get(f"/api/jobs/{job_id}").get_json()
+    assert job["status"] == "failed" and "Redis" in job["error"]
+    assert job["finished_at"] is not None
+
+
+def _job(app, dataset_id, status, heartbeat_age):
+    with app.app_context():
+        job = Job(dataset_id=dataset_id, dataset_name="pets", status=status, config={"epochs": 3,
+                  "backbone": "resnet18"}, started_at=utcnow(), heartbeat_at=utcnow() - timedelta(seconds=heartbeat_age))
+        db.session.add(job)
+        db.session.commit()
+        return job.id
+
+
+def test_reaper_fails_only_jobs_whose_heartbeat_stopped(app, client, dataset_id):
+    stale = _job(app, dataset_id, "running", 300)
+    alive = _job(app, dataset_id, "running", 2)
+    with app.app_context():
+        assert reap_stale_jobs(60) == [stale]
+        assert reap_stale_jobs(60) == []
+    assert client.get(f"/api/jobs/{stale}").get_json()["error"].startswith("The worker running this job stopped")
+    assert client.get(f"/api/jobs/{alive}").get_json()["status"] == "running"
+
+
+def test_dataset_in_use_cannot_be_deleted(app, client, dataset_id):
+    _job(app, dataset_id, "running", 1)
+    response = client.delete(f"/api/datasets/{dataset_id}")
+    assert response.status_code == 409 and "used by 1 queued or running" in response.get_json()["error"]
+    assert client.get(f"/api/datasets/{dataset_id}").status_code == 200
+
+
+def test_job_json_and_list_filter(app, client, dataset_id):
+    job_id = _job(app, dataset_id, "running", 1)
+    queued = _job(app, dataset_id, "queued", 1)
+    with app.app_context():
+        db.session.add(EpochMetric(job_id=job_id, epoch=1, train_loss=1.2, train_acc=0.5, val_loss=1.0,
+                                   val_acc=0.6, val_top5=None, lr=0.001, seconds=3.0, images_per_s=40.0))
+        db.session.commit()
+    body = client.get(f"/api/jobs/{job_id}").get_json()
+    assert body["epochs"] == [{"epoch": 1, "train_loss": 1.2, "train_acc": 0.5, "val_loss": 1.0, "val_acc": 0.6,
+                               "val_top5": None, "lr": 0.001, "seconds": 3.0, "images_per_s": 40.0}]
+    listed = client.get("/api/jobs?status=queued").get_json()["jobs"]
+    assert [(j["id"], j["queue_position"]) for j in listed] == [(queued, 1)]
+    page = client.get("/jobs?status=running").get_data(as_text=True)
+    assert f'data-job="{job_id}"' in page and f'data-job="{queued}"' not in page
+
+
+def test_backbones_list_reports_missing_weights(client, monkeypatch, tmp_path):
+    monkeypatch.setenv("PADDLE_WEIGHTS_DIR", str(tmp_path / "none"))
+    body = client.get("/api/backbones").get_json()["backbones"]
+    names = [b["name"] for b in body]
+    assert names == ["mobilenet_v3_small", "mobilenet_v3_large", "resnet18", "resnet50", "pp_lcnet_x1_0"]
+    assert all(b["pretrained_available"] is False and b["defaults"]["pretrained"] is False for b in body)
+    assert body[0]["head_only_learning_rate"] == 0.01
