@@ -1,0 +1,125 @@
+"""Training throughput of the job's data pipeline against a plain step loop on in-memory tensors.
+
+Prints JSON. For each data set (small PNGs, large phone-sized JPEGs) it trains the same model the way a
+job does (decode-once cache, augmentation in a background thread, the trainer's step) and, in the same
+process, runs the same model and optimizer on a batch already in memory for the same number of steps.
+`ratio` = job images/s / in-memory images/s; the target is >= 0.9.
+
+    .venv/bin/python benchmarks/train_throughput.py [--images 192] [--epochs 3] [--image-size 224]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import paddle
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from worker.engine.config import TrainConfig  # noqa: E402
+from worker.engine.data import Sample  # noqa: E402
+from worker.engine.trainer import Trainer, TrainData  # noqa: E402
+
+CLASSES = [(200, 60, 50), (60, 170, 80), (50, 80, 190), (200, 180, 60)]
+
+
+def photo_like(rng: np.random.Generator, size: tuple[int, int], colour) -> Image.Image:
+    """A smooth gradient with noise: compresses and decodes like a real photo, unlike flat colour."""
+    width, height = size
+    small = rng.integers(0, 255, (height // 50 + 2, width // 50 + 2, 3), dtype=np.uint8)
+    base = Image.fromarray(small).resize(size, Image.BICUBIC)
+    tint = Image.new("RGB", size, colour)
+    image = Image.blend(base, tint, 0.5)
+    noise = rng.integers(-12, 13, (height, width, 3), dtype=np.int16)
+    return Image.fromarray(np.clip(np.asarray(image, dtype=np.int16) + noise, 0, 255).astype(np.uint8))
+
+
+def make_dataset(folder: Path, count: int, size: tuple[int, int], fmt: str, seed: int) -> list[Sample]:
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    samples = []
+    for index in range(count):
+        label = index % len(CLASSES)
+        buffer = io.BytesIO()
+        photo_like(rng, size, CLASSES[label]).save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {}))
+        path = folder / f"{index}.{fmt.lower()}"
+        path.write_bytes(buffer.getvalue())
+        samples.append(Sample(str(path), label, hashlib.sha256(buffer.getvalue()).hexdigest()))
+    return samples
+
+
+def job_throughput(config: TrainConfig, samples: list[Sample], cache: Path) -> dict:
+    """Train like a job does; images/s of the epochs after the first, and the cache fill/reuse times."""
+    data = TrainData([str(i) for i in range(len(CLASSES))], samples, samples[: max(8, len(samples) // 8)])
+    trainer = Trainer(config, data, cache, device="cpu")
+    started = time.perf_counter()
+    trainer.prepare()
+    first_prepare = time.perf_counter() - started
+    trainer.build()
+    rates = []
+    for epoch in range(1, config.epochs + 1):
+        _, _, seconds = trainer.train_epoch(epoch)
+        rates.append(len(trainer.train_loader.labels) / seconds)
+    started = time.perf_counter()
+    Trainer(config, data, cache, device="cpu").prepare()
+    cached_prepare = time.perf_counter() - started
+    steps = len(trainer.train_loader) * (config.epochs - 1)
+    return {"trainer": trainer, "images_per_s": statistics.median(rates[1:]), "steps": steps,
+            "prepare_seconds_first": round(first_prepare, 2), "prepare_seconds_cached": round(cached_prepare, 2)}
+
+
+def in_memory_throughput(trainer: Trainer, steps: int) -> float:
+    """The same model and optimizer stepping on a batch that is already a tensor."""
+    config = trainer.config
+    trainer.build()
+    trainer._train_mode()
+    rng = np.random.default_rng(0)
+    x = paddle.to_tensor(rng.standard_normal((config.batch_size, 3, config.image_size, config.image_size),
+                                             dtype=np.float32))
+    y = paddle.to_tensor(rng.integers(0, len(CLASSES), config.batch_size).astype(np.int64))
+    trainer._step(x, y)
+    started = time.perf_counter()
+    for _ in range(steps):
+        loss, _ = trainer._step(x, y)
+        float(loss)
+    return steps * config.batch_size / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=192)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--image-size", type=int, default=224)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--backbone", default="mobilenet_v3_small")
+    args = parser.parse_args()
+    config = TrainConfig(backbone=args.backbone, pretrained=False, epochs=args.epochs, batch_size=args.batch_size,
+                         image_size=args.image_size, warmup_epochs=0)
+    results = {"backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
+               "device": "cpu", "paddle": paddle.__version__, "datasets": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name, size, fmt in (("small_png_96x72", (96, 72), "PNG"), ("large_jpeg_4000x3000", (4000, 3000), "JPEG")):
+            count = args.images if fmt == "PNG" else max(args.batch_size * 2, args.images // 2)
+            samples = make_dataset(root / name, count, size, fmt, seed=len(name))
+            job = job_throughput(config, samples, root / "cache")
+            baseline = in_memory_throughput(job["trainer"], job["steps"])
+            results["datasets"].append({
+                "name": name, "images": count, "job_images_per_s": round(job["images_per_s"], 2),
+                "in_memory_images_per_s": round(baseline, 2), "ratio": round(job["images_per_s"] / baseline, 3),
+                "prepare_seconds_first": job["prepare_seconds_first"],
+                "prepare_seconds_cached": job["prepare_seconds_cached"]})
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""A person starts training from the dataset page and watches it learn."""
+import re
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.integration.test_training import upload_colours
+
+pytestmark = pytest.mark.e2e
+
+
+def fill_fast_options(page, epochs: str):
+    page.select_option('#train-form select[name="backbone"]', "mobilenet_v3_small")
+    page.fill('#train-form input[name="epochs"]', epochs)
+    page.fill('#train-form input[name="batch_size"]', "8")
+    page.fill('#train-form input[name="image_size"]', "32")
+    page.fill('#train-form input[name="learning_rate"]', "0.003")
+
+
+def bar_width(page) -> float:
+    return page.eval_on_selector("#job-progress .bar", "bar => parseFloat(bar.style.width) || 0")
+
+
+def test_train_from_the_dataset_page_and_watch_it_live(page, live_server, stack_client):
+    dataset_id = upload_colours(stack_client, seed=70_000)
+    page.goto(f"{live_server}/datasets/{dataset_id}")
+    expect(page.locator('#train-form input[name="pretrained"]')).to_be_disabled()
+    expect(page.locator("#weights-note")).to_contain_text("train from scratch")
+    fill_fast_options(page, "8")
+    page.click("#train-button")
+    page.wait_for_url(re.compile(r"/jobs/\d+$"))
+
+    widths = []
+    for _ in range(200):
+        widths.append(bar_width(page))
+        if page.locator("#epoch-table tbody tr").count() >= 2 and 0 < widths[-1] < 100:
+            break
+        page.wait_for_timeout(100)
+    moving = [w for w in widths if 0 < w < 100]
+    assert len(set(moving)) >= 2, widths
+    assert page.locator("#chart-acc polyline").count() == 2
+    expect(page.locator("#stat-speed")).not_to_have_text("–")
+
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
+    assert bar_width(page) == 100
+    expect(page.locator("#epoch-table tbody tr")).to_have_count(8)
+    expect(page.locator("#results")).to_be_visible()
+    expect(page.locator("#confusion tr")).to_have_count(4)
+    expect(page.locator("#per-class tbody tr").first).to_contain_text("红色")
+    expect(page.locator("#stat-model")).to_contain_text("version")
+    expect(page.locator("#cancel-job")).to_be_hidden()
+    assert page.js_errors == []
+
+
+def test_bad_option_is_shown_beside_its_field(page, live_server, stack_client):
+    dataset_id = upload_colours(stack_client, per_class=3, seed=80_000)
+    page.goto(f"{live_server}/datasets/{dataset_id}")
+    fill_fast_options(page, "0")
+    page.click("#train-button")
+    expect(page.locator('.field-error[data-field="epochs"]')).to_have_text("Epochs must be between 1 and 500.")
+    assert page.url.endswith(f"/datasets/{dataset_id}")
+
+
+def test_cancel_from_the_dashboard(page, live_server, stack_client):
+    dataset_id = upload_colours(stack_client, per_class=8, seed=90_000)
+    job_id = stack_client.post("/api/jobs", json={
+        "dataset_id": dataset_id, "backbone": "mobilenet_v3_small", "pretrained": False, "epochs": 300,
+        "batch_size": 8, "image_size": 32}).get_json()["id"]
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{live_server}/jobs/{job_id}")
+    expect(page.locator("#job-status")).to_have_text("running", timeout=60_000)
+    page.click("#cancel-job")
+    expect(page.locator("#job-status")).to_have_text("cancelled", timeout=60_000)
+    expect(page.locator("#error-message")).to_contain_text("Cancelled on request")
