@@ -7,7 +7,8 @@ from pathlib import Path
 from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
-NAV_ITEMS = [("datasets.index", "Datasets"), ("jobs.index", "Training jobs")]
+NAV_ITEMS = [("datasets.index", "Datasets"), ("jobs.index", "Training jobs"), ("registry.index", "Models"),
+             ("predict.index", "Predict")]
 
 
 def format_duration(seconds: float) -> str:
@@ -28,6 +29,11 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.datasets.pages import pages as datasets_pages
     from webapp.jobs.api import api as jobs_api
     from webapp.jobs.pages import pages as jobs_pages
+    from webapp.predict.api import api as predict_api
+    from webapp.predict.pages import pages as predict_pages
+    from webapp.predict.serving import ModelServer
+    from webapp.registry.api import api as registry_api
+    from webapp.registry.pages import pages as registry_pages
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     app.config.update(default_config())
@@ -38,10 +44,13 @@ def create_app(config: dict | None = None) -> Flask:
     database.init_app(app)
     queue.init_app(app)
     errors.init_app(app)
-    for blueprint in (health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages):
+    for blueprint in (health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages, registry_api,
+                      registry_pages, predict_api, predict_pages):
         app.register_blueprint(blueprint)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
+    app.extensions["model_server"] = ModelServer(Path(app.config["DATA_DIR"]) / "models",
+                                                 app.config["PREDICTOR_POOL_SIZE"])
     app.context_processor(lambda: {"nav_items": NAV_ITEMS})
     app.add_template_filter(format_duration, "duration")
     return app

@@ -1,0 +1,1 @@
+"""Model versions: list, inspect, download and delete exported bundles."""

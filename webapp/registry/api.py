@@ -1,0 +1,41 @@
+"""JSON API for model versions."""
+from __future__ import annotations
+
+from flask import Blueprint, after_this_request, jsonify, send_file
+
+from webapp.extensions import db
+from webapp.models import ModelVersion
+from webapp.registry import services
+
+api = Blueprint("registry_api", __name__, url_prefix="/api/models")
+
+
+@api.get("")
+def index():
+    latest = services.latest_version()
+    rows = db.session.scalars(db.select(ModelVersion).order_by(ModelVersion.version.desc()))
+    return jsonify({"default_version": latest, "models": [services.version_json(r, latest) for r in rows]})
+
+
+@api.get("/<int:version>")
+def show(version: int):
+    return jsonify(services.version_detail(services.get_version_or_404(version)))
+
+
+@api.get("/<int:version>/download")
+def download(version: int):
+    path = services.bundle_zip(services.get_version_or_404(version))
+
+    @after_this_request
+    def _remove(response):
+        path.unlink(missing_ok=True)
+        return response
+
+    return send_file(path, mimetype="application/zip", as_attachment=True,
+                     download_name=f"model-v{version}.zip")
+
+
+@api.delete("/<int:version>")
+def delete(version: int):
+    services.delete_version(services.get_version_or_404(version))
+    return jsonify({"deleted": version})
