@@ -50,6 +50,8 @@ def decode_upload(data: bytes, max_pixels: int) -> Image.Image:
         raise BadImage(415, "The file is not an image; send a JPEG, PNG, GIF, BMP or WEBP.") from None
     except Image.DecompressionBombError:
         raise BadImage(400, "The image has too many pixels to be decoded safely.") from None
+    except (OSError, SyntaxError, ValueError, EOFError):
+        raise BadImage(400, "The image is truncated or corrupt.") from None
     if image.format not in ACCEPTED_FORMATS:
         raise BadImage(415, f"{image.format} images are not supported; send a JPEG, PNG, GIF, BMP or WEBP.")
     width, height = image.size

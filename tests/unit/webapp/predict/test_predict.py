@@ -1,0 +1,143 @@
+"""POST /api/predict: answers, parity with training, bad input, version pick-up and thread safety."""
+from __future__ import annotations
+
+import io
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.images import image_bytes, noisy_image
+from tests.unit.webapp.predict.conftest import register
+from webapp.predict.serving import decode_upload, preprocess
+from worker.engine.data import eval_batch
+from worker.engine.imageio import resize_shorter_and_crop
+
+
+def predict(client, data: bytes, name="x.png", **fields):
+    form = {"image": (io.BytesIO(data), name), **{k: str(v) for k, v in fields.items()}}
+    return client.post("/api/predict", data=form, content_type="multipart/form-data")
+
+
+def jpeg_rotated(color) -> bytes:
+    """A tall JPEG stored sideways with an EXIF orientation tag, as phones write them."""
+    image = Image.fromarray(np.asarray(Image.open(io.BytesIO(noisy_image(5, color, size=(90, 60))))))
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    out = io.BytesIO()
+    image.save(out, "JPEG", quality=92, exif=exif)
+    return out.getvalue()
+
+
+def varied_inputs() -> dict[str, bytes]:
+    rgba = Image.new("RGBA", (50, 40), (40, 200, 60, 255))
+    rgba.putpixel((3, 3), (0, 0, 0, 0))
+    out_rgba, out_gif, out_gray, out_webp = io.BytesIO(), io.BytesIO(), io.BytesIO(), io.BytesIO()
+    rgba.save(out_rgba, "PNG")
+    Image.open(io.BytesIO(noisy_image(7, (220, 40, 40)))).convert("P").save(out_gif, "GIF")
+    Image.open(io.BytesIO(noisy_image(8, (40, 60, 220)))).convert("L").save(out_gray, "PNG")
+    Image.open(io.BytesIO(noisy_image(9, (40, 60, 220)))).save(out_webp, "WEBP")
+    return {"png": noisy_image(11, (220, 40, 40), size=(120, 80)), "jpeg_exif": jpeg_rotated((40, 200, 60)),
+            "rgba": out_rgba.getvalue(), "gif": out_gif.getvalue(), "gray": out_gray.getvalue(),
+            "webp": out_webp.getvalue(), "big_jpeg": image_bytes((40, 60, 220), size=(2000, 1500), fmt="JPEG")}
+
+
+def test_answer_has_the_documented_shape(served):
+    body = predict(served.test_client(), noisy_image(42, (40, 200, 60)), top_k=2).get_json()
+    assert set(body) == {"class", "confidence", "top_k", "model_version", "elapsed_ms"}
+    assert body["class"] == "green" and body["model_version"] == 1
+    assert [entry["class"] for entry in body["top_k"]][0] == "green" and len(body["top_k"]) == 2
+    assert body["top_k"][0]["confidence"] == body["confidence"] >= body["top_k"][1]["confidence"]
+
+
+def test_top_k_is_capped_by_the_classes(served):
+    body = predict(served.test_client(), noisy_image(1, (220, 40, 40)), top_k=50).get_json()
+    assert len(body["top_k"]) == 3
+    assert abs(sum(entry["confidence"] for entry in body["top_k"]) - 1) < 1e-4
+
+
+def test_serving_matches_training_eval_probabilities(served, trained):
+    trainer, _ = trained
+    server = served.extensions["model_server"]
+    bundle = server.get(1)
+    side, size = trainer.cache.side, trainer.config.image_size
+    for name, data in varied_inputs().items():
+        served_probs = bundle.pool.run(preprocess(decode_upload(data, 10**8), bundle.meta["preprocess"]))[0]
+        square = resize_shorter_and_crop(Image.open(io.BytesIO(data)), side)
+        engine_probs = trainer.predict(eval_batch(square[None], size))[0]
+        np.testing.assert_allclose(served_probs, engine_probs, atol=1e-4, err_msg=name)
+
+
+@pytest.mark.parametrize("data, name, status, words", [
+    (b"just some text", "a.txt", 415, "not an image"),
+    (image_bytes(fmt="TIFF"), "a.tif", 415, "TIFF images are not supported"),
+    (image_bytes(fmt="JPEG", size=(300, 300))[:400], "cut.jpg", 400, "truncated or corrupt"),
+    (b"", "empty.png", 400, "empty"),
+])
+def test_bad_images_get_a_clear_4xx(served, data, name, status, words):
+    response = predict(served.test_client(), data, name=name)
+    assert response.status_code == status
+    assert words in response.get_json()["error"] and response.get_json()["field"] == "image"
+
+
+def test_decompression_bomb_is_refused_fast(served):
+    bomb = io.BytesIO()
+    Image.new("1", (12_000, 12_000)).save(bomb, "PNG")
+    started = time.perf_counter()
+    response = predict(served.test_client(), bomb.getvalue())
+    assert response.status_code == 400 and "megapixels" in response.get_json()["error"]
+    assert time.perf_counter() - started < 2
+
+
+def test_over_the_size_limit_is_413(served):
+    served.config["PREDICT_MAX_BYTES"] = 1000
+    response = predict(served.test_client(), noisy_image(3, (1, 2, 3), size=(200, 200)))
+    assert response.status_code == 413 and "larger than" in response.get_json()["error"]
+
+
+def test_missing_field_bad_top_k_and_unknown_version(served):
+    client = served.test_client()
+    assert client.post("/api/predict", data={}, content_type="multipart/form-data").get_json()["field"] == "image"
+    response = predict(client, noisy_image(1, (1, 2, 3)), top_k="many")
+    assert response.status_code == 400 and response.get_json()["field"] == "top_k"
+    response = predict(client, noisy_image(1, (1, 2, 3)), version=9)
+    assert response.status_code == 404 and response.get_json()["error"] == "Model version 9 does not exist."
+
+
+def test_no_model_yet_is_409_pointing_to_training(client):
+    response = predict(client, noisy_image(1, (1, 2, 3)))
+    assert response.status_code == 409 and "start training" in response.get_json()["error"]
+
+
+def test_newer_version_is_picked_up_and_a_corrupt_one_refused(served, trained):
+    client = served.test_client()
+    assert predict(client, noisy_image(1, (220, 40, 40))).get_json()["model_version"] == 1
+    register(served, trained[1], 2)
+    assert predict(client, noisy_image(1, (220, 40, 40))).get_json()["model_version"] == 2
+    register(served, trained[1], 3)
+    params = Path(served.config["DATA_DIR"], "models", "3", "model.pdiparams")
+    params.write_bytes(params.read_bytes()[:-8] + b"tampered")
+    body = predict(client, noisy_image(1, (220, 40, 40))).get_json()
+    assert body["model_version"] == 2 and body["class"] == "red"
+    pinned = predict(client, noisy_image(1, (220, 40, 40)), version=3)
+    assert pinned.status_code == 409
+    assert "failed its integrity check: model.pdiparams" in pinned.get_json()["error"]
+
+
+def test_concurrent_requests_match_sequential_ones(served):
+    images = [noisy_image(200 + i, color, size=(64 + i, 48)) for i, color in
+              enumerate([(220, 40, 40), (40, 200, 60), (40, 60, 220)] * 4)]
+
+    def ask(data):
+        body = served.test_client().post("/api/predict", data={"image": (io.BytesIO(data), "x.png"), "top_k": "3"},
+                                         content_type="multipart/form-data").get_json()
+        return json.dumps(body["top_k"])
+
+    sequential = [ask(data) for data in images]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        concurrent = list(pool.map(ask, images * 4))
+    assert concurrent == sequential * 4
