@@ -36,8 +36,9 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.registry.pages import pages as registry_pages
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
-    app.config.update(default_config())
-    app.config.update(config or {})
+    config = config or {}
+    app.config.update(default_config(config.get("DATA_DIR")))
+    app.config.update(config)
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -10,9 +10,9 @@ def _int_env(name: str, default: int) -> int:
     return int(value) if value else default
 
 
-def default_config() -> dict:
-    """Build the configuration mapping from environment variables."""
-    data_dir = Path(os.environ.get("DATA_DIR") or "instance").resolve()
+def default_config(data_dir: str | None = None) -> dict:
+    """Build the configuration mapping from environment variables (`data_dir` overrides DATA_DIR)."""
+    data_dir = Path(data_dir or os.environ.get("DATA_DIR") or "instance").resolve()
     return {
         "DATA_DIR": str(data_dir),
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL")

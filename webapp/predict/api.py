@@ -63,7 +63,7 @@ def predict():
     top_k = _int_field("top_k", 5, 1, 1000)
     bundle = _bundle(version)
     try:
-        image = decode_upload(data, current_app.config["PREDICT_MAX_PIXELS"])
+        image = decode_upload(data, current_app.config["PREDICT_MAX_PIXELS"], bundle.decode_size)
     except BadImage as exc:
         raise ApiError(exc.status, exc.message, field="image") from None
     started = time.perf_counter()

@@ -43,7 +43,15 @@ def varied_inputs() -> dict[str, bytes]:
     Image.open(io.BytesIO(noisy_image(9, (40, 60, 220)))).save(out_webp, "WEBP")
     return {"png": noisy_image(11, (220, 40, 40), size=(120, 80)), "jpeg_exif": jpeg_rotated((40, 200, 60)),
             "rgba": out_rgba.getvalue(), "gif": out_gif.getvalue(), "gray": out_gray.getvalue(),
-            "webp": out_webp.getvalue(), "big_jpeg": image_bytes((40, 60, 220), size=(2000, 1500), fmt="JPEG")}
+            "webp": out_webp.getvalue(), "big_jpeg": image_bytes((40, 60, 220), size=(2000, 1500), fmt="JPEG"),
+            "big_noisy_jpeg": _noisy_jpeg((1600, 1200))}
+
+
+def _noisy_jpeg(size) -> bytes:
+    """Large and full of detail, so decoding at a reduced JPEG scale visibly changes the pixels."""
+    out = io.BytesIO()
+    Image.open(io.BytesIO(noisy_image(13, (40, 200, 60), size=size, noise=90))).save(out, "JPEG", quality=95)
+    return out.getvalue()
 
 
 def test_answer_has_the_documented_shape(served):
@@ -66,7 +74,8 @@ def test_serving_matches_training_eval_probabilities(served, trained):
     bundle = server.get(1)
     side, size = trainer.cache.side, trainer.config.image_size
     for name, data in varied_inputs().items():
-        served_probs = bundle.pool.run(preprocess(decode_upload(data, 10**8), bundle.meta["preprocess"]))[0]
+        decoded = decode_upload(data, 10**8, bundle.decode_size)
+        served_probs = bundle.pool.run(preprocess(decoded, bundle.meta["preprocess"]))[0]
         square = resize_shorter_and_crop(Image.open(io.BytesIO(data)), side)
         engine_probs = trainer.predict(eval_batch(square[None], size))[0]
         np.testing.assert_allclose(served_probs, engine_probs, atol=1e-4, err_msg=name)
