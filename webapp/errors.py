@@ -4,8 +4,6 @@ from __future__ import annotations
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from webapp.datasets.errors import IngestError
-
 
 class ApiError(Exception):
     """A client error with a message for a person and optional details (e.g. the bad field)."""
@@ -23,7 +21,6 @@ def _wants_json() -> bool:
 
 def init_app(app: Flask) -> None:
     @app.errorhandler(ApiError)
-    @app.errorhandler(IngestError)
     def _client_error(exc):
         return jsonify({"error": exc.message, **exc.details}), exc.status
 

@@ -1,6 +1,6 @@
 """Ingest an upload: place, decode, deduplicate and split its images into a staging folder.
 
-Pure Python and Pillow: the web layer passes entries in and stores the result as rows.
+No request or database access here: the web layer passes entries in and stores the result as rows.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from webapp.datasets.archive import Entry, Refusal
-from webapp.datasets.errors import IngestError
+from webapp.errors import ApiError
 from webapp.datasets.images import RejectedImage, check_image
 from webapp.datasets.layout import Placement, has_split_folders, place, strip_wrapper
 
@@ -46,7 +46,7 @@ class IngestResult:
 
 
 def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: dict) -> IngestResult:
-    """Check every entry and write the accepted ones under `staging`; raise IngestError if unusable."""
+    """Check every entry and write the accepted ones under `staging`; raise ApiError if unusable."""
     (staging / "images").mkdir(parents=True, exist_ok=True)
     (staging / "thumbs").mkdir(exist_ok=True)
     entries = sorted(entries, key=lambda entry: entry.path)
@@ -108,15 +108,15 @@ def _accept(entry: Entry, placement: Placement, staging: Path, limits: dict,
 
 def _check_classes(result: IngestResult) -> None:
     if not result.images:
-        raise IngestError(422, "No usable images were found in the upload.", rejected=result.rejected)
+        raise ApiError(422, "No usable images were found in the upload.", rejected=result.rejected)
     counts = Counter(image.class_name for image in result.images if image.split != "test")
     if len(counts) < 2:
         names = ", ".join(f"'{name}'" for name in counts) or "none"
-        raise IngestError(422, f"A dataset needs at least 2 classes; found {len(counts)} ({names}).",
+        raise ApiError(422, f"A dataset needs at least 2 classes; found {len(counts)} ({names}).",
                           rejected=result.rejected)
     for name, count in sorted(counts.items()):
         if count < 2:
-            raise IngestError(422, f"Class '{name}' has {count} usable image; every class needs at least 2.",
+            raise ApiError(422, f"Class '{name}' has {count} usable image; every class needs at least 2.",
                               field="class", class_name=name, rejected=result.rejected)
     if result.duplicates:
         across = sum(1 for dup in result.duplicates if not dup["same_class"])
@@ -157,7 +157,7 @@ def _split_missing_val(result: IngestResult) -> None:
         )
     no_train = sorted({i.class_name for i in result.images if i.split == "val"} - set(by_class))
     if no_train:
-        raise IngestError(422, f"Class '{no_train[0]}' has validation images but no training images.",
+        raise ApiError(422, f"Class '{no_train[0]}' has validation images but no training images.",
                           field="class", class_name=no_train[0])
 
 

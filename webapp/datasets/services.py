@@ -11,7 +11,6 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from webapp.datasets.archive import file_entries, zip_entries
-from webapp.datasets.errors import IngestError
 from webapp.datasets.ingest import ingest
 from webapp.errors import ApiError
 from webapp.extensions import db
@@ -32,7 +31,7 @@ def dataset_dir(dataset_id: int) -> Path:
 def _clean_name(name: str | None, fallback: str) -> str:
     name = (name or "").strip() or fallback
     if len(name) > MAX_NAME_LENGTH:
-        raise IngestError(400, f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
+        raise ApiError(400, f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
     return name
 
 
@@ -44,10 +43,10 @@ def _fallback_name(archive, files) -> str:
 
 
 def create_dataset(name: str | None, archive=None, files=None) -> Dataset:
-    """Ingest an archive or a folder upload into a new ready dataset (or raise IngestError)."""
+    """Ingest an archive or a folder upload into a new ready dataset (or raise ApiError)."""
     limits = current_app.config["INGEST_LIMITS"]
     if archive is None and not files:
-        raise IngestError(400, "Send a .zip archive in 'archive' or image files in 'files'.", field="archive")
+        raise ApiError(400, "Send a .zip archive in 'archive' or image files in 'files'.", field="archive")
     name = _clean_name(name, _fallback_name(archive, files))
     if archive is not None:
         entries, refused = zip_entries(archive.stream, limits)

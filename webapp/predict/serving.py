@@ -4,7 +4,6 @@ Serving reads only the bundle: `meta.json` says how to preprocess, the files say
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import logging
@@ -16,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from worker.engine.digest import file_digest
 from worker.engine.imageio import resize_shorter_and_crop
 
 log = logging.getLogger(__name__)
@@ -32,14 +32,6 @@ class BadImage(Exception):
 
 class BundleRejected(Exception):
     """A bundle whose files fail their sha256 check or cannot be loaded."""
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def decode_upload(data: bytes, max_pixels: int, shorter: int | None = None) -> Image.Image:
@@ -152,7 +144,7 @@ def load_bundle(folder: Path, version: int, pool_size: int) -> LoadedBundle:
         raise BundleRejected(f"Model version {version} has no readable meta.json.") from exc
     for name, expected in meta.get("files", {}).items():
         path = folder / name
-        if not path.is_file() or _sha256(path) != expected:
+        if not path.is_file() or file_digest(path) != expected:
             raise BundleRejected(f"Model version {version} failed its integrity check: {name} is missing or "
                                  "does not match its sha256.")
     try:

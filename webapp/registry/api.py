@@ -3,8 +3,6 @@ from __future__ import annotations
 
 from flask import Blueprint, after_this_request, jsonify, send_file
 
-from webapp.extensions import db
-from webapp.models import ModelVersion
 from webapp.registry import services
 
 api = Blueprint("registry_api", __name__, url_prefix="/api/models")
@@ -12,9 +10,7 @@ api = Blueprint("registry_api", __name__, url_prefix="/api/models")
 
 @api.get("")
 def index():
-    latest = services.latest_version()
-    rows = db.session.scalars(db.select(ModelVersion).order_by(ModelVersion.version.desc()))
-    return jsonify({"default_version": latest, "models": [services.version_json(r, latest) for r in rows]})
+    return jsonify({"default_version": services.latest_version(), "models": services.list_versions()})
 
 
 @api.get("/<int:version>")

@@ -46,6 +46,13 @@ def version_json(row: ModelVersion, latest: int | None = None) -> dict:
             "is_default": row.version == latest}
 
 
+def list_versions() -> list[dict]:
+    """All versions, newest first, with the default one marked."""
+    latest = latest_version()
+    rows = db.session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc()))
+    return [version_json(row, latest) for row in rows]
+
+
 def version_detail(row: ModelVersion) -> dict:
     """The version with the metrics and preprocessing recorded in its bundle."""
     detail = version_json(row, latest_version())

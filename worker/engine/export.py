@@ -4,7 +4,6 @@ A folder with `model.json` + `model.pdiparams` (paddle.jit.save, softmax include
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
@@ -14,6 +13,8 @@ from pathlib import Path
 import paddle
 from paddle import nn
 from paddle.static import InputSpec
+
+from worker.engine.digest import file_digest
 
 BUNDLE_FORMAT = 1
 MODEL_PREFIX = "model"
@@ -28,21 +29,13 @@ class WithSoftmax(nn.Layer):
         return nn.functional.softmax(self.model(image), axis=-1)
 
 
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def write_bundle(model: nn.Layer, folder: Path, image_size: int, meta: dict) -> dict:
     """Save `model` (in eval mode) and its meta into `folder`; return the meta as written."""
     folder.mkdir(parents=True, exist_ok=False)
     model.eval()
     spec = [InputSpec([None, 3, image_size, image_size], "float32", "image")]
     paddle.jit.save(WithSoftmax(model), str(folder / MODEL_PREFIX), input_spec=spec)
-    files = {path.name: sha256_file(path) for path in sorted(folder.iterdir()) if path.is_file()}
+    files = {path.name: file_digest(path) for path in sorted(folder.iterdir()) if path.is_file()}
     meta = {**meta, "format": BUNDLE_FORMAT, "paddle_version": paddle.__version__,
             "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": files}
     (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
@@ -62,6 +55,6 @@ def verify_bundle(folder: Path) -> dict:
     meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     for name, expected in meta["files"].items():
         path = folder / name
-        if not path.is_file() or sha256_file(path) != expected:
+        if not path.is_file() or file_digest(path) != expected:
             raise ValueError(f"bundle file {name} is missing or does not match its sha256")
     return meta

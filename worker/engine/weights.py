@@ -6,13 +6,14 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import shutil
 import socket
 import sys
 from pathlib import Path
 from urllib.parse import urlparse
+
+from worker.engine.digest import file_digest
 
 ZOO = "https://paddle-hapi.bj.bcebos.com/models/"
 # backbone -> (file name in the cache, md5 of Paddle's published file or None when not published by Paddle)
@@ -40,14 +41,6 @@ def weights_path(backbone: str) -> Path:
 def weights_status() -> dict[str, bool]:
     """Which backbones have pretrained weights on this machine."""
     return {backbone: weights_path(backbone).is_file() for backbone in WEIGHT_FILES}
-
-
-def _md5(path: Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _reachable(url: str, timeout: float = 3.0) -> bool:
@@ -84,7 +77,7 @@ def import_weights(backbone: str, source: Path) -> Path:
     if backbone not in WEIGHT_FILES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(WEIGHT_FILES)}")
     expected = WEIGHT_FILES[backbone][1]
-    if expected and _md5(source) != expected:
+    if expected and file_digest(source, "md5") != expected:
         raise ValueError(f"{source} is not Paddle's {WEIGHT_FILES[backbone][0]} (md5 mismatch)")
     target = weights_path(backbone)
     target.parent.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -93,13 +92,12 @@ def test_bad_images_get_a_clear_4xx(served, data, name, status, words):
     assert words in response.get_json()["error"] and response.get_json()["field"] == "image"
 
 
-def test_decompression_bomb_is_refused_fast(served):
+def test_decompression_bomb_is_refused_before_decoding(served):
     bomb = io.BytesIO()
     Image.new("1", (12_000, 12_000)).save(bomb, "PNG")
-    started = time.perf_counter()
     response = predict(served.test_client(), bomb.getvalue())
-    assert response.status_code == 400 and "megapixels" in response.get_json()["error"]
-    assert time.perf_counter() - started < 2
+    assert response.status_code == 400
+    assert response.get_json()["error"] == "The image is 12000x12000 pixels; the limit is 40 megapixels."
 
 
 def test_over_the_size_limit_is_413(served):
