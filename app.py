@@ -26,6 +26,7 @@ def main() -> None:
     os.environ["DATA_DIR"] = str(data_dir)
     port = int(os.environ.get("PORT") or 5000)
     services = []
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         if not os.environ.get("REDIS_URL"):

@@ -78,18 +78,21 @@ class ServiceProcess:
 
     def stop(self, timeout: float = 15) -> None:
         if self.process is not None and self.process.poll() is None:
-            _stop_group(self.process.pid, timeout, self.death_signal)
+            _stop_group(self.process.pid, timeout, self.death_signal, reap=self.process.poll)
             self.process.wait()
         self.pid_file.unlink(missing_ok=True)
 
 
-def _stop_group(pid: int, timeout: float, first_signal: int = signal.SIGTERM) -> None:
+def _stop_group(pid: int, timeout: float, first_signal: int = signal.SIGTERM, reap=None) -> None:
+    """Signal the process group, wait for all of it to go, and kill what is left after `timeout`."""
     try:
         os.killpg(pid, first_signal)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if reap:
+            reap()  # an exited leader stays a zombie, and so its group alive, until it is reaped
         try:
             os.killpg(pid, 0)
         except ProcessLookupError:
@@ -143,6 +146,8 @@ def visualdl_process(data_dir: Path, port: int) -> ServiceProcess:
     logdir = data_dir / "visualdl"
     logdir.mkdir(parents=True, exist_ok=True)
     binary = str(Path(sys.executable).parent / "visualdl")
+    # An explicit language: the board fails on browsers whose languages it does not know otherwise.
+    language = "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
     argv = [binary, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
-            "--disable-telemetry"]
+            "--disable-telemetry", "--language", language]
     return ServiceProcess("visualdl", argv, data_dir / "run", log_file=data_dir / "run" / "visualdl.log")
