@@ -196,10 +196,9 @@ $("cancel-job").addEventListener("click", async () => {
     await apiJson(`/api/jobs/${jobId}/cancel`, { method: "POST" });
     await refetch();
   } catch (error) {
-    show($("error-card"), "");
     $("error-card").hidden = false;
     $("error-title").textContent = "Could not cancel";
-    $("error-message").textContent = error.message;
+    show($("error-message"), error.message);
   } finally {
     $("cancel-job").disabled = false;
   }

@@ -5,7 +5,7 @@ import json
 import time
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from webapp.errors import ApiError
 from webapp.extensions import db
@@ -91,7 +91,8 @@ def stream(job_id: int):
             pubsub.close()
 
     headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
-    return Response(stream_with_context(generate()), mimetype="text/event-stream", headers=headers)
+    # No app context in the stream: the request's database session ends before the first event.
+    return Response(generate(), mimetype="text/event-stream", headers=headers)
 
 
 def _sse(data: dict, event: str) -> str:
