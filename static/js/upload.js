@@ -80,8 +80,14 @@ dropzone.addEventListener("drop", async (event) => {
   event.preventDefault();
   const items = Array.from(event.dataTransfer.items || []);
   const entries = items.map((item) => item.webkitGetAsEntry && item.webkitGetAsEntry()).filter(Boolean);
-  if (entries.length === 1 && entries[0].isFile && /\.zip$/i.test(entries[0].name)) {
-    choose({ kind: "zip", file: event.dataTransfer.files[0] });
+  const dropped = Array.from(event.dataTransfer.files || []);
+  if (dropped.length === 1 && /\.zip$/i.test(dropped[0].name)) {
+    choose({ kind: "zip", file: dropped[0] });
+    return;
+  }
+  if (entries.length === 0) {
+    choose(null);
+    show(errorBox, "Drop a folder of class folders, or a .zip archive.");
     return;
   }
   const files = [];

@@ -1,11 +1,16 @@
 """A person uploads a folder of photos in the browser and sees the dataset page."""
+import base64
 import io
 import re
+import threading
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.images import class_files
+from werkzeug.serving import make_server
+
+from tests.images import class_files, zip_bytes
+from webapp.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -66,3 +71,42 @@ def test_delete_from_the_dataset_page(page, live_server, stack_client):
     page.wait_for_url(re.compile(r"/datasets$"))
     expect(page.locator(f'a[href="/datasets/{dataset_id}"]')).to_have_count(0)
     assert stack_client.get(f"/api/datasets/{dataset_id}").status_code == 404
+
+
+DROP_ZIP = """([payload, name]) => {
+  const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, { type: "application/zip" }));
+  const zone = document.getElementById("dropzone");
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }
+}"""
+
+
+def test_drop_a_zip_with_train_and_val_folders(page, live_server):
+    files = {**class_files({"苹果": 3, "梨": 3}, prefix="fruit/train/"),
+             **class_files({"苹果": 1, "梨": 1}, prefix="fruit/val/", seed=500)}
+    page.goto(f"{live_server}/datasets")
+    page.evaluate(DROP_ZIP, [base64.b64encode(zip_bytes(files)).decode(), "水果.zip"])
+    expect(page.locator("#selection")).to_contain_text("水果.zip")
+    page.click("#upload-button")
+    page.wait_for_url(re.compile(r"/datasets/\d+$"), timeout=30000)
+    expect(page.locator("#dataset-title")).to_have_text("水果")
+    pear = page.locator('#class-table tr[data-class="梨"]')
+    expect(pear.locator(".train")).to_have_text("3")
+    expect(pear.locator(".val")).to_have_text("1")
+    expect(page.locator("#warnings")).to_have_count(0)
+
+
+def test_badge_turns_red_when_redis_is_down(page, app):
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        page.goto(f"http://127.0.0.1:{server.server_port}/datasets")
+        badge = page.locator("#health-badge")
+        expect(badge).to_have_text("Redis down", timeout=15000)
+        expect(badge).to_have_class(re.compile("badge-bad"))
+    finally:
+        server.shutdown()
