@@ -89,11 +89,19 @@ def stack_client(stack_app):
     return stack_app.test_client()
 
 
+@contextmanager
+def serving(app):
+    """`app` served over HTTP on a free port; yields its base URL."""
+    server = make_server("127.0.0.1", free_port(), app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+
+
 @pytest.fixture
 def live_server(stack_app):
-    """The web app served over HTTP on a free port, for the browser."""
-    server = make_server("127.0.0.1", free_port(), stack_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
+    """The stack's web app served over HTTP, for the browser."""
+    with serving(stack_app) as url:
+        yield url

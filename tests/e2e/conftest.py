@@ -1,6 +1,7 @@
 """Headless Debian Chromium driven by Playwright."""
 from __future__ import annotations
 
+import base64
 import shutil
 
 import pytest
@@ -29,3 +30,19 @@ def page(browser):
     page.js_errors = errors
     yield page
     context.close()
+
+
+DROP = """([selector, payload, name, type]) => {
+  const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
+  const transfer = new DataTransfer();
+  transfer.items.add(new File([bytes], name, { type }));
+  const target = document.querySelector(selector);
+  for (const event of ["dragenter", "dragover", "drop"]) {
+    target.dispatchEvent(new DragEvent(event, { dataTransfer: transfer, bubbles: true, cancelable: true }));
+  }
+}"""
+
+
+def drop_file(page, selector: str, data: bytes, name: str, mime: str = "image/png") -> None:
+    """Drag a file from outside the browser onto `selector`, as a person does."""
+    page.evaluate(DROP, [selector, base64.b64encode(data).decode(), name, mime])

@@ -1,16 +1,13 @@
 """A person uploads a folder of photos in the browser and sees the dataset page."""
-import base64
 import io
 import re
-import threading
 
 import pytest
 from playwright.sync_api import expect
 
-from werkzeug.serving import make_server
-
+from tests.conftest import serving
+from tests.e2e.conftest import drop_file
 from tests.images import class_files, zip_bytes
-from webapp.processes import free_port
 
 pytestmark = pytest.mark.e2e
 
@@ -73,22 +70,11 @@ def test_delete_from_the_dataset_page(page, live_server, stack_client):
     assert stack_client.get(f"/api/datasets/{dataset_id}").status_code == 404
 
 
-DROP_ZIP = """([payload, name]) => {
-  const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
-  const transfer = new DataTransfer();
-  transfer.items.add(new File([bytes], name, { type: "application/zip" }));
-  const zone = document.getElementById("dropzone");
-  for (const type of ["dragenter", "dragover", "drop"]) {
-    zone.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
-  }
-}"""
-
-
 def test_drop_a_zip_with_train_and_val_folders(page, live_server):
     files = {**class_files({"苹果": 3, "梨": 3}, prefix="fruit/train/"),
              **class_files({"苹果": 1, "梨": 1}, prefix="fruit/val/", seed=500)}
     page.goto(f"{live_server}/datasets")
-    page.evaluate(DROP_ZIP, [base64.b64encode(zip_bytes(files)).decode(), "水果.zip"])
+    drop_file(page, "#dropzone", zip_bytes(files), "水果.zip", "application/zip")
     expect(page.locator("#selection")).to_contain_text("水果.zip")
     page.click("#upload-button")
     page.wait_for_url(re.compile(r"/datasets/\d+$"), timeout=30000)
@@ -100,13 +86,8 @@ def test_drop_a_zip_with_train_and_val_folders(page, live_server):
 
 
 def test_badge_turns_red_when_redis_is_down(page, app):
-    server = make_server("127.0.0.1", free_port(), app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        page.goto(f"http://127.0.0.1:{server.server_port}/datasets")
+    with serving(app) as url:
+        page.goto(f"{url}/datasets")
         badge = page.locator("#health-badge")
         expect(badge).to_have_text("Redis down", timeout=15000)
         expect(badge).to_have_class(re.compile("badge-bad"))
-    finally:
-        server.shutdown()

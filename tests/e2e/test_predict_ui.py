@@ -1,24 +1,13 @@
 """A person drags an image onto the predict page and reads the predicted class."""
-import base64
-
 import pytest
 from playwright.sync_api import expect
 
+from tests.e2e.conftest import drop_file
 from tests.images import noisy_image
 from tests.integration.test_training import finished, start, upload_colours, wait_for
 from webapp import create_app
 
 pytestmark = pytest.mark.e2e
-
-DROP = """([selector, payload, name]) => {
-  const bytes = Uint8Array.from(atob(payload), (c) => c.charCodeAt(0));
-  const transfer = new DataTransfer();
-  transfer.items.add(new File([bytes], name, { type: "image/png" }));
-  const target = document.querySelector(selector);
-  for (const type of ["dragenter", "dragover", "drop"]) {
-    target.dispatchEvent(new DragEvent(type, { dataTransfer: transfer, bubbles: true, cancelable: true }));
-  }
-}"""
 
 
 @pytest.fixture(scope="module")
@@ -34,8 +23,7 @@ def test_drag_an_image_and_read_the_class(page, live_server, trained_job):
     job = trained_job
     page.goto(f"{live_server}/predict")
     for name, colour in (("blue.png", (40, 60, 220)), ("red.png", (220, 40, 40))):
-        payload = base64.b64encode(noisy_image(777 + len(name), colour, size=(90, 70))).decode()
-        page.evaluate(DROP, ["#drop-image", payload, name])
+        drop_file(page, "#drop-image", noisy_image(777 + len(name), colour, size=(90, 70)), name)
     expect(page.locator(".prediction .answer")).to_have_count(2, timeout=30_000)
     answers = page.locator(".prediction .answer").all_inner_texts()
     assert answers == ["红色", "蓝色"]  # newest first
@@ -46,5 +34,5 @@ def test_drag_an_image_and_read_the_class(page, live_server, trained_job):
 
 def test_a_file_that_is_not_an_image_says_why(page, live_server, trained_job):
     page.goto(f"{live_server}/predict")
-    page.evaluate(DROP, ["#drop-image", base64.b64encode(b"plain text").decode(), "notes.png"])
+    drop_file(page, "#drop-image", b"plain text", "notes.png")
     expect(page.locator(".prediction.failed .status")).to_contain_text("not an image")
