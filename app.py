@@ -25,6 +25,9 @@ def main() -> None:
     data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["DATA_DIR"] = str(data_dir)
     port = int(os.environ.get("PORT") or 5000)
+    if free_port(port) != port:
+        log.error("Port %d on 127.0.0.1 is in use; stop what uses it or choose another with PORT=...", port)
+        sys.exit(1)
     services = []
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

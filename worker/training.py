@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 import traceback
@@ -150,9 +151,17 @@ def export_version(job: Job, trainer: Trainer, result) -> ModelVersion:
     models = data_dir() / "models"
     staging = models / f".staging-{job.id}-{uuid.uuid4().hex}"
     dataset = db.session.get(Dataset, job.dataset_id) if job.dataset_id else None
-    meta = trainer.export(staging, {"job_id": job.id, "dataset": {
-        "id": job.dataset_id, "name": job.dataset_name,
-        "content_hash": dataset.content_hash if dataset else None}}, result)
+    try:
+        meta = trainer.export(staging, {"job_id": job.id, "dataset": {
+            "id": job.dataset_id, "name": job.dataset_name,
+            "content_hash": dataset.content_hash if dataset else None}}, result)
+        return _register_version(job, meta, result, staging, models)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone already when the bundle was published
+
+
+def _register_version(job: Job, meta: dict, result, staging: Path, models: Path) -> ModelVersion:
+    """Give the bundle the next free version number and move it into place under that number."""
     size = sum(path.stat().st_size for path in staging.iterdir())
     for _ in range(5):
         number = (db.session.scalar(select(func.max(ModelVersion.version))) or 0) + 1
@@ -166,7 +175,11 @@ def export_version(job: Job, trainer: Trainer, result) -> ModelVersion:
             db.session.rollback()
             continue
         publish_bundle(staging, models / str(number))
-        db.session.commit()
+        try:
+            db.session.commit()
+        except Exception:
+            shutil.rmtree(models / str(number), ignore_errors=True)
+            raise
         return version
     raise RuntimeError("could not allocate a model version number")
 
