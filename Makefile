@@ -11,14 +11,17 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed: $(BIN)/activate setup.cfg pyproject.toml
+$(VENV)/.installed-$(PADDLE): $(BIN)/activate setup.cfg pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# The CUDA build replaces the CPU one (both provide `paddle`); its other dependencies are the same.
 	@if [ "$(PADDLE)" = "gpu" ]; then \
-		$(BIN)/pip uninstall --yes paddlepaddle && $(BIN)/pip install --quiet -e '.[gpu]'; \
+		$(BIN)/pip uninstall --yes paddlepaddle && \
+		$(BIN)/pip install --quiet --no-deps "$$(grep -o 'paddlepaddle-gpu==[0-9.]*' setup.cfg)"; \
 	fi
+	rm -f $(VENV)/.installed-*
 	touch $@
 
-install: $(VENV)/.installed
+install: $(VENV)/.installed-$(PADDLE)
 
 run: install
 	$(BIN)/python app.py
