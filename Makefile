@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# PADDLE=gpu installs the CUDA build of Paddle instead of the CPU one.
+# PADDLE=gpu installs the CUDA build of Paddle instead of the CPU one, from Paddle's own package index
+# (PyPI does not carry the 3.x CUDA builds); pick the index that matches the machine's CUDA version.
 PADDLE ?= cpu
+PADDLE_GPU_INDEX ?= https://www.paddlepaddle.org.cn/packages/stable/cu126/
 
 .PHONY: run test install browser clean
 
@@ -16,7 +18,8 @@ $(VENV)/.installed-$(PADDLE): $(BIN)/activate setup.cfg pyproject.toml
 	@# The CUDA build replaces the CPU one (both provide `paddle`); its other dependencies are the same.
 	@if [ "$(PADDLE)" = "gpu" ]; then \
 		$(BIN)/pip uninstall --yes paddlepaddle && \
-		$(BIN)/pip install --quiet --no-deps "$$(grep -o 'paddlepaddle-gpu==[0-9.]*' setup.cfg)"; \
+		$(BIN)/pip install --quiet --no-deps --index-url "$(PADDLE_GPU_INDEX)" \
+			"$$(grep -o 'paddlepaddle-gpu==[0-9.]*' setup.cfg)"; \
 	fi
 	rm -f $(VENV)/.installed-*
 	touch $@
