@@ -4,6 +4,8 @@ from __future__ import annotations
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from webapp.extensions import db
+
 
 class ApiError(Exception):
     """A client error with a message for a person and optional details (e.g. the bad field)."""
@@ -13,6 +15,14 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.details = details
+
+
+def get_or_404(model, ident: int, label: str):
+    """The row of `model` with primary key `ident`, or a JSON 404 that names it."""
+    row = db.session.get(model, ident)
+    if row is None:
+        raise ApiError(404, f"{label} {ident} does not exist.")
+    return row
 
 
 def _wants_json() -> bool:

@@ -4,18 +4,11 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from webapp.datasets import services
-from webapp.errors import ApiError
+from webapp.errors import ApiError, get_or_404
 from webapp.extensions import db
 from webapp.models import Dataset
 
 api = Blueprint("datasets_api", __name__, url_prefix="/api/datasets")
-
-
-def get_dataset_or_404(dataset_id: int) -> Dataset:
-    dataset = db.session.get(Dataset, dataset_id)
-    if dataset is None:
-        raise ApiError(404, f"Dataset {dataset_id} does not exist.")
-    return dataset
 
 
 @api.post("")
@@ -36,11 +29,11 @@ def index():
 
 @api.get("/<int:dataset_id>")
 def show(dataset_id: int):
-    return jsonify(services.dataset_json(get_dataset_or_404(dataset_id)))
+    return jsonify(services.dataset_json(get_or_404(Dataset, dataset_id, "Dataset")))
 
 
 @api.delete("/<int:dataset_id>")
 def delete(dataset_id: int):
-    dataset = get_dataset_or_404(dataset_id)
+    dataset = get_or_404(Dataset, dataset_id, "Dataset")
     services.delete_dataset(dataset)
     return jsonify({"deleted": dataset_id})

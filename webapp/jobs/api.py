@@ -7,7 +7,7 @@ import time
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from webapp.errors import ApiError
+from webapp.errors import ApiError, get_or_404
 from webapp.extensions import db
 from webapp.jobs import events, services
 from webapp.models import Job
@@ -17,13 +17,6 @@ from worker.engine.weights import weights_status
 api = Blueprint("jobs_api", __name__, url_prefix="/api")
 STREAM_SECONDS = 1800
 KEEPALIVE_SECONDS = 15
-
-
-def get_job_or_404(job_id: int) -> Job:
-    job = db.session.get(Job, job_id)
-    if job is None:
-        raise ApiError(404, f"Job {job_id} does not exist.")
-    return job
 
 
 @api.post("/jobs")
@@ -48,19 +41,19 @@ def index():
 
 @api.get("/jobs/<int:job_id>")
 def show(job_id: int):
-    return jsonify(services.job_json(get_job_or_404(job_id)))
+    return jsonify(services.job_json(get_or_404(Job, job_id, "Job")))
 
 
 @api.post("/jobs/<int:job_id>/cancel")
 def cancel(job_id: int):
-    job = services.cancel_job(get_job_or_404(job_id))
+    job = services.cancel_job(get_or_404(Job, job_id, "Job"))
     return jsonify({"id": job.id, "status": job.status, "cancel_requested": job.cancel_requested})
 
 
 @api.get("/jobs/<int:job_id>/events")
 def stream(job_id: int):
     """Server-sent events: a snapshot of the job, then each progress, epoch and status event."""
-    job = get_job_or_404(job_id)
+    job = get_or_404(Job, job_id, "Job")
     client = events.redis_client(current_app.config["REDIS_URL"])
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
