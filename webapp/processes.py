@@ -19,6 +19,8 @@ def free_port(preferred: int | None = None) -> int:
     """Return `preferred` when it is free on 127.0.0.1, else any free port."""
     for port in ([preferred] if preferred else []) + [0]:
         with socket.socket() as sock:
+            # As servers bind: connections of a previous run in TIME_WAIT do not make a port busy.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
                 sock.bind(("127.0.0.1", port))
             except OSError:
