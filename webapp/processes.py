@@ -75,9 +75,6 @@ class ServiceProcess:
         self.pid_file.write_text(str(self.process.pid))
         return self
 
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
     def stop(self, timeout: float = 15) -> None:
         if self.process is not None and self.process.poll() is None:
             _stop_group(self.process.pid, timeout, self.death_signal, reap=self.process.poll)

@@ -101,9 +101,11 @@ class PredictorPool:
     def __init__(self, folder: Path, size: int, input_shape: list[int]) -> None:
         from paddle import inference
 
+        from worker.engine.device import pick_device
+
         config = inference.Config(str(folder / "model.json"), str(folder / "model.pdiparams"))
         config.disable_glog_info()
-        if _cuda_available():
+        if pick_device().startswith("gpu"):
             config.enable_use_gpu(256, 0)
         else:
             config.disable_gpu()
@@ -128,12 +130,6 @@ class PredictorPool:
             return self._infer(predictor, batch)
         finally:
             self._idle.put(predictor)
-
-
-def _cuda_available() -> bool:
-    import paddle
-
-    return paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0
 
 
 def load_bundle(folder: Path, version: int, pool_size: int) -> LoadedBundle:
