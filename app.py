@@ -6,24 +6,23 @@ import logging
 import os
 import signal
 import sys
-from pathlib import Path
 
 from werkzeug.serving import run_simple
 
+from launcher import free_port, redis_process, visualdl_process, wait_for_redis, worker_process
 from webapp import create_app
+from webapp.config import data_dir_from_env
 from webapp.database import upgrade_schema
 from webapp.jobs.reaper import start_reaper
-from webapp.processes import (free_port, redis_process, visualdl_process, wait_for_redis,
-                              worker_process)
 
 log = logging.getLogger("studio")
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    data_dir = Path(os.environ.get("DATA_DIR") or "instance").resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    os.environ["DATA_DIR"] = str(data_dir)
+    data_dir = data_dir_from_env()
+    data_dir.root.mkdir(parents=True, exist_ok=True)
+    os.environ["DATA_DIR"] = str(data_dir.root)
     port = int(os.environ.get("PORT") or 5000)
     if free_port(port) != port:
         log.error("Port %d on 127.0.0.1 is in use; stop what uses it or choose another with PORT=...", port)

@@ -28,7 +28,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from webapp.processes import free_port  # noqa: E402
+from launcher import free_port  # noqa: E402
 
 SERVER = """
 import sys
@@ -40,20 +40,17 @@ run_simple("127.0.0.1", int(sys.argv[1]), create_app(), threaded=True)
 
 def make_bundle(data_dir: Path, image_size: int, backbone: str) -> None:
     """An exported (untrained) model bundle registered as version 1: latency does not need accuracy."""
+    from engine.backbones import build_backbone
+    from engine.bundle import Preprocess, write_bundle
     from webapp import create_app
     from webapp.database import upgrade_schema
     from webapp.extensions import db
     from webapp.models import ModelVersion
-    from worker.engine.backbones import build_backbone
-    from worker.engine.data import IMAGENET_MEAN, IMAGENET_STD, cache_size_for
-    from worker.engine.export import write_bundle
+    from webapp.storage import DataDir
 
     classes = [f"class {i}" for i in range(5)]
-    side = cache_size_for(image_size)
-    meta = {"classes": classes, "input_size": image_size, "backbone": backbone,
-            "preprocess": {"resize_shorter": side, "center_crop_square": side, "center_crop": image_size,
-                           "scale": 1 / 255, "mean": IMAGENET_MEAN.tolist(), "std": IMAGENET_STD.tolist()}}
-    write_bundle(build_backbone(backbone, len(classes), pretrained=False), data_dir / "models" / "1", image_size, meta)
+    write_bundle(build_backbone(backbone, len(classes), pretrained=False), DataDir(data_dir).model(1),
+                 Preprocess.for_input_size(image_size), {"classes": classes, "backbone": backbone})
     app = create_app({"DATA_DIR": str(data_dir)})
     upgrade_schema(app)
     with app.app_context():
@@ -130,7 +127,12 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--backbone", default="mobilenet_v3_small")
     args = parser.parse_args()
-    from webapp.predict.serving import decode_upload, load_bundle, preprocess
+    from engine.images import open_checked
+    from webapp.predict.serving import load_bundle
+    from webapp.storage import DataDir
+
+    def decode(data: bytes, size: int):
+        return open_checked(data, 10**8, size)[0]
 
     image = photo()
     body, content_type = multipart(image)
@@ -139,8 +141,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         make_bundle(data_dir, args.image_size, args.backbone)
-        bundle = load_bundle(data_dir / "models" / "1", 1, pool_size=4)
-        batch = preprocess(decode_upload(image, 10**8, bundle.decode_size), bundle.meta["preprocess"])
+        bundle = load_bundle(DataDir(data_dir).model(1), 1, pool_size=4)
+        rule = bundle.bundle.preprocess
+        batch = rule.batch(rule.square(decode(image, bundle.decode_size))[None])
         bundle.pool.run(batch)
         port = free_port()
         env = {**os.environ, "DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
@@ -151,7 +154,7 @@ def main() -> None:
             for clients in (1, 4):
                 raw = measure(lambda: _timed(bundle.pool.run, batch), args.requests, clients)
                 raw_full = measure(lambda: _timed(lambda: bundle.classify(
-                    decode_upload(image, 10**8, bundle.decode_size), 5)),
+                    decode(image, bundle.decode_size), 5)),
                                    args.requests, clients)
                 endpoint = measure(lambda: http_call(port, body, content_type), args.requests, clients)
                 results[f"clients_{clients}"] = {

@@ -27,9 +27,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from worker.engine.config import TrainConfig  # noqa: E402
-from worker.engine.data import Sample  # noqa: E402
-from worker.engine.trainer import Trainer, TrainData  # noqa: E402
+from engine.bundle import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from engine.config import TrainConfig  # noqa: E402
+from engine.data import Sample  # noqa: E402
+from engine.trainer import Trainer, TrainData  # noqa: E402
 
 CLASSES = [(200, 60, 50), (60, 170, 80), (50, 80, 190), (200, 180, 60)]
 
@@ -107,7 +108,7 @@ class PlainDataset(paddle.io.Dataset):
         self.transform = transforms.Compose([
             transforms.Resize(int(image_size * 256 / 224)), transforms.RandomCrop(image_size),
             transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-            transforms.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+            transforms.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))])
 
     def __getitem__(self, index: int):
         sample = self.samples[index]

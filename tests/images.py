@@ -1,11 +1,14 @@
 """Tiny images and archives made on the fly for tests."""
 from __future__ import annotations
 
+import hashlib
 import io
 import zipfile
 
 import numpy as np
 from PIL import Image
+
+from engine.data import Sample
 
 
 def image_bytes(color=(200, 30, 30), size=(32, 24), fmt="JPEG", mode="RGB", **save_args) -> bytes:
@@ -65,3 +68,19 @@ def gbk_zip_bytes(files: dict[str, bytes]) -> bytes:
         for path, data in files.items():
             archive.writestr(_GbkZipInfo(path), data)
     return out.getvalue()
+
+
+COLORS = [(220, 40, 40), (40, 200, 60), (40, 60, 220)]
+
+
+def make_samples(folder, per_class: int, seed_offset: int = 0, size=(40, 40)) -> list[Sample]:
+    """`per_class` noisy images of each of COLORS written under `folder`, as engine samples."""
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = []
+    for label, color in enumerate(COLORS):
+        for n in range(per_class):
+            data = noisy_image(seed_offset + label * 1000 + n, color, size=size)
+            path = folder / f"{label}_{n}.png"
+            path.write_bytes(data)
+            samples.append(Sample(str(path), label, hashlib.sha256(data).hexdigest()))
+    return samples

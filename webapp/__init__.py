@@ -23,7 +23,7 @@ def format_duration(seconds: float) -> str:
 
 def create_app(config: dict | None = None) -> Flask:
     """Application factory; `config` overrides the environment-derived defaults (tests use it)."""
-    from webapp import database, errors, health, queue
+    from webapp import database, errors, health, taskqueue
     from webapp.config import default_config
     from webapp.datasets.api import api as datasets_api
     from webapp.datasets.pages import pages as datasets_pages
@@ -34,6 +34,7 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.predict.serving import ModelServer
     from webapp.registry.api import api as registry_api
     from webapp.registry.pages import pages as registry_pages
+    from webapp.storage import DataDir
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
     config = config or {}
@@ -43,14 +44,14 @@ def create_app(config: dict | None = None) -> Flask:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     database.init_app(app)
-    queue.init_app(app)
+    taskqueue.init_app(app)
     errors.init_app(app)
     for blueprint in (health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages, registry_api,
                       registry_pages, predict_api, predict_pages):
         app.register_blueprint(blueprint)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.extensions["model_server"] = ModelServer(Path(app.config["DATA_DIR"]) / "models",
+    app.extensions["model_server"] = ModelServer(DataDir(Path(app.config["DATA_DIR"])).models,
                                                  app.config["PREDICTOR_POOL_SIZE"])
     app.context_processor(lambda: {"nav_items": NAV_ITEMS})
     app.add_template_filter(format_duration, "duration")

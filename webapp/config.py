@@ -4,19 +4,25 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from webapp.storage import DataDir
+
 
 def _int_env(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
 
 
+def data_dir_from_env(override: str | None = None) -> DataDir:
+    """`override`, else DATA_DIR, else ./instance, as an absolute path."""
+    return DataDir(Path(override or os.environ.get("DATA_DIR") or "instance").resolve())
+
+
 def default_config(data_dir: str | None = None) -> dict:
     """Build the configuration mapping from environment variables (`data_dir` overrides DATA_DIR)."""
-    data_dir = Path(data_dir or os.environ.get("DATA_DIR") or "instance").resolve()
+    folders = data_dir_from_env(data_dir)
     return {
-        "DATA_DIR": str(data_dir),
-        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL")
-        or f"sqlite:///{data_dir / 'studio.sqlite3'}",
+        "DATA_DIR": str(folders.root),
+        "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL") or f"sqlite:///{folders.database}",
         "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
         "VISUALDL_URL": os.environ.get("VISUALDL_URL", ""),
         "SECRET_KEY": os.environ.get("SECRET_KEY") or "studio-local",

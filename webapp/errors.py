@@ -1,27 +1,72 @@
-"""Errors as JSON for the API, as pages for people."""
+"""Every error the studio answers with: its stable code, its HTTP status, and how it is rendered.
+
+Domain code raises `engine.errors.StudioError(code, message, **details)`; this module alone maps a code
+to a status. API requests get `{"error", "code", ...details}`, pages get the error page.
+"""
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
 from werkzeug.exceptions import HTTPException
 
+from engine.errors import StudioError
 from webapp.extensions import db
 
+# code -> HTTP status. Clients may rely on the codes; the messages are for people and may change.
+ERROR_STATUS: dict[str, int] = {
+    # the request itself
+    "bad_request": 400,
+    "invalid_body": 400,
+    "invalid_field": 400,
+    "missing_field": 400,
+    "conflicting_fields": 400,
+    "invalid_option": 400,
+    "unknown_option": 400,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "request_too_large": 413,
+    # uploads
+    "empty_file": 400,
+    "file_too_large": 413,
+    "not_an_image": 415,
+    "unsupported_image_format": 415,
+    "image_too_large": 400,
+    "image_corrupt": 400,
+    "not_a_zip": 400,
+    "zip_bomb": 400,
+    "archive_too_large": 413,
+    "no_usable_images": 422,
+    "too_few_classes": 422,
+    "class_too_small": 422,
+    "class_without_training_images": 422,
+    # things that do not exist
+    "dataset_not_found": 404,
+    "job_not_found": 404,
+    "model_version_not_found": 404,
+    "image_not_found": 404,
+    # the state of things
+    "dataset_not_ready": 409,
+    "dataset_in_use": 409,
+    "job_finished": 409,
+    "no_model": 409,
+    "model_in_use": 409,
+    "model_bundle_rejected": 409,
+    "pretrained_weights_missing": 409,
+    "model_files_gone": 410,
+    # the parts around the app
+    "queue_unavailable": 503,
+    "internal_error": 500,
+}
+HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+# Ids are stored as signed 64-bit integers; anything outside cannot name a row.
+MAX_ID = 2**63 - 1
 
-class ApiError(Exception):
-    """A client error with a message for a person and optional details (e.g. the bad field)."""
 
-    def __init__(self, status: int, message: str, **details) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.details = details
-
-
-def get_or_404(model, ident: int, label: str):
-    """The row of `model` with primary key `ident`, or a JSON 404 that names it."""
-    row = db.session.get(model, ident)
+def get_or_404(model, ident: int, label: str, **details):
+    """The row of `model` with primary key `ident`, or a `<label>_not_found` error that names it."""
+    row = db.session.get(model, ident) if 0 < ident <= MAX_ID else None
     if row is None:
-        raise ApiError(404, f"{label} {ident} does not exist.")
+        code = label.lower().replace(" ", "_") + "_not_found"
+        raise StudioError(code, f"{label} {ident} does not exist.", **details)
     return row
 
 
@@ -29,25 +74,30 @@ def _wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
+def _answer(code: str, message: str, status: int, details: dict | None = None):
+    if _wants_json():
+        return jsonify({"error": message, "code": code, **(details or {})}), status
+    return render_template("error.html", code=status, message=message), status
+
+
 def init_app(app: Flask) -> None:
-    @app.errorhandler(ApiError)
-    def _client_error(exc):
-        return jsonify({"error": exc.message, **exc.details}), exc.status
+    @app.errorhandler(StudioError)
+    def _studio_error(exc: StudioError):
+        status = ERROR_STATUS.get(exc.code)
+        if status is None:
+            app.logger.error("error code %r is not listed in webapp.errors.ERROR_STATUS", exc.code)
+            return _answer("internal_error", "Something went wrong on the server; the details are in its log.", 500)
+        return _answer(exc.code, exc.message, status, exc.details)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
-        message = _friendly(exc)
-        if _wants_json():
-            return jsonify({"error": message}), exc.code
-        return render_template("error.html", code=exc.code, message=message), exc.code
+        code = HTTP_CODES.get(exc.code, "bad_request" if exc.code < 500 else "internal_error")
+        return _answer(code, _friendly(exc), exc.code)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         app.logger.exception("unhandled error on %s", request.path)
-        message = "Something went wrong on the server; the details are in its log."
-        if _wants_json():
-            return jsonify({"error": message}), 500
-        return render_template("error.html", code=500, message=message), 500
+        return _answer("internal_error", "Something went wrong on the server; the details are in its log.", 500)
 
 
 def _friendly(exc: HTTPException) -> str:

@@ -7,6 +7,7 @@ from sqlalchemy import JSON, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
+from webapp.jobs.status import JobStatus
 
 
 def utcnow() -> datetime:
@@ -69,16 +70,16 @@ class Job(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     dataset_name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default="queued")
+    status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED)  # moves by jobs.services.transition
     phase: Mapped[str | None] = mapped_column(String(20))
     config: Mapped[dict] = mapped_column(JSON)
     class_names: Mapped[list] = mapped_column(JSON, default=list)
     task_id: Mapped[str | None] = mapped_column(String(64))
     worker: Mapped[str | None] = mapped_column(String(200))
     progress: Mapped[float] = mapped_column(default=0.0)
-    epoch: Mapped[int] = mapped_column(default=0)
-    step: Mapped[int] = mapped_column(default=0)
-    steps: Mapped[int] = mapped_column(default=0)
+    epoch: Mapped[int] = mapped_column(default=0)  # the epoch in progress, from 1
+    step: Mapped[int] = mapped_column(default=0)  # the step in progress within that epoch, from 1
+    steps: Mapped[int] = mapped_column(default=0)  # steps per epoch; 0 until training starts
     best_epoch: Mapped[int | None]
     best_val_acc: Mapped[float | None]
     confusion: Mapped[list | None] = mapped_column(JSON)

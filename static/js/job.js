@@ -5,7 +5,6 @@ import { drawChart } from "./chart.js";
 
 const root = document.getElementById("job");
 const jobId = root.dataset.id;
-const FINISHED = ["succeeded", "failed", "cancelled"];
 const $ = (id) => document.getElementById(id);
 
 let job = null;
@@ -39,7 +38,7 @@ function renderStatus() {
   const pill = $("job-status");
   pill.textContent = job.status;
   pill.className = `pill pill-${job.status}`;
-  $("cancel-job").hidden = FINISHED.includes(job.status);
+  $("cancel-job").hidden = job.finished;
   const failed = job.status === "failed" || job.status === "cancelled";
   $("error-card").hidden = !failed;
   if (failed) {
@@ -146,7 +145,7 @@ function render(next) {
   renderProgress();
   renderEpochs();
   renderResults();
-  if (FINISHED.includes(job.status)) stopUpdates();
+  if (job.finished) stopUpdates();
 }
 
 async function refetch() {
@@ -163,7 +162,7 @@ function stopUpdates() {
 }
 
 function startPolling() {
-  if (pollTimer || (job && FINISHED.includes(job.status))) return;
+  if (pollTimer || (job && job.finished)) return;
   pollTimer = setInterval(refetch, 2000);
 }
 
@@ -204,5 +203,5 @@ $("cancel-job").addEventListener("click", async () => {
   }
 });
 
-refetch().then(() => { if (!FINISHED.includes(job.status)) listen(); });
+refetch().then(() => { if (job && !job.finished) listen(); });
 setInterval(() => { if (job && job.status === "running") $("stat-eta").textContent = eta(job.progress); }, 1000);

@@ -11,11 +11,13 @@ const pretrained = form.elements.pretrained;
 const freeze = form.elements.freeze_backbone;
 const lr = form.elements.learning_rate;
 
+// The server's rule for the automatic learning rate, per optimizer: head_only / pretrained / scratch.
+const learningRates = JSON.parse(form.dataset.learningRates);
+
 function suggestedRate() {
-  const momentum = form.elements.optimizer.value === "momentum";
-  if (freeze.checked) return 1e-2;
-  if (pretrained.checked) return momentum ? 1e-2 : 1e-3;
-  return momentum ? 5e-2 : 2e-3;
+  const rule = learningRates[form.elements.optimizer.value];
+  if (freeze.checked) return rule.head_only;
+  return pretrained.checked ? rule.pretrained : rule.scratch;
 }
 
 function refresh() {
@@ -41,20 +43,18 @@ function clearErrors() {
   form.querySelectorAll(".invalid").forEach((el) => el.classList.remove("invalid"));
 }
 
+// Empty fields are left out, so the server's defaults apply; text that is not a number is sent as typed
+// and the server names the field in its answer.
 function payload() {
-  const numbers = ["epochs", "batch_size", "image_size", "early_stopping_patience"];
   const body = { dataset_id: Number(form.dataset.datasetId) };
   body.backbone = backbone.value;
   body.optimizer = form.elements.optimizer.value;
   body.pretrained = pretrained.checked;
   body.freeze_backbone = freeze.checked;
-  for (const name of numbers) {
+  for (const name of ["epochs", "batch_size", "image_size", "early_stopping_patience", "learning_rate",
+    "label_smoothing"]) {
     const raw = form.elements[name].value.trim();
-    body[name] = raw === "" ? null : (Number.isInteger(Number(raw)) ? Number(raw) : raw);
-  }
-  for (const name of ["learning_rate", "label_smoothing"]) {
-    const raw = form.elements[name].value.trim();
-    body[name] = raw === "" ? null : (Number.isFinite(Number(raw)) ? Number(raw) : raw);
+    if (raw !== "") body[name] = Number.isFinite(Number(raw)) ? Number(raw) : raw;
   }
   return body;
 }

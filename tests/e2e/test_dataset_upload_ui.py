@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.conftest import serving
+from tests.stack import serving
 from tests.e2e.conftest import drop_file
 from tests.images import class_files, zip_bytes
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from webapp.processes import free_port
+from launcher import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]

@@ -10,11 +10,12 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import running_stack
+from engine.bundle import read_bundle
 from tests.images import noisy_image, zip_bytes
+from tests.stack import running_stack
 from webapp import create_app
 from webapp.jobs.reaper import start_reaper
-from worker.engine.export import verify_bundle
+from webapp.taskqueue import TRAIN_TASK
 
 pytestmark = pytest.mark.integration
 COLOURS = {"红色": (220, 40, 40), "绿色": (40, 200, 60), "蓝色": (40, 60, 220)}
@@ -49,7 +50,7 @@ def wait_for(client, job_id: int, condition, timeout: float = 180) -> dict:
 
 
 def finished(job) -> bool:
-    return job["status"] in ("succeeded", "failed", "cancelled")
+    return job["finished"]
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +68,7 @@ def test_job_trains_exports_a_bundle_and_a_version(stack, stack_client, colours)
     assert sum(map(sum, job["confusion"])) == 24
     assert job["model_version"] is not None and job["progress"] == 1.0
     bundle = stack["data_dir"] / "models" / str(job["model_version"])
-    meta = verify_bundle(bundle)
+    meta = read_bundle(bundle).meta
     assert meta["classes"] == sorted(COLOURS) and meta["dataset"]["id"] == colours
     assert meta["metrics"]["val_acc"] == job["best_val_acc"]
     assert not list((stack["data_dir"] / "models").glob(".staging-*"))
@@ -77,7 +78,7 @@ def test_job_trains_exports_a_bundle_and_a_version(stack, stack_client, colours)
 def test_second_delivery_of_a_finished_job_is_skipped(stack, stack_app, stack_client, colours):
     job_id = start(stack_client, colours, epochs=1)
     job = wait_for(stack_client, job_id, finished)
-    result = stack_app.extensions["celery"].send_task("worker.train", args=[job_id], ignore_result=False)
+    result = stack_app.extensions["celery"].send_task(TRAIN_TASK, args=[job_id], ignore_result=False)
     assert result.get(timeout=60) == "skipped"
     again = stack_client.get(f"/api/jobs/{job_id}").get_json()
     assert again["epochs"] == job["epochs"] and again["model_version"] == job["model_version"]
@@ -97,7 +98,7 @@ def test_live_events_stream_progress_epochs_and_the_end(stack, live_server, stac
     kinds = [kind for kind, _ in seen]
     assert kinds[0] == "snapshot" and seen[0][1]["id"] == job_id
     assert "progress" in kinds and kinds.count("epoch") == 3
-    assert seen[-1] == ("status", {"type": "status", "status": "succeeded", "error": None})
+    assert seen[-1] == ("status", {"type": "status", "status": "succeeded", "finished": True, "error": None})
     steps = [data for kind, data in seen if kind == "progress" and data.get("phase") == "training"]
     assert steps and all(0 < step["progress"] <= 1 for step in steps)
 

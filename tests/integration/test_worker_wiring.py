@@ -4,17 +4,18 @@ import io
 import pytest
 
 from tests.images import class_files, zip_bytes
+from webapp.taskqueue import DESCRIBE_TASK
 
 pytestmark = pytest.mark.integration
 
 
 def test_task_round_trip_runs_in_an_app_context(stack_app, stack_client):
-    before = stack_app.extensions["celery"].send_task("worker.describe").get(timeout=60)
+    before = stack_app.extensions["celery"].send_task(DESCRIBE_TASK).get(timeout=60)
     response = stack_client.post(
         "/api/datasets", content_type="multipart/form-data",
         data={"archive": (io.BytesIO(zip_bytes(class_files({"a": 2, "b": 2}))), "x.zip")})
     assert response.status_code == 201
-    after = stack_app.extensions["celery"].send_task("worker.describe").get(timeout=60)
+    after = stack_app.extensions["celery"].send_task(DESCRIBE_TASK).get(timeout=60)
     assert after["datasets"] == before["datasets"] + 1
     assert after["device"] == "cpu" and after["paddle"].startswith("3.")
 

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from engine.errors import StudioError
 from webapp.datasets import services
-from webapp.errors import ApiError, get_or_404
+from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.models import Dataset
 
@@ -16,7 +17,7 @@ def create():
     archive = request.files.get("archive")
     files = request.files.getlist("files")
     if archive is not None and files:
-        raise ApiError(400, "Send either 'archive' or 'files', not both.", field="archive")
+        raise StudioError("conflicting_fields", "Send either 'archive' or 'files', not both.", field="archive")
     dataset = services.create_dataset(request.form.get("name"), archive=archive, files=files)
     return jsonify(services.dataset_json(dataset)), 201
 

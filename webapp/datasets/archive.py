@@ -1,4 +1,6 @@
-"""Turn an uploaded zip archive or a folder upload into entries, defusing hostile archives."""
+"""Turn an uploaded zip archive or a folder upload into entries, defusing hostile archives.
+
+Refusals of the whole upload are StudioErrors; refusals of single files are listed as Refusals."""
 from __future__ import annotations
 
 import stat
@@ -7,7 +9,7 @@ import zipfile
 from dataclasses import dataclass
 from typing import IO, Callable, Iterable
 
-from webapp.errors import ApiError
+from engine.errors import StudioError
 
 SKIPPED_NAMES = {".ds_store", "thumbs.db", "desktop.ini", ".directory"}
 SKIPPED_FOLDERS = {"__macosx", ".ipynb_checkpoints", ".git", ".svn", "@eadir"}
@@ -69,19 +71,20 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 
 def _check_bomb(infos: list[zipfile.ZipInfo], limits: dict) -> None:
     if len(infos) > limits["max_entries"]:
-        raise ApiError(413, f"The archive holds {len(infos)} entries; the limit is {limits['max_entries']}.")
+        raise StudioError("archive_too_large",
+                          f"The archive holds {len(infos)} entries; the limit is {limits['max_entries']}.")
     total = sum(info.file_size for info in infos)
     if total > limits["max_total_bytes"]:
-        raise ApiError(
-            413,
+        raise StudioError(
+            "archive_too_large",
             f"The archive unpacks to {total / 2**20:.0f} MB; the limit is "
             f"{limits['max_total_bytes'] / 2**20:.0f} MB.",
         )
     for info in infos:
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > 1_000_000 and ratio > limits["max_ratio"]:
-            raise ApiError(
-                400,
+            raise StudioError(
+                "zip_bomb",
                 f"'{_zip_name(info)}' is compressed {ratio:.0f}:1, which only a zip bomb does; "
                 "the archive was refused.",
             )
@@ -93,7 +96,7 @@ def zip_entries(stream: IO[bytes], limits: dict) -> tuple[list[Entry], list[Refu
         archive = zipfile.ZipFile(stream)
         infos = [info for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise ApiError(400, "The file is not a readable .zip archive.", detail=str(exc)) from exc
+        raise StudioError("not_a_zip", "The file is not a readable .zip archive.", field="archive") from exc
     _check_bomb(infos, limits)
     entries: list[Entry] = []
     refused: list[Refusal] = []
@@ -119,7 +122,7 @@ def file_entries(files: Iterable, limits: dict) -> tuple[list[Entry], list[Refus
     """Entries of a folder upload: each file's name is its relative path."""
     files = list(files)
     if len(files) > limits["max_entries"]:
-        raise ApiError(413, f"{len(files)} files were sent; the limit is {limits['max_entries']}.")
+        raise StudioError("archive_too_large", f"{len(files)} files were sent; the limit is {limits['max_entries']}.")
     entries: list[Entry] = []
     refused: list[Refusal] = []
     for storage in files:

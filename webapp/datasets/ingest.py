@@ -9,9 +9,10 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from engine.errors import StudioError
+from engine.images import ImageRejected
 from webapp.datasets.archive import Entry, Refusal
-from webapp.errors import ApiError
-from webapp.datasets.images import RejectedImage, check_image
+from webapp.datasets.images import check_image
 from webapp.datasets.layout import Placement, has_split_folders, place, strip_wrapper
 
 VAL_FRACTION = 0.2
@@ -46,7 +47,7 @@ class IngestResult:
 
 
 def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: dict) -> IngestResult:
-    """Check every entry and write the accepted ones under `staging`; raise ApiError if unusable."""
+    """Check every entry and write the accepted ones under `staging`; raise StudioError if unusable."""
     (staging / "images").mkdir(parents=True, exist_ok=True)
     (staging / "thumbs").mkdir(exist_ok=True)
     entries = sorted(entries, key=lambda entry: entry.path)
@@ -94,8 +95,8 @@ def _accept(entry: Entry, placement: Placement, staging: Path, limits: dict,
         return
     try:
         checked = check_image(data, limits["max_pixels"])
-    except RejectedImage as exc:
-        result.rejected.append({"path": entry.path, "reason": str(exc)})
+    except ImageRejected as exc:
+        result.rejected.append({"path": entry.path, "reason": exc.message})
         return
     stored_name = f"{sha}.{checked.extension}"
     (staging / "images" / stored_name).write_bytes(data)
@@ -108,15 +109,15 @@ def _accept(entry: Entry, placement: Placement, staging: Path, limits: dict,
 
 def _check_classes(result: IngestResult) -> None:
     if not result.images:
-        raise ApiError(422, "No usable images were found in the upload.", rejected=result.rejected)
+        raise StudioError("no_usable_images", "No usable images were found in the upload.", rejected=result.rejected)
     counts = Counter(image.class_name for image in result.images if image.split != "test")
     if len(counts) < 2:
         names = ", ".join(f"'{name}'" for name in counts) or "none"
-        raise ApiError(422, f"A dataset needs at least 2 classes; found {len(counts)} ({names}).",
+        raise StudioError("too_few_classes", f"A dataset needs at least 2 classes; found {len(counts)} ({names}).",
                           rejected=result.rejected)
     for name, count in sorted(counts.items()):
         if count < 2:
-            raise ApiError(422, f"Class '{name}' has {count} usable image; every class needs at least 2.",
+            raise StudioError("class_too_small", f"Class '{name}' has {count} usable image; every class needs at least 2.",
                               field="class", class_name=name, rejected=result.rejected)
     if result.duplicates:
         across = sum(1 for dup in result.duplicates if not dup["same_class"])
@@ -157,7 +158,7 @@ def _split_missing_val(result: IngestResult) -> None:
         )
     no_train = sorted({i.class_name for i in result.images if i.split == "val"} - set(by_class))
     if no_train:
-        raise ApiError(422, f"Class '{no_train[0]}' has validation images but no training images.",
+        raise StudioError("class_without_training_images", f"Class '{no_train[0]}' has validation images but no training images.",
                           field="class", class_name=no_train[0])
 
 

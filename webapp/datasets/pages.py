@@ -1,13 +1,17 @@
 """HTML pages for datasets; they call the same JSON API as scripts do."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, render_template, send_file
+from flask import Blueprint, render_template, send_file
 
+from engine.backbones import BACKBONES
+from engine.config import OPTIMIZERS, TrainConfig
+from engine.errors import StudioError
+from engine.weights import weights_status
 from webapp.datasets import services
+from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.models import Dataset, DatasetImage
-from worker.engine.config import BACKBONES, OPTIMIZERS, TrainConfig
-from worker.engine.weights import weights_status
+from webapp.storage import data_dir
 
 pages = Blueprint("datasets", __name__, url_prefix="/datasets")
 
@@ -21,16 +25,17 @@ def index():
 
 @pages.get("/<int:dataset_id>")
 def show(dataset_id: int):
-    dataset = db.session.get(Dataset, dataset_id) or abort(404)
+    dataset = get_or_404(Dataset, dataset_id, "Dataset")
     return render_template("datasets/show.html", dataset=services.dataset_json(dataset),
                            thumbnails=services.thumbnails(dataset), defaults=TrainConfig(),
-                           backbones=BACKBONES, optimizers=OPTIMIZERS, weights=weights_status())
+                           backbones=BACKBONES, optimizers=OPTIMIZERS, weights=weights_status(),
+                           learning_rates=TrainConfig.learning_rate_rule())
 
 
 @pages.get("/<int:dataset_id>/thumbs/<int:image_id>.jpg")
 def thumbnail(dataset_id: int, image_id: int):
-    image = db.session.get(DatasetImage, image_id)
-    if image is None or image.dataset_id != dataset_id:
-        abort(404)
-    path = services.dataset_dir(dataset_id) / "thumbs" / f"{image.sha256}.jpg"
+    image = get_or_404(DatasetImage, image_id, "Image")
+    if image.dataset_id != dataset_id:
+        raise StudioError("image_not_found", f"Dataset {dataset_id} has no image {image_id}.")
+    path = data_dir().dataset(dataset_id) / "thumbs" / f"{image.sha256}.jpg"
     return send_file(path, mimetype="image/jpeg", max_age=86400)

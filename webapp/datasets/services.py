@@ -10,28 +10,22 @@ from pathlib import Path
 from flask import current_app
 from sqlalchemy import func, select
 
+from engine.errors import StudioError
 from webapp.datasets.archive import file_entries, zip_entries
 from webapp.datasets.ingest import ingest
-from webapp.errors import ApiError
 from webapp.extensions import db
+from webapp.jobs.status import ACTIVE
 from webapp.models import Dataset, DatasetImage, Job, iso
+from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 200
 
 
-def data_path(*parts: str) -> Path:
-    return Path(current_app.config["DATA_DIR"], *parts)
-
-
-def dataset_dir(dataset_id: int) -> Path:
-    return data_path("datasets", str(dataset_id))
-
-
 def _clean_name(name: str | None, fallback: str) -> str:
     name = (name or "").strip() or fallback
     if len(name) > MAX_NAME_LENGTH:
-        raise ApiError(400, f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
+        raise StudioError("invalid_field", f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
     return name
 
 
@@ -43,16 +37,17 @@ def _fallback_name(archive, files) -> str:
 
 
 def create_dataset(name: str | None, archive=None, files=None) -> Dataset:
-    """Ingest an archive or a folder upload into a new ready dataset (or raise ApiError)."""
+    """Ingest an archive or a folder upload into a new ready dataset (or raise StudioError)."""
     limits = current_app.config["INGEST_LIMITS"]
     if archive is None and not files:
-        raise ApiError(400, "Send a .zip archive in 'archive' or image files in 'files'.", field="archive")
+        raise StudioError("missing_field", "Send a .zip archive in 'archive' or image files in 'files'.",
+                          field="archive")
     name = _clean_name(name, _fallback_name(archive, files))
     if archive is not None:
         entries, refused = zip_entries(archive.stream, limits)
     else:
         entries, refused = file_entries(files, limits)
-    staging = data_path("tmp", f"upload-{uuid.uuid4().hex}")
+    staging = data_dir().tmp / f"upload-{uuid.uuid4().hex}"
     try:
         result = ingest(entries, refused, staging, limits)
         dataset = _store(name, result, staging)
@@ -70,7 +65,7 @@ def _store(name: str, result, staging: Path) -> Dataset:
     db.session.add(dataset)
     db.session.flush()
     db.session.add_all(DatasetImage(dataset_id=dataset.id, **vars(image)) for image in result.images)
-    target = dataset_dir(dataset.id)
+    target = data_dir().dataset(dataset.id)
     if target.exists():  # left over from a row that a crash never committed
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -87,11 +82,11 @@ def _store(name: str, result, staging: Path) -> Dataset:
 def delete_dataset(dataset: Dataset) -> None:
     """Delete the rows first, then the files; refused while a job still needs the images."""
     active = db.session.scalar(select(func.count()).select_from(Job).where(
-        Job.dataset_id == dataset.id, Job.status.in_(("queued", "running"))))
+        Job.dataset_id == dataset.id, Job.status.in_(sorted(ACTIVE))))
     if active:
-        raise ApiError(409, f"Dataset '{dataset.name}' is used by {active} queued or running training "
+        raise StudioError("dataset_in_use", f"Dataset '{dataset.name}' is used by {active} queued or running training "
                                "job(s); cancel them or wait for them to finish first.")
-    target = dataset_dir(dataset.id)
+    target = data_dir().dataset(dataset.id)
     db.session.delete(dataset)
     db.session.commit()
     shutil.rmtree(target, ignore_errors=True)

@@ -7,12 +7,15 @@ import time
 import redis
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from webapp.errors import ApiError, get_or_404
+from engine.backbones import BACKBONES
+from engine.config import TrainConfig
+from engine.errors import StudioError
+from engine.weights import weights_status
+from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.jobs import events, services
+from webapp.jobs.status import STATUSES, JobStatus
 from webapp.models import Job
-from worker.engine.config import BACKBONES, TrainConfig
-from worker.engine.weights import weights_status
 
 api = Blueprint("jobs_api", __name__, url_prefix="/api")
 STREAM_SECONDS = 1800
@@ -23,8 +26,8 @@ KEEPALIVE_SECONDS = 15
 def create():
     payload = request.get_json(silent=True)
     if payload is None:
-        raise ApiError(400, "Send the job options as a JSON object (Content-Type: application/json).",
-                       field="body")
+        raise StudioError("invalid_body", "Send the job options as a JSON object "
+                                          "(Content-Type: application/json).", field="body")
     job = services.create_job(payload)
     return jsonify({"id": job.id, "status": "queued"}), 202
 
@@ -34,6 +37,9 @@ def index():
     query = db.select(Job).order_by(Job.id.desc())
     status = request.args.get("status")
     if status:
+        if status not in STATUSES:
+            raise StudioError("invalid_field", f"'status' must be one of: {', '.join(JobStatus)}.",
+                              field="status")
         query = query.where(Job.status == status)
     positions = services.queue_positions()
     return jsonify({"jobs": [services.job_summary(job, positions) for job in db.session.scalars(query)]})
@@ -59,9 +65,9 @@ def stream(job_id: int):
     try:
         pubsub.subscribe(events.CHANNEL.format(id=job_id))
     except redis.RedisError:
-        raise ApiError(503, "Live events need Redis, which is not reachable; poll the job instead.") from None
+        raise StudioError("queue_unavailable", "Live events need Redis, which is not reachable; poll the job instead.") from None
     snapshot = services.job_json(job)
-    finished = job.status in services.FINISHED
+    finished = JobStatus(job.status).finished
 
     def generate():
         try:
@@ -75,7 +81,7 @@ def stream(job_id: int):
                     data = json.loads(message["data"])
                     yield _sse(data, data.get("type", "message"))
                     last = time.monotonic()
-                    if data.get("type") == "status" and data.get("status") in services.FINISHED:
+                    if data.get("type") == "status" and data.get("finished"):
                         return
                 elif time.monotonic() - last > KEEPALIVE_SECONDS:
                     yield ": keep-alive\n\n"
@@ -96,11 +102,7 @@ def _sse(data: dict, event: str) -> str:
 def backbones():
     """Backbones with their default options and whether pretrained weights are on this machine."""
     present = weights_status()
-    choices = []
-    for name in BACKBONES:
-        config = TrainConfig(backbone=name)
-        choices.append({"name": name, "pretrained_available": present[name],
-                        "defaults": {**config.to_dict(), "pretrained": present[name]},
-                        "head_only_learning_rate": TrainConfig(backbone=name, freeze_backbone=True)
-                        .resolved_learning_rate()})
-    return jsonify({"backbones": choices})
+    choices = [{"name": name, "input_size": spec.input_size, "pretrained_available": present[name],
+                "defaults": {**TrainConfig(backbone=name).to_dict(), "pretrained": present[name]}}
+               for name, spec in BACKBONES.items()]
+    return jsonify({"backbones": choices, "learning_rates": TrainConfig.learning_rate_rule()})

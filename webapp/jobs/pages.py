@@ -1,14 +1,15 @@
 """HTML pages for jobs; the dashboard follows the job through the JSON API and its events."""
 from __future__ import annotations
 
-from flask import Blueprint, abort, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request
 
+from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.jobs import services
+from webapp.jobs.status import STATUSES
 from webapp.models import Job
 
 pages = Blueprint("jobs", __name__, url_prefix="/jobs")
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
 @pages.get("")
@@ -24,6 +25,6 @@ def index():
 
 @pages.get("/<int:job_id>")
 def show(job_id: int):
-    job = db.session.get(Job, job_id) or abort(404)
+    job = get_or_404(Job, job_id, "Job")
     return render_template("jobs/show.html", job=services.job_json(job),
                            visualdl_url=current_app.config.get("VISUALDL_URL"))

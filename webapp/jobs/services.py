@@ -8,15 +8,16 @@ import redis
 from flask import current_app
 from sqlalchemy import select, update
 
-from webapp.errors import ApiError
+from engine.config import TrainConfig
+from engine.errors import StudioError
+from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.jobs import events
+from webapp.jobs.status import JobStatus, sources_of
 from webapp.models import Dataset, Job, iso, utcnow
-from worker.engine.config import ConfigError, TrainConfig
+from webapp.taskqueue import TRAIN_TASK, TRAINING_QUEUE
 
 log = logging.getLogger(__name__)
-FINISHED = ("succeeded", "failed", "cancelled")
-TRAIN_TASK = "worker.train"
 # Fail within a couple of seconds when Redis is down, rather than keep the person waiting.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
@@ -24,21 +25,17 @@ PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "i
 def create_job(payload) -> Job:
     """Validate the options, commit the row, then enqueue the task with the job id."""
     if not isinstance(payload, dict):
-        raise ApiError(400, "Send the job options as a JSON object.", field="body")
+        raise StudioError("invalid_body", "Send the job options as a JSON object.", field="body")
     dataset_id = payload.get("dataset_id")
     if not isinstance(dataset_id, int) or isinstance(dataset_id, bool):
-        raise ApiError(400, "'dataset_id' must be the id of a dataset.", field="dataset_id")
-    try:
-        config = TrainConfig.from_dict({k: v for k, v in payload.items() if k != "dataset_id"})
-    except ConfigError as exc:
-        raise ApiError(400, exc.message, field=exc.field) from None
-    dataset = db.session.get(Dataset, dataset_id)
-    if dataset is None:
-        raise ApiError(404, f"Dataset {dataset_id} does not exist.", field="dataset_id")
+        raise StudioError("invalid_field", "'dataset_id' must be the id of a dataset.", field="dataset_id")
+    config = TrainConfig.from_dict({k: v for k, v in payload.items() if k != "dataset_id"})
+    dataset = get_or_404(Dataset, dataset_id, "Dataset", field="dataset_id")
     if dataset.status != "ready":
-        raise ApiError(409, f"Dataset '{dataset.name}' is not ready ({dataset.status}).", field="dataset_id")
-    job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status="queued", phase="queued",
-              config=config.to_dict(), steps=config.epochs)
+        raise StudioError("dataset_not_ready", f"Dataset '{dataset.name}' is not ready ({dataset.status}).",
+                          field="dataset_id")
+    job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
+              config=config.to_dict())
     db.session.add(job)
     db.session.commit()
     _enqueue(job)
@@ -48,47 +45,57 @@ def create_job(payload) -> Job:
 def _enqueue(job: Job) -> None:
     celery = current_app.extensions["celery"]
     try:
-        result = celery.send_task(TRAIN_TASK, args=[job.id], queue="training",
-                                    retry_policy=PUBLISH_RETRY, ignore_result=True)
+        result = celery.send_task(TRAIN_TASK, args=[job.id], queue=TRAINING_QUEUE,
+                                  retry_policy=PUBLISH_RETRY, ignore_result=True)
     except Exception as exc:  # broker unreachable: say so on the job, never leave it queued forever
         log.exception("could not enqueue job %s", job.id)
-        finish(job, "failed", error=f"The job queue (Redis) could not be reached: {exc}")
-        raise ApiError(503, "The job queue (Redis) is not reachable; the job was not started.",
-                       id=job.id) from None
+        transition(job, JobStatus.FAILED, error=f"The job queue (Redis) could not be reached: {exc}")
+        raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the job was not "
+                                               "started.", id=job.id) from None
     job.task_id = result.id
     db.session.commit()
 
 
-def finish(job: Job, status: str, error: str | None = None, traceback: str | None = None) -> None:
-    job.status, job.phase = status, status
-    job.error, job.traceback = error, traceback
-    job.finished_at = utcnow()
+def transition(job: Job, target: JobStatus, *conditions, **values) -> bool:
+    """Move `job` to `target` if its current status allows it (and `conditions` hold), in one
+    conditional UPDATE; a move that is not allowed changes nothing and returns False."""
+    if target in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        values = {"phase": target.value, "finished_at": utcnow(), "error": None, "traceback": None, **values}
+    moved = db.session.execute(
+        update(Job).where(Job.id == job.id, Job.status.in_(sorted(sources_of(target))), *conditions)
+        .values(status=target, **values)
+    ).rowcount
     db.session.commit()
-    publish_status(job)
+    db.session.refresh(job)
+    if moved:
+        publish_status(job)
+    else:
+        log.warning("job %s is %s; not moving it to %s", job.id, job.status, target)
+    return bool(moved)
 
 
 def publish_status(job: Job) -> None:
-    try:
-        client = events.redis_client(current_app.config["REDIS_URL"])
-        events.publish(client, job.id, {"type": "status", "status": job.status, "error": job.error})
-    except redis.RedisError:
-        pass
+    """Best effort: pages that miss the event see the new status on their next poll."""
+    client = events.redis_client(current_app.config["REDIS_URL"])
+    events.publish(client, job.id, {"type": "status", "status": job.status,
+                                    "finished": JobStatus(job.status).finished, "error": job.error})
 
 
 def cancel_job(job: Job) -> Job:
     """Revoke a queued job; ask a running one to stop at its next step."""
-    if job.status in FINISHED:
-        raise ApiError(409, f"Job {job.id} has already {job.status}.")
-    if job.status == "queued":
+    if JobStatus(job.status).finished:
+        raise StudioError("job_finished", f"Job {job.id} has already {job.status}.")
+    if job.status == JobStatus.QUEUED and transition(job, JobStatus.CANCELLED, Job.status == JobStatus.QUEUED,
+                                                     error="Cancelled before it started."):
         _revoke(job.task_id)
-        finish(job, "cancelled", error="Cancelled before it started.")
         return job
     job.cancel_requested = True
     db.session.commit()
     try:
         events.request_cancel(events.redis_client(current_app.config["REDIS_URL"]), job.id)
-    except redis.RedisError as exc:
-        raise ApiError(503, "Redis is not reachable, so the worker cannot be told to stop.") from exc
+    except redis.RedisError:
+        raise StudioError("queue_unavailable", "Redis is not reachable, so the worker cannot be told to "
+                                               "stop.") from None
     return job
 
 
@@ -103,26 +110,17 @@ def _revoke(task_id: str | None) -> None:
 
 
 def queue_positions() -> dict[int, int]:
-    ids = db.session.scalars(select(Job.id).where(Job.status == "queued").order_by(Job.id)).all()
+    ids = db.session.scalars(select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.id)).all()
     return {job_id: position for position, job_id in enumerate(ids, start=1)}
 
 
 def reap_stale_jobs(timeout_seconds: float) -> list[int]:
     """Mark running jobs whose heartbeat stopped (worker killed, out of memory) as failed."""
     limit = utcnow() - timedelta(seconds=timeout_seconds)
-    stale = db.session.scalars(select(Job).where(Job.status == "running", Job.heartbeat_at < limit)).all()
-    reaped = []
-    for job in stale:
-        changed = db.session.execute(
-            update(Job).where(Job.id == job.id, Job.status == "running", Job.heartbeat_at < limit)
-            .values(status="failed", phase="failed", finished_at=utcnow(),
-                    error="The worker running this job stopped responding (killed or out of memory).")
-        ).rowcount
-        db.session.commit()
-        if changed:
-            db.session.refresh(job)
-            publish_status(job)
-            reaped.append(job.id)
+    stale = db.session.scalars(select(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < limit)).all()
+    reaped = [job.id for job in stale if transition(
+        job, JobStatus.FAILED, Job.status == JobStatus.RUNNING, Job.heartbeat_at < limit,
+        error="The worker running this job stopped responding (killed or out of memory).")]
     if reaped:
         log.warning("marked jobs %s failed: their worker stopped", reaped)
     return reaped
@@ -135,9 +133,9 @@ def epoch_json(metric) -> dict:
 
 
 def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict:
-    positions = queue_positions() if positions is None and job.status == "queued" else positions or {}
+    positions = queue_positions() if positions is None and job.status == JobStatus.QUEUED else positions or {}
     end = job.finished_at or (utcnow() if job.started_at else None)
-    return {"id": job.id, "status": job.status, "phase": job.phase, "dataset_id": job.dataset_id,
+    return {"id": job.id, "status": job.status, "finished": JobStatus(job.status).finished, "phase": job.phase, "dataset_id": job.dataset_id,
             "dataset_name": job.dataset_name, "backbone": job.config.get("backbone"),
             "progress": round(job.progress, 4), "epoch": job.epoch, "total_epochs": job.config.get("epochs"),
             "best_val_acc": job.best_val_acc, "queue_position": positions.get(job.id),

@@ -5,8 +5,9 @@ import time
 
 from flask import Blueprint, current_app, jsonify, request
 
-from webapp.errors import ApiError
-from webapp.predict.serving import BadImage, BundleRejected, decode_upload
+from engine.bundle import BundleRejected
+from engine.errors import StudioError
+from engine.images import ImageRejected, open_checked
 from webapp.registry import services as registry
 
 api = Blueprint("predict_api", __name__, url_prefix="/api")
@@ -14,17 +15,17 @@ api = Blueprint("predict_api", __name__, url_prefix="/api")
 
 def _read_image() -> bytes:
     limit = current_app.config["PREDICT_MAX_BYTES"]
-    too_large = ApiError(413, f"The image is larger than {limit / 2**20:.0f} MB.", field="image")
+    too_large = StudioError("file_too_large", f"The image is larger than {limit / 2**20:g} MB.", field="image")
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise too_large
     upload = request.files.get("image")
     if upload is None:
-        raise ApiError(400, "Send the image as the multipart field 'image'.", field="image")
+        raise StudioError("missing_field", "Send the image as the multipart field 'image'.", field="image")
     data = upload.stream.read(limit + 1)
     if len(data) > limit:
         raise too_large
     if not data:
-        raise ApiError(400, "The image file is empty.", field="image")
+        raise StudioError("empty_file", "The image file is empty.", field="image")
     return data
 
 
@@ -35,25 +36,26 @@ def _int_field(name: str, default: int | None, low: int, high: int) -> int | Non
     try:
         value = int(raw)
     except ValueError:
-        raise ApiError(400, f"'{name}' must be a whole number.", field=name) from None
+        raise StudioError("invalid_field", f"'{name}' must be a whole number.", field=name) from None
     if not low <= value <= high:
-        raise ApiError(400, f"'{name}' must be between {low} and {high}.", field=name)
+        raise StudioError("invalid_field", f"'{name}' must be between {low} and {high}.", field=name)
     return value
 
 
 def _bundle(version: int | None):
     versions = registry.all_versions()
     if not versions:
-        raise ApiError(409, "There is no trained model yet: open a dataset and start training first.")
+        raise StudioError("no_model", "There is no trained model yet: open a dataset and start training first.")
     server = current_app.extensions["model_server"]
     try:
         if version is None:
             return server.newest_loadable(versions)
         if version not in versions:
-            raise ApiError(404, f"Model version {version} does not exist.", field="version")
+            raise StudioError("model_version_not_found", f"Model version {version} does not exist.",
+                              field="version")
         return server.get(version)
     except BundleRejected as exc:
-        raise ApiError(409, str(exc), field="version") from None
+        raise StudioError(exc.code, exc.message, field="version") from None
 
 
 @api.post("/predict")
@@ -63,10 +65,10 @@ def predict():
     top_k = _int_field("top_k", 5, 1, 1000)
     bundle = _bundle(version)
     try:
-        image = decode_upload(data, current_app.config["PREDICT_MAX_PIXELS"], bundle.decode_size)
-    except BadImage as exc:
-        raise ApiError(exc.status, exc.message, field="image") from None
+        image, _ = open_checked(data, current_app.config["PREDICT_MAX_PIXELS"], bundle.decode_size)
+    except ImageRejected as exc:
+        raise StudioError(exc.code, exc.message, field="image") from None
     started = time.perf_counter()
-    result = bundle.classify(image, min(top_k, len(bundle.meta["classes"])))
+    result = bundle.classify(image, min(top_k, len(bundle.classes)))
     result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return jsonify(result)

@@ -4,8 +4,6 @@ Serving reads only the bundle: `meta.json` says how to preprocess, the files say
 """
 from __future__ import annotations
 
-import io
-import json
 import logging
 import queue
 import threading
@@ -13,81 +11,32 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
-from worker.engine.digest import file_digest
-from worker.engine.imageio import resize_shorter_and_crop
+from engine.bundle import Bundle, BundleRejected, read_bundle
 
 log = logging.getLogger(__name__)
-ACCEPTED_FORMATS = {"JPEG", "PNG", "GIF", "BMP", "WEBP"}
-
-
-class BadImage(Exception):
-    """An upload that cannot be classified; `status` is the HTTP status that fits."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status, self.message = status, message
-
-
-class BundleRejected(Exception):
-    """A bundle whose files fail their sha256 check or cannot be loaded."""
-
-
-def decode_upload(data: bytes, max_pixels: int, shorter: int | None = None) -> Image.Image:
-    """Open and decode an uploaded image, refusing bombs before decoding them.
-
-    With `shorter`, a large JPEG is decoded at a reduced scale (the bundle's rule, as in training);
-    the whole stream is still read, so truncation is still caught.
-    """
-    try:
-        image = Image.open(io.BytesIO(data))
-    except UnidentifiedImageError:
-        raise BadImage(415, "The file is not an image; send a JPEG, PNG, GIF, BMP or WEBP.") from None
-    except Image.DecompressionBombError:
-        raise BadImage(400, "The image has too many pixels to be decoded safely.") from None
-    except (OSError, SyntaxError, ValueError, EOFError):
-        raise BadImage(400, "The image is truncated or corrupt.") from None
-    if image.format not in ACCEPTED_FORMATS:
-        raise BadImage(415, f"{image.format} images are not supported; send a JPEG, PNG, GIF, BMP or WEBP.")
-    width, height = image.size
-    if width * height > max_pixels:
-        raise BadImage(400, f"The image is {width}x{height} pixels; the limit is {max_pixels / 1e6:.0f} megapixels.")
-    try:
-        if shorter:
-            image.draft("RGB", (shorter, shorter))
-        image.load()
-    except (OSError, SyntaxError, ValueError, EOFError):
-        raise BadImage(400, "The image is truncated or corrupt.") from None
-    return image
-
-
-def preprocess(image: Image.Image, rule: dict) -> np.ndarray:
-    """The bundle's own preprocessing rule -> float32 1x3xSxS."""
-    square = resize_shorter_and_crop(image, rule["resize_shorter"])
-    offset = (square.shape[0] - rule["center_crop"]) // 2
-    crop = square[offset:offset + rule["center_crop"], offset:offset + rule["center_crop"]]
-    mean = np.asarray(rule["mean"], dtype=np.float32)
-    std = np.asarray(rule["std"], dtype=np.float32)
-    scaled = crop.astype(np.float32) * np.float32(rule["scale"])
-    return ((scaled - mean) / std).transpose(2, 0, 1)[None].copy()
 
 
 @dataclass
 class LoadedBundle:
     version: int
-    meta: dict
+    bundle: Bundle
     pool: "PredictorPool"
 
     @property
     def decode_size(self) -> int:
-        return self.meta["preprocess"]["resize_shorter"]
+        return self.bundle.preprocess.decode_size
+
+    @property
+    def classes(self) -> list[str]:
+        return self.bundle.classes
 
     def classify(self, image: Image.Image, top_k: int) -> dict:
-        probabilities = self.pool.run(preprocess(image, self.meta["preprocess"]))[0]
+        rule = self.bundle.preprocess
+        probabilities = self.pool.run(rule.batch(rule.square(image)[None]))[0]
         order = np.argsort(-probabilities)[:top_k]
-        classes = self.meta["classes"]
-        top = [{"class": classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
+        top = [{"class": self.classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
         return {"class": top[0]["class"], "confidence": top[0]["confidence"], "top_k": top,
                 "model_version": self.version}
 
@@ -98,12 +47,12 @@ class PredictorPool:
     Every clone runs once at load, so no request pays for oneDNN's first-run kernel set-up.
     """
 
-    def __init__(self, folder: Path, size: int, input_shape: list[int]) -> None:
+    def __init__(self, bundle: Bundle, size: int) -> None:
         from paddle import inference
 
-        from worker.engine.device import pick_device
+        from engine.device import pick_device
 
-        config = inference.Config(str(folder / "model.json"), str(folder / "model.pdiparams"))
+        config = inference.Config(str(bundle.model_file), str(bundle.params_file))
         config.disable_glog_info()
         if pick_device().startswith("gpu"):
             config.enable_use_gpu(256, 0)
@@ -111,7 +60,8 @@ class PredictorPool:
             config.disable_gpu()
         first = inference.create_predictor(config)
         self._idle: queue.LifoQueue = queue.LifoQueue()
-        warmup = np.zeros(input_shape, dtype=np.float32)
+        side = bundle.preprocess.input_size
+        warmup = np.zeros([1, 3, side, side], dtype=np.float32)
         for predictor in [first] + [first.clone() for _ in range(size - 1)]:
             self._infer(predictor, warmup)
             self._idle.put(predictor)
@@ -135,17 +85,11 @@ class PredictorPool:
 def load_bundle(folder: Path, version: int, pool_size: int) -> LoadedBundle:
     """Check every file's sha256 against meta.json, then build the predictors."""
     try:
-        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise BundleRejected(f"Model version {version} has no readable meta.json.") from exc
-    for name, expected in meta.get("files", {}).items():
-        path = folder / name
-        if not path.is_file() or file_digest(path) != expected:
-            raise BundleRejected(f"Model version {version} failed its integrity check: {name} is missing or "
-                                 "does not match its sha256.")
+        bundle = read_bundle(folder)
+    except BundleRejected as exc:
+        raise BundleRejected(f"Model version {version} cannot serve: {exc.message}") from None
     try:
-        size = meta["input_size"]
-        return LoadedBundle(version, meta, PredictorPool(folder, pool_size, [1, 3, size, size]))
+        return LoadedBundle(version, bundle, PredictorPool(bundle, pool_size))
     except Exception as exc:
         raise BundleRejected(f"Model version {version} could not be loaded: {exc}") from exc
 
@@ -173,7 +117,7 @@ class ModelServer:
                     log.info("model version %d loaded", version)
                 except BundleRejected as exc:
                     log.error("%s", exc)
-                    self._refused[version] = str(exc)
+                    self._refused[version] = exc.message
                     raise
             return self._loaded[version]
 

@@ -1,7 +1,7 @@
 """Model version services: describe, package for download, delete."""
 from __future__ import annotations
 
-import json
+import logging
 import shutil
 import tempfile
 import zipfile
@@ -9,18 +9,17 @@ from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 
-from webapp.errors import ApiError
+from engine.bundle import BundleRejected, publish_bundle, read_meta
+from engine.config import TrainConfig
+from engine.errors import StudioError
+from webapp.errors import MAX_ID
 from webapp.extensions import db
-from webapp.models import ModelVersion, iso
+from webapp.models import Job, ModelVersion, iso
+from webapp.storage import data_dir
 
-
-def models_dir() -> Path:
-    return Path(current_app.config["DATA_DIR"]) / "models"
-
-
-def bundle_dir(version: int) -> Path:
-    return models_dir() / str(version)
+log = logging.getLogger(__name__)
 
 
 def latest_version() -> int | None:
@@ -32,10 +31,41 @@ def all_versions() -> list[int]:
 
 
 def get_version_or_404(version: int) -> ModelVersion:
-    row = db.session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    row = None
+    if 0 < version <= MAX_ID:
+        row = db.session.scalar(select(ModelVersion).where(ModelVersion.version == version))
     if row is None:
-        raise ApiError(404, f"Model version {version} does not exist.", field="version")
+        raise StudioError("model_version_not_found", f"Model version {version} does not exist.", field="version")
     return row
+
+
+def register_version(staging: Path, job: Job, config: TrainConfig, class_names: list[str],
+                     val_acc: float, attempts: int = 5) -> ModelVersion:
+    """Give the bundle in `staging` the next free version number and move it into place under it.
+
+    The only place that allocates version numbers; the unique column settles a race between workers.
+    """
+    size = sum(path.stat().st_size for path in staging.iterdir())
+    for _ in range(attempts):
+        number = (latest_version() or 0) + 1
+        version = ModelVersion(version=number, job_id=job.id, dataset_id=job.dataset_id, backbone=config.backbone,
+                               image_size=config.image_size, class_names=class_names, val_acc=val_acc,
+                               bundle_bytes=size)
+        db.session.add(version)
+        try:
+            db.session.flush()
+        except IntegrityError:
+            db.session.rollback()
+            continue
+        publish_bundle(staging, data_dir().model(number))
+        try:
+            db.session.commit()
+        except Exception:
+            shutil.rmtree(data_dir().model(number), ignore_errors=True)
+            raise
+        log.info("job %s registered model version %d", job.id, number)
+        return version
+    raise RuntimeError("could not allocate a model version number")
 
 
 def version_json(row: ModelVersion, latest: int | None = None) -> dict:
@@ -57,8 +87,8 @@ def version_detail(row: ModelVersion) -> dict:
     """The version with the metrics and preprocessing recorded in its bundle."""
     detail = version_json(row, latest_version())
     try:
-        meta = json.loads((bundle_dir(row.version) / "meta.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        meta = read_meta(data_dir().model(row.version))
+    except BundleRejected:
         return {**detail, "bundle_missing": True}
     return {**detail, "metrics": meta.get("metrics"), "preprocess": meta.get("preprocess"),
             "config": meta.get("config"), "paddle_version": meta.get("paddle_version"),
@@ -67,9 +97,9 @@ def version_detail(row: ModelVersion) -> dict:
 
 def bundle_zip(row: ModelVersion) -> Path:
     """The bundle folder packed into a temporary zip file (the caller sends and removes it)."""
-    folder = bundle_dir(row.version)
+    folder = data_dir().model(row.version)
     if not folder.is_dir():
-        raise ApiError(410, f"The files of model version {row.version} are gone from the server.")
+        raise StudioError("model_files_gone", f"The files of model version {row.version} are gone from the server.")
     handle = tempfile.NamedTemporaryFile(prefix=f"model-v{row.version}-", suffix=".zip", delete=False)
     with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(folder.iterdir()):
@@ -81,10 +111,10 @@ def bundle_zip(row: ModelVersion) -> Path:
 def delete_version(row: ModelVersion) -> None:
     """Delete a version that is not serving by default (the newest serves unpinned predictions)."""
     if row.version == latest_version():
-        raise ApiError(409, f"Model version {row.version} serves predictions by default; train a newer "
-                            "version before deleting it.")
+        raise StudioError("model_in_use", f"Model version {row.version} serves predictions by default; train a "
+                                          "newer version before deleting it.")
     version = row.version
     db.session.delete(row)
     db.session.commit()
     current_app.extensions["model_server"].forget(version)
-    shutil.rmtree(bundle_dir(version), ignore_errors=True)
+    shutil.rmtree(data_dir().model(version), ignore_errors=True)

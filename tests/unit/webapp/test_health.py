@@ -17,4 +17,6 @@ def test_pages_render_with_health_badge(client):
 def test_unknown_page_is_html_404(client):
     response = client.get("/datasets/12345")
     assert response.status_code == 404
-    assert "text/html" in response.content_type and "Not found" in response.get_data(as_text=True)
+    assert "text/html" in response.content_type and "Dataset 12345 does not exist." in response.get_data(as_text=True)
+    response = client.get("/no/such/page")
+    assert response.status_code == 404 and "Not found." in response.get_data(as_text=True)

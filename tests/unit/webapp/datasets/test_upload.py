@@ -101,9 +101,9 @@ def test_corrupt_disguised_and_unsupported_files_are_rejected_rest_kept(client):
     })
     body = post_zip(client, zip_bytes(files)).get_json()
     reasons = {r["path"]: r["reason"] for r in body["rejected"]}
-    assert reasons["rose/notes.jpg"] == "not an image"
-    assert reasons["rose/truncated.jpg"] == "truncated or corrupt image"
-    assert reasons["tulip/photo.tif"].startswith("unsupported format (TIFF)")
+    assert reasons["rose/notes.jpg"] == "The file is not an image; send a JPEG, PNG, GIF, BMP or WEBP."
+    assert reasons["rose/truncated.jpg"] == "The image is truncated or corrupt."
+    assert reasons["tulip/photo.tif"].startswith("TIFF images are not supported")
     assert reasons["readme.txt"] == "not inside a class folder"
     assert len(reasons) == 4
     assert counts(body) == {"rose": (2, 1, 0), "tulip": (3, 1, 0)}
@@ -115,7 +115,7 @@ def test_decompression_bomb_is_rejected(app, client):
     files["rose/huge.png"] = image_bytes(fmt="PNG", size=(200, 200), mode="1", color=0)
     body = post_zip(client, zip_bytes(files)).get_json()
     assert body["rejected"] == [{"path": "rose/huge.png",
-                                 "reason": "too large (200x200 pixels; the limit is 0 megapixels)"}]
+                                 "reason": "The image is 200x200 pixels; the limit is 0.01 megapixels."}]
 
 
 def test_duplicates_are_stored_once_and_reported(app, client):
@@ -249,4 +249,4 @@ def test_list_show_and_delete(app, client):
 def test_unknown_dataset_is_json_404(client):
     response = client.get("/api/datasets/999")
     assert response.status_code == 404
-    assert response.get_json() == {"error": "Dataset 999 does not exist."}
+    assert response.get_json() == {"error": "Dataset 999 does not exist.", "code": "dataset_not_found"}

@@ -34,6 +34,9 @@ def dataset_id(client):
     ({"pretrained": "maybe"}, "pretrained", "true or false"),
     ({"label_smoothing": 0.7}, "label_smoothing", "[0, 0.5)"),
     ({"early_stopping_patience": -2}, "early_stopping_patience", "0 (off)"),
+    ({"epoch": 50}, "epoch", "'epoch' is not a training option"),
+    ({"backbone": None}, "backbone", "cannot be null"),
+    ({"epochs": None}, "epochs", "cannot be null"),
 ])
 def test_bad_options_are_400_naming_the_field(client, dataset_id, payload, field, words):
     body = {"dataset_id": dataset_id, **payload} if field != "dataset_id" else payload
@@ -50,9 +53,20 @@ def test_not_json_is_400(client):
     assert response.status_code == 400 and response.get_json()["field"] == "body"
 
 
-def test_unknown_dataset_is_404(client):
-    response = client.post("/api/jobs", json={"dataset_id": 77})
-    assert response.status_code == 404 and response.get_json()["field"] == "dataset_id"
+@pytest.mark.parametrize("dataset_id", [77, 0, -5, 2**63, 10**40])
+def test_unknown_dataset_is_404(client, dataset_id):
+    response = client.post("/api/jobs", json={"dataset_id": dataset_id})
+    assert response.status_code == 404
+    assert response.get_json()["field"] == "dataset_id" and response.get_json()["code"] == "dataset_not_found"
+
+
+def test_null_means_automatic_where_the_option_has_such_a_meaning(client, dataset_id):
+    """learning_rate and image_size accept null (automatic); validation passes and the job is created."""
+    response = client.post("/api/jobs", json={"dataset_id": dataset_id, "learning_rate": None, "image_size": None})
+    assert response.status_code == 503 and response.get_json()["code"] == "queue_unavailable"
+    job = client.get(f"/api/jobs/{response.get_json()['id']}").get_json()
+    assert job["config"]["learning_rate"] == 1e-3 and job["config"]["image_size"] == 224
+    assert job["steps"] == 0 and job["finished"] is True
 
 
 def test_unreachable_queue_fails_the_job_with_a_reason(app, client, dataset_id):
@@ -60,7 +74,7 @@ def test_unreachable_queue_fails_the_job_with_a_reason(app, client, dataset_id):
     assert response.status_code == 503
     job_id = response.get_json()["id"]
     job = client.get(f"/api/jobs/{job_id}").get_json()
-    assert job["status"] == "failed" and "Redis" in job["error"]
+    assert job["status"] == "failed" and job["finished"] is True and "Redis" in job["error"]
     assert job["finished_at"] is not None
 
 
@@ -108,8 +122,10 @@ def test_job_json_and_list_filter(app, client, dataset_id):
 
 def test_backbones_list_reports_missing_weights(client, monkeypatch, tmp_path):
     monkeypatch.setenv("PADDLE_WEIGHTS_DIR", str(tmp_path / "none"))
-    body = client.get("/api/backbones").get_json()["backbones"]
+    answer = client.get("/api/backbones").get_json()
+    body = answer["backbones"]
     names = [b["name"] for b in body]
     assert names == ["mobilenet_v3_small", "mobilenet_v3_large", "resnet18", "resnet50", "pp_lcnet_x1_0"]
     assert all(b["pretrained_available"] is False and b["defaults"]["pretrained"] is False for b in body)
-    assert body[0]["head_only_learning_rate"] == 0.01
+    assert answer["learning_rates"]["adamw"] == {"head_only": 0.01, "pretrained": 1e-3, "scratch": 2e-3}
+    assert all(b["input_size"] == 224 == b["defaults"]["image_size"] for b in body)

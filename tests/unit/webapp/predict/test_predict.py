@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import paddle
+
+from engine.images import open_checked
+from tests.factories import register_bundle
 from tests.images import image_bytes, noisy_image
-from tests.unit.webapp.predict.conftest import register
-from webapp.predict.serving import decode_upload, preprocess
-from worker.engine.data import eval_batch
-from worker.engine.imageio import resize_shorter_and_crop
 
 
 def predict(client, data: bytes, name="x.png", **fields):
@@ -68,15 +68,18 @@ def test_top_k_is_capped_by_the_classes(served):
 
 
 def test_serving_matches_training_eval_probabilities(served, trained):
+    """The served bundle (Paddle Inference, upload decoding) gives the probabilities the trainer's model
+    gives on the images as training decodes them (the cache's square, the evaluation batch)."""
     trainer, _ = trained
-    server = served.extensions["model_server"]
-    bundle = server.get(1)
-    side, size = trainer.cache.side, trainer.config.image_size
+    bundle = served.extensions["model_server"].get(1)
+    rule = bundle.bundle.preprocess
+    trainer.model.eval()
     for name, data in varied_inputs().items():
-        decoded = decode_upload(data, 10**8, bundle.decode_size)
-        served_probs = bundle.pool.run(preprocess(decoded, bundle.meta["preprocess"]))[0]
-        square = resize_shorter_and_crop(Image.open(io.BytesIO(data)), side)
-        engine_probs = trainer.predict(eval_batch(square[None], size))[0]
+        decoded, _ = open_checked(data, 10**8, bundle.decode_size)
+        served_probs = bundle.pool.run(rule.batch(rule.square(decoded)[None]))[0]
+        square = trainer.preprocess.square(Image.open(io.BytesIO(data)))
+        logits = trainer.model(paddle.to_tensor(trainer.preprocess.batch(square[None])))
+        engine_probs = paddle.nn.functional.softmax(logits, axis=-1).numpy()[0]
         np.testing.assert_allclose(served_probs, engine_probs, atol=1e-4, err_msg=name)
 
 
@@ -123,9 +126,9 @@ def test_no_model_yet_is_409_pointing_to_training(client):
 def test_newer_version_is_picked_up_and_a_corrupt_one_refused(served, trained):
     client = served.test_client()
     assert predict(client, noisy_image(1, (220, 40, 40))).get_json()["model_version"] == 1
-    register(served, trained[1], 2)
+    register_bundle(served, trained[1], 2)
     assert predict(client, noisy_image(1, (220, 40, 40))).get_json()["model_version"] == 2
-    register(served, trained[1], 3)
+    register_bundle(served, trained[1], 3)
     params = Path(served.config["DATA_DIR"], "models", "3", "model.pdiparams")
     params.write_bytes(params.read_bytes()[:-8] + b"tampered")
     body = predict(client, noisy_image(1, (220, 40, 40))).get_json()

@@ -3,17 +3,20 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-BACKBONES = ("mobilenet_v3_small", "mobilenet_v3_large", "resnet18", "resnet50", "pp_lcnet_x1_0")
+from engine.backbones import BACKBONES
+from engine.errors import StudioError
+
 OPTIMIZERS = ("adamw", "adam", "momentum")
+# Options whose null means "choose for me"; every other option refuses null.
+NULLABLE = frozenset({"learning_rate", "image_size"})
 
 
-class ConfigError(ValueError):
+class ConfigError(StudioError):
     """A bad training option; `field` names it for the form and the API."""
 
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
+    def __init__(self, field: str, message: str, code: str = "invalid_option") -> None:
+        super().__init__(code, message, field=field)
         self.field = field
-        self.message = message
 
 
 @dataclass
@@ -23,7 +26,7 @@ class TrainConfig:
     epochs: int = 10
     batch_size: int = 32
     learning_rate: float | None = None
-    image_size: int = 224
+    image_size: int | None = None  # None: the backbone's own input size
     optimizer: str = "adamw"
     freeze_backbone: bool = False
     label_smoothing: float = 0.1
@@ -32,6 +35,10 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     grad_clip: float = 5.0
     seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.image_size is None and self.backbone in BACKBONES:
+            self.image_size = BACKBONES[self.backbone].input_size
 
     def resolved_learning_rate(self) -> float:
         """Article's advice: ~1e-2 for the head alone, 1e-3 fine-tuning pretrained, more from scratch."""
@@ -49,15 +56,28 @@ class TrainConfig:
         return data
 
     @classmethod
+    def learning_rate_rule(cls) -> dict[str, dict[str, float]]:
+        """The automatic learning rate per optimizer and situation, for forms that show it."""
+        return {optimizer: {"head_only": cls(optimizer=optimizer, freeze_backbone=True).resolved_learning_rate(),
+                            "pretrained": cls(optimizer=optimizer).resolved_learning_rate(),
+                            "scratch": cls(optimizer=optimizer, pretrained=False).resolved_learning_rate()}
+                for optimizer in OPTIMIZERS}
+
+    @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         """Validate untrusted input (e.g. JSON from the API); raise ConfigError naming the field."""
         if not isinstance(data, dict):
-            raise ConfigError("body", "Send the job options as a JSON object.")
-        known = {f.name for f in fields(cls)}
+            raise ConfigError("body", "Send the job options as a JSON object.", code="invalid_body")
         values = {}
         for name, value in data.items():
-            if name in known and value is not None:
-                values[name] = _coerce(name, value)
+            if name not in _TYPES:
+                raise ConfigError(name, f"'{name}' is not a training option; the options are: "
+                                        f"{', '.join(_TYPES)}.", code="unknown_option")
+            if value is None:
+                if name not in NULLABLE:
+                    raise ConfigError(name, f"'{name}' cannot be null; leave it out to use the default.")
+                continue
+            values[name] = _coerce(name, value)
         config = cls(**values)
         config.validate()
         return config

@@ -2,17 +2,17 @@
 import io
 import zipfile
 
-from tests.unit.webapp.predict.conftest import register
+from tests.factories import register_bundle
 
 
 def test_list_detail_download_and_delete(served, trained):
-    register(served, trained[1], 2)
+    register_bundle(served, trained[1], 2)
     client = served.test_client()
     listed = client.get("/api/models").get_json()
     assert listed["default_version"] == 2
     assert [(m["version"], m["is_default"]) for m in listed["models"]] == [(2, True), (1, False)]
     detail = client.get("/api/models/1").get_json()
-    assert detail["preprocess"]["center_crop"] == 32 and detail["metrics"]["best_epoch"] >= 1
+    assert detail["preprocess"]["input_size"] == 32 and detail["metrics"]["best_epoch"] >= 1
     assert set(detail["files"]) == {"model.json", "model.pdiparams"}
     response = client.get("/api/models/1/download")
     assert response.headers["Content-Disposition"].endswith("model-v1.zip")

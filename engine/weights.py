@@ -1,7 +1,7 @@
 """Pretrained weights: Paddle's cache, offline import, and a fast, clear failure when missing.
 
-    python -m worker.engine.weights list
-    python -m worker.engine.weights import resnet18 /media/usb/resnet18.pdparams
+    python -m engine.weights list
+    python -m engine.weights import resnet18 /media/usb/resnet18.pdparams
 """
 from __future__ import annotations
 
@@ -13,21 +13,18 @@ import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
-from worker.engine.digest import file_digest
+from engine.backbones import BACKBONES
+from engine.digest import file_digest
+from engine.errors import StudioError
 
 ZOO = "https://paddle-hapi.bj.bcebos.com/models/"
-# backbone -> (file name in the cache, md5 of Paddle's published file or None when not published by Paddle)
-WEIGHT_FILES = {
-    "mobilenet_v3_small": ("mobilenet_v3_small_x1.0.pdparams", "34fe0e7c1f8b00b2b056ad6788d0590c"),
-    "mobilenet_v3_large": ("mobilenet_v3_large_x1.0.pdparams", "118db5792b4e183b925d8e8e334db3df"),
-    "resnet18": ("resnet18.pdparams", "cf548f46534aa3560945be4b95cd11c4"),
-    "resnet50": ("resnet50.pdparams", "ca6f485ee1ab0492d38f323885b0ad80"),
-    "pp_lcnet_x1_0": ("PPLCNet_x1_0_pretrained.pdparams", None),
-}
 
 
-class PretrainedWeightsMissing(RuntimeError):
+class PretrainedWeightsMissing(StudioError):
     """Weights are not in the cache and cannot be downloaded."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("pretrained_weights_missing", message)
 
 
 def weights_dir() -> Path:
@@ -35,12 +32,12 @@ def weights_dir() -> Path:
 
 
 def weights_path(backbone: str) -> Path:
-    return weights_dir() / WEIGHT_FILES[backbone][0]
+    return weights_dir() / BACKBONES[backbone].weights_file
 
 
 def weights_status() -> dict[str, bool]:
     """Which backbones have pretrained weights on this machine."""
-    return {backbone: weights_path(backbone).is_file() for backbone in WEIGHT_FILES}
+    return {backbone: weights_path(backbone).is_file() for backbone in BACKBONES}
 
 
 def _reachable(url: str, timeout: float = 3.0) -> bool:
@@ -57,8 +54,8 @@ def ensure_weights(backbone: str) -> Path:
     path = weights_path(backbone)
     if path.is_file():
         return path
-    file_name, md5 = WEIGHT_FILES[backbone]
-    how = (f"Place '{file_name}' in {weights_dir()} (or run `python -m worker.engine.weights import "
+    file_name, md5 = BACKBONES[backbone].weights_file, BACKBONES[backbone].weights_md5
+    how = (f"Place '{file_name}' in {weights_dir()} (or run `python -m engine.weights import "
            f"{backbone} FILE`), or train without pretrained weights.")
     if md5 is None:
         raise PretrainedWeightsMissing(f"No pretrained weights for {backbone} on this machine. {how}")
@@ -74,11 +71,11 @@ def ensure_weights(backbone: str) -> Path:
 
 def import_weights(backbone: str, source: Path) -> Path:
     """Copy a weights file into the cache after checking it against Paddle's published md5."""
-    if backbone not in WEIGHT_FILES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(WEIGHT_FILES)}")
-    expected = WEIGHT_FILES[backbone][1]
-    if expected and file_digest(source, "md5") != expected:
-        raise ValueError(f"{source} is not Paddle's {WEIGHT_FILES[backbone][0]} (md5 mismatch)")
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    spec = BACKBONES[backbone]
+    if spec.weights_md5 and file_digest(source, "md5") != spec.weights_md5:
+        raise ValueError(f"{source} is not Paddle's {spec.weights_file} (md5 mismatch)")
     target = weights_path(backbone)
     target.parent.mkdir(parents=True, exist_ok=True)
     partial = target.with_suffix(".partial")
@@ -88,12 +85,12 @@ def import_weights(backbone: str, source: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m worker.engine.weights", description=__doc__,
+    parser = argparse.ArgumentParser(prog="python -m engine.weights", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("list", help="show which pretrained weights are present")
     add = commands.add_parser("import", help="copy a weights file into the cache")
-    add.add_argument("backbone", choices=sorted(WEIGHT_FILES))
+    add.add_argument("backbone", choices=sorted(BACKBONES))
     add.add_argument("file", type=Path)
     args = parser.parse_args(argv)
     if args.command == "list":

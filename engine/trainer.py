@@ -10,13 +10,12 @@ import numpy as np
 import paddle
 from paddle import nn
 
-from worker.engine.backbones import build_backbone, freeze_backbone
-from worker.engine.config import TrainConfig
-from worker.engine.data import (IMAGENET_MEAN, IMAGENET_STD, BatchLoader, ImageCache, Sample,
-                                cache_size_for, eval_batch)
-from worker.engine.device import pick_device
-from worker.engine.export import write_bundle
-from worker.engine.metrics import confusion_matrix, per_class_report, top_k_accuracy
+from engine.backbones import build_backbone, freeze_backbone
+from engine.bundle import Preprocess, write_bundle
+from engine.config import TrainConfig
+from engine.data import BatchLoader, ImageCache, Sample
+from engine.device import pick_device
+from engine.metrics import confusion_matrix, per_class_report, top_k_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +68,16 @@ class Callbacks:
 
 
 class Trainer:
+    """prepare -> build -> (train_epoch, recalibrate_batchnorm, evaluate) per epoch -> export."""
+
     def __init__(self, config: TrainConfig, data: TrainData, cache_root: Path | str,
                  callbacks: Callbacks | None = None, device: str | None = None) -> None:
         self.config, self.data = config, data
         self.callbacks = callbacks or Callbacks()
         self.device = device or pick_device()
         self.amp = self.device.startswith("gpu")
-        self.cache = ImageCache(cache_root, cache_size_for(config.image_size))
+        self.preprocess = Preprocess.for_input_size(config.image_size)
+        self.cache = ImageCache(cache_root, self.preprocess)
         self.num_classes = len(data.class_names)
 
     def prepare(self) -> None:
@@ -86,9 +88,9 @@ class Trainer:
         arrays = self.cache.load_all(samples, lambda done, total: self.callbacks.on_phase("preparing", done, total))
         split = len(self.data.train)
         labels = np.array([s.label for s in samples], dtype=np.int64)
-        size, batch = self.config.image_size, self.config.batch_size
-        self.train_loader = BatchLoader(arrays[:split], labels[:split], batch, size, True, self.config.seed)
-        self.val_loader = BatchLoader(arrays[split:], labels[split:], batch, size, False)
+        rule, batch = self.preprocess, self.config.batch_size
+        self.train_loader = BatchLoader(arrays[:split], labels[:split], batch, rule, True, self.config.seed)
+        self.val_loader = BatchLoader(arrays[split:], labels[split:], batch, rule, False)
 
     def build(self) -> None:
         """Model, loss, warm-up + cosine schedule, optimizer with global-norm clipping."""
@@ -171,8 +173,7 @@ class Trainer:
         for k, start in enumerate(range(0, len(images), self.config.batch_size), start=1):
             for layer in norms:
                 layer._momentum = (k - 1) / k
-            self.model(paddle.to_tensor(eval_batch(images[start:start + self.config.batch_size],
-                                                   self.config.image_size)))
+            self.model(paddle.to_tensor(self.preprocess.batch(images[start:start + self.config.batch_size])))
         for layer, value in zip(norms, momentum):
             layer._momentum = value
 
@@ -232,30 +233,16 @@ class Trainer:
         result.confusion = matrix.tolist()
         result.per_class = per_class_report(matrix, self.data.class_names)
 
-    @paddle.no_grad()
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        """Probabilities for already-preprocessed NCHW float32 images."""
-        self.model.eval()
-        return nn.functional.softmax(self.model(paddle.to_tensor(x)), axis=-1).numpy()
-
-    def export(self, folder: Path, extra_meta: dict, result: FitResult) -> dict:
-        """Write the best model and everything serving needs into a new bundle folder."""
-        size = self.config.image_size
+    def export(self, folder: Path, provenance: dict, result: FitResult) -> dict:
+        """Write the best model, its classes and preprocessing rule and its provenance into a new bundle."""
         meta = {
             "classes": self.data.class_names,
-            "input_size": size,
-            "preprocess": {"resize_shorter": self.cache.side, "center_crop_square": self.cache.side,
-                           "center_crop": size, "interpolation": "bilinear", "jpeg_draft": True,
-                           "exif_transpose": True, "mode": "RGB", "transparent_background": [255, 255, 255],
-                           "scale": 1 / 255, "mean": IMAGENET_MEAN.tolist(), "std": IMAGENET_STD.tolist(),
-                           "layout": "NCHW"},
             "backbone": self.config.backbone,
             "config": self.config.to_dict(),
             "device": self.device,
-            "seed": self.config.seed,
             "metrics": {"best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
                         "per_class": result.per_class, "confusion": result.confusion,
                         "history": [asdict(stats) for stats in result.history]},
-            **extra_meta,
+            **provenance,
         }
-        return write_bundle(self.model, folder, size, meta)
+        return write_bundle(self.model, folder, self.preprocess, meta)

@@ -14,16 +14,9 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
-from worker.engine.imageio import load_square
+from engine.bundle import Preprocess, normalize
 
 log = logging.getLogger(__name__)
-IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
-IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
-
-
-def cache_size_for(image_size: int) -> int:
-    """Side of the cached square: the usual 256/224 margin around the crop."""
-    return int(round(image_size * 256 / 224))
 
 
 @dataclass(frozen=True)
@@ -34,11 +27,12 @@ class Sample:
 
 
 class ImageCache:
-    """Each image decoded and resized once per size, kept as raw uint8 files under `root`."""
+    """Each image decoded once per decode size (the bundle's `Preprocess.square`), kept as raw uint8 files."""
 
-    def __init__(self, root: Path | str, side: int) -> None:
-        self.side = side
-        self.root = Path(root) / str(side)
+    def __init__(self, root: Path | str, preprocess: Preprocess) -> None:
+        self.preprocess = preprocess
+        self.side = preprocess.decode_size
+        self.root = Path(root) / str(self.side)
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()
@@ -56,7 +50,8 @@ class ImageCache:
                 return data.reshape(self.side, self.side, 3)
         except OSError:
             pass
-        array = load_square(sample.path, self.side)
+        with Image.open(sample.path) as image:
+            array = self.preprocess.square(image)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
         array.tofile(partial)
@@ -81,17 +76,6 @@ class ImageCache:
                 if progress and (index % 32 == 31 or index == len(samples) - 1):
                     progress(index + 1, len(samples))
         return out
-
-
-def normalize(batch: np.ndarray) -> np.ndarray:
-    """uint8 or float NHWC in 0..255 -> float32 NCHW with ImageNet mean/std."""
-    scaled = batch.astype(np.float32) / 255.0
-    return ((scaled - IMAGENET_MEAN) / IMAGENET_STD).transpose(0, 3, 1, 2).copy()
-
-
-def center_crop(batch: np.ndarray, size: int) -> np.ndarray:
-    offset = (batch.shape[1] - size) // 2
-    return batch[:, offset:offset + size, offset:offset + size]
 
 
 def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator,
@@ -129,17 +113,14 @@ def train_batch(images: np.ndarray, size: int, rng: np.random.Generator) -> np.n
     return normalize(color_jitter(crops, rng))
 
 
-def eval_batch(images: np.ndarray, size: int) -> np.ndarray:
-    return normalize(center_crop(images, size))
-
-
 class BatchLoader:
-    """Batches of (images, labels); training batches are augmented in a background thread."""
+    """Batches of (images, labels); training batches are augmented in a background thread, evaluation
+    batches follow the bundle's preprocessing rule exactly."""
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, image_size: int,
+    def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, preprocess: Preprocess,
                  train: bool, seed: int = 0) -> None:
         self.images, self.labels = images, labels
-        self.batch_size, self.image_size, self.train, self.seed = batch_size, image_size, train, seed
+        self.batch_size, self.preprocess, self.train, self.seed = batch_size, preprocess, train, seed
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.labels), self.batch_size)
@@ -153,7 +134,7 @@ class BatchLoader:
             if self.train and len(index) < 2:
                 continue
             images = self.images[index]
-            x = train_batch(images, self.image_size, rng) if self.train else eval_batch(images, self.image_size)
+            x = train_batch(images, self.preprocess.input_size, rng) if self.train else self.preprocess.batch(images)
             yield x, self.labels[index].astype(np.int64)
 
     def epoch(self, epoch: int = 0, prefetch: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:

@@ -1,7 +1,7 @@
 """Top-k accuracy, confusion matrix and per-class precision/recall/F1."""
 import numpy as np
 
-from worker.engine.metrics import confusion_matrix, per_class_report, top_k_accuracy
+from engine.metrics import confusion_matrix, per_class_report, top_k_accuracy
 
 
 def test_top_k_accuracy_counts_a_hit_anywhere_in_the_top_k():

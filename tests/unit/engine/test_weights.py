@@ -5,10 +5,10 @@ import numpy as np
 import paddle
 import pytest
 
-from worker.engine import weights
-from worker.engine.backbones import build_backbone, freeze_backbone
-from worker.engine.config import TrainConfig
-from worker.engine.trainer import Trainer
+from engine import weights
+from engine.backbones import BACKBONES, build_backbone, freeze_backbone
+from engine.config import TrainConfig
+from engine.trainer import Trainer
 
 
 @pytest.fixture
@@ -22,7 +22,7 @@ def save_imagenet_like(backbone: str, folder) -> dict:
     paddle.seed(7)
     state = build_backbone(backbone, 1000, pretrained=False).state_dict()
     folder.mkdir(parents=True, exist_ok=True)
-    paddle.save(state, str(folder / weights.WEIGHT_FILES[backbone][0]))
+    paddle.save(state, str(folder / BACKBONES[backbone].weights_file))
     return {k: v.numpy() for k, v in state.items()}
 
 

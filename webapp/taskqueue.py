@@ -5,6 +5,9 @@ from celery import Celery, Task
 from flask import Flask
 
 TRAINING_QUEUE = "training"
+# Task names: the worker registers its tasks under these; the web app sends tasks by name only.
+TRAIN_TASK = "worker.train"
+DESCRIBE_TASK = "worker.describe"
 
 
 def init_app(app: Flask) -> Celery:
@@ -21,7 +24,7 @@ def init_app(app: Flask) -> Celery:
         result_backend=app.config["REDIS_URL"],
         result_expires=3600,
         task_default_queue=TRAINING_QUEUE,
-        task_acks_late=True,
+        task_acks_late=True,  # a task whose worker dies is delivered again
         task_reject_on_worker_lost=False,
         worker_prefetch_multiplier=1,
         worker_hijack_root_logger=False,

@@ -11,44 +11,47 @@ from pathlib import Path
 
 from flask import current_app
 from sqlalchemy import func, select, update
-from sqlalchemy.exc import IntegrityError
 
+from engine.config import TrainConfig
+from engine.data import Sample
+from engine.device import describe_device
+from engine.errors import StudioError
+from engine.trainer import Callbacks, EpochStats, Trainer, TrainData, TrainingCancelled
 from webapp.extensions import db
 from webapp.jobs import events
-from webapp.jobs.services import finish
-from webapp.models import Dataset, DatasetImage, EpochMetric, Job, ModelVersion, utcnow
-from worker.engine.config import TrainConfig
-from worker.engine.data import Sample
-from worker.engine.export import publish_bundle
-from worker.engine.trainer import Callbacks, EpochStats, Trainer, TrainData, TrainingCancelled
-from worker.engine.weights import PretrainedWeightsMissing
+from webapp.jobs.services import transition
+from webapp.jobs.status import JobStatus
+from webapp.models import Dataset, DatasetImage, EpochMetric, Job, utcnow
+from webapp.registry.services import register_version
+from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
 
 
-def data_dir() -> Path:
-    return Path(current_app.config["DATA_DIR"])
+def describe_worker() -> dict:
+    """This worker's Paddle build and device, and how many datasets it sees in the database."""
+    return {"datasets": db.session.scalar(select(func.count()).select_from(Dataset)), **describe_device()}
 
 
 def claim(job_id: int, worker: str) -> Job | None:
     """Move a queued job to running; None when another delivery already took it (or it was cancelled)."""
+    job = db.session.get(Job, job_id)
+    if job is None:
+        return None
     now = utcnow()
-    claimed = db.session.execute(
-        update(Job).where(Job.id == job_id, Job.status == "queued")
-        .values(status="running", phase="preparing", worker=worker, started_at=now, heartbeat_at=now)
-    ).rowcount
-    db.session.commit()
-    return db.session.get(Job, job_id) if claimed else None
+    claimed = transition(job, JobStatus.RUNNING, phase="preparing", worker=worker, started_at=now,
+                         heartbeat_at=now)
+    return job if claimed else None
 
 
 def training_data(job: Job) -> TrainData:
     if job.dataset_id is None:
-        raise RuntimeError("The dataset of this job was deleted.")
+        raise StudioError("dataset_not_found", "The dataset of this job was deleted.")
     images = db.session.scalars(select(DatasetImage).where(DatasetImage.dataset_id == job.dataset_id)
                                 .order_by(DatasetImage.id)).all()
     names = sorted({image.class_name for image in images})
     index = {name: i for i, name in enumerate(names)}
-    folder = data_dir() / "datasets" / str(job.dataset_id) / "images"
+    folder = data_dir().dataset(job.dataset_id) / "images"
 
     def samples(split: str) -> list[Sample]:
         return [Sample(str(folder / i.stored_name), index[i.class_name], i.sha256) for i in images if i.split == split]
@@ -146,42 +149,22 @@ class JobReporter(Callbacks):
             self.writer.close()
 
 
-def export_version(job: Job, trainer: Trainer, result) -> ModelVersion:
-    """Write the bundle to a staging folder, give it the next version number, move it into place."""
-    models = data_dir() / "models"
-    staging = models / f".staging-{job.id}-{uuid.uuid4().hex}"
+def export_version(job: Job, trainer: Trainer, result) -> None:
+    """Write the bundle to a staging folder, then register it as the next model version."""
+    staging = data_dir().models / f".staging-{job.id}-{uuid.uuid4().hex}"
     dataset = db.session.get(Dataset, job.dataset_id) if job.dataset_id else None
     try:
-        meta = trainer.export(staging, {"job_id": job.id, "dataset": {
+        trainer.export(staging, {"job_id": job.id, "dataset": {
             "id": job.dataset_id, "name": job.dataset_name,
             "content_hash": dataset.content_hash if dataset else None}}, result)
-        return _register_version(job, meta, result, staging, models)
+        register_version(staging, job, trainer.config, trainer.data.class_names, result.best_val_acc)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when the bundle was published
 
 
-def _register_version(job: Job, meta: dict, result, staging: Path, models: Path) -> ModelVersion:
-    """Give the bundle the next free version number and move it into place under that number."""
-    size = sum(path.stat().st_size for path in staging.iterdir())
-    for _ in range(5):
-        number = (db.session.scalar(select(func.max(ModelVersion.version))) or 0) + 1
-        version = ModelVersion(version=number, job_id=job.id, dataset_id=job.dataset_id, backbone=meta["backbone"],
-                               image_size=meta["input_size"], class_names=meta["classes"],
-                               val_acc=result.best_val_acc, bundle_bytes=size)
-        db.session.add(version)
-        try:
-            db.session.flush()
-        except IntegrityError:
-            db.session.rollback()
-            continue
-        publish_bundle(staging, models / str(number))
-        try:
-            db.session.commit()
-        except Exception:
-            shutil.rmtree(models / str(number), ignore_errors=True)
-            raise
-        return version
-    raise RuntimeError("could not allocate a model version number")
+def _fail(job: Job, message: str, trace: str | None = None) -> None:
+    db.session.rollback()
+    transition(job, JobStatus.FAILED, error=message, traceback=trace)
 
 
 def run_training_job(job_id: int, worker: str) -> str:
@@ -193,30 +176,32 @@ def run_training_job(job_id: int, worker: str) -> str:
     config = current_app.config
     heartbeat = Heartbeat(db.engine, job.id, config["JOB_HEARTBEAT_SECONDS"])
     heartbeat.start()
-    reporter = JobReporter(job, config["REDIS_URL"], data_dir() / "visualdl" / f"job-{job.id}")
+    reporter = JobReporter(job, config["REDIS_URL"], data_dir().job_log(job.id))
     try:
-        data = training_data(job)
-        job.class_names = data.class_names
-        db.session.commit()
-        trainer = Trainer(TrainConfig(**job.config), data, data_dir() / "cache" / "images", reporter)
-        result = trainer.fit()
-        job.phase, job.progress = "exporting", 1.0
-        job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early
-        job.best_epoch, job.best_val_acc = result.best_epoch, result.best_val_acc
-        db.session.commit()
-        export_version(job, trainer, result)
-        finish(job, "succeeded")
+        _train(job, reporter)
+        transition(job, JobStatus.SUCCEEDED)
     except TrainingCancelled:
         db.session.rollback()
-        finish(job, "cancelled", error=f"Cancelled on request during epoch {job.epoch or 1}.")
-    except PretrainedWeightsMissing as exc:
-        db.session.rollback()
-        finish(job, "failed", error=str(exc))
+        transition(job, JobStatus.CANCELLED, error=f"Cancelled on request during epoch {job.epoch or 1}.")
+    except StudioError as exc:
+        _fail(job, exc.message)
     except Exception as exc:
         log.exception("job %s failed", job_id)
-        db.session.rollback()
-        finish(job, "failed", error=f"{type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        _fail(job, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     finally:
         heartbeat.stopped.set()
         reporter.close()
     return job.status
+
+
+def _train(job: Job, reporter: "JobReporter") -> None:
+    data = training_data(job)
+    job.class_names = data.class_names
+    db.session.commit()
+    trainer = Trainer(TrainConfig(**job.config), data, data_dir().image_cache, reporter)
+    result = trainer.fit()
+    job.phase, job.progress = "exporting", 1.0
+    job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early
+    job.best_epoch, job.best_val_acc = result.best_epoch, result.best_val_acc
+    db.session.commit()
+    export_version(job, trainer, result)

@@ -1,0 +1,174 @@
+"""The model bundle, the contract between training and serving: written, verified and read only here.
+
+A bundle is a folder with `model.json` + `model.pdiparams` (`paddle.jit.save`, softmax included) and
+`meta.json`. Keys of `meta.json`:
+
+read by serving   `format`, `classes` (in output order), `preprocess` (the rule below), `files` (sha256 of
+                  every other file, checked before loading)
+provenance        `backbone`, `config` (the job's resolved options, seed included), `dataset` (id, name,
+                  content_hash), `job_id`, `metrics` (best epoch, accuracy, per-class report, confusion,
+                  history), `paddle_version`, `device`, `exported_at`
+
+The preprocessing rule is code, not a description: training's evaluation and serving both call
+`Preprocess.square` and `Preprocess.batch`, so the two cannot drift apart.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image
+
+from engine.digest import file_digest
+from engine.errors import StudioError
+from engine.images import resize_shorter_and_crop
+
+if TYPE_CHECKING:
+    from paddle import nn
+
+BUNDLE_FORMAT = 1
+MODEL_FILES = ("model.json", "model.pdiparams")
+PREPROCESS_RULE = "shorter-side-square-center-crop"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class BundleRejected(StudioError):
+    """A bundle that is missing, fails its sha256 check, or uses a rule this version does not know."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__("model_bundle_rejected", message)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """Upright RGB, shorter side resized to `decode_size` (bilinear) with a centre square crop, then a
+    centre crop of `input_size`, scaled to 0..1 and normalised with `mean`/`std`, NCHW float32.
+    Transparent pixels become white; JPEGs much larger than needed are decoded at a reduced scale."""
+
+    input_size: int
+    decode_size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+
+    @classmethod
+    def for_input_size(cls, input_size: int) -> "Preprocess":
+        """The usual 256/224 margin around the crop."""
+        return cls(input_size, int(round(input_size * 256 / 224)))
+
+    def square(self, image: Image.Image) -> np.ndarray:
+        """Decode step: uint8 decode_size x decode_size x 3 (what the training cache stores)."""
+        return resize_shorter_and_crop(image, self.decode_size)
+
+    def batch(self, squares: np.ndarray) -> np.ndarray:
+        """uint8 N x decode_size x decode_size x 3 -> the model's float32 NCHW input."""
+        offset = (squares.shape[1] - self.input_size) // 2
+        crop = squares[:, offset:offset + self.input_size, offset:offset + self.input_size]
+        return normalize(crop, self.mean, self.std)
+
+    def to_meta(self) -> dict:
+        return {"rule": PREPROCESS_RULE, "input_size": self.input_size, "decode_size": self.decode_size,
+                "mean": list(self.mean), "std": list(self.std)}
+
+    @classmethod
+    def from_meta(cls, meta: dict) -> "Preprocess":
+        if meta.get("rule") != PREPROCESS_RULE:
+            raise ValueError(f"unknown preprocessing rule {meta.get('rule')!r}")
+        return cls(int(meta["input_size"]), int(meta["decode_size"]), tuple(meta["mean"]), tuple(meta["std"]))
+
+
+def normalize(batch: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
+    """uint8 or float NHWC in 0..255 -> float32 NCHW, normalised with `mean`/`std`."""
+    scaled = batch.astype(np.float32) * np.float32(1 / 255)
+    mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+    return ((scaled - mean) / std).transpose(0, 3, 1, 2).copy()
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A verified bundle on disk: what serving needs, and the whole meta for people."""
+
+    folder: Path
+    classes: list[str]
+    preprocess: Preprocess
+    meta: dict
+
+    @property
+    def model_file(self) -> Path:
+        return self.folder / MODEL_FILES[0]
+
+    @property
+    def params_file(self) -> Path:
+        return self.folder / MODEL_FILES[1]
+
+
+def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: dict) -> dict:
+    """Save `model` (in eval mode, softmax appended) and its meta into the new `folder`; return the meta."""
+    import paddle
+    from paddle.static import InputSpec
+
+    folder.mkdir(parents=True, exist_ok=False)
+    model.eval()
+    size = preprocess.input_size
+    spec = [InputSpec([None, 3, size, size], "float32", "image")]
+    paddle.jit.save(_with_softmax(model), str(folder / "model"), input_spec=spec)
+    files = {path.name: file_digest(path) for path in sorted(folder.iterdir()) if path.is_file()}
+    meta = {"format": BUNDLE_FORMAT, **meta, "preprocess": preprocess.to_meta(),
+            "paddle_version": paddle.__version__,
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": files}
+    (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
+    return meta
+
+
+def _with_softmax(model: "nn.Layer") -> "nn.Layer":
+    """`model` with a softmax after it, so the bundle outputs probabilities."""
+    from paddle import nn
+
+    class WithSoftmax(nn.Layer):
+        def __init__(self, inner: nn.Layer) -> None:
+            super().__init__()
+            self.model = inner
+
+        def forward(self, image):
+            return nn.functional.softmax(self.model(image), axis=-1)
+
+    return WithSoftmax(model)
+
+
+def publish_bundle(staging: Path, target: Path) -> None:
+    """Move a complete bundle into place in one rename, so a half-written one is never visible."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+
+
+def read_meta(folder: Path) -> dict:
+    """The bundle's meta.json, unverified (for showing provenance); raises BundleRejected."""
+    try:
+        return json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise BundleRejected(f"The bundle in {folder.name} has no readable meta.json.") from None
+
+
+def read_bundle(folder: Path) -> Bundle:
+    """Read meta.json and check every file's sha256 and the format; raise BundleRejected naming the fault."""
+    meta = read_meta(folder)
+    if meta.get("format") != BUNDLE_FORMAT:
+        raise BundleRejected(f"The bundle format {meta.get('format')!r} is not known to this version.")
+    files = meta.get("files") or {}
+    for name in (*MODEL_FILES, *files):
+        path = folder / name
+        if name not in files or not path.is_file() or file_digest(path) != files[name]:
+            raise BundleRejected(f"The bundle failed its integrity check: {name} is missing or does not "
+                                 "match its sha256.")
+    try:
+        return Bundle(folder, list(meta["classes"]), Preprocess.from_meta(meta["preprocess"]), meta)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleRejected(f"The bundle's meta.json is incomplete: {exc}.") from None

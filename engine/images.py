@@ -1,0 +1,88 @@
+"""Images in, pixels out: the one inspection rule for uploads (ingest and prediction) and RGB decoding.
+
+Pillow only. Every refusal is an ImageRejected with a stable code and a message for a person.
+"""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from engine.errors import StudioError
+
+ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp"}
+_FORMAT_LIST = "JPEG, PNG, GIF, BMP or WEBP"
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
+
+
+class ImageRejected(StudioError):
+    """Bytes that are not an image the studio accepts."""
+
+
+def _corrupt() -> ImageRejected:
+    return ImageRejected("image_corrupt", "The image is truncated or corrupt.")
+
+
+def open_checked(data: bytes, max_pixels: int, draft: int | None = None) -> tuple[Image.Image, tuple[int, int]]:
+    """Open `data` by its content, check format and pixel count before decoding, then decode it fully.
+
+    Returns the decoded image and its stored size. With `draft`, a large JPEG is decoded at a reduced
+    DCT scale whose shorter side stays >= `draft`; the whole stream is still read, so truncation is
+    still caught.
+    """
+    try:
+        image = Image.open(io.BytesIO(data))
+    except UnidentifiedImageError:
+        raise ImageRejected("not_an_image", f"The file is not an image; send a {_FORMAT_LIST}.") from None
+    except Image.DecompressionBombError:
+        raise ImageRejected("image_too_large", "The image has too many pixels to be decoded safely.") from None
+    except _DECODE_ERRORS:
+        raise _corrupt() from None
+    if image.format not in ACCEPTED_FORMATS:
+        raise ImageRejected("unsupported_image_format",
+                            f"{image.format} images are not supported; send a {_FORMAT_LIST}.")
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ImageRejected("image_too_large", f"The image is {width}x{height} pixels; the limit is "
+                                               f"{max_pixels / 1e6:g} megapixels.")
+    try:
+        if draft:
+            image.draft("RGB", (draft, draft))
+        image.load()
+    except Image.DecompressionBombError:
+        raise ImageRejected("image_too_large", "The image has too many pixels to be decoded safely.") from None
+    except _DECODE_ERRORS:
+        raise _corrupt() from None
+    return image, (width, height)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """RGB on a white background for transparent images; RGB for every other mode."""
+    if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", rgba.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.getchannel("A"))
+        return background
+    return image.convert("RGB")
+
+
+def upright_rgb(image: Image.Image) -> Image.Image:
+    """The image as a person sees it: EXIF orientation applied, in RGB."""
+    return to_rgb(ImageOps.exif_transpose(image))
+
+
+def resize_shorter_and_crop(image: Image.Image, shorter: int) -> np.ndarray:
+    """Upright RGB, shorter side resized to `shorter` (bilinear), centre square crop: uint8 HxWx3.
+
+    JPEGs are decoded at a reduced DCT scale first (Pillow's draft mode) when they are much larger.
+    """
+    image.draft("RGB", (shorter, shorter))
+    image = upright_rgb(image)
+    width, height = image.size
+    scale = shorter / min(width, height)
+    size = (max(shorter, round(width * scale)), max(shorter, round(height * scale)))
+    image = image.resize(size, Image.BILINEAR)
+    left, top = (size[0] - shorter) // 2, (size[1] - shorter) // 2
+    return np.asarray(image.crop((left, top, left + shorter, top + shorter)), dtype=np.uint8)
+

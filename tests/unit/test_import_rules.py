@@ -1,0 +1,72 @@
+"""Dependencies run one way, worker -> webapp -> engine, checked both in the source and at run time."""
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WEB_AND_QUEUE = {"flask", "flask_sqlalchemy", "flask_migrate", "celery", "kombu", "sqlalchemy", "alembic",
+                 "werkzeug", "webapp", "worker", "launcher"}
+FORBIDDEN = {"engine": WEB_AND_QUEUE, "webapp": {"worker"}}
+
+
+def imported_top_names(path: Path) -> set[str]:
+    """Top-level package names of every import in a file, including imports inside functions."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+@pytest.mark.parametrize("package", sorted(FORBIDDEN))
+def test_source_imports_follow_the_direction(package):
+    offenders = {str(path.relative_to(ROOT)): sorted(imported_top_names(path) & FORBIDDEN[package])
+                 for path in sorted((ROOT / package).rglob("*.py"))}
+    assert {path: names for path, names in offenders.items() if names} == {}
+
+
+WALK = """
+import importlib, json, pkgutil, sys
+package = importlib.import_module(sys.argv[1])
+for module in pkgutil.walk_packages(package.__path__, sys.argv[1] + "."):
+    importlib.import_module(module.name)
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+APP = """
+import json, sys
+from webapp import create_app
+create_app({"DATA_DIR": sys.argv[1]}).test_client().get("/datasets")
+print(json.dumps(sorted({name.split(".")[0] for name in sys.modules})))
+"""
+
+
+def loaded_by(script: str, argument: str) -> set[str]:
+    output = subprocess.run([sys.executable, "-c", script, argument], capture_output=True, text=True,
+                            check=True, cwd=ROOT)
+    return set(json.loads(output.stdout.strip().splitlines()[-1]))
+
+
+def test_every_engine_module_loads_no_web_or_queue_framework():
+    loaded = loaded_by(WALK, "engine")
+    assert "paddle" in loaded  # the trainer's modules were really imported
+    assert loaded.isdisjoint(WEB_AND_QUEUE)
+
+
+def test_every_webapp_module_loads_no_worker_module():
+    loaded = loaded_by(WALK, "webapp")
+    assert {"flask", "engine", "paddle"} <= loaded  # the job runner trains, so it loads Paddle
+    assert "worker" not in loaded
+
+
+def test_the_web_app_loads_paddle_only_when_it_serves(tmp_path):
+    """Creating the app and rendering a page never loads Paddle; serving loads it on first use."""
+    loaded = loaded_by(APP, str(tmp_path))
+    assert "flask" in loaded and "paddle" not in loaded

@@ -1,0 +1,67 @@
+"""Job status moves only along the allowed transitions, whoever asks."""
+from __future__ import annotations
+
+import pytest
+
+from webapp.extensions import db
+from webapp.jobs.runner import claim
+from webapp.jobs.services import reap_stale_jobs, transition
+from webapp.jobs.status import ACTIVE, FINISHED, TRANSITIONS, JobStatus, sources_of
+from webapp.models import Dataset, Job, utcnow
+
+
+@pytest.fixture
+def new_job(app):
+    def make(status: JobStatus, **values) -> int:
+        with app.app_context():
+            dataset = Dataset(name="d", status="ready")
+            db.session.add(dataset)
+            db.session.flush()
+            job = Job(dataset_id=dataset.id, dataset_name="d", status=status, config={"epochs": 1}, **values)
+            db.session.add(job)
+            db.session.commit()
+            return job.id
+    return make
+
+
+def test_the_vocabulary_is_complete_and_consistent():
+    assert ACTIVE | FINISHED == set(JobStatus) and not ACTIVE & FINISHED
+    assert set(TRANSITIONS) == set(JobStatus)
+    assert TRANSITIONS[JobStatus.SUCCEEDED] == frozenset()
+    assert sources_of(JobStatus.RUNNING) == {JobStatus.QUEUED}
+    assert all(status.finished == (status in FINISHED) for status in JobStatus)
+
+
+def test_a_reaped_job_is_not_turned_into_succeeded(app, new_job):
+    job_id = new_job(JobStatus.RUNNING, started_at=utcnow(), heartbeat_at=utcnow().replace(year=2000))
+    with app.app_context():
+        assert reap_stale_jobs(60) == [job_id]
+        job = db.session.get(Job, job_id)
+        assert transition(job, JobStatus.SUCCEEDED) is False
+        assert job.status == "failed" and "stopped responding" in job.error
+
+
+@pytest.mark.parametrize("status", [JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED,
+                                    JobStatus.CANCELLED])
+def test_only_a_queued_job_can_be_claimed(app, new_job, status):
+    job_id = new_job(status)
+    with app.app_context():
+        assert claim(job_id, "w1") is None
+        assert db.session.get(Job, job_id).status == status
+
+
+def test_claim_then_finish_then_resume_follow_the_table(app, new_job):
+    job_id = new_job(JobStatus.QUEUED)
+    with app.app_context():
+        job = claim(job_id, "w1")
+        assert job.status == "running" and job.worker == "w1" and job.phase == "preparing"
+        assert claim(job_id, "w2") is None
+        assert transition(job, JobStatus.FAILED, error="boom") and job.finished_at is not None
+        assert transition(job, JobStatus.CANCELLED) is False and job.error == "boom"
+        assert transition(job, JobStatus.QUEUED) and job.status == "queued"
+
+
+def test_cancelling_a_finished_job_is_409_with_a_code(client, app, new_job):
+    job_id = new_job(JobStatus.SUCCEEDED)
+    response = client.post(f"/api/jobs/{job_id}/cancel")
+    assert response.status_code == 409 and response.get_json()["code"] == "job_finished"

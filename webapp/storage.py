@@ -1,0 +1,69 @@
+"""The layout of DATA_DIR, computed here only: every other module asks this one where things live."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import current_app
+
+
+@dataclass(frozen=True)
+class DataDir:
+    """Folders under the data directory that the web app, the workers and the launcher share."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def datasets(self) -> Path:
+        return self.root / "datasets"
+
+    def dataset(self, dataset_id: int) -> Path:
+        """Images under `images/`, thumbnails under `thumbs/`."""
+        return self.datasets / str(dataset_id)
+
+    @property
+    def image_cache(self) -> Path:
+        """Decoded training images, shared by every job and dataset (content-addressed)."""
+        return self.root / "cache" / "images"
+
+    @property
+    def models(self) -> Path:
+        return self.root / "models"
+
+    def model(self, version: int) -> Path:
+        return self.models / str(version)
+
+    @property
+    def tmp(self) -> Path:
+        """Uploads being ingested."""
+        return self.root / "tmp"
+
+    @property
+    def visualdl(self) -> Path:
+        return self.root / "visualdl"
+
+    def job_log(self, job_id: int) -> Path:
+        return self.visualdl / f"job-{job_id}"
+
+    @property
+    def run(self) -> Path:
+        """Pid files and service logs of the launcher."""
+        return self.root / "run"
+
+    @property
+    def redis(self) -> Path:
+        """The embedded Redis's append-only file."""
+        return self.root / "redis"
+
+    @property
+    def database(self) -> Path:
+        """The default SQLite database."""
+        return self.root / "studio.sqlite3"
+
+
+def data_dir() -> DataDir:
+    """The current app's data directory."""
+    return DataDir(Path(current_app.config["DATA_DIR"]))

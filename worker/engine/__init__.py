@@ -1,1 +1,0 @@
-"""Pure PaddlePaddle training engine: no Flask, Celery or SQLAlchemy here."""
