@@ -1,15 +1,16 @@
 """Run the whole studio: Redis (embedded unless REDIS_URL is set), the database migrations,
-one Celery worker, the VisualDL board and the web app. Ctrl-C stops all of it."""
+one Celery worker, the VisualDL board and the web app under gunicorn. Ctrl-C stops all of it;
+a worker that dies is started again."""
 from __future__ import annotations
 
 import logging
 import os
 import signal
 import sys
+import time
 
-from werkzeug.serving import run_simple
-
-from launcher import free_port, redis_process, visualdl_process, wait_for_redis, worker_process
+from launcher import (free_port, redis_process, visualdl_process, wait_for_port, wait_for_redis, web_process,
+                      worker_process)
 from webapp import create_app
 from webapp.config import data_dir_from_env
 from webapp.database import upgrade_schema
@@ -41,16 +42,33 @@ def main() -> None:
         os.environ["VISUALDL_URL"] = f"http://127.0.0.1:{board_port}"
         app = create_app()
         upgrade_schema(app)
-        services.append(worker_process(data_dir, dict(os.environ)).start())
+        worker = worker_process(data_dir, dict(os.environ)).start()
+        services.append(worker)
         start_reaper(app)
+        web = web_process(data_dir, "127.0.0.1", port, dict(os.environ),
+                          processes=int(os.environ.get("WEB_PROCESSES") or 1),
+                          threads=int(os.environ.get("WEB_THREADS") or 32)).start()
+        services.append(web)
+        wait_for_port("127.0.0.1", port, web)
         log.info("Image Studio is running on http://127.0.0.1:%d  (Ctrl-C stops it)", port)
-        run_simple("127.0.0.1", port, app, threaded=True, use_reloader=False)
+        supervise(web, worker)
     except KeyboardInterrupt:
         pass
     finally:
         for service in reversed(services):
             service.stop()
         log.info("stopped")
+
+
+def supervise(web, worker) -> None:
+    """Return when the web server ends; start the training worker again whenever it dies."""
+    while web.exited() is None:
+        code = worker.exited()
+        if code is not None:
+            log.warning("the training worker exited (%s); starting it again", code)
+            worker.start()
+        time.sleep(1)
+    log.error("the web server exited (%s)", web.exited())
 
 
 if __name__ == "__main__":

@@ -77,6 +77,10 @@ class ServiceProcess:
         self.pid_file.write_text(str(self.process.pid))
         return self
 
+    def exited(self) -> int | None:
+        """The exit code once the process has ended, else None."""
+        return None if self.process is None else self.process.poll()
+
     def stop(self, timeout: float = 15) -> None:
         if self.process is not None and self.process.poll() is None:
             _stop_group(self.process.pid, timeout, self.death_signal, reap=self.process.poll)
@@ -136,11 +140,38 @@ def wait_for_redis(url: str, timeout: float = 20) -> None:
             time.sleep(0.1)
 
 
+def wait_for_port(host: str, port: int, service: ServiceProcess, timeout: float = 60) -> None:
+    """Wait until `service` accepts connections on host:port; fail if it exits or takes too long."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if service.exited() is not None:
+            raise RuntimeError(f"{service.name} exited with {service.exited()} while starting")
+        try:
+            socket.create_connection((host, port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{service.name} did not accept connections on {host}:{port} within {timeout:.0f} s")
+
+
 def worker_process(data_dir: DataDir, env: dict, name: str = "studio") -> ServiceProcess:
     """One Celery worker on the training queue, one job at a time."""
     argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "training",
             "-c", "1", "--loglevel", "INFO", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
     return ServiceProcess("worker", argv, data_dir.run, env=env, death_signal=signal.SIGQUIT)
+
+
+def web_process(data_dir: DataDir, host: str, port: int, env: dict, processes: int = 1,
+                threads: int = 32) -> ServiceProcess:
+    """The web app under gunicorn's threaded worker: long-lived event streams each hold a thread while
+    other requests go on; keep-alive on. The app is created in each worker after the fork, so no Paddle
+    state crosses a fork (the web app loads Paddle only when it first serves a model)."""
+    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(processes),
+            "--threads", str(threads), "--bind", f"{host}:{port}", "--keep-alive", "5",
+            "--graceful-timeout", "10", "--timeout", "120", "--log-level", "warning",
+            "--access-logfile", "-" if env.get("ACCESS_LOG") else "/dev/null",
+            "--name", "image-studio", "webapp:create_app()"]
+    return ServiceProcess("web", argv, data_dir.run, env=env)
 
 
 def visualdl_process(data_dir: DataDir, port: int) -> ServiceProcess:

@@ -4,7 +4,9 @@ A bundle is a folder with `model.json` + `model.pdiparams` (`paddle.jit.save`, s
 `meta.json`. Keys of `meta.json`:
 
 read by serving   `format`, `classes` (in output order), `preprocess` (the rule below), `files` (sha256 of
-                  every other file, checked before loading)
+                  every other file, checked before loading; `model.onnx` when the ONNX export succeeded),
+                  `runtimes` (per device and CPU thread count: milliseconds of each runtime and the faster)
+shown             `onnx` (`opset` and `max_abs_diff` against Paddle Inference, or `error` when there is none)
 provenance        `backbone`, `config` (the job's resolved options, seed included), `dataset` (id, name,
                   content_hash), `job_id`, `metrics` (best epoch, accuracy, per-class report, confusion,
                   history), `paddle_version`, `device`, `exported_at`
@@ -28,6 +30,7 @@ from PIL import Image
 from engine.digest import file_digest
 from engine.errors import StudioError
 from engine.images import resize_shorter_and_crop
+from engine.runtimes import ONNX_FILE, ONNX_OPSET, ModelFiles, OnnxExportFailed, export_onnx, measure
 
 if TYPE_CHECKING:
     from paddle import nn
@@ -100,16 +103,47 @@ class Bundle:
     meta: dict
 
     @property
-    def model_file(self) -> Path:
-        return self.folder / MODEL_FILES[0]
+    def files(self) -> ModelFiles:
+        onnx = self.folder / ONNX_FILE if ONNX_FILE in self.meta["files"] else None
+        return ModelFiles(self.folder / MODEL_FILES[0], self.folder / MODEL_FILES[1], onnx)
 
     @property
-    def params_file(self) -> Path:
-        return self.folder / MODEL_FILES[1]
+    def onnx_error(self) -> str | None:
+        return (self.meta.get("onnx") or {}).get("error") if self.files.onnx is None else None
+
+    def measurement(self, key: str) -> dict | None:
+        """The runtime measurement for `key` (see `runtime_key`): from export, or recorded by a server."""
+        if key in (self.meta.get("runtimes") or {}):
+            return self.meta["runtimes"][key]
+        try:
+            return json.loads((self.folder / f"runtimes-{key}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def record_measurement(self, key: str, measured: dict) -> dict:
+        """Keep a measurement made at load time beside the bundle; the first process to record wins, so
+        every process of every server agrees on the choice. Returns the measurement that holds."""
+        target = self.folder / f"runtimes-{key}.json"
+        partial = target.with_name(f"{target.name}.{os.getpid()}.part")
+        partial.write_text(json.dumps(measured), encoding="utf-8")
+        try:
+            os.link(partial, target)
+        except FileExistsError:
+            pass
+        finally:
+            partial.unlink(missing_ok=True)
+        return self.measurement(key) or measured
 
 
-def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: dict) -> dict:
-    """Save `model` (in eval mode, softmax appended) and its meta into the new `folder`; return the meta."""
+def runtime_key(device: str, cpu_threads: int) -> str:
+    """Measurements hold for one device and one number of CPU threads per session."""
+    return device.replace(":", "") if device.startswith("gpu") else f"cpu-{cpu_threads}t"
+
+
+def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: dict, device: str = "cpu",
+                 cpu_threads: int = 1) -> dict:
+    """Save `model` (in eval mode, softmax appended) into the new `folder`, convert it to ONNX, measure
+    both runtimes on `device`, and write the meta; return the meta."""
     import paddle
     from paddle.static import InputSpec
 
@@ -118,10 +152,16 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
     size = preprocess.input_size
     spec = [InputSpec([None, 3, size, size], "float32", "image")]
     paddle.jit.save(_with_softmax(model), str(folder / "model"), input_spec=spec)
-    files = {path.name: file_digest(path) for path in sorted(folder.iterdir()) if path.is_file()}
-    meta = {"format": BUNDLE_FORMAT, **meta, "preprocess": preprocess.to_meta(),
-            "paddle_version": paddle.__version__,
-            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": files}
+    files = ModelFiles(folder / MODEL_FILES[0], folder / MODEL_FILES[1], folder / ONNX_FILE)
+    try:
+        onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size)}
+    except OnnxExportFailed as exc:
+        onnx, files = {"error": str(exc)}, ModelFiles(files.model, files.params, None)
+    measured = measure(files, size, device, cpu_threads)
+    digests = {path.name: file_digest(path) for path in sorted(folder.iterdir()) if path.is_file()}
+    meta = {"format": BUNDLE_FORMAT, **meta, "preprocess": preprocess.to_meta(), "onnx": onnx,
+            "runtimes": {runtime_key(device, cpu_threads): measured}, "paddle_version": paddle.__version__,
+            "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": digests}
     (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return meta
 

@@ -13,6 +13,9 @@ from engine.errors import StudioError
 
 ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp"}
 _FORMAT_LIST = "JPEG, PNG, GIF, BMP or WEBP"
+# A longer side beyond 20x the shorter is a strip, not a photo: resizing its shorter side to the model's
+# size would make the longer side (and the memory and time) explode.
+MAX_ASPECT_RATIO = 20
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError)
 
 
@@ -43,9 +46,7 @@ def open_checked(data: bytes, max_pixels: int, draft: int | None = None) -> tupl
         raise ImageRejected("unsupported_image_format",
                             f"{image.format} images are not supported; send a {_FORMAT_LIST}.")
     width, height = image.size
-    if width * height > max_pixels:
-        raise ImageRejected("image_too_large", f"The image is {width}x{height} pixels; the limit is "
-                                               f"{max_pixels / 1e6:g} megapixels.")
+    check_geometry(width, height, max_pixels)
     try:
         if draft:
             image.draft("RGB", (draft, draft))
@@ -55,6 +56,16 @@ def open_checked(data: bytes, max_pixels: int, draft: int | None = None) -> tupl
     except _DECODE_ERRORS:
         raise _corrupt() from None
     return image, (width, height)
+
+
+def check_geometry(width: int, height: int, max_pixels: int | None = None) -> None:
+    """Bound the work an image implies before it is decoded or resized: its pixels and its aspect ratio."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise ImageRejected("image_too_large", f"The image is {width}x{height} pixels; the limit is "
+                                               f"{max_pixels / 1e6:g} megapixels.")
+    if min(width, height) < 1 or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise ImageRejected("image_aspect_ratio", f"The image is {width}x{height} pixels; an image whose longer side is "
+                                                  f"over {MAX_ASPECT_RATIO} times its shorter side is not accepted.")
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -76,7 +87,9 @@ def resize_shorter_and_crop(image: Image.Image, shorter: int) -> np.ndarray:
     """Upright RGB, shorter side resized to `shorter` (bilinear), centre square crop: uint8 HxWx3.
 
     JPEGs are decoded at a reduced DCT scale first (Pillow's draft mode) when they are much larger.
+    Raises ImageRejected for a strip whose resize would be unbounded.
     """
+    check_geometry(*image.size)
     image.draft("RGB", (shorter, shorter))
     image = upright_rgb(image)
     width, height = image.size

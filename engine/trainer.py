@@ -245,4 +245,4 @@ class Trainer:
                         "history": [asdict(stats) for stats in result.history]},
             **provenance,
         }
-        return write_bundle(self.model, folder, self.preprocess, meta)
+        return write_bundle(self.model, folder, self.preprocess, meta, device=self.device)

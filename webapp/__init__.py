@@ -21,10 +21,21 @@ def format_duration(seconds: float) -> str:
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
 
 
+def _limit_json_bodies() -> None:
+    """Uploads have their own limits; every other request body (JSON) is small."""
+    from flask import current_app, request
+
+    if request.endpoint not in UPLOAD_ENDPOINTS:
+        request.max_content_length = current_app.config["JSON_MAX_BYTES"]
+
+
+UPLOAD_ENDPOINTS = {"datasets_api.create", "predict_api.predict"}
+
+
 def create_app(config: dict | None = None) -> Flask:
     """Application factory; `config` overrides the environment-derived defaults (tests use it)."""
     from webapp import database, errors, health, taskqueue
-    from webapp.config import default_config
+    from webapp.config import default_config, serving_options
     from webapp.datasets.api import api as datasets_api
     from webapp.datasets.pages import pages as datasets_pages
     from webapp.jobs.api import api as jobs_api
@@ -51,8 +62,9 @@ def create_app(config: dict | None = None) -> Flask:
         app.register_blueprint(blueprint)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
-    app.extensions["model_server"] = ModelServer(DataDir(Path(app.config["DATA_DIR"])).models,
-                                                 app.config["PREDICTOR_POOL_SIZE"])
+    app.extensions["model_server"] = ModelServer(DataDir(app.config["DATA_DIR"]).models,
+                                                 serving_options(app.config))
+    app.before_request(_limit_json_bodies)
     app.context_processor(lambda: {"nav_items": NAV_ITEMS})
     app.add_template_filter(format_duration, "duration")
     return app

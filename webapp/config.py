@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from webapp.predict.serving import ServingOptions
 from webapp.storage import DataDir
 
 
@@ -15,6 +16,21 @@ def _int_env(name: str, default: int) -> int:
 def data_dir_from_env(override: str | None = None) -> DataDir:
     """`override`, else DATA_DIR, else ./instance, as an absolute path."""
     return DataDir(Path(override or os.environ.get("DATA_DIR") or "instance").resolve())
+
+
+def serving_options(config) -> ServingOptions:
+    """The model server's options from the app's configuration; bad values stop the start with a message."""
+    runtime, tensorrt = config["SERVING_RUNTIME"], config["PADDLE_TRT"]
+    if runtime not in ("auto", "onnx", "paddle"):
+        raise ValueError(f"SERVING_RUNTIME must be auto, onnx or paddle, not {runtime!r}")
+    if tensorrt not in ("off", "fp16"):
+        raise ValueError(f"PADDLE_TRT must be off or fp16, not {tensorrt!r}")
+    threads = max(1, config["SERVING_THREADS"])
+    cpu_threads = config["SERVING_CPU_THREADS"] or max(1, (os.cpu_count() or 1) // threads)
+    return ServingOptions(runtime=runtime, threads=threads, cpu_threads=cpu_threads,
+                          max_batch=max(1, config["SERVING_MAX_BATCH"]),
+                          batch_wait_ms=max(0.0, config["SERVING_BATCH_WAIT_MS"]),
+                          max_versions=max(1, config["SERVING_MAX_VERSIONS"]), tensorrt=tensorrt)
 
 
 def default_config(data_dir: str | None = None) -> dict:
@@ -41,7 +57,16 @@ def default_config(data_dir: str | None = None) -> dict:
         "HEALTH_CACHE_SECONDS": 5,
         "PREDICT_MAX_BYTES": _int_env("PREDICT_MAX_MB", 5) * 1024 * 1024,
         "PREDICT_MAX_PIXELS": _int_env("PREDICT_MAX_MEGAPIXELS", 40) * 1_000_000,
-        "PREDICTOR_POOL_SIZE": _int_env("PREDICTOR_POOL_SIZE", 4),
+        "JSON_MAX_BYTES": _int_env("JSON_MAX_KB", 1024) * 1024,
+        # Serving: inference threads per loaded version, each with its own predictor or session, and the
+        # math threads each of them uses; the defaults fill the machine's cores once.
+        "SERVING_RUNTIME": os.environ.get("SERVING_RUNTIME") or "auto",
+        "SERVING_THREADS": _int_env("SERVING_THREADS", min(2, os.cpu_count() or 1)),
+        "SERVING_CPU_THREADS": _int_env("SERVING_CPU_THREADS", 0),  # 0: cores / SERVING_THREADS
+        "SERVING_MAX_BATCH": _int_env("SERVING_MAX_BATCH", 8),
+        "SERVING_BATCH_WAIT_MS": float(os.environ.get("SERVING_BATCH_WAIT_MS") or 0),
+        "SERVING_MAX_VERSIONS": _int_env("SERVING_MAX_VERSIONS", 3),
+        "PADDLE_TRT": os.environ.get("PADDLE_TRT") or "off",
         "JOB_HEARTBEAT_SECONDS": float(os.environ.get("JOB_HEARTBEAT_SECONDS") or 10),
         "JOB_STALE_SECONDS": float(os.environ.get("JOB_STALE_SECONDS") or 90),
         "REAPER_INTERVAL_SECONDS": float(os.environ.get("REAPER_INTERVAL_SECONDS") or 30),

@@ -30,6 +30,7 @@ ERROR_STATUS: dict[str, int] = {
     "not_an_image": 415,
     "unsupported_image_format": 415,
     "image_too_large": 400,
+    "image_aspect_ratio": 400,
     "image_corrupt": 400,
     "not_a_zip": 400,
     "zip_bomb": 400,
@@ -50,6 +51,7 @@ ERROR_STATUS: dict[str, int] = {
     "no_model": 409,
     "model_in_use": 409,
     "model_bundle_rejected": 409,
+    "model_busy": 503,
     "pretrained_weights_missing": 409,
     "model_files_gone": 410,
     # the parts around the app

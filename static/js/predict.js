@@ -6,6 +6,7 @@ const picker = document.getElementById("version-picker");
 const topK = document.getElementById("top-k");
 const list = document.getElementById("predictions");
 const errorBox = document.getElementById("predict-error");
+const RUNTIME_NAMES = { onnx: "ONNX Runtime", paddle: "Paddle Inference" };
 
 const pinned = new URLSearchParams(window.location.search).get("version");
 if (pinned && picker) picker.value = pinned;
@@ -82,7 +83,8 @@ async function classify({ file, view }) {
   const answer = document.createElement("p");
   answer.className = "answer";
   answer.textContent = body.class;
-  view.status.textContent = `model v${body.model_version} · ${body.elapsed_ms.toFixed(0)} ms on the server · ${total.toFixed(0)} ms in all`;
+  const runtime = RUNTIME_NAMES[body.runtime] || body.runtime;
+  view.status.textContent = `model v${body.model_version} · ${runtime} · ${body.elapsed_ms.toFixed(0)} ms on the server · ${total.toFixed(0)} ms in all`;
   view.body.insertBefore(answer, view.status);
   view.body.append(bars(body));
 }

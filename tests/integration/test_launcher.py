@@ -56,7 +56,14 @@ def test_start_stop_and_recover_from_kill(tmp_path):
         health = wait_healthy(port)
         assert health["status"] == "ok" and len(health["workers"]) == 1
         first = service_pids(tmp_path)
-        assert set(first) == {"redis", "visualdl", "worker"} and all(map(running, first.values()))
+        assert set(first) == {"redis", "visualdl", "worker", "web"} and all(map(running, first.values()))
+
+        os.kill(first["worker"], signal.SIGKILL)  # a worker that dies is started again
+        deadline = time.monotonic() + 90
+        while service_pids(tmp_path)["worker"] == first["worker"] or wait_healthy(port)["status"] != "ok":
+            assert time.monotonic() < deadline, "the worker was not started again"
+            time.sleep(1)
+        first = service_pids(tmp_path)
 
         app.kill()  # like kill -9: no clean-up at all
         app.wait()

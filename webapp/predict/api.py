@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, request
 from engine.bundle import BundleRejected
 from engine.errors import StudioError
 from engine.images import ImageRejected, open_checked
+from webapp.predict.serving import VersionUnloaded
 from webapp.registry import services as registry
 
 api = Blueprint("predict_api", __name__, url_prefix="/api")
@@ -15,6 +16,7 @@ api = Blueprint("predict_api", __name__, url_prefix="/api")
 
 def _read_image() -> bytes:
     limit = current_app.config["PREDICT_MAX_BYTES"]
+    request.max_content_length = limit + 64 * 1024  # also bounds chunked bodies, which have no length
     too_large = StudioError("file_too_large", f"The image is larger than {limit / 2**20:g} MB.", field="image")
     if request.content_length is not None and request.content_length > limit + 64 * 1024:
         raise too_large
@@ -42,11 +44,11 @@ def _int_field(name: str, default: int | None, low: int, high: int) -> int | Non
     return value
 
 
-def _bundle(version: int | None):
-    versions = registry.all_versions()
+def _loaded(version: int | None):
+    server = current_app.extensions["model_server"]
+    versions = server.versions(registry.all_versions)
     if not versions:
         raise StudioError("no_model", "There is no trained model yet: open a dataset and start training first.")
-    server = current_app.extensions["model_server"]
     try:
         if version is None:
             return server.newest_loadable(versions)
@@ -63,12 +65,18 @@ def predict():
     data = _read_image()
     version = _int_field("version", None, 1, 10**9)
     top_k = _int_field("top_k", 5, 1, 1000)
-    bundle = _bundle(version)
-    try:
-        image, _ = open_checked(data, current_app.config["PREDICT_MAX_PIXELS"], bundle.decode_size)
-    except ImageRejected as exc:
-        raise StudioError(exc.code, exc.message, field="image") from None
     started = time.perf_counter()
-    result = bundle.classify(image, min(top_k, len(bundle.classes)))
+    for _ in range(3):
+        loaded = _loaded(version)
+        try:
+            image, _ = open_checked(data, current_app.config["PREDICT_MAX_PIXELS"], loaded.decode_size)
+            result = loaded.classify(image, min(top_k, len(loaded.classes)))
+            break
+        except ImageRejected as exc:
+            raise StudioError(exc.code, exc.message, field="image") from None
+        except VersionUnloaded:
+            continue  # unloaded by another request meanwhile: load it again
+    else:
+        raise StudioError("model_busy", "The model is being reloaded; try again in a moment.")
     result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
     return jsonify(result)

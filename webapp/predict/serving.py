@@ -1,28 +1,143 @@
-"""Paddle Inference predictors for model bundles, loaded once per process and never shared by threads.
+"""The per-process model server: loaded versions, the runtime each one uses, and inference threads.
 
-Serving reads only the bundle: `meta.json` says how to preprocess, the files say what to run.
+Serving reads only the bundle. Each loaded version has a few inference threads; every thread opens its
+own Paddle Inference predictor or ONNX Runtime session and is the only thread that ever runs it (Paddle
+keeps per-thread state, so predictors handed between request threads failed now and then). Request
+threads put their image on the version's queue and wait; a free inference thread takes every request
+that is waiting (up to `max_batch`) and runs them as one batch.
 """
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-from engine.bundle import Bundle, BundleRejected, read_bundle
+from engine.bundle import Bundle, BundleRejected, read_bundle, runtime_key
+from engine.runtimes import measure, open_session
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class ServingOptions:
+    """How versions are served in this process (from the app's configuration)."""
+
+    runtime: str = "auto"  # auto | onnx | paddle
+    threads: int = 2  # inference threads per loaded version
+    cpu_threads: int = 1  # math threads per predictor or session
+    max_batch: int = 8
+    batch_wait_ms: float = 0.0  # extra wait for a batch to fill; 0 takes only what is already waiting
+    max_versions: int = 3  # loaded versions kept; the least recently used is unloaded
+    versions_ttl_seconds: float = 5.0
+    tensorrt: str = "off"  # off | fp16, on a GPU with Paddle Inference
+
+
+class VersionUnloaded(Exception):
+    """The version was unloaded between looking it up and running it; look it up again."""
+
+
+class _Request:
+    __slots__ = ("batch", "done", "result", "error")
+
+    def __init__(self, batch: np.ndarray) -> None:
+        self.batch, self.done, self.result, self.error = batch, threading.Event(), None, None
+
+
+class InferenceThreads:
+    """Threads that each own one session; `run` is safe from any number of request threads."""
+
+    def __init__(self, open_one: Callable[[], Callable[[np.ndarray], np.ndarray]], options: ServingOptions,
+                 warmup: np.ndarray) -> None:
+        self.options = options
+        self._queue: queue.Queue = queue.Queue()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+        started: queue.Queue = queue.Queue()
+        for index in range(options.threads):
+            thread = threading.Thread(target=self._serve, args=(open_one, warmup, started), daemon=True,
+                                      name=f"inference-{index}")
+            thread.start()
+            self._threads.append(thread)
+        errors = [error for error in (started.get() for _ in self._threads) if error is not None]
+        if errors:
+            self.close()
+            raise errors[0]
+
+    def _serve(self, open_one, warmup: np.ndarray, started: queue.Queue) -> None:
+        try:
+            session = open_one()  # created here: this thread is the only one that ever runs it
+            session(warmup)
+        except Exception as exc:
+            started.put(exc)
+            return
+        started.put(None)
+        while (first := self._queue.get()) is not None:
+            requests = [first, *self._more(first)]
+            try:
+                output = session(np.concatenate([r.batch for r in requests]))
+                offset = 0
+                for request in requests:
+                    request.result = output[offset:offset + len(request.batch)]
+                    offset += len(request.batch)
+            except Exception as exc:
+                log.exception("inference failed")
+                for request in requests:
+                    request.error = exc
+            for request in requests:
+                request.done.set()
+
+    def _more(self, first: _Request) -> list[_Request]:
+        """Requests waiting behind `first`, up to the batch limit (briefly waiting when so configured)."""
+        taken, size = [], len(first.batch)
+        deadline = time.monotonic() + self.options.batch_wait_ms / 1000
+        while size < self.options.max_batch:
+            try:
+                remaining = deadline - time.monotonic()
+                item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:  # closing: let the other threads see it too
+                self._queue.put(None)
+                break
+            taken.append(item)
+            size += len(item.batch)
+        return taken
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        request = _Request(batch)
+        with self._lock:  # every request queued before close() is served before the threads stop
+            if self._closed:
+                raise VersionUnloaded()
+            self._queue.put(request)
+        request.done.wait()
+        if request.error is not None:
+            raise RuntimeError(f"inference failed: {request.error}") from request.error
+        return request.result
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            for _ in self._threads:
+                self._queue.put(None)
+
+
 @dataclass
-class LoadedBundle:
+class LoadedVersion:
     version: int
     bundle: Bundle
-    pool: "PredictorPool"
+    runtime: str
+    threads: InferenceThreads
+    note: str | None = None  # why the runtime differs from the one asked for
 
     @property
     def decode_size(self) -> int:
@@ -32,96 +147,135 @@ class LoadedBundle:
     def classes(self) -> list[str]:
         return self.bundle.classes
 
-    def classify(self, image: Image.Image, top_k: int) -> dict:
+    def probabilities(self, image: Image.Image) -> np.ndarray:
         rule = self.bundle.preprocess
-        probabilities = self.pool.run(rule.batch(rule.square(image)[None]))[0]
+        return self.threads.run(rule.batch(rule.square(image)[None]))[0]
+
+    def classify(self, image: Image.Image, top_k: int) -> dict:
+        probabilities = self.probabilities(image)
         order = np.argsort(-probabilities)[:top_k]
         top = [{"class": self.classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
         return {"class": top[0]["class"], "confidence": top[0]["confidence"], "top_k": top,
-                "model_version": self.version}
+                "model_version": self.version, "runtime": self.runtime}
 
 
-class PredictorPool:
-    """One Paddle Inference predictor per concurrent caller (clones share the weights).
-
-    Every clone runs once at load, so no request pays for oneDNN's first-run kernel set-up.
-    """
-
-    def __init__(self, bundle: Bundle, size: int) -> None:
-        from paddle import inference
-
-        from engine.device import pick_device
-
-        config = inference.Config(str(bundle.model_file), str(bundle.params_file))
-        config.disable_glog_info()
-        if pick_device().startswith("gpu"):
-            config.enable_use_gpu(256, 0)
-        else:
-            config.disable_gpu()
-        first = inference.create_predictor(config)
-        self._idle: queue.LifoQueue = queue.LifoQueue()
-        side = bundle.preprocess.input_size
-        warmup = np.zeros([1, 3, side, side], dtype=np.float32)
-        for predictor in [first] + [first.clone() for _ in range(size - 1)]:
-            self._infer(predictor, warmup)
-            self._idle.put(predictor)
-
-    @staticmethod
-    def _infer(predictor, batch: np.ndarray) -> np.ndarray:
-        handle = predictor.get_input_handle(predictor.get_input_names()[0])
-        handle.reshape(list(batch.shape))
-        handle.copy_from_cpu(batch)
-        predictor.run()
-        return predictor.get_output_handle(predictor.get_output_names()[0]).copy_to_cpu()
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        predictor = self._idle.get()
-        try:
-            return self._infer(predictor, batch)
-        finally:
-            self._idle.put(predictor)
+def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tuple[str, str | None]:
+    """The runtime for this bundle and a note when it is not the one configured."""
+    has_onnx = bundle.files.onnx is not None
+    if options.runtime == "paddle":
+        return "paddle", None
+    if options.runtime == "onnx":
+        if has_onnx:
+            return "onnx", None
+        return "paddle", f"SERVING_RUNTIME=onnx, but this version has no ONNX model ({bundle.onnx_error})."
+    if not has_onnx:
+        return "paddle", None
+    key = runtime_key(device, options.cpu_threads)
+    measured = bundle.measurement(key)
+    if measured is None:
+        log.info("measuring both runtimes of %s for %s", bundle.folder.name, key)
+        measured = bundle.record_measurement(key, measure(bundle.files, bundle.preprocess.input_size, device,
+                                                           options.cpu_threads))
+    return measured["runtime"], None
 
 
-def load_bundle(folder: Path, version: int, pool_size: int) -> LoadedBundle:
-    """Check every file's sha256 against meta.json, then build the predictors."""
+def load_version(folder: Path, version: int, options: ServingOptions, device: str = "cpu") -> LoadedVersion:
+    """Check every file's sha256 against meta.json, choose the runtime, start the inference threads."""
     try:
         bundle = read_bundle(folder)
     except BundleRejected as exc:
         raise BundleRejected(f"Model version {version} cannot serve: {exc.message}") from None
     try:
-        return LoadedBundle(version, bundle, PredictorPool(bundle, pool_size))
+        runtime, note = choose_runtime(bundle, options, device)
+        side = bundle.preprocess.input_size
+        threads = InferenceThreads(
+            lambda: open_session(bundle.files, runtime, device, options.cpu_threads, options.tensorrt,
+                                 options.max_batch),
+            options, np.zeros((1, 3, side, side), dtype=np.float32))
     except Exception as exc:
         raise BundleRejected(f"Model version {version} could not be loaded: {exc}") from exc
+    if note:
+        log.warning("model version %d: %s", version, note)
+    return LoadedVersion(version, bundle, runtime, threads, note)
+
+
+def _signature(folder: Path) -> tuple:
+    """Changes when any file of the bundle folder is replaced, so a refused version is checked again."""
+    try:
+        return tuple(sorted((p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in folder.iterdir()))
+    except OSError:
+        return ()
 
 
 class ModelServer:
-    """Loaded versions of this process, kept until deleted; refused versions are remembered."""
+    """Loaded versions of this process (least recently used unloaded first) and the cached version list."""
 
-    def __init__(self, models_dir: Path, pool_size: int = 4) -> None:
-        self.models_dir, self.pool_size = models_dir, pool_size
-        self._loaded: dict[int, LoadedBundle] = {}
-        self._refused: dict[int, str] = {}
+    def __init__(self, models_dir: Path, options: ServingOptions | None = None, device: str | None = None) -> None:
+        self.models_dir, self.options = models_dir, options or ServingOptions()
+        self._device = device
+        self._loaded: OrderedDict[int, LoadedVersion] = OrderedDict()
+        self._refused: dict[int, tuple[tuple, str]] = {}
         self._lock = threading.Lock()
+        self._versions: list[int] | None = None
+        self._versions_key: tuple | None = None
 
-    def get(self, version: int) -> LoadedBundle:
-        """The loaded bundle of `version`, loading it on first use (raises BundleRejected)."""
-        bundle = self._loaded.get(version)
-        if bundle is not None:
-            return bundle
-        if version in self._refused:
-            raise BundleRejected(self._refused[version])
+    @property
+    def device(self) -> str:
+        if self._device is None:
+            from engine.device import pick_device
+
+            self._device = pick_device()
+        return self._device
+
+    def versions(self, read: Callable[[], list[int]]) -> list[int]:
+        """The version list from `read` (the database), read again only when the models folder changes
+        or after a few seconds, never once per request."""
+        try:
+            stamp = os.stat(self.models_dir).st_mtime_ns
+        except OSError:
+            stamp = None
+        key = (stamp, int(time.monotonic() // self.options.versions_ttl_seconds))
+        if self._versions is None or key != self._versions_key:
+            self._versions, self._versions_key = sorted(read()), key
+        return self._versions
+
+    def loaded(self, version: int) -> LoadedVersion | None:
+        return self._loaded.get(version)
+
+    def runtime_key(self) -> str:
+        """Which measurements apply to this process (device and CPU threads per session)."""
+        return runtime_key(self.device, self.options.cpu_threads)
+
+    def invalidate(self) -> None:
+        self._versions = None
+
+    def get(self, version: int) -> LoadedVersion:
+        """The loaded `version`, loading it on first use (raises BundleRejected)."""
         with self._lock:
-            if version not in self._loaded:
-                try:
-                    self._loaded[version] = load_bundle(self.models_dir / str(version), version, self.pool_size)
-                    log.info("model version %d loaded", version)
-                except BundleRejected as exc:
-                    log.error("%s", exc)
-                    self._refused[version] = exc.message
-                    raise
-            return self._loaded[version]
+            loaded = self._loaded.get(version)
+            if loaded is not None:
+                self._loaded.move_to_end(version)
+                return loaded
+            folder = self.models_dir / str(version)
+            refused = self._refused.get(version)
+            if refused and refused[0] == _signature(folder):
+                raise BundleRejected(refused[1])
+            try:
+                loaded = load_version(folder, version, self.options, self.device)
+            except BundleRejected as exc:
+                log.error("%s", exc.message)
+                self._refused[version] = (_signature(folder), exc.message)
+                raise
+            self._refused.pop(version, None)
+            self._loaded[version] = loaded
+            while len(self._loaded) > self.options.max_versions:
+                _, evicted = self._loaded.popitem(last=False)
+                evicted.threads.close()
+                log.info("model version %d unloaded (least recently used)", evicted.version)
+            log.info("model version %d loaded on %s with %s", version, self.device, loaded.runtime)
+            return loaded
 
-    def newest_loadable(self, versions: list[int]) -> LoadedBundle:
+    def newest_loadable(self, versions: list[int]) -> LoadedVersion:
         """The newest of `versions` that loads; a refused newer bundle leaves the previous one serving."""
         error = None
         for version in sorted(versions, reverse=True):
@@ -133,5 +287,9 @@ class ModelServer:
 
     def forget(self, version: int) -> None:
         with self._lock:
-            self._loaded.pop(version, None)
+            loaded = self._loaded.pop(version, None)
             self._refused.pop(version, None)
+        if loaded is not None:
+            loaded.threads.close()
+        self.invalidate()
+

@@ -76,34 +76,58 @@ def version_json(row: ModelVersion, latest: int | None = None) -> dict:
             "is_default": row.version == latest}
 
 
+def serving_json(version: int, meta: dict | None) -> dict:
+    """How the version serves in this process: its runtime, or the one it would be given, and why."""
+    server = current_app.extensions["model_server"]
+    loaded = server.loaded(version)
+    onnx = (meta or {}).get("onnx") or {}
+    files = (meta or {}).get("files") or {}
+    measured = ((meta or {}).get("runtimes") or {}).get(server.runtime_key())
+    runtime = loaded.runtime if loaded else (measured or {}).get("runtime") if "model.onnx" in files else "paddle"
+    return {"runtime": runtime, "loaded": loaded is not None, "onnx": "model.onnx" in files,
+            "onnx_error": None if "model.onnx" in files else onnx.get("error"),
+            "onnx_max_abs_diff": onnx.get("max_abs_diff"), "measured_ms": (measured or {}).get("ms"),
+            "note": loaded.note if loaded else None}
+
+
+def _meta_or_none(version: int) -> dict | None:
+    try:
+        return read_meta(data_dir().model(version))
+    except BundleRejected:
+        return None
+
+
 def list_versions() -> list[dict]:
-    """All versions, newest first, with the default one marked."""
+    """All versions, newest first, with the default one marked and how each serves."""
     latest = latest_version()
     rows = db.session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc()))
-    return [version_json(row, latest) for row in rows]
+    return [{**version_json(row, latest), "serving": serving_json(row.version, _meta_or_none(row.version))}
+            for row in rows]
 
 
 def version_detail(row: ModelVersion) -> dict:
     """The version with the metrics and preprocessing recorded in its bundle."""
     detail = version_json(row, latest_version())
-    try:
-        meta = read_meta(data_dir().model(row.version))
-    except BundleRejected:
+    meta = _meta_or_none(row.version)
+    if meta is None:
         return {**detail, "bundle_missing": True}
-    return {**detail, "metrics": meta.get("metrics"), "preprocess": meta.get("preprocess"),
+    return {**detail, "serving": serving_json(row.version, meta), "metrics": meta.get("metrics"), "preprocess": meta.get("preprocess"),
             "config": meta.get("config"), "paddle_version": meta.get("paddle_version"),
             "dataset": meta.get("dataset"), "files": meta.get("files")}
 
 
 def bundle_zip(row: ModelVersion) -> Path:
-    """The bundle folder packed into a temporary zip file (the caller sends and removes it)."""
+    """The bundle (meta.json and the files it lists) packed into a temporary zip file (the caller sends and
+    removes it); measurements a server recorded beside the bundle stay on the server."""
     folder = data_dir().model(row.version)
-    if not folder.is_dir():
+    meta = _meta_or_none(row.version)
+    if meta is None:
         raise StudioError("model_files_gone", f"The files of model version {row.version} are gone from the server.")
     handle = tempfile.NamedTemporaryFile(prefix=f"model-v{row.version}-", suffix=".zip", delete=False)
     with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
-        for path in sorted(folder.iterdir()):
-            archive.write(path, f"model-v{row.version}/{path.name}")
+        for name in sorted(["meta.json", *meta.get("files", {})]):
+            if (folder / name).is_file():
+                archive.write(folder / name, f"model-v{row.version}/{name}")
     handle.close()
     return Path(handle.name)
 

@@ -100,7 +100,7 @@ def test_export_round_trip_matches_training_eval(trained):
     trainer, folder = trained
     bundle = read_bundle(folder)
     assert bundle.classes == ["red", "green", "blue"]
-    assert set(bundle.meta["files"]) == {"model.json", "model.pdiparams"}
+    assert set(bundle.meta["files"]) == {"model.json", "model.pdiparams", "model.onnx"}
     assert bundle.preprocess == trainer.preprocess and bundle.preprocess.input_size == 32
     x = next(iter(trainer.val_loader.epoch()))[0]
     loaded = paddle.jit.load(str(folder / "model"))

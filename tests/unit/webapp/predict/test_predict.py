@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import paddle
 import pytest
 from PIL import Image
-
-import paddle
 
 from engine.images import open_checked
 from tests.factories import register_bundle
@@ -55,8 +55,10 @@ def _noisy_jpeg(size) -> bytes:
 
 def test_answer_has_the_documented_shape(served):
     body = predict(served.test_client(), noisy_image(42, (40, 200, 60)), top_k=2).get_json()
-    assert set(body) == {"class", "confidence", "top_k", "model_version", "elapsed_ms"}
+    assert set(body) == {"class", "confidence", "top_k", "model_version", "runtime", "elapsed_ms"}
     assert body["class"] == "green" and body["model_version"] == 1
+    measured = json.loads(Path(served.config["DATA_DIR"], "models", "1", "meta.json").read_text())["runtimes"]
+    assert body["runtime"] == measured["cpu-1t"]["runtime"]
     assert [entry["class"] for entry in body["top_k"]][0] == "green" and len(body["top_k"]) == 2
     assert body["top_k"][0]["confidence"] == body["confidence"] >= body["top_k"][1]["confidence"]
 
@@ -71,12 +73,11 @@ def test_serving_matches_training_eval_probabilities(served, trained):
     """The served bundle (Paddle Inference, upload decoding) gives the probabilities the trainer's model
     gives on the images as training decodes them (the cache's square, the evaluation batch)."""
     trainer, _ = trained
-    bundle = served.extensions["model_server"].get(1)
-    rule = bundle.bundle.preprocess
+    loaded = served.extensions["model_server"].get(1)
     trainer.model.eval()
     for name, data in varied_inputs().items():
-        decoded, _ = open_checked(data, 10**8, bundle.decode_size)
-        served_probs = bundle.pool.run(rule.batch(rule.square(decoded)[None]))[0]
+        decoded, _ = open_checked(data, 10**8, loaded.decode_size)
+        served_probs = loaded.probabilities(decoded)
         square = trainer.preprocess.square(Image.open(io.BytesIO(data)))
         logits = trainer.model(paddle.to_tensor(trainer.preprocess.batch(square[None])))
         engine_probs = paddle.nn.functional.softmax(logits, axis=-1).numpy()[0]
@@ -136,9 +137,11 @@ def test_newer_version_is_picked_up_and_a_corrupt_one_refused(served, trained):
     pinned = predict(client, noisy_image(1, (220, 40, 40)), version=3)
     assert pinned.status_code == 409
     assert "failed its integrity check: model.pdiparams" in pinned.get_json()["error"]
+    shutil.copyfile(trained[1] / "model.pdiparams", params)  # repaired: checked again, not refused forever
+    assert predict(client, noisy_image(1, (220, 40, 40)), version=3).get_json()["model_version"] == 3
 
 
-def test_concurrent_requests_match_sequential_ones(served):
+def test_sixteen_concurrent_clients_get_the_sequential_answers(served):
     images = [noisy_image(200 + i, color, size=(64 + i, 48)) for i, color in
               enumerate([(220, 40, 40), (40, 200, 60), (40, 60, 220)] * 4)]
 
@@ -148,6 +151,6 @@ def test_concurrent_requests_match_sequential_ones(served):
         return json.dumps(body["top_k"])
 
     sequential = [ask(data) for data in images]
-    with ThreadPoolExecutor(max_workers=6) as pool:
+    with ThreadPoolExecutor(max_workers=16) as pool:
         concurrent = list(pool.map(ask, images * 4))
     assert concurrent == sequential * 4

@@ -1,0 +1,151 @@
+"""Inference runtimes for a bundle: Paddle Inference and ONNX Runtime, the ONNX export and its check,
+and the measurement that chooses between them.
+
+A session returned by `open_session` belongs to the thread that opened it: Paddle Inference keeps
+per-thread state (oneDNN caches), so a predictor must be created and run on one thread only.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+RUNTIMES = ("onnx", "paddle")
+ONNX_FILE = "model.onnx"
+ONNX_OPSET = 13
+ONNX_TOLERANCE = 1e-4
+EXPORT_TIMEOUT_SECONDS = 600
+
+Session = Callable[[np.ndarray], np.ndarray]
+
+
+class OnnxExportFailed(Exception):
+    """paddle2onnx could not convert the model, or the result does not match Paddle Inference."""
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """The files a runtime reads; `onnx` is None when the bundle has no ONNX model."""
+
+    model: Path
+    params: Path
+    onnx: Path | None
+
+
+def open_session(files: ModelFiles, runtime: str, device: str = "cpu", cpu_threads: int = 1,
+                 tensorrt: str = "off", max_batch: int = 1) -> Session:
+    """A callable float32 NCHW batch -> probabilities, for use on the calling thread only."""
+    if runtime == "onnx":
+        return _onnx_session(files, device, cpu_threads)
+    return _paddle_session(files, device, cpu_threads, tensorrt, max_batch)
+
+
+def _paddle_session(files: ModelFiles, device: str, cpu_threads: int, tensorrt: str, max_batch: int) -> Session:
+    from paddle import inference
+
+    config = inference.Config(str(files.model), str(files.params))
+    config.disable_glog_info()
+    config.switch_ir_optim(True)
+    if device.startswith("gpu"):
+        config.enable_use_gpu(256, int(device.partition(":")[2] or 0))
+        if tensorrt == "fp16":
+            config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=max_batch, min_subgraph_size=3,
+                                          precision_mode=inference.PrecisionType.Half, use_static=False,
+                                          use_calib_mode=False)
+    else:
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(cpu_threads)
+    predictor = inference.create_predictor(config)
+    source = predictor.get_input_handle(predictor.get_input_names()[0])
+    target = predictor.get_output_handle(predictor.get_output_names()[0])
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        source.reshape(list(batch.shape))
+        source.copy_from_cpu(np.ascontiguousarray(batch, dtype=np.float32))
+        predictor.run()
+        return target.copy_to_cpu()
+
+    return run
+
+
+def _onnx_session(files: ModelFiles, device: str, cpu_threads: int) -> Session:
+    import onnxruntime
+
+    if files.onnx is None:
+        raise FileNotFoundError("this bundle has no ONNX model")
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = cpu_threads
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    providers = ["CPUExecutionProvider"]
+    if device.startswith("gpu") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        providers.insert(0, "CUDAExecutionProvider")
+    session = onnxruntime.InferenceSession(str(files.onnx), options, providers=providers)
+    name = session.get_inputs()[0].name
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        return session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+    return run
+
+
+def check_batch(input_size: int, count: int = 4) -> np.ndarray:
+    """A fixed, normalised-looking batch for comparing runtimes."""
+    return np.random.default_rng(1234).standard_normal((count, 3, input_size, input_size)).astype(np.float32)
+
+
+def export_onnx(files: ModelFiles, target: Path, input_size: int) -> float:
+    """Convert the Paddle model to ONNX (opset >= 13) in a child process, so that a converter crash cannot
+    take the caller down, then compare it with Paddle Inference on a fixed batch.
+
+    Returns the largest absolute difference; raises OnnxExportFailed (the file is then removed).
+    """
+    env = {**os.environ, "POLYGRAPHY_AUTOINSTALL_DEPS": "0"}  # never pip-install anything at run time
+    command = [sys.executable, "-m", "engine.onnx_export", str(files.model), str(files.params), str(target)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=EXPORT_TIMEOUT_SECONDS,
+                              cwd=Path(__file__).resolve().parent.parent)
+    except subprocess.TimeoutExpired:
+        raise OnnxExportFailed(f"paddle2onnx took longer than {EXPORT_TIMEOUT_SECONDS} s") from None
+    if done.returncode != 0 or not target.is_file():
+        target.unlink(missing_ok=True)
+        lines = [line for line in (done.stderr or "").splitlines() if line.strip()]
+        raise OnnxExportFailed(lines[-1] if lines else f"paddle2onnx exited with {done.returncode}")
+    batch = check_batch(input_size)
+    try:
+        difference = float(np.abs(open_session(ModelFiles(files.model, files.params, target), "onnx")(batch)
+                                  - open_session(files, "paddle")(batch)).max())
+    except Exception as exc:
+        target.unlink(missing_ok=True)
+        raise OnnxExportFailed(f"ONNX Runtime cannot run the converted model: {exc}") from None
+    if not difference <= ONNX_TOLERANCE:
+        target.unlink(missing_ok=True)
+        raise OnnxExportFailed(f"the ONNX model differs from Paddle by {difference:.2g} (limit {ONNX_TOLERANCE:g})")
+    return difference
+
+
+def measure(files: ModelFiles, input_size: int, device: str, cpu_threads: int, repeats: int = 20) -> dict:
+    """Median milliseconds per single-image run of each runtime the bundle has, and the faster one."""
+    batch = check_batch(input_size, 1)
+    timings = {}
+    for runtime in RUNTIMES:
+        if runtime == "onnx" and files.onnx is None:
+            continue
+        session = open_session(files, runtime, device, cpu_threads)
+        for _ in range(3):
+            session(batch)
+        samples = []
+        for _ in range(repeats):
+            started = time.perf_counter()
+            session(batch)
+            samples.append(time.perf_counter() - started)
+        timings[runtime] = round(float(np.median(samples)) * 1000, 3)
+    return {"runtime": min(timings, key=timings.get), "ms": timings, "cpu_threads": cpu_threads}
