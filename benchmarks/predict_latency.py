@@ -1,9 +1,15 @@
-"""Latency of POST /api/predict against the raw Paddle Inference call on the same bundle and image.
+"""Prediction latency and throughput: raw runtimes, the in-process pipeline and the HTTP endpoint.
 
-Prints JSON: p50/p95 latency and requests/s at 1 and 4 concurrent clients, for the HTTP endpoint (the app
-served in a separate process) and for the raw predictor (per-thread clones) in this process, plus ratios.
+For each backbone (an untrained bundle exported as a job exports it: Paddle model, ONNX model, runtime
+measurement) on a 1024x768 JPEG, at 1 and 8 clients, prints JSON with p50/p95 ms, requests/s and 5xx count:
+- raw Paddle Inference and raw ONNX Runtime (a preprocessed batch; 1 client: one session on this thread;
+  8 clients: the serving inference threads with that runtime);
+- the in-process pipeline: decode + preprocess + the chosen runtime through the model server as the
+  server runs it, and with micro-batching (SERVING_MAX_BATCH=8);
+- the HTTP endpoint under the server `make run` uses (gunicorn gthread, keep-alive connections),
+and the ratios the serving targets are stated in.
 
-    .venv/bin/python benchmarks/predict_latency.py [--requests 200] [--image-size 224]
+    .venv/bin/python benchmarks/predict_latency.py [--requests 2000] [--backbones mobilenet_v3_small resnet50]
 """
 from __future__ import annotations
 
@@ -13,7 +19,6 @@ import io
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -28,35 +33,41 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from launcher import free_port  # noqa: E402
+from engine.images import open_checked  # noqa: E402
+from engine.runtimes import RUNTIMES, open_session  # noqa: E402
+from launcher import free_port, wait_for_port, web_process  # noqa: E402
+from webapp.predict.serving import InferenceThreads, ModelServer, ServingOptions  # noqa: E402
+from webapp.storage import DataDir  # noqa: E402
 
-SERVER = """
-import sys
-from werkzeug.serving import run_simple
-from webapp import create_app
-run_simple("127.0.0.1", int(sys.argv[1]), create_app(), threaded=True)
-"""
+MAX_PIXELS = 40_000_000
 
 
 def make_bundle(data_dir: Path, image_size: int, backbone: str) -> None:
-    """An exported (untrained) model bundle registered as version 1: latency does not need accuracy."""
+    """An exported (untrained) bundle registered as version 1: latency does not need accuracy."""
     from engine.backbones import build_backbone
     from engine.bundle import Preprocess, write_bundle
     from webapp import create_app
     from webapp.database import upgrade_schema
     from webapp.extensions import db
     from webapp.models import ModelVersion
-    from webapp.storage import DataDir
 
     classes = [f"class {i}" for i in range(5)]
     write_bundle(build_backbone(backbone, len(classes), pretrained=False), DataDir(data_dir).model(1),
-                 Preprocess.for_input_size(image_size), {"classes": classes, "backbone": backbone})
+                 Preprocess.for_input_size(image_size), {"classes": classes, "backbone": backbone},
+                 cpu_threads=default_options().cpu_threads)
     app = create_app({"DATA_DIR": str(data_dir)})
     upgrade_schema(app)
     with app.app_context():
         db.session.add(ModelVersion(version=1, backbone=backbone, image_size=image_size, class_names=classes,
                                     val_acc=0.0, bundle_bytes=0))
         db.session.commit()
+
+
+def default_options(**changes) -> ServingOptions:
+    """The serving options a default `make run` uses on this machine."""
+    from webapp.config import default_config, serving_options
+
+    return ServingOptions(**{**vars(serving_options(default_config())), **changes})
 
 
 def photo(width: int = 1024, height: int = 768) -> bytes:
@@ -67,110 +78,131 @@ def photo(width: int = 1024, height: int = 768) -> bytes:
     return out.getvalue()
 
 
-def multipart(image: bytes) -> tuple[bytes, str]:
-    boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.jpg\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
-    return body, f"multipart/form-data; boundary={boundary}"
-
-
-def http_call(port: int, body: bytes, content_type: str) -> float:
-    started = time.perf_counter()
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-    connection.request("POST", "/api/predict", body=body, headers={"Content-Type": content_type})
-    response = connection.getresponse()
-    payload = response.read()
-    connection.close()
-    if response.status != 200:
-        raise RuntimeError(f"predict answered {response.status}: {payload[:200]!r}")
-    return time.perf_counter() - started
-
-
 def measure(call, requests: int, clients: int) -> dict:
-    """Latencies of `requests` calls spread over `clients` threads."""
+    """Latencies of `requests` calls spread over `clients` threads; a call returns False for a 5xx."""
     latencies: list[float] = []
+    failures = [0]
     lock = threading.Lock()
 
     def worker(count: int) -> None:
         for _ in range(count):
-            elapsed = call()
+            started = time.perf_counter()
+            ok = call()
+            elapsed = time.perf_counter() - started
             with lock:
                 latencies.append(elapsed)
+                failures[0] += ok is False
 
+    call()  # warm
     share = [requests // clients + (1 if i < requests % clients else 0) for i in range(clients)]
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=clients) as pool:
         list(pool.map(worker, share))
     wall = time.perf_counter() - started
     latencies.sort()
-    return {"p50_ms": round(statistics.median(latencies) * 1000, 2),
+    return {"requests": len(latencies), "p50_ms": round(statistics.median(latencies) * 1000, 2),
             "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))] * 1000, 2),
-            "requests_per_s": round(len(latencies) / wall, 2)}
+            "requests_per_s": round(len(latencies) / wall, 2), "errors_5xx": failures[0]}
 
 
-def wait_for_server(port: int, body: bytes, content_type: str, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError("the app process exited")
+class Endpoint:
+    """POST /api/predict over one keep-alive connection per client thread."""
+
+    def __init__(self, port: int, image: bytes) -> None:
+        boundary = uuid.uuid4().hex
+        self.body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"photo.jpg\"\r\n"
+                     "Content-Type: image/jpeg\r\n\r\n").encode() + image + f"\r\n--{boundary}--\r\n".encode()
+        self.headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+        self.port, self.local = port, threading.local()
+
+    def __call__(self) -> bool:
+        connection = getattr(self.local, "connection", None)
+        if connection is None:
+            connection = self.local.connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=120)
         try:
-            http_call(port, body, content_type)
-            return
-        except (ConnectionError, OSError):
-            time.sleep(0.2)
-    raise RuntimeError("the app did not start")
+            connection.request("POST", "/api/predict", body=self.body, headers=self.headers)
+            response = connection.getresponse()
+            payload = response.read()
+        except (ConnectionError, http.client.HTTPException):
+            self.local.connection = None
+            return False
+        if response.status != 200:
+            print(f"predict answered {response.status}: {payload[:200]!r}", file=sys.stderr)
+        return response.status < 500
+
+
+def bench_backbone(backbone: str, image_size: int, requests: int, image: bytes) -> dict:
+    options = default_options()
+    few = max(100, requests // 8)
+    result: dict = {"backbone": backbone, "image_size": image_size, "serving_threads": options.threads,
+                    "cpu_threads_per_session": options.cpu_threads}
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp)
+        make_bundle(data_dir, image_size, backbone)
+        server = ModelServer(DataDir(data_dir).models, options, device="cpu")
+        loaded = server.get(1)
+        rule = loaded.bundle.preprocess
+        batch = rule.batch(rule.square(open_checked(image, MAX_PIXELS, loaded.decode_size)[0])[None])
+        result["chosen_runtime"] = loaded.runtime
+        result["export_measurement"] = loaded.bundle.measurement(server.runtime_key())
+
+        def pipeline(target):
+            return lambda: target.classify(open_checked(image, MAX_PIXELS, target.decode_size)[0], 5) and True
+
+        batched = ModelServer(DataDir(data_dir).models, default_options(max_batch=8), device="cpu").get(1)
+        for clients in (1, 8):
+            count = few if clients == 1 else requests
+            raw = {}
+            for runtime in RUNTIMES:
+                if clients == 1:
+                    session = open_session(loaded.bundle.files, runtime, "cpu", options.cpu_threads)
+                    raw[runtime] = measure(lambda: session(batch) is not None, count, 1)
+                else:
+                    pool = InferenceThreads(lambda: open_session(loaded.bundle.files, runtime, "cpu",
+                                                                 options.cpu_threads), options, batch)
+                    raw[runtime] = measure(lambda: pool.run(batch) is not None, count, clients)
+                    pool.close()
+            result[f"clients_{clients}"] = {
+                "raw_paddle": raw["paddle"], "raw_onnx": raw["onnx"],
+                "pipeline": measure(pipeline(loaded), count, clients),
+                "pipeline_batched_8": measure(pipeline(batched), count, clients)}
+        port = free_port()
+        env = {**os.environ, "DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT), "REDIS_URL": "redis://127.0.0.1:1/0"}
+        web = web_process(DataDir(data_dir), "127.0.0.1", port, env,
+                          processes=int(os.environ.get("WEB_PROCESSES") or 1)).start()
+        try:
+            wait_for_port("127.0.0.1", port, web)
+            endpoint = Endpoint(port, image)
+            for clients in (1, 8):
+                result[f"clients_{clients}"]["http_endpoint"] = measure(endpoint, few if clients == 1 else requests,
+                                                                        clients)
+        finally:
+            web.stop()
+    one, eight = result["clients_1"], result["clients_8"]
+    fastest_raw = min(one["raw_paddle"]["p50_ms"], one["raw_onnx"]["p50_ms"])
+    result["targets"] = {
+        "endpoint_p50_over_pipeline_p50_1_client": round(one["http_endpoint"]["p50_ms"]
+                                                         / one["pipeline"]["p50_ms"], 3),
+        "chosen_raw_p50_over_fastest_raw_p50": round(one[f"raw_{loaded.runtime}"]["p50_ms"] / fastest_raw, 3),
+        "endpoint_rps_over_pipeline_rps_8_clients": round(eight["http_endpoint"]["requests_per_s"]
+                                                          / eight["pipeline"]["requests_per_s"], 3),
+        "batching_8_rps_gain_8_clients": round(eight["pipeline_batched_8"]["requests_per_s"]
+                                               / eight["pipeline"]["requests_per_s"], 3),
+        "batching_8_p50_ratio_1_client": round(one["pipeline_batched_8"]["p50_ms"] / one["pipeline"]["p50_ms"], 3),
+        "endpoint_5xx": one["http_endpoint"]["errors_5xx"] + eight["http_endpoint"]["errors_5xx"]}
+    return result
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--requests", type=int, default=200)
+    parser.add_argument("--requests", type=int, default=2000, help="requests at 8 clients (1 client: an eighth)")
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--backbone", default="mobilenet_v3_small")
+    parser.add_argument("--backbones", nargs="+", default=["mobilenet_v3_small", "resnet50"])
     args = parser.parse_args()
-    from engine.images import open_checked
-    from webapp.predict.serving import load_bundle
-    from webapp.storage import DataDir
-
-    def decode(data: bytes, size: int):
-        return open_checked(data, 10**8, size)[0]
-
     image = photo()
-    body, content_type = multipart(image)
-    results = {"backbone": args.backbone, "image_size": args.image_size, "image_bytes": len(image),
-               "requests": args.requests}
-    with tempfile.TemporaryDirectory() as tmp:
-        data_dir = Path(tmp)
-        make_bundle(data_dir, args.image_size, args.backbone)
-        bundle = load_bundle(DataDir(data_dir).model(1), 1, pool_size=4)
-        rule = bundle.bundle.preprocess
-        batch = rule.batch(rule.square(decode(image, bundle.decode_size))[None])
-        bundle.pool.run(batch)
-        port = free_port()
-        env = {**os.environ, "DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT)}
-        server = subprocess.Popen([sys.executable, "-c", SERVER, str(port)], env=env, cwd=ROOT,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            wait_for_server(port, body, content_type, server)
-            for clients in (1, 4):
-                raw = measure(lambda: _timed(bundle.pool.run, batch), args.requests, clients)
-                raw_full = measure(lambda: _timed(lambda: bundle.classify(
-                    decode(image, bundle.decode_size), 5)),
-                                   args.requests, clients)
-                endpoint = measure(lambda: http_call(port, body, content_type), args.requests, clients)
-                results[f"clients_{clients}"] = {
-                    "raw_predictor": raw, "raw_decode_preprocess_predict": raw_full, "http_endpoint": endpoint,
-                    "p50_ratio_endpoint_to_raw": round(endpoint["p50_ms"] / raw["p50_ms"], 2),
-                    "p50_ratio_endpoint_to_raw_with_preprocess": round(endpoint["p50_ms"] / raw_full["p50_ms"], 2)}
-        finally:
-            server.terminate()
-            server.wait()
+    results = {"image_bytes": len(image), "cpus": os.cpu_count(),
+               "backbones": [bench_backbone(name, args.image_size, args.requests, image) for name in args.backbones]}
     print(json.dumps(results, indent=2))
-
-
-def _timed(call, *args) -> float:
-    started = time.perf_counter()
-    call(*args)
-    return time.perf_counter() - started
 
 
 if __name__ == "__main__":

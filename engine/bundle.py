@@ -81,6 +81,8 @@ class Preprocess:
 
     @classmethod
     def from_meta(cls, meta: dict) -> "Preprocess":
+        if "rule" not in meta and "resize_shorter" in meta:  # bundles written before the rule had a name
+            return cls(int(meta["center_crop"]), int(meta["resize_shorter"]), tuple(meta["mean"]), tuple(meta["std"]))
         if meta.get("rule") != PREPROCESS_RULE:
             raise ValueError(f"unknown preprocessing rule {meta.get('rule')!r}")
         return cls(int(meta["input_size"]), int(meta["decode_size"]), tuple(meta["mean"]), tuple(meta["std"]))

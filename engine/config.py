@@ -97,6 +97,7 @@ class TrainConfig:
         _check(0 <= self.weight_decay <= 0.1, "weight_decay", "Weight decay must be between 0 and 0.1.")
         _check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", "Warm-up cannot exceed the epochs.")
         _check(0 < self.grad_clip <= 100, "grad_clip", "Gradient clipping must be between 0 and 100.")
+        _check(0 <= self.seed < 2**32, "seed", "The seed must be a whole number from 0 to 4294967295.")
 
 
 _TYPES = {f.name: f.type for f in fields(TrainConfig)}
@@ -115,11 +116,11 @@ def _coerce(name: str, value):
     if kind == "int":
         if isinstance(value, bool) or not _is_integral(value):
             raise ConfigError(name, f"'{name}' must be a whole number.")
-        return int(value)
+        return value if isinstance(value, int) else int(float(value))
     if kind == "float":
         try:
             number = float(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(name, f"'{name}' must be a number.") from None
         if isinstance(value, bool) or number != number or number in (float("inf"), float("-inf")):
             raise ConfigError(name, f"'{name}' must be a number.")

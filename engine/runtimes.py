@@ -49,7 +49,9 @@ def open_session(files: ModelFiles, runtime: str, device: str = "cpu", cpu_threa
 
 
 def _paddle_session(files: ModelFiles, device: str, cpu_threads: int, tensorrt: str, max_batch: int) -> Session:
-    from paddle import inference
+    from engine.device import load_paddle
+
+    inference = load_paddle().inference
 
     config = inference.Config(str(files.model), str(files.params))
     config.disable_glog_info()

@@ -63,7 +63,8 @@ def default_config(data_dir: str | None = None) -> dict:
         "SERVING_RUNTIME": os.environ.get("SERVING_RUNTIME") or "auto",
         "SERVING_THREADS": _int_env("SERVING_THREADS", min(2, os.cpu_count() or 1)),
         "SERVING_CPU_THREADS": _int_env("SERVING_CPU_THREADS", 0),  # 0: cores / SERVING_THREADS
-        "SERVING_MAX_BATCH": _int_env("SERVING_MAX_BATCH", 8),
+        # Micro-batching measured no gain on CPU (benchmarks/predict_latency.py); worth raising on a GPU.
+        "SERVING_MAX_BATCH": _int_env("SERVING_MAX_BATCH", 1),
         "SERVING_BATCH_WAIT_MS": float(os.environ.get("SERVING_BATCH_WAIT_MS") or 0),
         "SERVING_MAX_VERSIONS": _int_env("SERVING_MAX_VERSIONS", 3),
         "PADDLE_TRT": os.environ.get("PADDLE_TRT") or "off",

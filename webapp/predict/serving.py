@@ -34,7 +34,7 @@ class ServingOptions:
     runtime: str = "auto"  # auto | onnx | paddle
     threads: int = 2  # inference threads per loaded version
     cpu_threads: int = 1  # math threads per predictor or session
-    max_batch: int = 8
+    max_batch: int = 1
     batch_wait_ms: float = 0.0  # extra wait for a batch to fill; 0 takes only what is already waiting
     max_versions: int = 3  # loaded versions kept; the least recently used is unloaded
     versions_ttl_seconds: float = 5.0

@@ -35,6 +35,9 @@ def dataset_id(client):
     ({"label_smoothing": 0.7}, "label_smoothing", "[0, 0.5)"),
     ({"early_stopping_patience": -2}, "early_stopping_patience", "0 (off)"),
     ({"epoch": 50}, "epoch", "'epoch' is not a training option"),
+    ({"learning_rate": 10**400}, "learning_rate", "must be a number"),
+    ({"epochs": "1e3"}, "epochs", "between 1 and 500"),
+    ({"seed": 2**40}, "seed", "from 0 to 4294967295"),
     ({"backbone": None}, "backbone", "cannot be null"),
     ({"epochs": None}, "epochs", "cannot be null"),
 ])

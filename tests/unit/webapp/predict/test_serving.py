@@ -153,3 +153,20 @@ def test_batched_and_single_inference_agree(served, max_batch):
         together = list(pool.map(loaded.probabilities, images))
     alone = [loaded.probabilities(image) for image in images]
     np.testing.assert_allclose(np.stack(together), np.stack(alone), atol=1e-5)
+
+
+def test_a_bundle_from_before_onnx_and_the_named_rule_still_serves(served):
+    """Bundles of earlier versions: no model.onnx, no runtime measurement, the preprocessing spelled out."""
+    folder = Path(served.config["DATA_DIR"], "models", "1")
+    meta = json.loads((folder / "meta.json").read_text())
+    rule = meta["preprocess"]
+    meta["preprocess"] = {"resize_shorter": rule["decode_size"], "center_crop_square": rule["decode_size"],
+                          "center_crop": rule["input_size"], "interpolation": "bilinear", "scale": 1 / 255,
+                          "mean": rule["mean"], "std": rule["std"], "layout": "NCHW"}
+    for key in ("onnx", "runtimes"):
+        del meta[key]
+    del meta["files"]["model.onnx"]
+    (folder / "model.onnx").unlink()
+    (folder / "meta.json").write_text(json.dumps(meta))
+    body = predict(served.test_client(), noisy_image(1, (40, 200, 60))).get_json()
+    assert body["class"] == "green" and body["runtime"] == "paddle"

@@ -1,0 +1,89 @@
+"""Hostile and random input to every API endpoint: never a 5xx, always a JSON error with a code."""
+from __future__ import annotations
+
+import io
+import json
+import random
+
+import pytest
+
+from tests.images import class_files, noisy_image, zip_bytes
+
+ODD_TEXT = ["", " ", "\0", "../../etc/passwd", "玫瑰/花.jpg", "e\u0301", "🌹" * 3, "a" * 5000, "NaN",
+            "-0", "1e309", "٣", "0x10", "true", "null", "[]", "{}", "%00", "<script>", "C:\\x.png", "/abs.png"]
+ODD_VALUES = [None, True, False, 0, -1, 1.5, float("inf"), 2**64, -(2**63), 10**400, "", "x", "0", "1", [], [1],
+              {}, {"a": 1}, "\0", "蓝色"]
+OPTIONS = ["backbone", "pretrained", "epochs", "batch_size", "learning_rate", "image_size", "optimizer",
+           "freeze_backbone", "label_smoothing", "early_stopping_patience", "weight_decay", "warmup_epochs",
+           "grad_clip", "seed", "dataset_id", "epoch", ""]
+
+
+def check(response) -> None:
+    """No 5xx, except that the unit app has no Redis: a valid job is refused with 503 queue_unavailable."""
+    body = response.get_json(silent=True)
+    unavailable = response.status_code == 503 and (body or {}).get("code") == "queue_unavailable"
+    assert response.status_code < 500 or unavailable, response.get_data(as_text=True)[:300]
+    if response.status_code >= 400:
+        assert isinstance(body, dict) and body.get("code") and body.get("error"), response.get_data()[:300]
+
+
+def safe_json(value) -> str:
+    try:
+        return json.dumps(value)
+    except (OverflowError, ValueError):
+        return json.dumps(str(value))
+
+
+@pytest.fixture
+def dataset_id(client):
+    response = client.post("/api/datasets", content_type="multipart/form-data", data={
+        "archive": (io.BytesIO(zip_bytes(class_files({"a": 2, "b": 2}))), "d.zip")})
+    return response.get_json()["id"]
+
+
+def test_job_options_fuzz(client, dataset_id):
+    rng = random.Random(7)
+    for _ in range(300):
+        body = {rng.choice(OPTIONS): rng.choice(ODD_VALUES) for _ in range(rng.randint(0, 4))}
+        if rng.random() < 0.7:
+            body["dataset_id"] = dataset_id
+        check(client.post("/api/jobs", data=safe_json(body), content_type="application/json"))
+    for raw in ["", "{", "[1,2", "\"text\"", "1e999", "NaN", "{\"dataset_id\": NaN}", "\xff\xfe", "null"]:
+        check(client.post("/api/jobs", data=raw, content_type="application/json"))
+        check(client.post("/api/jobs", data=raw, content_type="text/plain"))
+
+
+def test_upload_fuzz(client):
+    rng = random.Random(11)
+    for _ in range(40):
+        data = {"name": rng.choice(ODD_TEXT)}
+        kind = rng.choice(["archive", "files", "both", "none", "junk"])
+        if kind in ("archive", "both"):
+            data["archive"] = (io.BytesIO(rng.choice([b"", b"PK\x03\x04junk", rng.randbytes(300),
+                                                      zip_bytes({rng.choice(ODD_TEXT) or "x": b"1"})])),
+                               rng.choice(ODD_TEXT) or "a.zip")
+        if kind in ("files", "both"):
+            data["files"] = [(io.BytesIO(rng.choice([noisy_image(i, (9, 9, 9)), rng.randbytes(50), b""])),
+                              rng.choice(ODD_TEXT) or "f") for i in range(rng.randint(1, 4))]
+        if kind == "junk":
+            data["other"] = rng.choice(ODD_TEXT)
+        check(client.post("/api/datasets", data=data, content_type="multipart/form-data"))
+    check(client.post("/api/datasets", data=b"--x\r\nbroken", content_type="multipart/form-data; boundary=x"))
+    check(client.post("/api/datasets", data="{}", content_type="application/json"))
+
+
+def test_predict_and_id_routes_fuzz(served):
+    client = served.test_client()
+    rng = random.Random(5)
+    for _ in range(60):
+        form = {key: rng.choice(ODD_TEXT) for key in rng.sample(["version", "top_k", "name"], rng.randint(0, 3))}
+        payload = rng.choice([noisy_image(3, (1, 2, 3)), rng.randbytes(rng.randint(0, 400)), b"GIF89a" + b"\0" * 20])
+        form["image"] = (io.BytesIO(payload), rng.choice(ODD_TEXT) or "x")
+        check(client.post("/api/predict", data=form, content_type="multipart/form-data"))
+    for path in ["/api/jobs", "/api/datasets", "/api/models", "/api/backbones"]:
+        for text in ODD_TEXT[:12]:
+            check(client.get(path, query_string={"status": text, "version": text}))
+    for text in ODD_TEXT:
+        for method, path in [("GET", "/api/datasets/{}"), ("DELETE", "/api/models/{}"), ("POST", "/api/jobs/{}/cancel"),
+                             ("GET", "/api/jobs/{}/events"), ("PUT", "/api/models/{}")]:
+            check(client.open(path.format(text.replace("/", "%2F")), method=method))
