@@ -29,6 +29,11 @@ def test_drag_an_image_and_read_the_class(page, live_server, trained_job):
     assert answers == ["红色", "蓝色"]  # newest first
     expect(page.locator(".prediction").first.locator(".status")).to_contain_text(f"model v{job['model_version']}")
     expect(page.locator(".prediction").first.locator(".bar-row")).to_have_count(3)
+    status = page.locator(".prediction").first.locator(".status").inner_text()
+    assert "ONNX Runtime" in status or "Paddle Inference" in status
+    page.goto(f"{live_server}/models")
+    runtime = page.locator(f'tr[data-version="{job["model_version"]}"] td.runtime').inner_text()
+    assert ("ONNX Runtime" in runtime or "Paddle Inference" in runtime) and "onnx" in runtime and "ms" in runtime
     assert page.js_errors == []
 
 

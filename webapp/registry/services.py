@@ -82,7 +82,8 @@ def serving_json(version: int, meta: dict | None) -> dict:
     loaded = server.loaded(version)
     onnx = (meta or {}).get("onnx") or {}
     files = (meta or {}).get("files") or {}
-    measured = ((meta or {}).get("runtimes") or {}).get(server.runtime_key())
+    key = server.runtime_key()
+    measured = loaded.bundle.measurement(key) if loaded else ((meta or {}).get("runtimes") or {}).get(key)
     runtime = loaded.runtime if loaded else (measured or {}).get("runtime") if "model.onnx" in files else "paddle"
     return {"runtime": runtime, "loaded": loaded is not None, "onnx": "model.onnx" in files,
             "onnx_error": None if "model.onnx" in files else onnx.get("error"),
