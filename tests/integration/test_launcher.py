@@ -49,6 +49,14 @@ def running(pid: int) -> bool:
     return state != "Z"
 
 
+def still_running(pids: dict[str, int], timeout: float = 30) -> dict[str, int]:
+    """The services of `pids` still running after they have had `timeout` seconds to stop."""
+    deadline = time.monotonic() + timeout
+    while any(map(running, pids.values())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return {name: pid for name, pid in pids.items() if running(pid)}
+
+
 def test_start_stop_and_recover_from_kill(tmp_path):
     port = free_port()
     app = launch(tmp_path, port)
@@ -70,14 +78,14 @@ def test_start_stop_and_recover_from_kill(tmp_path):
         app = launch(tmp_path, port)
         assert wait_healthy(port)["status"] == "ok"
         second = service_pids(tmp_path)
-        assert not any(running(pid) for pid in first.values())
+        assert still_running(first) == {}
         assert set(second) == set(first) and set(second.values()).isdisjoint(first.values())
 
         app.send_signal(signal.SIGINT)
         assert app.wait(timeout=90) == 0
         output = (tmp_path / "launcher.log").read_text()
         assert output.count(f"Image Studio is running on http://127.0.0.1:{port}") == 2
-        assert not any(running(pid) for pid in second.values())
+        assert still_running(second) == {}
         assert not list((tmp_path / "run").glob("*.pid"))
     finally:
         if app.poll() is None:
