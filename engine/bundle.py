@@ -118,14 +118,17 @@ class Bundle:
         if key in (self.meta.get("runtimes") or {}):
             return self.meta["runtimes"][key]
         try:
-            return json.loads((self.folder / f"runtimes-{key}.json").read_text(encoding="utf-8"))
+            return json.loads(self._measurement_file(key).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return None
+
+    def _measurement_file(self, key: str) -> Path:
+        return self.folder / f"runtimes-{key}.json"
 
     def record_measurement(self, key: str, measured: dict) -> dict:
         """Keep a measurement made at load time beside the bundle; the first process to record wins, so
         every process of every server agrees on the choice. Returns the measurement that holds."""
-        target = self.folder / f"runtimes-{key}.json"
+        target = self._measurement_file(key)
         partial = target.with_name(f"{target.name}.{os.getpid()}.part")
         partial.write_text(json.dumps(measured), encoding="utf-8")
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from engine.runtimes import RUNTIMES
 from webapp.predict.serving import ServingOptions
 from webapp.storage import DataDir
 
@@ -21,8 +22,8 @@ def data_dir_from_env(override: str | None = None) -> DataDir:
 def serving_options(config) -> ServingOptions:
     """The model server's options from the app's configuration; bad values stop the start with a message."""
     runtime, tensorrt = config["SERVING_RUNTIME"], config["PADDLE_TRT"]
-    if runtime not in ("auto", "onnx", "paddle"):
-        raise ValueError(f"SERVING_RUNTIME must be auto, onnx or paddle, not {runtime!r}")
+    if runtime not in ("auto", *RUNTIMES):
+        raise ValueError(f"SERVING_RUNTIME must be one of auto, {', '.join(RUNTIMES)}, not {runtime!r}")
     if tensorrt not in ("off", "fp16"):
         raise ValueError(f"PADDLE_TRT must be off or fp16, not {tensorrt!r}")
     threads = max(1, config["SERVING_THREADS"])

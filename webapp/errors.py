@@ -63,9 +63,14 @@ HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 4
 MAX_ID = 2**63 - 1
 
 
+def id_in_range(ident: int) -> bool:
+    """Whether `ident` could name a row; the database refuses to compare with larger numbers."""
+    return 0 < ident <= MAX_ID
+
+
 def get_or_404(model, ident: int, label: str, **details):
     """The row of `model` with primary key `ident`, or a `<label>_not_found` error that names it."""
-    row = db.session.get(model, ident) if 0 < ident <= MAX_ID else None
+    row = db.session.get(model, ident) if id_in_range(ident) else None
     if row is None:
         code = label.lower().replace(" ", "_") + "_not_found"
         raise StudioError(code, f"{label} {ident} does not exist.", **details)

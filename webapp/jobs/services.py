@@ -135,8 +135,8 @@ def epoch_json(metric) -> dict:
 def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict:
     positions = queue_positions() if positions is None and job.status == JobStatus.QUEUED else positions or {}
     end = job.finished_at or (utcnow() if job.started_at else None)
-    return {"id": job.id, "status": job.status, "finished": JobStatus(job.status).finished, "phase": job.phase, "dataset_id": job.dataset_id,
-            "dataset_name": job.dataset_name, "backbone": job.config.get("backbone"),
+    return {"id": job.id, "status": job.status, "finished": JobStatus(job.status).finished, "phase": job.phase,
+            "dataset_id": job.dataset_id, "dataset_name": job.dataset_name, "backbone": job.config.get("backbone"),
             "progress": round(job.progress, 4), "epoch": job.epoch, "total_epochs": job.config.get("epochs"),
             "best_val_acc": job.best_val_acc, "queue_position": positions.get(job.id),
             "duration_seconds": round((end - job.started_at).total_seconds(), 1) if job.started_at else None,

@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.bundle import BundleRejected, publish_bundle, read_meta
 from engine.config import TrainConfig
 from engine.errors import StudioError
-from webapp.errors import MAX_ID
+from webapp.errors import id_in_range
 from webapp.extensions import db
 from webapp.models import Job, ModelVersion, iso
 from webapp.storage import data_dir
@@ -32,7 +32,7 @@ def all_versions() -> list[int]:
 
 def get_version_or_404(version: int) -> ModelVersion:
     row = None
-    if 0 < version <= MAX_ID:
+    if id_in_range(version):
         row = db.session.scalar(select(ModelVersion).where(ModelVersion.version == version))
     if row is None:
         raise StudioError("model_version_not_found", f"Model version {version} does not exist.", field="version")
