@@ -10,7 +10,7 @@ import sys
 import time
 
 from launcher import (free_port, redis_process, visualdl_process, wait_for_port, wait_for_redis, web_process,
-                      worker_process)
+                      web_processes, worker_process)
 from webapp import create_app
 from webapp.config import data_dir_from_env
 from webapp.database import upgrade_schema
@@ -46,7 +46,7 @@ def main() -> None:
         services.append(worker)
         start_reaper(app)
         web = web_process(data_dir, "127.0.0.1", port, dict(os.environ),
-                          processes=int(os.environ.get("WEB_PROCESSES") or 1),
+                          processes=web_processes(os.environ),
                           threads=int(os.environ.get("WEB_THREADS") or 32)).start()
         services.append(web)
         wait_for_port("127.0.0.1", port, web)

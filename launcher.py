@@ -161,11 +161,19 @@ def worker_process(data_dir: DataDir, env: dict, name: str = "studio") -> Servic
     return ServiceProcess("worker", argv, data_dir.run, env=env, death_signal=signal.SIGQUIT)
 
 
-def web_process(data_dir: DataDir, host: str, port: int, env: dict, processes: int = 1,
+def web_processes(env: dict) -> int:
+    """`WEB_PROCESSES`, by default one per core up to two: request handling (HTTP parsing, multipart,
+    Flask, JSON) holds the interpreter lock, so a second process lets two cores take requests at once
+    (measured by benchmarks/predict_latency.py); more processes each hold their own copy of the models."""
+    return max(1, int(env.get("WEB_PROCESSES") or min(2, os.cpu_count() or 1)))
+
+
+def web_process(data_dir: DataDir, host: str, port: int, env: dict, processes: int | None = None,
                 threads: int = 32) -> ServiceProcess:
     """The web app under gunicorn's threaded worker: long-lived event streams each hold a thread while
     other requests go on; keep-alive on. The app is created in each worker after the fork, so no Paddle
     state crosses a fork (the web app loads Paddle only when it first serves a model)."""
+    processes = processes or web_processes(env)
     argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(processes),
             "--threads", str(threads), "--bind", f"{host}:{port}", "--keep-alive", "5",
             "--graceful-timeout", "10", "--timeout", "120", "--log-level", "warning",

@@ -6,7 +6,8 @@ measurement) on a 1024x768 JPEG, at 1 and 8 clients, prints JSON with p50/p95 ms
   8 clients: the serving inference threads with that runtime);
 - the in-process pipeline: decode + preprocess + the chosen runtime through the model server as the
   server runs it, and with micro-batching (SERVING_MAX_BATCH=8);
-- the HTTP endpoint under the server `make run` uses (gunicorn gthread, keep-alive connections),
+- the HTTP endpoint under the server `make run` uses (gunicorn gthread, its default process count,
+  keep-alive connections), measured in rounds that alternate with the pipeline's,
 and the ratios the serving targets are stated in.
 
     .venv/bin/python benchmarks/predict_latency.py [--requests 2000] [--backbones mobilenet_v3_small resnet50]
@@ -35,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from engine.images import open_checked  # noqa: E402
 from engine.runtimes import RUNTIMES, open_session  # noqa: E402
-from launcher import free_port, wait_for_port, web_process  # noqa: E402
+from launcher import free_port, wait_for_port, web_process, web_processes  # noqa: E402
 from webapp.predict.serving import InferenceThreads, ModelServer, ServingOptions  # noqa: E402
 from webapp.storage import DataDir  # noqa: E402
 
@@ -131,7 +132,16 @@ class Endpoint:
         return response.status < 500
 
 
-def bench_backbone(backbone: str, image_size: int, requests: int, image: bytes) -> dict:
+def combine(rounds: list[dict]) -> dict:
+    """One figure from several rounds of `measure`: medians of the round percentiles, total rate."""
+    count = sum(r["requests"] for r in rounds)
+    seconds = sum(r["requests"] / r["requests_per_s"] for r in rounds)
+    return {"requests": count, "p50_ms": round(statistics.median(r["p50_ms"] for r in rounds), 2),
+            "p95_ms": round(statistics.median(r["p95_ms"] for r in rounds), 2),
+            "requests_per_s": round(count / seconds, 2), "errors_5xx": sum(r["errors_5xx"] for r in rounds)}
+
+
+def bench_backbone(backbone: str, image_size: int, requests: int, image: bytes, rounds: int) -> dict:
     options = default_options()
     few = max(100, requests // 8)
     result: dict = {"backbone": backbone, "image_size": image_size, "serving_threads": options.threads,
@@ -150,32 +160,34 @@ def bench_backbone(backbone: str, image_size: int, requests: int, image: bytes) 
             return lambda: target.classify(open_checked(image, MAX_PIXELS, target.decode_size)[0], 5) and True
 
         batched = ModelServer(DataDir(data_dir).models, default_options(max_batch=8), device="cpu").get(1)
-        for clients in (1, 8):
-            count = few if clients == 1 else requests
-            raw = {}
-            for runtime in RUNTIMES:
-                if clients == 1:
-                    session = open_session(loaded.bundle.files, runtime, "cpu", options.cpu_threads)
-                    raw[runtime] = measure(lambda: session(batch) is not None, count, 1)
-                else:
-                    pool = InferenceThreads(lambda: open_session(loaded.bundle.files, runtime, "cpu",
-                                                                 options.cpu_threads), options, batch)
-                    raw[runtime] = measure(lambda: pool.run(batch) is not None, count, clients)
-                    pool.close()
-            result[f"clients_{clients}"] = {
-                "raw_paddle": raw["paddle"], "raw_onnx": raw["onnx"],
-                "pipeline": measure(pipeline(loaded), count, clients),
-                "pipeline_batched_8": measure(pipeline(batched), count, clients)}
         port = free_port()
         env = {**os.environ, "DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT), "REDIS_URL": "redis://127.0.0.1:1/0"}
-        web = web_process(DataDir(data_dir), "127.0.0.1", port, env,
-                          processes=int(os.environ.get("WEB_PROCESSES") or 1)).start()
+        web = web_process(DataDir(data_dir), "127.0.0.1", port, env).start()
+        result["web_processes"] = web_processes(env)
         try:
             wait_for_port("127.0.0.1", port, web)
             endpoint = Endpoint(port, image)
             for clients in (1, 8):
-                result[f"clients_{clients}"]["http_endpoint"] = measure(endpoint, few if clients == 1 else requests,
-                                                                        clients)
+                count = few if clients == 1 else requests
+                raw = {}
+                for runtime in RUNTIMES:
+                    if clients == 1:
+                        session = open_session(loaded.bundle.files, runtime, "cpu", options.cpu_threads)
+                        raw[runtime] = measure(lambda: session(batch) is not None, count, 1)
+                    else:
+                        pool = InferenceThreads(lambda: open_session(loaded.bundle.files, runtime, "cpu",
+                                                                     options.cpu_threads), options, batch)
+                        raw[runtime] = measure(lambda: pool.run(batch) is not None, count, clients)
+                        pool.close()
+                # The pipeline and the endpoint alternate in rounds, so a slow minute of the machine
+                # weighs on both sides of their ratio.
+                timings: dict[str, list[dict]] = {"pipeline": [], "pipeline_batched_8": [], "http_endpoint": []}
+                for _ in range(rounds):
+                    timings["pipeline"].append(measure(pipeline(loaded), count // rounds, clients))
+                    timings["pipeline_batched_8"].append(measure(pipeline(batched), count // rounds, clients))
+                    timings["http_endpoint"].append(measure(endpoint, count // rounds, clients))
+                result[f"clients_{clients}"] = {"raw_paddle": raw["paddle"], "raw_onnx": raw["onnx"],
+                                                **{name: combine(runs) for name, runs in timings.items()}}
         finally:
             web.stop()
     one, eight = result["clients_1"], result["clients_8"]
@@ -198,10 +210,11 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000, help="requests at 8 clients (1 client: an eighth)")
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--backbones", nargs="+", default=["mobilenet_v3_small", "resnet50"])
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of pipeline and endpoint")
     args = parser.parse_args()
     image = photo()
     results = {"image_bytes": len(image), "cpus": os.cpu_count(),
-               "backbones": [bench_backbone(name, args.image_size, args.requests, image) for name in args.backbones]}
+               "backbones": [bench_backbone(name, args.image_size, args.requests, image, args.rounds) for name in args.backbones]}
     print(json.dumps(results, indent=2))
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from engine.errors import StudioError
 
@@ -68,6 +68,9 @@ def check_geometry(width: int, height: int, max_pixels: int | None = None) -> No
                                                   f"over {MAX_ASPECT_RATIO} times its shorter side is not accepted.")
 
 
+ORIENTATION_TAG = ExifTags.Base.Orientation
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """RGB on a white background for transparent images; RGB for every other mode."""
     if image.mode in ("RGBA", "LA") or (image.mode == "P" and "transparency" in image.info):
@@ -79,15 +82,18 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def upright_rgb(image: Image.Image) -> Image.Image:
-    """The image as a person sees it: EXIF orientation applied, in RGB."""
-    return to_rgb(ImageOps.exif_transpose(image))
+    """The image as a person sees it: EXIF orientation applied, in RGB (the same object when it already is)."""
+    if image.getexif().get(ORIENTATION_TAG, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    return image if image.mode == "RGB" else to_rgb(image)
 
 
 def resize_shorter_and_crop(image: Image.Image, shorter: int) -> np.ndarray:
     """Upright RGB, shorter side resized to `shorter` (bilinear), centre square crop: uint8 HxWx3.
 
     JPEGs are decoded at a reduced DCT scale first (Pillow's draft mode) when they are much larger.
-    Raises ImageRejected for a strip whose resize would be unbounded.
+    Only the source region under the crop is resampled: the same pixels as resizing the whole image and
+    cropping, without computing the margins. Raises ImageRejected for a strip whose resize would be unbounded.
     """
     check_geometry(*image.size)
     image.draft("RGB", (shorter, shorter))
@@ -95,7 +101,7 @@ def resize_shorter_and_crop(image: Image.Image, shorter: int) -> np.ndarray:
     width, height = image.size
     scale = shorter / min(width, height)
     size = (max(shorter, round(width * scale)), max(shorter, round(height * scale)))
-    image = image.resize(size, Image.BILINEAR)
     left, top = (size[0] - shorter) // 2, (size[1] - shorter) // 2
-    return np.asarray(image.crop((left, top, left + shorter, top + shorter)), dtype=np.uint8)
-
+    step_x, step_y = width / size[0], height / size[1]
+    box = (left * step_x, top * step_y, (left + shorter) * step_x, (top + shorter) * step_y)
+    return np.asarray(image.resize((shorter, shorter), Image.BILINEAR, box=box), dtype=np.uint8)
