@@ -51,6 +51,7 @@ def make_bundle(data_dir: Path, image_size: int, backbone: str) -> None:
     from webapp.database import upgrade_schema
     from webapp.extensions import db
     from webapp.models import ModelVersion
+    from webapp.release.services import on_new_version
 
     classes = [f"class {i}" for i in range(5)]
     write_bundle(build_backbone(backbone, len(classes), pretrained=False), DataDir(data_dir).model(1),
@@ -62,6 +63,7 @@ def make_bundle(data_dir: Path, image_size: int, backbone: str) -> None:
         db.session.add(ModelVersion(version=1, backbone=backbone, image_size=image_size, class_names=classes,
                                     val_acc=0.0, bundle_bytes=0))
         db.session.commit()
+        on_new_version(1, promote=False, by="benchmark")  # the first version: production
 
 
 def default_options(**changes) -> ServingOptions:

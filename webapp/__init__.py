@@ -45,6 +45,8 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.predict.serving import ModelServer
     from webapp.registry.api import api as registry_api
     from webapp.registry.pages import pages as registry_pages
+    from webapp.release.api import api as release_api
+    from webapp.release.stats import StatsCollector
     from webapp.storage import DataDir
 
     app = Flask(__name__, template_folder=str(ROOT / "templates"), static_folder=str(ROOT / "static"))
@@ -58,12 +60,14 @@ def create_app(config: dict | None = None) -> Flask:
     taskqueue.init_app(app)
     errors.init_app(app)
     for blueprint in (health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages, registry_api,
-                      registry_pages, predict_api, predict_pages):
+                      registry_pages, release_api, predict_api, predict_pages):
         app.register_blueprint(blueprint)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["model_server"] = ModelServer(DataDir(app.config["DATA_DIR"]).models,
                                                  serving_options(app.config))
+    app.extensions["serving_stats"] = StatsCollector(app, app.config["STATS_LOW_CONFIDENCE"],
+                                                     app.config["STATS_FLUSH_SECONDS"])
     app.before_request(_limit_json_bodies)
     app.context_processor(lambda: {"nav_items": NAV_ITEMS})
     app.add_template_filter(format_duration, "duration")

@@ -69,6 +69,10 @@ def default_config(data_dir: str | None = None) -> dict:
         "SERVING_BATCH_WAIT_MS": float(os.environ.get("SERVING_BATCH_WAIT_MS") or 0),
         "SERVING_MAX_VERSIONS": _int_env("SERVING_MAX_VERSIONS", 3),
         "PADDLE_TRT": os.environ.get("PADDLE_TRT") or "off",
+        # Live statistics: answers below this confidence count as low-confidence; totals are written
+        # to the database this often (never on the request path).
+        "STATS_LOW_CONFIDENCE": float(os.environ.get("STATS_LOW_CONFIDENCE") or 0.5),
+        "STATS_FLUSH_SECONDS": float(os.environ.get("STATS_FLUSH_SECONDS") or 2),
         "JOB_HEARTBEAT_SECONDS": float(os.environ.get("JOB_HEARTBEAT_SECONDS") or 10),
         "JOB_STALE_SECONDS": float(os.environ.get("JOB_STALE_SECONDS") or 90),
         "REAPER_INTERVAL_SECONDS": float(os.environ.get("REAPER_INTERVAL_SECONDS") or 30),

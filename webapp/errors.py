@@ -52,6 +52,9 @@ ERROR_STATUS: dict[str, int] = {
     "model_in_use": 409,
     "model_bundle_rejected": 409,
     "model_busy": 503,
+    "release_conflict": 409,
+    "no_candidate": 400,
+    "candidate_is_production": 400,
     "pretrained_weights_missing": 409,
     "model_files_gone": 410,
     # the parts around the app

@@ -85,6 +85,7 @@ class Job(db.Model):
     confusion: Mapped[list | None] = mapped_column(JSON)
     per_class: Mapped[list | None] = mapped_column(JSON)
     stopped_early: Mapped[bool] = mapped_column(default=False)
+    promote_when_done: Mapped[bool] = mapped_column(default=False)  # its version becomes production
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
@@ -134,6 +135,59 @@ class ModelVersion(db.Model):
     class_names: Mapped[list] = mapped_column(JSON)
     val_acc: Mapped[float]
     bundle_bytes: Mapped[int]
+    abstain_threshold: Mapped[float | None]  # below this confidence the API answers no class
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job | None] = relationship(back_populates="model_version")
+
+
+class Release(db.Model):
+    """Which versions serve: one row. Changed only by webapp.release.services, each change with a
+    history row and a new revision (a conditional update on the revision settles concurrent changes)."""
+
+    __tablename__ = "release"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    production: Mapped[int | None]  # model version number answering unpinned predictions
+    candidate: Mapped[int | None]
+    candidate_share: Mapped[int] = mapped_column(default=0)  # percent of clients sent to the candidate
+    revision: Mapped[int] = mapped_column(default=0)
+    experiment_started_at: Mapped[datetime | None]
+
+
+class ReleaseChange(db.Model):
+    """One change of the release: who, when, what, from which version to which."""
+
+    __tablename__ = "release_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    action: Mapped[str] = mapped_column(String(30))
+    from_version: Mapped[int | None]
+    to_version: Mapped[int | None]
+    share: Mapped[int | None]
+    by: Mapped[str] = mapped_column(String(200))
+    revision: Mapped[int]
+
+
+class ServingStats(db.Model):
+    """Prediction figures of one version and arm over one hour, as one web process counted them.
+
+    A process owns its rows (by `process`) and writes its running totals into them, so processes
+    never contend for a row; readers add the rows up."""
+
+    __tablename__ = "serving_stats"
+    __table_args__ = (db.UniqueConstraint("process", "version", "arm", "hour"),
+                      Index("ix_serving_stats_hour", "hour"))
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    process: Mapped[str] = mapped_column(String(64))
+    version: Mapped[int]
+    arm: Mapped[str] = mapped_column(String(20))
+    hour: Mapped[datetime]
+    requests: Mapped[int] = mapped_column(default=0)
+    errors: Mapped[int] = mapped_column(default=0)
+    confidence_sum: Mapped[float] = mapped_column(default=0.0)
+    low_confidence: Mapped[int] = mapped_column(default=0)
+    abstained: Mapped[int] = mapped_column(default=0)
+    latency_histogram: Mapped[list] = mapped_column(JSON, default=list)

@@ -7,6 +7,13 @@ const topK = document.getElementById("top-k");
 const list = document.getElementById("predictions");
 const errorBox = document.getElementById("predict-error");
 const RUNTIME_NAMES = { onnx: "ONNX Runtime", paddle: "Paddle Inference" };
+const ARM_NAMES = { production: "production", candidate: "candidate (experiment)", pinned: "chosen version" };
+
+// One key per browser, so a release experiment shows this browser the same version every time.
+if (!document.cookie.split("; ").some((entry) => entry.startsWith("studio_client="))) {
+  const key = crypto.randomUUID ? crypto.randomUUID() : `${Date.now()}-${Math.random().toString(16).slice(2)}`;
+  document.cookie = `studio_client=${key}; path=/; max-age=31536000; SameSite=Lax`;
+}
 
 const pinned = new URLSearchParams(window.location.search).get("version");
 if (pinned && picker) picker.value = pinned;
@@ -82,9 +89,11 @@ async function classify({ file, view }) {
   const total = performance.now() - started;
   const answer = document.createElement("p");
   answer.className = "answer";
-  answer.textContent = body.class;
+  answer.textContent = body.abstained ? "Not sure" : body.class;
+  if (body.abstained) answer.title = "The confidence is below this version's abstain threshold; the top classes are listed below.";
   const runtime = RUNTIME_NAMES[body.runtime] || body.runtime;
-  view.status.textContent = `model v${body.model_version} · ${runtime} · ${body.elapsed_ms.toFixed(0)} ms on the server · ${total.toFixed(0)} ms in all`;
+  view.item.dataset.arm = body.arm;
+  view.status.textContent = `model v${body.model_version} (${ARM_NAMES[body.arm] || body.arm}) · ${runtime} · ${body.elapsed_ms.toFixed(0)} ms on the server · ${total.toFixed(0)} ms in all`;
   view.body.insertBefore(answer, view.status);
   view.body.append(bars(body));
 }

@@ -51,6 +51,7 @@ function payload() {
   body.optimizer = form.elements.optimizer.value;
   body.pretrained = pretrained.checked;
   body.freeze_backbone = freeze.checked;
+  body.promote_when_done = form.elements.promote_when_done.checked;
   for (const name of ["epochs", "batch_size", "image_size", "early_stopping_patience", "learning_rate",
     "label_smoothing"]) {
     const raw = form.elements[name].value.trim();

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 def trained_job(stack):
     client = create_app(stack["config"]).test_client()
     dataset_id = upload_colours(client, seed=30_000)
-    job = wait_for(client, start(client, dataset_id, epochs=5), finished)
+    job = wait_for(client, start(client, dataset_id, epochs=5, promote_when_done=True), finished)
     assert job["status"] == "succeeded", job["error"]
     return job
 

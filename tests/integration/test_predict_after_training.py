@@ -11,7 +11,7 @@ pytestmark = pytest.mark.integration
 
 def test_trained_model_classifies_held_out_images(stack_client):
     dataset_id = upload_colours(stack_client, seed=20_000)
-    job = wait_for(stack_client, start(stack_client, dataset_id, epochs=5), finished)
+    job = wait_for(stack_client, start(stack_client, dataset_id, epochs=5, promote_when_done=True), finished)
     assert job["status"] == "succeeded", job["error"]
     for index, (name, colour) in enumerate(COLOURS.items()):
         for n in range(3):

@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
+JOB_FIELDS = ("dataset_id", "promote_when_done")  # the rest of a job request are training options
+
+
 def create_job(payload) -> Job:
     """Validate the options, commit the row, then enqueue the task with the job id."""
     if not isinstance(payload, dict):
@@ -29,13 +32,16 @@ def create_job(payload) -> Job:
     dataset_id = payload.get("dataset_id")
     if not isinstance(dataset_id, int) or isinstance(dataset_id, bool):
         raise StudioError("invalid_field", "'dataset_id' must be the id of a dataset.", field="dataset_id")
-    config = TrainConfig.from_dict({k: v for k, v in payload.items() if k != "dataset_id"})
+    promote = payload.get("promote_when_done", False)
+    if not isinstance(promote, bool):
+        raise StudioError("invalid_field", "'promote_when_done' must be true or false.", field="promote_when_done")
+    config = TrainConfig.from_dict({k: v for k, v in payload.items() if k not in JOB_FIELDS})
     dataset = get_or_404(Dataset, dataset_id, "Dataset", field="dataset_id")
     if dataset.status != "ready":
         raise StudioError("dataset_not_ready", f"Dataset '{dataset.name}' is not ready ({dataset.status}).",
                           field="dataset_id")
     job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
-              config=config.to_dict())
+              config=config.to_dict(), promote_when_done=promote)
     db.session.add(job)
     db.session.commit()
     _enqueue(job)
@@ -150,6 +156,7 @@ def job_json(job: Job) -> dict:
     return {**job_summary(job), "config": job.config, "classes": job.class_names,
             "step": job.step, "steps": job.steps, "best_epoch": job.best_epoch,
             "stopped_early": job.stopped_early, "cancel_requested": job.cancel_requested,
+            "promote_when_done": job.promote_when_done,
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
             "per_class": job.per_class, "error": job.error, "traceback": job.traceback,
             "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}

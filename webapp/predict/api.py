@@ -1,7 +1,8 @@
-"""POST /api/predict: classify one image with the newest (or a pinned) model version."""
+"""POST /api/predict: classify one image with the released (or a pinned) model version."""
 from __future__ import annotations
 
 import time
+import uuid
 
 from flask import Blueprint, current_app, jsonify, request
 
@@ -9,7 +10,7 @@ from engine.bundle import BundleRejected
 from engine.errors import StudioError
 from engine.images import ImageRejected, open_checked
 from webapp.predict.serving import VersionUnloaded
-from webapp.registry import services as registry
+from webapp.release import services as release
 
 api = Blueprint("predict_api", __name__, url_prefix="/api")
 
@@ -44,20 +45,35 @@ def _int_field(name: str, default: int | None, low: int, high: int) -> int | Non
     return value
 
 
-def _loaded(version: int | None):
+CLIENT_COOKIE = "studio_client"  # set by the predict page: keeps one browser on one arm
+MAX_CLIENT_KEY = 200
+
+
+def _client_key() -> str | None:
+    key = request.headers.get("X-Client-Id") or request.cookies.get(CLIENT_COOKIE)
+    if key is not None and not 0 < len(key) <= MAX_CLIENT_KEY:
+        raise StudioError("invalid_field", f"'X-Client-Id' must be 1 to {MAX_CLIENT_KEY} characters.",
+                          field="X-Client-Id")
+    return key
+
+
+def _answering(version: int | None):
+    """The loaded version that answers, its arm, and its abstain threshold."""
     server = current_app.extensions["model_server"]
-    versions = server.versions(registry.all_versions)
-    if not versions:
+    catalog = server.catalog(release.catalog)
+    if not catalog.versions:
         raise StudioError("no_model", "There is no trained model yet: open a dataset and start training first.")
     try:
         if version is None:
-            return server.newest_loadable(versions)
-        if version not in versions:
+            loaded, arm = server.route(catalog, _client_key())
+        elif version not in catalog.versions:
             raise StudioError("model_version_not_found", f"Model version {version} does not exist.",
                               field="version")
-        return server.get(version)
+        else:
+            loaded, arm = server.get(version), "pinned"
     except BundleRejected as exc:
         raise StudioError(exc.code, exc.message, field="version") from None
+    return loaded, arm, catalog.thresholds.get(loaded.version)
 
 
 @api.post("/predict")
@@ -67,16 +83,26 @@ def predict():
     top_k = _int_field("top_k", 5, 1, 1000)
     started = time.perf_counter()
     for _ in range(3):
-        loaded = _loaded(version)
+        loaded, arm, threshold = _answering(version)
         try:
             image, _ = open_checked(data, current_app.config["PREDICT_MAX_PIXELS"], loaded.decode_size)
-            result = loaded.classify(image, min(top_k, len(loaded.classes)))
-            break
         except ImageRejected as exc:
             raise StudioError(exc.code, exc.message, field="image") from None
+        try:
+            result = loaded.classify(image, min(top_k, len(loaded.classes)), threshold)
+            break
         except VersionUnloaded:
-            continue  # unloaded by another request meanwhile: load it again
+            continue  # unloaded by another request meanwhile: look it up again
+        except Exception:
+            _record(loaded.version, arm, started, None)
+            raise
     else:
         raise StudioError("model_busy", "The model is being reloaded; try again in a moment.")
-    result["elapsed_ms"] = round((time.perf_counter() - started) * 1000, 2)
-    return jsonify(result)
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    _record(loaded.version, arm, started, result["confidence"], result["abstained"])
+    return jsonify({"id": str(uuid.uuid4()), **result, "arm": arm, "elapsed_ms": round(elapsed_ms, 2)})
+
+
+def _record(version: int, arm: str, started: float, confidence: float | None, abstained: bool = False) -> None:
+    current_app.extensions["serving_stats"].record(version, arm, (time.perf_counter() - started) * 1000,
+                                                   confidence, abstained)

@@ -14,7 +14,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -23,6 +23,7 @@ from PIL import Image
 
 from engine.bundle import Bundle, BundleRejected, read_bundle, runtime_key
 from engine.runtimes import measure, open_session
+from webapp.release.routing import takes_candidate
 
 log = logging.getLogger(__name__)
 
@@ -151,12 +152,14 @@ class LoadedVersion:
         rule = self.bundle.preprocess
         return self.threads.run(rule.batch(rule.square(image)[None]))[0]
 
-    def classify(self, image: Image.Image, top_k: int) -> dict:
+    def classify(self, image: Image.Image, top_k: int, abstain_below: float | None = None) -> dict:
+        """The top-k answer; below `abstain_below` confidence the answer names no class (the top-k stay)."""
         probabilities = self.probabilities(image)
         order = np.argsort(-probabilities)[:top_k]
         top = [{"class": self.classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
-        return {"class": top[0]["class"], "confidence": top[0]["confidence"], "top_k": top,
-                "model_version": self.version, "runtime": self.runtime}
+        abstained = abstain_below is not None and float(probabilities[order[0]]) < abstain_below
+        return {"class": None if abstained else top[0]["class"], "confidence": top[0]["confidence"],
+                "abstained": abstained, "top_k": top, "model_version": self.version, "runtime": self.runtime}
 
 
 def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tuple[str, str | None]:
@@ -207,17 +210,36 @@ def _signature(folder: Path) -> tuple:
         return ()
 
 
+@dataclass(frozen=True)
+class Catalog:
+    """What serves, as the database says: read once every few seconds, never once per prediction."""
+
+    versions: tuple[int, ...] = ()
+    production: int | None = None
+    candidate: int | None = None
+    candidate_share: int = 0
+    thresholds: dict[int, float] = field(default_factory=dict)  # version -> abstain threshold
+    revision: int = 0
+
+
 class ModelServer:
-    """Loaded versions of this process (least recently used unloaded first) and the cached version list."""
+    """Loaded versions of this process, the cached catalog, and the route of each unpinned request.
+
+    Versions load outside the server's lock (a request for a loaded version never waits for another
+    one to load). Traffic moves to a new production or candidate version only once this process has
+    it loaded and warmed: until then the previous production version answers while it loads."""
 
     def __init__(self, models_dir: Path, options: ServingOptions | None = None, device: str | None = None) -> None:
         self.models_dir, self.options = models_dir, options or ServingOptions()
         self._device = device
         self._loaded: OrderedDict[int, LoadedVersion] = OrderedDict()
+        self._loading: dict[int, threading.Event] = {}
         self._refused: dict[int, tuple[tuple, str]] = {}
         self._lock = threading.Lock()
-        self._versions: list[int] | None = None
-        self._versions_key: tuple | None = None
+        self._catalog: Catalog | None = None
+        self._catalog_key: tuple | None = None
+        self._serving_production: int | None = None  # the version this process last answered with
+        self._protected: frozenset[int] = frozenset()
 
     @property
     def device(self) -> str:
@@ -227,17 +249,21 @@ class ModelServer:
             self._device = pick_device()
         return self._device
 
-    def versions(self, read: Callable[[], list[int]]) -> list[int]:
-        """The version list from `read` (the database), read again only when the models folder changes
-        or after a few seconds, never once per request."""
+    def catalog(self, read: Callable[[], Catalog]) -> Catalog:
+        """The catalog from `read` (the database), read again only when the models folder changes (a
+        version added or removed, a release change) or after a few seconds, never once per request."""
         try:
             stamp = os.stat(self.models_dir).st_mtime_ns
         except OSError:
             stamp = None
         key = (stamp, int(time.monotonic() // self.options.versions_ttl_seconds))
-        if self._versions is None or key != self._versions_key:
-            self._versions, self._versions_key = sorted(read()), key
-        return self._versions
+        catalog = self._catalog
+        if catalog is None or key != self._catalog_key:
+            catalog = self._catalog = read()
+            self._catalog_key = key
+            self._protected = frozenset(v for v in (catalog.production, catalog.candidate, self._serving_production)
+                                        if v is not None)
+        return catalog
 
     def loaded(self, version: int) -> LoadedVersion | None:
         return self._loaded.get(version)
@@ -247,43 +273,87 @@ class ModelServer:
         return runtime_key(self.device, self.options.cpu_threads)
 
     def invalidate(self) -> None:
-        self._versions = None
+        self._catalog = None
 
     def get(self, version: int) -> LoadedVersion:
         """The loaded `version`, loading it on first use (raises BundleRejected)."""
+        while True:
+            with self._lock:
+                loaded = self._loaded.get(version)
+                if loaded is not None:
+                    self._loaded.move_to_end(version)
+                    return loaded
+                folder = self.models_dir / str(version)
+                refused = self._refused.get(version)
+                if refused and refused[0] == _signature(folder):
+                    raise BundleRejected(refused[1])
+                pending = self._loading.get(version)
+                if pending is None:
+                    self._loading[version] = threading.Event()
+                    break
+            pending.wait()  # another thread is loading it: take its result
+        try:
+            loaded = load_version(folder, version, self.options, self.device)
+        except BaseException as exc:
+            with self._lock:
+                if isinstance(exc, BundleRejected):
+                    log.error("%s", exc.message)
+                    self._refused[version] = (_signature(folder), exc.message)
+                self._loading.pop(version).set()
+            raise
+        evicted = []
         with self._lock:
-            loaded = self._loaded.get(version)
-            if loaded is not None:
-                self._loaded.move_to_end(version)
-                return loaded
-            folder = self.models_dir / str(version)
-            refused = self._refused.get(version)
-            if refused and refused[0] == _signature(folder):
-                raise BundleRejected(refused[1])
-            try:
-                loaded = load_version(folder, version, self.options, self.device)
-            except BundleRejected as exc:
-                log.error("%s", exc.message)
-                self._refused[version] = (_signature(folder), exc.message)
-                raise
             self._refused.pop(version, None)
             self._loaded[version] = loaded
-            while len(self._loaded) > self.options.max_versions:
-                _, evicted = self._loaded.popitem(last=False)
-                evicted.threads.close()
-                log.info("model version %d unloaded (least recently used)", evicted.version)
-            log.info("model version %d loaded on %s with %s", version, self.device, loaded.runtime)
-            return loaded
+            for old in list(self._loaded):
+                if len(self._loaded) <= self.options.max_versions:
+                    break
+                if old != version and old not in self._protected:
+                    evicted.append(self._loaded.pop(old))
+            self._loading.pop(version).set()
+        for gone in evicted:
+            gone.threads.close()
+            log.info("model version %d unloaded (least recently used)", gone.version)
+        log.info("model version %d loaded on %s with %s", version, self.device, loaded.runtime)
+        return loaded
 
-    def newest_loadable(self, versions: list[int]) -> LoadedVersion:
-        """The newest of `versions` that loads; a refused newer bundle leaves the previous one serving."""
-        error = None
-        for version in sorted(versions, reverse=True):
+    def warm(self, version: int) -> None:
+        """Load `version` in the background unless it is loaded, loading or refused as it stands."""
+        with self._lock:
+            if version in self._loaded or version in self._loading:
+                return
+            refused = self._refused.get(version)
+            if refused and refused[0] == _signature(self.models_dir / str(version)):
+                return
+
+        def load() -> None:
             try:
-                return self.get(version)
-            except BundleRejected as exc:
-                error = exc
-        raise error or BundleRejected("No model version can be loaded.")
+                self.get(version)
+            except Exception:  # refused: recorded and logged by get(); requests keep their current answer
+                pass
+
+        threading.Thread(target=load, daemon=True, name=f"warm-{version}").start()
+
+    def route(self, catalog: Catalog, client_key: str | None) -> tuple[LoadedVersion, str]:
+        """The version and arm ("production" or "candidate") that answer an unpinned request."""
+        if catalog.production is None:
+            raise BundleRejected("No model version serves yet.")
+        if catalog.candidate is not None and catalog.candidate_share > 0 and \
+                takes_candidate(client_key, catalog.candidate, catalog.candidate_share):
+            candidate = self._loaded.get(catalog.candidate)
+            if candidate is not None:
+                return candidate, "candidate"
+            self.warm(catalog.candidate)  # its share goes to production until it is ready here
+        production = self._loaded.get(catalog.production)
+        if production is None:
+            current = self._serving_production
+            previous = self._loaded.get(current) if current in catalog.versions else None
+            if previous is not None:
+                self.warm(catalog.production)
+                return previous, "production"
+            production = self.get(catalog.production)  # nothing to answer with meanwhile: load it now
+        self._serving_production = catalog.production
+        return production, "production"
 
     def forget(self, version: int) -> None:
         with self._lock:
@@ -292,4 +362,3 @@ class ModelServer:
         if loaded is not None:
             loaded.threads.close()
         self.invalidate()
-

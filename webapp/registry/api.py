@@ -1,21 +1,29 @@
 """JSON API for model versions."""
 from __future__ import annotations
 
-from flask import Blueprint, after_this_request, jsonify, send_file
+from flask import Blueprint, after_this_request, jsonify, request, send_file
 
 from webapp.registry import services
+from webapp.release import services as release
 
 api = Blueprint("registry_api", __name__, url_prefix="/api/models")
 
 
 @api.get("")
 def index():
-    return jsonify({"default_version": services.latest_version(), "models": services.list_versions()})
+    state = release.current()
+    return jsonify({"default_version": state.production, "candidate_version": state.candidate,
+                    "models": services.list_versions()})
 
 
 @api.get("/<int:version>")
 def show(version: int):
     return jsonify(services.version_detail(services.get_version_or_404(version)))
+
+
+@api.put("/<int:version>")
+def update(version: int):
+    return jsonify(services.update_version(services.get_version_or_404(version), request.get_json(silent=True)))
 
 
 @api.get("/<int:version>/download")

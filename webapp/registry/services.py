@@ -1,4 +1,4 @@
-"""Model version services: describe, package for download, delete."""
+"""Model version services: describe, change settings, package for download, delete."""
 from __future__ import annotations
 
 import logging
@@ -16,7 +16,8 @@ from engine.config import TrainConfig
 from engine.errors import StudioError
 from webapp.errors import id_in_range
 from webapp.extensions import db
-from webapp.models import Job, ModelVersion, iso
+from webapp.models import Job, ModelVersion, Release, iso
+from webapp.release import services as release
 from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
@@ -24,10 +25,6 @@ log = logging.getLogger(__name__)
 
 def latest_version() -> int | None:
     return db.session.scalar(select(func.max(ModelVersion.version)))
-
-
-def all_versions() -> list[int]:
-    return list(db.session.scalars(select(ModelVersion.version)))
 
 
 def get_version_or_404(version: int) -> ModelVersion:
@@ -64,16 +61,19 @@ def register_version(staging: Path, job: Job, config: TrainConfig, class_names: 
             shutil.rmtree(data_dir().model(number), ignore_errors=True)
             raise
         log.info("job %s registered model version %d", job.id, number)
+        release.on_new_version(number, job.promote_when_done, by=f"job #{job.id}")
         return version
     raise RuntimeError("could not allocate a model version number")
 
 
-def version_json(row: ModelVersion, latest: int | None = None) -> dict:
+def version_json(row: ModelVersion, state: Release | None = None) -> dict:
+    """The version's facts and its part in the release (`is_default`: it answers unpinned predictions)."""
+    role = release.role_of(row.version, state)
     return {"version": row.version, "job_id": row.job_id, "dataset_id": row.dataset_id,
             "dataset_name": row.job.dataset_name if row.job else None, "backbone": row.backbone,
             "image_size": row.image_size, "classes": row.class_names, "val_acc": row.val_acc,
             "bundle_bytes": row.bundle_bytes, "created_at": iso(row.created_at),
-            "is_default": row.version == latest}
+            "release_role": role, "is_default": role == "production", "abstain_threshold": row.abstain_threshold}
 
 
 def serving_json(version: int, meta: dict | None) -> dict:
@@ -99,16 +99,16 @@ def _meta_or_none(version: int) -> dict | None:
 
 
 def list_versions() -> list[dict]:
-    """All versions, newest first, with the default one marked and how each serves."""
-    latest = latest_version()
+    """All versions, newest first, with their release roles and how each serves."""
+    state = release.current()
     rows = db.session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc()))
-    return [{**version_json(row, latest), "serving": serving_json(row.version, _meta_or_none(row.version))}
+    return [{**version_json(row, state), "serving": serving_json(row.version, _meta_or_none(row.version))}
             for row in rows]
 
 
 def version_detail(row: ModelVersion) -> dict:
     """The version with the metrics and preprocessing recorded in its bundle."""
-    detail = version_json(row, latest_version())
+    detail = version_json(row)
     meta = _meta_or_none(row.version)
     if meta is None:
         return {**detail, "bundle_missing": True}
@@ -133,11 +133,28 @@ def bundle_zip(row: ModelVersion) -> Path:
     return Path(handle.name)
 
 
+def update_version(row: ModelVersion, payload) -> dict:
+    """PUT /api/models/<v>: the settings a person may change (the abstain threshold)."""
+    if not isinstance(payload, dict):
+        raise StudioError("invalid_body", "Send the version's settings as a JSON object.", field="body")
+    unknown = sorted(set(payload) - {"abstain_threshold"})
+    if unknown:
+        raise StudioError("invalid_field", f"Unknown setting '{unknown[0]}'; use abstain_threshold.", field=unknown[0])
+    if "abstain_threshold" in payload:
+        threshold = payload["abstain_threshold"]
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or not 0 < threshold < 1):
+            raise StudioError("invalid_field", "'abstain_threshold' must be a confidence between 0 and 1 "
+                                               "(exclusive), or null to answer always.", field="abstain_threshold")
+        row.abstain_threshold = None if threshold is None else float(threshold)
+        db.session.commit()
+        release.catalog_changed()
+    return version_detail(row)
+
+
 def delete_version(row: ModelVersion) -> None:
-    """Delete a version that is not serving by default (the newest serves unpinned predictions)."""
-    if row.version == latest_version():
-        raise StudioError("model_in_use", f"Model version {row.version} serves predictions by default; train a "
-                                          "newer version before deleting it.")
+    """Delete a version that is neither production nor candidate."""
+    release.check_deletable(row.version)
     version = row.version
     db.session.delete(row)
     db.session.commit()

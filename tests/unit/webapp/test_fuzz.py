@@ -87,3 +87,26 @@ def test_predict_and_id_routes_fuzz(served):
         for method, path in [("GET", "/api/datasets/{}"), ("DELETE", "/api/models/{}"), ("POST", "/api/jobs/{}/cancel"),
                              ("GET", "/api/jobs/{}/events"), ("PUT", "/api/models/{}")]:
             check(client.open(path.format(text.replace("/", "%2F")), method=method))
+
+
+RELEASE_FIELDS = ["production", "candidate", "candidate_share", "revision", "share", ""]
+
+
+def test_release_and_version_settings_fuzz(served):
+    client = served.test_client()
+    rng = random.Random(9)
+    for _ in range(200):
+        body = {rng.choice(RELEASE_FIELDS): rng.choice(ODD_VALUES + [1, 2, 50]) for _ in range(rng.randint(0, 3))}
+        check(client.put("/api/release", data=safe_json(body), content_type="application/json"))
+        check(client.put("/api/models/1", data=safe_json({"abstain_threshold": rng.choice(ODD_VALUES)}),
+                         content_type="application/json"))
+    for raw in ["", "{", "[1,2", "1e999", "NaN", "{\"production\": NaN}", "\xff\xfe", "null"]:
+        check(client.put("/api/release", data=raw, content_type="application/json"))
+        check(client.put("/api/models/1", data=raw, content_type="application/json"))
+    for text in ODD_TEXT:
+        check(client.get("/api/release/stats", query_string={"hours": text}))
+        if text.isascii() and text.isprintable():  # what an HTTP header can carry
+            check(client.post("/api/predict", headers={"X-Client-Id": text}, content_type="multipart/form-data",
+                              data={"image": (io.BytesIO(noisy_image(3, (1, 2, 3))), "x.png")}))
+    assert client.get("/api/release").get_json()["production"] == 1  # nothing above could change it
+    check(client.post("/api/release/rollback"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -55,8 +56,10 @@ def _noisy_jpeg(size) -> bytes:
 
 def test_answer_has_the_documented_shape(served):
     body = predict(served.test_client(), noisy_image(42, (40, 200, 60)), top_k=2).get_json()
-    assert set(body) == {"class", "confidence", "top_k", "model_version", "runtime", "elapsed_ms"}
-    assert body["class"] == "green" and body["model_version"] == 1
+    assert set(body) == {"id", "class", "confidence", "abstained", "top_k", "model_version", "runtime", "arm",
+                         "elapsed_ms"}
+    assert body["class"] == "green" and body["model_version"] == 1 and body["arm"] == "production"
+    assert body["abstained"] is False
     measured = json.loads(Path(served.config["DATA_DIR"], "models", "1", "meta.json").read_text())["runtimes"]
     assert body["runtime"] == measured["cpu-1t"]["runtime"]
     assert [entry["class"] for entry in body["top_k"]][0] == "green" and len(body["top_k"]) == 2
@@ -124,21 +127,36 @@ def test_no_model_yet_is_409_pointing_to_training(client):
     assert response.status_code == 409 and "start training" in response.get_json()["error"]
 
 
-def test_newer_version_is_picked_up_and_a_corrupt_one_refused(served, trained):
+def answers_until(client, version: int | None, seconds: float = 30) -> list[int]:
+    """The versions that answered unpinned requests, in order, until `version` answered (or for `seconds`
+    when it is None): a new production version is loaded in the background while the previous one answers."""
+    seen, deadline = [], time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        body = predict(client, noisy_image(1, (220, 40, 40))).get_json()
+        assert body["class"] == "red", body
+        if not seen or seen[-1] != body["model_version"]:
+            seen.append(body["model_version"])
+        if body["model_version"] == version:
+            break
+        time.sleep(0.05)
+    return seen
+
+
+def test_promoted_version_is_picked_up_and_a_corrupt_one_refused(served, trained):
     client = served.test_client()
     assert predict(client, noisy_image(1, (220, 40, 40))).get_json()["model_version"] == 1
-    register_bundle(served, trained[1], 2)
-    assert predict(client, noisy_image(1, (220, 40, 40))).get_json()["model_version"] == 2
-    register_bundle(served, trained[1], 3)
+    register_bundle(served, trained[1], 2, promote=True)  # as a job started with "promote when done"
+    assert answers_until(client, 2) in ([1, 2], [2])
+    register_bundle(served, trained[1], 3, promote=True)
     params = Path(served.config["DATA_DIR"], "models", "3", "model.pdiparams")
     params.write_bytes(params.read_bytes()[:-8] + b"tampered")
-    body = predict(client, noisy_image(1, (220, 40, 40))).get_json()
-    assert body["model_version"] == 2 and body["class"] == "red"
+    assert answers_until(client, None, seconds=3) == [2]  # the refused version never takes traffic
     pinned = predict(client, noisy_image(1, (220, 40, 40)), version=3)
     assert pinned.status_code == 409
     assert "failed its integrity check: model.pdiparams" in pinned.get_json()["error"]
     shutil.copyfile(trained[1] / "model.pdiparams", params)  # repaired: checked again, not refused forever
     assert predict(client, noisy_image(1, (220, 40, 40)), version=3).get_json()["model_version"] == 3
+    assert answers_until(client, 3)[-1] == 3
 
 
 def test_sixteen_concurrent_clients_get_the_sequential_answers(served):

@@ -134,13 +134,18 @@ def test_predictions_query_no_database_once_the_version_list_is_known(served):
 
 def test_loaded_versions_are_bounded_and_reloaded_on_demand(served, trained):
     register_bundle(served, trained[1], 2)
+    register_bundle(served, trained[1], 3)
     models = Path(served.config["DATA_DIR"], "models")
     served.extensions["model_server"] = server = ModelServer(models, ServingOptions(max_versions=1), device="cpu")
     client = served.test_client()
-    for version in (1, 2, 1, 2):
+    for version in (2, 3, 2, 3):
         assert predict(client, noisy_image(version, (220, 40, 40)), version=version).get_json()["model_version"] \
             == version
-        assert list(server._loaded) == [version]
+        assert list(server._loaded) == [version]  # production (v1) is not loaded until it is asked for
+    assert predict(client, noisy_image(1, (220, 40, 40))).get_json()["model_version"] == 1
+    for version in (2, 3):  # production stays loaded beyond the bound; pinned versions take turns
+        predict(client, noisy_image(version, (220, 40, 40)), version=version)
+        assert sorted(server._loaded) == [1, version]
 
 
 @pytest.mark.parametrize("max_batch", [1, 8])

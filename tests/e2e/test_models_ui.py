@@ -1,0 +1,61 @@
+"""A person runs a release from the Models page: promote, an experiment with live figures, roll back."""
+import io
+
+import pytest
+from playwright.sync_api import expect
+from sqlalchemy import func, select
+
+from tests.factories import register_bundle
+from tests.images import noisy_image
+from webapp.extensions import db
+from webapp.models import ModelVersion
+
+pytestmark = pytest.mark.e2e
+
+
+def test_promote_experiment_with_live_figures_and_roll_back(page, live_server, stack_app, stack_client, trained):
+    with stack_app.app_context():
+        newest = db.session.scalar(select(func.max(ModelVersion.version))) or 0
+    before, first, second = newest + 1, newest + 2, newest + 3
+    for version in (before, first, second):
+        register_bundle(stack_app, trained[1], version)
+    assert stack_client.put("/api/release", json={"production": before, "candidate": None}).status_code == 200
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{live_server}/models")
+
+    page.locator(f'tr[data-version="{first}"] .promote-version').click()
+    expect(page.locator("#production-version")).to_have_text(f"v{first}")
+    expect(page.locator(f'tr[data-version="{first}"] .role')).to_have_text("production")
+    expect(page.locator(f'tr[data-version="{first}"] .delete-version')).to_be_hidden()
+    expect(page.locator("#rollback")).to_have_text(f"Roll back to v{before}")
+
+    page.select_option("#candidate-choice", str(second))
+    page.select_option("#candidate-share-choice", "25")
+    page.locator("#start-experiment").click()
+    expect(page.locator("#candidate-version")).to_have_text(f"v{second}")
+    expect(page.locator("#candidate-share")).to_have_text("25% of clients")
+    page.locator('.share[data-share="50"]').click()
+    expect(page.locator("#candidate-share")).to_have_text("50% of clients")
+    assert stack_client.get("/api/release").get_json()["candidate_share"] == 50
+
+    for n in range(24):  # traffic from keyed clients, as scripts send it
+        stack_client.post("/api/predict", data={"image": (io.BytesIO(noisy_image(n, (220, 40, 40))), "a.png")},
+                          content_type="multipart/form-data", headers={"X-Client-Id": f"person-{n}"})
+    rows = page.locator("#stats-table tbody tr")
+    expect(page.locator(f'#stats-table tr[data-version="{second}"] td').nth(1)).to_have_text("candidate",
+                                                                                          timeout=20_000)
+    expect(page.locator(f'#stats-table tr[data-version="{first}"] td').nth(1)).to_have_text("production")
+    assert rows.count() >= 2
+    requests = [int(page.locator(f'#stats-table tr[data-version="{v}"] td').nth(2).inner_text().replace(",", ""))
+                for v in (first, second)]
+    assert sum(requests) >= 24 and min(requests) > 0
+
+    page.locator("#release-history summary").click()
+    expect(page.locator(".history li").first).to_contain_text("share set to 50%")
+
+    page.locator("#rollback").click()
+    expect(page.locator("#production-version")).to_have_text(f"v{before}")
+    expect(page.locator("#candidate-none")).to_be_visible()
+    state = stack_client.get("/api/release").get_json()
+    assert (state["production"], state["candidate"]) == (before, None)
+    assert page.js_errors == []

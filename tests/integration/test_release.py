@@ -1,0 +1,142 @@
+"""Release control on the production server (two web processes): a promotion made through one process
+is followed by all; a 25% experiment; sticky clients; 20 changes under load without a failed request."""
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from launcher import free_port, wait_for_port, web_process
+from tests.factories import register_bundle
+from tests.images import noisy_image
+from tests.stack import app_config
+from webapp import create_app
+from webapp.database import upgrade_schema
+from webapp.storage import DataDir
+
+pytestmark = pytest.mark.integration
+IMAGE = noisy_image(5, (220, 40, 40))
+
+
+@pytest.fixture
+def server(stack, trained, tmp_path):
+    """gunicorn with two processes over a data folder holding versions 1 (production) and 2."""
+    config = app_config(tmp_path, REDIS_URL=stack["config"]["REDIS_URL"])
+    app = create_app(config)
+    upgrade_schema(app)
+    register_bundle(app, trained[1], 1)
+    register_bundle(app, trained[1], 2)
+    port = free_port()
+    env = {**stack["env"], "DATA_DIR": str(tmp_path), "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
+           "WEB_PROCESSES": "2", "STATS_FLUSH_SECONDS": "0.5"}
+    web = web_process(DataDir(tmp_path), "127.0.0.1", port, env, threads=16).start()
+    try:
+        wait_for_port("127.0.0.1", port, web)
+        yield port
+    finally:
+        web.stop()
+
+
+def call(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None):
+    """One request on a new connection (so successive calls reach either web process)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        connection.request(method, path, body, headers or {})
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
+    finally:
+        connection.close()
+
+
+def predict(port: int, client_id: str | None = None) -> tuple[int, dict]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"a.png\"\r\n\r\n".encode()
+            + IMAGE + f"\r\n--{boundary}--\r\n".encode())
+    headers = {"Content-Type": f"multipart/form-data; boundary={boundary}"}
+    if client_id:
+        headers["X-Client-Id"] = client_id
+    return call(port, "POST", "/api/predict", body, headers)
+
+
+def put_release(port: int, **change) -> dict:
+    status, body = call(port, "PUT", "/api/release", json.dumps(change).encode(),
+                        {"Content-Type": "application/json"})
+    assert status == 200, body
+    return body
+
+
+def settled(port: int, check, timeout: float = 30) -> None:
+    """Wait until every process answers as `check` wants (a process warms a new version before using it)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if all(check(predict(port)[1]) for _ in range(6)):
+            return
+        time.sleep(0.2)
+    raise AssertionError("the release change never reached every web process")
+
+
+def test_promote_rollback_experiment_and_stickiness(server):
+    port = server
+    assert predict(port)[1]["model_version"] == 1
+    put_release(port, production=2)
+    settled(port, lambda body: body["model_version"] == 2 and body["arm"] == "production")
+    status, state = call(port, "POST", "/api/release/rollback")
+    assert status == 200 and state["production"] == 1
+    settled(port, lambda body: body["model_version"] == 1)
+
+    put_release(port, candidate=2, candidate_share=25)
+    settled(port, lambda body: body["model_version"] in (1, 2))
+    time.sleep(1)  # both processes have had their chance to warm the candidate
+    answers = [predict(port, f"client-{i}")[1] for i in range(400)]
+    on_candidate = [a for a in answers if a["arm"] == "candidate"]
+    assert all(a["model_version"] == 2 for a in on_candidate)
+    assert 75 <= len(on_candidate) <= 125  # 25% of 400 keyed clients
+    for i in range(0, 400, 40):  # each client keeps its arm, whichever process answers
+        again = {predict(port, f"client-{i}")[1]["arm"] for _ in range(3)}
+        assert again == {answers[i]["arm"]}
+
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the figures of both processes arrive within a few flushes
+        figures = {item["version"]: item for item in call(port, "GET", "/api/release/stats?hours=1")[1]["versions"]}
+        if figures.get(2, {}).get("by_arm", {}).get("candidate", 0) >= len(on_candidate):
+            break
+        time.sleep(0.3)
+    assert figures[2]["by_arm"]["candidate"] >= len(on_candidate)
+    assert figures[1]["by_arm"]["production"] >= 400 - len(on_candidate)
+
+
+def test_twenty_release_changes_under_eight_clients_fail_no_request(server):
+    port = server
+    for version in (1, 2):  # both processes hold both versions: the changes below only move traffic
+        put_release(port, production=version)
+        settled(port, lambda body, v=version: body["model_version"] == v)
+    stop = threading.Event()
+    failures: list = []
+    counts = [0]
+
+    def client(index: int) -> None:
+        while not stop.is_set():
+            status, body = predict(port, f"load-{index}-{counts[0] % 7}")
+            counts[0] += 1
+            if status != 200 or body.get("class") != "red":
+                failures.append((status, body))
+
+    changes = [{"production": 1}, {"candidate": 2, "candidate_share": 5}, {"candidate_share": 25},
+               {"candidate_share": 50}, {"production": 2}]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        running = [pool.submit(client, i) for i in range(8)]
+        for n in range(20):
+            put_release(port, **changes[n % len(changes)])
+            time.sleep(0.15)
+        stop.set()
+        for future in running:
+            future.result()
+    assert failures == []
+    assert counts[0] >= 40
+    status, state = call(port, "GET", "/api/release")
+    assert status == 200 and len(state["history"]) >= 20

@@ -1,0 +1,1 @@
+"""Release control: which versions serve, traffic split, live statistics."""

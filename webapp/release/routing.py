@@ -1,0 +1,26 @@
+"""Which arm answers a client: sticky buckets for keyed clients, a fresh draw for anonymous ones."""
+from __future__ import annotations
+
+import hashlib
+import random
+
+BUCKETS = 10_000  # a share is a whole percent: 100 buckets each
+
+
+def bucket(client_key: str, candidate: int) -> int:
+    """The client's bucket for this candidate: the same on every request and in every process.
+
+    Salted with the candidate, so one client is not always in the first slice of every experiment;
+    within an experiment, raising the share only adds buckets, so it moves the fewest clients."""
+    digest = hashlib.sha256(f"{candidate}\x00{client_key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % BUCKETS
+
+
+def takes_candidate(client_key: str | None, candidate: int, share: int, rng: random.Random | None = None) -> bool:
+    """Whether this request goes to the candidate (`share` percent of clients, or of anonymous requests)."""
+    if share <= 0:
+        return False
+    if share >= 100:
+        return True
+    drawn = bucket(client_key, candidate) if client_key else (rng or random).randrange(BUCKETS)
+    return drawn < share * BUCKETS // 100

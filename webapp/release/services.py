@@ -1,0 +1,271 @@
+"""Release state: the production version, the candidate and its share, and the history of changes.
+
+Every change goes through `_apply`: one conditional update on the revision (two people changing the
+release at once: one wins, the other gets 409 with the current state), history rows in the same
+transaction, then the models folder is touched so every web process reads the new state at once.
+"""
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from engine.bundle import BundleRejected
+from engine.errors import StudioError
+from webapp.errors import id_in_range
+from webapp.extensions import db
+from webapp.models import ModelVersion, Release, ReleaseChange, iso, utcnow
+from webapp.predict.serving import Catalog
+from webapp.storage import data_dir
+
+log = logging.getLogger(__name__)
+
+RELEASE_ID = 1
+FIELDS = ("production", "candidate", "candidate_share", "revision")
+SHARES = (1, 5, 25, 50)  # the gray-release steps the page offers
+PRODUCTION_ACTIONS = ("first_version", "promote", "promote_candidate", "promote_when_done")
+LOCAL_USER = "local"  # who changed the release, until accounts exist
+
+
+def current() -> Release:
+    release = db.session.get(Release, RELEASE_ID)
+    if release is None:  # a database made before release control had no row: the newest version serves
+        newest = db.session.scalar(select(ModelVersion.version).order_by(ModelVersion.version.desc()).limit(1))
+        release = Release(id=RELEASE_ID, production=newest, candidate=None, candidate_share=0, revision=0)
+        db.session.add(release)
+        db.session.commit()
+    return release
+
+
+def catalog() -> Catalog:
+    """What the model server caches: every version, the release and the abstain thresholds."""
+    rows = db.session.execute(select(ModelVersion.version, ModelVersion.abstain_threshold)).all()
+    release = current()
+    return Catalog(versions=tuple(sorted(version for version, _ in rows)), production=release.production,
+                   candidate=release.candidate, candidate_share=release.candidate_share,
+                   thresholds={version: threshold for version, threshold in rows if threshold is not None},
+                   revision=release.revision)
+
+
+def change_json(change: ReleaseChange) -> dict:
+    return {"at": iso(change.at), "action": change.action, "from": change.from_version, "to": change.to_version,
+            "share": change.share, "by": change.by, "revision": change.revision}
+
+
+def release_json(release: Release | None = None, history: int = 100) -> dict:
+    release = release or current()
+    changes = db.session.scalars(select(ReleaseChange).order_by(ReleaseChange.id.desc()).limit(history))
+    return {"production": release.production, "candidate": release.candidate,
+            "candidate_share": release.candidate_share, "revision": release.revision,
+            "experiment_started_at": iso(release.experiment_started_at),
+            "previous_production": previous_production(), "shares": list(SHARES),
+            "history": [change_json(change) for change in changes]}
+
+
+def role_of(version: int, release: Release | None = None) -> str | None:
+    release = release or current()
+    return "production" if version == release.production else "candidate" if version == release.candidate else None
+
+
+def _conflict(message: str) -> StudioError:
+    db.session.rollback()
+    return StudioError("release_conflict", message, release=release_json())
+
+
+def _version_field(payload: dict, name: str, nullable: bool) -> int | None:
+    value = payload[name]
+    if value is None and nullable:
+        return None
+    if not isinstance(value, int) or isinstance(value, bool):
+        kind = "a model version number" + (" or null" if nullable else "")
+        raise StudioError("invalid_field", f"'{name}' must be {kind}.", field=name)
+    if not id_in_range(value) or db.session.scalar(select(ModelVersion.id).where(ModelVersion.version == value)) is None:
+        raise StudioError("model_version_not_found", f"Model version {value} does not exist.", field=name)
+    return value
+
+
+def _warm(version: int, field: str) -> None:
+    """Load the version in this process before traffic moves to it; a refused bundle cannot serve."""
+    try:
+        current_app.extensions["model_server"].get(version)
+    except BundleRejected as exc:
+        raise StudioError(exc.code, exc.message, field=field) from None
+
+
+def parse_change(payload) -> dict:
+    if not isinstance(payload, dict):
+        raise StudioError("invalid_body", "Send the release change as a JSON object.", field="body")
+    unknown = sorted(set(payload) - set(FIELDS))
+    if unknown:
+        raise StudioError("invalid_field", f"Unknown release field '{unknown[0]}'; use {', '.join(FIELDS)}.",
+                          field=unknown[0])
+    change = {}
+    if "production" in payload:
+        change["production"] = _version_field(payload, "production", nullable=False)
+    if "candidate" in payload:
+        change["candidate"] = _version_field(payload, "candidate", nullable=True)
+    if "candidate_share" in payload:
+        share = payload["candidate_share"]
+        if not isinstance(share, int) or isinstance(share, bool) or not 0 <= share <= 100:
+            raise StudioError("invalid_field", "'candidate_share' must be a whole percent from 0 to 100.",
+                              field="candidate_share")
+        change["candidate_share"] = share
+    if "revision" in payload:
+        revision = payload["revision"]
+        if not isinstance(revision, int) or isinstance(revision, bool) or not id_in_range(revision + 1):
+            raise StudioError("invalid_field", "'revision' must be the revision the change was made on.",
+                              field="revision")
+        change["revision"] = revision
+    if not set(change) - {"revision"}:
+        raise StudioError("invalid_body", "Send at least one of production, candidate and candidate_share.",
+                          field="body")
+    return change
+
+
+def change_release(payload, by: str = LOCAL_USER) -> dict:
+    """PUT /api/release: validate, warm what will serve, then apply in one conditional update."""
+    change = parse_change(payload)
+    release = current()
+    if "revision" in change and change["revision"] != release.revision:
+        raise _conflict(f"The release changed meanwhile (revision {release.revision}, not "
+                        f"{change['revision']}); look at the current state and try again.")
+    production = change.get("production", release.production)
+    promoting_candidate = "production" in change and production == release.candidate and production is not None
+    candidate = change["candidate"] if "candidate" in change else None if promoting_candidate else release.candidate
+    if candidate is None:
+        if change.get("candidate_share"):
+            raise StudioError("no_candidate", "Choose a candidate version before giving it a share of traffic.",
+                              field="candidate_share")
+        share = 0
+    else:
+        share = change.get("candidate_share", release.candidate_share)
+    if candidate is not None and candidate == production:
+        raise StudioError("candidate_is_production", f"Version {candidate} already serves as production; "
+                                                     "choose another version as candidate.", field="candidate")
+    if production is None:
+        raise StudioError("no_model", "There is no model version to release yet.", field="production")
+    if production != release.production:
+        _warm(production, "production")
+    if candidate is not None and candidate != release.candidate:
+        _warm(candidate, "candidate")
+
+    changes = []
+    if production != release.production:
+        changes.append(("promote_candidate" if promoting_candidate else "promote", release.production, production,
+                        None))
+    if candidate != release.candidate and not (promoting_candidate and candidate is None):
+        if candidate is None:
+            changes.append(("stop_experiment", release.candidate, None, 0))
+        else:
+            changes.append(("set_candidate", release.candidate, candidate, share))
+    elif candidate is not None and share != release.candidate_share:
+        changes.append(("set_share", candidate, candidate, share))
+    if not changes:
+        return release_json(release)
+    started = release.experiment_started_at if candidate == release.candidate else utcnow() if candidate else None
+    _apply(release, changes, by, production=production, candidate=candidate, candidate_share=share,
+           experiment_started_at=started if candidate else None)
+    return release_json()
+
+
+def _production_stack() -> list[int]:
+    """Production versions in the order they took over, replayed from the history (rollbacks pop)."""
+    stack: list[int] = []
+    changes = db.session.scalars(select(ReleaseChange).where(
+        ReleaseChange.action.in_((*PRODUCTION_ACTIONS, "rollback"))).order_by(ReleaseChange.id))
+    for change in changes:
+        if change.action == "rollback":
+            while stack and stack[-1] != change.to_version:
+                stack.pop()
+            if not stack:
+                stack.append(change.to_version)
+        elif change.to_version is not None:
+            stack.append(change.to_version)
+    production = current().production
+    if production is not None and (not stack or stack[-1] != production):
+        stack.append(production)
+    return stack
+
+
+def previous_production() -> int | None:
+    """The production version before the current one that still exists, or None."""
+    existing = set(db.session.scalars(select(ModelVersion.version)))
+    stack = _production_stack()
+    for version in reversed(stack[:-1]):
+        if version in existing and version != stack[-1]:
+            return version
+    return None
+
+
+def rollback(by: str = LOCAL_USER) -> dict:
+    """POST /api/release/rollback: the previous production version serves again; any experiment stops."""
+    release = current()
+    target = previous_production()
+    if target is None:
+        raise _conflict("There is no previous production version to roll back to.")
+    _warm(target, "production")
+    changes = [("rollback", release.production, target, None)]
+    if release.candidate is not None:
+        changes.append(("stop_experiment", release.candidate, None, 0))
+    _apply(release, changes, by, production=target, candidate=None, candidate_share=0, experiment_started_at=None)
+    return release_json()
+
+
+def on_new_version(version: int, promote: bool, by: str) -> None:
+    """A version was registered: the first one ever becomes production, and so does one whose job asked."""
+    for _ in range(5):
+        release = current()
+        if release.production is None:
+            action = "first_version"
+        elif promote:
+            action = "promote_when_done"
+        else:
+            return
+        try:
+            _apply(release, [(action, release.production, version, None)], by, production=version,
+                   candidate=None if release.candidate == version else release.candidate)
+            return
+        except StudioError as exc:
+            if exc.code != "release_conflict":
+                raise
+    log.error("version %d could not be released after repeated conflicts", version)
+
+
+def check_deletable(version: int) -> None:
+    role = role_of(version)
+    if role is not None:
+        raise StudioError("model_in_use", f"Model version {version} serves as {role}; "
+                                          f"{'promote another version' if role == 'production' else 'stop the experiment'}"
+                                          " before deleting it.", field="version")
+
+
+def _apply(release: Release, changes: list[tuple], by: str, **values) -> None:
+    seen = release.revision
+    revision = seen + 1
+    result = db.session.execute(update(Release).where(Release.id == RELEASE_ID, Release.revision == seen)
+                                .values(revision=revision, **values).execution_options(synchronize_session=False))
+    if result.rowcount != 1:
+        raise _conflict("Someone else changed the release at the same moment; look at the current state and "
+                        "try again.")
+    for action, before, after, share in changes:
+        db.session.add(ReleaseChange(action=action, from_version=before, to_version=after, share=share, by=by,
+                                     revision=revision))
+    db.session.commit()
+    db.session.expire_all()
+    for action, before, after, share in changes:
+        log.info("release revision %d: %s %s -> %s%s by %s", revision, action, before, after,
+                 f" ({share}%)" if share else "", by)
+    catalog_changed()
+
+
+def catalog_changed() -> None:
+    """Touch the models folder: every web process reads the catalog again on its next request."""
+    try:
+        os.utime(data_dir().models)
+    except OSError:
+        pass
+    server = current_app.extensions.get("model_server")
+    if server is not None:
+        server.invalidate()
