@@ -66,13 +66,17 @@ function render() {
   }
 }
 
+const PRODUCTION_CHANGES = new Set(["first_version", "promote", "promote_when_done", "promote_candidate", "rollback"]);
+const when = (at) => new Date(at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+
 function renderHistory(history) {
+  const since = history.find((change) => PRODUCTION_CHANGES.has(change.action) && change.to === state.production);
+  document.getElementById("production-since").textContent = since ? `since ${when(since.at)} (${since.by})` : "";
   const list = panel.querySelector(".history");
   list.replaceChildren(...history.map((change) => {
     const item = document.createElement("li");
-    const when = new Date(change.at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
     const describe = ACTIONS[change.action] || ((c) => c.action);
-    item.textContent = `${when}: ${describe(change)} by ${change.by}`;
+    item.textContent = `${when(change.at)}: ${describe(change)} by ${change.by}`;
     return item;
   }));
   if (!history.length) list.replaceChildren(Object.assign(document.createElement("li"), { textContent: "No changes yet." }));
