@@ -178,7 +178,7 @@ def web_process(data_dir: DataDir, host: str, port: int, env: dict, processes: i
             "--threads", str(threads), "--bind", f"{host}:{port}", "--keep-alive", "5",
             "--graceful-timeout", "10", "--timeout", "120", "--log-level", "warning",
             *(["--access-logfile", "-"] if env.get("ACCESS_LOG") else []),
-            "--name", "image-studio", "webapp:create_app()"]
+            "--name", "image-studio", "webapp.wsgi:app"]
     return ServiceProcess("web", argv, data_dir.run, env=env)
 
 

@@ -168,6 +168,8 @@ def bench_backbone(backbone: str, image_size: int, requests: int, image: bytes, 
         result["web_processes"] = web_processes(env)
         try:
             wait_for_port("127.0.0.1", port, web)
+            for _ in range(4 * result["web_processes"]):  # fresh connections reach every process once loaded
+                Endpoint(port, image)()
             endpoint = Endpoint(port, image)
             for clients in (1, 8):
                 count = few if clients == 1 else requests

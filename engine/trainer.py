@@ -15,7 +15,7 @@ from engine.bundle import Preprocess, write_bundle
 from engine.config import TrainConfig
 from engine.data import BatchLoader, ImageCache, Sample
 from engine.device import pick_device
-from engine.metrics import confusion_matrix, per_class_report, top_k_accuracy
+from engine.metrics import calibration_sample, confusion_matrix, per_class_report, top_k_accuracy
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +51,7 @@ class FitResult:
     best_val_acc: float = 0.0
     confusion: list[list[int]] = field(default_factory=list)
     per_class: list[dict] = field(default_factory=list)
+    calibration: dict = field(default_factory=dict)  # per validation image: top confidence, right or not
     stopped_early: bool = False
 
 
@@ -232,6 +233,7 @@ class Trainer:
         matrix = confusion_matrix(labels, probabilities.argmax(axis=1), self.num_classes)
         result.confusion = matrix.tolist()
         result.per_class = per_class_report(matrix, self.data.class_names)
+        result.calibration = {"split": "val", **calibration_sample(probabilities, labels)}
 
     def export(self, folder: Path, provenance: dict, result: FitResult) -> dict:
         """Write the best model, its classes and preprocessing rule and its provenance into a new bundle."""
@@ -242,6 +244,7 @@ class Trainer:
             "device": self.device,
             "metrics": {"best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
                         "per_class": result.per_class, "confusion": result.confusion,
+                        "calibration": result.calibration,
                         "history": [asdict(stats) for stats in result.history]},
             **provenance,
         }

@@ -45,7 +45,7 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.predict.serving import ModelServer
     from webapp.registry.api import api as registry_api
     from webapp.registry.pages import pages as registry_pages
-    from webapp.release.api import api as release_api
+    from webapp.release.api import api as release_api, evaluations_api
     from webapp.release.stats import StatsCollector
     from webapp.storage import DataDir
 
@@ -60,7 +60,7 @@ def create_app(config: dict | None = None) -> Flask:
     taskqueue.init_app(app)
     errors.init_app(app)
     for blueprint in (health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages, registry_api,
-                      registry_pages, release_api, predict_api, predict_pages):
+                      registry_pages, release_api, evaluations_api, predict_api, predict_pages):
         app.register_blueprint(blueprint)
     app.json.ensure_ascii = False
     app.json.sort_keys = False

@@ -55,6 +55,9 @@ ERROR_STATUS: dict[str, int] = {
     "release_conflict": 409,
     "no_candidate": 400,
     "candidate_is_production": 400,
+    "empty_split": 400,
+    "classes_mismatch": 409,
+    "evaluation_not_found": 404,
     "pretrained_weights_missing": 409,
     "model_files_gone": 410,
     # the parts around the app

@@ -191,3 +191,24 @@ class ServingStats(db.Model):
     low_confidence: Mapped[int] = mapped_column(default=0)
     abstained: Mapped[int] = mapped_column(default=0)
     latency_histogram: Mapped[list] = mapped_column(JSON, default=list)
+
+
+class Evaluation(db.Model):
+    """One version evaluated on one split of one dataset, by a worker, as serving would answer."""
+
+    __tablename__ = "evaluations"
+    __table_args__ = (Index("ix_evaluations_dataset_split", "dataset_id", "split"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    version: Mapped[int]
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    dataset_name: Mapped[str] = mapped_column(String(200))
+    split: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued, running, succeeded, failed
+    progress: Mapped[float] = mapped_column(default=0.0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[str | None] = mapped_column(Text)
+    report: Mapped[dict | None] = mapped_column(JSON)  # accuracy, macro_f1, per_class, latency_ms, ...
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]

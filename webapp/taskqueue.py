@@ -8,6 +8,7 @@ TRAINING_QUEUE = "training"
 # Task names: the worker registers its tasks under these; the web app sends tasks by name only.
 TRAIN_TASK = "worker.train"
 DESCRIBE_TASK = "worker.describe"
+EVALUATE_TASK = "worker.evaluate"
 
 
 def init_app(app: Flask) -> Celery:

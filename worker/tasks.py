@@ -5,7 +5,7 @@ import socket
 
 from celery import shared_task
 
-from webapp.taskqueue import DESCRIBE_TASK, TRAIN_TASK
+from webapp.taskqueue import DESCRIBE_TASK, EVALUATE_TASK, TRAIN_TASK
 
 
 @shared_task(name=DESCRIBE_TASK)
@@ -22,3 +22,11 @@ def train(self, job_id: int) -> str:
     from webapp.jobs.runner import run_training_job
 
     return run_training_job(job_id, worker=self.request.hostname or socket.gethostname())
+
+
+@shared_task(name=EVALUATE_TASK, bind=True, ignore_result=True)
+def evaluate(self, evaluation_id: int) -> str:
+    """Evaluate one model version on one dataset split; the report is recorded on the evaluation row."""
+    from webapp.release.evaluation import run_evaluation
+
+    return run_evaluation(evaluation_id, worker=self.request.hostname or socket.gethostname())

@@ -190,3 +190,127 @@ document.querySelectorAll(".delete-version").forEach((button) => {
     }
   });
 });
+
+// Abstain threshold per version: empty turns it off.
+document.querySelectorAll(".save-threshold").forEach((button) => {
+  button.addEventListener("click", async () => {
+    const input = button.closest(".threshold-form").querySelector(".threshold-input");
+    const raw = input.value.trim();
+    const value = raw === "" ? null : Number(raw);
+    button.disabled = true;
+    try {
+      const saved = await apiJson(`/api/models/${button.dataset.version}`, {
+        method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ abstain_threshold: value }),
+      });
+      input.value = saved.abstain_threshold === null ? "" : saved.abstain_threshold;
+      input.classList.remove("invalid");
+      button.textContent = "Saved";
+      setTimeout(() => { button.textContent = "Save"; }, 1500);
+    } catch (error) {
+      input.classList.add("invalid");
+      show(errorBox, error.message);
+    } finally {
+      button.disabled = false;
+    }
+  });
+});
+
+// Offline comparison on one dataset split.
+const compareDataset = document.getElementById("compare-dataset");
+const compareSplit = document.getElementById("compare-split");
+const compareError = document.getElementById("compare-error");
+let compareTimer = null;
+
+function fillSplits() {
+  const splits = JSON.parse(compareDataset.selectedOptions[0].dataset.splits);
+  const names = ["test", "val", "train"].filter((name) => splits[name]);
+  compareSplit.replaceChildren(...names.map((name) => new Option(`${name} (${splits[name]} images)`, name)));
+}
+
+function latestPerVersion(evaluations) {
+  const latest = new Map();
+  for (const item of evaluations) if (!latest.has(item.version)) latest.set(item.version, item);
+  return [...latest.values()].sort((a, b) => b.version - a.version);
+}
+
+function renderComparison(evaluations) {
+  const rows = latestPerVersion(evaluations);
+  const classes = [];
+  for (const item of rows) for (const entry of item.per_class || []) if (!classes.includes(entry.class)) classes.push(entry.class);
+  const head = document.createElement("tr");
+  for (const title of ["Version", "Status", "Images", "Accuracy", "Macro F1", ...classes.map((c) => `F1 ${c}`), "p50", "p95"]) {
+    const th = document.createElement("th");
+    th.textContent = title;
+    if (!["Version", "Status"].includes(title)) th.className = "num";
+    head.append(th);
+  }
+  document.querySelector("#compare-table thead").replaceChildren(head);
+  const done = rows.filter((item) => item.status === "succeeded");
+  const best = (key) => Math.max(...done.map(key));
+  const body = rows.map((item) => {
+    const tr = document.createElement("tr");
+    tr.dataset.version = item.version;
+    const status = item.status === "running" ? `running ${(item.progress * 100).toFixed(0)}%`
+      : item.status === "failed" ? `failed: ${item.error}` : item.status;
+    tr.append(cell(`v${item.version}`, false), cell(status, false));
+    if (item.status !== "succeeded") {
+      for (let i = 0; i < classes.length + 5; i += 1) tr.append(cell("—"));
+      return tr;
+    }
+    const f1 = Object.fromEntries(item.per_class.map((entry) => [entry.class, entry.f1]));
+    const scored = [[percent(item.accuracy), item.accuracy === best((x) => x.accuracy)],
+      [item.macro_f1.toFixed(3), item.macro_f1 === best((x) => x.macro_f1)],
+      ...classes.map((name) => [name in f1 ? f1[name].toFixed(3) : "—", false])];
+    tr.append(cell(item.images.toLocaleString()));
+    for (const [text, top] of scored) {
+      const td = cell(text);
+      if (top && done.length > 1) td.classList.add("best");
+      tr.append(td);
+    }
+    tr.append(cell(ms(item.latency_ms.p50)), cell(ms(item.latency_ms.p95)));
+    return tr;
+  });
+  document.querySelector("#compare-table tbody").replaceChildren(...body);
+  document.getElementById("compare-empty").hidden = body.length > 0;
+  return rows.some((item) => item.status === "queued" || item.status === "running");
+}
+
+async function refreshComparison() {
+  clearTimeout(compareTimer);
+  if (!compareSplit.value) return;
+  try {
+    const answer = await apiJson(`/api/evaluations?dataset_id=${compareDataset.value}&split=${compareSplit.value}`);
+    if (renderComparison(answer.evaluations)) compareTimer = setTimeout(refreshComparison, 1500);
+  } catch (error) {
+    show(compareError, error.message);
+  }
+}
+
+if (compareDataset) {
+  fillSplits();
+  compareDataset.addEventListener("change", () => { fillSplits(); refreshComparison(); });
+  compareSplit.addEventListener("change", refreshComparison);
+  document.getElementById("compare-start").addEventListener("click", async (event) => {
+    const versions = [...document.querySelectorAll(".versions-pick input:checked")].map((box) => Number(box.value));
+    compareError.hidden = true;
+    if (!versions.length) {
+      show(compareError, "Tick at least one version to evaluate.");
+      return;
+    }
+    event.target.disabled = true;
+    try {
+      for (const version of versions) {
+        await apiJson("/api/evaluations", {
+          method: "POST", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ version, dataset_id: Number(compareDataset.value), split: compareSplit.value }),
+        });
+      }
+    } catch (error) {
+      show(compareError, error.message);
+    } finally {
+      event.target.disabled = false;
+      refreshComparison();
+    }
+  });
+  refreshComparison();
+}

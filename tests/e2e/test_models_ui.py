@@ -6,7 +6,7 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from tests.factories import register_bundle
-from tests.images import noisy_image
+from tests.images import class_files, noisy_image, zip_bytes
 from webapp.extensions import db
 from webapp.models import ModelVersion
 
@@ -58,4 +58,39 @@ def test_promote_experiment_with_live_figures_and_roll_back(page, live_server, s
     expect(page.locator("#candidate-none")).to_be_visible()
     state = stack_client.get("/api/release").get_json()
     assert (state["production"], state["candidate"]) == (before, None)
+    assert page.js_errors == []
+
+
+def test_compare_versions_on_a_dataset_split_and_set_a_threshold(page, live_server, stack_app, stack_client, trained):
+    with stack_app.app_context():
+        newest = db.session.scalar(select(func.max(ModelVersion.version))) or 0
+    version = newest + 1
+    register_bundle(stack_app, trained[1], version)
+    colours = {"red": 3, "green": 3, "blue": 3}
+    files = {**class_files(colours, prefix="train/"), **class_files(colours, prefix="val/", seed=40),
+             **class_files(colours, prefix="test/", seed=70)}
+    dataset_id = stack_client.post("/api/datasets", content_type="multipart/form-data", data={
+        "name": "compare-set", "archive": (io.BytesIO(zip_bytes(files)), "c.zip")}).get_json()["id"]
+    page.goto(f"{live_server}/models")
+    page.select_option("#compare-dataset", str(dataset_id))
+    expect(page.locator("#compare-split option").first).to_have_text("test (9 images)")
+    for box in page.locator(".versions-pick input").all():
+        box.set_checked(box.get_attribute("value") == str(version))
+    page.locator("#compare-start").click()
+    row = page.locator(f'#compare-table tbody tr[data-version="{version}"]')
+    expect(row.locator("td").nth(1)).to_have_text("succeeded", timeout=60_000)
+    assert row.locator("td").nth(2).inner_text() == "9"
+    assert float(row.locator("td").nth(3).inner_text().rstrip("%")) >= 80
+    headers = page.locator("#compare-table thead th").all_inner_texts()
+    assert headers[5:8] == ["F1 red", "F1 green", "F1 blue"] and headers[-2:] == ["p50", "p95"]
+
+    threshold = page.locator(f'tr[data-version="{version}"] .threshold-input')
+    threshold.fill("0.7")
+    page.locator(f'tr[data-version="{version}"] .save-threshold').click()
+    expect(page.locator(f'tr[data-version="{version}"] .save-threshold')).to_have_text("Saved")
+    assert stack_client.get(f"/api/models/{version}").get_json()["abstain_threshold"] == 0.7
+    threshold.fill("3")
+    page.locator(f'tr[data-version="{version}"] .save-threshold').click()
+    expect(page.locator("#models-error")).to_contain_text("between 0 and 1")
+    assert stack_client.get(f"/api/models/{version}").get_json()["abstain_threshold"] == 0.7
     assert page.js_errors == []

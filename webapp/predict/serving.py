@@ -362,3 +362,24 @@ class ModelServer:
         if loaded is not None:
             loaded.threads.close()
         self.invalidate()
+
+
+def preload_released(app) -> threading.Thread:
+    """Load the production and candidate versions of `app` in the background (a web process at start)."""
+
+    def load() -> None:
+        from webapp.release.services import catalog as read_catalog
+
+        try:
+            with app.app_context():
+                server = app.extensions["model_server"]
+                released = server.catalog(read_catalog)
+            for version in (released.production, released.candidate):
+                if version is not None:
+                    server.get(version)
+        except Exception as exc:  # no database yet, or a refused bundle: the first request says why
+            log.info("nothing preloaded: %s", exc)
+
+    thread = threading.Thread(target=load, daemon=True, name="preload")
+    thread.start()
+    return thread

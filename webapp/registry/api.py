@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, after_this_request, jsonify, request, send_file
 
+from engine.errors import StudioError
 from webapp.registry import services
 from webapp.release import services as release
 
@@ -18,7 +19,15 @@ def index():
 
 @api.get("/<int:version>")
 def show(version: int):
-    return jsonify(services.version_detail(services.get_version_or_404(version)))
+    raw = request.args.get("precision", "0.95")
+    try:
+        precision = float(raw)
+    except ValueError:
+        precision = -1.0
+    if not 0.5 <= precision < 1:
+        raise StudioError("invalid_field", "'precision' must be a number from 0.5 to below 1 (e.g. 0.95).",
+                          field="precision")
+    return jsonify(services.version_detail(services.get_version_or_404(version), precision))
 
 
 @api.put("/<int:version>")

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template
 
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.models import Dataset
 from webapp.registry import services
+from webapp.release.evaluation import split_counts
 from webapp.release import services as release
 
 pages = Blueprint("registry", __name__, url_prefix="/models")
@@ -11,5 +16,7 @@ pages = Blueprint("registry", __name__, url_prefix="/models")
 
 @pages.get("")
 def index():
+    datasets = db.session.scalars(select(Dataset).where(Dataset.status == "ready").order_by(Dataset.id.desc()))
     return render_template("models/index.html", models=services.list_versions(),
-                           release=release.release_json(history=0))
+                           release=release.release_json(history=0),
+                           datasets=[{"id": d.id, "name": d.name, "splits": split_counts(d.id)} for d in datasets])

@@ -99,20 +99,32 @@ def _meta_or_none(version: int) -> dict | None:
 
 
 def list_versions() -> list[dict]:
-    """All versions, newest first, with their release roles and how each serves."""
+    """All versions, newest first, with their release roles, how each serves and the abstain threshold
+    suggested for 95% precision."""
+    from webapp.release.evaluation import DEFAULT_PRECISION, threshold_suggestion
+
     state = release.current()
-    rows = db.session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc()))
-    return [{**version_json(row, state), "serving": serving_json(row.version, _meta_or_none(row.version))}
-            for row in rows]
+    listed = []
+    for row in db.session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())):
+        meta = _meta_or_none(row.version)
+        listed.append({**version_json(row, state), "serving": serving_json(row.version, meta),
+                       "suggested_threshold": threshold_suggestion(row.version, meta, DEFAULT_PRECISION)})
+    return listed
 
 
-def version_detail(row: ModelVersion) -> dict:
-    """The version with the metrics and preprocessing recorded in its bundle."""
+def version_detail(row: ModelVersion, precision: float = 0.95) -> dict:
+    """The version with the metrics and preprocessing recorded in its bundle, and the abstain threshold
+    that would keep `precision`."""
+    from webapp.release.evaluation import threshold_suggestion
+
     detail = version_json(row)
     meta = _meta_or_none(row.version)
     if meta is None:
-        return {**detail, "bundle_missing": True}
-    return {**detail, "serving": serving_json(row.version, meta), "metrics": meta.get("metrics"), "preprocess": meta.get("preprocess"),
+        return {**detail, "bundle_missing": True, "suggested_threshold": None}
+    metrics = dict(meta.get("metrics") or {})
+    metrics.pop("calibration", None)
+    return {**detail, "suggested_threshold": threshold_suggestion(row.version, meta, precision),
+            "serving": serving_json(row.version, meta), "metrics": metrics, "preprocess": meta.get("preprocess"),
             "config": meta.get("config"), "paddle_version": meta.get("paddle_version"),
             "dataset": meta.get("dataset"), "files": meta.get("files")}
 

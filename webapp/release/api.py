@@ -1,12 +1,15 @@
 """JSON API for the release: what serves, experiments, rollback, live statistics."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, current_app, jsonify, request
 
 from engine.errors import StudioError
-from webapp.release import services, stats
+from webapp.errors import get_or_404, id_in_range
+from webapp.models import Evaluation
+from webapp.release import evaluation, services, stats
 
 api = Blueprint("release_api", __name__, url_prefix="/api/release")
+evaluations_api = Blueprint("evaluations_api", __name__, url_prefix="/api/evaluations")
 
 
 @api.get("")
@@ -33,3 +36,33 @@ def live_stats():
     return jsonify({"hours": int(raw), "production": release["production"], "candidate": release["candidate"],
                     "candidate_share": release["candidate_share"], "revision": release["revision"],
                     "versions": stats.summary(int(raw))})
+
+
+def _optional_id(name: str) -> int | None:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return None
+    if not raw.isdigit() or not id_in_range(int(raw)):
+        raise StudioError("invalid_field", f"'{name}' must be an id.", field=name)
+    return int(raw)
+
+
+@evaluations_api.post("")
+def create_evaluation():
+    row = evaluation.create_evaluation(request.get_json(silent=True))
+    return jsonify(evaluation.evaluation_json(row)), 202
+
+
+@evaluations_api.get("")
+def list_evaluations():
+    split = request.args.get("split") or None
+    if split is not None and split not in evaluation.SPLITS:
+        raise StudioError("invalid_field", f"'split' must be one of {', '.join(evaluation.SPLITS)}.", field="split")
+    return jsonify({"evaluations": evaluation.list_evaluations(_optional_id("dataset_id"), split,
+                                                               _optional_id("version"))})
+
+
+@evaluations_api.get("/<int:evaluation_id>")
+def show_evaluation(evaluation_id: int):
+    evaluation.reap_stale(current_app.config["JOB_STALE_SECONDS"])
+    return jsonify(evaluation.evaluation_json(get_or_404(Evaluation, evaluation_id, "Evaluation")))

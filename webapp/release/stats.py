@@ -76,7 +76,14 @@ class StatsCollector:
     def _start(self) -> None:
         self._thread = threading.Thread(target=self._run, daemon=True, name="serving-stats")
         self._thread.start()
-        atexit.register(self.flush)
+        atexit.register(self._last_flush)
+
+    def _last_flush(self) -> None:
+        """At exit: write what is left when the database is still there."""
+        try:
+            self.flush()
+        except Exception:
+            pass
 
     def _run(self) -> None:
         while True:

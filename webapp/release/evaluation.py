@@ -1,0 +1,186 @@
+"""Offline comparison: evaluate model versions on the same dataset split in the background, and the
+abstain threshold each version would need for a chosen precision."""
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import asdict
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import func, select, update
+
+from engine.bundle import BundleRejected, read_bundle
+from engine.errors import StudioError
+from engine.metrics import suggest_threshold
+from webapp.errors import get_or_404
+from webapp.extensions import db
+from webapp.models import Dataset, DatasetImage, Evaluation, ModelVersion, iso, utcnow
+from webapp.registry.services import get_version_or_404
+from webapp.storage import data_dir
+from webapp.taskqueue import EVALUATE_TASK, TRAINING_QUEUE
+
+log = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
+FIELDS = ("version", "dataset_id", "split")
+DEFAULT_PRECISION = 0.95
+
+
+def _int_field(payload: dict, name: str) -> int:
+    value = payload.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise StudioError("invalid_field", f"'{name}' must be a whole number.", field=name)
+    return value
+
+
+def split_counts(dataset_id: int) -> dict[str, int]:
+    rows = db.session.execute(select(DatasetImage.split, func.count()).where(DatasetImage.dataset_id == dataset_id)
+                              .group_by(DatasetImage.split)).all()
+    return {split: count for split, count in rows}
+
+
+def create_evaluation(payload) -> Evaluation:
+    """POST /api/evaluations: check that the version can be evaluated on the split, then queue it."""
+    if not isinstance(payload, dict):
+        raise StudioError("invalid_body", "Send the evaluation as a JSON object.", field="body")
+    unknown = sorted(set(payload) - set(FIELDS))
+    if unknown:
+        raise StudioError("invalid_field", f"Unknown field '{unknown[0]}'; use {', '.join(FIELDS)}.", field=unknown[0])
+    version = get_version_or_404(_int_field(payload, "version"))
+    dataset = get_or_404(Dataset, _int_field(payload, "dataset_id"), "Dataset", field="dataset_id")
+    if dataset.status != "ready":
+        raise StudioError("dataset_not_ready", f"Dataset '{dataset.name}' is not ready ({dataset.status}).",
+                          field="dataset_id")
+    counts = split_counts(dataset.id)
+    split = payload.get("split", "test" if counts.get("test") else "val")
+    if split not in SPLITS:
+        raise StudioError("invalid_field", f"'split' must be one of {', '.join(SPLITS)}.", field="split")
+    if not counts.get(split):
+        raise StudioError("empty_split", f"Dataset '{dataset.name}' has no {split} images.", field="split")
+    classes = set(db.session.scalars(select(DatasetImage.class_name).where(
+        DatasetImage.dataset_id == dataset.id, DatasetImage.split == split).distinct()))
+    unknown_classes = sorted(classes - set(version.class_names))
+    if unknown_classes:
+        raise StudioError("classes_mismatch", f"Model version {version.version} does not know the classes "
+                                              f"{', '.join(unknown_classes)} of dataset '{dataset.name}'.",
+                          field="dataset_id", unknown_classes=unknown_classes)
+    row = Evaluation(version=version.version, dataset_id=dataset.id, dataset_name=dataset.name, split=split)
+    db.session.add(row)
+    db.session.commit()
+    try:
+        current_app.extensions["celery"].send_task(EVALUATE_TASK, args=[row.id], queue=TRAINING_QUEUE,
+                                                   retry_policy={"max_retries": 2, "interval_start": 0,
+                                                                 "interval_step": 0.5, "interval_max": 1},
+                                                   ignore_result=True)
+    except Exception as exc:
+        row.status, row.error, row.finished_at = "failed", f"The job queue (Redis) could not be reached: {exc}", utcnow()
+        db.session.commit()
+        raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the evaluation was not "
+                                               "started.", id=row.id) from None
+    return row
+
+
+def evaluation_json(row: Evaluation) -> dict:
+    report = dict(row.report or {})
+    report.pop("calibration", None)
+    report.pop("confusion", None)
+    return {"id": row.id, "version": row.version, "dataset_id": row.dataset_id, "dataset_name": row.dataset_name,
+            "split": row.split, "status": row.status, "progress": round(row.progress, 4), "error": row.error,
+            "worker": row.worker, "created_at": iso(row.created_at), "finished_at": iso(row.finished_at),
+            **report}
+
+
+def reap_stale(stale_seconds: float) -> None:
+    """Evaluations whose worker stopped stamping them fail with a reason instead of running forever."""
+    limit = utcnow() - timedelta(seconds=stale_seconds)
+    result = db.session.execute(update(Evaluation).where(
+        Evaluation.status == "running", Evaluation.heartbeat_at < limit).values(
+        status="failed", finished_at=utcnow(), error="The worker stopped while evaluating; start the evaluation "
+                                                     "again."))
+    if result.rowcount:
+        db.session.commit()
+
+
+def list_evaluations(dataset_id: int | None = None, split: str | None = None, version: int | None = None) -> list[dict]:
+    reap_stale(current_app.config["JOB_STALE_SECONDS"])
+    query = select(Evaluation).order_by(Evaluation.id.desc()).limit(500)
+    if dataset_id is not None:
+        query = query.where(Evaluation.dataset_id == dataset_id)
+    if split is not None:
+        query = query.where(Evaluation.split == split)
+    if version is not None:
+        query = query.where(Evaluation.version == version)
+    return [evaluation_json(row) for row in db.session.scalars(query)]
+
+
+def threshold_suggestion(version: int, meta: dict | None, precision: float) -> dict | None:
+    """The abstain threshold for `precision`, calibrated on the newest test-split evaluation of the
+    version when there is one, else on the validation images recorded at training; None without either."""
+    evaluation = db.session.scalar(select(Evaluation).where(
+        Evaluation.version == version, Evaluation.split == "test", Evaluation.status == "succeeded")
+        .order_by(Evaluation.id.desc()).limit(1))
+    if evaluation is not None and (evaluation.report or {}).get("calibration"):
+        sample, source = evaluation.report["calibration"], f"test split of dataset '{evaluation.dataset_name}'"
+    elif ((meta or {}).get("metrics") or {}).get("calibration"):
+        sample, source = meta["metrics"]["calibration"], "validation split at training"
+    else:
+        return None
+    return {**suggest_threshold(sample["confidence"], sample["correct"], precision), "calibrated_on": source}
+
+
+def run_evaluation(evaluation_id: int, worker: str) -> str:
+    """What the worker runs: claim the row, evaluate, record the report or a readable error."""
+    from engine.device import pick_device
+    from engine.evaluation import evaluate_bundle
+    from webapp.config import serving_options
+
+    claimed = db.session.execute(update(Evaluation).where(Evaluation.id == evaluation_id,
+                                                          Evaluation.status == "queued")
+                                 .values(status="running", worker=worker, heartbeat_at=utcnow()))
+    db.session.commit()
+    if claimed.rowcount != 1:
+        return "skipped"
+    row = db.session.get(Evaluation, evaluation_id)
+    engine, interval = db.engine, current_app.config["JOB_HEARTBEAT_SECONDS"]
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            with engine.begin() as connection:
+                connection.execute(update(Evaluation).where(Evaluation.id == evaluation_id)
+                                   .values(heartbeat_at=utcnow()))
+
+    def progress(done: int, total: int) -> None:
+        with engine.begin() as connection:
+            connection.execute(update(Evaluation).where(Evaluation.id == evaluation_id)
+                               .values(progress=done / total, heartbeat_at=utcnow()))
+
+    heart = threading.Thread(target=beat, daemon=True)
+    heart.start()
+    try:
+        if row.dataset_id is None:
+            raise StudioError("dataset_not_found", "The dataset was deleted before the evaluation ran.")
+        if db.session.scalar(select(ModelVersion.id).where(ModelVersion.version == row.version)) is None:
+            raise StudioError("model_version_not_found", f"Model version {row.version} was deleted.")
+        bundle = read_bundle(data_dir().model(row.version))
+        index = {name: i for i, name in enumerate(bundle.classes)}
+        folder = data_dir().dataset(row.dataset_id) / "images"
+        images = db.session.scalars(select(DatasetImage).where(
+            DatasetImage.dataset_id == row.dataset_id, DatasetImage.split == row.split).order_by(DatasetImage.id))
+        samples = [(folder / image.stored_name, index[image.class_name]) for image in images
+                   if image.class_name in index]
+        if not samples:
+            raise StudioError("empty_split", f"The {row.split} split has no images of this version's classes.")
+        report = evaluate_bundle(bundle, samples, pick_device(), serving_options(current_app.config).cpu_threads,
+                                 progress)
+        row.status, row.report, row.progress = "succeeded", asdict(report), 1.0
+    except (StudioError, BundleRejected) as exc:
+        row.status, row.error = "failed", exc.message
+    except Exception as exc:  # anything else still ends the evaluation with words, never a stuck row
+        log.exception("evaluation %s failed", evaluation_id)
+        row.status, row.error = "failed", f"The evaluation failed: {exc}"
+    finally:
+        stop.set()
+    row.finished_at = utcnow()
+    db.session.commit()
+    return row.status
