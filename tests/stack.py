@@ -8,7 +8,7 @@ from contextlib import contextmanager
 
 from werkzeug.serving import make_server
 
-from launcher import free_port, redis_process, wait_for_redis, worker_process
+from launcher import free_port, redis_process, wait_for_port, wait_for_redis, web_process, worker_process
 from webapp import create_app
 from webapp.database import upgrade_schema
 from webapp.storage import DataDir
@@ -69,3 +69,25 @@ def serving(app):
         yield f"http://127.0.0.1:{server.server_port}"
     finally:
         server.shutdown()
+
+
+def fresh_app(stack, data_dir):
+    """A migrated app on its own data folder that shares the stack's Redis."""
+    app = create_app(app_config(data_dir, REDIS_URL=stack["config"]["REDIS_URL"]))
+    upgrade_schema(app)
+    return app
+
+
+@contextmanager
+def production_server(stack, app, threads: int = 32, **env):
+    """gunicorn (the server `make run` uses) over `app`'s data folder and database; yields its port."""
+    data_dir = app.config["DATA_DIR"]
+    port = free_port()
+    web = web_process(DataDir(data_dir), "127.0.0.1", port, {
+        **stack["env"], "DATA_DIR": data_dir, "DATABASE_URL": app.config["SQLALCHEMY_DATABASE_URI"], **env},
+        threads=threads).start()
+    try:
+        wait_for_port("127.0.0.1", port, web)
+        yield port
+    finally:
+        web.stop()

@@ -11,13 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from launcher import free_port, wait_for_port, web_process
 from tests.factories import register_bundle
 from tests.images import noisy_image
-from tests.stack import app_config
-from webapp import create_app
-from webapp.database import upgrade_schema
-from webapp.storage import DataDir
+from tests.stack import fresh_app, production_server
 
 pytestmark = pytest.mark.integration
 IMAGE = noisy_image(5, (220, 40, 40))
@@ -26,20 +22,11 @@ IMAGE = noisy_image(5, (220, 40, 40))
 @pytest.fixture
 def server(stack, trained, tmp_path):
     """gunicorn with two processes over a data folder holding versions 1 (production) and 2."""
-    config = app_config(tmp_path, REDIS_URL=stack["config"]["REDIS_URL"])
-    app = create_app(config)
-    upgrade_schema(app)
+    app = fresh_app(stack, tmp_path)
     register_bundle(app, trained[1], 1)
     register_bundle(app, trained[1], 2)
-    port = free_port()
-    env = {**stack["env"], "DATA_DIR": str(tmp_path), "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"],
-           "WEB_PROCESSES": "2", "STATS_FLUSH_SECONDS": "0.5"}
-    web = web_process(DataDir(tmp_path), "127.0.0.1", port, env, threads=16).start()
-    try:
-        wait_for_port("127.0.0.1", port, web)
+    with production_server(stack, app, threads=16, WEB_PROCESSES="2", STATS_FLUSH_SECONDS="0.5") as port:
         yield port
-    finally:
-        web.stop()
 
 
 def call(port: int, method: str, path: str, body: bytes | None = None, headers: dict | None = None):

@@ -9,15 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from launcher import free_port, wait_for_port, web_process
 from tests.factories import register_bundle
 from tests.images import noisy_image
-from tests.stack import app_config
-from webapp import create_app
-from webapp.database import upgrade_schema
+from tests.stack import fresh_app, production_server
 from webapp.extensions import db
 from webapp.models import Dataset, Job
-from webapp.storage import DataDir
 
 pytestmark = pytest.mark.integration
 
@@ -25,9 +21,7 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def server(stack, trained, tmp_path):
     """gunicorn serving a fresh data folder (one model, one queued job) against the stack's Redis."""
-    config = app_config(tmp_path, REDIS_URL=stack["config"]["REDIS_URL"])
-    app = create_app(config)
-    upgrade_schema(app)
+    app = fresh_app(stack, tmp_path)
     register_bundle(app, trained[1], 1)
     with app.app_context():
         dataset = Dataset(name="d", status="ready")
@@ -37,14 +31,8 @@ def server(stack, trained, tmp_path):
         db.session.add(job)
         db.session.commit()
         job_id = job.id
-    port = free_port()
-    env = {**stack["env"], "DATA_DIR": str(tmp_path), "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"]}
-    web = web_process(DataDir(tmp_path), "127.0.0.1", port, env, threads=32).start()
-    try:
-        wait_for_port("127.0.0.1", port, web)
+    with production_server(stack, app) as port:
         yield port, job_id
-    finally:
-        web.stop()
 
 
 def predict(port: int, data: bytes) -> tuple[int, dict]:
