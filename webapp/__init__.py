@@ -8,7 +8,7 @@ from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
 NAV_ITEMS = [("datasets.index", "Datasets"), ("jobs.index", "Training jobs"), ("registry.index", "Models"),
-             ("predict.index", "Predict")]
+             ("predict.index", "Predict"), ("feedback.index", "Feedback")]
 
 
 def format_duration(seconds: float) -> str:
@@ -38,6 +38,9 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.config import default_config, serving_options
     from webapp.datasets.api import api as datasets_api
     from webapp.datasets.pages import pages as datasets_pages
+    from webapp.feedback.api import api as feedback_api
+    from webapp.feedback.holding import PredictionHold
+    from webapp.feedback.pages import pages as feedback_pages
     from webapp.jobs.api import api as jobs_api
     from webapp.jobs.pages import pages as jobs_pages
     from webapp.predict.api import api as predict_api
@@ -60,7 +63,8 @@ def create_app(config: dict | None = None) -> Flask:
     taskqueue.init_app(app)
     errors.init_app(app)
     for blueprint in (health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages, registry_api,
-                      registry_pages, release_api, evaluations_api, predict_api, predict_pages):
+                      registry_pages, release_api, evaluations_api, predict_api, predict_pages, feedback_api,
+                      feedback_pages):
         app.register_blueprint(blueprint)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
@@ -68,6 +72,9 @@ def create_app(config: dict | None = None) -> Flask:
                                                  serving_options(app.config))
     app.extensions["serving_stats"] = StatsCollector(app, app.config["STATS_LOW_CONFIDENCE"],
                                                      app.config["STATS_FLUSH_SECONDS"])
+    app.extensions["prediction_hold"] = PredictionHold(
+        app.config["REDIS_URL"], app.config["FEEDBACK_HOLD_BYTES"], app.config["FEEDBACK_HOLD_SECONDS"],
+        app.config["FEEDBACK_LOOKUP_SECONDS"])
     app.before_request(_limit_json_bodies)
     app.context_processor(lambda: {"nav_items": NAV_ITEMS})
     app.add_template_filter(format_duration, "duration")

@@ -73,6 +73,12 @@ def default_config(data_dir: str | None = None) -> dict:
         # to the database this often (never on the request path).
         "STATS_LOW_CONFIDENCE": float(os.environ.get("STATS_LOW_CONFIDENCE") or 0.5),
         "STATS_FLUSH_SECONDS": float(os.environ.get("STATS_FLUSH_SECONDS") or 2),
+        # Feedback: every web process holds its recent answers' images in memory this long (bounded in
+        # bytes) so a person can still mark them; images with feedback are kept on disk up to a cap.
+        "FEEDBACK_HOLD_SECONDS": float(os.environ.get("FEEDBACK_HOLD_SECONDS") or 900),
+        "FEEDBACK_HOLD_BYTES": _int_env("FEEDBACK_HOLD_MB", 64) * 1024 * 1024,
+        "FEEDBACK_LOOKUP_SECONDS": 1.5,  # how long feedback waits for the process that answered
+        "FEEDBACK_MAX_BYTES": _int_env("FEEDBACK_MAX_MB", 1024) * 1024 * 1024,
         "JOB_HEARTBEAT_SECONDS": float(os.environ.get("JOB_HEARTBEAT_SECONDS") or 10),
         "JOB_STALE_SECONDS": float(os.environ.get("JOB_STALE_SECONDS") or 90),
         "REAPER_INTERVAL_SECONDS": float(os.environ.get("REAPER_INTERVAL_SECONDS") or 30),

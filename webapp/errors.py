@@ -58,6 +58,10 @@ ERROR_STATUS: dict[str, int] = {
     "empty_split": 400,
     "classes_mismatch": 409,
     "evaluation_not_found": 404,
+    "prediction_not_found": 404,
+    "feedback_not_found": 404,
+    "no_feedback_images": 400,
+    "source_dataset_gone": 409,
     "pretrained_weights_missing": 409,
     "model_files_gone": 410,
     # the parts around the app

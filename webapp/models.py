@@ -212,3 +212,28 @@ class Evaluation(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+
+
+class Feedback(db.Model):
+    """A person's verdict on one prediction: right, or wrong with the right class. The image is kept
+    (under DATA_DIR/feedback, within a disk cap) only for predictions that received feedback."""
+
+    __tablename__ = "feedback"
+    __table_args__ = (Index("ix_feedback_version_created", "version", "created_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(String(36), unique=True)
+    version: Mapped[int]
+    arm: Mapped[str] = mapped_column(String(20))
+    predicted_class: Mapped[str] = mapped_column(String(255))  # the top class, also when the answer abstained
+    confidence: Mapped[float]
+    abstained: Mapped[bool] = mapped_column(default=False)
+    correct: Mapped[bool]
+    label: Mapped[str | None] = mapped_column(String(255))  # the right class; None: wrong, class not given
+    image_name: Mapped[str | None] = mapped_column(String(80))  # None: not kept (cap reached) or purged
+    image_bytes: Mapped[int] = mapped_column(default=0)
+    image_sha256: Mapped[str | None] = mapped_column(String(64))
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))  # added to
+    by: Mapped[str] = mapped_column(String(200), default="local")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -37,6 +37,11 @@ class DataDir:
         return self.models / str(version)
 
     @property
+    def feedback(self) -> Path:
+        """Images of predictions that received feedback (`<prediction id>.<ext>`, thumbnails `.thumb.jpg`)."""
+        return self.root / "feedback"
+
+    @property
     def tmp(self) -> Path:
         """Uploads being ingested."""
         return self.root / "tmp"

@@ -137,7 +137,9 @@ async function refreshStats() {
     const role = item.version === figures.production ? "production" : item.version === figures.candidate ? "candidate" : "pinned only";
     tr.append(cell(`v${item.version}`, false), cell(role, false), cell(item.requests.toLocaleString()),
       cell(item.errors.toLocaleString()), cell(ms(item.p50_ms)), cell(ms(item.p95_ms)), cell(percent(item.mean_confidence)),
-      cell(percent(item.low_confidence_share)), cell(item.abstained.toLocaleString()));
+      cell(percent(item.low_confidence_share)), cell(item.abstained.toLocaleString()),
+      cell(item.feedback ? `${item.marked_wrong.toLocaleString()} of ${item.feedback.toLocaleString()}` : "—"),
+      cell(percent(item.feedback_accuracy)));
     return tr;
   });
   document.querySelector("#stats-table tbody").replaceChildren(...rows);

@@ -1,4 +1,6 @@
-// Prediction page: drop, pick or paste images; each is classified in turn and listed with its top classes.
+// Prediction page: drop, pick or paste images; each is classified in turn and listed with its top classes,
+// and a person can mark each answer right or wrong (with the right class).
+import { apiJson } from "./api.js";
 
 const dropzone = document.getElementById("drop-image");
 const input = document.getElementById("image-input");
@@ -95,7 +97,107 @@ async function classify({ file, view }) {
   view.item.dataset.arm = body.arm;
   view.status.textContent = `model v${body.model_version} (${ARM_NAMES[body.arm] || body.arm}) · ${runtime} · ${body.elapsed_ms.toFixed(0)} ms on the server · ${total.toFixed(0)} ms in all`;
   view.body.insertBefore(answer, view.status);
-  view.body.append(bars(body));
+  view.body.append(bars(body), feedbackRow(body));
+}
+
+const classLists = new Map(); // model version -> promise of its class names
+
+function classesOf(version) {
+  if (!classLists.has(version)) {
+    classLists.set(version, apiJson(`/api/models/${version}`).then((m) => m.classes).catch(() => []));
+  }
+  return classLists.get(version);
+}
+
+function button(text, className = "button") {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = className;
+  element.textContent = text;
+  return element;
+}
+
+async function sendFeedback(result, payload) {
+  return apiJson(`/api/predictions/${result.id}/feedback`, {
+    method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(payload),
+  });
+}
+
+// "Is this right?" under an answer: Right, or Wrong with the right class (one of the version's or a new one).
+function feedbackRow(result) {
+  const box = document.createElement("div");
+  box.className = "feedback-row";
+  const top = result.top_k[0].class;
+
+  function ask() {
+    const question = document.createElement("span");
+    question.className = "hint";
+    question.textContent = result.abstained ? `Is it ${top}?` : "Is this right?";
+    const right = button("Right");
+    right.dataset.verdict = "right";
+    const wrong = button("Wrong");
+    wrong.dataset.verdict = "wrong";
+    right.addEventListener("click", () => send({ correct: true }));
+    wrong.addEventListener("click", correct);
+    box.replaceChildren(question, right, wrong);
+  }
+
+  async function correct() {
+    const input = document.createElement("input");
+    input.type = "text";
+    input.maxLength = 255;
+    input.placeholder = "the right class";
+    input.setAttribute("aria-label", "The right class");
+    const list = document.createElement("datalist");
+    list.id = `classes-${result.id}`;
+    input.setAttribute("list", list.id);
+    const sendButton = button("Send", "button primary");
+    const unknown = button("Not sure what it is");
+    const cancel = button("Cancel");
+    sendButton.addEventListener("click", () => {
+      const label = input.value.trim();
+      if (!label) { input.focus(); return; }
+      send({ correct: false, label });
+    });
+    input.addEventListener("keydown", (event) => { if (event.key === "Enter") sendButton.click(); });
+    unknown.addEventListener("click", () => send({ correct: false, label: null }));
+    cancel.addEventListener("click", ask);
+    box.replaceChildren(input, list, sendButton, unknown, cancel);
+    input.focus();
+    const names = await classesOf(result.model_version);
+    list.replaceChildren(...names.filter((name) => name !== top).map((name) => {
+      const option = document.createElement("option");
+      option.value = name;
+      return option;
+    }));
+  }
+
+  async function send(payload) {
+    box.querySelectorAll("button").forEach((element) => { element.disabled = true; });
+    try {
+      const saved = await sendFeedback(result, payload);
+      const note = document.createElement("span");
+      note.className = saved.correct ? "verdict-right" : "verdict-wrong";
+      note.textContent = saved.correct ? `Marked right: ${saved.predicted_class}` : saved.label ? `Marked wrong: it is ${saved.label}` : "Marked wrong";
+      const extra = document.createElement("span");
+      extra.className = "hint";
+      extra.textContent = saved.image_kept ? " · image kept for training" : " · the image was not kept (the feedback disk cap is reached)";
+      const change = button("Change");
+      change.addEventListener("click", ask);
+      box.replaceChildren(note, extra, change);
+      box.dataset.saved = saved.correct ? "right" : "wrong";
+    } catch (error) {
+      const message = document.createElement("span");
+      message.className = "error";
+      message.textContent = error.message;
+      const again = button("Try again");
+      again.addEventListener("click", ask);
+      box.replaceChildren(message, again);
+    }
+  }
+
+  ask();
+  return box;
 }
 
 async function drain() {

@@ -41,3 +41,50 @@ def test_a_file_that_is_not_an_image_says_why(page, live_server, trained_job):
     page.goto(f"{live_server}/predict")
     drop_file(page, "#drop-image", b"plain text", "notes.png")
     expect(page.locator(".prediction.failed .status")).to_contain_text("not an image")
+
+
+def test_mark_answers_then_turn_corrections_into_a_dataset(page, live_server, trained_job):
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.goto(f"{live_server}/feedback")
+    before = int(page.locator("#total-feedback").inner_text().replace(",", ""))
+    page.goto(f"{live_server}/predict")
+    images = [("r1.png", (220, 40, 40)), ("r2.png", (225, 45, 35)), ("b1.png", (40, 60, 220)), ("b2.png", (35, 55, 225)),
+              ("ok.png", (220, 40, 40))]
+    for seed, (name, colour) in enumerate(images):
+        drop_file(page, "#drop-image", noisy_image(900 + seed, colour, size=(80, 80)), name)
+    expect(page.locator(".prediction .feedback-row")).to_have_count(5, timeout=30_000)
+    cards = page.locator(".prediction")  # newest first: ok, b2, b1, r2, r1
+    cards.nth(0).locator("[data-verdict=right]").click()
+    expect(cards.nth(0).locator(".feedback-row")).to_contain_text("Marked right: 红色")
+    for index, label in ((1, "青色"), (2, "青色"), (3, "粉色"), (4, "粉色")):
+        row = cards.nth(index).locator(".feedback-row")
+        row.locator("[data-verdict=wrong]").click()
+        row.locator("input").fill(label)
+        row.locator("input").press("Enter")
+        expect(row).to_contain_text(f"Marked wrong: it is {label}")
+        expect(row).to_contain_text("image kept")
+    cards.nth(4).locator(".feedback-row button", has_text="Change").click()
+    cards.nth(4).locator("[data-verdict=wrong]").click()
+    cards.nth(4).locator(".feedback-row input").fill("a/b")
+    cards.nth(4).locator(".feedback-row button", has_text="Send").click()
+    expect(cards.nth(4).locator(".feedback-row .error")).to_contain_text("slash")
+
+    page.goto(f"{live_server}/feedback")
+    expect(page.locator("#total-feedback")).to_have_text(str(before + 5))
+    expect(page.locator("#feedback-table tbody tr")).to_have_count(before + 5)
+    expect(page.locator("#feedback-table tbody tr").first.locator("img.feedback-thumb")).to_be_visible()
+    page.select_option("#filter-kind", "corrections")
+    expect(page.locator("#feedback-table tbody tr .verdict-right")).to_have_count(0)
+    page.fill("#dataset-name", "反馈纠正")
+    page.click("#make-dataset")
+    expect(page.locator("#dataset-done")).to_contain_text("反馈纠正")
+    expect(page.locator("#dataset-done")).to_contain_text("4 of them from feedback")
+    expect(page.locator("#total-pending")).to_have_text("0")
+    made = page.locator("#dataset-done a").get_attribute("href")
+    page.click("#make-dataset")
+    expect(page.locator("#dataset-error")).to_contain_text("no corrected images")
+    page.click("#purge-added")
+    expect(page.locator("#purge-done")).to_contain_text("Deleted 4 images")
+    page.goto(f"{live_server}{made}")
+    expect(page.locator("h1")).to_contain_text("反馈纠正")
+    assert page.js_errors == []

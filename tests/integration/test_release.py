@@ -127,3 +127,36 @@ def test_twenty_release_changes_under_eight_clients_fail_no_request(server):
     assert counts[0] >= 40
     status, state = call(port, "GET", "/api/release")
     assert status == 200 and len(state["history"]) >= 20
+
+
+def test_feedback_reaches_the_process_that_answered(server):
+    """Predictions and their feedback on separate connections land on either process; all are kept."""
+    port = server
+    answers = [predict(port, f"client-{n}")[1] for n in range(16)]
+    for n, answer in enumerate(answers):
+        payload = {"correct": False, "label": f"类{n % 2}"} if n % 2 else {"correct": True}
+        status, body = call(port, "POST", f"/api/predictions/{answer['id']}/feedback", json.dumps(payload).encode(),
+                            {"Content-Type": "application/json"})
+        assert status == 201, body
+        assert body["image_kept"] is True and body["version"] == answer["model_version"]
+    status, listed = call(port, "GET", "/api/feedback")
+    assert listed["totals"]["feedback"] == 16 and listed["totals"]["marked_wrong"] == 8
+    assert listed["totals"]["images_kept"] == 16
+
+
+def test_a_hold_finds_a_prediction_another_process_holds(stack):
+    from webapp.feedback.holding import HeldPrediction, PredictionHold
+
+    url = stack["config"]["REDIS_URL"]
+    answering = PredictionHold(url, max_bytes=10**6, seconds=60, lookup_seconds=2)
+    asking = PredictionHold(url, max_bytes=10**6, seconds=60, lookup_seconds=5)
+    held = HeldPrediction(str(uuid.uuid4()), 3, "candidate", "红", 0.42, True, "png", time.time(), IMAGE)
+    answering.keep(held)  # starts its listener
+    deadline = time.monotonic() + 10
+    found = None
+    while found is None and time.monotonic() < deadline:
+        found = asking.find(held.prediction_id)
+    assert found == held
+    started = time.monotonic()
+    assert asking.find(str(uuid.uuid4())) is None
+    assert time.monotonic() - started < 4  # every listener answered "not here": no waiting for the timeout

@@ -45,3 +45,21 @@ def place(parts: list[str], split_layout: bool) -> Placement | str:
     if len(parts) < 2:
         return "not inside a class folder"
     return Placement(parts[0], None)
+
+
+MAX_CLASS_NAME = 255
+
+
+def class_name_problem(name: str) -> str | None:
+    """Why `name` cannot be a class (a folder name in an upload), or None when it can."""
+    if not name:
+        return "is empty"
+    if len(name) > MAX_CLASS_NAME:
+        return f"is longer than {MAX_CLASS_NAME} characters"
+    if "/" in name or "\\" in name:
+        return "contains a slash"
+    if name.startswith("."):
+        return "starts with a dot (hidden folders are skipped)"
+    if any(ord(char) < 32 or ord(char) == 127 for char in name):
+        return "contains control characters"
+    return None

@@ -47,9 +47,15 @@ def create_dataset(name: str | None, archive=None, files=None) -> Dataset:
         entries, refused = zip_entries(archive.stream, limits)
     else:
         entries, refused = file_entries(files, limits)
+    return dataset_from_entries(name, entries, refused)
+
+
+def dataset_from_entries(name: str, entries: list, refused: list | None = None) -> Dataset:
+    """Ingest `entries` (paths as in an upload: `class/file` or `split/class/file`) into a new dataset."""
+    name = _clean_name(name, "dataset")
     staging = data_dir().tmp / f"upload-{uuid.uuid4().hex}"
     try:
-        result = ingest(entries, refused, staging, limits)
+        result = ingest(entries, refused or [], staging, current_app.config["INGEST_LIMITS"])
         dataset = _store(name, result, staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -8,7 +8,8 @@ from flask import Blueprint, current_app, jsonify, request
 
 from engine.bundle import BundleRejected
 from engine.errors import StudioError
-from engine.images import ImageRejected, open_checked
+from engine.images import ACCEPTED_FORMATS, ImageRejected, open_checked
+from webapp.feedback.holding import HeldPrediction
 from webapp.predict.serving import VersionUnloaded
 from webapp.release import services as release
 
@@ -86,6 +87,7 @@ def predict():
         loaded, arm, threshold = _answering(version)
         try:
             image, _ = open_checked(data, current_app.config["PREDICT_MAX_PIXELS"], loaded.decode_size)
+            extension = ACCEPTED_FORMATS[image.format]
         except ImageRejected as exc:
             raise StudioError(exc.code, exc.message, field="image") from None
         try:
@@ -100,7 +102,11 @@ def predict():
         raise StudioError("model_busy", "The model is being reloaded; try again in a moment.")
     elapsed_ms = (time.perf_counter() - started) * 1000
     _record(loaded.version, arm, started, result["confidence"], result["abstained"])
-    return jsonify({"id": str(uuid.uuid4()), **result, "arm": arm, "elapsed_ms": round(elapsed_ms, 2)})
+    prediction_id = str(uuid.uuid4())
+    current_app.extensions["prediction_hold"].keep(HeldPrediction(
+        prediction_id, loaded.version, arm, result["top_k"][0]["class"], result["confidence"], result["abstained"],
+        extension, time.time(), data))
+    return jsonify({"id": prediction_id, **result, "arm": arm, "elapsed_ms": round(elapsed_ms, 2)})
 
 
 def _record(version: int, arm: str, started: float, confidence: float | None, abstained: bool = False) -> None:

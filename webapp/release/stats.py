@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from webapp.extensions import db
+from webapp.feedback.services import counts_by_version
 from webapp.models import ServingStats, utcnow
 
 log = logging.getLogger(__name__)
@@ -142,6 +143,12 @@ def percentile(histogram: list[int], fraction: float) -> float | None:
     return None
 
 
+def _feedback_figures(counts: dict | None) -> dict:
+    given, wrong = (counts["feedback"], counts["marked_wrong"]) if counts else (0, 0)
+    return {"feedback": given, "marked_wrong": wrong,
+            "feedback_accuracy": round((given - wrong) / given, 4) if given else None}
+
+
 def summary(hours: int) -> list[dict]:
     """Per version over the last `hours` hours, every process added up: newest version first."""
     since = hour_of(utcnow()) - timedelta(hours=hours - 1)
@@ -158,6 +165,9 @@ def summary(hours: int) -> list[dict]:
         for index, count in enumerate(row.latency_histogram[:len(tally.histogram)]):
             tally.histogram[index] += count
         item["arms"][row.arm] = item["arms"].get(row.arm, 0) + row.requests
+    feedback = counts_by_version(since)
+    for version in feedback:
+        merged.setdefault(version, {"tally": Tally(), "arms": {}})
     result = []
     for version in sorted(merged, reverse=True):
         tally, arms = merged[version]["tally"], merged[version]["arms"]
@@ -167,5 +177,5 @@ def summary(hours: int) -> list[dict]:
             "p50_ms": percentile(tally.histogram, 0.5), "p95_ms": percentile(tally.histogram, 0.95),
             "mean_confidence": round(tally.confidence_sum / answered, 4) if answered else None,
             "low_confidence_share": round(tally.low_confidence / answered, 4) if answered else None,
-            "abstained": tally.abstained})
+            "abstained": tally.abstained, **_feedback_figures(feedback.get(version))})
     return result

@@ -110,3 +110,25 @@ def test_release_and_version_settings_fuzz(served):
                               data={"image": (io.BytesIO(noisy_image(3, (1, 2, 3))), "x.png")}))
     assert client.get("/api/release").get_json()["production"] == 1  # nothing above could change it
     check(client.post("/api/release/rollback"))
+
+
+FEEDBACK_FIELDS = ["correct", "label", "mode", "version", "name", "include", "scope", ""]
+
+
+def test_feedback_fuzz(served):
+    client = served.test_client()
+    rng = random.Random(13)
+    answer = client.post("/api/predict", content_type="multipart/form-data",
+                         data={"image": (io.BytesIO(noisy_image(3, (1, 2, 3))), "x.png")}).get_json()
+    for _ in range(150):
+        body = {rng.choice(FEEDBACK_FIELDS): rng.choice(ODD_VALUES + ODD_TEXT) for _ in range(rng.randint(0, 3))}
+        target = rng.choice([answer["id"], rng.choice(ODD_TEXT).replace("/", "%2F") or "x"])
+        check(client.post(f"/api/predictions/{target}/feedback", data=safe_json(body), content_type="application/json"))
+        check(client.post("/api/feedback/dataset", data=safe_json(body), content_type="application/json"))
+        check(client.post("/api/feedback/purge", data=safe_json(body), content_type="application/json"))
+    for raw in ["", "{", "[1,2", "1e999", "NaN", "{\"correct\": NaN}", "\xff\xfe", "null"]:
+        check(client.post(f"/api/predictions/{answer['id']}/feedback", data=raw, content_type="application/json"))
+        check(client.post("/api/feedback/dataset", data=raw, content_type="application/json"))
+    for text in ODD_TEXT:
+        check(client.get("/api/feedback", query_string={"version": text, "limit": text, "kind": text}))
+        check(client.get(f"/api/feedback/{text.replace('/', '%2F')}/image", query_string={"thumbnail": text}))

@@ -1,0 +1,1 @@
+"""Feedback on predictions: verdicts, kept images, and the datasets made from them."""

@@ -1,0 +1,56 @@
+"""JSON API for feedback: a verdict on a prediction, the list, the images, datasets from corrections, purge."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, jsonify, request, send_file
+
+from engine.errors import StudioError
+from webapp.datasets.services import dataset_json
+from webapp.feedback import services
+
+api = Blueprint("feedback_api", __name__, url_prefix="/api")
+MAX_LIST = 500
+
+
+@api.post("/predictions/<raw_id>/feedback")
+def give(raw_id: str):
+    row, created = services.give_feedback(raw_id, request.get_json(silent=True),
+                                          current_app.extensions["prediction_hold"])
+    return jsonify(services.feedback_json(row)), 201 if created else 200
+
+
+def _whole(name: str, low: int, high: int, default: int | None) -> int | None:
+    raw = request.args.get(name, "")
+    if raw == "":
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise StudioError("invalid_field", f"'{name}' must be a whole number from {low} to {high}.", field=name)
+    return int(raw)
+
+
+@api.get("/feedback")
+def listing():
+    version = _whole("version", 1, 2**63 - 1, None)
+    limit = _whole("limit", 1, MAX_LIST, 100)
+    kind = request.args.get("kind", "all")
+    if kind not in ("all", "corrections"):
+        raise StudioError("invalid_field", "'kind' must be 'all' or 'corrections'.", field="kind")
+    return jsonify({"totals": services.totals(), "items": services.listing(version, kind, limit)})
+
+
+@api.get("/feedback/<int:feedback_id>/image")
+def image(feedback_id: int):
+    thumbnail = request.args.get("thumbnail") in ("1", "true")
+    response = send_file(services.image_path(feedback_id, thumbnail), max_age=3600)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@api.post("/feedback/dataset")
+def to_dataset():
+    dataset, taken = services.add_to_dataset(request.get_json(silent=True))
+    return jsonify({"dataset": dataset_json(dataset), "feedback_images": taken}), 201
+
+
+@api.post("/feedback/purge")
+def purge():
+    return jsonify(services.purge(request.get_json(silent=True)))

@@ -1,0 +1,288 @@
+"""Feedback on predictions: record a verdict, keep its image under a disk cap, count it per version,
+turn corrected images into a new dataset, purge kept images."""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import unicodedata
+import uuid
+from datetime import datetime
+
+from flask import current_app
+from sqlalchemy import case, func, select
+from sqlalchemy.exc import IntegrityError
+
+from engine.errors import StudioError
+from engine.images import ImageRejected
+from webapp.datasets.archive import Entry
+from webapp.datasets.images import check_image
+from webapp.datasets.layout import class_name_problem
+from webapp.datasets.services import dataset_from_entries
+from webapp.errors import get_or_404, id_in_range
+from webapp.extensions import db
+from webapp.feedback.holding import HeldPrediction
+from webapp.models import Dataset, DatasetImage, Feedback, iso, utcnow
+from webapp.registry.services import get_version_or_404
+from webapp.storage import data_dir
+
+log = logging.getLogger(__name__)
+LOCAL_USER = "local"  # who gave the feedback, until accounts exist
+INCLUDE = ("corrections", "all")
+PURGE_SCOPES = ("added", "all")
+_WRONG = case((Feedback.correct.is_(False), 1), else_=0)
+
+
+def prediction_id_or_404(raw: str) -> str:
+    """The canonical form of a prediction id (a UUID), or 404: no prediction can have another form."""
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise _gone(raw) from None
+
+
+def _gone(prediction_id: str) -> StudioError:
+    minutes = current_app.config["FEEDBACK_HOLD_SECONDS"] / 60
+    return StudioError("prediction_not_found",
+                       f"No recent prediction has the id '{prediction_id[:40]}'. Feedback is taken for answers of "
+                       f"the last {minutes:g} minutes; classify the image again to give feedback on it.")
+
+
+def _object(payload) -> dict:
+    if not isinstance(payload, dict):
+        raise StudioError("invalid_body", "Send a JSON object.")
+    return payload
+
+
+def _verdict(payload: dict, predicted_class: str) -> tuple[bool, str | None]:
+    """(correct, right class) from the request, checked against what the model answered."""
+    unknown = sorted(set(payload) - {"correct", "label"})
+    if unknown:
+        raise StudioError("unknown_option", f"Unknown field '{unknown[0]}'; send 'correct' and 'label'.",
+                          field=unknown[0])
+    correct = payload.get("correct")
+    if not isinstance(correct, bool):
+        raise StudioError("invalid_field", "'correct' must be true or false.", field="correct")
+    label = payload.get("label")
+    if label is not None:
+        if not isinstance(label, str):
+            raise StudioError("invalid_field", "'label' must be a class name (text) or null.", field="label")
+        label = unicodedata.normalize("NFC", label.strip())
+        problem = class_name_problem(label)
+        if problem:
+            raise StudioError("invalid_field", f"The class name {problem}.", field="label")
+    if correct:
+        if label is not None and label != predicted_class:
+            raise StudioError("conflicting_fields", f"The answer '{predicted_class}' was marked right but the class "
+                                                    f"given is '{label}'; send correct: false to correct it.",
+                              field="label")
+        return True, predicted_class
+    if label == predicted_class:
+        raise StudioError("conflicting_fields", f"The right class given is the predicted one ('{label}'); "
+                                                "send correct: true instead.", field="label")
+    return False, label
+
+
+def give_feedback(raw_id: str, payload, hold, by: str = LOCAL_USER) -> tuple[Feedback, bool]:
+    """Record (or change) the verdict on a recent prediction. Returns the row and whether it is new."""
+    prediction_id = prediction_id_or_404(raw_id)
+    payload = _object(payload)
+    row = db.session.scalar(select(Feedback).where(Feedback.prediction_id == prediction_id))
+    if row is not None:
+        return _change(row, payload, by), False
+    held = hold.find(prediction_id)
+    if held is None:
+        raise _gone(prediction_id)
+    correct, label = _verdict(payload, held.predicted_class)
+    row = Feedback(prediction_id=prediction_id, version=held.version, arm=held.arm,
+                   predicted_class=held.predicted_class, confidence=held.confidence, abstained=held.abstained,
+                   correct=correct, label=label, by=by)
+    _keep_image(row, held)
+    db.session.add(row)
+    try:
+        db.session.commit()
+    except IntegrityError:  # the same prediction's feedback arrived twice at once: the other one is stored
+        db.session.rollback()
+        row = db.session.scalar(select(Feedback).where(Feedback.prediction_id == prediction_id))
+        return _change(row, payload, by), False
+    return row, True
+
+
+def _change(row: Feedback, payload: dict, by: str) -> Feedback:
+    row.correct, row.label = _verdict(payload, row.predicted_class)
+    row.by, row.updated_at = by, utcnow()
+    db.session.commit()
+    return row
+
+
+def disk_used() -> int:
+    return db.session.scalar(select(func.coalesce(func.sum(Feedback.image_bytes), 0))) or 0
+
+
+def _keep_image(row: Feedback, held: HeldPrediction) -> None:
+    """Write the image and its thumbnail, unless the cap is reached (the verdict still counts)."""
+    cap = current_app.config["FEEDBACK_MAX_BYTES"]
+    if disk_used() + len(held.image) > cap:
+        log.warning("feedback image of prediction %s not kept: the %d MB cap is reached", held.prediction_id,
+                    cap // 2**20)
+        return
+    try:
+        checked = check_image(held.image, current_app.config["PREDICT_MAX_PIXELS"])
+    except ImageRejected:  # it was classified, so it decodes; stay safe all the same
+        return
+    folder = data_dir().feedback
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{held.prediction_id}.{checked.extension}"
+    for target, data in ((folder / name, held.image), (folder / _thumb_name(name), checked.thumbnail)):
+        partial = target.with_name(target.name + ".part")
+        partial.write_bytes(data)
+        os.replace(partial, target)
+    row.image_name, row.image_bytes = name, len(held.image)
+    row.image_sha256 = hashlib.sha256(held.image).hexdigest()
+
+
+def _thumb_name(image_name: str) -> str:
+    return image_name.rsplit(".", 1)[0] + ".thumb.jpg"
+
+
+def image_path(feedback_id: int, thumbnail: bool):
+    row = get_or_404(Feedback, feedback_id, "Feedback")
+    if row.image_name is None:
+        raise StudioError("image_not_found", "The image of this feedback was not kept or has been purged.")
+    path = data_dir().feedback / (_thumb_name(row.image_name) if thumbnail else row.image_name)
+    if not path.is_file():
+        raise StudioError("image_not_found", "The image of this feedback is no longer on disk.")
+    return path
+
+
+def feedback_json(row: Feedback) -> dict:
+    kept = row.image_name is not None
+    return {"id": row.id, "prediction_id": row.prediction_id, "version": row.version, "arm": row.arm,
+            "predicted_class": row.predicted_class, "confidence": round(row.confidence, 6),
+            "abstained": row.abstained, "correct": row.correct, "label": row.label,
+            "image_kept": kept, "image_url": f"/api/feedback/{row.id}/image" if kept else None,
+            "thumbnail_url": f"/api/feedback/{row.id}/image?thumbnail=1" if kept else None,
+            "dataset_id": row.dataset_id, "by": row.by,
+            "created_at": iso(row.created_at), "updated_at": iso(row.updated_at)}
+
+
+def totals() -> dict:
+    pending = (Feedback.image_name.is_not(None) & Feedback.dataset_id.is_(None) & Feedback.label.is_not(None)
+               & Feedback.correct.is_(False))
+    count, wrong, kept, pending = db.session.execute(select(
+        func.count(Feedback.id), func.coalesce(func.sum(_WRONG), 0), func.count(Feedback.image_name),
+        func.coalesce(func.sum(case((pending, 1), else_=0)), 0))).one()
+    return {"feedback": count, "marked_wrong": int(wrong), "images_kept": kept,
+            "corrections_not_in_a_dataset": int(pending), "disk_bytes": disk_used(),
+            "disk_cap_bytes": current_app.config["FEEDBACK_MAX_BYTES"],
+            "hold_minutes": current_app.config["FEEDBACK_HOLD_SECONDS"] / 60}
+
+
+def listing(version: int | None, kind: str, limit: int) -> list[dict]:
+    query = select(Feedback).order_by(Feedback.id.desc()).limit(limit)
+    if version is not None:
+        query = query.where(Feedback.version == version)
+    if kind == "corrections":
+        query = query.where(Feedback.correct.is_(False))
+    return [feedback_json(row) for row in db.session.scalars(query)]
+
+
+def counts_by_version(since: datetime) -> dict[int, dict]:
+    """{version: {"feedback", "marked_wrong"}} for feedback given since `since`."""
+    rows = db.session.execute(
+        select(Feedback.version, func.count(Feedback.id), func.coalesce(func.sum(_WRONG), 0))
+        .where(Feedback.created_at >= since).group_by(Feedback.version))
+    return {version: {"feedback": count, "marked_wrong": int(wrong)} for version, count, wrong in rows}
+
+
+def _file_entry(path_in_upload: str, path) -> Entry:
+    return Entry(path_in_upload, path.stat().st_size if path.exists() else 0, lambda: open(path, "rb"))
+
+
+def add_to_dataset(payload) -> tuple[Dataset, int]:
+    """A new dataset from the kept feedback images (their right classes), alone or added to a copy of
+    the dataset a version was trained on; the source dataset is never changed. Returns it and the
+    number of feedback images it took."""
+    payload = _object(payload)
+    unknown = sorted(set(payload) - {"mode", "version", "name", "include"})
+    if unknown:
+        raise StudioError("unknown_option", f"Unknown field '{unknown[0]}'.", field=unknown[0])
+    mode, include = payload.get("mode", "new"), payload.get("include", "corrections")
+    if mode not in ("new", "append"):
+        raise StudioError("invalid_field", "'mode' must be 'new' or 'append'.", field="mode")
+    if include not in INCLUDE:
+        raise StudioError("invalid_field", "'include' must be 'corrections' or 'all'.", field="include")
+    version = payload.get("version")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
+        raise StudioError("invalid_field", "'version' must be a model version number.", field="version")
+    if version is not None and not id_in_range(version):
+        raise StudioError("model_version_not_found", f"Model version {version} does not exist.", field="version")
+    name = payload.get("name")
+    if name is not None and not isinstance(name, str):
+        raise StudioError("invalid_field", "'name' must be text.", field="name")
+    source = None
+    if mode == "append":
+        if version is None:
+            raise StudioError("missing_field", "Name the 'version' whose training dataset gets the images.",
+                              field="version")
+        source = _source_dataset(version)
+    query = select(Feedback).where(Feedback.image_name.is_not(None), Feedback.dataset_id.is_(None),
+                                   Feedback.label.is_not(None)).order_by(Feedback.id)
+    if include == "corrections":
+        query = query.where(Feedback.correct.is_(False))
+    if version is not None:
+        query = query.where(Feedback.version == version)
+    rows = [row for row in db.session.scalars(query) if (data_dir().feedback / row.image_name).is_file()]
+    if not rows:
+        what = "corrected images" if include == "corrections" else "images with feedback"
+        raise StudioError("no_feedback_images", f"There are no {what} to add yet"
+                          + (f" for version {version}." if version is not None else "."))
+    folder = data_dir().feedback
+    entries = []
+    if source is not None:
+        images = data_dir().dataset(source.id) / "images"
+        for image in db.session.scalars(select(DatasetImage).where(DatasetImage.dataset_id == source.id)):
+            entries.append(_file_entry(f"{image.split}/{image.class_name}/{image.stored_name}",
+                                       images / image.stored_name))
+    prefix = "train/" if source is not None else ""
+    for row in rows:
+        extension = row.image_name.rsplit(".", 1)[1]
+        entries.append(_file_entry(f"{prefix}{row.label}/feedback-{row.prediction_id}.{extension}",
+                                   folder / row.image_name))
+    default = f"{source.name} + feedback" if source is not None else \
+        (f"Feedback on v{version}" if version is not None else "Feedback")
+    dataset = dataset_from_entries((name or "").strip() or default, entries)
+    for row in rows:
+        row.dataset_id = dataset.id
+    db.session.commit()
+    return dataset, len(rows)
+
+
+def _source_dataset(version: int) -> Dataset:
+    row = get_version_or_404(version)
+    dataset = db.session.get(Dataset, row.dataset_id) if row.dataset_id is not None else None
+    if dataset is None or dataset.status != "ready":
+        raise StudioError("source_dataset_gone", f"The dataset version {version} was trained on has been deleted; "
+                                                 "add the images to a new dataset instead.", field="version")
+    return dataset
+
+
+def purge(payload) -> dict:
+    """Delete kept images (all, or those already added to a dataset); the verdicts stay counted."""
+    payload = _object(payload)
+    scope = payload.get("scope", "added")
+    if scope not in PURGE_SCOPES:
+        raise StudioError("invalid_field", "'scope' must be 'added' or 'all'.", field="scope")
+    query = select(Feedback).where(Feedback.image_name.is_not(None))
+    if scope == "added":
+        query = query.where(Feedback.dataset_id.is_not(None))
+    rows = list(db.session.scalars(query))
+    names, freed = [row.image_name for row in rows], sum(row.image_bytes for row in rows)
+    for row in rows:
+        row.image_name, row.image_bytes = None, 0
+    db.session.commit()
+    folder = data_dir().feedback
+    for name in names:
+        for path in (folder / name, folder / _thumb_name(name)):
+            path.unlink(missing_ok=True)
+    return {"purged": len(names), "freed_bytes": freed, **totals()}
