@@ -5,36 +5,45 @@ import time
 import uuid
 
 from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine.bundle import BundleRejected
 from engine.errors import StudioError
 from engine.images import ACCEPTED_FORMATS, ImageRejected, open_checked
 from webapp.feedback.holding import HeldPrediction
+from webapp.predict.body import PredictBody, parse_body
 from webapp.predict.serving import VersionUnloaded
 from webapp.release import services as release
 
 api = Blueprint("predict_api", __name__, url_prefix="/api")
 
 
-def _read_image() -> bytes:
+def _read_body() -> PredictBody:
+    """The request's image and fields, reading at most the prediction limit (chunked bodies too)."""
     limit = current_app.config["PREDICT_MAX_BYTES"]
-    request.max_content_length = limit + 64 * 1024  # also bounds chunked bodies, which have no length
+    allowed = limit + 64 * 1024  # the image plus the form's own lines and small fields
     too_large = StudioError("file_too_large", f"The image is larger than {limit / 2**20:g} MB.", field="image")
-    if request.content_length is not None and request.content_length > limit + 64 * 1024:
+    if request.content_length is not None and request.content_length > allowed:
         raise too_large
-    upload = request.files.get("image")
-    if upload is None:
+    request.max_content_length = allowed  # Werkzeug's own bound on the stream, chunked bodies included
+    try:
+        data = request.stream.read(allowed + 1)
+        if len(data) > allowed or (len(data) == allowed and request.stream.read(1)):
+            raise too_large
+    except RequestEntityTooLarge:  # the stream's bound was reached: more was sent than is allowed
+        raise too_large from None
+    body = parse_body(data, request.headers.get("Content-Type"))
+    if body.image is None:
         raise StudioError("missing_field", "Send the image as the multipart field 'image'.", field="image")
-    data = upload.stream.read(limit + 1)
-    if len(data) > limit:
+    if len(body.image) > limit:
         raise too_large
-    if not data:
+    if not body.image:
         raise StudioError("empty_file", "The image file is empty.", field="image")
-    return data
+    return body
 
 
-def _int_field(name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = request.form.get(name, request.args.get(name))
+def _int_field(body: PredictBody, name: str, default: int | None, low: int, high: int) -> int | None:
+    raw = body.fields.get(name, request.args.get(name))
     if raw in (None, ""):
         return default
     try:
@@ -79,9 +88,10 @@ def _answering(version: int | None):
 
 @api.post("/predict")
 def predict():
-    data = _read_image()
-    version = _int_field("version", None, 1, 10**9)
-    top_k = _int_field("top_k", 5, 1, 1000)
+    body = _read_body()
+    data = body.image
+    version = _int_field(body, "version", None, 1, 10**9)
+    top_k = _int_field(body, "top_k", 5, 1, 1000)
     started = time.perf_counter()
     for _ in range(3):
         loaded, arm, threshold = _answering(version)

@@ -107,7 +107,7 @@ def test_bodies_are_bounded_even_without_a_length(served):
     response = client.post("/api/predict", input_stream=io.BytesIO(big), environ_base={"wsgi.input_terminated": True},
                            headers={"Content-Type": f"multipart/form-data; boundary={boundary}",
                                     "Transfer-Encoding": "chunked"})
-    assert response.status_code == 413 and response.get_json()["code"] == "request_too_large"
+    assert response.status_code == 413 and response.get_json()["code"] == "file_too_large"
     response = client.post("/api/jobs", data=json.dumps({"dataset_id": 1, "x": "y" * 2_000_000}),
                            content_type="application/json")
     assert response.status_code == 413 and response.get_json()["code"] == "request_too_large"
