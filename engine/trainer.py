@@ -12,6 +12,7 @@ from paddle import nn
 
 from engine.backbones import build_backbone, freeze_backbone
 from engine.bundle import Preprocess, write_bundle
+from engine.checkpoint import Checkpoint, CheckpointStore, LoopState
 from engine.config import TrainConfig
 from engine.data import BatchLoader, ImageCache, Sample
 from engine.device import pick_device
@@ -53,6 +54,7 @@ class FitResult:
     per_class: list[dict] = field(default_factory=list)
     calibration: dict = field(default_factory=dict)  # per validation image: top confidence, right or not
     stopped_early: bool = False
+    resumed_from_epoch: int | None = None
 
 
 class Callbacks:
@@ -63,6 +65,8 @@ class Callbacks:
     def on_step(self, epoch: int, step: int, steps: int, loss: float) -> None: ...
 
     def on_epoch(self, stats: EpochStats) -> None: ...
+
+    def on_checkpoint(self, epoch: int, size_bytes: int) -> None: ...
 
     def should_stop(self) -> bool:
         return False
@@ -191,12 +195,26 @@ class Trainer:
         labels_all = np.concatenate(labels)
         return sum(losses) / len(labels_all), np.concatenate(probabilities), labels_all
 
-    def fit(self) -> FitResult:
-        """Train for the configured epochs, keep the best epoch by val accuracy, stop early if asked."""
+    def fit(self, checkpoints: CheckpointStore | None = None, resume_from: Checkpoint | None = None) -> FitResult:
+        """Train for the configured epochs, keep the best epoch by val accuracy, stop early if asked.
+
+        With `checkpoints`, every finished epoch is saved there; with `resume_from`, the run continues
+        after that checkpoint's epoch with its weights, optimizer, schedule and history.
+        """
         self.prepare()
         self.build()
-        result, best_state, best_loss, waited = FitResult(), None, float("inf"), 0
-        for epoch in range(1, self.config.epochs + 1):
+        result, best_state, best_loss, waited, first = FitResult(), None, float("inf"), 0, 1
+        if resume_from is not None:
+            best_state = resume_from.load_into(self.model, self.optimizer)
+            state = resume_from.state
+            result.history = [EpochStats(**epoch) for epoch in state.history]
+            result.best_epoch, result.best_val_acc, best_loss, waited = (state.best_epoch, state.best_val_acc,
+                                                                        state.best_loss, state.waited)
+            result.resumed_from_epoch, first = state.epoch, state.epoch + 1
+        for epoch in range(first, self.config.epochs + 1):
+            if self._stopping_early(result, waited, epoch - 1):
+                break
+            paddle.seed(self.config.seed + 7919 * epoch)  # what the epoch draws depends on the epoch alone
             started = time.perf_counter()
             train_loss, train_acc, step_seconds = self.train_epoch(epoch)
             self.recalibrate_batchnorm()
@@ -205,19 +223,28 @@ class Trainer:
                                       time.perf_counter() - started, step_seconds)
             result.history.append(stats)
             self.callbacks.on_epoch(stats)
-            if stats.val_acc > result.best_val_acc or best_state is None or (
-                    stats.val_acc == result.best_val_acc and val_loss < best_loss):
+            improved = stats.val_acc > result.best_val_acc or best_state is None or (
+                stats.val_acc == result.best_val_acc and val_loss < best_loss)
+            if improved:
                 result.best_epoch, result.best_val_acc, best_loss, waited = epoch, stats.val_acc, val_loss, 0
                 best_state = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
             else:
                 waited += 1
-            patience = self.config.early_stopping_patience
-            if patience and waited >= patience and epoch < self.config.epochs:
-                result.stopped_early = True
-                break
+            if checkpoints is not None:
+                state = LoopState(epoch, result.best_epoch, result.best_val_acc, best_loss, waited,
+                                  [asdict(item) for item in result.history])
+                checkpoints.save(state, self.model, self.optimizer, best_state, improved)
+                self.callbacks.on_checkpoint(epoch, checkpoints.size_bytes())
         self.model.set_state_dict(best_state)
         self._final_report(result)
         return result
+
+    def _stopping_early(self, result: FitResult, waited: int, done: int) -> bool:
+        """After `done` epochs: whether validation stopped improving for the patience (never after the last)."""
+        patience = self.config.early_stopping_patience
+        if patience and waited >= patience and 0 < done < self.config.epochs:
+            result.stopped_early = True
+        return result.stopped_early
 
     def _epoch_stats(self, epoch, train_loss, train_acc, val_loss, probabilities, labels, seconds,
                      step_seconds) -> EpochStats:

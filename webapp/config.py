@@ -81,5 +81,6 @@ def default_config(data_dir: str | None = None) -> dict:
         "FEEDBACK_MAX_BYTES": _int_env("FEEDBACK_MAX_MB", 1024) * 1024 * 1024,
         "JOB_HEARTBEAT_SECONDS": float(os.environ.get("JOB_HEARTBEAT_SECONDS") or 10),
         "JOB_STALE_SECONDS": float(os.environ.get("JOB_STALE_SECONDS") or 90),
+        "JOB_MAX_ATTEMPTS": max(1, _int_env("JOB_MAX_ATTEMPTS", 3)),
         "REAPER_INTERVAL_SECONDS": float(os.environ.get("REAPER_INTERVAL_SECONDS") or 30),
     }

@@ -87,6 +87,11 @@ class Job(db.Model):
     stopped_early: Mapped[bool] = mapped_column(default=False)
     promote_when_done: Mapped[bool] = mapped_column(default=False)  # its version becomes production
     cancel_requested: Mapped[bool] = mapped_column(default=False)
+    # Every claim by a worker is a new attempt; a worker writes to the job only while the attempt is its own.
+    attempt: Mapped[int] = mapped_column(default=0)
+    retries: Mapped[int] = mapped_column(default=0)  # automatic re-queues since a person last started it
+    resumed_from_epoch: Mapped[int | None]  # the last finished epoch restored from a checkpoint
+    checkpoint_bytes: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)

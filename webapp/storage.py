@@ -1,10 +1,26 @@
 """The layout of DATA_DIR, computed here only: every other module asks this one where things live."""
 from __future__ import annotations
 
+import os
+import secrets
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from flask import current_app
+
+
+KEY_BYTES = 32
+
+
+def _read_complete(path: Path) -> bytes:
+    """A key file another process is writing right now: wait the moment it takes."""
+    for _ in range(50):
+        key = path.read_bytes()
+        if len(key) == KEY_BYTES:
+            return key
+        time.sleep(0.02)
+    raise RuntimeError(f"{path} is not a key of {KEY_BYTES} bytes")
 
 
 @dataclass(frozen=True)
@@ -52,6 +68,26 @@ class DataDir:
 
     def job_log(self, job_id: int) -> Path:
         return self.visualdl / f"job-{job_id}"
+
+    def checkpoints(self, job_id: int) -> Path:
+        """A job's newest checkpoint (`epoch-<k>/`), or after success only `best.pdparams`."""
+        return self.root / "checkpoints" / f"job-{job_id}"
+
+    def checkpoint_key(self) -> bytes:
+        """The install's key that signs checkpoints, made once (readable by its owner only)."""
+        path = self.root / "keys" / "checkpoint.key"
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process made it first
+            return _read_complete(path)
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(secrets.token_bytes(KEY_BYTES))
+        return path.read_bytes()
 
     @property
     def run(self) -> Path:

@@ -138,8 +138,34 @@ def test_broken_image_on_disk_fails_with_a_readable_error(stack, stack_client):
     assert "UnidentifiedImageError" in job["error"] and "Traceback" in job["traceback"]
 
 
-def test_job_of_a_killed_worker_is_marked_failed(tmp_path):
+def test_the_job_of_a_killed_worker_resumes_from_its_checkpoint_on_the_next_worker(tmp_path):
     settings = {"JOB_HEARTBEAT_SECONDS": 1, "JOB_STALE_SECONDS": 5, "REAPER_INTERVAL_SECONDS": 1}
+    with running_stack(tmp_path, **settings) as own:
+        app = create_app(own["config"])
+        client = app.test_client()
+        job_id = start(client, upload_colours(client, per_class=6), epochs=24)
+        wait_for(client, job_id, lambda job: len(job["epochs"]) >= 2 and job["checkpoint_bytes"] > 0)
+        os.killpg(own["worker"].process.pid, signal.SIGKILL)  # as the kernel's OOM killer or a reboot would
+        stop = start_reaper(app)
+        try:
+            requeued = wait_for(client, job_id, lambda job: job["status"] == "queued", timeout=40)
+            assert requeued["retries"] == 1 and requeued["error"] is None
+            own["worker"].start()  # the launcher starts a dead worker again
+            job = wait_for(client, job_id, finished, timeout=300)
+        finally:
+            stop.set()
+        assert job["status"] == "succeeded", job["error"]
+        assert (job["attempt"], job["retries"]) == (2, 1) and job["resumed_from_epoch"] >= 1
+        assert [epoch["epoch"] for epoch in job["epochs"]] == list(range(1, 25))  # continued, never repeated
+        assert job["model_version"] is not None
+        folder = tmp_path / "checkpoints" / f"job-{job_id}"
+        assert [p.name for p in folder.iterdir()] == ["best.pdparams"]
+        assert job["checkpoint_bytes"] == (folder / "best.pdparams").stat().st_size
+
+
+def test_a_job_whose_worker_dies_on_every_attempt_fails_with_the_reason(tmp_path):
+    settings = {"JOB_HEARTBEAT_SECONDS": 1, "JOB_STALE_SECONDS": 5, "REAPER_INTERVAL_SECONDS": 1,
+                "JOB_MAX_ATTEMPTS": 1}
     with running_stack(tmp_path, **settings) as own:
         app = create_app(own["config"])
         client = app.test_client()
@@ -151,4 +177,4 @@ def test_job_of_a_killed_worker_is_marked_failed(tmp_path):
             job = wait_for(client, job_id, finished, timeout=40)
         finally:
             stop.set()
-        assert job["status"] == "failed" and "stopped responding" in job["error"]
+        assert job["status"] == "failed" and "stopped responding" in job["error"] and "after 1 attempt." in job["error"]

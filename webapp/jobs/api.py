@@ -56,6 +56,12 @@ def cancel(job_id: int):
     return jsonify({"id": job.id, "status": job.status, "cancel_requested": job.cancel_requested})
 
 
+@api.post("/jobs/<int:job_id>/resume")
+def resume(job_id: int):
+    job = services.resume_job(get_or_404(Job, job_id, "Job"))
+    return jsonify(services.job_json(job)), 202
+
+
 @api.get("/jobs/<int:job_id>/events")
 def stream(job_id: int):
     """Server-sent events: a snapshot of the job, then each progress, epoch and status event."""

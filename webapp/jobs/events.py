@@ -27,3 +27,7 @@ def request_cancel(client: redis.Redis, job_id: int) -> None:
 
 def cancel_requested(client: redis.Redis, job_id: int) -> bool:
     return bool(client.exists(CANCEL_KEY.format(id=job_id)))
+
+
+def clear_cancel(client: redis.Redis, job_id: int) -> None:
+    client.delete(CANCEL_KEY.format(id=job_id))

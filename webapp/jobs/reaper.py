@@ -1,4 +1,5 @@
-"""A background thread that fails jobs whose worker died, so no job stays 'running' forever."""
+"""A background thread that re-queues (or, after too many attempts, fails) jobs whose worker died, so no
+job stays 'running' forever."""
 from __future__ import annotations
 
 import logging
@@ -19,7 +20,7 @@ def start_reaper(app: Flask) -> threading.Event:
         while not stop.wait(app.config["REAPER_INTERVAL_SECONDS"]):
             try:
                 with app.app_context():
-                    reap_stale_jobs(app.config["JOB_STALE_SECONDS"])
+                    reap_stale_jobs(app.config["JOB_STALE_SECONDS"], app.config["JOB_MAX_ATTEMPTS"])
             except Exception:
                 log.exception("reaper pass failed")
 

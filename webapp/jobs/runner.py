@@ -10,8 +10,9 @@ import uuid
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
+from engine.checkpoint import CheckpointRejected, CheckpointStore
 from engine.config import TrainConfig
 from engine.data import Sample
 from engine.device import describe_device
@@ -33,15 +34,32 @@ def describe_worker() -> dict:
     return {"datasets": db.session.scalar(select(func.count()).select_from(Dataset)), **describe_device()}
 
 
+class JobSuperseded(Exception):
+    """This worker was given up on (its heartbeat stopped for too long) and the job went on elsewhere."""
+
+
 def claim(job_id: int, worker: str) -> Job | None:
-    """Move a queued job to running; None when another delivery already took it (or it was cancelled)."""
+    """Move a queued job to running as a new attempt; None when another delivery already took it (or
+    it was cancelled)."""
     job = db.session.get(Job, job_id)
     if job is None:
         return None
     now = utcnow()
-    claimed = transition(job, JobStatus.RUNNING, phase="preparing", worker=worker, started_at=now,
-                         heartbeat_at=now)
+    claimed = transition(job, JobStatus.RUNNING, phase="preparing", worker=worker,
+                         started_at=job.started_at or now, heartbeat_at=now, attempt=Job.attempt + 1)
     return job if claimed else None
+
+
+def fenced_commit(job_id: int, attempt: int) -> None:
+    """Commit the session's changes only while `attempt` still owns the running job (in one transaction
+    with a conditional update of its heartbeat); otherwise roll them back and raise JobSuperseded."""
+    owned = db.session.execute(
+        update(Job).where(Job.id == job_id, Job.attempt == attempt, Job.status == JobStatus.RUNNING)
+        .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False)).rowcount
+    if not owned:
+        db.session.rollback()
+        raise JobSuperseded()
+    db.session.commit()
 
 
 def training_data(job: Job) -> TrainData:
@@ -62,16 +80,17 @@ def training_data(job: Job) -> TrainData:
 class Heartbeat(threading.Thread):
     """Stamps the job row every few seconds while this process lives, even inside a long step."""
 
-    def __init__(self, engine, job_id: int, interval: float) -> None:
+    def __init__(self, engine, job_id: int, attempt: int, interval: float) -> None:
         super().__init__(daemon=True)
-        self.engine, self.job_id, self.interval = engine, job_id, interval
+        self.engine, self.job_id, self.attempt, self.interval = engine, job_id, attempt, interval
         self.stopped = threading.Event()
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):
             try:
                 with self.engine.begin() as connection:
-                    connection.execute(update(Job).where(Job.id == self.job_id).values(heartbeat_at=utcnow()))
+                    connection.execute(update(Job).where(Job.id == self.job_id, Job.attempt == self.attempt)
+                                       .values(heartbeat_at=utcnow()))
             except Exception:
                 log.exception("heartbeat of job %s failed", self.job_id)
 
@@ -80,7 +99,7 @@ class JobReporter(Callbacks):
     """Engine callbacks -> short database writes (about once a second), Redis events, VisualDL."""
 
     def __init__(self, job: Job, redis_url: str, logdir: Path) -> None:
-        self.job = job
+        self.job, self.attempt = job, job.attempt
         self.redis = events.redis_client(redis_url)
         self.logdir = logdir
         self.writer = None
@@ -91,8 +110,7 @@ class JobReporter(Callbacks):
     def _save(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_write >= 1.0:
-            self.job.heartbeat_at = utcnow()
-            db.session.commit()
+            fenced_commit(self.job.id, self.attempt)
             self._last_write = now
 
     def _event(self, event: dict, force: bool = False) -> None:
@@ -123,6 +141,10 @@ class JobReporter(Callbacks):
         self._save(force=True)
         self._event({"type": "epoch", **vars(stats)}, force=True)
         self._log_scalars(stats)
+
+    def on_checkpoint(self, epoch: int, size_bytes: int) -> None:
+        self.job.checkpoint_bytes = size_bytes
+        self._save(force=True)
 
     def _log_scalars(self, stats: EpochStats) -> None:
         if self.writer is None:
@@ -162,46 +184,75 @@ def export_version(job: Job, trainer: Trainer, result) -> None:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when the bundle was published
 
 
-def _fail(job: Job, message: str, trace: str | None = None) -> None:
+def _fail(job: Job, attempt: int, message: str, trace: str | None = None) -> None:
     db.session.rollback()
-    transition(job, JobStatus.FAILED, error=message, traceback=trace)
+    transition(job, JobStatus.FAILED, Job.attempt == attempt, error=message, traceback=trace)
 
 
 def run_training_job(job_id: int, worker: str) -> str:
-    """Train the job end to end; every outcome ends in a final status with a readable message."""
+    """Train the job end to end; every outcome ends in a final status with a readable message, except
+    for a worker that was given up on: it stops without touching the job, which runs elsewhere."""
     job = claim(job_id, worker)
     if job is None:
         log.info("job %s is not queued any more; skipping this delivery", job_id)
         return "skipped"
-    config = current_app.config
-    heartbeat = Heartbeat(db.engine, job.id, config["JOB_HEARTBEAT_SECONDS"])
+    config, attempt = current_app.config, job.attempt
+    heartbeat = Heartbeat(db.engine, job.id, attempt, config["JOB_HEARTBEAT_SECONDS"])
     heartbeat.start()
     reporter = JobReporter(job, config["REDIS_URL"], data_dir().job_log(job.id))
     try:
         _train(job, reporter)
-        transition(job, JobStatus.SUCCEEDED)
+        transition(job, JobStatus.SUCCEEDED, Job.attempt == attempt)
+    except JobSuperseded:
+        log.warning("job %s went on without this worker (attempt %s); stopping", job_id, attempt)
+        return "superseded"
     except TrainingCancelled:
         db.session.rollback()
-        transition(job, JobStatus.CANCELLED, error=f"Cancelled on request during epoch {job.epoch or 1}.")
+        transition(job, JobStatus.CANCELLED, Job.attempt == attempt,
+                   error=f"Cancelled on request during epoch {job.epoch or 1}.")
+    except CheckpointRejected as exc:
+        _fail(job, attempt, f"The job's checkpoint cannot be used: {exc}. Start a new job instead.")
     except StudioError as exc:
-        _fail(job, exc.message)
+        _fail(job, attempt, exc.message)
     except Exception as exc:
         log.exception("job %s failed", job_id)
-        _fail(job, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        _fail(job, attempt, f"{type(exc).__name__}: {exc}", traceback.format_exc())
     finally:
         heartbeat.stopped.set()
         reporter.close()
     return job.status
 
 
+def _restore(job: Job, store: CheckpointStore):
+    """The checkpoint to resume from (None: start afresh); epoch rows after it are dropped."""
+    checkpoint = store.latest()
+    db.session.execute(delete(EpochMetric).where(
+        EpochMetric.job_id == job.id, EpochMetric.epoch > (checkpoint.state.epoch if checkpoint else 0)))
+    db.session.expire(job, ["epochs"])
+    if checkpoint is None:
+        job.best_epoch = job.best_val_acc = None
+        return None
+    state = checkpoint.state
+    job.resumed_from_epoch, job.epoch, job.step = state.epoch, state.epoch, 0
+    job.best_epoch, job.best_val_acc = state.best_epoch, state.best_val_acc
+    log.info("job %s resumes after epoch %s (attempt %s)", job.id, state.epoch, job.attempt)
+    return checkpoint
+
+
 def _train(job: Job, reporter: "JobReporter") -> None:
     data = training_data(job)
     job.class_names = data.class_names
-    db.session.commit()
-    trainer = Trainer(TrainConfig(**job.config), data, data_dir().image_cache, reporter)
-    result = trainer.fit()
+    folders = data_dir()
+    store = CheckpointStore(folders.checkpoints(job.id), folders.checkpoint_key())
+    checkpoint = _restore(job, store)
+    fenced_commit(job.id, reporter.attempt)
+    trainer = Trainer(TrainConfig(**job.config), data, folders.image_cache, reporter)
+    result = trainer.fit(store, checkpoint)
     job.phase, job.progress = "exporting", 1.0
     job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early
     job.best_epoch, job.best_val_acc = result.best_epoch, result.best_val_acc
-    db.session.commit()
+    fenced_commit(job.id, reporter.attempt)
     export_version(job, trainer, result)
+    store.keep_best_only()
+    job.checkpoint_bytes = store.size_bytes()
+    fenced_commit(job.id, reporter.attempt)

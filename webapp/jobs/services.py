@@ -120,16 +120,53 @@ def queue_positions() -> dict[int, int]:
     return {job_id: position for position, job_id in enumerate(ids, start=1)}
 
 
-def reap_stale_jobs(timeout_seconds: float) -> list[int]:
-    """Mark running jobs whose heartbeat stopped (worker killed, out of memory) as failed."""
+def reap_stale_jobs(timeout_seconds: float, max_attempts: int) -> list[int]:
+    """Running jobs whose heartbeat stopped (worker killed, out of memory, host down) go back to the
+    queue to resume from their last checkpoint on the next worker, up to `max_attempts` attempts in
+    all; then they fail with the reason. Returns the ids of the jobs handled."""
     limit = utcnow() - timedelta(seconds=timeout_seconds)
     stale = db.session.scalars(select(Job).where(Job.status == JobStatus.RUNNING, Job.heartbeat_at < limit)).all()
-    reaped = [job.id for job in stale if transition(
-        job, JobStatus.FAILED, Job.status == JobStatus.RUNNING, Job.heartbeat_at < limit,
-        error="The worker running this job stopped responding (killed or out of memory).")]
-    if reaped:
-        log.warning("marked jobs %s failed: their worker stopped", reaped)
-    return reaped
+    handled = []
+    for job in stale:
+        still_stale = (Job.status == JobStatus.RUNNING, Job.heartbeat_at < limit, Job.attempt == job.attempt)
+        if job.retries + 1 < max_attempts:
+            if transition(job, JobStatus.QUEUED, *still_stale, phase="queued", worker=None,
+                          retries=Job.retries + 1):
+                log.warning("job %s lost its worker; queued again (attempt %s of %s)", job.id, job.retries + 1,
+                            max_attempts)
+                handled.append(job.id)
+                try:
+                    _enqueue(job)
+                except StudioError:
+                    pass  # _enqueue failed the job with the reason
+        elif transition(job, JobStatus.FAILED, *still_stale, error=(
+                f"The worker running this job stopped responding (killed, out of memory or its host went "
+                f"down); giving up after {max_attempts} attempt{'s' if max_attempts > 1 else ''}. "
+                "Resume it to try again.")):
+            handled.append(job.id)
+    return handled
+
+
+def resume_job(job: Job) -> Job:
+    """A person starts a failed or cancelled job again: it continues after its last checkpoint."""
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
+        raise StudioError("job_not_resumable", f"Job {job.id} is {job.status}; only failed or cancelled jobs can "
+                                               "be resumed.")
+    dataset = db.session.get(Dataset, job.dataset_id) if job.dataset_id is not None else None
+    if dataset is None:
+        raise StudioError("dataset_deleted", f"The dataset of job {job.id} ('{job.dataset_name}') was deleted, so "
+                                             "the job cannot be resumed.")
+    try:
+        events.clear_cancel(events.redis_client(current_app.config["REDIS_URL"]), job.id)
+    except redis.RedisError:
+        raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the job was not "
+                                               "resumed.") from None
+    if not transition(job, JobStatus.QUEUED, Job.status.in_([JobStatus.FAILED, JobStatus.CANCELLED]),
+                      phase="queued", worker=None, retries=0, cancel_requested=False, error=None,
+                      traceback=None, finished_at=None):
+        raise StudioError("job_not_resumable", f"Job {job.id} changed meanwhile; it is {job.status}.")
+    _enqueue(job)
+    return job
 
 
 def epoch_json(metric) -> dict:
@@ -156,7 +193,8 @@ def job_json(job: Job) -> dict:
     return {**job_summary(job), "config": job.config, "classes": job.class_names,
             "step": job.step, "steps": job.steps, "best_epoch": job.best_epoch,
             "stopped_early": job.stopped_early, "cancel_requested": job.cancel_requested,
-            "promote_when_done": job.promote_when_done,
+            "promote_when_done": job.promote_when_done, "attempt": job.attempt, "retries": job.retries,
+            "resumed_from_epoch": job.resumed_from_epoch, "checkpoint_bytes": job.checkpoint_bytes,
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
             "per_class": job.per_class, "error": job.error, "traceback": job.traceback,
             "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}

@@ -94,10 +94,62 @@ def test_reaper_fails_only_jobs_whose_heartbeat_stopped(app, client, dataset_id)
     stale = _job(app, dataset_id, "running", 300)
     alive = _job(app, dataset_id, "running", 2)
     with app.app_context():
-        assert reap_stale_jobs(60) == [stale]
-        assert reap_stale_jobs(60) == []
+        assert reap_stale_jobs(60, max_attempts=1) == [stale]
+        assert reap_stale_jobs(60, max_attempts=1) == []
     assert client.get(f"/api/jobs/{stale}").get_json()["error"].startswith("The worker running this job stopped")
     assert client.get(f"/api/jobs/{alive}").get_json()["status"] == "running"
+
+
+def test_a_job_that_lost_its_worker_is_queued_again_until_its_attempts_run_out(app, client, dataset_id, monkeypatch):
+    from webapp.jobs import services
+
+    sent = []
+    monkeypatch.setattr(services, "_enqueue", lambda job: sent.append(job.id))
+    stale = _job(app, dataset_id, "running", 300)
+    for retry in (1, 2):
+        with app.app_context():
+            assert reap_stale_jobs(60, max_attempts=3) == [stale]
+        job = client.get(f"/api/jobs/{stale}").get_json()
+        assert (job["status"], job["retries"], job["error"]) == ("queued", retry, None)
+        with app.app_context():  # a worker claims it again, then dies again
+            row = db.session.get(Job, stale)
+            row.status, row.attempt, row.heartbeat_at = "running", retry + 1, utcnow() - timedelta(seconds=300)
+            db.session.commit()
+    with app.app_context():
+        assert reap_stale_jobs(60, max_attempts=3) == [stale]
+    job = client.get(f"/api/jobs/{stale}").get_json()
+    assert job["status"] == "failed" and "after 3 attempts" in job["error"] and sent == [stale, stale]
+
+
+def test_resume_is_for_failed_and_cancelled_jobs_whose_dataset_exists(app, client, dataset_id, monkeypatch):
+    from webapp.jobs import events, services
+
+    sent = []
+    monkeypatch.setattr(services, "_enqueue", lambda job: sent.append(job.id))
+    monkeypatch.setattr(events, "clear_cancel", lambda client, job_id: None)
+    running = _job(app, dataset_id, "running", 1)
+    refused = client.post(f"/api/jobs/{running}/resume")
+    assert refused.status_code == 409 and refused.get_json()["code"] == "job_not_resumable"
+    failed = _job(app, dataset_id, "failed", 1)
+    with app.app_context():
+        row = db.session.get(Job, failed)
+        row.error, row.retries, row.cancel_requested = "The worker stopped responding", 2, True
+        db.session.commit()
+    resumed = client.post(f"/api/jobs/{failed}/resume")
+    body = resumed.get_json()
+    assert resumed.status_code == 202 and body["status"] == "queued" and sent == [failed]
+    assert (body["error"], body["retries"], body["cancel_requested"], body["finished_at"]) == (None, 0, False, None)
+    assert client.post(f"/api/jobs/{failed}/resume").get_json()["code"] == "job_not_resumable"
+    orphan = _job(app, dataset_id, "cancelled", 1)
+    assert client.delete(f"/api/datasets/{dataset_id}").status_code == 409  # jobs still use it
+    with app.app_context():
+        for job_id in (running, failed):
+            db.session.get(Job, job_id).status = "failed"
+        db.session.commit()
+    assert client.delete(f"/api/datasets/{dataset_id}").status_code == 200
+    gone = client.post(f"/api/jobs/{orphan}/resume")
+    assert gone.status_code == 409 and gone.get_json()["code"] == "dataset_deleted"
+    assert client.post(f"/api/jobs/{2**70}/resume").status_code == 404
 
 
 def test_dataset_in_use_cannot_be_deleted(app, client, dataset_id):
