@@ -34,11 +34,31 @@ function eta(progress) {
   return formatSeconds((elapsed * (1 - progress)) / progress);
 }
 
+function size(bytes) {
+  if (!bytes) return "–";
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(0)} KB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
+}
+
+function renderAttempts() {
+  const notes = [];
+  if (job.resumed_from_epoch) notes.push(`Resumed after epoch ${job.resumed_from_epoch} (attempt ${job.attempt}).`);
+  else if (job.attempt > 1) notes.push(`Started again from the beginning (attempt ${job.attempt}): no epoch had been saved yet.`);
+  if (job.status === "queued" && job.retries > 0) notes.push(`Its worker stopped responding; waiting for a worker to continue it (retry ${job.retries}).`);
+  $("resume-note").textContent = notes.join(" ");
+  $("resume-note").hidden = notes.length === 0;
+  $("stat-checkpoint").textContent = size(job.checkpoint_bytes);
+  $("stat-checkpoint").title = job.status === "succeeded" ? "The best weights, kept so a new job can start from them" : "The last finished epoch, kept so the job can resume";
+  $("resume-job").hidden = !(job.status === "failed" || job.status === "cancelled") || !job.dataset_id;
+}
+
 function renderStatus() {
   const pill = $("job-status");
   pill.textContent = job.status;
   pill.className = `pill pill-${job.status}`;
   $("cancel-job").hidden = job.finished;
+  renderAttempts();
   const failed = job.status === "failed" || job.status === "cancelled";
   $("error-card").hidden = !failed;
   if (failed) {
@@ -200,6 +220,22 @@ $("cancel-job").addEventListener("click", async () => {
     show($("error-message"), error.message);
   } finally {
     $("cancel-job").disabled = false;
+  }
+});
+
+$("resume-job").addEventListener("click", async () => {
+  const from = job.checkpoint_bytes ? "after its last saved epoch" : "from the beginning (no epoch was saved)";
+  if (!window.confirm(`Resume this job ${from}?`)) return;
+  $("resume-job").disabled = true;
+  try {
+    render(await apiJson(`/api/jobs/${jobId}/resume`, { method: "POST" }));
+    if (!source) listen();
+  } catch (error) {
+    $("error-card").hidden = false;
+    $("error-title").textContent = "Could not resume";
+    show($("error-message"), error.message);
+  } finally {
+    $("resume-job").disabled = false;
   }
 });
 

@@ -69,6 +69,21 @@ def test_cancel_from_the_dashboard(page, live_server, stack_client):
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(f"{live_server}/jobs/{job_id}")
     expect(page.locator("#job-status")).to_have_text("running", timeout=60_000)
+    expect(page.locator("#epoch-table tbody tr")).to_have_count(2, timeout=60_000)
     page.click("#cancel-job")
     expect(page.locator("#job-status")).to_have_text("cancelled", timeout=60_000)
     expect(page.locator("#error-message")).to_contain_text("Cancelled on request")
+    expect(page.locator("#stat-checkpoint")).to_contain_text("MB")
+
+    # A person resumes it: it continues after its last saved epoch, without a reload.
+    saved = stack_client.get(f"/api/jobs/{job_id}").get_json()["epochs"][-1]["epoch"]
+    page.click("#resume-job")
+    expect(page.locator("#job-status")).to_have_text(re.compile("queued|running"), timeout=30_000)
+    expect(page.locator("#resume-note")).to_contain_text(f"Resumed after epoch {saved} (attempt 2)", timeout=60_000)
+    expect(page.locator("#error-card")).to_be_hidden()
+    expect(page.locator("#epoch-table tbody tr")).to_have_count(saved + 1, timeout=60_000)
+    page.click("#cancel-job")
+    expect(page.locator("#job-status")).to_have_text("cancelled", timeout=60_000)
+    epochs = [e["epoch"] for e in stack_client.get(f"/api/jobs/{job_id}").get_json()["epochs"]]
+    assert epochs == list(range(1, len(epochs) + 1))
+    assert page.js_errors == []

@@ -85,6 +85,7 @@ def test_predict_and_id_routes_fuzz(served):
             check(client.get(path, query_string={"status": text, "version": text}))
     for text in ODD_TEXT:
         for method, path in [("GET", "/api/datasets/{}"), ("DELETE", "/api/models/{}"), ("POST", "/api/jobs/{}/cancel"),
+                             ("POST", "/api/jobs/{}/resume"),
                              ("GET", "/api/jobs/{}/events"), ("PUT", "/api/models/{}")]:
             check(client.open(path.format(text.replace("/", "%2F")), method=method))
 

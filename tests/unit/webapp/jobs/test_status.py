@@ -65,3 +65,39 @@ def test_cancelling_a_finished_job_is_409_with_a_code(client, app, new_job):
     job_id = new_job(JobStatus.SUCCEEDED)
     response = client.post(f"/api/jobs/{job_id}/cancel")
     assert response.status_code == 409 and response.get_json()["code"] == "job_finished"
+
+
+def test_every_claim_is_a_new_attempt_and_only_the_current_attempt_may_write(app, new_job):
+    from webapp.jobs.runner import Heartbeat, JobSuperseded, fenced_commit
+
+    job_id = new_job(JobStatus.QUEUED)
+    with app.app_context():
+        job = claim(job_id, "worker-a")
+        assert job.attempt == 1 and job.status == "running"
+        first_started = job.started_at
+        job.status = JobStatus.QUEUED  # given up on: queued again, and claimed by another worker
+        db.session.commit()
+        job = claim(job_id, "worker-b")
+        assert (job.attempt, job.worker, job.started_at) == (2, "worker-b", first_started)
+
+        job.epoch, job.progress = 9, 0.9  # what the first worker, still alive, tries to write
+        with pytest.raises(JobSuperseded):
+            fenced_commit(job_id, 1)
+        db.session.refresh(job)
+        assert (job.epoch, job.progress) == (0, 0.0)
+        job.epoch = 3
+        fenced_commit(job_id, 2)
+        assert db.session.get(Job, job_id).epoch == 3
+
+        stale = utcnow().replace(year=2000)
+        job.heartbeat_at = stale
+        db.session.commit()
+        old = Heartbeat(db.engine, job_id, attempt=1, interval=0.01)
+        old.start()
+        old.stopped.wait(0.2)
+        old.stopped.set()
+        old.join()
+        db.session.refresh(job)
+        assert job.heartbeat_at == stale  # the superseded worker's heartbeat does not keep the job alive
+        assert transition(job, JobStatus.SUCCEEDED, Job.attempt == 1) is False
+        assert transition(job, JobStatus.SUCCEEDED, Job.attempt == 2) is True
