@@ -43,6 +43,7 @@ class TrainData:
     class_names: list[str]
     train: list[Sample]
     val: list[Sample]
+    test: list[Sample] = field(default_factory=list)  # held out: evaluated once, on the best epoch
 
 
 @dataclass
@@ -55,6 +56,7 @@ class FitResult:
     calibration: dict = field(default_factory=dict)  # per validation image: top confidence, right or not
     stopped_early: bool = False
     resumed_from_epoch: int | None = None
+    test: dict | None = None  # the best epoch on the test split: accuracy, loss, confusion, per class
 
 
 class Callbacks:
@@ -89,13 +91,15 @@ class Trainer:
         """Decode (or fetch from the cache) every image once, and build the loaders."""
         paddle.set_device(self.device)
         paddle.seed(self.config.seed)
-        samples = self.data.train + self.data.val
+        samples = self.data.train + self.data.val + self.data.test
         arrays = self.cache.load_all(samples, lambda done, total: self.callbacks.on_phase("preparing", done, total))
-        split = len(self.data.train)
+        train_end, val_end = len(self.data.train), len(self.data.train) + len(self.data.val)
         labels = np.array([s.label for s in samples], dtype=np.int64)
         rule, batch = self.preprocess, self.config.batch_size
-        self.train_loader = BatchLoader(arrays[:split], labels[:split], batch, rule, True, self.config.seed)
-        self.val_loader = BatchLoader(arrays[split:], labels[split:], batch, rule, False)
+        self.train_loader = BatchLoader(arrays[:train_end], labels[:train_end], batch, rule, True, self.config.seed)
+        self.val_loader = BatchLoader(arrays[train_end:val_end], labels[train_end:val_end], batch, rule, False)
+        self.test_loader = (BatchLoader(arrays[val_end:], labels[val_end:], batch, rule, False)
+                            if self.data.test else None)
 
     def build(self) -> None:
         """Model, loss, warm-up + cosine schedule, optimizer with global-norm clipping."""
@@ -183,11 +187,11 @@ class Trainer:
             layer._momentum = value
 
     @paddle.no_grad()
-    def evaluate(self) -> tuple[float, np.ndarray, np.ndarray]:
-        """Validation loss, probabilities and labels (no augmentation, no gradients)."""
+    def evaluate(self, loader: BatchLoader | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+        """Loss, probabilities and labels on the validation split, or on `loader` (no augmentation)."""
         self.model.eval()
         losses, probabilities, labels = [], [], []
-        for x, y in self.val_loader.epoch():
+        for x, y in (loader or self.val_loader).epoch():
             logits = self.model(paddle.to_tensor(x)).astype("float32")
             losses.append(float(nn.functional.cross_entropy(logits, paddle.to_tensor(y), reduction="sum")))
             probabilities.append(nn.functional.softmax(logits, axis=-1).numpy())
@@ -261,6 +265,15 @@ class Trainer:
         result.confusion = matrix.tolist()
         result.per_class = per_class_report(matrix, self.data.class_names)
         result.calibration = {"split": "val", **calibration_sample(probabilities, labels)}
+        if self.test_loader is not None:
+            loss, probabilities, labels = self.evaluate(self.test_loader)
+            matrix = confusion_matrix(labels, probabilities.argmax(axis=1), self.num_classes)
+            top5 = top_k_accuracy(probabilities, labels, 5) if self.num_classes > 5 else None
+            result.test = {"images": int(len(labels)), "accuracy": round(top_k_accuracy(probabilities, labels, 1), 5),
+                           "top5": None if top5 is None else round(top5, 5), "loss": round(loss, 5),
+                           "confusion": matrix.tolist(), "per_class": per_class_report(matrix, self.data.class_names)}
+            # abstain thresholds are calibrated on held-out images when there are some
+            result.calibration = {"split": "test", **calibration_sample(probabilities, labels)}
 
     def export(self, folder: Path, provenance: dict, result: FitResult) -> dict:
         """Write the best model, its classes and preprocessing rule and its provenance into a new bundle."""
@@ -271,7 +284,7 @@ class Trainer:
             "device": self.device,
             "metrics": {"best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
                         "per_class": result.per_class, "confusion": result.confusion,
-                        "calibration": result.calibration,
+                        "calibration": result.calibration, "test": result.test,
                         "history": [asdict(stats) for stats in result.history]},
             **provenance,
         }

@@ -120,16 +120,11 @@ function renderEpochs() {
   }));
 }
 
-function renderResults() {
-  const ready = job.confusion && job.per_class;
-  $("results").hidden = !ready;
-  if (!ready) return;
-  $("best-epoch").textContent = job.best_epoch;
+function renderReport(confusion, perClass, tableId, perClassId) {
   const names = job.classes;
-  const table = $("confusion");
   const head = document.createElement("tr");
   head.append(document.createElement("th"), ...names.map((n) => Object.assign(document.createElement("th"), { textContent: n })));
-  const rows = job.confusion.map((counts, i) => {
+  const rows = confusion.map((counts, i) => {
     const row = document.createElement("tr");
     row.append(Object.assign(document.createElement("th"), { textContent: names[i] }));
     const total = counts.reduce((a, b) => a + b, 0) || 1;
@@ -145,8 +140,8 @@ function renderResults() {
     });
     return row;
   });
-  table.replaceChildren(head, ...rows);
-  $("per-class").querySelector("tbody").replaceChildren(...job.per_class.map((r) => {
+  $(tableId).replaceChildren(head, ...rows);
+  $(perClassId).querySelector("tbody").replaceChildren(...perClass.map((r) => {
     const row = document.createElement("tr");
     [r.class, percent(r.precision), percent(r.recall), percent(r.f1), r.support].forEach((value, k) => {
       const cell = document.createElement("td");
@@ -156,6 +151,24 @@ function renderResults() {
     });
     return row;
   }));
+}
+
+function renderResults() {
+  const ready = job.confusion && job.per_class;
+  $("results").hidden = !ready;
+  if (ready) {
+    $("best-epoch").textContent = job.best_epoch;
+    renderReport(job.confusion, job.per_class, "confusion", "per-class");
+  }
+  const test = job.test;
+  $("test-results").hidden = !test;
+  if (test) {
+    $("test-accuracy").textContent = percent(test.accuracy);
+    $("test-top5").textContent = percent(test.top5);
+    $("test-loss").textContent = test.loss.toFixed(4);
+    $("test-images").textContent = test.images.toLocaleString();
+    renderReport(test.confusion, test.per_class, "test-confusion", "test-per-class");
+  }
 }
 
 function render(next) {

@@ -87,3 +87,25 @@ def test_cancel_from_the_dashboard(page, live_server, stack_client):
     epochs = [e["epoch"] for e in stack_client.get(f"/api/jobs/{job_id}").get_json()["epochs"]]
     assert epochs == list(range(1, len(epochs) + 1))
     assert page.js_errors == []
+
+
+def test_test_split_results_are_shown_apart_from_validation(page, live_server, stack_client):
+    import io
+
+    from tests.images import noisy_image, zip_bytes
+    from tests.integration.test_training import COLOURS, finished, start, wait_for
+
+    files = {f"{split}/{name}/{n}.png": noisy_image(80_000 + i * 100 + offset + n, colour)
+             for split, count, offset in (("train", 8, 0), ("val", 2, 30), ("test", 3, 60))
+             for i, (name, colour) in enumerate(COLOURS.items()) for n in range(count)}
+    dataset_id = stack_client.post("/api/datasets", content_type="multipart/form-data", data={
+        "archive": (io.BytesIO(zip_bytes(files)), "split.zip")}).get_json()["id"]
+    job = wait_for(stack_client, start(stack_client, dataset_id, epochs=1), finished)
+    page.goto(f"{live_server}/jobs/{job['id']}")
+    expect(page.locator("#test-results")).to_be_visible()
+    expect(page.locator("#test-images")).to_have_text("9")
+    expect(page.locator("#test-accuracy")).to_have_text(f"{job['test']['accuracy'] * 100:.1f}%")
+    expect(page.locator("#test-confusion tr")).to_have_count(4)
+    expect(page.locator("#test-per-class tbody tr")).to_have_count(3)
+    expect(page.locator("#results")).to_be_visible()
+    assert page.js_errors == []

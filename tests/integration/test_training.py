@@ -71,8 +71,29 @@ def test_job_trains_exports_a_bundle_and_a_version(stack, stack_client, colours)
     meta = read_bundle(bundle).meta
     assert meta["classes"] == sorted(COLOURS) and meta["dataset"]["id"] == colours
     assert meta["metrics"]["val_acc"] == job["best_val_acc"]
+    assert job["test"] is None and meta["metrics"]["test"] is None  # no test split in this dataset
     assert not list((stack["data_dir"] / "models").glob(".staging-*"))
     assert any((stack["data_dir"] / "visualdl" / f"job-{job_id}").iterdir())
+
+
+def test_a_test_split_is_evaluated_on_the_best_epoch_and_kept_apart(stack, stack_client):
+    files = {f"{split}/{name}/{n}.png": noisy_image(70_000 + i * 100 + offset + n, colour)
+             for split, count, offset in (("train", 12, 0), ("val", 3, 30), ("test", 4, 60))
+             for i, (name, colour) in enumerate(COLOURS.items()) for n in range(count)}
+    upload = stack_client.post("/api/datasets", content_type="multipart/form-data",
+                               data={"archive": (io.BytesIO(zip_bytes(files)), "split.zip")})
+    assert upload.status_code == 201
+    job = wait_for(stack_client, start(stack_client, upload.get_json()["id"], epochs=2), finished)
+    assert job["status"] == "succeeded", job["error"]
+    test = job["test"]
+    assert test["images"] == 12 and sum(map(sum, test["confusion"])) == 12 and sum(map(sum, job["confusion"])) == 9
+    assert 0 <= test["accuracy"] <= 1 and [row["class"] for row in test["per_class"]] == sorted(COLOURS)
+    assert sum(row["support"] for row in test["per_class"]) == 12
+    meta = read_bundle(stack["data_dir"] / "models" / str(job["model_version"])).meta
+    assert meta["metrics"]["test"] == test and meta["metrics"]["calibration"]["split"] == "test"
+    version = stack_client.get(f"/api/models/{job['model_version']}").get_json()
+    assert version["metrics"]["test"]["accuracy"] == test["accuracy"]
+    assert version["suggested_threshold"] is None or version["suggested_threshold"]["calibrated_on"] == "test split at training"
 
 
 def test_second_delivery_of_a_finished_job_is_skipped(stack, stack_app, stack_client, colours):

@@ -74,7 +74,7 @@ def training_data(job: Job) -> TrainData:
     def samples(split: str) -> list[Sample]:
         return [Sample(str(folder / i.stored_name), index[i.class_name], i.sha256) for i in images if i.split == split]
 
-    return TrainData(names, samples("train"), samples("val"))
+    return TrainData(names, samples("train"), samples("val"), samples("test"))
 
 
 class Heartbeat(threading.Thread):
@@ -250,7 +250,7 @@ def _train(job: Job, reporter: "JobReporter") -> None:
     result = trainer.fit(store, checkpoint)
     job.phase, job.progress = "exporting", 1.0
     job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early
-    job.best_epoch, job.best_val_acc = result.best_epoch, result.best_val_acc
+    job.best_epoch, job.best_val_acc, job.test = result.best_epoch, result.best_val_acc, result.test
     fenced_commit(job.id, reporter.attempt)
     export_version(job, trainer, result)
     store.keep_best_only()

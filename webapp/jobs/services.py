@@ -196,5 +196,5 @@ def job_json(job: Job) -> dict:
             "promote_when_done": job.promote_when_done, "attempt": job.attempt, "retries": job.retries,
             "resumed_from_epoch": job.resumed_from_epoch, "checkpoint_bytes": job.checkpoint_bytes,
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
-            "per_class": job.per_class, "error": job.error, "traceback": job.traceback,
+            "per_class": job.per_class, "test": job.test, "error": job.error, "traceback": job.traceback,
             "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}

@@ -122,7 +122,8 @@ def threshold_suggestion(version: int, meta: dict | None, precision: float) -> d
     if evaluation is not None and (evaluation.report or {}).get("calibration"):
         sample, source = evaluation.report["calibration"], f"test split of dataset '{evaluation.dataset_name}'"
     elif ((meta or {}).get("metrics") or {}).get("calibration"):
-        sample, source = meta["metrics"]["calibration"], "validation split at training"
+        sample = meta["metrics"]["calibration"]
+        source = "test split at training" if sample.get("split") == "test" else "validation split at training"
     else:
         return None
     return {**suggest_threshold(sample["confidence"], sample["correct"], precision), "calibrated_on": source}
