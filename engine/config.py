@@ -3,12 +3,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from engine.augment import MAX_MAGNITUDE, PRESET_OPTIONS, PRESETS, Policy, policy_for
 from engine.backbones import BACKBONES
 from engine.errors import StudioError
 
 OPTIMIZERS = ("adamw", "adam", "momentum")
 # Options whose null means "choose for me"; every other option refuses null.
-NULLABLE = frozenset({"learning_rate", "image_size"})
+NULLABLE = frozenset({"learning_rate", "image_size", *PRESET_OPTIONS["strong"]})
 
 
 class ConfigError(StudioError):
@@ -35,10 +36,24 @@ class TrainConfig:
     warmup_epochs: float = 1.0
     grad_clip: float = 5.0
     seed: int = 42
+    # Augmentation: a preset, and its options one by one (None: the preset's value).
+    augmentation: str = "light"
+    randaugment_n: int | None = None
+    randaugment_m: int | None = None
+    random_erasing: float | None = None
+    mixup_alpha: float | None = None
+    cutmix_alpha: float | None = None
 
     def __post_init__(self) -> None:
         if self.image_size is None and self.backbone in BACKBONES:
             self.image_size = BACKBONES[self.backbone].input_size
+        for name, value in PRESET_OPTIONS.get(self.augmentation, PRESET_OPTIONS["light"]).items():
+            if getattr(self, name) is None:
+                setattr(self, name, value)
+
+    def policy(self) -> Policy:
+        return policy_for(self.augmentation, self.randaugment_n, self.randaugment_m, self.random_erasing,
+                          self.mixup_alpha, self.cutmix_alpha)
 
     def resolved_learning_rate(self) -> float:
         """Article's advice: ~1e-2 for the head alone, 1e-3 fine-tuning pretrained, more from scratch."""
@@ -98,6 +113,13 @@ class TrainConfig:
         _check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", "Warm-up cannot exceed the epochs.")
         _check(0 < self.grad_clip <= 100, "grad_clip", "Gradient clipping must be between 0 and 100.")
         _check(0 <= self.seed < 2**32, "seed", "The seed must be a whole number from 0 to 4294967295.")
+        _check(self.augmentation in PRESETS, "augmentation", f"Choose one of: {', '.join(PRESETS)}.")
+        _check(0 <= self.randaugment_n <= 5, "randaugment_n", "RandAugment operations must be between 0 (off) and 5.")
+        _check(0 <= self.randaugment_m <= MAX_MAGNITUDE, "randaugment_m",
+               f"RandAugment magnitude must be between 0 and {MAX_MAGNITUDE}.")
+        _check(0 <= self.random_erasing <= 1, "random_erasing", "Random erasing is a probability from 0 to 1.")
+        _check(0 <= self.mixup_alpha <= 4, "mixup_alpha", "Mixup alpha must be between 0 (off) and 4.")
+        _check(0 <= self.cutmix_alpha <= 4, "cutmix_alpha", "CutMix alpha must be between 0 (off) and 4.")
 
 
 _TYPES = {f.name: f.type for f in fields(TrainConfig)}

@@ -14,9 +14,11 @@ from typing import Callable, Iterator
 import numpy as np
 from PIL import Image
 
+from engine.augment import Policy, mix_batch, rand_augment, random_erasing
 from engine.bundle import Preprocess, normalize
 
 log = logging.getLogger(__name__)
+AUGMENT_THREADS = max(1, min(4, os.cpu_count() or 1))
 
 
 @dataclass(frozen=True)
@@ -106,11 +108,36 @@ def color_jitter(batch: np.ndarray, rng: np.random.Generator, strength: float = 
     return np.clip(x, 0, 255)
 
 
-def train_batch(images: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
-    crops = np.stack([random_resized_crop(image, size, rng) for image in images])
-    flips = rng.random(len(crops)) < 0.5
-    crops[flips] = crops[flips, :, ::-1]
-    return normalize(color_jitter(crops, rng))
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    offset = (image.shape[0] - size) // 2
+    return image[offset:offset + size, offset:offset + size]
+
+
+def augment_image(image: np.ndarray, size: int, rng: np.random.Generator, policy: Policy) -> np.ndarray:
+    """One training image: crop (random resized, or the evaluation crop), flip, RandAugment; uint8 HWC."""
+    out = random_resized_crop(image, size, rng) if policy.crop else center_crop(image, size)
+    if policy.flip and rng.random() < 0.5:
+        out = out[:, ::-1]
+    return rand_augment(np.ascontiguousarray(out), policy.randaugment_n, policy.randaugment_m, rng)
+
+
+def train_batch(images: np.ndarray, labels: np.ndarray, size: int, rng: np.random.Generator, policy: Policy,
+                num_classes: int, pool: ThreadPoolExecutor | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """A training batch as the policy says: NCHW float32, and int64 labels or soft labels when mixed.
+
+    Each image draws from its own generator seeded from the batch's, so the result does not depend on
+    which thread handled which image."""
+    seeds = rng.integers(0, 2**63 - 1, len(images))
+
+    def one(index: int) -> np.ndarray:
+        return augment_image(images[index], size, np.random.default_rng(seeds[index]), policy)
+
+    crops = np.stack(list(pool.map(one, range(len(images))) if pool else map(one, range(len(images)))))
+    batch = normalize(color_jitter(crops, rng, policy.jitter) if policy.jitter else crops)
+    batch = random_erasing(batch, policy.random_erasing, rng)
+    if policy.mixes:
+        return mix_batch(batch, labels, num_classes, policy.mixup_alpha, policy.cutmix_alpha, rng)
+    return batch, labels.astype(np.int64)
 
 
 class BatchLoader:
@@ -118,24 +145,27 @@ class BatchLoader:
     batches follow the bundle's preprocessing rule exactly."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, preprocess: Preprocess,
-                 train: bool, seed: int = 0) -> None:
+                 train: bool, seed: int = 0, policy: Policy | None = None, num_classes: int = 0) -> None:
         self.images, self.labels = images, labels
         self.batch_size, self.preprocess, self.train, self.seed = batch_size, preprocess, train, seed
+        self.policy, self.num_classes = policy or Policy(), num_classes or int(labels.max(initial=0)) + 1
 
     def __len__(self) -> int:
         full, rest = divmod(len(self.labels), self.batch_size)
         return full + (1 if rest > (1 if self.train else 0) else 0)
 
-    def _batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def _batches(self, epoch: int, pool: ThreadPoolExecutor | None) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         rng = np.random.default_rng([self.seed, epoch])
         order = rng.permutation(len(self.labels)) if self.train else np.arange(len(self.labels))
         for start in range(0, len(self.labels), self.batch_size):
             index = np.sort(order[start:start + self.batch_size])
             if self.train and len(index) < 2:
                 continue
-            images = self.images[index]
-            x = train_batch(images, self.preprocess.input_size, rng) if self.train else self.preprocess.batch(images)
-            yield x, self.labels[index].astype(np.int64)
+            images, labels = self.images[index], self.labels[index]
+            if self.train:
+                yield train_batch(images, labels, self.preprocess.input_size, rng, self.policy, self.num_classes, pool)
+            else:
+                yield self.preprocess.batch(images), labels.astype(np.int64)
 
     def epoch(self, epoch: int = 0, prefetch: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Iterate one epoch, preparing the next batches while the model runs."""
@@ -144,13 +174,18 @@ class BatchLoader:
         stop = threading.Event()
 
         def produce() -> None:
+            # per-image augmentation in a small pool: Pillow releases the GIL, so heavy policies keep up
+            pool = ThreadPoolExecutor(max_workers=AUGMENT_THREADS) if self.train else None
             try:
-                for item in self._batches(epoch):
+                for item in self._batches(epoch, pool):
                     if stop.is_set():
                         return
                     buffer.put(item)
             except BaseException as exc:  # surfaced in the consumer
                 buffer.put(exc)
+            finally:
+                if pool:
+                    pool.shutdown(wait=False, cancel_futures=True)
             buffer.put(done)
 
         thread = threading.Thread(target=produce, daemon=True)

@@ -57,6 +57,17 @@ class FitResult:
     stopped_early: bool = False
     resumed_from_epoch: int | None = None
     test: dict | None = None  # the best epoch on the test split: accuracy, loss, confusion, per class
+    # per split, every image's answer from the best epoch: {"key", "label", "predicted", "top": [[class, p]]}
+    predictions: dict = field(default_factory=dict)
+    head_only: bool = False  # trained on cached backbone features
+
+
+def image_answers(samples: list[Sample], probabilities: np.ndarray, top: int = 3) -> list[dict]:
+    """What the model answered for each image of a split (its three most likely classes), in sample order."""
+    order = np.argsort(-probabilities, axis=1)[:, :top]
+    return [{"key": sample.key, "label": sample.label, "predicted": int(best[0]),
+             "top": [[int(index), round(float(row[index]), 4)] for index in best]}
+            for sample, row, best in zip(samples, probabilities, order)]
 
 
 class Callbacks:
@@ -96,7 +107,8 @@ class Trainer:
         train_end, val_end = len(self.data.train), len(self.data.train) + len(self.data.val)
         labels = np.array([s.label for s in samples], dtype=np.int64)
         rule, batch = self.preprocess, self.config.batch_size
-        self.train_loader = BatchLoader(arrays[:train_end], labels[:train_end], batch, rule, True, self.config.seed)
+        self.train_loader = BatchLoader(arrays[:train_end], labels[:train_end], batch, rule, True, self.config.seed,
+                                        self.config.policy(), self.num_classes)
         self.val_loader = BatchLoader(arrays[train_end:val_end], labels[train_end:val_end], batch, rule, False)
         self.test_loader = (BatchLoader(arrays[val_end:], labels[val_end:], batch, rule, False)
                             if self.data.test else None)
@@ -143,7 +155,8 @@ class Trainer:
             loss, logits = self._step(paddle.to_tensor(x), paddle.to_tensor(y))
             value = float(loss)
             total_loss += value * len(y)
-            correct += int((logits.argmax(axis=1).numpy() == y).sum())
+            truth = y.argmax(axis=1) if y.ndim == 2 else y  # mixed batches: the larger share counts
+            correct += int((logits.argmax(axis=1).numpy() == truth).sum())
             seen += len(y)
             self.callbacks.on_step(epoch, step, steps, value)
         return total_loss / max(seen, 1), correct / max(seen, 1), time.perf_counter() - started
@@ -151,7 +164,12 @@ class Trainer:
     def _step(self, x: paddle.Tensor, y: paddle.Tensor):
         with paddle.amp.auto_cast(enable=self.amp):
             logits = self.model(x)
-            loss = self.loss_fn(logits, y)
+            if y.ndim == 2:  # soft labels from Mixup / CutMix, smoothed like hard ones
+                smoothing = self.config.label_smoothing
+                soft = y * (1 - smoothing) + smoothing / self.num_classes
+                loss = nn.functional.cross_entropy(logits.astype("float32"), soft, soft_label=True)
+            else:
+                loss = self.loss_fn(logits, y)
         if self.scaler:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -186,12 +204,71 @@ class Trainer:
         for layer, value in zip(norms, momentum):
             layer._momentum = value
 
+    @property
+    def head_only(self) -> bool:
+        """The fast path: a frozen backbone and no augmentation that needs pixels -> train on cached features."""
+        return self.config.freeze_backbone and not self.config.policy().needs_pixels
+
+    def _features(self) -> dict[str, np.ndarray]:
+        """Head inputs of the training and validation images, from the feature cache or computed once."""
+        from engine.digest import file_digest
+        from engine.headonly import FeatureCache, head_inputs
+        from engine.weights import ensure_weights
+
+        config = self.config
+        origin = file_digest(ensure_weights(config.backbone)) if config.pretrained else f"scratch-seed{config.seed}"
+        cache = FeatureCache(Path(self.cache.root).parent.parent / "features", config.backbone, config.image_size,
+                             origin)
+        features = {}
+        for split, loader, samples in (("train", self.train_loader, self.data.train), ("val", self.val_loader, self.data.val)):
+            def compute(indices: list[int], images=loader.images) -> np.ndarray:
+                self.callbacks.on_phase("features", 0, len(indices))
+                batch = config.batch_size
+                return head_inputs(config.backbone, self.model, (
+                    self.preprocess.batch(images[indices[start:start + batch]])
+                    for start in range(0, len(indices), batch)))
+            features[split] = cache.load(samples, compute)
+        self.callbacks.on_phase("features", 1, 1)
+        return features
+
+    def train_epoch_features(self, epoch: int, features: np.ndarray) -> tuple[float, float, float]:
+        """One pass of the head over the cached training features (shuffled per epoch, like images)."""
+        from engine.headonly import on_features
+
+        labels, size = self.train_loader.labels, self.config.batch_size
+        order = np.random.default_rng([self.config.seed, epoch]).permutation(len(labels))
+        starts = [start for start in range(0, len(labels), size) if len(order[start:start + size]) >= 2]
+        total_loss, correct, seen = 0.0, 0, 0
+        self._train_mode()
+        started = time.perf_counter()
+        with on_features(self.config.backbone, self.model):
+            for step, start in enumerate(starts, start=1):
+                if self.callbacks.should_stop():
+                    raise TrainingCancelled()
+                index = np.sort(order[start:start + size])
+                y = labels[index].astype(np.int64)
+                loss, logits = self._step(paddle.to_tensor(features[index]), paddle.to_tensor(y))
+                value = float(loss)
+                total_loss += value * len(y)
+                correct += int((logits.argmax(axis=1).numpy() == y).sum())
+                seen += len(y)
+                self.callbacks.on_step(epoch, step, len(starts), value)
+        return total_loss / max(seen, 1), correct / max(seen, 1), time.perf_counter() - started
+
+    def evaluate_features(self, features: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        from engine.headonly import on_features
+
+        labels, size = self.val_loader.labels, self.config.batch_size
+        with on_features(self.config.backbone, self.model):
+            return self.evaluate(batches=((features[start:start + size], labels[start:start + size].astype(np.int64))
+                                          for start in range(0, len(labels), size)))
+
     @paddle.no_grad()
-    def evaluate(self, loader: BatchLoader | None = None) -> tuple[float, np.ndarray, np.ndarray]:
-        """Loss, probabilities and labels on the validation split, or on `loader` (no augmentation)."""
+    def evaluate(self, loader: BatchLoader | None = None, batches=None) -> tuple[float, np.ndarray, np.ndarray]:
+        """Loss, probabilities and labels on the validation split, on `loader`, or on (x, y) `batches`."""
         self.model.eval()
         losses, probabilities, labels = [], [], []
-        for x, y in (loader or self.val_loader).epoch():
+        for x, y in batches if batches is not None else (loader or self.val_loader).epoch():
             logits = self.model(paddle.to_tensor(x)).astype("float32")
             losses.append(float(nn.functional.cross_entropy(logits, paddle.to_tensor(y), reduction="sum")))
             probabilities.append(nn.functional.softmax(logits, axis=-1).numpy())
@@ -215,14 +292,20 @@ class Trainer:
             result.best_epoch, result.best_val_acc, best_loss, waited = (state.best_epoch, state.best_val_acc,
                                                                         state.best_loss, state.waited)
             result.resumed_from_epoch, first = state.epoch, state.epoch + 1
+        features = self._features() if self.head_only else None
+        result.head_only = features is not None
         for epoch in range(first, self.config.epochs + 1):
             if self._stopping_early(result, waited, epoch - 1):
                 break
             paddle.seed(self.config.seed + 7919 * epoch)  # what the epoch draws depends on the epoch alone
             started = time.perf_counter()
-            train_loss, train_acc, step_seconds = self.train_epoch(epoch)
-            self.recalibrate_batchnorm()
-            val_loss, probabilities, labels = self.evaluate()
+            if features is not None:
+                train_loss, train_acc, step_seconds = self.train_epoch_features(epoch, features["train"])
+                val_loss, probabilities, labels = self.evaluate_features(features["val"])
+            else:
+                train_loss, train_acc, step_seconds = self.train_epoch(epoch)
+                self.recalibrate_batchnorm()
+                val_loss, probabilities, labels = self.evaluate()
             stats = self._epoch_stats(epoch, train_loss, train_acc, val_loss, probabilities, labels,
                                       time.perf_counter() - started, step_seconds)
             result.history.append(stats)
@@ -265,8 +348,10 @@ class Trainer:
         result.confusion = matrix.tolist()
         result.per_class = per_class_report(matrix, self.data.class_names)
         result.calibration = {"split": "val", **calibration_sample(probabilities, labels)}
+        result.predictions["val"] = image_answers(self.data.val, probabilities)
         if self.test_loader is not None:
             loss, probabilities, labels = self.evaluate(self.test_loader)
+            result.predictions["test"] = image_answers(self.data.test, probabilities)
             matrix = confusion_matrix(labels, probabilities.argmax(axis=1), self.num_classes)
             top5 = top_k_accuracy(probabilities, labels, 5) if self.num_classes > 5 else None
             result.test = {"images": int(len(labels)), "accuracy": round(top_k_accuracy(probabilities, labels, 1), 5),

@@ -85,6 +85,7 @@ class Job(db.Model):
     confusion: Mapped[list | None] = mapped_column(JSON)
     per_class: Mapped[list | None] = mapped_column(JSON)
     test: Mapped[dict | None] = mapped_column(JSON)  # the best epoch on the test split, when there is one
+    predictions: Mapped[dict | None] = mapped_column(JSON)  # per split, each image's answer (the gallery)
     stopped_early: Mapped[bool] = mapped_column(default=False)
     promote_when_done: Mapped[bool] = mapped_column(default=False)  # its version becomes production
     cancel_requested: Mapped[bool] = mapped_column(default=False)

@@ -1,4 +1,4 @@
-"""job attempts, automatic retries, resume from checkpoints; test split results
+"""job attempts, automatic retries, resume from checkpoints; test split results, per-image answers
 
 Revision ID: 0006
 Revises: 0005
@@ -22,10 +22,12 @@ def upgrade():
         batch_op.add_column(sa.Column('resumed_from_epoch', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('checkpoint_bytes', sa.Integer(), nullable=False, server_default='0'))
         batch_op.add_column(sa.Column('test', sa.JSON(), nullable=True))
+        batch_op.add_column(sa.Column('predictions', sa.JSON(), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table('jobs', schema=None) as batch_op:
+        batch_op.drop_column('predictions')
         batch_op.drop_column('test')
         batch_op.drop_column('checkpoint_bytes')
         batch_op.drop_column('resumed_from_epoch')

@@ -78,6 +78,8 @@ function renderProgress(event = {}) {
     const done = event.done ?? 0;
     const total = event.total ?? 0;
     setProgress(total ? done / total : null, total ? `Preparing images ${done}/${total}` : "Preparing images…");
+  } else if (phase === "features") {
+    setProgress(null, "Computing backbone features once (then the head trains on them)…");
   } else if (job.status === "running") {
     setProgress(progress, `${(progress * 100).toFixed(1)}%${phase === "exporting" ? " · exporting the model" : ""}`);
   } else {
@@ -120,7 +122,43 @@ function renderEpochs() {
   }));
 }
 
-function renderReport(confusion, perClass, tableId, perClassId) {
+async function showCell(split, galleryId, i, j) {
+  const gallery = $(galleryId);
+  gallery.hidden = false;
+  gallery.textContent = "Loading…";
+  let cell;
+  try {
+    cell = await apiJson(`/api/jobs/${jobId}/confusion/${split}/${i}/${j}`);
+  } catch (error) {
+    gallery.textContent = error.message;
+    return;
+  }
+  const title = document.createElement("h4");
+  title.textContent = cell.true === cell.predicted
+    ? `${cell.true}: ${cell.count} right`
+    : `${cell.true} taken for ${cell.predicted}: ${cell.count} image${cell.count === 1 ? "" : "s"}`;
+  if (cell.shown < cell.count) title.textContent += ` (the ${cell.shown} surest shown)`;
+  const close = Object.assign(document.createElement("button"), { type: "button", className: "button", textContent: "Close" });
+  close.addEventListener("click", () => { gallery.hidden = true; });
+  const grid = document.createElement("div");
+  grid.className = "thumbs";
+  cell.items.forEach((item) => {
+    const figure = document.createElement("figure");
+    figure.className = "cell-image";
+    if (item.thumbnail_url) {
+      const image = Object.assign(document.createElement("img"), { src: item.thumbnail_url, alt: item.name || "", loading: "lazy" });
+      image.title = item.name || "";
+      figure.append(image);
+    }
+    const caption = document.createElement("figcaption");
+    caption.textContent = item.top.map((t) => `${t.class} ${(t.confidence * 100).toFixed(1)}%`).join(" · ");
+    figure.append(caption);
+    grid.append(figure);
+  });
+  gallery.replaceChildren(title, grid, close);
+}
+
+function renderReport(confusion, perClass, tableId, perClassId, split, galleryId) {
   const names = job.classes;
   const head = document.createElement("tr");
   head.append(document.createElement("th"), ...names.map((n) => Object.assign(document.createElement("th"), { textContent: n })));
@@ -136,6 +174,14 @@ function renderReport(confusion, perClass, tableId, perClassId) {
       const hue = i === j ? 140 : 0;
       cell.style.background = count ? `hsla(${hue}, 65%, 45%, ${0.12 + 0.78 * share})` : "";
       if (share > 0.55) cell.style.color = "#fff";
+      if (count) {
+        cell.tabIndex = 0;
+        cell.className = "clickable";
+        cell.dataset.cell = `${i}-${j}`;
+        const open = () => showCell(split, galleryId, i, j);
+        cell.addEventListener("click", open);
+        cell.addEventListener("keydown", (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); open(); } });
+      }
       row.append(cell);
     });
     return row;
@@ -158,7 +204,7 @@ function renderResults() {
   $("results").hidden = !ready;
   if (ready) {
     $("best-epoch").textContent = job.best_epoch;
-    renderReport(job.confusion, job.per_class, "confusion", "per-class");
+    renderReport(job.confusion, job.per_class, "confusion", "per-class", "val", "cell-gallery");
   }
   const test = job.test;
   $("test-results").hidden = !test;
@@ -167,7 +213,7 @@ function renderResults() {
     $("test-top5").textContent = percent(test.top5);
     $("test-loss").textContent = test.loss.toFixed(4);
     $("test-images").textContent = test.images.toLocaleString();
-    renderReport(test.confusion, test.per_class, "test-confusion", "test-per-class");
+    renderReport(test.confusion, test.per_class, "test-confusion", "test-per-class", "test", "test-cell-gallery");
   }
 }
 

@@ -52,13 +52,37 @@ function payload() {
   body.pretrained = pretrained.checked;
   body.freeze_backbone = freeze.checked;
   body.promote_when_done = form.elements.promote_when_done.checked;
+  body.augmentation = form.elements.augmentation.value;
   for (const name of ["epochs", "batch_size", "image_size", "early_stopping_patience", "learning_rate",
-    "label_smoothing"]) {
+    "label_smoothing", "randaugment_n", "randaugment_m", "random_erasing", "mixup_alpha", "cutmix_alpha"]) {
     const raw = form.elements[name].value.trim();
     if (raw !== "") body[name] = Number.isFinite(Number(raw)) ? Number(raw) : raw;
   }
   return body;
 }
+
+// The advanced augmentation fields show the chosen preset's values as placeholders.
+const presets = JSON.parse(form.dataset.augmentationPresets || "{}");
+function showPreset() {
+  const values = presets[form.elements.augmentation.value] || {};
+  form.querySelectorAll("[data-preset]").forEach((input) => { input.placeholder = `preset: ${values[input.dataset.preset]}`; });
+}
+form.elements.augmentation.addEventListener("change", showPreset);
+showPreset();
+
+// A frozen backbone with no pixel augmentation trains the head on features computed once: say which one applies.
+const headOnlyNote = document.getElementById("head-only-note");
+function showHeadOnly() {
+  const frozen = form.elements.freeze_backbone.checked;
+  headOnlyNote.hidden = !frozen;
+  headOnlyNote.textContent = form.elements.augmentation.value === "none"
+    ? "Fast path: the backbone's features are computed once (and cached for later jobs), then the head trains on them in seconds per epoch."
+    : "With a frozen backbone and augmentation “None”, the head trains on features computed once, in seconds per epoch; "
+      + "augmentation that changes pixels turns that fast path off.";
+}
+form.elements.freeze_backbone.addEventListener("change", showHeadOnly);
+form.elements.augmentation.addEventListener("change", showHeadOnly);
+showHeadOnly();
 
 form.addEventListener("submit", async (event) => {
   event.preventDefault();

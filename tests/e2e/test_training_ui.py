@@ -108,4 +108,12 @@ def test_test_split_results_are_shown_apart_from_validation(page, live_server, s
     expect(page.locator("#test-confusion tr")).to_have_count(4)
     expect(page.locator("#test-per-class tbody tr")).to_have_count(3)
     expect(page.locator("#results")).to_be_visible()
+    cell = page.locator("#test-confusion td.clickable").first
+    count = int(cell.inner_text())
+    cell.click()
+    expect(page.locator("#test-cell-gallery figure")).to_have_count(count)
+    expect(page.locator("#test-cell-gallery figure img").first).to_be_visible()
+    expect(page.locator("#test-cell-gallery figcaption").first).to_contain_text("%")
+    page.locator("#test-cell-gallery button", has_text="Close").click()
+    expect(page.locator("#test-cell-gallery")).to_be_hidden()
     assert page.js_errors == []

@@ -94,6 +94,13 @@ def test_a_test_split_is_evaluated_on_the_best_epoch_and_kept_apart(stack, stack
     version = stack_client.get(f"/api/models/{job['model_version']}").get_json()
     assert version["metrics"]["test"]["accuracy"] == test["accuracy"]
     assert version["suggested_threshold"] is None or version["suggested_threshold"]["calibrated_on"] == "test split at training"
+    for split, matrix in (("val", job["confusion"]), ("test", test["confusion"])):
+        for i, row in enumerate(matrix):
+            for j, count in enumerate(row):
+                cell = stack_client.get(f"/api/jobs/{job['id']}/confusion/{split}/{i}/{j}").get_json()
+                assert cell["count"] == count and len(cell["items"]) == count
+                assert all(item["top"][0]["class"] == cell["predicted"] for item in cell["items"])
+                assert all(stack_client.get(item["thumbnail_url"]).status_code == 200 for item in cell["items"])
 
 
 def test_second_delivery_of_a_finished_job_is_skipped(stack, stack_app, stack_client, colours):

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, send_file
 
+from engine.augment import PRESET_OPTIONS
 from engine.backbones import BACKBONES
 from engine.config import OPTIMIZERS, TrainConfig
 from engine.errors import StudioError
@@ -29,7 +30,7 @@ def show(dataset_id: int):
     return render_template("datasets/show.html", dataset=services.dataset_json(dataset),
                            thumbnails=services.thumbnails(dataset), defaults=TrainConfig(),
                            backbones=BACKBONES, optimizers=OPTIMIZERS, weights=weights_status(),
-                           learning_rates=TrainConfig.learning_rate_rule())
+                           learning_rates=TrainConfig.learning_rate_rule(), augmentation_presets=PRESET_OPTIONS)
 
 
 @pages.get("/<int:dataset_id>/thumbs/<int:image_id>.jpg")

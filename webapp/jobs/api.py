@@ -56,6 +56,11 @@ def cancel(job_id: int):
     return jsonify({"id": job.id, "status": job.status, "cancel_requested": job.cancel_requested})
 
 
+@api.get("/jobs/<int:job_id>/confusion/<split>/<int:true>/<int:predicted>")
+def confusion_cell(job_id: int, split: str, true: int, predicted: int):
+    return jsonify(services.confusion_cell(get_or_404(Job, job_id, "Job"), split, true, predicted))
+
+
 @api.post("/jobs/<int:job_id>/resume")
 def resume(job_id: int):
     job = services.resume_job(get_or_404(Job, job_id, "Job"))

@@ -251,6 +251,7 @@ def _train(job: Job, reporter: "JobReporter") -> None:
     job.phase, job.progress = "exporting", 1.0
     job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early
     job.best_epoch, job.best_val_acc, job.test = result.best_epoch, result.best_val_acc, result.test
+    job.predictions = result.predictions
     fenced_commit(job.id, reporter.attempt)
     export_version(job, trainer, result)
     store.keep_best_only()

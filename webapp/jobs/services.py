@@ -14,7 +14,7 @@ from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.jobs import events
 from webapp.jobs.status import JobStatus, sources_of
-from webapp.models import Dataset, Job, iso, utcnow
+from webapp.models import Dataset, DatasetImage, Job, iso, utcnow
 from webapp.taskqueue import TRAIN_TASK, TRAINING_QUEUE
 
 log = logging.getLogger(__name__)
@@ -198,3 +198,37 @@ def job_json(job: Job) -> dict:
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
             "per_class": job.per_class, "test": job.test, "error": job.error, "traceback": job.traceback,
             "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}
+
+
+CELL_LIMIT = 120
+
+
+def confusion_cell(job: Job, split: str, true: int, predicted: int) -> dict:
+    """The images of one confusion-matrix cell with what the best epoch answered, surest first."""
+    if split not in ("val", "test"):
+        raise StudioError("invalid_field", "'split' must be 'val' or 'test'.", field="split")
+    answers = (job.predictions or {}).get(split)
+    if answers is None:
+        raise StudioError("results_not_ready", f"Job {job.id} has no per-image results for the {split} split "
+                                               "(they are kept when a job finishes training).")
+    names = job.class_names
+    for name, value in (("true", true), ("predicted", predicted)):
+        if not 0 <= value < len(names):
+            raise StudioError("invalid_field", f"'{name}' must be a class index from 0 to {len(names) - 1}.",
+                              field=name)
+    chosen = sorted((a for a in answers if a["label"] == true and a["predicted"] == predicted),
+                    key=lambda a: -a["top"][0][1])
+    images = {}
+    if job.dataset_id is not None and chosen:
+        keys = [a["key"] for a in chosen[:CELL_LIMIT]]
+        images = {row.sha256: row for row in db.session.scalars(select(DatasetImage).where(
+            DatasetImage.dataset_id == job.dataset_id, DatasetImage.sha256.in_(keys)))}
+    items = []
+    for answer in chosen[:CELL_LIMIT]:
+        image = images.get(answer["key"])
+        items.append({"image_id": image.id if image else None,
+                      "name": image.original_path if image else None,
+                      "thumbnail_url": f"/datasets/{job.dataset_id}/thumbs/{image.id}.jpg" if image else None,
+                      "top": [{"class": names[index], "confidence": confidence} for index, confidence in answer["top"]]})
+    return {"split": split, "true": names[true], "predicted": names[predicted], "count": len(chosen),
+            "shown": len(items), "items": items}

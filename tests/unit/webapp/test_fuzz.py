@@ -15,7 +15,8 @@ ODD_VALUES = [None, True, False, 0, -1, 1.5, float("inf"), 2**64, -(2**63), 10**
               {}, {"a": 1}, "\0", "蓝色"]
 OPTIONS = ["backbone", "pretrained", "epochs", "batch_size", "learning_rate", "image_size", "optimizer",
            "freeze_backbone", "label_smoothing", "early_stopping_patience", "weight_decay", "warmup_epochs",
-           "grad_clip", "seed", "dataset_id", "epoch", ""]
+           "grad_clip", "seed", "dataset_id", "epoch", "augmentation", "randaugment_n", "randaugment_m",
+           "random_erasing", "mixup_alpha", "cutmix_alpha", ""]
 
 
 def check(response) -> None:
@@ -85,7 +86,8 @@ def test_predict_and_id_routes_fuzz(served):
             check(client.get(path, query_string={"status": text, "version": text}))
     for text in ODD_TEXT:
         for method, path in [("GET", "/api/datasets/{}"), ("DELETE", "/api/models/{}"), ("POST", "/api/jobs/{}/cancel"),
-                             ("POST", "/api/jobs/{}/resume"),
+                             ("POST", "/api/jobs/{}/resume"), ("GET", "/api/jobs/{}/confusion/val/0/0"),
+                             ("GET", "/api/jobs/1/confusion/{}/0/0"),
                              ("GET", "/api/jobs/{}/events"), ("PUT", "/api/models/{}")]:
             check(client.open(path.format(text.replace("/", "%2F")), method=method))
 

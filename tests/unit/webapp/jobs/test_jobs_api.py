@@ -184,3 +184,34 @@ def test_backbones_list_reports_missing_weights(client, monkeypatch, tmp_path):
     assert all(b["pretrained_available"] is False and b["defaults"]["pretrained"] is False for b in body)
     assert answer["learning_rates"]["adamw"] == {"head_only": 0.01, "pretrained": 1e-3, "scratch": 2e-3}
     assert all(b["input_size"] == 224 == b["defaults"]["image_size"] for b in body)
+
+
+def test_a_confusion_cell_lists_its_images_surest_first(app, client, dataset_id):
+    from webapp.models import DatasetImage
+
+    job_id = _job(app, dataset_id, "succeeded", 1)
+    with app.app_context():
+        images = db.session.scalars(db.select(DatasetImage).where(DatasetImage.dataset_id == dataset_id)
+                                    .order_by(DatasetImage.id)).all()
+        job = db.session.get(Job, job_id)
+        job.class_names = sorted({image.class_name for image in images})
+        job.predictions = {"val": [
+            {"key": images[0].sha256, "label": 0, "predicted": 1, "top": [[1, 0.6], [0, 0.4]]},
+            {"key": images[1].sha256, "label": 0, "predicted": 1, "top": [[1, 0.9], [0, 0.1]]},
+            {"key": images[2].sha256, "label": 1, "predicted": 1, "top": [[1, 0.99], [0, 0.01]]}]}
+        db.session.commit()
+        first, second = images[0].id, images[1].id
+    cell = client.get(f"/api/jobs/{job_id}/confusion/val/0/1").get_json()
+    names = cell["true"], cell["predicted"]
+    assert (cell["count"], cell["shown"]) == (2, 2) and names[0] != names[1]
+    assert [item["image_id"] for item in cell["items"]] == [second, first]  # surest mistake first
+    assert cell["items"][0]["top"] == [{"class": names[1], "confidence": 0.9}, {"class": names[0], "confidence": 0.1}]
+    assert client.get(cell["items"][0]["thumbnail_url"]).status_code == 200
+    assert client.get(f"/api/jobs/{job_id}/confusion/val/1/0").get_json()["count"] == 0
+    for path, code in ((f"/api/jobs/{job_id}/confusion/test/0/1", "results_not_ready"),
+                       (f"/api/jobs/{job_id}/confusion/train/0/1", "invalid_field"),
+                       (f"/api/jobs/{job_id}/confusion/val/2/0", "invalid_field"),
+                       (f"/api/jobs/{job_id}/confusion/val/0/{2**70}", "invalid_field")):
+        response = client.get(path)
+        assert response.status_code in (400, 409) and response.get_json()["code"] == code, path
+    assert client.get(f"/api/jobs/{2**70}/confusion/val/0/0").status_code == 404
