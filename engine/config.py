@@ -9,7 +9,7 @@ from engine.errors import StudioError
 
 OPTIMIZERS = ("adamw", "adam", "momentum")
 # Options whose null means "choose for me"; every other option refuses null.
-NULLABLE = frozenset({"learning_rate", "image_size", *PRESET_OPTIONS["strong"]})
+NULLABLE = frozenset({"learning_rate", "image_size", "teacher_version", *PRESET_OPTIONS["strong"]})
 
 
 class ConfigError(StudioError):
@@ -43,6 +43,10 @@ class TrainConfig:
     random_erasing: float | None = None
     mixup_alpha: float | None = None
     cutmix_alpha: float | None = None
+    # Distillation from a trained model version with the same classes (None: off).
+    teacher_version: int | None = None
+    distill_temperature: float = 4.0
+    distill_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.image_size is None and self.backbone in BACKBONES:
@@ -120,6 +124,11 @@ class TrainConfig:
         _check(0 <= self.random_erasing <= 1, "random_erasing", "Random erasing is a probability from 0 to 1.")
         _check(0 <= self.mixup_alpha <= 4, "mixup_alpha", "Mixup alpha must be between 0 (off) and 4.")
         _check(0 <= self.cutmix_alpha <= 4, "cutmix_alpha", "CutMix alpha must be between 0 (off) and 4.")
+        _check(self.teacher_version is None or 1 <= self.teacher_version < 2**63, "teacher_version",
+               "The teacher must be a model version number.")
+        _check(1 <= self.distill_temperature <= 20, "distill_temperature",
+               "The distillation temperature must be between 1 and 20.")
+        _check(0 <= self.distill_weight <= 1, "distill_weight", "The distillation weight must be between 0 and 1.")
 
 
 _TYPES = {f.name: f.type for f in fields(TrainConfig)}

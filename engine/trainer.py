@@ -15,6 +15,7 @@ from engine.bundle import Preprocess, write_bundle
 from engine.checkpoint import Checkpoint, CheckpointStore, LoopState
 from engine.config import TrainConfig
 from engine.data import BatchLoader, ImageCache, Sample
+from engine.distill import distillation_loss
 from engine.device import pick_device
 from engine.metrics import calibration_sample, confusion_matrix, per_class_report, top_k_accuracy
 
@@ -89,8 +90,9 @@ class Trainer:
     """prepare -> build -> (train_epoch, recalibrate_batchnorm, evaluate) per epoch -> export."""
 
     def __init__(self, config: TrainConfig, data: TrainData, cache_root: Path | str,
-                 callbacks: Callbacks | None = None, device: str | None = None) -> None:
+                 callbacks: Callbacks | None = None, device: str | None = None, teacher=None) -> None:
         self.config, self.data = config, data
+        self.teacher = teacher  # engine.distill.Teacher: its softened answers join the loss
         self.callbacks = callbacks or Callbacks()
         self.device = device or pick_device()
         self.amp = self.device.startswith("gpu")
@@ -152,7 +154,8 @@ class Trainer:
         for step, (x, y) in enumerate(self.train_loader.epoch(epoch), start=1):
             if self.callbacks.should_stop():
                 raise TrainingCancelled()
-            loss, logits = self._step(paddle.to_tensor(x), paddle.to_tensor(y))
+            teacher = paddle.to_tensor(self.teacher.log_probabilities(x)) if self.teacher else None
+            loss, logits = self._step(paddle.to_tensor(x), paddle.to_tensor(y), teacher)
             value = float(loss)
             total_loss += value * len(y)
             truth = y.argmax(axis=1) if y.ndim == 2 else y  # mixed batches: the larger share counts
@@ -161,7 +164,7 @@ class Trainer:
             self.callbacks.on_step(epoch, step, steps, value)
         return total_loss / max(seen, 1), correct / max(seen, 1), time.perf_counter() - started
 
-    def _step(self, x: paddle.Tensor, y: paddle.Tensor):
+    def _step(self, x: paddle.Tensor, y: paddle.Tensor, teacher_log_p: paddle.Tensor | None = None):
         with paddle.amp.auto_cast(enable=self.amp):
             logits = self.model(x)
             if y.ndim == 2:  # soft labels from Mixup / CutMix, smoothed like hard ones
@@ -170,6 +173,10 @@ class Trainer:
                 loss = nn.functional.cross_entropy(logits.astype("float32"), soft, soft_label=True)
             else:
                 loss = self.loss_fn(logits, y)
+            if teacher_log_p is not None:
+                weight = self.config.distill_weight
+                loss = (1 - weight) * loss + weight * distillation_loss(logits, teacher_log_p,
+                                                                        self.config.distill_temperature)
         if self.scaler:
             self.scaler.scale(loss).backward()
             self.scaler.step(self.optimizer)
@@ -207,7 +214,7 @@ class Trainer:
     @property
     def head_only(self) -> bool:
         """The fast path: a frozen backbone and no augmentation that needs pixels -> train on cached features."""
-        return self.config.freeze_backbone and not self.config.policy().needs_pixels
+        return self.config.freeze_backbone and not self.config.policy().needs_pixels and self.teacher is None
 
     def _features(self) -> dict[str, np.ndarray]:
         """Head inputs of the training and validation images, from the feature cache or computed once."""

@@ -54,7 +54,8 @@ function payload() {
   body.promote_when_done = form.elements.promote_when_done.checked;
   body.augmentation = form.elements.augmentation.value;
   for (const name of ["epochs", "batch_size", "image_size", "early_stopping_patience", "learning_rate",
-    "label_smoothing", "randaugment_n", "randaugment_m", "random_erasing", "mixup_alpha", "cutmix_alpha"]) {
+    "label_smoothing", "randaugment_n", "randaugment_m", "random_erasing", "mixup_alpha", "cutmix_alpha",
+    "teacher_version", "distill_temperature", "distill_weight"]) {
     const raw = form.elements[name].value.trim();
     if (raw !== "") body[name] = Number.isFinite(Number(raw)) ? Number(raw) : raw;
   }

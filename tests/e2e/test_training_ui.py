@@ -60,6 +60,17 @@ def test_bad_option_is_shown_beside_its_field(page, live_server, stack_client):
     expect(page.locator('.field-error[data-field="epochs"]')).to_have_text("Epochs must be between 1 and 500.")
     assert page.url.endswith(f"/datasets/{dataset_id}")
 
+    # the advanced augmentation fields show the preset's values and their own errors
+    page.fill('#train-form input[name="epochs"]', "1")
+    page.select_option('#train-form select[name="augmentation"]', "strong")
+    page.click("#augmentation-advanced summary")
+    expect(page.locator('#train-form input[name="randaugment_m"]')).to_have_attribute("placeholder", "preset: 9")
+    page.fill('#train-form input[name="randaugment_m"]', "11")
+    page.click("#train-button")
+    expect(page.locator('.field-error[data-field="randaugment_m"]')).to_contain_text("between 0 and 10")
+    expect(page.locator("#head-only-note")).to_be_hidden()  # the backbone is not frozen
+    assert page.url.endswith(f"/datasets/{dataset_id}") and page.js_errors == []
+
 
 def test_cancel_from_the_dashboard(page, live_server, stack_client):
     dataset_id = upload_colours(stack_client, per_class=8, seed=90_000)

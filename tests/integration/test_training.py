@@ -103,6 +103,20 @@ def test_a_test_split_is_evaluated_on_the_best_epoch_and_kept_apart(stack, stack
                 assert all(stack_client.get(item["thumbnail_url"]).status_code == 200 for item in cell["items"])
 
 
+def test_a_student_distilled_from_a_trained_version(stack, stack_client, colours):
+    teacher = wait_for(stack_client, start(stack_client, colours, epochs=2), finished)
+    assert teacher["status"] == "succeeded", teacher["error"]
+    job = wait_for(stack_client, start(stack_client, colours, epochs=2, image_size=40,
+                                       teacher_version=teacher["model_version"], distill_temperature=3,
+                                       distill_weight=0.6), finished)
+    assert job["status"] == "succeeded", job["error"]
+    assert (job["config"]["teacher_version"], job["config"]["distill_weight"]) == (teacher["model_version"], 0.6)
+    version = stack_client.get(f"/api/models/{job['model_version']}").get_json()
+    assert version["teacher_version"] == teacher["model_version"] and version["config"]["distill_temperature"] == 3
+    listed = {m["version"]: m for m in stack_client.get("/api/models").get_json()["models"]}
+    assert listed[job["model_version"]]["teacher_version"] == teacher["model_version"]
+
+
 def test_second_delivery_of_a_finished_job_is_skipped(stack, stack_app, stack_client, colours):
     job_id = start(stack_client, colours, epochs=1)
     job = wait_for(stack_client, job_id, finished)

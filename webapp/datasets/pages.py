@@ -11,7 +11,7 @@ from engine.weights import weights_status
 from webapp.datasets import services
 from webapp.errors import get_or_404
 from webapp.extensions import db
-from webapp.models import Dataset, DatasetImage
+from webapp.models import Dataset, DatasetImage, ModelVersion
 from webapp.storage import data_dir
 
 pages = Blueprint("datasets", __name__, url_prefix="/datasets")
@@ -27,7 +27,10 @@ def index():
 @pages.get("/<int:dataset_id>")
 def show(dataset_id: int):
     dataset = get_or_404(Dataset, dataset_id, "Dataset")
-    return render_template("datasets/show.html", dataset=services.dataset_json(dataset),
+    classes = sorted(row["name"] for row in services.class_table(dataset.id))
+    teachers = [{"version": v.version, "backbone": v.backbone, "val_acc": v.val_acc, "fits": sorted(v.class_names) == classes}
+                for v in db.session.scalars(db.select(ModelVersion).order_by(ModelVersion.version.desc()))]
+    return render_template("datasets/show.html", dataset=services.dataset_json(dataset), teachers=teachers,
                            thumbnails=services.thumbnails(dataset), defaults=TrainConfig(),
                            backbones=BACKBONES, optimizers=OPTIMIZERS, weights=weights_status(),
                            learning_rates=TrainConfig.learning_rate_rule(), augmentation_presets=PRESET_OPTIONS)

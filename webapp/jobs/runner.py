@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import threading
 import time
@@ -239,6 +240,25 @@ def _restore(job: Job, store: CheckpointStore):
     return checkpoint
 
 
+def _teacher(config: TrainConfig, data: TrainData):
+    """The model version that teaches this job, checked again now that it runs; None without one."""
+    if config.teacher_version is None:
+        return None
+    from engine.bundle import BundleRejected, read_bundle
+    from engine.device import pick_device
+    from engine.distill import Teacher
+
+    try:
+        bundle = read_bundle(data_dir().model(config.teacher_version))
+    except BundleRejected as exc:
+        raise StudioError(exc.code, f"The teacher, model version {config.teacher_version}, cannot be used: "
+                                    f"{exc.message}") from None
+    if bundle.classes != data.class_names:
+        raise StudioError("classes_mismatch", f"The teacher, model version {config.teacher_version}, knows other "
+                                              "classes than this dataset.")
+    return Teacher(bundle, pick_device(), cpu_threads=max(1, (os.cpu_count() or 1)))
+
+
 def _train(job: Job, reporter: "JobReporter") -> None:
     data = training_data(job)
     job.class_names = data.class_names
@@ -246,7 +266,8 @@ def _train(job: Job, reporter: "JobReporter") -> None:
     store = CheckpointStore(folders.checkpoints(job.id), folders.checkpoint_key())
     checkpoint = _restore(job, store)
     fenced_commit(job.id, reporter.attempt)
-    trainer = Trainer(TrainConfig(**job.config), data, folders.image_cache, reporter)
+    config = TrainConfig(**job.config)
+    trainer = Trainer(config, data, folders.image_cache, reporter, teacher=_teacher(config, data))
     result = trainer.fit(store, checkpoint)
     job.phase, job.progress = "exporting", 1.0
     job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early

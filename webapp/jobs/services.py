@@ -40,12 +40,48 @@ def create_job(payload) -> Job:
     if dataset.status != "ready":
         raise StudioError("dataset_not_ready", f"Dataset '{dataset.name}' is not ready ({dataset.status}).",
                           field="dataset_id")
+    if config.teacher_version is not None:
+        check_teacher(config.teacher_version, dataset)
     job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
               config=config.to_dict(), promote_when_done=promote)
     db.session.add(job)
     db.session.commit()
     _enqueue(job)
     return job
+
+
+def dataset_classes(dataset_id: int) -> list[str]:
+    """The class names a job on this dataset trains, in output order (the runner's rule)."""
+    return sorted(db.session.scalars(select(DatasetImage.class_name).where(DatasetImage.dataset_id == dataset_id)
+                                     .distinct()))
+
+
+def check_teacher(version: int, dataset: Dataset) -> None:
+    """A teacher must exist, pass its files' check and know exactly the dataset's classes."""
+    from engine.bundle import BundleRejected, read_bundle
+    from webapp.registry.services import get_version_or_404
+    from webapp.storage import data_dir
+
+    try:
+        get_version_or_404(version)
+    except StudioError as exc:
+        raise StudioError(exc.code, exc.message, field="teacher_version") from None
+    try:
+        bundle = read_bundle(data_dir().model(version))
+    except BundleRejected as exc:
+        raise StudioError(exc.code, f"Model version {version} cannot teach: {exc.message}",
+                          field="teacher_version") from None
+    classes = dataset_classes(dataset.id)
+    if sorted(bundle.classes) != classes:
+        missing = sorted(set(classes) - set(bundle.classes))
+        extra = sorted(set(bundle.classes) - set(classes))
+        parts = []
+        if missing:
+            parts.append(f"it does not know {', '.join(repr(name) for name in missing[:5])}")
+        if extra:
+            parts.append(f"it knows {', '.join(repr(name) for name in extra[:5])}, which the dataset lacks")
+        raise StudioError("classes_mismatch", f"Model version {version} cannot teach on dataset '{dataset.name}': "
+                          + "; ".join(parts) + ".", field="teacher_version", missing=missing, extra=extra)
 
 
 def _enqueue(job: Job) -> None:

@@ -215,3 +215,28 @@ def test_a_confusion_cell_lists_its_images_surest_first(app, client, dataset_id)
         response = client.get(path)
         assert response.status_code in (400, 409) and response.get_json()["code"] == code, path
     assert client.get(f"/api/jobs/{2**70}/confusion/val/0/0").status_code == 404
+
+
+def test_a_teacher_must_exist_pass_its_check_and_know_the_dataset_classes(app, client, dataset_id, trained):
+    from tests.factories import register_bundle
+    from webapp.storage import DataDir
+
+    def start(**options):
+        return client.post("/api/jobs", json={"dataset_id": dataset_id, "epochs": 1, **options})
+
+    missing = start(teacher_version=7)
+    assert missing.status_code == 404 and missing.get_json()["field"] == "teacher_version"
+    register_bundle(app, trained[1], 1)  # knows red, green, blue; the dataset has other classes
+    mismatch = start(teacher_version=1).get_json()
+    assert mismatch["code"] == "classes_mismatch" and mismatch["field"] == "teacher_version"
+    assert mismatch["missing"] and mismatch["extra"] == ["blue", "green", "red"] and "does not know" in mismatch["error"]
+    for value in (0, -3, 2**70, "x", True, 1.5):
+        response = start(teacher_version=value)
+        assert response.status_code == 400 and response.get_json()["field"] == "teacher_version", value
+    for field, value in (("distill_temperature", 0.5), ("distill_temperature", 21), ("distill_weight", 1.5)):
+        assert start(**{field: value}).get_json()["field"] == field
+    (DataDir(app.config["DATA_DIR"]).model(1) / "model.pdiparams").write_bytes(b"tampered")
+    rejected = start(teacher_version=1)
+    assert rejected.status_code == 409 and rejected.get_json()["code"] == "model_bundle_rejected"
+    with app.app_context():
+        assert db.session.query(Job).count() == 0
