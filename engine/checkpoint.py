@@ -26,6 +26,7 @@ from engine.digest import file_digest
 FORMAT = 1
 MANIFEST = "checkpoint.json"
 BEST_ONLY = "best.pdparams"  # what stays after a successful run: the weights a new run can start from
+BEST_MANIFEST = "best.json"
 
 
 class CheckpointRejected(Exception):
@@ -153,17 +154,37 @@ class CheckpointStore:
         return Checkpoint(folder, LoopState(**manifest["state"]))
 
     def keep_best_only(self) -> Path | None:
-        """After a successful run: keep the best weights of the newest checkpoint, drop the rest."""
+        """After a successful run: keep the best weights of the newest checkpoint (signed, so a later run
+        can start from them), drop the rest."""
         folders = self._folders()
         best = None
         if folders and (folders[-1] / "best.pdparams").is_file():
             best = self.root / BEST_ONLY
             os.replace(folders[-1] / "best.pdparams", best)
+            manifest = {"format": FORMAT, "files": {BEST_ONLY: file_digest(best)}}
+            body = json.dumps({"manifest": manifest, "signature": _sign(self.key, manifest)})
+            partial = self.root / f".{BEST_MANIFEST}.partial"
+            partial.write_text(body, encoding="utf-8")
+            os.replace(partial, self.root / BEST_MANIFEST)
         for folder in folders:
             shutil.rmtree(folder, ignore_errors=True)
         for leftover in self.root.glob(".partial-*") if self.root.is_dir() else []:
             shutil.rmtree(leftover, ignore_errors=True)
         return best
+
+    def best_weights(self) -> Path:
+        """The kept best weights of a finished run, checked; raises CheckpointRejected."""
+        try:
+            body = json.loads((self.root / BEST_MANIFEST).read_text(encoding="utf-8"))
+            manifest, signature = body["manifest"], body["signature"]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise CheckpointRejected("its weights were not kept (it was trained before they were)") from None
+        if not isinstance(signature, str) or not hmac.compare_digest(signature, _sign(self.key, manifest)):
+            raise CheckpointRejected("its kept weights are not signed by this studio")
+        path = self.root / BEST_ONLY
+        if not path.is_file() or file_digest(path) != manifest["files"].get(BEST_ONLY):
+            raise CheckpointRejected("its kept weights are missing or changed")
+        return path
 
     def size_bytes(self) -> int:
         """Disk use, counting hard-linked files once."""

@@ -9,7 +9,8 @@ from engine.errors import StudioError
 
 OPTIMIZERS = ("adamw", "adam", "momentum")
 # Options whose null means "choose for me"; every other option refuses null.
-NULLABLE = frozenset({"learning_rate", "image_size", "teacher_version", *PRESET_OPTIONS["strong"]})
+NULLABLE = frozenset({"learning_rate", "image_size", "teacher_version", "init_version",
+                      *PRESET_OPTIONS["strong"]})
 
 
 class ConfigError(StudioError):
@@ -47,6 +48,8 @@ class TrainConfig:
     teacher_version: int | None = None
     distill_temperature: float = 4.0
     distill_weight: float = 0.5
+    # Continue training: start from that model version's weights instead of pretrained ones (None: off).
+    init_version: int | None = None
 
     def __post_init__(self) -> None:
         if self.image_size is None and self.backbone in BACKBONES:
@@ -126,6 +129,8 @@ class TrainConfig:
         _check(0 <= self.cutmix_alpha <= 4, "cutmix_alpha", "CutMix alpha must be between 0 (off) and 4.")
         _check(self.teacher_version is None or 1 <= self.teacher_version < 2**63, "teacher_version",
                "The teacher must be a model version number.")
+        _check(self.init_version is None or 1 <= self.init_version < 2**63, "init_version",
+               "'init_version' must be a model version number.")
         _check(1 <= self.distill_temperature <= 20, "distill_temperature",
                "The distillation temperature must be between 1 and 20.")
         _check(0 <= self.distill_weight <= 1, "distill_weight", "The distillation weight must be between 0 and 1.")

@@ -90,8 +90,10 @@ class Trainer:
     """prepare -> build -> (train_epoch, recalibrate_batchnorm, evaluate) per epoch -> export."""
 
     def __init__(self, config: TrainConfig, data: TrainData, cache_root: Path | str,
-                 callbacks: Callbacks | None = None, device: str | None = None, teacher=None) -> None:
+                 callbacks: Callbacks | None = None, device: str | None = None, teacher=None,
+                 init_weights: Path | None = None) -> None:
         self.config, self.data = config, data
+        self.init_weights = init_weights  # a finished run's checked best weights to start from
         self.teacher = teacher  # engine.distill.Teacher: its softened answers join the loss
         self.callbacks = callbacks or Callbacks()
         self.device = device or pick_device()
@@ -117,7 +119,14 @@ class Trainer:
 
     def build(self) -> None:
         """Model, loss, warm-up + cosine schedule, optimizer with global-norm clipping."""
-        self.model = build_backbone(self.config.backbone, self.num_classes, self.config.pretrained)
+        self.model = build_backbone(self.config.backbone, self.num_classes,
+                                    self.config.pretrained and self.init_weights is None)
+        if self.init_weights is not None:
+            own = self.model.state_dict()
+            state = paddle.load(str(self.init_weights))
+            usable = {k: v for k, v in state.items() if k in own and list(v.shape) == list(own[k].shape)}
+            self.model.set_state_dict(usable)
+            log.info("started from %s: %d of %d tensors", self.init_weights, len(usable), len(own))
         self.frozen = freeze_backbone(self.config.backbone, self.model) if self.config.freeze_backbone else []
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
         steps = max(1, len(self.train_loader))
@@ -223,7 +232,10 @@ class Trainer:
         from engine.weights import ensure_weights
 
         config = self.config
-        origin = file_digest(ensure_weights(config.backbone)) if config.pretrained else f"scratch-seed{config.seed}"
+        if self.init_weights is not None:
+            origin = file_digest(self.init_weights)
+        else:
+            origin = file_digest(ensure_weights(config.backbone)) if config.pretrained else f"scratch-seed{config.seed}"
         cache = FeatureCache(Path(self.cache.root).parent.parent / "features", config.backbone, config.image_size,
                              origin)
         features = {}

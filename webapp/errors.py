@@ -50,6 +50,7 @@ ERROR_STATUS: dict[str, int] = {
     "job_finished": 409,
     "job_not_resumable": 409,
     "results_not_ready": 409,
+    "init_weights_missing": 409,
     "dataset_deleted": 409,
     "no_model": 409,
     "model_in_use": 409,

@@ -55,7 +55,7 @@ function payload() {
   body.augmentation = form.elements.augmentation.value;
   for (const name of ["epochs", "batch_size", "image_size", "early_stopping_patience", "learning_rate",
     "label_smoothing", "randaugment_n", "randaugment_m", "random_erasing", "mixup_alpha", "cutmix_alpha",
-    "teacher_version", "distill_temperature", "distill_weight"]) {
+    "teacher_version", "distill_temperature", "distill_weight", "init_version"]) {
     const raw = form.elements[name].value.trim();
     if (raw !== "") body[name] = Number.isFinite(Number(raw)) ? Number(raw) : raw;
   }

@@ -116,6 +116,14 @@ def test_a_student_distilled_from_a_trained_version(stack, stack_client, colours
     listed = {m["version"]: m for m in stack_client.get("/api/models").get_json()["models"]}
     assert listed[job["model_version"]]["teacher_version"] == teacher["model_version"]
 
+    # continue training from the teacher's kept weights
+    continued = wait_for(stack_client, start(stack_client, colours, epochs=1, init_version=teacher["model_version"]),
+                         finished)
+    assert continued["status"] == "succeeded", continued["error"]
+    assert continued["epochs"][0]["val_acc"] >= teacher["best_val_acc"] - 0.2  # it starts from a trained model
+    assert stack_client.get(f"/api/models/{continued['model_version']}").get_json()["init_version"] == \
+        teacher["model_version"]
+
 
 def test_second_delivery_of_a_finished_job_is_skipped(stack, stack_app, stack_client, colours):
     job_id = start(stack_client, colours, epochs=1)
@@ -201,8 +209,8 @@ def test_the_job_of_a_killed_worker_resumes_from_its_checkpoint_on_the_next_work
         assert [epoch["epoch"] for epoch in job["epochs"]] == list(range(1, 25))  # continued, never repeated
         assert job["model_version"] is not None
         folder = tmp_path / "checkpoints" / f"job-{job_id}"
-        assert [p.name for p in folder.iterdir()] == ["best.pdparams"]
-        assert job["checkpoint_bytes"] == (folder / "best.pdparams").stat().st_size
+        assert sorted(p.name for p in folder.iterdir()) == ["best.json", "best.pdparams"]
+        assert job["checkpoint_bytes"] == sum(p.stat().st_size for p in folder.iterdir())
 
 
 def test_a_job_whose_worker_dies_on_every_attempt_fails_with_the_reason(tmp_path):

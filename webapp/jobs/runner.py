@@ -21,7 +21,7 @@ from engine.errors import StudioError
 from engine.trainer import Callbacks, EpochStats, Trainer, TrainData, TrainingCancelled
 from webapp.extensions import db
 from webapp.jobs import events
-from webapp.jobs.services import transition
+from webapp.jobs.services import init_weights, transition
 from webapp.jobs.status import JobStatus
 from webapp.models import Dataset, DatasetImage, EpochMetric, Job, utcnow
 from webapp.registry.services import register_version
@@ -267,7 +267,8 @@ def _train(job: Job, reporter: "JobReporter") -> None:
     checkpoint = _restore(job, store)
     fenced_commit(job.id, reporter.attempt)
     config = TrainConfig(**job.config)
-    trainer = Trainer(config, data, folders.image_cache, reporter, teacher=_teacher(config, data))
+    start = init_weights(config.init_version, config.backbone) if config.init_version is not None else None
+    trainer = Trainer(config, data, folders.image_cache, reporter, teacher=_teacher(config, data), init_weights=start)
     result = trainer.fit(store, checkpoint)
     job.phase, job.progress = "exporting", 1.0
     job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early

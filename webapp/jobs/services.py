@@ -42,6 +42,8 @@ def create_job(payload) -> Job:
                           field="dataset_id")
     if config.teacher_version is not None:
         check_teacher(config.teacher_version, dataset)
+    if config.init_version is not None:
+        init_weights(config.init_version, config.backbone)
     job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
               config=config.to_dict(), promote_when_done=promote)
     db.session.add(job)
@@ -54,6 +56,29 @@ def dataset_classes(dataset_id: int) -> list[str]:
     """The class names a job on this dataset trains, in output order (the runner's rule)."""
     return sorted(db.session.scalars(select(DatasetImage.class_name).where(DatasetImage.dataset_id == dataset_id)
                                      .distinct()))
+
+
+def init_weights(version: int, backbone: str):
+    """The checked weights of a version to continue from, for a job with `backbone`."""
+    from engine.checkpoint import CheckpointRejected, CheckpointStore
+    from webapp.registry.services import get_version_or_404
+    from webapp.storage import data_dir
+
+    try:
+        row = get_version_or_404(version)
+    except StudioError as exc:
+        raise StudioError(exc.code, exc.message, field="init_version") from None
+    if row.backbone != backbone:
+        raise StudioError("conflicting_fields", f"Model version {version} is a {row.backbone}; choose that backbone "
+                                                "to continue training from it.", field="init_version")
+    folders = data_dir()
+    try:
+        if row.job_id is None:
+            raise CheckpointRejected("the job that trained it is gone")
+        return CheckpointStore(folders.checkpoints(row.job_id), folders.checkpoint_key()).best_weights()
+    except CheckpointRejected as exc:
+        raise StudioError("init_weights_missing", f"Model version {version} cannot be continued: {exc}.",
+                          field="init_version") from None
 
 
 def check_teacher(version: int, dataset: Dataset) -> None:

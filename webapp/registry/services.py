@@ -74,7 +74,8 @@ def version_json(row: ModelVersion, state: Release | None = None) -> dict:
             "image_size": row.image_size, "classes": row.class_names, "val_acc": row.val_acc,
             "bundle_bytes": row.bundle_bytes, "created_at": iso(row.created_at),
             "release_role": role, "is_default": role == "production", "abstain_threshold": row.abstain_threshold,
-            "teacher_version": (row.job.config or {}).get("teacher_version") if row.job else None}
+            "teacher_version": (row.job.config or {}).get("teacher_version") if row.job else None,
+            "init_version": (row.job.config or {}).get("init_version") if row.job else None}
 
 
 def serving_json(version: int, meta: dict | None) -> dict:

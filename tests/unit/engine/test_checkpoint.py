@@ -63,8 +63,8 @@ def test_a_resumed_run_continues_where_it_stopped_and_ends_like_an_uninterrupted
     assert (resumed.best_epoch, resumed.best_val_acc) == (straight.best_epoch, straight.best_val_acc)
 
     best = store.keep_best_only()
-    assert best.name == BEST_ONLY and [p.name for p in store.root.iterdir()] == [BEST_ONLY]
-    assert store.latest() is None and store.size_bytes() == best.stat().st_size
+    assert best.name == BEST_ONLY and sorted(p.name for p in store.root.iterdir()) == ["best.json", BEST_ONLY]
+    assert store.latest() is None and store.size_bytes() == sum(p.stat().st_size for p in store.root.iterdir())
 
 
 def _saved(tmp_path, data):
@@ -103,4 +103,24 @@ def test_a_half_written_checkpoint_is_never_taken(data, tmp_path):
     (store.root / ".partial-0123" / "model.pdparams").write_bytes(b"half")
     assert store.latest().folder == folder
     store.keep_best_only()
-    assert [p.name for p in store.root.iterdir()] == [BEST_ONLY]
+    assert sorted(p.name for p in store.root.iterdir()) == ["best.json", BEST_ONLY]
+
+
+def test_a_new_run_starts_from_the_kept_best_weights(data, tmp_path):
+    store = CheckpointStore(tmp_path / "ckpt", KEY)
+    first = Trainer(CONFIG, data, tmp_path / "cache", device="cpu").fit(store)
+    best = store.keep_best_only()
+    assert store.best_weights() == best
+    gentle = TrainConfig(**{**CONFIG.to_dict(), "epochs": 1, "learning_rate": 1e-6, "warmup_epochs": 0})
+    continued = Trainer(gentle, data, tmp_path / "cache", device="cpu", init_weights=store.best_weights()).fit()
+    assert continued.history[0].val_acc >= first.best_val_acc - 0.1  # it starts where the first run ended
+    fresh = Trainer(gentle, data, tmp_path / "cache", device="cpu").fit()
+    assert continued.history[0].val_acc > fresh.history[0].val_acc  # a fresh start barely moves at this rate
+
+    with pytest.raises(CheckpointRejected, match="not signed"):
+        CheckpointStore(store.root, b"another key").best_weights()
+    best.write_bytes(best.read_bytes()[:-5])
+    with pytest.raises(CheckpointRejected, match="missing or changed"):
+        store.best_weights()
+    with pytest.raises(CheckpointRejected, match="not kept"):
+        CheckpointStore(tmp_path / "nothing", KEY).best_weights()

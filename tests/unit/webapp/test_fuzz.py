@@ -16,7 +16,8 @@ ODD_VALUES = [None, True, False, 0, -1, 1.5, float("inf"), 2**64, -(2**63), 10**
 OPTIONS = ["backbone", "pretrained", "epochs", "batch_size", "learning_rate", "image_size", "optimizer",
            "freeze_backbone", "label_smoothing", "early_stopping_patience", "weight_decay", "warmup_epochs",
            "grad_clip", "seed", "dataset_id", "epoch", "augmentation", "randaugment_n", "randaugment_m",
-           "random_erasing", "mixup_alpha", "cutmix_alpha", ""]
+           "random_erasing", "mixup_alpha", "cutmix_alpha", "teacher_version", "distill_temperature",
+           "distill_weight", "init_version", ""]
 
 
 def check(response) -> None:

@@ -240,3 +240,18 @@ def test_a_teacher_must_exist_pass_its_check_and_know_the_dataset_classes(app, c
     assert rejected.status_code == 409 and rejected.get_json()["code"] == "model_bundle_rejected"
     with app.app_context():
         assert db.session.query(Job).count() == 0
+
+
+def test_continuing_needs_a_version_of_the_same_backbone_with_kept_weights(app, client, dataset_id, trained):
+    from tests.factories import register_bundle
+
+    def start(**options):
+        return client.post("/api/jobs", json={"dataset_id": dataset_id, "epochs": 1, **options})
+
+    assert start(init_version=4).get_json()["code"] == "model_version_not_found"
+    register_bundle(app, trained[1], 1)  # a mobilenet_v3_small whose job (and so its weights) is unknown
+    other = start(init_version=1, backbone="resnet18").get_json()
+    assert other["code"] == "conflicting_fields" and other["field"] == "init_version" and "mobilenet_v3_small" in other["error"]
+    gone = start(init_version=1, backbone="mobilenet_v3_small")
+    assert gone.status_code == 409 and gone.get_json()["code"] == "init_weights_missing"
+    assert start(init_version=0).get_json()["field"] == "init_version"

@@ -1,6 +1,7 @@
 """Serving: both runtimes, the runtime choice, bounded decoding and bodies, the lean request path."""
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 from concurrent.futures import ThreadPoolExecutor
@@ -114,6 +115,9 @@ def test_bodies_are_bounded_even_without_a_length(served):
 
 
 def test_predictions_query_no_database_once_the_version_list_is_known(served):
+    server = served.extensions["model_server"]
+    # the list is also re-read every few seconds; a long period keeps this loop inside one of them
+    server.options = dataclasses.replace(server.options, versions_ttl_seconds=3600)
     client = served.test_client()
     assert predict(client, noisy_image(1, (220, 40, 40))).status_code == 200
     statements = []
