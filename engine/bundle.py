@@ -30,10 +30,13 @@ from PIL import Image
 from engine.digest import file_digest
 from engine.errors import StudioError
 from engine.images import resize_shorter_and_crop
+from engine.quantize import INT8_FILE
 from engine.runtimes import ONNX_FILE, ONNX_OPSET, ModelFiles, OnnxExportFailed, export_onnx, measure
 
 if TYPE_CHECKING:
     from paddle import nn
+
+    from engine.quantize import Int8Request
 
 BUNDLE_FORMAT = 1
 MODEL_FILES = ("model.json", "model.pdiparams")
@@ -116,7 +119,8 @@ class Bundle:
     @property
     def files(self) -> ModelFiles:
         onnx = self.folder / ONNX_FILE if ONNX_FILE in self.meta["files"] else None
-        return ModelFiles(self.folder / MODEL_FILES[0], self.folder / MODEL_FILES[1], onnx)
+        int8 = self.folder / INT8_FILE if INT8_FILE in self.meta["files"] else None
+        return ModelFiles(self.folder / MODEL_FILES[0], self.folder / MODEL_FILES[1], onnx, int8)
 
     @property
     def onnx_error(self) -> str | None:
@@ -155,9 +159,9 @@ def runtime_key(device: str, cpu_threads: int) -> str:
 
 
 def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: dict, device: str = "cpu",
-                 cpu_threads: int = 1) -> dict:
-    """Save `model` (in eval mode, softmax appended) into the new `folder`, convert it to ONNX, measure
-    both runtimes on `device`, and write the meta; return the meta."""
+                 cpu_threads: int = 1, int8: "Int8Request | None" = None) -> dict:
+    """Save `model` (in eval mode, softmax appended) into the new `folder`, convert it to ONNX (and, when
+    asked, to a judged int8 variant), measure the runtimes on `device`, and write the meta; return it."""
     import paddle
     from paddle.static import InputSpec
 
@@ -171,9 +175,17 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
         onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size)}
     except OnnxExportFailed as exc:
         onnx, files = {"error": str(exc)}, ModelFiles(files.model, files.params, None)
+    int8_report = None
+    if int8 is not None:
+        from engine.quantize import build_int8
+
+        int8_report = (build_int8(files.onnx, int8, cpu_threads) if files.onnx is not None
+                       else {"used": False, "reason": "the model has no ONNX version to quantize"})
+        if int8_report["used"]:
+            files = ModelFiles(files.model, files.params, files.onnx, folder / INT8_FILE)
     measured = measure(files, size, device, cpu_threads)
     digests = {path.name: file_digest(path) for path in sorted(folder.iterdir()) if path.is_file()}
-    meta = {"format": BUNDLE_FORMAT, **meta, "preprocess": preprocess.to_meta(), "onnx": onnx,
+    meta = {"format": BUNDLE_FORMAT, **meta, "preprocess": preprocess.to_meta(), "onnx": onnx, "int8": int8_report,
             "runtimes": {runtime_key(device, cpu_threads): measured}, "paddle_version": paddle.__version__,
             "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": digests}
     (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")

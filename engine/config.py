@@ -50,6 +50,9 @@ class TrainConfig:
     distill_weight: float = 0.5
     # Continue training: start from that model version's weights instead of pretrained ones (None: off).
     init_version: int | None = None
+    # An int8 variant of the bundle, used when faster and within this accuracy drop (percentage points).
+    export_int8: bool = False
+    int8_max_accuracy_drop: float = 1.0
 
     def __post_init__(self) -> None:
         if self.image_size is None and self.backbone in BACKBONES:
@@ -131,6 +134,8 @@ class TrainConfig:
                "The teacher must be a model version number.")
         _check(self.init_version is None or 1 <= self.init_version < 2**63, "init_version",
                "'init_version' must be a model version number.")
+        _check(0 <= self.int8_max_accuracy_drop <= 100, "int8_max_accuracy_drop",
+               "The int8 accuracy bound is in percentage points, from 0 to 100.")
         _check(1 <= self.distill_temperature <= 20, "distill_temperature",
                "The distillation temperature must be between 1 and 20.")
         _check(0 <= self.distill_weight <= 1, "distill_weight", "The distillation weight must be between 0 and 1.")

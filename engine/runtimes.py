@@ -18,7 +18,7 @@ from typing import Callable
 import numpy as np
 
 log = logging.getLogger(__name__)
-RUNTIMES = ("onnx", "paddle")
+RUNTIMES = ("onnx", "paddle", "onnx_int8")  # onnx_int8 only in bundles whose int8 variant was kept
 ONNX_FILE = "model.onnx"
 ONNX_OPSET = 13
 ONNX_TOLERANCE = 1e-4
@@ -38,13 +38,16 @@ class ModelFiles:
     model: Path
     params: Path
     onnx: Path | None
+    int8: Path | None = None  # the quantized ONNX model, when it was kept
 
 
 def open_session(files: ModelFiles, runtime: str, device: str = "cpu", cpu_threads: int = 1,
                  tensorrt: str = "off", max_batch: int = 1) -> Session:
     """A callable float32 NCHW batch -> probabilities, for use on the calling thread only."""
     if runtime == "onnx":
-        return _onnx_session(files, device, cpu_threads)
+        return _onnx_session(files.onnx, device, cpu_threads)
+    if runtime == "onnx_int8":
+        return _onnx_session(files.int8, device, cpu_threads)
     return _paddle_session(files, device, cpu_threads, tensorrt, max_batch)
 
 
@@ -78,11 +81,11 @@ def _paddle_session(files: ModelFiles, device: str, cpu_threads: int, tensorrt: 
     return run
 
 
-def _onnx_session(files: ModelFiles, device: str, cpu_threads: int) -> Session:
+def _onnx_session(model: Path | None, device: str, cpu_threads: int) -> Session:
     import onnxruntime
 
-    if files.onnx is None:
-        raise FileNotFoundError("this bundle has no ONNX model")
+    if model is None:
+        raise FileNotFoundError("this bundle has no such ONNX model")
     options = onnxruntime.SessionOptions()
     options.intra_op_num_threads = cpu_threads
     options.inter_op_num_threads = 1
@@ -90,7 +93,7 @@ def _onnx_session(files: ModelFiles, device: str, cpu_threads: int) -> Session:
     providers = ["CPUExecutionProvider"]
     if device.startswith("gpu") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
-    session = onnxruntime.InferenceSession(str(files.onnx), options, providers=providers)
+    session = onnxruntime.InferenceSession(str(model), options, providers=providers)
     name = session.get_inputs()[0].name
 
     def run(batch: np.ndarray) -> np.ndarray:
@@ -139,7 +142,7 @@ def measure(files: ModelFiles, input_size: int, device: str, cpu_threads: int, r
     batch = check_batch(input_size, 1)
     timings = {}
     for runtime in RUNTIMES:
-        if runtime == "onnx" and files.onnx is None:
+        if (runtime == "onnx" and files.onnx is None) or (runtime == "onnx_int8" and files.int8 is None):
             continue
         session = open_session(files, runtime, device, cpu_threads)
         for _ in range(3):

@@ -392,4 +392,12 @@ class Trainer:
                         "history": [asdict(stats) for stats in result.history]},
             **provenance,
         }
-        return write_bundle(self.model, folder, self.preprocess, meta, device=self.device)
+        int8 = None
+        if self.config.export_int8:
+            from engine.quantize import CALIBRATION_IMAGES, Int8Request
+
+            pick = np.random.default_rng(self.config.seed).permutation(len(self.train_loader.images))
+            int8 = Int8Request(self.preprocess.batch(self.train_loader.images[pick[:CALIBRATION_IMAGES]]),
+                               self.preprocess.batch(self.val_loader.images), self.val_loader.labels.astype(np.int64),
+                               self.config.int8_max_accuracy_drop)
+        return write_bundle(self.model, folder, self.preprocess, meta, device=self.device, int8=int8)

@@ -8,7 +8,7 @@ const picker = document.getElementById("version-picker");
 const topK = document.getElementById("top-k");
 const list = document.getElementById("predictions");
 const errorBox = document.getElementById("predict-error");
-const RUNTIME_NAMES = { onnx: "ONNX Runtime", paddle: "Paddle Inference" };
+const RUNTIME_NAMES = { onnx: "ONNX Runtime", paddle: "Paddle Inference", onnx_int8: "ONNX Runtime int8" };
 const ARM_NAMES = { production: "production", candidate: "candidate (experiment)", pinned: "chosen version" };
 
 // One key per browser, so a release experiment shows this browser the same version every time.

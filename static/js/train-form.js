@@ -52,6 +52,7 @@ function payload() {
   body.pretrained = pretrained.checked;
   body.freeze_backbone = freeze.checked;
   body.promote_when_done = form.elements.promote_when_done.checked;
+  body.export_int8 = form.elements.export_int8.checked;
   body.augmentation = form.elements.augmentation.value;
   for (const name of ["epochs", "batch_size", "image_size", "early_stopping_patience", "learning_rate",
     "label_smoothing", "randaugment_n", "randaugment_m", "random_erasing", "mixup_alpha", "cutmix_alpha",

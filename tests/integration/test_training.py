@@ -125,6 +125,22 @@ def test_a_student_distilled_from_a_trained_version(stack, stack_client, colours
         teacher["model_version"]
 
 
+def test_an_int8_variant_is_judged_at_export_and_reported(stack, stack_client, colours):
+    job = wait_for(stack_client, start(stack_client, colours, epochs=1, export_int8=True,
+                                       int8_max_accuracy_drop=5), finished)
+    assert job["status"] == "succeeded", job["error"]
+    meta = read_bundle(stack["data_dir"] / "models" / str(job["model_version"])).meta
+    report = meta["int8"]
+    assert report["max_accuracy_drop_points"] == 5 and report["val_images"] == 24
+    assert {"float_accuracy", "int8_accuracy", "float_ms", "int8_ms"} <= set(report)
+    assert ("model.int8.onnx" in meta["files"]) == report["used"]
+    assert ("onnx_int8" in next(iter(meta["runtimes"].values()))["ms"]) == report["used"]
+    version = stack_client.get(f"/api/models/{job['model_version']}").get_json()
+    assert version["serving"]["int8"] == report
+    plain = stack_client.get(f"/api/models/{job['model_version'] - 1}").get_json()
+    assert plain["serving"]["int8"] is None  # only asked-for variants are made
+
+
 def test_second_delivery_of_a_finished_job_is_skipped(stack, stack_app, stack_client, colours):
     job_id = start(stack_client, colours, epochs=1)
     job = wait_for(stack_client, job_id, finished)

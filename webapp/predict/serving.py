@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 class ServingOptions:
     """How versions are served in this process (from the app's configuration)."""
 
-    runtime: str = "auto"  # auto | onnx | paddle
+    runtime: str = "auto"  # auto | onnx | paddle | onnx_int8
     threads: int = 2  # inference threads per loaded version
     cpu_threads: int = 1  # math threads per predictor or session
     max_batch: int = 1
@@ -167,10 +167,16 @@ def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tupl
     has_onnx = bundle.files.onnx is not None
     if options.runtime == "paddle":
         return "paddle", None
-    if options.runtime == "onnx":
+    if options.runtime == "onnx_int8" and bundle.files.int8 is not None:
+        return "onnx_int8", None
+    if options.runtime in ("onnx", "onnx_int8"):
+        note = None
+        if options.runtime == "onnx_int8":
+            note = "SERVING_RUNTIME=onnx_int8, but this version has no int8 variant"
         if has_onnx:
-            return "onnx", None
-        return "paddle", f"SERVING_RUNTIME=onnx, but this version has no ONNX model ({bundle.onnx_error})."
+            return "onnx", note and note + "; serving the float ONNX model."
+        return "paddle", (note or "SERVING_RUNTIME=onnx, but this version has no ONNX model") + \
+            f" ({bundle.onnx_error or 'no ONNX model'}); serving with Paddle Inference."
     if not has_onnx:
         return "paddle", None
     key = runtime_key(device, options.cpu_threads)

@@ -90,7 +90,7 @@ def serving_json(version: int, meta: dict | None) -> dict:
     return {"runtime": runtime, "loaded": loaded is not None, "onnx": "model.onnx" in files,
             "onnx_error": None if "model.onnx" in files else onnx.get("error"),
             "onnx_max_abs_diff": onnx.get("max_abs_diff"), "measured_ms": (measured or {}).get("ms"),
-            "note": loaded.note if loaded else None}
+            "note": loaded.note if loaded else None, "int8": (meta or {}).get("int8")}
 
 
 def _meta_or_none(version: int) -> dict | None:

@@ -17,7 +17,7 @@ OPTIONS = ["backbone", "pretrained", "epochs", "batch_size", "learning_rate", "i
            "freeze_backbone", "label_smoothing", "early_stopping_patience", "weight_decay", "warmup_epochs",
            "grad_clip", "seed", "dataset_id", "epoch", "augmentation", "randaugment_n", "randaugment_m",
            "random_erasing", "mixup_alpha", "cutmix_alpha", "teacher_version", "distill_temperature",
-           "distill_weight", "init_version", ""]
+           "distill_weight", "init_version", "export_int8", "int8_max_accuracy_drop", ""]
 
 
 def check(response) -> None:
