@@ -48,6 +48,11 @@ def test_a_variant_that_is_faster_and_accurate_enough_is_kept_and_runs(request_a
     assert report["used"] is True and (model.parent / INT8_FILE).is_file()
     from engine.runtimes import ModelFiles
 
+    import onnx
+
+    quantized = onnx.load(str(model.parent / INT8_FILE))
+    assert any(t.data_type == onnx.TensorProto.INT8 for t in quantized.graph.initializer)  # the weights themselves
+    assert (model.parent / INT8_FILE).stat().st_size < 0.6 * model.stat().st_size
     files = ModelFiles(model, model, model, model.parent / INT8_FILE)
     probabilities = open_session(files, "onnx_int8")(request.val_images[:2])
     assert probabilities.shape == (2, 3) and np.allclose(probabilities.sum(axis=1), 1, atol=1e-2)
