@@ -9,7 +9,6 @@ file is removed. On CPUs without fast int8 instructions, and for small networks,
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -63,14 +62,9 @@ def _accuracy(session, images: np.ndarray, labels: np.ndarray, batch: int = 32) 
 
 
 def _ms_per_image(session, image: np.ndarray, repeats: int = 20) -> float:
-    for _ in range(3):
-        session(image)
-    samples = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        session(image)
-        samples.append(time.perf_counter() - started)
-    return round(float(np.median(samples)) * 1000, 3)
+    from engine.runtimes import median_ms
+
+    return median_ms(session, image, repeats)
 
 
 def build_int8(onnx_model: Path, request: Int8Request, cpu_threads: int = 1) -> dict:

@@ -144,13 +144,17 @@ def measure(files: ModelFiles, input_size: int, device: str, cpu_threads: int, r
     for runtime in RUNTIMES:
         if (runtime == "onnx" and files.onnx is None) or (runtime == "onnx_int8" and files.int8 is None):
             continue
-        session = open_session(files, runtime, device, cpu_threads)
-        for _ in range(3):
-            session(batch)
-        samples = []
-        for _ in range(repeats):
-            started = time.perf_counter()
-            session(batch)
-            samples.append(time.perf_counter() - started)
-        timings[runtime] = round(float(np.median(samples)) * 1000, 3)
+        timings[runtime] = median_ms(open_session(files, runtime, device, cpu_threads), batch, repeats)
     return {"runtime": min(timings, key=timings.get), "ms": timings, "cpu_threads": cpu_threads}
+
+
+def median_ms(session: Session, batch: np.ndarray, repeats: int = 20) -> float:
+    """Median milliseconds of `session` on `batch`, after three warm-up runs."""
+    for _ in range(3):
+        session(batch)
+    samples = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        session(batch)
+        samples.append(time.perf_counter() - started)
+    return round(float(np.median(samples)) * 1000, 3)
