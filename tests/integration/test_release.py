@@ -90,7 +90,8 @@ def test_promote_rollback_experiment_and_stickiness(server):
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # the figures of both processes arrive within a few flushes
         figures = {item["version"]: item for item in call(port, "GET", "/api/release/stats?hours=1")[1]["versions"]}
-        if figures.get(2, {}).get("by_arm", {}).get("candidate", 0) >= len(on_candidate):
+        if (figures.get(2, {}).get("by_arm", {}).get("candidate", 0) >= len(on_candidate)
+                and figures.get(1, {}).get("by_arm", {}).get("production", 0) >= 400 - len(on_candidate)):
             break
         time.sleep(0.3)
     assert figures[2]["by_arm"]["candidate"] >= len(on_candidate)
