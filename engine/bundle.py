@@ -74,9 +74,7 @@ class Preprocess:
 
     def batch(self, squares: np.ndarray) -> np.ndarray:
         """uint8 N x decode_size x decode_size x 3 -> the model's float32 NCHW input."""
-        offset = (squares.shape[1] - self.input_size) // 2
-        crop = squares[:, offset:offset + self.input_size, offset:offset + self.input_size]
-        return normalize(crop, self.mean, self.std)
+        return normalize(center_crop(squares, self.input_size), self.mean, self.std)
 
     def to_meta(self) -> dict:
         return {"rule": PREPROCESS_RULE, "input_size": self.input_size, "decode_size": self.decode_size,
@@ -89,6 +87,12 @@ class Preprocess:
         if meta.get("rule") != PREPROCESS_RULE:
             raise ValueError(f"unknown preprocessing rule {meta.get('rule')!r}")
         return cls(int(meta["input_size"]), int(meta["decode_size"]), tuple(meta["mean"]), tuple(meta["std"]))
+
+
+def center_crop(squares: np.ndarray, size: int) -> np.ndarray:
+    """The centre `size` x `size` of one HWC square or of an NHWC batch of them (a view, no copy)."""
+    offset = (squares.shape[-2] - size) // 2
+    return squares[..., offset:offset + size, offset:offset + size, :]
 
 
 def normalize(batch: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:

@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image
 
 from engine.augment import Policy, mix_batch, rand_augment, random_erasing
-from engine.bundle import Preprocess, normalize
+from engine.bundle import Preprocess, center_crop, normalize
 
 log = logging.getLogger(__name__)
 AUGMENT_THREADS = max(1, min(4, os.cpu_count() or 1))
@@ -106,11 +106,6 @@ def color_jitter(batch: np.ndarray, rng: np.random.Generator, strength: float = 
     gray = (x @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
     x = (x - gray) * rng.uniform(1 - strength, 1 + strength, (n, 1, 1, 1)).astype(np.float32) + gray
     return np.clip(x, 0, 255)
-
-
-def center_crop(image: np.ndarray, size: int) -> np.ndarray:
-    offset = (image.shape[0] - size) // 2
-    return image[offset:offset + size, offset:offset + size]
 
 
 def augment_image(image: np.ndarray, size: int, rng: np.random.Generator, policy: Policy) -> np.ndarray:
