@@ -2,3 +2,6 @@
 
 Used by the worker (training) and the web app (serving, validation); it imports no web or queue framework.
 """
+from engine.cpumath import tune_cpu_math
+
+tune_cpu_math()  # before Paddle's math library first runs (see engine.cpumath)
