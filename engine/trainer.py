@@ -142,8 +142,13 @@ class Trainer:
     def _optimizer(self, parameters):
         clip = nn.ClipGradByGlobalNorm(self.config.grad_clip)
         decay, name = self.config.weight_decay, self.config.optimizer
+        self.decoupled_decay = ([], 0.0)
         if name == "adamw":
-            return paddle.optimizer.AdamW(self.scheduler, parameters=parameters, weight_decay=decay, grad_clip=clip)
+            # AdamW as Adam with decoupled weight decay applied before each step (Paddle's AdamW rule,
+            # p *= 1 - lr * decay): Paddle's AdamW updates one parameter at a time, ~75 ms a step for
+            # resnet18 on a 2-core CPU against ~18 ms for Adam's multi-tensor update.
+            self.decoupled_decay = (parameters, decay)
+            return paddle.optimizer.Adam(self.scheduler, parameters=parameters, grad_clip=clip, use_multi_tensor=True)
         if name == "adam":
             return paddle.optimizer.Adam(self.scheduler, parameters=parameters,
                                          weight_decay=paddle.regularizer.L2Decay(decay), grad_clip=clip)
@@ -188,14 +193,25 @@ class Trainer:
                                                                         self.config.distill_temperature)
         if self.scaler:
             self.scaler.scale(loss).backward()
+            self._decay_weights()
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
             loss.backward()
+            self._decay_weights()
             self.optimizer.step()
         self.optimizer.clear_grad()
         self.scheduler.step()
         return loss, logits
+
+    @paddle.no_grad()
+    def _decay_weights(self) -> None:
+        """Decoupled weight decay (AdamW), after the gradients are computed and before the update."""
+        parameters, decay = self.decoupled_decay
+        if decay:
+            factor = 1.0 - self.optimizer.get_lr() * decay
+            for parameter in parameters:
+                parameter.scale_(factor)
 
     @paddle.no_grad()
     def recalibrate_batchnorm(self, max_images: int = 256) -> None:

@@ -118,3 +118,28 @@ def test_every_registered_backbone_builds_with_the_right_output_shape(name):
     assert model(paddle.randn([2, 3, spec.input_size, spec.input_size])).shape == [2, 7]
     for attribute in spec.head:
         assert isinstance(getattr(model, attribute), paddle.nn.Layer)
+
+
+def test_adamw_step_matches_paddles_own_adamw(colour_data, tmp_path):
+    """The multi-tensor update with decoupled decay moves the weights exactly as paddle's AdamW would."""
+    config = TrainConfig(epochs=2, **{**FAST, "optimizer": "adamw", "learning_rate": 1e-2, "backbone": "resnet18"},
+                         weight_decay=0.05)  # resnet18: no dropout, so both models see the same forward pass
+    trainer = Trainer(config, colour_data, tmp_path / "cache", device="cpu")
+    trainer.prepare()
+    trainer.build()
+    reference = build_backbone(config.backbone, 3, pretrained=False)
+    reference.set_state_dict(trainer.model.state_dict())
+    initial = trainer.model.state_dict()["fc.weight"].numpy().copy()
+    reference_optimizer = paddle.optimizer.AdamW(
+        trainer.scheduler.get_lr(), parameters=reference.parameters(), weight_decay=0.05,
+        grad_clip=paddle.nn.ClipGradByGlobalNorm(config.grad_clip))
+    trainer._train_mode()
+    reference.train()
+    x, y = next(iter(trainer.train_loader.epoch(1)))
+    trainer._step(paddle.to_tensor(x), paddle.to_tensor(y))  # one step: both use the same learning rate
+    paddle.nn.functional.cross_entropy(reference(paddle.to_tensor(x)), paddle.to_tensor(y)).backward()
+    reference_optimizer.step()
+    ours, theirs = trainer.model.state_dict(), reference.state_dict()
+    assert np.abs(ours["fc.weight"].numpy() - initial).max() > 1e-3
+    for key in ours:
+        np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), rtol=1e-4, atol=1e-5, err_msg=key)
