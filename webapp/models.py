@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
@@ -86,6 +86,8 @@ class Job(db.Model):
     per_class: Mapped[list | None] = mapped_column(JSON)
     test: Mapped[dict | None] = mapped_column(JSON)  # the best epoch on the test split, when there is one
     predictions: Mapped[dict | None] = mapped_column(JSON)  # per split, each image's answer (the gallery)
+    # the options the dataset's suggestion chose (the person left them out), with the reason for each
+    suggested: Mapped[dict | None] = mapped_column(JSON)
     stopped_early: Mapped[bool] = mapped_column(default=False)
     promote_when_done: Mapped[bool] = mapped_column(default=False)  # its version becomes production
     cancel_requested: Mapped[bool] = mapped_column(default=False)
@@ -244,3 +246,21 @@ class Feedback(db.Model):
     by: Mapped[str] = mapped_column(String(200), default="local")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class StepTiming(db.Model):
+    """A worker's measured training speed for one backbone, image size and batch size (pre-flight estimates)."""
+
+    __tablename__ = "step_timings"
+    __table_args__ = (UniqueConstraint("worker", "backbone", "image_size", "batch_size",
+                                       name="uq_step_timings_combination"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    device: Mapped[str] = mapped_column(String(20))
+    backbone: Mapped[str] = mapped_column(String(40))
+    image_size: Mapped[int]
+    batch_size: Mapped[int]
+    seconds_per_image: Mapped[float]
+    source: Mapped[str] = mapped_column(String(10))  # "job": from a job's epochs; "probe": a few timed steps
+    measured_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -9,6 +9,7 @@ TRAINING_QUEUE = "training"
 TRAIN_TASK = "worker.train"
 DESCRIBE_TASK = "worker.describe"
 EVALUATE_TASK = "worker.evaluate"
+MEASURE_TASK = "worker.measure_step"
 
 
 def init_app(app: Flask) -> Celery:

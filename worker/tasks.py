@@ -5,7 +5,7 @@ import socket
 
 from celery import shared_task
 
-from webapp.taskqueue import DESCRIBE_TASK, EVALUATE_TASK, TRAIN_TASK
+from webapp.taskqueue import DESCRIBE_TASK, EVALUATE_TASK, MEASURE_TASK, TRAIN_TASK
 
 
 @shared_task(name=DESCRIBE_TASK)
@@ -30,3 +30,11 @@ def evaluate(self, evaluation_id: int) -> str:
     from webapp.release.evaluation import run_evaluation
 
     return run_evaluation(evaluation_id, worker=self.request.hostname or socket.gethostname())
+
+
+@shared_task(name=MEASURE_TASK, bind=True, ignore_result=True)
+def measure_step(self, backbone: str, image_size: int, batch_size: int) -> float:
+    """Time a few training steps of one combination on this worker, for pre-flight estimates."""
+    from webapp.jobs.recommendation import measure_on_worker
+
+    return measure_on_worker(self.request.hostname or socket.gethostname(), backbone, image_size, batch_size)

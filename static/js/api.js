@@ -22,3 +22,11 @@ export function show(element, text) {
   element.textContent = text;
   element.hidden = false;
 }
+
+// A duration for people: "45 s", "3 min 20 s", "2 h 5 min".
+export function formatSeconds(seconds) {
+  if (!Number.isFinite(seconds) || seconds < 0) return "–";
+  if (seconds < 60) return `${Math.round(seconds)} s`;
+  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
+  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+}

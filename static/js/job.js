@@ -1,6 +1,6 @@
 // Live training dashboard: server-sent events (polling when they are unavailable) update the page.
 
-import { apiJson, show } from "./api.js";
+import { apiJson, formatSeconds, show } from "./api.js";
 import { drawChart } from "./chart.js";
 
 const root = document.getElementById("job");
@@ -13,13 +13,6 @@ let source = null;
 let pollTimer = null;
 
 const percent = (v) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
-
-function formatSeconds(seconds) {
-  if (!Number.isFinite(seconds) || seconds < 0) return "–";
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
-  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
-}
 
 function setProgress(fraction, label) {
   const box = $("job-progress");
@@ -48,6 +41,8 @@ function renderAttempts() {
   if (job.status === "queued" && job.retries > 0) notes.push(`Its worker stopped responding; waiting for a worker to continue it (retry ${job.retries}).`);
   $("resume-note").textContent = notes.join(" ");
   $("resume-note").hidden = notes.length === 0;
+  $("early-stop-note").hidden = !job.stopped_early_reason;
+  $("early-stop-note").textContent = job.stopped_early_reason || "";
   $("stat-checkpoint").textContent = size(job.checkpoint_bytes);
   $("stat-checkpoint").title = job.status === "succeeded" ? "The best weights, kept so a new job can start from them" : "The last finished epoch, kept so the job can resume";
   $("resume-job").hidden = !(job.status === "failed" || job.status === "cancelled") || !job.dataset_id;

@@ -1,6 +1,6 @@
 // Training form on the dataset page: defaults that follow the choices, errors beside their field.
 
-import { apiJson, show } from "./api.js";
+import { apiJson, formatSeconds, show } from "./api.js";
 
 const form = document.getElementById("train-form");
 const errorBox = document.getElementById("train-error");
@@ -10,6 +10,7 @@ const backbone = form.elements.backbone;
 const pretrained = form.elements.pretrained;
 const freeze = form.elements.freeze_backbone;
 const lr = form.elements.learning_rate;
+const $ = (id) => document.getElementById(id);
 
 // The server's rule for the automatic learning rate, per optimizer: head_only / pretrained / scratch.
 const learningRates = JSON.parse(form.dataset.learningRates);
@@ -43,20 +44,131 @@ function clearErrors() {
   form.querySelectorAll(".invalid").forEach((el) => el.classList.remove("invalid"));
 }
 
-// Empty fields are left out, so the server's defaults apply; text that is not a number is sent as typed
-// and the server names the field in its answer.
+// Suggested settings: the fields start at the dataset's suggestion with the reason beside each. Fields the
+// person changes are "touched": they are sent and fixed in new suggestions; the others are left out of the
+// job request, so the server applies the suggestion (and suggested epochs stay a ceiling).
+const SUGGESTED = ["backbone", "optimizer", "epochs", "batch_size", "image_size", "label_smoothing",
+  "early_stopping_patience", "augmentation", "pretrained"];
+const touched = new Set();
+let suggestion = null;
+let estimateTimer = null;
+let probeRetries = 0;
+
+function fieldValue(name) {
+  const el = form.elements[name];
+  if (el.type === "checkbox") return el.checked;
+  const raw = el.value.trim();
+  return raw !== "" && Number.isFinite(Number(raw)) && el.tagName !== "SELECT" ? Number(raw) : raw;
+}
+
+function applySuggestion(answer) {
+  suggestion = answer;
+  for (const name of SUGGESTED) {
+    const el = form.elements[name];
+    const reason = form.querySelector(`[data-reason="${name}"]`);
+    if (!touched.has(name) && name in answer.config) {
+      if (el.type === "checkbox") el.checked = Boolean(answer.config[name]);
+      else el.value = answer.config[name];
+    }
+    if (reason) {
+      const why = answer.reasons[name];
+      reason.textContent = touched.has(name) ? "" : (why || "");
+      reason.classList.toggle("suggested", Boolean(why) && !touched.has(name));
+    }
+  }
+  refresh();
+  showPreset();
+  showHeadOnly();
+  showEstimate(answer);
+}
+
+const REGIMES = { tiny_images: "tiny images", small_photo_set: "a small photo set", large_photo_set: "a large photo set" };
+
+function showEstimate(answer) {
+  const p = answer.profile;
+  $("suggestion-summary").textContent = `Suggested for ${REGIMES[answer.regime] || answer.regime}: ${p.classes} classes, ` +
+    `${p.train_images} training images (the smallest class has ${p.smallest_class}), images about ${p.median_side} px.`;
+  const text = $("estimate-text");
+  if (answer.estimate_seconds === null) {
+    text.textContent = "No worker has measured this model and image size yet: a worker is timing a few steps…";
+    if (probeRetries++ < 12) scheduleEstimate(5000);
+  } else {
+    probeRetries = 0;
+    const bound = answer.estimate_is_upper_bound ? "at most about" : "about";
+    const basis = answer.estimate_exact ? "measured" : "scaled from a measurement of a similar setting";
+    text.textContent = `Estimated time: ${bound} ${formatSeconds(answer.estimate_seconds)} on ${answer.measured_on} ` +
+      `(${answer.device || "cpu"}, ${basis}).`;
+  }
+  const box = $("estimate-warning");
+  box.hidden = !answer.warning;
+  if (answer.warning) {
+    $("estimate-warning-text").textContent = `${answer.warning} Consider a cheaper run:`;
+    const list = $("estimate-alternatives");
+    list.replaceChildren(...answer.alternatives.map((alternative) => {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "button";
+      const time = alternative.estimate_seconds === null ? "" : ` (about ${formatSeconds(alternative.estimate_seconds)})`;
+      button.textContent = alternative.label + time;
+      button.addEventListener("click", () => {
+        for (const [name, value] of Object.entries(alternative.options)) {
+          const el = form.elements[name];
+          if (el.type === "checkbox") el.checked = Boolean(value); else el.value = value;
+          touched.add(name);
+        }
+        refresh();
+        loadSuggestion();
+      });
+      return button;
+    }));
+  }
+}
+
+function scheduleEstimate(delay = 400) {
+  clearTimeout(estimateTimer);
+  estimateTimer = setTimeout(loadSuggestion, delay);
+}
+
+async function loadSuggestion() {
+  const query = new URLSearchParams();
+  for (const name of touched) {
+    const value = fieldValue(name);
+    if (value !== "") query.set(name, String(value));
+  }
+  if (freeze.checked) query.set("freeze_backbone", "true");
+  try {
+    applySuggestion(await apiJson(`/api/datasets/${form.dataset.datasetId}/recommendation?${query}`));
+  } catch (error) {
+    $("estimate-text").textContent = `No suggestion: ${error.message}`;
+  }
+}
+
+for (const name of [...SUGGESTED, "freeze_backbone"]) {
+  const mark = () => {
+    if (name !== "freeze_backbone") touched.add(name);
+    const reason = form.querySelector(`[data-reason="${name}"]`);
+    if (reason) { reason.textContent = ""; reason.classList.remove("suggested"); }
+  };
+  form.elements[name].addEventListener("input", mark);
+  form.elements[name].addEventListener("change", () => { mark(); scheduleEstimate(); });
+}
+loadSuggestion();
+
+// Options left as suggested are left out (the server applies the suggestion); empty fields are left out
+// too, so the server's defaults apply; text that is not a number is sent as typed and the server names
+// the field in its answer.
 function payload() {
   const body = { dataset_id: Number(form.dataset.datasetId) };
-  body.backbone = backbone.value;
-  body.optimizer = form.elements.optimizer.value;
-  body.pretrained = pretrained.checked;
   body.freeze_backbone = freeze.checked;
   body.promote_when_done = form.elements.promote_when_done.checked;
   body.export_int8 = form.elements.export_int8.checked;
-  body.augmentation = form.elements.augmentation.value;
-  for (const name of ["epochs", "batch_size", "image_size", "early_stopping_patience", "learning_rate",
-    "label_smoothing", "randaugment_n", "randaugment_m", "random_erasing", "mixup_alpha", "cutmix_alpha",
-    "teacher_version", "distill_temperature", "distill_weight", "init_version"]) {
+  for (const name of SUGGESTED) {
+    if (suggestion && !touched.has(name)) continue;
+    const value = fieldValue(name);
+    if (value !== "") body[name] = value;
+  }
+  for (const name of ["learning_rate", "randaugment_n", "randaugment_m", "random_erasing", "mixup_alpha",
+    "cutmix_alpha", "teacher_version", "distill_temperature", "distill_weight", "init_version"]) {
     const raw = form.elements[name].value.trim();
     if (raw !== "") body[name] = Number.isFinite(Number(raw)) ? Number(raw) : raw;
   }

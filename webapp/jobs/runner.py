@@ -139,9 +139,21 @@ class JobReporter(Callbacks):
         db.session.add(EpochMetric(job_id=job.id, **vars(stats)))
         if job.best_val_acc is None or stats.val_acc > job.best_val_acc:
             job.best_val_acc, job.best_epoch = stats.val_acc, stats.epoch
+        self._record_speed(stats)
         self._save(force=True)
         self._event({"type": "epoch", **vars(stats)}, force=True)
         self._log_scalars(stats)
+
+    def _record_speed(self, stats: EpochStats) -> None:
+        """A full fine-tuning epoch is a measurement of this worker's speed, for later estimates."""
+        config = TrainConfig(**self.job.config)
+        plain_steps = config.teacher_version is None and not (config.freeze_backbone and not config.policy().needs_pixels)
+        if plain_steps and stats.images_per_s > 0 and self.job.worker:
+            from engine.device import pick_device
+            from webapp.jobs.recommendation import record_timing
+
+            record_timing(self.job.worker, pick_device().split(":")[0], config.backbone, config.image_size,
+                          config.batch_size, 1.0 / stats.images_per_s, "job")
 
     def on_checkpoint(self, epoch: int, size_bytes: int) -> None:
         self.job.checkpoint_bytes = size_bytes

@@ -13,6 +13,7 @@ from engine.errors import StudioError
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.jobs import events
+from webapp.jobs.recommendation import resolve
 from webapp.jobs.status import JobStatus, sources_of
 from webapp.models import Dataset, DatasetImage, Job, iso, utcnow
 from webapp.taskqueue import TRAIN_TASK, TRAINING_QUEUE
@@ -35,17 +36,19 @@ def create_job(payload) -> Job:
     promote = payload.get("promote_when_done", False)
     if not isinstance(promote, bool):
         raise StudioError("invalid_field", "'promote_when_done' must be true or false.", field="promote_when_done")
-    config = TrainConfig.from_dict({k: v for k, v in payload.items() if k not in JOB_FIELDS})
+    explicit = {k: v for k, v in payload.items() if k not in JOB_FIELDS}
+    TrainConfig.from_dict(explicit)  # a bad option is named before the dataset is looked at
     dataset = get_or_404(Dataset, dataset_id, "Dataset", field="dataset_id")
     if dataset.status != "ready":
         raise StudioError("dataset_not_ready", f"Dataset '{dataset.name}' is not ready ({dataset.status}).",
                           field="dataset_id")
+    config, suggested, _ = resolve(dataset, explicit)
     if config.teacher_version is not None:
         check_teacher(config.teacher_version, dataset)
     if config.init_version is not None:
         init_weights(config.init_version, config.backbone)
     job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
-              config=config.to_dict(), promote_when_done=promote)
+              config=config.to_dict(), suggested=suggested, promote_when_done=promote)
     db.session.add(job)
     db.session.commit()
     _enqueue(job)
@@ -253,12 +256,23 @@ def job_json(job: Job) -> dict:
     """The API representation of one job, with its epochs and final report."""
     return {**job_summary(job), "config": job.config, "classes": job.class_names,
             "step": job.step, "steps": job.steps, "best_epoch": job.best_epoch,
-            "stopped_early": job.stopped_early, "cancel_requested": job.cancel_requested,
+            "stopped_early": job.stopped_early, "stopped_early_reason": stopped_early_reason(job),
+            "suggested": job.suggested or {}, "cancel_requested": job.cancel_requested,
             "promote_when_done": job.promote_when_done, "attempt": job.attempt, "retries": job.retries,
             "resumed_from_epoch": job.resumed_from_epoch, "checkpoint_bytes": job.checkpoint_bytes,
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
             "per_class": job.per_class, "test": job.test, "error": job.error, "traceback": job.traceback,
             "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}
+
+
+def stopped_early_reason(job: Job) -> str | None:
+    """Why and when the job ended before its epoch ceiling, in words for the job page."""
+    if not job.stopped_early:
+        return None
+    patience = job.config.get("early_stopping_patience")
+    ran = max((metric.epoch for metric in job.epochs), default=job.epoch)
+    return (f"Stopped after epoch {ran} of at most {job.config.get('epochs')}: validation accuracy had not improved "
+            f"for {patience} epoch{'s' if patience != 1 else ''} since epoch {job.best_epoch}, whose weights were kept.")
 
 
 CELL_LIMIT = 120

@@ -68,7 +68,9 @@ def test_null_means_automatic_where_the_option_has_such_a_meaning(client, datase
     response = client.post("/api/jobs", json={"dataset_id": dataset_id, "learning_rate": None, "image_size": None})
     assert response.status_code == 503 and response.get_json()["code"] == "queue_unavailable"
     job = client.get(f"/api/jobs/{response.get_json()['id']}").get_json()
-    assert job["config"]["learning_rate"] == 1e-3 and job["config"]["image_size"] == 224
+    # the dataset's small images are not enlarged (32 px); from scratch, AdamW's automatic rate is 2e-3
+    assert job["config"]["learning_rate"] == 2e-3 and job["config"]["image_size"] == 32
+    assert "image_size" in job["suggested"] and "learning_rate" not in job["suggested"]
     assert job["steps"] == 0 and job["finished"] is True
 
 

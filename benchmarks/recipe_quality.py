@@ -1,0 +1,267 @@
+"""Time to a good model: the studio's recipes against the plain recipe, at equal epochs, in one run.
+
+Prints JSON. Data sets:
+- `digits`: scikit-learn's bundled handwritten digits (1,797 grayscale 8x8 images, 10 classes; real data
+  that needs no download), written as PNG files, 20% of each class held out for validation;
+- `photo_like`: a small synthetic photo set (shapes on noisy, textured, coloured backgrounds, 96x72);
+- any folder dataset given with `--folder DIR` (one sub-folder per class, e.g. an operator's own photos).
+
+Recipes, each timed from the image files to a saved, exported model:
+- `plain`: the article's recipe: resize, normalise, Adam 1e-3, cosine schedule, no augmentation,
+  paddle.io.DataLoader decoding every image every epoch; saves its weights and exports with paddle.jit.save;
+- `studio_default`: a studio job with the same backbone, image size, batch size and epochs and every other
+  option at the studio's defaults: decode-once cache, checkpoint every epoch, best epoch kept, BatchNorm
+  recalibration, final report, the bundle written with its ONNX conversion;
+- `studio_suggested`: a studio job with every option the recommendation suggests for the data set (epochs as
+  a ceiling with early stopping).
+`time_ratio` is a recipe's seconds over the plain recipe's; `reached_plain_accuracy_at_seconds` is when the
+studio run's validation accuracy first reached the plain recipe's final accuracy (from its epoch times).
+
+    .venv/bin/python benchmarks/recipe_quality.py [--datasets digits photo_like] [--folder DIR]
+        [--backbone resnet18] [--epochs 5] [--image-size 64] [--photo-image-size 72] [--recipes ...]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import numpy as np  # noqa: E402
+from PIL import Image, ImageDraw  # noqa: E402
+
+import engine  # noqa: E402,F401  (CPU math settings before Paddle loads)
+import paddle  # noqa: E402
+from engine.bundle import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
+from engine.checkpoint import CheckpointStore  # noqa: E402
+from engine.config import TrainConfig  # noqa: E402
+from engine.data import Sample  # noqa: E402
+from engine.recommend import DatasetProfile, suggest  # noqa: E402
+from engine.trainer import Callbacks, Trainer, TrainData  # noqa: E402
+from engine.weights import weights_status  # noqa: E402
+
+VAL_FRACTION = 0.2
+
+
+def _write(folder: Path, name: str, image: Image.Image, label: int) -> Sample:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    path = folder / name
+    path.write_bytes(buffer.getvalue())
+    return Sample(str(path), label, hashlib.sha256(buffer.getvalue()).hexdigest())
+
+
+def digits(folder: Path) -> tuple[list[str], list[Sample]]:
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    folder.mkdir(parents=True)
+    samples = [_write(folder, f"{index}.png", Image.fromarray((image * 255 / 16).astype(np.uint8)), int(label))
+               for index, (image, label) in enumerate(zip(data.images, data.target))]
+    return [str(name) for name in data.target_names], samples
+
+
+SHAPES = ("circle", "square", "triangle", "cross")
+
+
+def photo_like(folder: Path, per_class: int = 50, size=(96, 72), seed: int = 7) -> tuple[list[str], list[Sample]]:
+    """Shapes of random size, place and colour on smooth noisy backgrounds: the class is the shape."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True)
+    width, height = size
+    samples = []
+    for label, shape in enumerate(SHAPES):
+        for index in range(per_class):
+            small = rng.integers(0, 255, (height // 12 + 2, width // 12 + 2, 3), dtype=np.uint8)
+            image = Image.fromarray(small).resize(size, Image.BICUBIC)
+            draw = ImageDraw.Draw(image)
+            radius = int(rng.integers(height // 6, height // 3))
+            cx, cy = int(rng.integers(radius, width - radius)), int(rng.integers(radius, height - radius))
+            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+            box = (cx - radius, cy - radius, cx + radius, cy + radius)
+            if shape == "circle":
+                draw.ellipse(box, fill=colour)
+            elif shape == "square":
+                draw.rectangle(box, fill=colour)
+            elif shape == "triangle":
+                draw.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=colour)
+            else:
+                draw.rectangle((cx - radius, cy - radius // 3, cx + radius, cy + radius // 3), fill=colour)
+                draw.rectangle((cx - radius // 3, cy - radius, cx + radius // 3, cy + radius), fill=colour)
+            noise = rng.integers(-20, 21, (height, width, 3), dtype=np.int16)
+            pixels = np.clip(np.asarray(image, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
+            samples.append(_write(folder, f"{shape}_{index}.png", Image.fromarray(pixels), label))
+    return list(SHAPES), samples
+
+
+def folder_dataset(root: Path) -> tuple[list[str], list[Sample]]:
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir())
+    samples = []
+    for label, name in enumerate(classes):
+        for path in sorted((root / name).rglob("*")):
+            if path.suffix.lower() in (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"):
+                samples.append(Sample(str(path), label, hashlib.sha256(path.read_bytes()).hexdigest()))
+    return classes, samples
+
+
+def split(classes: list[str], samples: list[Sample]) -> TrainData:
+    """20% of each class (by content hash, like the studio's own split) for validation."""
+    train, val = [], []
+    for label in range(len(classes)):
+        mine = sorted((s for s in samples if s.label == label), key=lambda s: s.key)
+        take = max(1, round(len(mine) * VAL_FRACTION))
+        val += mine[:take]
+        train += mine[take:]
+    return TrainData(classes, train, val)
+
+
+def profile_of(data: TrainData) -> DatasetProfile:
+    rows = []
+    for split_name, samples in (("train", data.train), ("val", data.val)):
+        for sample in samples:
+            with Image.open(sample.path) as image:
+                rows.append((data.class_names[sample.label], split_name, *image.size))
+    return DatasetProfile.from_images(rows)
+
+
+class PlainDataset(paddle.io.Dataset):
+    def __init__(self, samples: list[Sample], image_size: int) -> None:
+        from paddle.vision import transforms
+
+        super().__init__()
+        self.samples = samples
+        self.transform = transforms.Compose([
+            transforms.Resize((image_size, image_size)), transforms.ToTensor(),
+            transforms.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))])
+
+    def __getitem__(self, index: int):
+        sample = self.samples[index]
+        with Image.open(sample.path) as image:
+            return self.transform(image.convert("RGB")), np.int64(sample.label)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+
+def plain_recipe(data: TrainData, backbone: str, image_size: int, epochs: int, batch_size: int,
+                 out: Path) -> dict:
+    """The article's training script, timed from the files to the saved and exported model."""
+    from paddle.static import InputSpec
+    from paddle.vision import models
+
+    started = time.perf_counter()
+    paddle.seed(42)
+    model = getattr(models, backbone)(num_classes=len(data.class_names))
+    train = paddle.io.DataLoader(PlainDataset(data.train, image_size), batch_size=batch_size, shuffle=True)
+    val = paddle.io.DataLoader(PlainDataset(data.val, image_size), batch_size=batch_size)
+    schedule = paddle.optimizer.lr.CosineAnnealingDecay(1e-3, T_max=epochs * len(train))
+    optimizer = paddle.optimizer.Adam(schedule, parameters=model.parameters())
+    loss_fn = paddle.nn.CrossEntropyLoss()
+    history = []
+    for _ in range(epochs):
+        model.train()
+        for x, y in train:
+            loss = loss_fn(model(x), y)
+            loss.backward()
+            optimizer.step()
+            optimizer.clear_grad()
+            schedule.step()
+        model.eval()
+        correct = 0
+        with paddle.no_grad():
+            for x, y in val:
+                correct += int((model(x).argmax(axis=1) == y).sum())
+        history.append({"val_acc": round(correct / len(data.val), 4), "at_seconds": round(time.perf_counter() - started, 1)})
+    paddle.save(model.state_dict(), str(out / "plain.pdparams"))
+    paddle.jit.save(model, str(out / "plain"), input_spec=[InputSpec([None, 3, image_size, image_size], "float32")])
+    return {"val_acc": history[-1]["val_acc"], "seconds": round(time.perf_counter() - started, 1),
+            "config": {"backbone": backbone, "image_size": image_size, "epochs": epochs, "batch_size": batch_size,
+                       "optimizer": "adam", "learning_rate": 1e-3, "augmentation": "none", "label_smoothing": 0.0},
+            "history": history}
+
+
+def studio_job(data: TrainData, config: TrainConfig, out: Path) -> dict:
+    """What a studio job does on the worker, timed from the files to the written bundle."""
+    started = time.perf_counter()
+    trainer = Trainer(config, data, out / "cache", Callbacks(), device="cpu")
+    result = trainer.fit(CheckpointStore(out / "checkpoints", b"benchmark"))
+    trainer.export(out / "bundle", {"dataset": {"id": None}}, result)
+    seconds = time.perf_counter() - started
+    fixed = seconds - sum(stats.seconds for stats in result.history)  # preparing, checkpoints, report, export
+    elapsed, history = 0.0, []
+    for stats in result.history:
+        elapsed += stats.seconds
+        history.append({"val_acc": stats.val_acc, "at_seconds": round(elapsed, 1)})
+    return {"val_acc": result.best_val_acc, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+            "stopped_early": result.stopped_early, "seconds": round(seconds, 1),
+            "seconds_outside_epochs": round(fixed, 1), "config": asdict(config), "history": history}
+
+
+def reached(history: list[dict], target: float, fixed: float = 0.0) -> float | None:
+    return next((round(row["at_seconds"] + fixed, 1) for row in history if row["val_acc"] >= target), None)
+
+
+def run_dataset(name: str, classes: list[str], samples: list[Sample], args, image_size: int, root: Path) -> dict:
+    data = split(classes, samples)
+    profile = profile_of(data)
+    suggestion = suggest(profile, weights_status())
+    rows = {}
+    equal = dict(backbone=args.backbone, image_size=image_size, epochs=args.epochs, batch_size=args.batch_size)
+    if "plain" in args.recipes:
+        (root / "plain").mkdir()
+        rows["plain"] = plain_recipe(data, args.backbone, image_size, args.epochs, args.batch_size, root / "plain")
+    if "studio_default" in args.recipes:
+        rows["studio_default"] = studio_job(data, TrainConfig(pretrained=False, **equal), root / "default")
+    if "studio_suggested" in args.recipes:
+        config = TrainConfig.from_dict(suggestion.options)
+        rows["studio_suggested"] = studio_job(data, config, root / "suggested")
+        rows["studio_suggested"]["reasons"] = suggestion.reasons
+    if "plain" in rows:
+        base = rows["plain"]
+        for key, row in rows.items():
+            row["time_ratio"] = round(row["seconds"] / base["seconds"], 3)
+            row["accuracy_minus_plain"] = round(row["val_acc"] - base["val_acc"], 4)
+            if key != "plain":
+                row["reached_plain_accuracy_at_seconds"] = reached(row["history"], base["val_acc"],
+                                                                   row["seconds_outside_epochs"])
+    return {"dataset": name, "profile": asdict(profile), "regime": profile.regime, "recipes": rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="*", default=["digits", "photo_like"])
+    parser.add_argument("--folder", type=Path, help="a folder dataset (one sub-folder per class) to measure too")
+    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--image-size", type=int, default=64, help="equal-settings size on digits and --folder")
+    parser.add_argument("--photo-image-size", type=int, default=72)
+    parser.add_argument("--recipes", nargs="*", default=["plain", "studio_default", "studio_suggested"])
+    args = parser.parse_args()
+    paddle.set_device("cpu")
+    report = {"device": "cpu", "paddle": paddle.__version__, "datasets": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        for name in args.datasets:
+            maker = {"digits": digits, "photo_like": photo_like}[name]
+            classes, samples = maker(root / name / "files")
+            size = args.photo_image_size if name == "photo_like" else args.image_size
+            report["datasets"].append(run_dataset(name, classes, samples, args, size, root / name))
+            print(json.dumps(report["datasets"][-1]), file=sys.stderr, flush=True)
+        if args.folder:
+            classes, samples = folder_dataset(args.folder)
+            (root / "folder").mkdir()
+            report["datasets"].append(run_dataset(str(args.folder), classes, samples, args, args.image_size,
+                                                  root / "folder"))
+    print(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Suggested job options for a dataset, how options left out of a job request are resolved, and the
+pre-flight time estimate from the speed workers measured."""
+from __future__ import annotations
+
+import logging
+
+from flask import current_app
+from sqlalchemy import select
+
+from engine.config import TrainConfig
+from engine.recommend import HOURS_WARNING, DatasetProfile, StepTiming, estimate_seconds, seconds_per_image, suggest
+from engine.weights import weights_status
+from webapp.extensions import db
+from webapp.models import Dataset, DatasetImage, StepTiming as StepTimingRow, utcnow
+from webapp.taskqueue import MEASURE_TASK, TRAINING_QUEUE
+
+log = logging.getLogger(__name__)
+PROBE_SECONDS = 600  # one probe per combination per this many seconds, while none has answered
+CHEAPER_BACKBONE = "mobilenet_v3_small"
+
+
+def dataset_profile(dataset: Dataset) -> DatasetProfile:
+    rows = db.session.execute(select(DatasetImage.class_name, DatasetImage.split, DatasetImage.width,
+                                     DatasetImage.height).where(DatasetImage.dataset_id == dataset.id)).all()
+    return DatasetProfile.from_images([tuple(row) for row in rows])
+
+
+def resolve(dataset: Dataset, explicit: dict) -> tuple[TrainConfig, dict, str]:
+    """The job's full configuration: the person's options, and the dataset's suggestion for every option
+    left out. Returns (config, {option: reason} for the suggested ones, regime). Epochs left to the
+    suggestion are a ceiling (early stopping on); explicit epochs run in full unless a patience is given."""
+    own = TrainConfig.from_dict(explicit)  # the person's options alone: a bad one is named before anything else
+    explicit = {name: value for name, value in explicit.items() if value is not None}  # null: "choose for me"
+    profile = dataset_profile(dataset)
+    suggestion = suggest(profile, weights_status(), backbone=own.backbone if "backbone" in explicit else None)
+    options = dict(suggestion.options)
+    if "epochs" in explicit and "early_stopping_patience" not in explicit:
+        options["early_stopping_patience"] = 0
+    if "epochs" in explicit and "warmup_epochs" not in explicit:
+        options["warmup_epochs"] = min(options["warmup_epochs"], own.epochs)
+    if own.freeze_backbone and "augmentation" not in explicit:
+        options["augmentation"] = "none"  # the head-only fast path
+    taken = {name: suggestion.reasons.get(name, "") for name in options if name not in explicit}
+    if "epochs" in explicit and "early_stopping_patience" in taken:
+        taken["early_stopping_patience"] = "Off: the number of epochs was chosen, so every epoch runs."
+    if own.freeze_backbone and "augmentation" in taken:
+        taken["augmentation"] = "None, so the head trains on backbone features computed once (the fast path)."
+    config = TrainConfig.from_dict({**{k: v for k, v in options.items() if k in taken}, **explicit})
+    return config, taken, suggestion.regime
+
+
+def _timings() -> tuple[str | None, str | None, list[StepTiming]]:
+    """The measurements of the worker that measured most recently (the one likely to take the job)."""
+    latest = db.session.scalars(select(StepTimingRow).order_by(StepTimingRow.measured_at.desc()).limit(1)).first()
+    if latest is None:
+        return None, None, []
+    rows = db.session.scalars(select(StepTimingRow).where(StepTimingRow.worker == latest.worker)).all()
+    return latest.worker, latest.device, [StepTiming(r.backbone, r.image_size, r.batch_size, r.seconds_per_image)
+                                          for r in rows]
+
+
+def recommendation(dataset: Dataset, explicit: dict) -> dict:
+    """GET /api/datasets/<id>/recommendation: every job option, the reason for each suggested one, and the
+    estimate on the current worker (with a warning and cheaper alternatives for runs of hours)."""
+    config, reasons, regime = resolve(dataset, explicit)
+    profile = dataset_profile(dataset)
+    worker, device, timings = _timings()
+    measured = seconds_per_image(timings, config.backbone, config.image_size, config.batch_size)
+    head_only = config.freeze_backbone and not config.policy().needs_pixels
+    estimate = None
+    if measured is not None:
+        estimate = round(estimate_seconds(profile, config.epochs, measured[0], head_only))
+    if measured is None or not measured[1]:
+        request_probe(config)
+    answer = {"config": config.to_dict(), "reasons": reasons, "regime": regime,
+              "profile": {"classes": profile.num_classes, "train_images": profile.train_images,
+                          "val_images": profile.val_images, "test_images": profile.test_images,
+                          "smallest_class": profile.smallest_class, "median_side": profile.median_side},
+              "estimate_seconds": estimate, "estimate_is_upper_bound": config.early_stopping_patience > 0,
+              "estimate_exact": bool(measured and measured[1]), "measured_on": worker, "device": device,
+              "warning": None, "alternatives": []}
+    if estimate is not None and estimate > HOURS_WARNING and (device or "cpu") == "cpu":
+        answer["warning"] = (f"This run would take about {estimate / 3600:.1f} hours on {worker}'s CPU.")
+        answer["alternatives"] = _alternatives(dataset, explicit, config, profile, timings)
+    return answer
+
+
+def _alternatives(dataset, explicit, config, profile, timings) -> list[dict]:
+    """Cheaper runs to offer beside a long one: the head only on pretrained weights, a smaller network."""
+    out = []
+    weights = weights_status()
+    if weights.get(config.backbone) and not config.freeze_backbone:
+        options = {"freeze_backbone": True, "pretrained": True, "augmentation": "none"}
+        out.append({"label": "Train the head only (pretrained backbone, features computed once)",
+                    "options": options, **_estimate_for(dataset, {**explicit, **options}, profile, timings)})
+    if config.backbone != CHEAPER_BACKBONE:
+        options = {"backbone": CHEAPER_BACKBONE}
+        out.append({"label": f"Use the smaller {CHEAPER_BACKBONE}", "options": options,
+                    **_estimate_for(dataset, {**explicit, **options}, profile, timings)})
+    return out
+
+
+def _estimate_for(dataset, explicit, profile, timings) -> dict:
+    config, _, _ = resolve(dataset, explicit)
+    measured = seconds_per_image(timings, config.backbone, config.image_size, config.batch_size)
+    head_only = config.freeze_backbone and not config.policy().needs_pixels
+    return {"estimate_seconds": round(estimate_seconds(profile, config.epochs, measured[0], head_only))
+            if measured else None}
+
+
+def request_probe(config: TrainConfig) -> None:
+    """Ask a training worker to time a few steps of this combination (once per PROBE_SECONDS); best effort."""
+    from webapp.jobs import events
+
+    key = f"studio:probe:{config.backbone}:{config.image_size}:{config.batch_size}"
+    try:
+        client = events.redis_client(current_app.config["REDIS_URL"])
+        if not client.set(key, "1", nx=True, ex=PROBE_SECONDS):
+            return
+        current_app.extensions["celery"].send_task(
+            MEASURE_TASK, args=[config.backbone, config.image_size, config.batch_size], queue=TRAINING_QUEUE,
+            retry_policy={"max_retries": 0}, ignore_result=True, expires=PROBE_SECONDS)
+    except Exception:
+        log.warning("could not ask a worker to measure %s", key)
+
+
+def record_timing(worker: str, device: str, backbone: str, image_size: int, batch_size: int,
+                  seconds_per_image: float, source: str) -> None:
+    """Keep the latest measurement of this worker for this combination."""
+    row = db.session.scalars(select(StepTimingRow).where(
+        StepTimingRow.worker == worker, StepTimingRow.backbone == backbone, StepTimingRow.image_size == image_size,
+        StepTimingRow.batch_size == batch_size)).first()
+    if row is None:
+        row = StepTimingRow(worker=worker, backbone=backbone, image_size=image_size, batch_size=batch_size)
+        db.session.add(row)
+    row.device, row.seconds_per_image, row.source, row.measured_at = device, seconds_per_image, source, utcnow()
+
+
+def measure_on_worker(worker: str, backbone: str, image_size: int, batch_size: int) -> float:
+    """The probe task's work: time a few training steps here and record them."""
+    from engine.device import pick_device
+    from engine.trainer import measure_seconds_per_image
+
+    config = TrainConfig.from_dict({"backbone": backbone, "image_size": image_size, "batch_size": batch_size,
+                                    "pretrained": False})
+    device = pick_device()
+    seconds = measure_seconds_per_image(config, device=device)
+    record_timing(worker, device.split(":")[0], backbone, image_size, batch_size, seconds, "probe")
+    db.session.commit()
+    return seconds
