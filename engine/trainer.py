@@ -22,6 +22,11 @@ from engine.metrics import calibration_sample, confusion_matrix, per_class_repor
 log = logging.getLogger(__name__)
 
 
+# Epochs with at least this many steps leave BatchNorm's running averages settled on the epoch's weights
+# (four times the ~10-step memory of momentum 0.9); shorter ones are recalibrated before validation.
+SETTLED_BATCHNORM_STEPS = 40
+
+
 class TrainingCancelled(Exception):
     """Raised inside the loop when the callbacks ask to stop."""
 
@@ -320,6 +325,7 @@ class Trainer:
         self.prepare()
         self.build()
         result, best_state, best_loss, waited, first = FitResult(), None, float("inf"), 0, 1
+        best_answers = None  # the best epoch's validation probabilities and labels, for the final report
         if resume_from is not None:
             best_state = resume_from.load_into(self.model, self.optimizer)
             state = resume_from.state
@@ -339,7 +345,8 @@ class Trainer:
                 val_loss, probabilities, labels = self.evaluate_features(features["val"])
             else:
                 train_loss, train_acc, step_seconds = self.train_epoch(epoch)
-                self.recalibrate_batchnorm()
+                if self.batchnorm_stale(epoch == first):
+                    self.recalibrate_batchnorm()
                 val_loss, probabilities, labels = self.evaluate()
             stats = self._epoch_stats(epoch, train_loss, train_acc, val_loss, probabilities, labels,
                                       time.perf_counter() - started, step_seconds)
@@ -350,6 +357,7 @@ class Trainer:
             if improved:
                 result.best_epoch, result.best_val_acc, best_loss, waited = epoch, stats.val_acc, val_loss, 0
                 best_state = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
+                best_answers = (probabilities, labels)
             else:
                 waited += 1
             if checkpoints is not None:
@@ -358,8 +366,14 @@ class Trainer:
                 checkpoints.save(state, self.model, self.optimizer, best_state, improved)
                 self.callbacks.on_checkpoint(epoch, checkpoints.size_bytes())
         self.model.set_state_dict(best_state)
-        self._final_report(result)
+        self._final_report(result, best_answers)
         return result
+
+    def batchnorm_stale(self, first_epoch: bool) -> bool:
+        """Whether BatchNorm's running statistics may lag the weights enough to skew validation: in the
+        first epoch of a run (weights move fast, the averages start from nothing), and in epochs too short
+        for the averages (momentum 0.9: about the last 10 steps count) to settle on the epoch's weights."""
+        return first_epoch or len(self.train_loader) < SETTLED_BATCHNORM_STEPS
 
     def _stopping_early(self, result: FitResult, waited: int, done: int) -> bool:
         """After `done` epochs: whether validation stopped improving for the patience (never after the last)."""
@@ -377,8 +391,10 @@ class Trainer:
                           seconds=round(seconds, 3),
                           images_per_s=round(len(self.train_loader.labels) / max(step_seconds, 1e-9), 2))
 
-    def _final_report(self, result: FitResult) -> None:
-        _, probabilities, labels = self.evaluate()
+    def _final_report(self, result: FitResult, best_answers: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Confusion, per-class report, calibration and answers of the best epoch (its validation pass is
+        reused when this run made it), and the test split's once."""
+        probabilities, labels = best_answers if best_answers is not None else self.evaluate()[1:]
         matrix = confusion_matrix(labels, probabilities.argmax(axis=1), self.num_classes)
         result.confusion = matrix.tolist()
         result.per_class = per_class_report(matrix, self.data.class_names)

@@ -128,3 +128,30 @@ def test_test_split_results_are_shown_apart_from_validation(page, live_server, s
     page.locator("#test-cell-gallery button", has_text="Close").click()
     expect(page.locator("#test-cell-gallery")).to_be_hidden()
     assert page.js_errors == []
+
+
+def test_the_form_starts_at_the_datasets_suggestion_with_reasons_and_an_estimate(page, live_server, stack_client):
+    dataset_id = upload_colours(stack_client, per_class=6, seed=95_000)
+    page.goto(f"{live_server}/datasets/{dataset_id}")
+    # 40 px images: kept at 40 px, trained from scratch without augmentation, epochs as a ceiling
+    expect(page.locator('#train-form input[name="image_size"]')).to_have_value("40")
+    expect(page.locator('[data-reason="image_size"]')).to_contain_text("about 40 px")
+    expect(page.locator('#train-form select[name="augmentation"]')).to_have_value("none")
+    expect(page.locator("#suggestion-summary")).to_contain_text("tiny images")
+    # no worker has timed resnet18 at 40 px yet: a probe measures it and the estimate appears by itself
+    expect(page.locator("#estimate-text")).to_contain_text("Estimated time: at most about", timeout=90_000)
+    expect(page.locator("#estimate-text")).to_contain_text("measured")
+
+    page.fill('#train-form input[name="epochs"]', "2")
+    page.select_option('#train-form select[name="backbone"]', "mobilenet_v3_small")
+    expect(page.locator('[data-reason="epochs"]')).to_have_text("")
+    expect(page.locator("#estimate-text")).not_to_contain_text("at most", timeout=30_000)  # every epoch runs
+    page.click("#train-button")
+    page.wait_for_url(re.compile(r"/jobs/\d+$"))
+    job = stack_client.get(f"/api/jobs/{page.url.rsplit('/', 1)[1]}").get_json()
+    assert job["config"]["epochs"] == 2 and job["config"]["early_stopping_patience"] == 0
+    assert job["config"]["backbone"] == "mobilenet_v3_small" and job["config"]["image_size"] == 40
+    assert "image_size" in job["suggested"] and "epochs" not in job["suggested"]
+    expect(page.locator("#suggested-note")).to_contain_text("image size")
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
+    assert page.js_errors == []

@@ -77,6 +77,28 @@ def test_job_trains_exports_a_bundle_and_a_version(stack, stack_client, colours)
     assert any((stack["data_dir"] / "visualdl" / f"job-{job_id}").iterdir())
 
 
+def test_estimates_come_from_the_workers_own_measurements(stack, stack_client, colours):
+    """A finished job's epochs measured the worker; an unmeasured combination is timed by a probe task."""
+    job = wait_for(stack_client, start(stack_client, colours, epochs=1), finished)
+    assert job["status"] == "succeeded", job["error"]
+    query = "backbone=mobilenet_v3_small&image_size=32&batch_size=8&epochs=1&learning_rate=0.003"
+    measured = stack_client.get(f"/api/datasets/{colours}/recommendation?{query}").get_json()
+    assert measured["measured_on"] == job["worker"] and measured["estimate_exact"] is True
+    assert 0 < measured["estimate_seconds"] < job["duration_seconds"] * 3
+
+    probe_query = "backbone=resnet18&image_size=40&batch_size=4"
+    first = stack_client.get(f"/api/datasets/{colours}/recommendation?{probe_query}").get_json()
+    assert first["estimate_exact"] is False  # scaled from the mobilenet measurement while the probe runs
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        answer = stack_client.get(f"/api/datasets/{colours}/recommendation?{probe_query}").get_json()
+        if answer["estimate_exact"]:
+            break
+        time.sleep(0.5)
+    assert answer["estimate_exact"] is True and answer["measured_on"] == job["worker"]
+    assert answer["estimate_seconds"] > 0
+
+
 def test_a_test_split_is_evaluated_on_the_best_epoch_and_kept_apart(stack, stack_client):
     files = {f"{split}/{name}/{n}.png": noisy_image(70_000 + i * 100 + offset + n, colour)
              for split, count, offset in (("train", 12, 0), ("val", 3, 30), ("test", 4, 60))

@@ -143,3 +143,15 @@ def test_adamw_step_matches_paddles_own_adamw(colour_data, tmp_path):
     assert np.abs(ours["fc.weight"].numpy() - initial).max() > 1e-3
     for key in ours:
         np.testing.assert_allclose(ours[key].numpy(), theirs[key].numpy(), rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("batch_size, recalibrations", [(2, 1), (8, 2)])
+def test_batchnorm_is_recalibrated_in_the_first_epoch_and_in_short_epochs(colour_data, tmp_path, monkeypatch,
+                                                                          batch_size, recalibrations):
+    """90 images: 45 steps of 2 settle the running averages (only epoch 1 is recalibrated); 12 steps of 8 do not."""
+    calls = []
+    monkeypatch.setattr(Trainer, "recalibrate_batchnorm", lambda self, max_images=256: calls.append(1))
+    config = TrainConfig(epochs=2, **{**FAST, "batch_size": batch_size})
+    result = Trainer(config, colour_data, tmp_path / "cache", device="cpu").fit()
+    assert len(calls) == recalibrations and len(result.history) == 2
+    assert result.per_class and sum(map(sum, result.confusion)) == len(colour_data.val)
