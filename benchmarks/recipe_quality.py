@@ -3,7 +3,8 @@
 Prints JSON. Data sets:
 - `digits`: scikit-learn's bundled handwritten digits (1,797 grayscale 8x8 images, 10 classes; real data
   that needs no download), written as PNG files, 20% of each class held out for validation;
-- `photo_like`: a small synthetic photo set (shapes on noisy, textured, coloured backgrounds, 96x72);
+- `photo_like`: a small synthetic photo set (240 images of 96x72: patterned objects of random size, place and
+  colours on smooth, noisy, coloured backgrounds; the class is the pattern);
 - any folder dataset given with `--folder DIR` (one sub-folder per class, e.g. an operator's own photos).
 
 Recipes, each timed from the image files to a saved, exported model:
@@ -14,11 +15,13 @@ Recipes, each timed from the image files to a saved, exported model:
   recalibration, final report, the bundle written with its ONNX conversion;
 - `studio_suggested`: a studio job with every option the recommendation suggests for the data set (epochs as
   a ceiling with early stopping).
+With `--ablations`, the suggestion also runs with each of its regime's choices undone in turn (e.g.
+`suggested_with_augmentation_light`): the figures behind each default.
 `time_ratio` is a recipe's seconds over the plain recipe's; `reached_plain_accuracy_at_seconds` is when the
 studio run's validation accuracy first reached the plain recipe's final accuracy (from its epoch times).
 
     .venv/bin/python benchmarks/recipe_quality.py [--datasets digits photo_like] [--folder DIR]
-        [--backbone resnet18] [--epochs 5] [--image-size 64] [--photo-image-size 72] [--recipes ...]
+        [--backbone resnet18] [--epochs 5] [--image-size 64] [--photo-image-size 72] [--recipes ...] [--ablations]
 """
 from __future__ import annotations
 
@@ -35,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np  # noqa: E402
-from PIL import Image, ImageDraw  # noqa: E402
+from PIL import Image  # noqa: E402
 
 import engine  # noqa: E402,F401  (CPU math settings before Paddle loads)
 import paddle  # noqa: E402
@@ -68,37 +71,37 @@ def digits(folder: Path) -> tuple[list[str], list[Sample]]:
     return [str(name) for name in data.target_names], samples
 
 
-SHAPES = ("circle", "square", "triangle", "cross")
+PATTERNS = ("horizontal", "vertical", "diagonal", "checked")
 
 
-def photo_like(folder: Path, per_class: int = 50, size=(96, 72), seed: int = 7) -> tuple[list[str], list[Sample]]:
-    """Shapes of random size, place and colour on smooth noisy backgrounds: the class is the shape."""
+def photo_like(folder: Path, per_class: int = 60, size=(96, 72), seed: int = 7) -> tuple[list[str], list[Sample]]:
+    """Photo-like images: a patterned object (the class: stripes across, stripes down, diagonal stripes or
+    checks) of random size, place, colours and stripe width on a smooth, noisy, coloured background."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True)
     width, height = size
+    yy, xx = np.mgrid[0:height, 0:width]
     samples = []
-    for label, shape in enumerate(SHAPES):
+    for label, pattern in enumerate(PATTERNS):
         for index in range(per_class):
             small = rng.integers(0, 255, (height // 12 + 2, width // 12 + 2, 3), dtype=np.uint8)
-            image = Image.fromarray(small).resize(size, Image.BICUBIC)
-            draw = ImageDraw.Draw(image)
-            radius = int(rng.integers(height // 6, height // 3))
-            cx, cy = int(rng.integers(radius, width - radius)), int(rng.integers(radius, height - radius))
-            colour = tuple(int(c) for c in rng.integers(0, 255, 3))
-            box = (cx - radius, cy - radius, cx + radius, cy + radius)
-            if shape == "circle":
-                draw.ellipse(box, fill=colour)
-            elif shape == "square":
-                draw.rectangle(box, fill=colour)
-            elif shape == "triangle":
-                draw.polygon([(cx, cy - radius), (cx - radius, cy + radius), (cx + radius, cy + radius)], fill=colour)
+            pixels = np.asarray(Image.fromarray(small).resize(size, Image.BICUBIC), dtype=np.int16)
+            side = int(rng.integers(height // 2, height - 4))
+            left, top = int(rng.integers(0, width - side)), int(rng.integers(0, height - side))
+            period = int(rng.integers(6, 12))
+            phase = {"horizontal": yy, "vertical": xx, "diagonal": xx + yy, "checked": None}[pattern]
+            if phase is None:
+                stripes = ((xx // (period // 2)) + (yy // (period // 2))) % 2 == 0
             else:
-                draw.rectangle((cx - radius, cy - radius // 3, cx + radius, cy + radius // 3), fill=colour)
-                draw.rectangle((cx - radius // 3, cy - radius, cx + radius // 3, cy + radius), fill=colour)
+                stripes = (phase % period) < period // 2
+            inside = (xx >= left) & (xx < left + side) & (yy >= top) & (yy < top + side)
+            light, dark = rng.integers(150, 256, 3), rng.integers(0, 100, 3)
+            pixels[inside & stripes] = light
+            pixels[inside & ~stripes] = dark
             noise = rng.integers(-20, 21, (height, width, 3), dtype=np.int16)
-            pixels = np.clip(np.asarray(image, dtype=np.int16) + noise, 0, 255).astype(np.uint8)
-            samples.append(_write(folder, f"{shape}_{index}.png", Image.fromarray(pixels), label))
-    return list(SHAPES), samples
+            pixels = np.clip(pixels + noise, 0, 255).astype(np.uint8)
+            samples.append(_write(folder, f"{pattern}_{index}.png", Image.fromarray(pixels), label))
+    return list(PATTERNS), samples
 
 
 def folder_dataset(root: Path) -> tuple[list[str], list[Sample]]:
@@ -178,7 +181,7 @@ def plain_recipe(data: TrainData, backbone: str, image_size: int, epochs: int, b
         with paddle.no_grad():
             for x, y in val:
                 correct += int((model(x).argmax(axis=1) == y).sum())
-        history.append({"val_acc": round(correct / len(data.val), 4), "at_seconds": round(time.perf_counter() - started, 1)})
+        history.append({"val_acc": round(correct / len(data.val), 5), "at_seconds": round(time.perf_counter() - started, 1)})
     paddle.save(model.state_dict(), str(out / "plain.pdparams"))
     paddle.jit.save(model, str(out / "plain"), input_spec=[InputSpec([None, 3, image_size, image_size], "float32")])
     return {"val_acc": history[-1]["val_acc"], "seconds": round(time.perf_counter() - started, 1),
@@ -204,6 +207,14 @@ def studio_job(data: TrainData, config: TrainConfig, out: Path) -> dict:
             "seconds_outside_epochs": round(fixed, 1), "config": asdict(config), "history": history}
 
 
+# Each suggested choice undone one at a time, per regime (`--ablations`).
+ABLATIONS = {
+    "tiny_images": [{"augmentation": "light"}, {"label_smoothing": 0.1}, {"warmup_epochs": 1.0}],
+    "small_photo_set": [{"augmentation": "none"}, {"label_smoothing": 0.0}],
+    "large_photo_set": [{"augmentation": "light"}],
+}
+
+
 def reached(history: list[dict], target: float, fixed: float = 0.0) -> float | None:
     return next((round(row["at_seconds"] + fixed, 1) for row in history if row["val_acc"] >= target), None)
 
@@ -223,6 +234,12 @@ def run_dataset(name: str, classes: list[str], samples: list[Sample], args, imag
         config = TrainConfig.from_dict(suggestion.options)
         rows["studio_suggested"] = studio_job(data, config, root / "suggested")
         rows["studio_suggested"]["reasons"] = suggestion.reasons
+    for change in ABLATIONS[profile.regime] if args.ablations else ():
+        # the suggestion with one of its choices undone: the evidence for that choice
+        option, value = next(iter(change.items()))
+        key = f"suggested_with_{option}_{value}"
+        options = {**suggestion.options, **change}
+        rows[key] = studio_job(data, TrainConfig.from_dict(options), root / key)
     if "plain" in rows:
         base = rows["plain"]
         for key, row in rows.items():
@@ -244,6 +261,8 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=64, help="equal-settings size on digits and --folder")
     parser.add_argument("--photo-image-size", type=int, default=72)
     parser.add_argument("--recipes", nargs="*", default=["plain", "studio_default", "studio_suggested"])
+    parser.add_argument("--ablations", action="store_true",
+                        help="also run the suggestion with each of its regime's choices undone, one at a time")
     args = parser.parse_args()
     paddle.set_device("cpu")
     report = {"device": "cpu", "paddle": paddle.__version__, "datasets": []}

@@ -8,9 +8,11 @@ default ("light") augmentation and with the "strong" preset (RandAugment, random
 with soft labels), whose in-memory loop steps on soft labels too, and once on the head-only path (frozen
 backbone, features computed once then cached: `speedup_vs_full_fine_tune`). For reference it also times the
 plain recipe (decode and transform every image every epoch with paddle.vision.transforms and
-paddle.io.DataLoader) on the same model: `speedup_vs_plain_recipe`.
+paddle.io.DataLoader) on the same model: `speedup_vs_plain_recipe`. Last, `epoch_scaling` times a whole
+resnet18 epoch on small images at 32 and at 64 px (`speedup_32px_vs_64px`; the target is >= 2.5).
 
     .venv/bin/python benchmarks/train_throughput.py [--images 192] [--epochs 3] [--image-size 224]
+        [--epoch-scaling-images 1440] [--only-epoch-scaling]
 """
 from __future__ import annotations
 
@@ -160,6 +162,31 @@ def plain_recipe_throughput(trainer: Trainer, samples: list[Sample]) -> float:
     return seen / (time.perf_counter() - started)
 
 
+def epoch_scaling(root: Path, images: int, backbone: str = "resnet18") -> dict:
+    """A whole epoch (steps, BatchNorm recalibration when due, validation) at 32 and at 64 px, same batch:
+    on small images per-step overhead shows as an epoch that shrinks less than the pixels do."""
+    samples = make_dataset(root / "epoch_scaling", images, (28, 28), "PNG", seed=11)
+    val = samples[: images // 5]
+    data = TrainData([str(i) for i in range(len(CLASSES))], samples[images // 5:], val)
+    seconds = {}
+    for size in (32, 64):
+        config = TrainConfig(backbone=backbone, pretrained=False, epochs=2, batch_size=32, image_size=size,
+                             augmentation="none", warmup_epochs=0)
+        trainer = Trainer(config, data, root / "cache", device="cpu")
+        trainer.prepare()
+        trainer.build()
+        trainer.train_epoch(1)  # warm-up: first-step allocations
+        started = time.perf_counter()
+        trainer.train_epoch(2)
+        if trainer.batchnorm_stale(first_epoch=False):
+            trainer.recalibrate_batchnorm()
+        trainer.evaluate()
+        seconds[size] = time.perf_counter() - started
+    return {"backbone": backbone, "train_images": len(data.train), "val_images": len(val), "batch_size": 32,
+            "epoch_seconds_32px": round(seconds[32], 2), "epoch_seconds_64px": round(seconds[64], 2),
+            "speedup_32px_vs_64px": round(seconds[64] / seconds[32], 2)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=192)
@@ -167,6 +194,9 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--backbone", default="mobilenet_v3_small")
+    parser.add_argument("--epoch-scaling-images", type=int, default=1440,
+                        help="images for the resnet18 epoch at 32 px vs 64 px (0: skip)")
+    parser.add_argument("--only-epoch-scaling", action="store_true")
     args = parser.parse_args()
     config = TrainConfig(backbone=args.backbone, pretrained=False, epochs=args.epochs, batch_size=args.batch_size,
                          image_size=args.image_size, warmup_epochs=0)
@@ -174,7 +204,9 @@ def main() -> None:
                "device": "cpu", "paddle": paddle.__version__, "datasets": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        for name, size, fmt in (("small_png_96x72", (96, 72), "PNG"), ("large_jpeg_4000x3000", (4000, 3000), "JPEG")):
+        pipelines = () if args.only_epoch_scaling else (
+            ("small_png_96x72", (96, 72), "PNG"), ("large_jpeg_4000x3000", (4000, 3000), "JPEG"))
+        for name, size, fmt in pipelines:
             count = args.images if fmt == "PNG" else max(args.batch_size * 2, args.images // 2)
             samples = make_dataset(root / name, count, size, fmt, seed=len(name))
             for preset in ("light", "strong"):
@@ -204,6 +236,8 @@ def main() -> None:
                 "speedup_vs_full_fine_tune": round(head["images_per_s"] / full["job_images_per_s"], 1),
                 "features_seconds_first": head["features_seconds_first"],
                 "features_seconds_cached": head["features_seconds_cached"]})
+        if args.epoch_scaling_images:
+            results["epoch_scaling"] = epoch_scaling(root, args.epoch_scaling_images)
     print(json.dumps(results, indent=2))
 
 

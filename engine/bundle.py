@@ -175,8 +175,9 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
     spec = [InputSpec([None, 3, size, size], "float32", "image")]
     paddle.jit.save(_with_softmax(model), str(folder / "model"), input_spec=spec)
     files = ModelFiles(folder / MODEL_FILES[0], folder / MODEL_FILES[1], folder / ONNX_FILE)
+    sessions: dict = {}  # the comparison's CPU sessions, reused by the measurement when it runs the same way
     try:
-        onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size)}
+        onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size, sessions)}
     except OnnxExportFailed as exc:
         onnx, files = {"error": str(exc)}, ModelFiles(files.model, files.params, None)
     int8_report = None
@@ -187,7 +188,8 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
                        else {"used": False, "reason": "the model has no ONNX version to quantize"})
         if int8_report["used"]:
             files = ModelFiles(files.model, files.params, files.onnx, folder / INT8_FILE)
-    measured = measure(files, size, device, cpu_threads)
+    same_way = device == "cpu" and cpu_threads == 1  # how export_onnx opened its sessions
+    measured = measure(files, size, device, cpu_threads, sessions=sessions if same_way else None)
     digests = {path.name: file_digest(path) for path in sorted(folder.iterdir()) if path.is_file()}
     meta = {"format": BUNDLE_FORMAT, **meta, "preprocess": preprocess.to_meta(), "onnx": onnx, "int8": int8_report,
             "runtimes": {runtime_key(device, cpu_threads): measured}, "paddle_version": paddle.__version__,

@@ -107,12 +107,14 @@ def check_batch(input_size: int, count: int = 4) -> np.ndarray:
     return np.random.default_rng(1234).standard_normal((count, 3, input_size, input_size)).astype(np.float32)
 
 
-def export_onnx(files: ModelFiles, target: Path, input_size: int) -> float:
+def export_onnx(files: ModelFiles, target: Path, input_size: int, sessions: dict[str, Session] | None = None) -> float:
     """Convert the Paddle model to ONNX (opset >= 13) in a child process, so that a converter crash cannot
-    take the caller down, then compare it with Paddle Inference on a fixed batch.
+    take the caller down, then compare it with Paddle Inference on a fixed batch. CPU sessions opened for
+    the comparison are left in `sessions` (by runtime) for the caller to reuse.
 
     Returns the largest absolute difference; raises OnnxExportFailed (the file is then removed).
     """
+    sessions = {} if sessions is None else sessions
     env = {**os.environ, "POLYGRAPHY_AUTOINSTALL_DEPS": "0"}  # never pip-install anything at run time
     command = [sys.executable, "-m", "engine.onnx_export", str(files.model), str(files.params), str(target)]
     try:
@@ -126,8 +128,9 @@ def export_onnx(files: ModelFiles, target: Path, input_size: int) -> float:
         raise OnnxExportFailed(lines[-1] if lines else f"paddle2onnx exited with {done.returncode}")
     batch = check_batch(input_size)
     try:
-        difference = float(np.abs(open_session(ModelFiles(files.model, files.params, target), "onnx")(batch)
-                                  - open_session(files, "paddle")(batch)).max())
+        sessions["onnx"] = open_session(ModelFiles(files.model, files.params, target), "onnx")
+        sessions.setdefault("paddle", open_session(files, "paddle"))
+        difference = float(np.abs(sessions["onnx"](batch) - sessions["paddle"](batch)).max())
     except Exception as exc:
         target.unlink(missing_ok=True)
         raise OnnxExportFailed(f"ONNX Runtime cannot run the converted model: {exc}") from None
@@ -137,14 +140,17 @@ def export_onnx(files: ModelFiles, target: Path, input_size: int) -> float:
     return difference
 
 
-def measure(files: ModelFiles, input_size: int, device: str, cpu_threads: int, repeats: int = 20) -> dict:
-    """Median milliseconds per single-image run of each runtime the bundle has, and the faster one."""
+def measure(files: ModelFiles, input_size: int, device: str, cpu_threads: int, repeats: int = 20,
+            sessions: dict[str, Session] | None = None) -> dict:
+    """Median milliseconds per single-image run of each runtime the bundle has, and the faster one.
+    `sessions` holds already opened sessions for this device and thread count, by runtime."""
     batch = check_batch(input_size, 1)
     timings = {}
     for runtime in RUNTIMES:
         if (runtime == "onnx" and files.onnx is None) or (runtime == "onnx_int8" and files.int8 is None):
             continue
-        timings[runtime] = median_ms(open_session(files, runtime, device, cpu_threads), batch, repeats)
+        session = (sessions or {}).get(runtime) or open_session(files, runtime, device, cpu_threads)
+        timings[runtime] = median_ms(session, batch, repeats)
     return {"runtime": min(timings, key=timings.get), "ms": timings, "cpu_threads": cpu_threads}
 
 

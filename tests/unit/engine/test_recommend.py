@@ -31,7 +31,7 @@ def test_tiny_images_are_not_blown_up_and_train_without_augmentation():
     suggestion = suggest(DIGITS, {"resnet18": True})
     options = suggestion.options
     assert options["image_size"] == 32 and options["backbone"] == "resnet18" and options["pretrained"] is False
-    assert options["augmentation"] == "none" and options["label_smoothing"] == 0.0
+    assert options["augmentation"] == "none" and options["label_smoothing"] == 0.1
     assert options["early_stopping_patience"] == patience_for(options["epochs"]) > 0
     assert "8 px" in suggestion.reasons["image_size"]
     TrainConfig.from_dict(options).validate()  # every suggestion is a valid job

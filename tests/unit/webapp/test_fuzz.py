@@ -55,6 +55,19 @@ def test_job_options_fuzz(client, dataset_id):
         check(client.post("/api/jobs", data=raw, content_type="text/plain"))
 
 
+def test_recommendation_query_fuzz(client, dataset_id):
+    """Odd values for any option in the recommendation's query, and odd dataset ids in its URL."""
+    rng = random.Random(17)
+    for _ in range(200):
+        query = {rng.choice(OPTIONS): rng.choice(ODD_TEXT + [str(v) for v in ODD_VALUES]) for _ in range(rng.randint(1, 4))}
+        response = client.get(f"/api/datasets/{dataset_id}/recommendation", query_string=query)
+        check(response)
+        if response.status_code == 200:
+            assert response.get_json()["config"]["epochs"] >= 1
+    for text in ODD_TEXT:
+        check(client.get(f"/api/datasets/{text.replace('/', '%2F')}/recommendation"))
+
+
 def test_upload_fuzz(client):
     rng = random.Random(11)
     for _ in range(40):
