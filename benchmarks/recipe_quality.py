@@ -42,13 +42,13 @@ from PIL import Image  # noqa: E402
 
 import engine  # noqa: E402,F401  (CPU math settings before Paddle loads)
 import paddle  # noqa: E402
-from engine.bundle import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from engine.checkpoint import CheckpointStore  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Sample  # noqa: E402
 from engine.recommend import DatasetProfile, suggest  # noqa: E402
 from engine.trainer import Callbacks, Trainer, TrainData  # noqa: E402
 from engine.weights import weights_status  # noqa: E402
+from textbook import TextbookDataset  # noqa: E402
 
 VAL_FRACTION = 0.2
 
@@ -134,25 +134,6 @@ def profile_of(data: TrainData) -> DatasetProfile:
     return DatasetProfile.from_images(rows)
 
 
-class PlainDataset(paddle.io.Dataset):
-    def __init__(self, samples: list[Sample], image_size: int) -> None:
-        from paddle.vision import transforms
-
-        super().__init__()
-        self.samples = samples
-        self.transform = transforms.Compose([
-            transforms.Resize((image_size, image_size)), transforms.ToTensor(),
-            transforms.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))])
-
-    def __getitem__(self, index: int):
-        sample = self.samples[index]
-        with Image.open(sample.path) as image:
-            return self.transform(image.convert("RGB")), np.int64(sample.label)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-
 def plain_recipe(data: TrainData, backbone: str, image_size: int, epochs: int, batch_size: int,
                  out: Path) -> dict:
     """The article's training script, timed from the files to the saved and exported model."""
@@ -162,8 +143,9 @@ def plain_recipe(data: TrainData, backbone: str, image_size: int, epochs: int, b
     started = time.perf_counter()
     paddle.seed(42)
     model = getattr(models, backbone)(num_classes=len(data.class_names))
-    train = paddle.io.DataLoader(PlainDataset(data.train, image_size), batch_size=batch_size, shuffle=True)
-    val = paddle.io.DataLoader(PlainDataset(data.val, image_size), batch_size=batch_size)
+    train = paddle.io.DataLoader(TextbookDataset(data.train, image_size, augment=False), batch_size=batch_size,
+                                 shuffle=True)
+    val = paddle.io.DataLoader(TextbookDataset(data.val, image_size, augment=False), batch_size=batch_size)
     schedule = paddle.optimizer.lr.CosineAnnealingDecay(1e-3, T_max=epochs * len(train))
     optimizer = paddle.optimizer.Adam(schedule, parameters=model.parameters())
     loss_fn = paddle.nn.CrossEntropyLoss()
@@ -181,7 +163,8 @@ def plain_recipe(data: TrainData, backbone: str, image_size: int, epochs: int, b
         with paddle.no_grad():
             for x, y in val:
                 correct += int((model(x).argmax(axis=1) == y).sum())
-        history.append({"val_acc": round(correct / len(data.val), 5), "at_seconds": round(time.perf_counter() - started, 1)})
+        history.append({"val_acc": round(correct / len(data.val), 5),
+                        "at_seconds": round(time.perf_counter() - started, 1)})
     paddle.save(model.state_dict(), str(out / "plain.pdparams"))
     paddle.jit.save(model, str(out / "plain"), input_spec=[InputSpec([None, 3, image_size, image_size], "float32")])
     return {"val_acc": history[-1]["val_acc"], "seconds": round(time.perf_counter() - started, 1),

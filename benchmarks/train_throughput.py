@@ -32,10 +32,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.bundle import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Sample  # noqa: E402
 from engine.trainer import Trainer, TrainData  # noqa: E402
+from textbook import TextbookDataset  # noqa: E402
 
 CLASSES = [(200, 60, 50), (60, 170, 80), (50, 80, 190), (200, 180, 60)]
 
@@ -124,34 +124,13 @@ def in_memory_throughput(trainer: Trainer, steps: int) -> float:
     return steps * config.batch_size / (time.perf_counter() - started)
 
 
-class PlainDataset(paddle.io.Dataset):
-    """The textbook pipeline: open, decode and transform each image again every epoch."""
-
-    def __init__(self, samples: list[Sample], image_size: int) -> None:
-        from paddle.vision import transforms
-
-        super().__init__()
-        self.samples = samples
-        self.transform = transforms.Compose([
-            transforms.Resize(int(image_size * 256 / 224)), transforms.RandomCrop(image_size),
-            transforms.RandomHorizontalFlip(), transforms.ToTensor(),
-            transforms.Normalize(mean=list(IMAGENET_MEAN), std=list(IMAGENET_STD))])
-
-    def __getitem__(self, index: int):
-        sample = self.samples[index]
-        with Image.open(sample.path) as image:
-            return self.transform(image.convert("RGB")), np.int64(sample.label)
-
-    def __len__(self) -> int:
-        return len(self.samples)
-
-
 def plain_recipe_throughput(trainer: Trainer, samples: list[Sample]) -> float:
     """One epoch of the same model fed by the textbook DataLoader pipeline."""
     config = trainer.config
     trainer.build()
     trainer._train_mode()
-    loader = paddle.io.DataLoader(PlainDataset(samples, config.image_size), batch_size=config.batch_size,
+    loader = paddle.io.DataLoader(TextbookDataset(samples, config.image_size, augment=True),
+                                  batch_size=config.batch_size,
                                   shuffle=True, drop_last=True, num_workers=0)
     seen = 0
     started = time.perf_counter()
