@@ -65,6 +65,12 @@ class TrainConfig:
         return policy_for(self.augmentation, self.randaugment_n, self.randaugment_m, self.random_erasing,
                           self.mixup_alpha, self.cutmix_alpha)
 
+    @property
+    def trains_on_features(self) -> bool:
+        """The head-only fast path: a frozen backbone, no augmentation that needs pixels and no teacher, so
+        the head trains on backbone features computed once."""
+        return self.freeze_backbone and not self.policy().needs_pixels and self.teacher_version is None
+
     def resolved_learning_rate(self) -> float:
         """Article's advice: ~1e-2 for the head alone, 1e-3 fine-tuning pretrained, more from scratch."""
         if self.learning_rate is not None:

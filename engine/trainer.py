@@ -244,7 +244,7 @@ class Trainer:
     @property
     def head_only(self) -> bool:
         """The fast path: a frozen backbone and no augmentation that needs pixels -> train on cached features."""
-        return self.config.freeze_backbone and not self.config.policy().needs_pixels and self.teacher is None
+        return self.config.trains_on_features and self.teacher is None
 
     def _features(self) -> dict[str, np.ndarray]:
         """Head inputs of the training and validation images, from the feature cache or computed once."""

@@ -66,7 +66,7 @@ def recommendation(dataset: Dataset, explicit: dict) -> dict:
     profile = dataset_profile(dataset)
     worker, device, timings = _timings()
     measured = seconds_per_image(timings, config.backbone, config.image_size, config.batch_size)
-    head_only = config.freeze_backbone and not config.policy().needs_pixels
+    head_only = config.trains_on_features
     estimate = None
     if measured is not None:
         estimate = round(estimate_seconds(profile, config.epochs, measured[0], head_only))
@@ -103,7 +103,7 @@ def _alternatives(dataset, explicit, config, profile, timings) -> list[dict]:
 def _estimate_for(dataset, explicit, profile, timings) -> dict:
     config, _, _ = resolve(dataset, explicit)
     measured = seconds_per_image(timings, config.backbone, config.image_size, config.batch_size)
-    head_only = config.freeze_backbone and not config.policy().needs_pixels
+    head_only = config.trains_on_features
     return {"estimate_seconds": round(estimate_seconds(profile, config.epochs, measured[0], head_only))
             if measured else None}
 

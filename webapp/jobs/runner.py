@@ -147,9 +147,8 @@ class JobReporter(Callbacks):
     def _record_speed(self, stats: EpochStats) -> None:
         """A full fine-tuning epoch is a measurement of this worker's speed, for later estimates."""
         config = TrainConfig(**self.job.config)
-        head_only = config.freeze_backbone and not config.policy().needs_pixels
-        plain_steps = config.teacher_version is None and not head_only
-        if plain_steps and stats.images_per_s > 0 and self.job.worker:
+        full_steps = config.teacher_version is None and not config.trains_on_features
+        if full_steps and stats.images_per_s > 0 and self.job.worker:
             from engine.device import pick_device
             from webapp.jobs.recommendation import record_timing
 
