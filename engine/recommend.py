@@ -145,14 +145,15 @@ def _photo_backbone(regime: str, available: dict[str, bool], gpu: bool) -> tuple
 
 _REGIME_RECIPES = {
     "tiny_images": {
-        "options": {"augmentation": "none", "label_smoothing": 0.1, "warmup_epochs": 0.0, "epochs": 6,
+        "options": {"augmentation": "none", "label_smoothing": 0.1, "warmup_epochs": 1.0, "epochs": 6,
                     "optimizer": "adamw"},
         "reasons": {
             "augmentation": "Crops and flips change what tiny images show (a flipped 2 is not a 2); on the "
                             "tiny-image benchmark no augmentation was both faster and more accurate.",
-            "label_smoothing": "0.1: on the tiny-image benchmark it reached the best accuracy two epochs sooner "
-                               "than no smoothing.",
-            "warmup_epochs": "No warm-up: training from scratch on small images was stable without it.",
+            "label_smoothing": "0.1: on the tiny-image benchmark it was as accurate as no smoothing, and "
+                               "sooner.",
+            "warmup_epochs": "One epoch of warm-up: on the tiny-image benchmark it reached the highest accuracy, "
+                             "sooner than without.",
             "epochs": "At most 6 epochs: small images are learned quickly; training stops earlier when validation "
                       "accuracy stops improving.",
             "optimizer": "AdamW: the fastest to converge from scratch on the benchmark.",
