@@ -89,11 +89,12 @@ function showEstimate(answer) {
   $("suggestion-summary").textContent = `Suggested for ${REGIMES[answer.regime] || answer.regime}: ${p.classes} classes, ` +
     `${p.train_images} training images (the smallest class has ${p.smallest_class}), images about ${p.median_side} px.`;
   const text = $("estimate-text");
+  // Until a worker has timed this exact setting (a probe is on its way), look again every few seconds.
+  if (answer.estimate_exact) probeRetries = 0;
+  else if (probeRetries++ < 60) scheduleEstimate(5000);
   if (answer.estimate_seconds === null) {
     text.textContent = "No worker has measured this model and image size yet: a worker is timing a few steps…";
-    if (probeRetries++ < 12) scheduleEstimate(5000);
   } else {
-    probeRetries = 0;
     const bound = answer.estimate_is_upper_bound ? "at most about" : "about";
     const basis = answer.estimate_exact ? "measured" : "scaled from a measurement of a similar setting";
     text.textContent = `Estimated time: ${bound} ${formatSeconds(answer.estimate_seconds)} on ${answer.measured_on} ` +
