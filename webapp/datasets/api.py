@@ -46,7 +46,4 @@ def recommendation(dataset_id: int):
     (as POST /api/jobs would take them) and the rest is suggested around them."""
     from webapp.jobs.recommendation import recommendation as recommend
 
-    dataset = get_or_404(Dataset, dataset_id, "Dataset")
-    if dataset.status != "ready":
-        raise StudioError("dataset_not_ready", f"Dataset '{dataset.name}' is not ready ({dataset.status}).")
-    return jsonify(recommend(dataset, request.args.to_dict()))
+    return jsonify(recommend(services.ready_dataset(dataset_id), request.args.to_dict()))

@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from engine.errors import StudioError
 from webapp.datasets.archive import file_entries, zip_entries
 from webapp.datasets.ingest import ingest
+from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.jobs.status import ACTIVE
 from webapp.models import Dataset, DatasetImage, Job, iso
@@ -20,6 +21,15 @@ from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 200
+
+
+def ready_dataset(dataset_id, field: str | None = None) -> Dataset:
+    """The dataset with this id, refused (404, or 409 while it is not ready) with `field` named."""
+    details = {"field": field} if field else {}
+    dataset = get_or_404(Dataset, dataset_id, "Dataset", **details)
+    if dataset.status != "ready":
+        raise StudioError("dataset_not_ready", f"Dataset '{dataset.name}' is not ready ({dataset.status}).", **details)
+    return dataset
 
 
 def _clean_name(name: str | None, fallback: str) -> str:

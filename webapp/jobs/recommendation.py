@@ -25,13 +25,13 @@ def dataset_profile(dataset: Dataset) -> DatasetProfile:
     return DatasetProfile.from_images([tuple(row) for row in rows])
 
 
-def resolve(dataset: Dataset, explicit: dict) -> tuple[TrainConfig, dict, str]:
+def resolve(dataset: Dataset, explicit: dict, profile: DatasetProfile | None = None) -> tuple[TrainConfig, dict, str]:
     """The job's full configuration: the person's options, and the dataset's suggestion for every option
     left out. Returns (config, {option: reason} for the suggested ones, regime). Epochs left to the
     suggestion are a ceiling (early stopping on); explicit epochs run in full unless a patience is given."""
     own = TrainConfig.from_dict(explicit)  # the person's options alone: a bad one is named before anything else
     explicit = {name: value for name, value in explicit.items() if value is not None}  # null: "choose for me"
-    profile = dataset_profile(dataset)
+    profile = profile or dataset_profile(dataset)
     suggestion = suggest(profile, weights_status(), backbone=own.backbone if "backbone" in explicit else None)
     options = dict(suggestion.options)
     if "epochs" in explicit and "early_stopping_patience" not in explicit:
@@ -59,25 +59,29 @@ def _timings() -> tuple[str | None, str | None, list[StepTiming]]:
                                           for r in rows]
 
 
+def _estimate(config: TrainConfig, profile: DatasetProfile, timings: list[StepTiming]) -> tuple[int | None, bool]:
+    """(seconds the run takes at most, whether this exact setting was measured); None without measurements."""
+    measured = seconds_per_image(timings, config.backbone, config.image_size, config.batch_size)
+    if measured is None:
+        return None, False
+    return round(estimate_seconds(profile, config.epochs, measured[0], config.trains_on_features)), measured[1]
+
+
 def recommendation(dataset: Dataset, explicit: dict) -> dict:
     """GET /api/datasets/<id>/recommendation: every job option, the reason for each suggested one, and the
     estimate on the current worker (with a warning and cheaper alternatives for runs of hours)."""
-    config, reasons, regime = resolve(dataset, explicit)
     profile = dataset_profile(dataset)
+    config, reasons, regime = resolve(dataset, explicit, profile)
     worker, device, timings = _timings()
-    measured = seconds_per_image(timings, config.backbone, config.image_size, config.batch_size)
-    head_only = config.trains_on_features
-    estimate = None
-    if measured is not None:
-        estimate = round(estimate_seconds(profile, config.epochs, measured[0], head_only))
-    if measured is None or not measured[1]:
+    estimate, exact = _estimate(config, profile, timings)
+    if not exact:
         request_probe(config)
     answer = {"config": config.to_dict(), "reasons": reasons, "regime": regime,
               "profile": {"classes": profile.num_classes, "train_images": profile.train_images,
                           "val_images": profile.val_images, "test_images": profile.test_images,
                           "smallest_class": profile.smallest_class, "median_side": profile.median_side},
               "estimate_seconds": estimate, "estimate_is_upper_bound": config.early_stopping_patience > 0,
-              "estimate_exact": bool(measured and measured[1]), "measured_on": worker, "device": device,
+              "estimate_exact": exact, "measured_on": worker, "device": device,
               "warning": None, "alternatives": []}
     if estimate is not None and estimate > HOURS_WARNING and (device or "cpu") == "cpu":
         answer["warning"] = (f"This run would take about {estimate / 3600:.1f} hours on {worker}'s CPU.")
@@ -87,25 +91,15 @@ def recommendation(dataset: Dataset, explicit: dict) -> dict:
 
 def _alternatives(dataset, explicit, config, profile, timings) -> list[dict]:
     """Cheaper runs to offer beside a long one: the head only on pretrained weights, a smaller network."""
-    out = []
-    weights = weights_status()
-    if weights.get(config.backbone) and not config.freeze_backbone:
-        options = {"freeze_backbone": True, "pretrained": True, "augmentation": "none"}
-        out.append({"label": "Train the head only (pretrained backbone, features computed once)",
-                    "options": options, **_estimate_for(dataset, {**explicit, **options}, profile, timings)})
+    choices = []
+    if weights_status().get(config.backbone) and not config.freeze_backbone:
+        choices.append(("Train the head only (pretrained backbone, features computed once)",
+                        {"freeze_backbone": True, "pretrained": True, "augmentation": "none"}))
     if config.backbone != CHEAPER_BACKBONE:
-        options = {"backbone": CHEAPER_BACKBONE}
-        out.append({"label": f"Use the smaller {CHEAPER_BACKBONE}", "options": options,
-                    **_estimate_for(dataset, {**explicit, **options}, profile, timings)})
-    return out
-
-
-def _estimate_for(dataset, explicit, profile, timings) -> dict:
-    config, _, _ = resolve(dataset, explicit)
-    measured = seconds_per_image(timings, config.backbone, config.image_size, config.batch_size)
-    head_only = config.trains_on_features
-    return {"estimate_seconds": round(estimate_seconds(profile, config.epochs, measured[0], head_only))
-            if measured else None}
+        choices.append((f"Use the smaller {CHEAPER_BACKBONE}", {"backbone": CHEAPER_BACKBONE}))
+    return [{"label": label, "options": options,
+             "estimate_seconds": _estimate(resolve(dataset, {**explicit, **options}, profile)[0], profile, timings)[0]}
+            for label, options in choices]
 
 
 def request_probe(config: TrainConfig) -> None:
@@ -126,7 +120,8 @@ def request_probe(config: TrainConfig) -> None:
 
 def record_timing(worker: str, device: str, backbone: str, image_size: int, batch_size: int,
                   seconds_per_image: float, source: str) -> None:
-    """Keep the latest measurement of this worker for this combination."""
+    """Keep the latest measurement of this worker for this combination (`device` as Paddle names it)."""
+    device = device.split(":")[0]  # the kind: cpu or gpu
     row = db.session.scalars(select(StepTimingRow).where(
         StepTimingRow.worker == worker, StepTimingRow.backbone == backbone, StepTimingRow.image_size == image_size,
         StepTimingRow.batch_size == batch_size)).first()
@@ -145,6 +140,6 @@ def measure_on_worker(worker: str, backbone: str, image_size: int, batch_size: i
                                     "pretrained": False})
     device = pick_device()
     seconds = measure_seconds_per_image(config, device=device)
-    record_timing(worker, device.split(":")[0], backbone, image_size, batch_size, seconds, "probe")
+    record_timing(worker, device, backbone, image_size, batch_size, seconds, "probe")
     db.session.commit()
     return seconds

@@ -105,6 +105,11 @@ class JobReporter(Callbacks):
         self.logdir = logdir
         self.writer = None
         self.epochs = job.config["epochs"]
+        config = TrainConfig(**job.config)
+        # what each epoch's speed measures: full training steps of this backbone, size and batch (not the
+        # head-only path, not distillation's extra teacher pass)
+        full_steps = config.teacher_version is None and not config.trains_on_features
+        self.speed_of = (config.backbone, config.image_size, config.batch_size) if full_steps else None
         self._last_write = self._last_event = self._last_cancel_check = 0.0
         self._cancel = False
 
@@ -146,14 +151,11 @@ class JobReporter(Callbacks):
 
     def _record_speed(self, stats: EpochStats) -> None:
         """A full fine-tuning epoch is a measurement of this worker's speed, for later estimates."""
-        config = TrainConfig(**self.job.config)
-        full_steps = config.teacher_version is None and not config.trains_on_features
-        if full_steps and stats.images_per_s > 0 and self.job.worker:
+        if self.speed_of is not None and stats.images_per_s > 0 and self.job.worker:
             from engine.device import pick_device
             from webapp.jobs.recommendation import record_timing
 
-            record_timing(self.job.worker, pick_device().split(":")[0], config.backbone, config.image_size,
-                          config.batch_size, 1.0 / stats.images_per_s, "job")
+            record_timing(self.job.worker, pick_device(), *self.speed_of, 1.0 / stats.images_per_s, "job")
 
     def on_checkpoint(self, epoch: int, size_bytes: int) -> None:
         self.job.checkpoint_bytes = size_bytes

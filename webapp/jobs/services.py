@@ -10,7 +10,7 @@ from sqlalchemy import select, update
 
 from engine.config import TrainConfig
 from engine.errors import StudioError
-from webapp.errors import get_or_404
+from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
 from webapp.jobs import events
 from webapp.jobs.recommendation import resolve
@@ -38,10 +38,7 @@ def create_job(payload) -> Job:
         raise StudioError("invalid_field", "'promote_when_done' must be true or false.", field="promote_when_done")
     explicit = {k: v for k, v in payload.items() if k not in JOB_FIELDS}
     TrainConfig.from_dict(explicit)  # a bad option is named before the dataset is looked at
-    dataset = get_or_404(Dataset, dataset_id, "Dataset", field="dataset_id")
-    if dataset.status != "ready":
-        raise StudioError("dataset_not_ready", f"Dataset '{dataset.name}' is not ready ({dataset.status}).",
-                          field="dataset_id")
+    dataset = ready_dataset(dataset_id, field="dataset_id")
     config, suggested, _ = resolve(dataset, explicit)
     if config.teacher_version is not None:
         check_teacher(config.teacher_version, dataset)

@@ -13,9 +13,9 @@ from sqlalchemy import func, select, update
 from engine.bundle import BundleRejected, read_bundle
 from engine.errors import StudioError
 from engine.metrics import suggest_threshold
-from webapp.errors import get_or_404
+from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
-from webapp.models import Dataset, DatasetImage, Evaluation, ModelVersion, iso, utcnow
+from webapp.models import DatasetImage, Evaluation, ModelVersion, iso, utcnow
 from webapp.registry.services import get_version_or_404
 from webapp.storage import data_dir
 from webapp.taskqueue import EVALUATE_TASK, TRAINING_QUEUE
@@ -47,10 +47,7 @@ def create_evaluation(payload) -> Evaluation:
     if unknown:
         raise StudioError("invalid_field", f"Unknown field '{unknown[0]}'; use {', '.join(FIELDS)}.", field=unknown[0])
     version = get_version_or_404(_int_field(payload, "version"))
-    dataset = get_or_404(Dataset, _int_field(payload, "dataset_id"), "Dataset", field="dataset_id")
-    if dataset.status != "ready":
-        raise StudioError("dataset_not_ready", f"Dataset '{dataset.name}' is not ready ({dataset.status}).",
-                          field="dataset_id")
+    dataset = ready_dataset(_int_field(payload, "dataset_id"), field="dataset_id")
     counts = split_counts(dataset.id)
     split = payload.get("split", "test" if counts.get("test") else "val")
     if split not in SPLITS:
