@@ -74,8 +74,13 @@ class DataDir:
         return self.root / "checkpoints" / f"job-{job_id}"
 
     def checkpoint_key(self) -> bytes:
-        """The install's key that signs checkpoints, made once (readable by its owner only)."""
-        path = self.root / "keys" / "checkpoint.key"
+        """The install's key that signs checkpoints."""
+        return self.secret("checkpoint.key")
+
+    def secret(self, name: str) -> bytes:
+        """A random key of this install kept in `keys/<name>`, made once by whichever process asks
+        first and readable by its owner only (0600); every process of the install reads the same key."""
+        path = self.root / "keys" / name
         try:
             return path.read_bytes()
         except FileNotFoundError:
