@@ -79,6 +79,10 @@ def default_config(data_dir: str | None = None) -> dict:
         "FEEDBACK_HOLD_BYTES": _int_env("FEEDBACK_HOLD_MB", 64) * 1024 * 1024,
         "FEEDBACK_LOOKUP_SECONDS": 1.5,  # how long feedback waits for the process that answered
         "FEEDBACK_MAX_BYTES": _int_env("FEEDBACK_MAX_MB", 1024) * 1024 * 1024,
+        # Live job pages: concurrent event streams per signed-in session or token, and per web process in
+        # all (each stream holds one of the process's threads); pages beyond either cap poll instead.
+        "EVENT_STREAMS_PER_CALLER": max(10, _int_env("EVENT_STREAMS_PER_CALLER", 12)),
+        "EVENT_STREAMS_TOTAL": _int_env("EVENT_STREAMS_TOTAL", 24),
         "JOB_HEARTBEAT_SECONDS": float(os.environ.get("JOB_HEARTBEAT_SECONDS") or 10),
         "JOB_STALE_SECONDS": float(os.environ.get("JOB_STALE_SECONDS") or 90),
         "JOB_MAX_ATTEMPTS": max(1, _int_env("JOB_MAX_ATTEMPTS", 3)),

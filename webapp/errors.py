@@ -24,6 +24,15 @@ ERROR_STATUS: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "request_too_large": 413,
+    # who may ask
+    "unauthorized": 401,
+    "invalid_token": 401,
+    "forbidden": 403,
+    "cross_site_request": 403,
+    "csrf_token_invalid": 403,
+    "untrusted_host": 400,
+    "too_many_requests": 429,
+    "too_many_streams": 429,
     # uploads
     "empty_file": 400,
     "file_too_large": 413,
