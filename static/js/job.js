@@ -1,4 +1,5 @@
-// Live training dashboard: server-sent events (polling when they are unavailable) update the page.
+// Live training dashboard: server-sent events update the page. When the server refuses the stream (it caps
+// open streams) or the stream keeps failing, the page polls the job instead and tries the stream again later.
 
 import { apiJson, formatSeconds, show } from "./api.js";
 import { drawChart } from "./chart.js";
@@ -11,6 +12,13 @@ let job = null;
 let startedLocal = null; // local clock time at which the job started, from duration_seconds
 let source = null;
 let pollTimer = null;
+let streamRetryTimer = null;
+let streamErrors = 0; // errors since the stream last delivered its snapshot
+let streamRetries = 0; // fallbacks to polling in a row, which lengthen the wait before the next try
+
+const POLL_MS = 2000;
+const STREAM_ERRORS_BEFORE_POLLING = 3; // the browser reconnects a dropped stream by itself until then
+const STREAM_RETRY_MS = 30000; // doubled after each fallback in a row, up to four times as long
 
 const percent = (v) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
 
@@ -230,21 +238,45 @@ async function refetch() {
   }
 }
 
+function stopPolling() {
+  if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
+}
+
 function stopUpdates() {
   if (source) { source.close(); source = null; }
-  if (pollTimer) { clearInterval(pollTimer); pollTimer = null; }
+  stopPolling();
+  if (streamRetryTimer) { clearTimeout(streamRetryTimer); streamRetryTimer = null; }
 }
 
 function startPolling() {
   if (pollTimer || (job && job.finished)) return;
-  pollTimer = setInterval(refetch, 2000);
+  pollTimer = setInterval(refetch, POLL_MS);
+}
+
+// EventSource cannot tell a refusal (429, 503) from a dropped connection: either way, poll for now.
+function pollInstead() {
+  if (source) { source.close(); source = null; }
+  streamErrors = 0;
+  startPolling();
+  refetch();
+  if (streamRetryTimer || (job && job.finished)) return;
+  const delay = STREAM_RETRY_MS * 2 ** Math.min(streamRetries, 2) * (0.75 + Math.random() / 2);
+  streamRetries += 1;
+  streamRetryTimer = setTimeout(() => { streamRetryTimer = null; listen(); }, delay);
 }
 
 function listen() {
+  if (source || (job && job.finished)) return;
   if (!window.EventSource) { startPolling(); return; }
-  source = new EventSource(`/api/jobs/${jobId}/events`);
-  source.addEventListener("snapshot", (e) => render(JSON.parse(e.data)));
-  source.addEventListener("progress", (e) => {
+  const stream = new EventSource(`/api/jobs/${jobId}/events`);
+  source = stream;
+  stream.addEventListener("snapshot", (e) => {
+    streamErrors = 0;
+    streamRetries = 0;
+    stopPolling();
+    render(JSON.parse(e.data));
+  });
+  stream.addEventListener("progress", (e) => {
     const data = JSON.parse(e.data);
     if (job && job.status === "queued") { refetch(); return; }
     if (job) {
@@ -255,10 +287,12 @@ function listen() {
       renderProgress(data);
     }
   });
-  source.addEventListener("epoch", refetch);
-  source.addEventListener("status", refetch);
-  source.onerror = () => {
-    if (source && source.readyState === EventSource.CLOSED) { source = null; startPolling(); }
+  stream.addEventListener("epoch", refetch);
+  stream.addEventListener("status", refetch);
+  stream.onerror = () => {
+    if (source !== stream) return;
+    streamErrors += 1;
+    if (stream.readyState === EventSource.CLOSED || streamErrors >= STREAM_ERRORS_BEFORE_POLLING) pollInstead();
   };
 }
 

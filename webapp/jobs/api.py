@@ -5,7 +5,7 @@ import json
 import time
 
 import redis
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, after_this_request, current_app, g, jsonify, request
 
 from engine.backbones import BACKBONES
 from engine.config import TrainConfig
@@ -20,6 +20,7 @@ from webapp.models import Job
 api = Blueprint("jobs_api", __name__, url_prefix="/api")
 STREAM_SECONDS = 1800
 KEEPALIVE_SECONDS = 15
+STREAM_RETRY_SECONDS = 30  # what a refused stream's Retry-After suggests
 
 
 @api.post("/jobs")
@@ -69,22 +70,32 @@ def resume(job_id: int):
 
 @api.get("/jobs/<int:job_id>/events")
 def stream(job_id: int):
-    """Server-sent events: a snapshot of the job, then each progress, epoch and status event."""
+    """Server-sent events: a snapshot of the job, then each progress, epoch and status event.
+
+    A finished job gets its snapshot alone. Open streams are capped per caller and per web process, since
+    each holds a thread; beyond either cap the answer is 429 `too_many_streams` and the page polls instead.
+    """
     job = get_or_404(Job, job_id, "Job")
-    client = events.redis_client(current_app.config["REDIS_URL"])
-    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    if JobStatus(job.status).finished:
+        return _event_stream(_sse(services.job_json(job), "snapshot"))
+    slot = _stream_slot(job_id)
+    pubsub = None
+
+    def close():
+        if pubsub is not None:
+            pubsub.close()
+        slot.release()
+
     try:
-        pubsub.subscribe(events.CHANNEL.format(id=job_id))
-    except redis.RedisError:
-        raise StudioError("queue_unavailable", "Live events need Redis, which is not reachable; poll the job instead.") from None
-    snapshot = services.job_json(job)
-    finished = JobStatus(job.status).finished
+        pubsub = _subscribe(job_id)
+        snapshot = services.job_json(job)
+    except BaseException:
+        close()
+        raise
 
     def generate():
         try:
             yield _sse(snapshot, "snapshot")
-            if finished:
-                return
             started = last = time.monotonic()
             while time.monotonic() - started < STREAM_SECONDS:
                 message = pubsub.get_message(timeout=1.0)
@@ -98,11 +109,50 @@ def stream(job_id: int):
                     yield ": keep-alive\n\n"
                     last = time.monotonic()
         finally:
-            pubsub.close()
+            close()
 
-    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    response = _event_stream(generate())
+    # A response that is closed before its first event never runs the generator's `finally`.
+    response.call_on_close(close)
+    return response
+
+
+def _stream_slot(job_id: int) -> events.StreamSlot:
+    """A place for one more open stream of this caller (its signed-in session or token, else its address)."""
+    slots = current_app.extensions.get("event_streams")
+    if slots is None:
+        slots = current_app.extensions.setdefault("event_streams", events.StreamSlots(
+            current_app.config["EVENT_STREAMS_PER_CALLER"], current_app.config["EVENT_STREAMS_TOTAL"]))
+    slot = slots.acquire(g.get("caller_key") or request.remote_addr or "")
+    if slot is None:
+        after_this_request(_retry_later)
+        raise StudioError("too_many_streams", f"Too many live event streams are open (at most {slots.per_caller} "
+                          f"per caller and {slots.total} per server process); poll GET /api/jobs/{job_id} "
+                          "and try the stream again later.", retry_after=STREAM_RETRY_SECONDS)
+    return slot
+
+
+def _retry_later(response: Response) -> Response:
+    response.headers["Retry-After"] = str(STREAM_RETRY_SECONDS)
+    return response
+
+
+def _subscribe(job_id: int) -> redis.client.PubSub:
+    client = events.redis_client(current_app.config["REDIS_URL"])
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(events.CHANNEL.format(id=job_id))
+    except redis.RedisError:
+        pubsub.close()
+        raise StudioError("queue_unavailable",
+                          "Live events need Redis, which is not reachable; poll the job instead.") from None
+    return pubsub
+
+
+def _event_stream(body) -> Response:
     # No app context in the stream: the request's database session ends before the first event.
-    return Response(generate(), mimetype="text/event-stream", headers=headers)
+    return Response(body, mimetype="text/event-stream",
+                    headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
 
 
 def _sse(data: dict, event: str) -> str:

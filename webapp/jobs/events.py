@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from collections import Counter
 
 import redis
 
@@ -31,3 +33,45 @@ def cancel_requested(client: redis.Redis, job_id: int) -> bool:
 
 def clear_cancel(client: redis.Redis, job_id: int) -> None:
     client.delete(CANCEL_KEY.format(id=job_id))
+
+
+class StreamSlots:
+    """Places for open event streams in one web process: at most `per_caller` for each caller and
+    `total` in all, since each open stream holds one of the process's threads. Thread-safe."""
+
+    def __init__(self, per_caller: int, total: int) -> None:
+        self.per_caller, self.total = per_caller, total
+        self._open: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def acquire(self, caller: str) -> StreamSlot | None:
+        """A place for one more stream of `caller`, or None when either cap is reached."""
+        with self._lock:
+            if self._open[caller] >= self.per_caller or sum(self._open.values()) >= self.total:
+                return None
+            self._open[caller] += 1
+        return StreamSlot(self, caller)
+
+    def open_streams(self, caller: str | None = None) -> int:
+        """Streams open for `caller`, or for everyone when no caller is named."""
+        with self._lock:
+            return sum(self._open.values()) if caller is None else self._open[caller]
+
+    def _release(self, slot: StreamSlot) -> None:
+        with self._lock:
+            if slot.released:
+                return
+            slot.released = True
+            self._open[slot.caller] -= 1
+            if not self._open[slot.caller]:
+                del self._open[slot.caller]
+
+
+class StreamSlot:
+    """One open stream's place; releasing it again (the stream ended, then its response closed) does nothing."""
+
+    def __init__(self, slots: StreamSlots, caller: str) -> None:
+        self.slots, self.caller, self.released = slots, caller, False
+
+    def release(self) -> None:
+        self.slots._release(self)
