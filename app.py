@@ -1,57 +1,66 @@
-"""Run the whole studio: Redis (embedded unless REDIS_URL is set), the database migrations,
-one Celery worker, the VisualDL board and the web app under gunicorn. Ctrl-C stops all of it;
-a worker that dies is started again."""
+"""Run the whole studio: Redis (embedded unless REDIS_URL is set), the database migrations, the training
+and ingest Celery workers, the VisualDL board and the web app under gunicorn on HOST:PORT. Ctrl-C stops
+all of it; a worker that dies is started again."""
 from __future__ import annotations
 
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 
-from launcher import (free_port, redis_process, visualdl_process, wait_for_port, wait_for_redis, web_process,
-                      web_processes, worker_process)
+from launcher import (EVERY_ADDRESS, LOOPBACK, ServiceProcess, connect_address, free_port, host_port,
+                      ingest_worker_process, redis_password, redis_process, redis_url, visualdl_process,
+                      wait_for_port, wait_for_redis, web_process, web_processes, worker_process)
 from webapp import create_app
 from webapp.config import data_dir_from_env
 from webapp.database import upgrade_schema
 from webapp.jobs.reaper import start_reaper
+from webapp.storage import DataDir
 
 log = logging.getLogger("studio")
+# With its own Redis this launcher starts every process that writes to DATA_DIR. With a shared REDIS_URL,
+# workers on other hosts may be writing to it, so only what nobody has touched for this long is swept.
+SHARED_LEFTOVER_SECONDS = 3600
 
 
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir = data_dir_from_env()
     data_dir.root.mkdir(parents=True, exist_ok=True)
-    os.environ["DATA_DIR"] = str(data_dir.root)
+    host = os.environ.get("HOST") or LOOPBACK
     port = int(os.environ.get("PORT") or 5000)
-    if free_port(port) != port:
-        log.error("Port %d on 127.0.0.1 is in use; stop what uses it or choose another with PORT=...", port)
+    os.environ.update(DATA_DIR=str(data_dir.root), HOST=host)
+    if free_port(port, host) != port:
+        log.error("Port %d on %s is in use; stop what uses it or choose another with PORT=...", port, host)
         sys.exit(1)
-    services = []
+    services: list[ServiceProcess] = []
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
-        if not os.environ.get("REDIS_URL"):
-            redis_port = free_port(int(os.environ.get("REDIS_PORT") or 6389))
-            services.append(redis_process(data_dir, redis_port).start())
-            os.environ["REDIS_URL"] = f"redis://127.0.0.1:{redis_port}/0"
+        embedded = not os.environ.get("REDIS_URL")
+        if embedded:
+            services.append(start_redis(data_dir))
         wait_for_redis(os.environ["REDIS_URL"])
         board_port = free_port(int(os.environ.get("VISUALDL_PORT") or 8040))
         services.append(visualdl_process(data_dir, board_port).start())
-        os.environ["VISUALDL_URL"] = f"http://127.0.0.1:{board_port}"
+        os.environ["VISUALDL_URL"] = f"http://{LOOPBACK}:{board_port}"
         app = create_app()
         upgrade_schema(app)
-        worker = worker_process(data_dir, dict(os.environ)).start()
-        services.append(worker)
+        env = dict(os.environ)
+        workers = [worker_process(data_dir, env), ingest_worker_process(data_dir, env)]
+        web = web_process(data_dir, host, port, env, processes=web_processes(env),
+                          threads=int(env.get("WEB_THREADS") or 32))
+        for writer in [*workers, web]:
+            writer.stop_leftover()
+        sweep_leftovers(data_dir, unchanged_for=0 if embedded else SHARED_LEFTOVER_SECONDS)
+        services += [worker.start() for worker in workers]
         start_reaper(app)
-        web = web_process(data_dir, "127.0.0.1", port, dict(os.environ),
-                          processes=web_processes(os.environ),
-                          threads=int(os.environ.get("WEB_THREADS") or 32)).start()
-        services.append(web)
-        wait_for_port("127.0.0.1", port, web)
-        log.info("Image Studio is running on http://127.0.0.1:%d  (Ctrl-C stops it)", port)
-        supervise(web, worker)
+        services.append(web.start())
+        wait_for_port(connect_address(host), port, web)
+        log.info("%s  (Ctrl-C stops it)", running_message(host, port))
+        supervise(web, workers)
     except KeyboardInterrupt:
         pass
     finally:
@@ -60,13 +69,39 @@ def main() -> None:
         log.info("stopped")
 
 
-def supervise(web, worker) -> None:
-    """Return when the web server ends; start the training worker again whenever it dies."""
+def start_redis(data_dir: DataDir) -> ServiceProcess:
+    """Start the embedded Redis (loopback only, with the install's password) and point REDIS_URL at it."""
+    port = free_port(int(os.environ.get("REDIS_PORT") or 6389))
+    password = redis_password(data_dir)
+    os.environ["REDIS_URL"] = redis_url(port, password)
+    return redis_process(data_dir, port, password).start()
+
+
+def sweep_leftovers(data_dir: DataDir, unchanged_for: float) -> None:
+    """Remove what interrupted runs left in DATA_DIR, before any process that writes there starts."""
+    removed = [str(path.relative_to(data_dir.root)) for path in data_dir.sweep_leftovers(unchanged_for)]
+    if removed:
+        shown = ", ".join(removed[:20]) + (f" and {len(removed) - 20} more" if len(removed) > 20 else "")
+        log.info("removed %d leftover(s) of interrupted runs: %s", len(removed), shown)
+
+
+def running_message(host: str, port: int) -> str:
+    """Where people open the studio: HOST, or for every address the names that reach this machine."""
+    if host in EVERY_ADDRESS:
+        return (f"Image Studio is running on every address of this machine ({host_port(host, port)}): open "
+                f"http://{host_port(socket.gethostname(), port)} from other machines, "
+                f"http://{host_port(connect_address(host), port)} on this one")
+    return f"Image Studio is running on http://{host_port(host, port)}"
+
+
+def supervise(web: ServiceProcess, workers: list[ServiceProcess]) -> None:
+    """Return when the web server ends; start a worker again whenever it dies."""
     while web.exited() is None:
-        code = worker.exited()
-        if code is not None:
-            log.warning("the training worker exited (%s); starting it again", code)
-            worker.start()
+        for worker in workers:
+            code = worker.exited()
+            if code is not None:
+                log.warning("the %s exited (%s); starting it again", worker.name, code)
+                worker.start()
         time.sleep(1)
     log.error("the web server exited (%s)", web.exited())
 

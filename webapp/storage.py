@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +109,44 @@ class DataDir:
     def database(self) -> Path:
         """The default SQLite database."""
         return self.root / "studio.sqlite3"
+
+    def leftovers(self) -> list[Path]:
+        """What interrupted runs leave behind: uploads being ingested (everything under `tmp/`), bundles
+        being exported (`models/.staging-*`, see webapp.jobs.runner.export_version), and half-written
+        files (`*.part`) beside bundles and in the caches under `cache/`."""
+        found = sorted(self.tmp.iterdir()) if self.tmp.is_dir() else []
+        found += sorted(self.models.glob(".staging-*")) + sorted(self.models.glob("*/*.part"))
+        return found + sorted(self.image_cache.parent.rglob("*.part"))
+
+    def sweep_leftovers(self, unchanged_for: float = 0.0) -> list[Path]:
+        """Remove the leftovers nothing has written to for `unchanged_for` seconds and return them. Run it
+        while no process of the install writes (0), or with an age that no live writer's pause reaches."""
+        cutoff = time.time() - unchanged_for
+        removed = []
+        for path in self.leftovers():
+            try:
+                if unchanged_for and _last_change(path) > cutoff:
+                    continue
+            except FileNotFoundError:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            removed.append(path)
+        return removed
+
+
+def _last_change(path: Path) -> float:
+    """The newest modification time of `path` and, for a folder, of everything in it."""
+    newest = path.lstat().st_mtime
+    for folder, _, files in os.walk(path):
+        for name in [folder, *(os.path.join(folder, file) for file in files)]:
+            try:
+                newest = max(newest, os.lstat(name).st_mtime)
+            except FileNotFoundError:
+                pass
+    return newest
 
 
 def data_dir() -> DataDir:

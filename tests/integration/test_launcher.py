@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -11,29 +12,36 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+import redis
 
 from launcher import free_port
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
+SERVICES = {"redis", "visualdl", "worker", "ingest-worker", "web"}
+WORKER_NODES = {"studio", "ingest-studio"}  # node names before the `@host`
 
 
-def launch(data_dir: Path, port: int) -> subprocess.Popen:
-    env = {**os.environ, "DATA_DIR": str(data_dir), "PORT": str(port)}
-    env.pop("REDIS_URL", None)
-    env.pop("DATABASE_URL", None)
+def launch(data_dir: Path, port: int, **env: str) -> subprocess.Popen:
+    env = {**os.environ, "DATA_DIR": str(data_dir), "PORT": str(port), **env}
+    for unset in {"REDIS_URL", "DATABASE_URL", "HOST"} - set(env):
+        env.pop(unset, None)
     log = open(data_dir / "launcher.log", "a")  # a file, not a pipe nobody reads while the app runs
     return subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
 def wait_healthy(port: int, timeout: float = 120) -> dict:
+    """The health report once both workers answer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=3) as response:
-                return json.load(response)
-        except OSError:  # not listening yet, or 503 until the worker answers
-            time.sleep(0.5)
+                report = json.load(response)
+            if {name.partition("@")[0] for name in report["workers"]} == WORKER_NODES:
+                return report
+        except OSError:  # not listening yet, or 503 until a worker answers
+            pass
+        time.sleep(0.5)
     raise AssertionError("the app never became healthy")
 
 
@@ -57,34 +65,114 @@ def still_running(pids: dict[str, int], timeout: float = 30) -> dict[str, int]:
     return {name: pid for name, pid in pids.items() if running(pid)}
 
 
+def environment(pid: int) -> dict[str, str]:
+    entries = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace").split("\0")
+    return dict(entry.split("=", 1) for entry in entries if "=" in entry)
+
+
+def group_members(group: int) -> list[int]:
+    """The processes of a service: its process group (each service runs in a session of its own)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if int(stat.read_text().rsplit(")", 1)[1].split()[2]) == group:
+                members.append(int(stat.parent.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return members
+
+
+def loads_paddle(pid: int) -> bool:
+    return "libpaddle" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """IPv4 addresses with a socket listening on `port` (from /proc/net/tcp)."""
+    addresses = set()
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, _, state = line.split()[1:4]
+        address, local_port = local.split(":")
+        if int(local_port, 16) == port and state == "0A":
+            addresses.add(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    return addresses
+
+
+def plant_leftovers(data_dir: Path) -> tuple[list[Path], list[Path]]:
+    """(what an interrupted run leaves behind, what it must keep) under `data_dir`."""
+    leftovers = {"tmp/upload-0d1e/roses/a.png": b"half", "tmp/stray.bin": b"x",
+                 "cache/images/64/ab/ab12.u8.3f2c.part": b"half", "models/.staging-7-9a8b/model.json": b"{}"}
+    kept = {"datasets/1/images/roses/a.png": b"png", "cache/images/64/ab/ab12.u8": b"whole"}
+    for relative, content in {**leftovers, **kept}.items():
+        (data_dir / relative).parent.mkdir(parents=True, exist_ok=True)
+        (data_dir / relative).write_bytes(content)
+    return [data_dir / path for path in leftovers], [data_dir / path for path in kept]
+
+
+def check_embedded_redis(data_dir: Path, web_pid: int) -> str:
+    """The embedded Redis refuses clients without the install's password; returns the password."""
+    password_file = data_dir / "keys" / "redis.password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    password = password_file.read_bytes().hex()
+    url = environment(web_pid)["REDIS_URL"]
+    assert url.startswith(f"redis://:{password}@127.0.0.1:")
+    port = int(url.rsplit(":", 1)[1].split("/")[0])
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as client:
+        client.sendall(b"PING\r\n")
+        assert client.recv(100).startswith(b"-NOAUTH")
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=port, password="wrong", socket_timeout=5).ping()
+    assert redis.Redis.from_url(url, socket_timeout=5).ping()
+    return password
+
+
+def check_ingest_worker(pid: int) -> None:
+    """A Celery worker on the ingest queue, and no process of it has Paddle loaded."""
+    argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    assert argv[argv.index(b"-Q") + 1] == b"ingest" and argv[argv.index(b"-n") + 1] == b"ingest-studio@%h"
+    members = group_members(pid)
+    assert pid in members and not any(map(loads_paddle, members))
+
+
 def test_start_stop_and_recover_from_kill(tmp_path):
     port = free_port()
-    app = launch(tmp_path, port)
+    app = launch(tmp_path, port, HOST="127.0.0.1")
     try:
         health = wait_healthy(port)
-        assert health["status"] == "ok" and len(health["workers"]) == 1
+        assert health["status"] == "ok"
         first = service_pids(tmp_path)
-        assert set(first) == {"redis", "visualdl", "worker", "web"} and all(map(running, first.values()))
+        assert set(first) == SERVICES and all(map(running, first.values()))
+        assert listening_addresses(port) == {"127.0.0.1"}
+        assert environment(first["ingest-worker"])["HOST"] == environment(first["web"])["HOST"] == "127.0.0.1"
+        password = check_embedded_redis(tmp_path, first["web"])
+        check_ingest_worker(first["ingest-worker"])
 
-        os.kill(first["worker"], signal.SIGKILL)  # a worker that dies is started again
+        for worker in ("worker", "ingest-worker"):  # a worker that dies is started again
+            os.kill(first[worker], signal.SIGKILL)
         deadline = time.monotonic() + 90
-        while service_pids(tmp_path)["worker"] == first["worker"] or wait_healthy(port)["status"] != "ok":
-            assert time.monotonic() < deadline, "the worker was not started again"
+        while {service_pids(tmp_path).get(name) for name in ("worker", "ingest-worker")} & set(first.values()):
+            assert time.monotonic() < deadline, "the workers were not started again"
             time.sleep(1)
+        wait_healthy(port)
         first = service_pids(tmp_path)
 
         app.kill()  # like kill -9: no clean-up at all
         app.wait()
-        app = launch(tmp_path, port)
+        leftovers, kept = plant_leftovers(tmp_path)
+        app = launch(tmp_path, port)  # HOST unset: loopback still
         assert wait_healthy(port)["status"] == "ok"
         second = service_pids(tmp_path)
         assert still_running(first) == {}
         assert set(second) == set(first) and set(second.values()).isdisjoint(first.values())
+        assert listening_addresses(port) == {"127.0.0.1"} and environment(second["web"])["HOST"] == "127.0.0.1"
+        assert not any(path.exists() for path in leftovers) and all(path.exists() for path in kept)
+        assert not list((tmp_path / "tmp").iterdir())
 
         app.send_signal(signal.SIGINT)
         assert app.wait(timeout=90) == 0
         output = (tmp_path / "launcher.log").read_text()
         assert output.count(f"Image Studio is running on http://127.0.0.1:{port}") == 2
+        assert "tmp/upload-0d1e" in output and "models/.staging-7-9a8b" in output
+        assert password not in output
         assert still_running(second) == {}
         assert not list((tmp_path / "run").glob("*.pid"))
     finally:
