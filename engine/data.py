@@ -5,11 +5,15 @@ import logging
 import os
 import queue
 import threading
+import time
 import uuid
+from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image
@@ -19,6 +23,11 @@ from engine.bundle import Preprocess, center_crop, normalize
 
 log = logging.getLogger(__name__)
 AUGMENT_THREADS = max(1, min(4, os.cpu_count() or 1))
+RAM_LIMIT_BYTES = 1 << 30  # above this, a job's decoded images are memory-mapped instead of held in RAM
+TOUCH_SECONDS = 3600  # a cache hit refreshes its file's mtime (the LRU clock) at most this often
+STALE_SECONDS = 3600  # a .part or pack file this old belongs to no running writer
+READ_AHEAD = 8  # images decoded ahead of load_all's consumer, per thread
+PACKS = "packs"  # <cache root>/packs: the mapped files behind large jobs' arrays
 
 
 @dataclass(frozen=True)
@@ -29,12 +38,15 @@ class Sample:
 
 
 class ImageCache:
-    """Each image decoded once per decode size (the bundle's `Preprocess.square`), kept as raw uint8 files."""
+    """Each image decoded once per decode size (the bundle's `Preprocess.square`), kept as raw uint8 files
+    `<root>/<side>/<key[:2]>/<key>.u8`, shared by every job and data set (see `prune_cache`)."""
 
-    def __init__(self, root: Path | str, preprocess: Preprocess) -> None:
+    def __init__(self, root: Path | str, preprocess: Preprocess, ram_limit_bytes: int = RAM_LIMIT_BYTES) -> None:
         self.preprocess = preprocess
         self.side = preprocess.decode_size
-        self.root = Path(root) / str(self.side)
+        self.base = Path(root)
+        self.root = self.base / str(self.side)
+        self.ram_limit_bytes = ram_limit_bytes
         self.hits = 0
         self.misses = 0
         self._lock = threading.Lock()
@@ -44,22 +56,39 @@ class ImageCache:
 
     def get(self, sample: Sample) -> np.ndarray:
         path = self._file(sample.key)
-        expected = self.side * self.side * 3
-        try:
-            data = np.fromfile(path, dtype=np.uint8)
-            if data.size == expected:
-                self._count(hit=True)
-                return data.reshape(self.side, self.side, 3)
-        except OSError:
-            pass
+        cached = self._read(path)
+        if cached is not None:
+            self._count(hit=True)
+            return cached
         with Image.open(sample.path) as image:
             array = self.preprocess.square(image)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
-        array.tofile(partial)
-        os.replace(partial, path)
+        self._write(path, array)
         self._count(hit=False)
         return array
+
+    def _read(self, path: Path) -> np.ndarray | None:
+        try:
+            with open(path, "rb") as file:
+                data = np.fromfile(file, dtype=np.uint8)
+                _touch(file)
+        except OSError:
+            return None
+        return data.reshape(self.side, self.side, 3) if data.size == self.side * self.side * 3 else None
+
+    @staticmethod
+    def _write(path: Path, array: np.ndarray) -> None:
+        """Write to a .part file, then rename: readers see the whole file or none. A prune may remove the
+        emptied folder between mkdir and open, hence the retries."""
+        partial = path.with_name(f"{path.name}.{uuid.uuid4().hex}.part")
+        for attempt in range(3):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                array.tofile(partial)
+                break
+            except FileNotFoundError:
+                if attempt == 2:
+                    raise
+        os.replace(partial, path)
 
     def _count(self, hit: bool) -> None:
         with self._lock:
@@ -70,14 +99,152 @@ class ImageCache:
 
     def load_all(self, samples: list[Sample], progress: Callable[[int, int], None] | None = None,
                  threads: int = 2) -> np.ndarray:
-        """All samples as one N x side x side x 3 uint8 array (decoding misses in threads)."""
-        out = np.empty((len(samples), self.side, self.side, 3), dtype=np.uint8)
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            for index, array in enumerate(pool.map(self.get, samples)):
+        """All samples as one N x side x side x 3 uint8 array (decoding misses in threads): in RAM up to
+        `ram_limit_bytes`, memory-mapped above it."""
+        shape = (len(samples), self.side, self.side, 3)
+        with closing(self._decoded(samples, progress, threads)) as arrays:
+            if int(np.prod(shape)) > self.ram_limit_bytes:
+                return self._packed(shape, arrays)
+            out = np.empty(shape, dtype=np.uint8)
+            for index, array in enumerate(arrays):
                 out[index] = array
-                if progress and (index % 32 == 31 or index == len(samples) - 1):
-                    progress(index + 1, len(samples))
-        return out
+            return out
+
+    def _decoded(self, samples: list[Sample], progress: Callable[[int, int], None] | None,
+                 threads: int) -> Iterator[np.ndarray]:
+        """The samples' arrays in order, decoded in threads at most READ_AHEAD per thread ahead of the
+        consumer, so a slow consumer never piles up decoded images in memory."""
+        pool = ThreadPoolExecutor(max_workers=threads)
+        queued = iter(samples)
+        ahead = deque(pool.submit(self.get, sample) for sample in islice(queued, threads * READ_AHEAD))
+        try:
+            for done in range(1, len(samples) + 1):
+                array = ahead.popleft().result()
+                ahead.extend(pool.submit(self.get, sample) for sample in islice(queued, 1))
+                yield array
+                if progress and (done % 32 == 0 or done == len(samples)):
+                    progress(done, len(samples))
+        finally:
+            pool.shutdown(cancel_futures=True)  # a failed or cancelled load decodes nothing more
+
+    def _packed(self, shape: tuple[int, ...], arrays: Iterable[np.ndarray]) -> np.memmap:
+        """`arrays` written in order to a file under packs/ that is mapped and unlinked at once: its pages sit
+        in the page cache, which the kernel can drop and read back, and nothing is left behind on exit."""
+        folder = self.base / PACKS
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{uuid.uuid4().hex}.pack"
+        with open(path, "xb+") as file:
+            try:
+                os.posix_fallocate(file.fileno(), 0, int(np.prod(shape)))  # a full disk fails now, not mid-way
+                packed = np.memmap(file, dtype=np.uint8, mode="r+", shape=shape)
+            finally:
+                path.unlink()
+            _write_in_order(file, arrays)
+        return packed
+
+
+def _touch(file: BinaryIO) -> None:
+    """Mark a cache hit as recently used, at most once per TOUCH_SECONDS (one fstat per hit otherwise)."""
+    try:
+        if time.time() - os.fstat(file.fileno()).st_mtime > TOUCH_SECONDS:
+            os.utime(file.fileno())
+    except OSError:
+        pass  # read-only cache: the entry just looks older to prune_cache
+
+
+def _write_in_order(file: BinaryIO, arrays: Iterable[np.ndarray]) -> None:
+    # through the file, not the mapping: written pages never count as this process's memory
+    file.seek(0)
+    for array in arrays:
+        file.write(np.ascontiguousarray(array, dtype=np.uint8).data)
+    file.flush()
+
+
+@dataclass(frozen=True)
+class CacheEntry:
+    """One file under an ImageCache root, with what pruning needs to know of it."""
+
+    path: Path
+    key: str
+    size: int
+    mtime: float
+
+
+def cache_entries(root: Path | str) -> list[CacheEntry]:
+    """Every decoded image under an ImageCache root, at every decode size."""
+    entries = []
+    for path in Path(root).glob("*/*/*.u8"):
+        if not path.parent.parent.name.isdigit():
+            continue
+        try:
+            stat = path.stat()
+        except FileNotFoundError:  # pruned or replaced meanwhile
+            continue
+        entries.append(CacheEntry(path, path.stem, stat.st_size, stat.st_mtime))
+    return entries
+
+
+def cache_bytes(root: Path | str) -> int:
+    """Bytes of decoded images held under an ImageCache root."""
+    return sum(entry.size for entry in cache_entries(root))
+
+
+def prune_cache(root: Path | str, keep_keys: set[str] | None = None, max_bytes: int | None = None) -> dict:
+    """Remove decoded images whose key is not in `keep_keys` (when given), then the least recently used
+    ones until at most `max_bytes` remain (when given), then empty folders.
+
+    Safe beside running jobs: writers rename whole files into place, readers hold what they opened, and a
+    removed image is simply decoded again on its next miss."""
+    entries = cache_entries(root)
+    to_remove = [entry for entry in entries if keep_keys is not None and entry.key not in keep_keys]
+    kept = sorted((entry for entry in entries if keep_keys is None or entry.key in keep_keys),
+                  key=lambda entry: entry.mtime)
+    total, oldest = sum(entry.size for entry in kept), 0
+    while max_bytes is not None and oldest < len(kept) and total > max_bytes:
+        total -= kept[oldest].size
+        oldest += 1
+    to_remove, kept = to_remove + kept[:oldest], kept[oldest:]
+    removed = _remove(to_remove)
+    _remove_empty_folders({entry.path.parent for entry in to_remove})
+    return {"removed_files": len(removed), "removed_bytes": sum(entry.size for entry in removed),
+            "remaining_files": len(kept), "remaining_bytes": total}
+
+
+def sweep_partials(root: Path | str, older_than_seconds: float = STALE_SECONDS) -> dict:
+    """Remove what interrupted writers left under an ImageCache root: `.part` files and pack files older
+    than `older_than_seconds` (younger ones may still be being written)."""
+    root = Path(root)
+    cutoff = time.time() - older_than_seconds
+    stale = []
+    for path in [*root.glob("*/*/*.part"), *(root / PACKS).glob("*.pack")]:
+        try:
+            stat = path.stat()
+        except FileNotFoundError:
+            continue
+        if stat.st_mtime < cutoff:
+            stale.append(CacheEntry(path, path.name, stat.st_size, stat.st_mtime))
+    removed = _remove(stale)
+    return {"removed_files": len(removed), "removed_bytes": sum(entry.size for entry in removed)}
+
+
+def _remove(entries: list[CacheEntry]) -> list[CacheEntry]:
+    removed = []
+    for entry in entries:
+        try:
+            entry.path.unlink()
+            removed.append(entry)
+        except FileNotFoundError:
+            pass
+    return removed
+
+
+def _remove_empty_folders(folders: set[Path]) -> None:
+    """Key folders, then their decode-size folders; rmdir refuses any that is not empty."""
+    for folder in [*folders, *{folder.parent for folder in folders}]:
+        try:
+            folder.rmdir()
+        except OSError:
+            pass
 
 
 def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator,
