@@ -35,6 +35,9 @@ UPLOAD_ENDPOINTS = {"datasets_api.create", "predict_api.predict"}
 def create_app(config: dict | None = None) -> Flask:
     """Application factory; `config` overrides the environment-derived defaults (tests use it)."""
     from webapp import database, errors, health, taskqueue
+    from webapp.accounts import cli as accounts_cli, guard, settings as security
+    from webapp.accounts.api import api as accounts_api
+    from webapp.accounts.pages import pages as accounts_pages
     from webapp.config import default_config, serving_options
     from webapp.datasets.api import api as datasets_api
     from webapp.datasets.pages import pages as datasets_pages
@@ -59,10 +62,14 @@ def create_app(config: dict | None = None) -> Flask:
     Path(app.config["DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    security.init_app(app)
     database.init_app(app)
     taskqueue.init_app(app)
     errors.init_app(app)
-    for blueprint in (health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages, registry_api,
+    app.before_request(_limit_json_bodies)  # before any check that reads a form body
+    guard.init_app(app)
+    accounts_cli.init_app(app)
+    for blueprint in (accounts_pages, accounts_api, health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages, registry_api,
                       registry_pages, release_api, evaluations_api, predict_api, predict_pages, feedback_api,
                       feedback_pages):
         app.register_blueprint(blueprint)
@@ -75,7 +82,6 @@ def create_app(config: dict | None = None) -> Flask:
     app.extensions["prediction_hold"] = PredictionHold(
         app.config["REDIS_URL"], app.config["FEEDBACK_HOLD_BYTES"], app.config["FEEDBACK_HOLD_SECONDS"],
         app.config["FEEDBACK_LOOKUP_SECONDS"])
-    app.before_request(_limit_json_bodies)
     app.context_processor(lambda: {"nav_items": NAV_ITEMS})
     app.add_template_filter(format_duration, "duration")
     return app

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from engine.runtimes import RUNTIMES
@@ -12,6 +13,12 @@ from webapp.storage import DataDir
 def _int_env(name: str, default: int) -> int:
     value = os.environ.get(name)
     return int(value) if value else default
+
+
+def _list_env(name: str) -> list[str] | None:
+    """A comma-separated setting as a list; None when unset."""
+    value = os.environ.get(name)
+    return [item.strip() for item in value.split(",") if item.strip()] if value else None
 
 
 def data_dir_from_env(override: str | None = None) -> DataDir:
@@ -42,7 +49,22 @@ def default_config(data_dir: str | None = None) -> dict:
         "SQLALCHEMY_DATABASE_URI": os.environ.get("DATABASE_URL") or f"sqlite:///{folders.database}",
         "REDIS_URL": os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/0",
         "VISUALDL_URL": os.environ.get("VISUALDL_URL", ""),
-        "SECRET_KEY": os.environ.get("SECRET_KEY") or "studio-local",
+        # Signs session cookies: made once per install and kept in DATA_DIR/keys (0600) unless given.
+        "SECRET_KEY": os.environ.get("SECRET_KEY") or folders.secret("session.key").hex(),
+        "SESSION_COOKIE_NAME": "studio_session",
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=_int_env("SESSION_DAYS", 14)),
+        # Who can reach the studio (webapp.accounts.settings resolves these once at start).
+        "HOST": os.environ.get("HOST") or "127.0.0.1",
+        "AUTH": (os.environ.get("AUTH") or "auto").strip().lower(),
+        "TRUSTED_HOSTS": _list_env("TRUSTED_HOSTS"),
+        "TRUSTED_PROXIES": _int_env("TRUSTED_PROXIES", 0),
+        "PREDICT_PUBLIC": os.environ.get("PREDICT_PUBLIC", "").strip().lower() in ("1", "on", "true", "yes"),
+        "PREDICT_CORS_ORIGINS": _list_env("PREDICT_CORS_ORIGINS") or [],
+        "PREDICT_PUBLIC_PER_MINUTE": _int_env("PREDICT_PUBLIC_PER_MINUTE", 120),
+        # Failed sign-ins allowed per client address and per user name in SIGN_IN_WINDOW_SECONDS.
+        "SIGN_IN_ATTEMPTS": _int_env("SIGN_IN_ATTEMPTS", 10),
+        "SIGN_IN_WINDOW_SECONDS": _int_env("SIGN_IN_WINDOW_SECONDS", 900),
         # Whole request body (an archive or a folder of files).
         "MAX_CONTENT_LENGTH": _int_env("MAX_UPLOAD_MB", 4096) * 1024 * 1024,
         # Werkzeug spools every uploaded file above this size to disk.

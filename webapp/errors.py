@@ -6,7 +6,7 @@ to a status. API requests get `{"error", "code", ...details}`, pages get the err
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, SecurityError
 
 from engine.errors import StudioError
 from webapp.extensions import db
@@ -53,6 +53,8 @@ ERROR_STATUS: dict[str, int] = {
     "job_not_found": 404,
     "model_version_not_found": 404,
     "image_not_found": 404,
+    "user_not_found": 404,
+    "token_not_found": 404,
     # the state of things
     "dataset_not_ready": 409,
     "dataset_in_use": 409,
@@ -121,6 +123,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        if isinstance(exc, SecurityError):  # a Host header outside TRUSTED_HOSTS
+            return _answer("untrusted_host", "This studio does not answer to that host name; an operator can "
+                                             "add it to TRUSTED_HOSTS.", 400)
         code = HTTP_CODES.get(exc.code, "bad_request" if exc.code < 500 else "internal_error")
         return _answer(code, _friendly(exc), exc.code)
 

@@ -56,7 +56,14 @@ def health_report() -> dict:
 
 @bp.get("/api/health")
 def health():
+    """The full report for people who may use the studio; anonymous callers (a load balancer, a
+    monitor) get the states only, without worker host names or addresses."""
+    from webapp.accounts.guard import effective_role
+
     report = health_report()
+    if effective_role() is None:
+        report = {"status": report["status"], "database": report["database"], "redis": report["redis"],
+                  "workers_online": len(report["workers"])}
     return jsonify(report), 200 if report["status"] == "ok" else 503
 
 

@@ -1,7 +1,14 @@
 // Small helpers shared by the pages: JSON calls with errors in words.
 
+// The page's CSRF token: the server refuses state-changing calls of a signed-in session without it.
+export function csrfHeaders() {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  return meta ? { "X-CSRF-Token": meta.content } : {};
+}
+
 export async function apiJson(url, options = {}) {
-  const response = await fetch(url, { headers: { Accept: "application/json" }, ...options });
+  const headers = { Accept: "application/json", ...csrfHeaders(), ...(options.headers || {}) };
+  const response = await fetch(url, { ...options, headers });
   let body = null;
   try {
     body = await response.json();

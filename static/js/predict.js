@@ -1,6 +1,6 @@
 // Prediction page: drop, pick or paste images; each is classified in turn and listed with its top classes,
 // and a person can mark each answer right or wrong (with the right class).
-import { apiJson } from "./api.js";
+import { apiJson, csrfHeaders } from "./api.js";
 
 const dropzone = document.getElementById("drop-image");
 const input = document.getElementById("image-input");
@@ -76,7 +76,7 @@ async function classify({ file, view }) {
   let body = null;
   let ok = false;
   try {
-    const response = await fetch("/api/predict", { method: "POST", body: data, headers: { Accept: "application/json" } });
+    const response = await fetch("/api/predict", { method: "POST", body: data, headers: { Accept: "application/json", ...csrfHeaders() } });
     ok = response.ok;
     body = await response.json();
   } catch {

@@ -1,6 +1,6 @@
 // Dataset upload: a folder (picker or drag and drop) or a .zip, sent with a progress bar.
 
-import { show } from "./api.js";
+import { csrfHeaders, show } from "./api.js";
 
 const form = document.getElementById("upload-form");
 const dropzone = document.getElementById("dropzone");
@@ -119,6 +119,7 @@ form.addEventListener("submit", (event) => {
   const request = new XMLHttpRequest();
   request.open("POST", "/api/datasets");
   request.setRequestHeader("Accept", "application/json");
+  for (const [name, value] of Object.entries(csrfHeaders())) request.setRequestHeader(name, value);
   request.upload.addEventListener("progress", (e) => {
     if (e.lengthComputable) setProgress(e.loaded / e.total, `Uploading… ${Math.round((100 * e.loaded) / e.total)}%`);
   });

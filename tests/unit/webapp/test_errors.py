@@ -33,7 +33,7 @@ def test_every_code_in_the_source_is_listed_and_every_listed_code_is_used():
     used = codes_in_source()
     assert used - set(ERROR_STATUS) == set()
     derived = set(HTTP_CODES.values()) | {"internal_error", "invalid_option", "model_bundle_rejected",
-                                          "pretrained_weights_missing"}
+                                          "pretrained_weights_missing", "untrusted_host"}
     assert set(ERROR_STATUS) - used - derived == set()
     assert all(400 <= status < 600 for status in ERROR_STATUS.values())
 

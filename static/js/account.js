@@ -1,0 +1,80 @@
+// The account page: the signed-in person's API tokens (create, copy once, revoke).
+import { apiJson, show } from "./api.js";
+
+const table = document.querySelector("#token-table tbody");
+const empty = document.getElementById("tokens-empty");
+const form = document.getElementById("token-form");
+const nameInput = document.getElementById("token-name");
+const errorBox = document.getElementById("token-error");
+const fresh = document.getElementById("new-token");
+const freshValue = document.getElementById("new-token-value");
+
+function when(iso) {
+  if (!iso) return "never";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+function cell(text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  return td;
+}
+
+function row(token) {
+  const tr = document.createElement("tr");
+  tr.dataset.token = token.id;
+  const prefix = cell("");
+  const code = document.createElement("code");
+  code.textContent = `${token.prefix}…`;
+  prefix.append(code);
+  const actions = document.createElement("td");
+  const revoke = document.createElement("button");
+  revoke.className = "button danger revoke-token";
+  revoke.textContent = "Revoke";
+  revoke.addEventListener("click", async () => {
+    if (!window.confirm(`Revoke the token “${token.name}”? Scripts using it stop working at once.`)) return;
+    try {
+      await apiJson(`/api/tokens/${token.id}`, { method: "DELETE" });
+      await load();
+    } catch (error) {
+      show(errorBox, error.message);
+    }
+  });
+  actions.append(revoke);
+  tr.append(cell(token.name), prefix, cell(when(token.created_at)), cell(when(token.last_used_at)), actions);
+  return tr;
+}
+
+async function load() {
+  const body = await apiJson("/api/tokens");
+  table.replaceChildren(...body.tokens.map(row));
+  empty.hidden = body.tokens.length > 0;
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  errorBox.hidden = true;
+  try {
+    const token = await apiJson("/api/tokens", {
+      method: "POST", headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ name: nameInput.value }),
+    });
+    freshValue.textContent = token.token;
+    fresh.hidden = false;
+    nameInput.value = "";
+    await load();
+  } catch (error) {
+    show(errorBox, error.message);
+  }
+});
+
+document.getElementById("token-copy").addEventListener("click", async () => {
+  try {
+    await navigator.clipboard.writeText(freshValue.textContent);
+    document.getElementById("token-copy").textContent = "Copied";
+  } catch {
+    window.getSelection().selectAllChildren(freshValue);
+  }
+});
+
+load().catch((error) => show(errorBox, error.message));

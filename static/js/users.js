@@ -1,0 +1,95 @@
+// The users page (admins): add teammates, change roles, reset passwords, remove accounts.
+import { apiJson, show } from "./api.js";
+
+const ROLES = ["viewer", "member", "admin"];
+const table = document.querySelector("#user-table tbody");
+const form = document.getElementById("user-form");
+const errorBox = document.getElementById("user-error");
+
+function when(iso) {
+  if (!iso) return "never";
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+function cell(content) {
+  const td = document.createElement("td");
+  if (content instanceof Node) td.append(content); else td.textContent = content;
+  return td;
+}
+
+function button(text, className, action) {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = `button ${className}`;
+  element.textContent = text;
+  element.addEventListener("click", async () => {
+    errorBox.hidden = true;
+    try {
+      await action();
+      await load();
+    } catch (error) {
+      show(errorBox, error.message);
+      await load();
+    }
+  });
+  return element;
+}
+
+function row(user) {
+  const tr = document.createElement("tr");
+  tr.dataset.user = user.username;
+  const role = document.createElement("select");
+  role.className = "user-role";
+  role.setAttribute("aria-label", `Role of ${user.username}`);
+  for (const name of ROLES) role.append(new Option(name, name, false, name === user.role));
+  role.addEventListener("change", async () => {
+    errorBox.hidden = true;
+    try {
+      await apiJson(`/api/users/${user.id}`, {
+        method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ role: role.value }),
+      });
+    } catch (error) {
+      show(errorBox, error.message);
+      role.value = user.role;
+    }
+  });
+  const actions = document.createElement("div");
+  actions.className = "row-actions";
+  actions.append(
+    button("New password", "reset-password", async () => {
+      const password = window.prompt(`New password for ${user.username} (at least 8 characters):`);
+      if (!password) return;
+      await apiJson(`/api/users/${user.id}`, {
+        method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ password }),
+      });
+    }),
+    button("Remove", "danger remove-user", async () => {
+      if (!window.confirm(`Remove ${user.username}? Their API tokens stop working at once.`)) return;
+      await apiJson(`/api/users/${user.id}`, { method: "DELETE" });
+    }),
+  );
+  tr.append(cell(user.username), cell(role), cell(when(user.created_at)), cell(when(user.last_sign_in_at)), cell(actions));
+  return tr;
+}
+
+async function load() {
+  const body = await apiJson("/api/users");
+  table.replaceChildren(...body.users.map(row));
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  errorBox.hidden = true;
+  const data = Object.fromEntries(new FormData(form));
+  try {
+    await apiJson("/api/users", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(data),
+    });
+    form.reset();
+    await load();
+  } catch (error) {
+    show(errorBox, error.message);
+  }
+});
+
+load().catch((error) => show(errorBox, error.message));

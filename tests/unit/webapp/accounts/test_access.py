@@ -1,0 +1,350 @@
+"""Sign-in, roles, API tokens, cross-site and host checks, and the headers on every answer."""
+from __future__ import annotations
+
+import os
+import re
+import stat
+
+import pytest
+
+from tests.stack import app_config
+from webapp import create_app
+from webapp.accounts import policy, services
+from webapp.accounts.settings import auth_required, trusted_hosts
+from webapp.database import upgrade_schema
+from webapp.models import ApiToken
+
+PASSWORD = "correct horse 9"
+
+
+@pytest.fixture
+def secured(tmp_path):
+    """An app with sign-in on and one user of each role."""
+    app = create_app(app_config(tmp_path, AUTH="on", SIGN_IN_ATTEMPTS=3))
+    upgrade_schema(app)
+    with app.app_context():
+        for role in policy.ROLES:
+            services.create_user(f"{role}-ann", PASSWORD, role)
+    return app
+
+
+def token_for(app, role: str) -> str:
+    with app.app_context():
+        _, secret = services.create_token(services.find_user(f"{role}-ann"), "script")
+    return secret
+
+
+def bearer(secret: str) -> dict:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def page_csrf(client, path: str = "/sign-in", **request) -> str:
+    page = client.get(path, **request).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def sign_in(client, username: str, password: str = PASSWORD, **request):
+    return client.post("/sign-in", data={"username": username, "password": password,
+                                         "csrf_token": page_csrf(client, **request)}, **request)
+
+
+def example_url(rule) -> str:
+    values = {name: ("x" if converter.__class__.__name__ in ("UnicodeConverter", "PathConverter") else 1)
+              for name, converter in rule._converters.items()}
+    return rule.build(values, append_unknown=False)[1]
+
+
+def test_every_endpoint_refuses_anonymous_callers(secured):
+    """Walks the URL map, so an endpoint added later without a rule is caught here."""
+    client = secured.test_client()
+    checked = 0
+    for rule in secured.url_map.iter_rules():
+        if rule.endpoint in policy.PUBLIC:
+            continue
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(example_url(rule), method=method)
+            if rule.rule.startswith("/api/"):
+                assert response.status_code == 401, (method, rule.rule)
+                assert response.json["code"] == "unauthorized"
+            else:
+                assert response.status_code == 302, (method, rule.rule)
+                assert "/sign-in" in response.headers["Location"]
+            checked += 1
+    assert checked > 40
+
+
+def test_roles_allow_and_refuse(secured):
+    client = secured.test_client()
+    viewer, member, admin = (bearer(token_for(secured, role)) for role in policy.ROLES)
+    assert client.get("/api/datasets", headers=viewer).json == {"datasets": []}
+    refused = client.post("/api/jobs", json={"dataset_id": 1}, headers=viewer)
+    assert refused.status_code == 403 and refused.json["code"] == "forbidden"
+    assert "viewer" in refused.json["error"]
+    # a member passes the role check and reaches the view, which then judges the body
+    assert client.post("/api/jobs", json={"dataset_id": 1}, headers=member).json["code"] == "dataset_not_found"
+    assert client.get("/api/models/1/download", headers=viewer).json["code"] == "forbidden"
+    assert client.get("/api/models/1/download", headers=member).json["code"] == "model_version_not_found"
+    assert client.post("/api/predict", headers=viewer).json["code"] != "forbidden"
+    for endpoint, needed in policy.NEEDS.items():
+        if needed != "admin":
+            continue
+        rule = next(r for r in secured.url_map.iter_rules() if r.endpoint == endpoint)
+        method = sorted(rule.methods - {"HEAD", "OPTIONS"})[0]
+        answer = client.open(example_url(rule), method=method, headers=member)
+        assert answer.status_code == 403, endpoint
+        assert client.open(example_url(rule), method=method, headers=admin).status_code != 403, endpoint
+
+
+def test_token_create_use_revoke(secured):
+    client = secured.test_client()
+    assert sign_in(client, "member-ann").status_code == 302
+    csrf = client.get("/account").get_data(as_text=True)
+    csrf = re.search(r'name="csrf-token" content="([^"]+)"', csrf).group(1)
+    made = client.post("/api/tokens", json={"name": "line 3 camera"}, headers={"X-CSRF-Token": csrf})
+    assert made.status_code == 201
+    secret = made.json["token"]
+    assert secret.startswith("isk_") and made.json["prefix"] == secret[:10]
+    with secured.app_context():
+        stored = ApiToken.query.one()
+        assert secret not in (stored.token_hash, stored.prefix) and len(stored.token_hash) == 64
+    listed = client.get("/api/tokens").json["tokens"]
+    assert [t["name"] for t in listed] == ["line 3 camera"] and "token" not in listed[0]
+
+    script = secured.test_client()
+    assert script.get("/api/me", headers=bearer(secret)).json["user"]["username"] == "member-ann"
+    assert client.delete(f"/api/tokens/{made.json['id']}", headers={"X-CSRF-Token": csrf}).json == {
+        "revoked": made.json["id"]}
+    gone = script.get("/api/datasets", headers=bearer(secret))
+    assert gone.status_code == 401 and gone.json["code"] == "invalid_token"
+
+
+def test_someone_elses_token_cannot_be_revoked(secured):
+    client = secured.test_client()
+    secret = token_for(secured, "admin")
+    with secured.app_context():
+        token_id = ApiToken.query.one().id
+    answer = client.delete(f"/api/tokens/{token_id}", headers=bearer(token_for(secured, "viewer")))
+    assert answer.status_code == 404 and answer.json["code"] == "token_not_found"
+    assert client.get("/api/me", headers=bearer(secret)).json["role"] == "admin"
+
+
+def test_sign_in_is_rate_limited_and_sets_safe_cookies(secured):
+    client = secured.test_client()
+    for _ in range(3):
+        wrong = sign_in(client, "member-ann", "wrong password")
+        assert wrong.status_code == 401 and "wrong" in wrong.get_data(as_text=True)
+    blocked = sign_in(client, "member-ann")  # even the right password waits now
+    assert blocked.status_code == 429 and "Too many failed sign-ins" in blocked.get_data(as_text=True)
+
+    elsewhere = secured.test_client()  # another address, another user: not blocked
+    answer = sign_in(elsewhere, "viewer-ann", environ_base={"REMOTE_ADDR": "10.0.0.7"})
+    cookie = answer.headers["Set-Cookie"]
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    assert elsewhere.get("/api/me").json["user"]["role"] == "viewer"
+
+
+def test_sign_in_goes_back_only_to_this_site(secured):
+    client = secured.test_client()
+    token = page_csrf(client)
+    answer = client.post("/sign-in?next=//evil.example/x", data={
+        "username": "viewer-ann", "password": PASSWORD, "csrf_token": token})
+    assert answer.headers["Location"] == "/datasets"
+    client = secured.test_client()
+    answer = client.post("/sign-in?next=/jobs", data={
+        "username": "viewer-ann", "password": PASSWORD, "csrf_token": page_csrf(client)})
+    assert answer.headers["Location"] == "/jobs"
+
+
+def test_secure_cookie_behind_an_https_proxy(tmp_path):
+    app = create_app(app_config(tmp_path, TRUSTED_PROXIES=1))
+    upgrade_schema(app)
+    assert app.config["AUTH_REQUIRED"] is True
+    with app.app_context():
+        services.create_user("ann", PASSWORD, "admin")
+    client = app.test_client()
+    proxy = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "10.1.2.3"}
+    page = client.get("/sign-in", headers=proxy, base_url="https://localhost")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    answer = client.post("/sign-in", data={"username": "ann", "password": PASSWORD, "csrf_token": token},
+                         headers={**proxy, "Origin": "https://localhost"})
+    assert answer.status_code == 302
+    assert "Secure" in answer.headers["Set-Cookie"]
+
+
+def test_cookie_session_needs_the_csrf_token(secured):
+    client = secured.test_client()
+    sign_in(client, "member-ann")
+    refused = client.post("/api/jobs", json={"dataset_id": 1})
+    assert refused.status_code == 403 and refused.json["code"] == "csrf_token_invalid"
+    stale = client.post("/api/jobs", json={"dataset_id": 1}, headers={"X-CSRF-Token": "guess"})
+    assert stale.json["code"] == "csrf_token_invalid"
+    page = client.get("/datasets").get_data(as_text=True)
+    token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+    assert client.post("/api/jobs", json={"dataset_id": 1},
+                       headers={"X-CSRF-Token": token}).json["code"] == "dataset_not_found"
+
+
+@pytest.mark.parametrize("headers", [{"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"},
+                                     {"Origin": "http://evil.example"}, {"Origin": "null"}])
+def test_cross_site_posts_are_refused_even_without_sign_in(client, headers):
+    answer = client.post("/api/predict", data={}, headers=headers)
+    assert answer.status_code == 403 and answer.json["code"] == "cross_site_request"
+    assert client.delete("/api/datasets/1", headers=headers).json["code"] == "cross_site_request"
+
+
+def test_scripts_without_origin_work_when_sign_in_is_off(client):
+    assert client.post("/api/jobs", json={"dataset_id": 1}).json["code"] == "dataset_not_found"
+    same = client.post("/api/jobs", json={"dataset_id": 1},
+                       headers={"Origin": "http://localhost", "Sec-Fetch-Site": "same-origin"})
+    assert same.json["code"] == "dataset_not_found"
+
+
+def test_foreign_host_is_refused(client, secured):
+    for app_client in (client, secured.test_client()):
+        answer = app_client.get("/api/health", headers={"Host": "rebind.evil.example"})
+        assert answer.status_code == 400 and answer.json["code"] == "untrusted_host"
+    assert "code" not in client.get("/api/health", headers={"Host": "127.0.0.1:5000"}).json
+
+
+def test_security_headers_on_pages_api_and_files(client):
+    for path in ("/datasets", "/api/datasets", "/static/js/api.js", "/no-such-page"):
+        headers = client.get(path).headers
+        policy_header = headers["Content-Security-Policy"]
+        assert "script-src 'self'" in policy_header and "unsafe-inline" not in policy_header
+        assert "frame-ancestors 'none'" in policy_header
+        assert headers["X-Content-Type-Options"] == "nosniff"
+        assert headers["Referrer-Policy"] == "same-origin"
+
+
+def test_pages_have_no_inline_script_or_style(client):
+    for path in ("/datasets", "/jobs", "/models", "/predict", "/feedback", "/account"):
+        html = client.get(path).get_data(as_text=True)
+        assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", html), path
+        assert " style=" not in html and not re.search(r"\son[a-z]+=", html), path
+
+
+def test_auth_setting_follows_where_the_studio_listens():
+    assert auth_required("auto", "127.0.0.1", 0) is False
+    assert auth_required("on", "127.0.0.1", 0) is True
+    assert auth_required("auto", "0.0.0.0", 0) is True
+    assert auth_required("auto", "127.0.0.1", 1) is True
+    for host, proxies in (("0.0.0.0", 0), ("10.0.0.5", 0), ("127.0.0.1", 2)):
+        with pytest.raises(ValueError, match="AUTH=off is refused"):
+            auth_required("off", host, proxies)
+    with pytest.raises(ValueError):
+        auth_required("maybe", "127.0.0.1", 0)
+    assert trusted_hosts("10.0.0.5", None)[-1] == "10.0.0.5"
+    assert trusted_hosts("0.0.0.0", ["studio.lab"]) == ["studio.lab"]
+
+
+def test_secret_key_is_made_once_and_private(tmp_path):
+    first = create_app(app_config(tmp_path))
+    second = create_app(app_config(tmp_path))
+    assert first.config["SECRET_KEY"] == second.config["SECRET_KEY"] and len(first.config["SECRET_KEY"]) == 64
+    key_file = tmp_path / "keys" / "session.key"
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+    other = create_app(app_config(tmp_path / "other"))
+    assert other.config["SECRET_KEY"] != first.config["SECRET_KEY"]
+
+
+def test_public_prediction_opens_only_predict(tmp_path):
+    app = create_app(app_config(tmp_path, AUTH="on", PREDICT_PUBLIC=True, PREDICT_PUBLIC_PER_MINUTE=2,
+                                PREDICT_CORS_ORIGINS=["https://shop.example"]))
+    upgrade_schema(app)
+    client = app.test_client()
+    assert client.get("/predict").status_code == 200
+    first = client.post("/api/predict", data={})
+    assert first.status_code != 401 and first.json["code"] != "unauthorized"
+    assert client.get("/api/models").status_code == 401
+    assert client.post("/api/jobs", json={}).status_code == 401
+    client.post("/api/predict", data={})
+    limited = client.post("/api/predict", data={})
+    assert limited.status_code == 429 and limited.json["code"] == "too_many_requests"
+
+    other = create_app(app_config(tmp_path / "b", AUTH="on", PREDICT_PUBLIC=True,
+                                  PREDICT_CORS_ORIGINS=["https://shop.example"])).test_client()
+    upgrade_schema(other.application)
+    allowed = other.post("/api/predict", data={}, headers={"Origin": "https://shop.example",
+                                                           "Sec-Fetch-Site": "cross-site"})
+    assert allowed.json["code"] != "cross_site_request"
+    assert allowed.headers["Access-Control-Allow-Origin"] == "https://shop.example"
+    preflight = other.options("/api/predict", headers={"Origin": "https://shop.example",
+                                                        "Access-Control-Request-Method": "POST"})
+    assert preflight.headers["Access-Control-Allow-Methods"] == "POST, OPTIONS"
+    foreign = other.post("/api/predict", data={}, headers={"Origin": "https://evil.example"})
+    assert foreign.json["code"] == "cross_site_request" and "Access-Control-Allow-Origin" not in foreign.headers
+
+
+def test_health_hides_workers_from_anonymous_callers(secured):
+    client = secured.test_client()
+    anonymous = client.get("/api/health").json
+    assert set(anonymous) == {"status", "database", "redis", "workers_online"}
+    signed = client.get("/api/health", headers=bearer(token_for(secured, "viewer"))).json
+    assert "workers" in signed and "visualdl" in signed
+
+
+def test_first_run_page_creates_the_admin_from_this_machine_only(tmp_path):
+    app = create_app(app_config(tmp_path, AUTH="on"))
+    upgrade_schema(app)
+    remote = app.test_client()
+    assert remote.get("/datasets", environ_base={"REMOTE_ADDR": "10.0.0.9"}).headers["Location"].startswith(
+        "/sign-in")
+    page = remote.get("/setup", environ_base={"REMOTE_ADDR": "10.0.0.9"})
+    assert page.status_code == 403 and "users create" in page.get_data(as_text=True)
+
+    local = app.test_client()
+    assert local.get("/datasets").headers["Location"].startswith("/setup")
+    token = page_csrf(local, "/setup")
+    mismatch = local.post("/setup", data={"username": "root", "password": PASSWORD, "confirm": "other pass",
+                                          "csrf_token": token})
+    assert mismatch.status_code == 400 and "differ" in mismatch.get_data(as_text=True)
+    made = local.post("/setup", data={"username": "root", "password": PASSWORD, "confirm": PASSWORD,
+                                      "csrf_token": token})
+    assert made.status_code == 302
+    assert local.get("/api/me").json["user"] == {**local.get("/api/me").json["user"], "role": "admin"}
+    assert local.get("/setup").headers["Location"] == "/sign-in"
+
+
+def test_users_cli_makes_the_first_admin(tmp_path):
+    app = create_app(app_config(tmp_path, AUTH="on"))
+    upgrade_schema(app)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["users", "create", "王芳", "--password", PASSWORD])
+    assert result.exit_code == 0 and "admin '王芳'" in result.output
+    short = runner.invoke(args=["users", "create", "bob", "--password", "short"])
+    assert short.exit_code != 0 and "at least 8" in short.output
+    assert "王芳\tadmin" in runner.invoke(args=["users", "list"]).output
+
+
+def test_admins_manage_users_and_keep_one_admin(secured):
+    client = secured.test_client()
+    admin = bearer(token_for(secured, "admin"))
+    made = client.post("/api/users", json={"username": "li", "password": PASSWORD, "role": "viewer"},
+                       headers=admin)
+    assert made.status_code == 201 and made.json["role"] == "viewer"
+    taken = client.post("/api/users", json={"username": "li", "password": PASSWORD}, headers=admin)
+    assert taken.status_code == 400 and taken.json["field"] == "username"
+    for body in ({"username": "a\x00b", "password": PASSWORD}, {"username": "x" * 65, "password": PASSWORD},
+                 {"username": "c", "password": PASSWORD, "role": "root"}, [], {"username": "d"}):
+        answer = client.post("/api/users", json=body, headers=admin)
+        assert answer.status_code == 400, body
+    promoted = client.patch(f"/api/users/{made.json['id']}", json={"role": "member"}, headers=admin)
+    assert promoted.json["role"] == "member"
+    assert client.patch("/api/users/1", json={"color": "red"}, headers=admin).json["code"] == "unknown_option"
+    assert client.patch(f"/api/users/{2**70}", json={}, headers=admin).status_code == 404
+    with secured.app_context():
+        admin_id = services.find_user("admin-ann").id
+    last = client.patch(f"/api/users/{admin_id}", json={"role": "viewer"}, headers=admin)
+    assert last.status_code == 400 and "at least one admin" in last.json["error"]
+    assert client.delete(f"/api/users/{admin_id}", headers=admin).status_code == 400
+    assert client.delete(f"/api/users/{made.json['id']}", headers=admin).json == {"deleted": made.json["id"]}
+
+
+def test_new_password_ends_existing_sessions(secured):
+    client = secured.test_client()
+    sign_in(client, "viewer-ann")
+    assert client.get("/api/me").json["user"]["username"] == "viewer-ann"
+    with secured.app_context():
+        services.update_user(services.find_user("viewer-ann"), password="another pass 1")
+    assert client.get("/api/me").json["code"] == "unauthorized"
+    assert client.get("/datasets").headers["Location"].startswith("/sign-in")

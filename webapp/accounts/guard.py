@@ -1,0 +1,193 @@
+"""What every request passes before its view, and the headers on every answer.
+
+In order: who is asking (a bearer token, else the signed-in session), whether a state-changing
+request comes from another site (refused), its CSRF token when a session cookie speaks for it, and
+whether the caller's role may use the endpoint (webapp.accounts.policy). Host names are checked
+before any of this by Flask's TRUSTED_HOSTS.
+"""
+from __future__ import annotations
+
+import secrets
+from urllib.parse import quote
+
+from flask import Flask, current_app, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask_login import AnonymousUserMixin, current_user
+
+from engine.errors import StudioError
+from webapp.accounts import policy, services
+from webapp.accounts.limits import RateLimit
+from webapp.accounts.settings import is_loopback
+from webapp.extensions import db, login_manager
+from webapp.models import User
+
+CSRF_HEADER, CSRF_FIELD = "X-CSRF-Token", "csrf_token"
+# Forms posted before anyone is signed in: their CSRF token lives in the session all the same.
+FORM_ENDPOINTS = frozenset({"accounts.sign_in", "accounts.setup", "accounts.sign_out"})
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:",
+    "connect-src 'self'", "font-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "same-origin",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+
+class Anonymous(AnonymousUserMixin):
+    role = None
+    username = None
+
+
+class StudioSessionInterface(SecureCookieSessionInterface):
+    """Session cookies are Secure whenever the request came over HTTPS (directly or through a trusted proxy)."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
+
+
+def csrf_token() -> str:
+    """This session's CSRF token, made on first use; pages put it in a meta tag and in their forms."""
+    token = session.get("csrf")
+    if not token:
+        token = session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def effective_role() -> str | None:
+    """The role the current request acts with: with sign-in off, the one local person is an admin."""
+    if current_user.is_authenticated:
+        return current_user.role
+    return None if current_app.config["AUTH_REQUIRED"] else "admin"
+
+
+def from_loopback() -> bool:
+    return is_loopback(request.remote_addr or "")
+
+
+def _load_session_user(user_id: str) -> User | None:
+    ident, _, version = user_id.partition(":")
+    if not ident.isdigit() or not version.isdigit():
+        return None
+    user = db.session.get(User, int(ident))
+    return user if user is not None and user.session_version == int(version) else None
+
+
+def _identify() -> None:
+    """Set `g.auth_via` ('token', 'session' or None) and `g.caller_key` for this request."""
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer":
+        found = services.token_owner(secret.strip())
+        if found is None:
+            raise StudioError("invalid_token", "The API token is unknown or was revoked.")
+        user, token = found
+        g._login_user = user  # Flask-Login's current user for this request only; no session is written
+        g.auth_via, g.caller_key = "token", f"token:{token.id}"
+    elif current_user.is_authenticated:
+        g.auth_via, g.caller_key = "session", f"user:{current_user.id}"
+    else:
+        g.auth_via, g.caller_key = None, f"addr:{request.remote_addr}"
+
+
+def _cross_site() -> bool:
+    """Whether the browser says this request comes from another site (Fetch metadata, else Origin)."""
+    site = request.headers.get("Sec-Fetch-Site")
+    if site is not None and site not in ("same-origin", "none"):
+        return True
+    origin = request.headers.get("Origin")
+    return origin is not None and origin != request.host_url.rstrip("/")
+
+
+def cors_origin() -> str | None:
+    """The request's Origin when it may call the public prediction API from another site."""
+    origin = request.headers.get("Origin")
+    config = current_app.config
+    if (origin and config["PREDICT_PUBLIC"] and request.endpoint == "predict_api.predict"
+            and (origin in config["PREDICT_CORS_ORIGINS"] or "*" in config["PREDICT_CORS_ORIGINS"])):
+        return origin
+    return None
+
+
+def _check_cross_site() -> None:
+    if request.method in policy.SAFE_METHODS or g.auth_via == "token":
+        return
+    if cors_origin() is not None:
+        g._login_user, g.auth_via = Anonymous(), None  # another site's page never acts with a person's session
+        return
+    if _cross_site():
+        raise StudioError("cross_site_request", "This request came from another site and was refused.")
+    if g.auth_via == "session" or request.endpoint in FORM_ENDPOINTS:
+        sent = request.headers.get(CSRF_HEADER)
+        if sent is None and request.mimetype == "application/x-www-form-urlencoded":
+            sent = request.form.get(CSRF_FIELD)
+        expected = session.get("csrf")
+        if not sent or not expected or not secrets.compare_digest(str(sent), str(expected)):
+            raise StudioError("csrf_token_invalid", "The page's security token is missing or out of date; "
+                                                    "reload the page and try again.")
+
+
+def _check_role():
+    needed = policy.required_role(request.endpoint, request.method)
+    if needed is None:
+        return None
+    role = effective_role()
+    if role is None and current_app.config["PREDICT_PUBLIC"] and request.endpoint in policy.PREDICT_PUBLIC:
+        return _public_predict_limit()
+    if role is None:
+        if request.path.startswith("/api/"):
+            raise StudioError("unauthorized", "Sign in, or send an API token as 'Authorization: Bearer <token>'.")
+        target = "accounts.setup" if services.user_count() == 0 and from_loopback() else "accounts.sign_in"
+        return redirect(url_for(target, next=quote(request.full_path.rstrip("?"), safe="/?=&")))
+    if not policy.role_allows(role, needed):
+        raise StudioError("forbidden", f"Your role ({role}) cannot do this; it needs {needed}. Ask an admin.")
+    return None
+
+
+def _public_predict_limit():
+    if request.method in policy.SAFE_METHODS:
+        return None
+    wait = current_app.extensions["public_predict_limit"].take(f"addr:{request.remote_addr}")
+    if wait:
+        raise StudioError("too_many_requests", "Too many predictions from this address; try again shortly.",
+                          retry_after=int(wait) + 1)
+    return None
+
+
+def _before_request():
+    if request.endpoint is None or request.endpoint == "static":
+        return None
+    _identify()
+    _check_cross_site()
+    return _check_role()
+
+
+def _after_request(response):
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    origin = cors_origin()
+    if origin is not None:
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Access-Control-Allow-Methods"] = "POST, OPTIONS"
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = "600"
+        response.vary.add("Origin")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    login_manager.init_app(app)
+    login_manager.anonymous_user = Anonymous
+    login_manager.session_protection = "basic"
+    login_manager.user_loader(_load_session_user)
+    app.session_interface = StudioSessionInterface()
+    app.extensions["sign_in_limit"] = RateLimit(app.config["SIGN_IN_ATTEMPTS"], app.config["SIGN_IN_WINDOW_SECONDS"])
+    app.extensions["public_predict_limit"] = RateLimit(app.config["PREDICT_PUBLIC_PER_MINUTE"], 60)
+    app.before_request(_before_request)
+    app.after_request(_after_request)
+    app.context_processor(lambda: {"csrf_token": csrf_token, "current_user": current_user,
+                                   "effective_role": effective_role,
+                                   "auth_required": app.config["AUTH_REQUIRED"]})

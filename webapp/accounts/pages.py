@@ -1,0 +1,90 @@
+"""Sign-in, sign-out, the first-run page, and the account and users pages."""
+from __future__ import annotations
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_login import current_user, login_user, logout_user
+
+from engine.errors import StudioError
+from webapp.accounts import services
+from webapp.accounts.guard import csrf_token, from_loopback
+
+pages = Blueprint("accounts", __name__)
+
+
+def _safe_next(target: str | None) -> str:
+    """Where to go after signing in: a path on this site only."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return url_for("datasets.index")
+
+
+def _signed_in(user) -> None:
+    session.clear()  # a fresh session, and so a fresh CSRF token, for the signed-in person
+    session.permanent = True
+    login_user(user)
+    csrf_token()
+
+
+@pages.route("/sign-in", methods=["GET", "POST"])
+def sign_in():
+    if services.user_count() == 0 and from_loopback():
+        return redirect(url_for("accounts.setup"))
+    error, status = None, 200
+    username = request.form.get("username", "")
+    if request.method == "POST":
+        limit = current_app.extensions["sign_in_limit"]
+        keys = (f"addr:{request.remote_addr}", f"user:{username.strip().lower()[:64]}")
+        wait = max(limit.blocked(key) for key in keys)
+        if wait:
+            error, status = f"Too many failed sign-ins; try again in {int(wait) // 60 + 1} min.", 429
+        else:
+            user = services.authenticate(username, request.form.get("password", ""))
+            if user is not None:
+                limit.clear(keys[1])
+                _signed_in(user)
+                return redirect(_safe_next(request.args.get("next")))
+            for key in keys:
+                limit.hit(key)
+            error, status = "The user name or password is wrong.", 401
+    return render_template("accounts/sign_in.html", error=error, username=username,
+                           next=request.args.get("next", "")), status
+
+
+@pages.post("/sign-out")
+def sign_out():
+    logout_user()
+    session.clear()
+    return redirect(url_for("accounts.sign_in"))
+
+
+@pages.route("/setup", methods=["GET", "POST"])
+def setup():
+    """First run: create the first admin, from the server itself only."""
+    if services.user_count() > 0:
+        return redirect(url_for("accounts.sign_in"))
+    if not from_loopback():
+        return render_template("accounts/setup.html", remote=True), 403
+    error, username = None, request.form.get("username", "")
+    if request.method == "POST":
+        if request.form.get("password", "") != request.form.get("confirm", ""):
+            error = "The two passwords differ."
+        else:
+            try:
+                user = services.create_user(username, request.form.get("password", ""), "admin")
+            except StudioError as exc:
+                error = exc.message
+            else:
+                _signed_in(user)
+                return redirect(url_for("datasets.index"))
+    return render_template("accounts/setup.html", remote=False, error=error, username=username), \
+        400 if error else 200
+
+
+@pages.get("/account")
+def account():
+    return render_template("accounts/account.html", user=current_user if current_user.is_authenticated else None)
+
+
+@pages.get("/users")
+def users():
+    return render_template("accounts/users.html")

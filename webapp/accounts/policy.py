@@ -1,0 +1,51 @@
+"""The role each endpoint needs: one table, checked for every request before its view runs.
+
+Roles are ordered: a viewer reads and predicts, a member also uploads, trains, evaluates, downloads
+bundles and gives feedback, an admin also manages users and deletes and changes releases. An
+endpoint not named below needs a viewer to read (GET) and a member for anything else, so a new
+endpoint is never public by accident.
+"""
+from __future__ import annotations
+
+ROLES = ("viewer", "member", "admin")
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+# Answered for anyone: sign-in itself, the first-run page, static files, and health (reduced for anonymous).
+PUBLIC = frozenset({"static", "accounts.sign_in", "accounts.sign_out", "accounts.setup", "health.health"})
+# Opened to anonymous callers only when PREDICT_PUBLIC is on.
+PREDICT_PUBLIC = frozenset({"predict_api.predict", "predict.index"})
+
+NEEDS = {
+    # reads that hand out more than a page shows
+    "registry_api.download": "member",
+    # users, deletes and release changes
+    "accounts_api.list_users": "admin",
+    "accounts_api.create_user": "admin",
+    "accounts_api.update_user": "admin",
+    "accounts_api.delete_user": "admin",
+    "accounts.users": "admin",
+    "datasets_api.delete": "admin",
+    "registry_api.delete": "admin",
+    "registry_api.update": "admin",
+    "release_api.change": "admin",
+    "release_api.rollback": "admin",
+    "feedback_api.purge": "admin",
+    # every signed-in person manages their own tokens and reads who they are, and anyone may predict
+    "accounts_api.me": "viewer",
+    "accounts_api.list_tokens": "viewer",
+    "accounts_api.create_token": "viewer",
+    "accounts_api.revoke_token": "viewer",
+    "predict_api.predict": "viewer",
+}
+
+
+def required_role(endpoint: str, method: str) -> str | None:
+    """The least role `endpoint` needs for `method`; None for public endpoints."""
+    if endpoint in PUBLIC:
+        return None
+    return NEEDS.get(endpoint) or ("viewer" if method in SAFE_METHODS else "member")
+
+
+def role_allows(role: str | None, needed: str) -> bool:
+    """Whether `role` is at least `needed`."""
+    return role in ROLES and ROLES.index(role) >= ROLES.index(needed)
