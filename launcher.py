@@ -13,13 +13,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from webapp.storage import DataDir
-from webapp.taskqueue import TRAINING_QUEUE
+from webapp.taskqueue import INGEST_QUEUE, INGEST_WORKER_PREFIX, TRAINING_QUEUE
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 LOOPBACK = "127.0.0.1"
 EVERY_ADDRESS = {"0.0.0.0": LOOPBACK, "::": "::1"}  # binds to every interface, and how to reach them from here
-INGEST_QUEUE = "ingest"
 
 
 def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
@@ -215,7 +214,7 @@ def worker_process(data_dir: DataDir, env: dict, name: str = "studio") -> Servic
 def ingest_worker_process(data_dir: DataDir, env: dict, name: str = "studio") -> ServiceProcess:
     """One Celery worker on the ingest queue (unpacking and checking uploads), named `ingest-<name>`;
     it never loads Paddle, so it stays small beside the web app."""
-    return _celery_worker("ingest-worker", INGEST_QUEUE, f"ingest-{name}", data_dir, env)
+    return _celery_worker("ingest-worker", INGEST_QUEUE, f"{INGEST_WORKER_PREFIX}{name}", data_dir, env)
 
 
 def web_processes(env: dict) -> int:

@@ -13,6 +13,7 @@ from launcher import (free_port, ingest_worker_process, redis_password, redis_pr
 from webapp import create_app
 from webapp.database import upgrade_schema
 from webapp.storage import DataDir
+from webapp.taskqueue import INGEST_WORKER_PREFIX
 
 
 def app_config(data_dir, **overrides) -> dict:
@@ -21,9 +22,25 @@ def app_config(data_dir, **overrides) -> dict:
         "DATA_DIR": str(data_dir),
         "SQLALCHEMY_DATABASE_URI": f"sqlite:///{data_dir / 'studio.sqlite3'}",
         "REDIS_URL": "redis://127.0.0.1:1/0",
+        # Unit tests have no worker: uploads are checked in the request; the stack's tests use the ingest worker.
+        "INGEST_IN_REQUEST": True,
     }
     config.update(overrides)
     return config
+
+
+def upload_dataset(client, data: dict, timeout: float = 60) -> dict:
+    """POST /api/datasets as a multipart form and wait for its ingest; the dataset's JSON once it is
+    no longer processing (in the request, 201, or on the ingest worker, 202 then polled)."""
+    response = client.post("/api/datasets", content_type="multipart/form-data", data=data)
+    assert response.status_code in (201, 202), response.get_json()
+    dataset = response.get_json()
+    deadline = time.monotonic() + timeout
+    while dataset["status"] == "processing" and time.monotonic() < deadline:
+        time.sleep(0.1)
+        dataset = client.get(f"/api/datasets/{dataset['id']}").get_json()
+    assert dataset["status"] != "processing", "the ingest worker never finished the upload"
+    return dataset
 
 
 def _wait_for_workers(celery, nodes: set[str], timeout: float = 90) -> None:
@@ -47,7 +64,7 @@ def running_stack(data_dir, **settings):
     workers = []
     try:
         wait_for_redis(url)
-        config = app_config(data_dir, REDIS_URL=url, **settings)
+        config = app_config(data_dir, REDIS_URL=url, **{"INGEST_IN_REQUEST": False, **settings})
         app = create_app(config)
         upgrade_schema(app)
         weights = data_dir / "weights"
@@ -60,7 +77,7 @@ def running_stack(data_dir, **settings):
         workers.append(worker)
         ingest_worker = ingest_worker_process(DataDir(data_dir), env, name=name).start()
         workers.append(ingest_worker)
-        _wait_for_workers(app.extensions["celery"], {name, f"ingest-{name}"})
+        _wait_for_workers(app.extensions["celery"], {name, f"{INGEST_WORKER_PREFIX}{name}"})
         yield {"config": config, "worker": worker, "ingest_worker": ingest_worker, "redis": redis,
                "data_dir": data_dir, "env": env}
     finally:

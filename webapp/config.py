@@ -77,6 +77,11 @@ def default_config(data_dir: str | None = None) -> dict:
             "max_ratio": 200,
             "max_pixels": _int_env("MAX_IMAGE_MEGAPIXELS", 80) * 1_000_000,
         },
+        # Check uploads in the request instead of on the ingest queue (a one-process install without workers).
+        "INGEST_IN_REQUEST": os.environ.get("INGEST_IN_REQUEST", "").strip().lower() in ("1", "on", "true"),
+        # Decoded training images shared by all jobs: pruned when datasets are deleted, and to this size
+        # (least recently used first) after each job.
+        "IMAGE_CACHE_MAX_BYTES": _int_env("IMAGE_CACHE_GB", 20) * 1024**3,
         "HEALTH_CACHE_SECONDS": 5,
         "PREDICT_MAX_BYTES": _int_env("PREDICT_MAX_MB", 5) * 1024 * 1024,
         "PREDICT_MAX_PIXELS": _int_env("PREDICT_MAX_MEGAPIXELS", 40) * 1_000_000,

@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, redirect, url_for
 from sqlalchemy import text
 
 from webapp.extensions import db
+from webapp.taskqueue import INGEST_WORKER_PREFIX
 
 bp = Blueprint("health", __name__)
 
@@ -48,7 +49,8 @@ def _workers() -> list[str]:
 def health_report() -> dict:
     database, redis_up = _database_ok(), _redis_ok()
     workers = _workers() if redis_up else []
-    healthy = database and redis_up and bool(workers)
+    # Healthy needs a training worker; an ingest worker alone does not train.
+    healthy = database and redis_up and any(not name.startswith(INGEST_WORKER_PREFIX) for name in workers)
     return {"status": "ok" if healthy else "degraded", "database": "ok" if database else "down",
             "redis": "ok" if redis_up else "down", "workers": workers,
             "visualdl": current_app.config.get("VISUALDL_URL") or None}

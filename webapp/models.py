@@ -34,6 +34,9 @@ class Dataset(db.Model):
     duplicates: Mapped[list] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # While status is "processing": files checked so far out of the upload's files.
+    ingest_done: Mapped[int] = mapped_column(default=0)
+    ingest_total: Mapped[int] = mapped_column(default=0)
 
     images: Mapped[list["DatasetImage"]] = relationship(
         back_populates="dataset", cascade="all, delete-orphan", passive_deletes=True

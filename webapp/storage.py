@@ -60,8 +60,12 @@ class DataDir:
 
     @property
     def tmp(self) -> Path:
-        """Uploads being ingested."""
+        """Uploads being received and ingested."""
         return self.root / "tmp"
+
+    def upload(self, dataset_id: int) -> Path:
+        """A received upload waiting for (or in) its ingest."""
+        return self.tmp / f"upload-{dataset_id}"
 
     @property
     def visualdl(self) -> Path:

@@ -5,11 +5,15 @@ from celery import Celery, Task
 from flask import Flask
 
 TRAINING_QUEUE = "training"
+# Uploads are checked and stored by a small worker of their own, so training never delays an ingest.
+INGEST_QUEUE = "ingest"
+INGEST_WORKER_PREFIX = "ingest-"  # ingest workers' names start with it (health tells them apart)
 # Task names: the worker registers its tasks under these; the web app sends tasks by name only.
 TRAIN_TASK = "worker.train"
 DESCRIBE_TASK = "worker.describe"
 EVALUATE_TASK = "worker.evaluate"
 MEASURE_TASK = "worker.measure_step"
+INGEST_TASK = "worker.ingest_dataset"
 
 
 def init_app(app: Flask) -> Celery:

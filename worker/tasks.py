@@ -5,7 +5,8 @@ import socket
 
 from celery import shared_task
 
-from webapp.taskqueue import DESCRIBE_TASK, EVALUATE_TASK, MEASURE_TASK, TRAIN_TASK
+from engine.errors import StudioError
+from webapp.taskqueue import DESCRIBE_TASK, EVALUATE_TASK, INGEST_TASK, MEASURE_TASK, TRAIN_TASK
 
 
 @shared_task(name=DESCRIBE_TASK)
@@ -38,3 +39,15 @@ def measure_step(self, backbone: str, image_size: int, batch_size: int) -> float
     from webapp.jobs.recommendation import measure_on_worker
 
     return measure_on_worker(self.request.hostname or socket.gethostname(), backbone, image_size, batch_size)
+
+
+@shared_task(name=INGEST_TASK, ignore_result=True)
+def ingest_dataset(dataset_id: int) -> str:
+    """Check and store one received upload; the outcome (ready, or failed with the reason) is on the dataset row."""
+    from webapp.datasets.services import ingest_upload
+
+    try:
+        dataset = ingest_upload(dataset_id)
+    except StudioError:  # a refused upload: the reason is on the row
+        return "failed"
+    return dataset.status if dataset is not None else "gone"

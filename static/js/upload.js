@@ -128,7 +128,8 @@ form.addEventListener("submit", (event) => {
     let body = null;
     try { body = JSON.parse(request.responseText); } catch { body = null; }
     if (request.status === 201 || request.status === 202) {
-      setProgress(1, `Done: ${body.num_images} images in ${body.classes.length} classes`);
+      setProgress(1, request.status === 201 ? `Done: ${body.num_images} images in ${body.classes.length} classes`
+        : "Uploaded; checking the images…");
       window.location.assign(`/datasets/${body.id}`);
       return;
     }

@@ -5,7 +5,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from tests.stack import serving
+from tests.stack import serving, upload_dataset
 from tests.e2e.conftest import drop_file
 from tests.images import class_files, zip_bytes
 
@@ -59,9 +59,8 @@ def test_upload_error_is_shown_in_words(page, live_server, tmp_path):
 
 def test_delete_from_the_dataset_page(page, live_server, stack_client):
     files = class_files({"cat": 3, "dog": 3})
-    response = stack_client.post("/api/datasets", content_type="multipart/form-data", data={
-        "name": "to delete", "files": [(io.BytesIO(data), path) for path, data in files.items()]})
-    dataset_id = response.get_json()["id"]
+    dataset_id = upload_dataset(stack_client, {
+        "name": "to delete", "files": [(io.BytesIO(data), path) for path, data in files.items()]})["id"]
     page.on("dialog", lambda dialog: dialog.accept())
     page.goto(f"{live_server}/datasets/{dataset_id}")
     page.click("#delete-dataset")

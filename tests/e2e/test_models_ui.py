@@ -9,6 +9,7 @@ from tests.factories import register_bundle
 from tests.images import class_files, noisy_image, zip_bytes
 from webapp.extensions import db
 from webapp.models import ModelVersion
+from tests.stack import upload_dataset
 
 pytestmark = pytest.mark.e2e
 
@@ -69,8 +70,8 @@ def test_compare_versions_on_a_dataset_split_and_set_a_threshold(page, live_serv
     colours = {"red": 3, "green": 3, "blue": 3}
     files = {**class_files(colours, prefix="train/"), **class_files(colours, prefix="val/", seed=40),
              **class_files(colours, prefix="test/", seed=70)}
-    dataset_id = stack_client.post("/api/datasets", content_type="multipart/form-data", data={
-        "name": "compare-set", "archive": (io.BytesIO(zip_bytes(files)), "c.zip")}).get_json()["id"]
+    dataset_id = upload_dataset(stack_client, {
+        "name": "compare-set", "archive": (io.BytesIO(zip_bytes(files)), "c.zip")})["id"]
     page.goto(f"{live_server}/models")
     page.select_option("#compare-dataset", str(dataset_id))
     expect(page.locator("#compare-split option").first).to_have_text("test (9 images)")

@@ -5,6 +5,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.integration.test_training import upload_colours
+from tests.stack import upload_dataset
 
 pytestmark = pytest.mark.e2e
 
@@ -109,8 +110,7 @@ def test_test_split_results_are_shown_apart_from_validation(page, live_server, s
     files = {f"{split}/{name}/{n}.png": noisy_image(80_000 + i * 100 + offset + n, colour)
              for split, count, offset in (("train", 8, 0), ("val", 2, 30), ("test", 3, 60))
              for i, (name, colour) in enumerate(COLOURS.items()) for n in range(count)}
-    dataset_id = stack_client.post("/api/datasets", content_type="multipart/form-data", data={
-        "archive": (io.BytesIO(zip_bytes(files)), "split.zip")}).get_json()["id"]
+    dataset_id = upload_dataset(stack_client, {"archive": (io.BytesIO(zip_bytes(files)), "split.zip")})["id"]
     job = wait_for(stack_client, start(stack_client, dataset_id, epochs=1), finished)
     page.goto(f"{live_server}/jobs/{job['id']}")
     expect(page.locator("#test-results")).to_be_visible()

@@ -9,6 +9,7 @@ from tests.factories import register_bundle
 from tests.images import class_files, zip_bytes
 from webapp.extensions import db
 from webapp.models import ModelVersion
+from tests.stack import upload_dataset
 
 pytestmark = pytest.mark.integration
 
@@ -22,9 +23,8 @@ def test_worker_compares_versions_on_a_test_split(stack_app, stack_client, train
     colours = {"red": 3, "green": 3, "blue": 3}
     files = {**class_files(colours, prefix="train/"), **class_files(colours, prefix="val/", seed=40),
              **class_files({k: 4 for k in colours}, prefix="test/", seed=80)}
-    response = stack_client.post("/api/datasets", content_type="multipart/form-data",
-                                 data={"name": "held-out", "archive": (io.BytesIO(zip_bytes(files)), "held-out.zip")})
-    dataset_id = response.get_json()["id"]
+    dataset_id = upload_dataset(stack_client, {"name": "held-out",
+                                               "archive": (io.BytesIO(zip_bytes(files)), "held-out.zip")})["id"]
     ids = []
     for version in versions:
         answer = stack_client.post("/api/evaluations", json={"version": version, "dataset_id": dataset_id})

@@ -12,7 +12,7 @@ import pytest
 
 from engine.bundle import read_bundle
 from tests.images import noisy_image, zip_bytes
-from tests.stack import running_stack
+from tests.stack import running_stack, upload_dataset
 from webapp import create_app
 from webapp.jobs.reaper import start_reaper
 from webapp.taskqueue import TRAIN_TASK
@@ -26,10 +26,9 @@ FAST = {"backbone": "mobilenet_v3_small", "pretrained": False, "epochs": 3, "bat
 def upload_colours(client, per_class: int = 40, seed: int = 0) -> int:
     files = {f"{name}/{n}.png": noisy_image(seed + i * 1000 + n, colour)
              for i, (name, colour) in enumerate(COLOURS.items()) for n in range(per_class)}
-    response = client.post("/api/datasets", content_type="multipart/form-data",
-                           data={"archive": (io.BytesIO(zip_bytes(files)), "colours.zip")})
-    assert response.status_code == 201
-    return response.get_json()["id"]
+    dataset = upload_dataset(client, {"archive": (io.BytesIO(zip_bytes(files)), "colours.zip")})
+    assert dataset["status"] == "ready"
+    return dataset["id"]
 
 
 def start(client, dataset_id: int, **options) -> int:
@@ -103,10 +102,9 @@ def test_a_test_split_is_evaluated_on_the_best_epoch_and_kept_apart(stack, stack
     files = {f"{split}/{name}/{n}.png": noisy_image(70_000 + i * 100 + offset + n, colour)
              for split, count, offset in (("train", 12, 0), ("val", 3, 30), ("test", 4, 60))
              for i, (name, colour) in enumerate(COLOURS.items()) for n in range(count)}
-    upload = stack_client.post("/api/datasets", content_type="multipart/form-data",
-                               data={"archive": (io.BytesIO(zip_bytes(files)), "split.zip")})
-    assert upload.status_code == 201
-    job = wait_for(stack_client, start(stack_client, upload.get_json()["id"], epochs=2), finished)
+    upload = upload_dataset(stack_client, {"archive": (io.BytesIO(zip_bytes(files)), "split.zip")})
+    assert upload["status"] == "ready"
+    job = wait_for(stack_client, start(stack_client, upload["id"], epochs=2), finished)
     assert job["status"] == "succeeded", job["error"]
     test = job["test"]
     assert test["images"] == 12 and sum(map(sum, test["confusion"])) == 12 and sum(map(sum, job["confusion"])) == 9

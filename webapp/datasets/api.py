@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from engine.errors import StudioError
 from webapp.datasets import services
 from webapp.errors import get_or_404
 from webapp.extensions import db
@@ -14,12 +13,11 @@ api = Blueprint("datasets_api", __name__, url_prefix="/api/datasets")
 
 @api.post("")
 def create():
-    archive = request.files.get("archive")
-    files = request.files.getlist("files")
-    if archive is not None and files:
-        raise StudioError("conflicting_fields", "Send either 'archive' or 'files', not both.", field="archive")
-    dataset = services.create_dataset(request.form.get("name"), archive=archive, files=files)
-    return jsonify(services.dataset_json(dataset)), 201
+    """A .zip in `archive` or a folder's files in `files` (and an optional `name`). The upload is streamed
+    to disk; 202 while it is checked in the background (poll the dataset until `ready` or `failed`),
+    201 when it was ingested in the request."""
+    dataset = services.receive_dataset(request.stream, request.content_type)
+    return jsonify(services.dataset_json(dataset)), 201 if dataset.status == "ready" else 202
 
 
 @api.get("")

@@ -7,6 +7,8 @@ import stat
 import unicodedata
 import zipfile
 from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
 from typing import IO, Callable, Iterable
 
 from engine.errors import StudioError
@@ -118,26 +120,17 @@ def _opener(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> Callable[[], IO[
     return lambda: archive.open(info)
 
 
-def file_entries(files: Iterable, limits: dict) -> tuple[list[Entry], list[Refusal]]:
-    """Entries of a folder upload: each file's name is its relative path."""
+def file_entries(files: Iterable[tuple[str, Path]], limits: dict) -> tuple[list[Entry], list[Refusal]]:
+    """Entries of a folder upload, given as (relative path as sent, where the received file is stored)."""
     files = list(files)
     if len(files) > limits["max_entries"]:
         raise StudioError("archive_too_large", f"{len(files)} files were sent; the limit is {limits['max_entries']}.")
     entries: list[Entry] = []
     refused: list[Refusal] = []
-    for storage in files:
-        name = storage.filename or ""
+    for name, stored in files:
         parts = clean_parts(name)
         if isinstance(parts, str):
             refused.append(Refusal(name, parts))
         elif parts:
-            entries.append(Entry("/".join(parts), None, _stream_opener(storage)))
+            entries.append(Entry("/".join(parts), None, partial(open, stored, "rb")))
     return entries, refused
-
-
-def _stream_opener(storage) -> Callable[[], IO[bytes]]:
-    def open_stream() -> IO[bytes]:
-        storage.stream.seek(0)
-        return storage.stream
-
-    return open_stream

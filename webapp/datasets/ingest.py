@@ -8,6 +8,7 @@ import hashlib
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 from engine.errors import StudioError
 from engine.images import ImageRejected
@@ -46,8 +47,10 @@ class IngestResult:
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
-def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: dict) -> IngestResult:
-    """Check every entry and write the accepted ones under `staging`; raise StudioError if unusable."""
+def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: dict,
+           progress: Callable[[int, int], None] | None = None) -> IngestResult:
+    """Check every entry and write the accepted ones under `staging`; raise StudioError if unusable.
+    `progress(done, total)` is told after each entry."""
     (staging / "images").mkdir(parents=True, exist_ok=True)
     (staging / "thumbs").mkdir(exist_ok=True)
     entries = sorted(entries, key=lambda entry: entry.path)
@@ -56,7 +59,9 @@ def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: 
     result = IngestResult("splits" if split_layout else "classes", [])
     result.rejected = [{"path": r.path, "reason": r.reason} for r in refused]
     seen: dict[str, AcceptedImage] = {}
-    for entry, entry_parts in zip(entries, parts):
+    for done, (entry, entry_parts) in enumerate(zip(entries, parts), 1):
+        if progress:
+            progress(done, len(entries))
         placement = place(entry_parts, split_layout)
         if isinstance(placement, str):
             result.rejected.append({"path": entry.path, "reason": placement})

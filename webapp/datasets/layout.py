@@ -41,10 +41,15 @@ def place(parts: list[str], split_layout: bool) -> Placement | str:
             return "outside the train/val/test folders"
         if len(parts) < 3:
             return "not inside a class folder"
-        return Placement(parts[1], split)
+        return _checked(Placement(parts[1], split))
     if len(parts) < 2:
         return "not inside a class folder"
-    return Placement(parts[0], None)
+    return _checked(Placement(parts[0], None))
+
+
+def _checked(placement: Placement) -> Placement | str:
+    problem = class_name_problem(placement.class_name)
+    return f"the class folder's name {problem}" if problem else placement
 
 
 MAX_CLASS_NAME = 255

@@ -27,6 +27,8 @@ def index():
 @pages.get("/<int:dataset_id>")
 def show(dataset_id: int):
     dataset = get_or_404(Dataset, dataset_id, "Dataset")
+    if dataset.status != "ready":
+        return render_template("datasets/pending.html", dataset=services.dataset_json(dataset))
     classes = sorted(row["name"] for row in services.class_table(dataset.id))
     teachers = [{"version": v.version, "backbone": v.backbone, "val_acc": v.val_acc, "fits": sorted(v.class_names) == classes}
                 for v in db.session.scalars(db.select(ModelVersion).order_by(ModelVersion.version.desc()))]

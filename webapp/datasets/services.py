@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import time
 import uuid
 from pathlib import Path
 
@@ -11,13 +12,14 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from engine.errors import StudioError
-from webapp.datasets.archive import file_entries, zip_entries
 from webapp.datasets.ingest import ingest
+from webapp.datasets.receive import ReceivedUpload, receive_upload
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.jobs.status import ACTIVE
 from webapp.models import Dataset, DatasetImage, Job, iso
 from webapp.storage import data_dir
+from webapp.taskqueue import INGEST_QUEUE, INGEST_TASK
 
 log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 200
@@ -36,49 +38,140 @@ def _clean_name(name: str | None, fallback: str) -> str:
     name = (name or "").strip() or fallback
     if len(name) > MAX_NAME_LENGTH:
         raise StudioError("invalid_field", f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
+    if not name.isprintable():
+        raise StudioError("invalid_field", "The name contains control characters.", field="name")
     return name
 
 
-def _fallback_name(archive, files) -> str:
-    if archive is not None:
-        return Path(archive.filename or "dataset").stem or "dataset"
-    first = (files[0].filename or "dataset").replace("\\", "/").strip("/")
-    return first.split("/")[0] if "/" in first else "dataset"
+def _fallback_name(upload: ReceivedUpload) -> str:
+    if upload.archive_filename is not None:
+        return Path(upload.archive_filename).stem[:MAX_NAME_LENGTH] or "dataset"
+    first = (upload.files[0] if upload.files else "dataset").replace("\\", "/").strip("/")
+    return first.split("/")[0][:MAX_NAME_LENGTH] if "/" in first else "dataset"
 
 
-def create_dataset(name: str | None, archive=None, files=None) -> Dataset:
-    """Ingest an archive or a folder upload into a new ready dataset (or raise StudioError)."""
+def receive_dataset(stream, content_type: str | None) -> Dataset:
+    """Stream an upload to disk and add its dataset as `processing`; the ingest follows in the
+    background (or at once with INGEST_IN_REQUEST). Refusals that need no image are answered now."""
     limits = current_app.config["INGEST_LIMITS"]
-    if archive is None and not files:
-        raise StudioError("missing_field", "Send a .zip archive in 'archive' or image files in 'files'.",
-                          field="archive")
-    name = _clean_name(name, _fallback_name(archive, files))
-    if archive is not None:
-        entries, refused = zip_entries(archive.stream, limits)
-    else:
-        entries, refused = file_entries(files, limits)
-    return dataset_from_entries(name, entries, refused)
-
-
-def dataset_from_entries(name: str, entries: list, refused: list | None = None) -> Dataset:
-    """Ingest `entries` (paths as in an upload: `class/file` or `split/class/file`) into a new dataset."""
-    name = _clean_name(name, "dataset")
-    staging = data_dir().tmp / f"upload-{uuid.uuid4().hex}"
+    incoming = data_dir().tmp / f"incoming-{uuid.uuid4().hex}"
     try:
-        result = ingest(entries, refused or [], staging, current_app.config["INGEST_LIMITS"])
-        dataset = _store(name, result, staging)
+        upload = receive_upload(stream, content_type, incoming, limits["max_entries"])
+        if upload.archive_filename is not None and upload.files:
+            raise StudioError("conflicting_fields", "Send either 'archive' or 'files', not both.", field="archive")
+        if upload.archive_filename is None and not upload.files:
+            raise StudioError("missing_field", "Send a .zip archive in 'archive' or image files in 'files'.",
+                              field="archive")
+        name = _clean_name(upload.name, _fallback_name(upload))
+        with upload.entries(incoming, limits) as (entries, _):  # an unreadable archive or a zip bomb: refused now
+            dataset = Dataset(name=name, status="processing", ingest_total=len(entries))
+        db.session.add(dataset)
+        db.session.flush()
+        target = data_dir().upload(dataset.id)
+        shutil.rmtree(target, ignore_errors=True)  # left over from a row that a crash never committed
+        os.replace(incoming, target)
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        shutil.rmtree(incoming, ignore_errors=True)
+        raise
+    if current_app.config["INGEST_IN_REQUEST"]:
+        return _ingest_now(dataset)
+    _enqueue_ingest(dataset)
+    return dataset
+
+
+def _ingest_now(dataset: Dataset) -> Dataset:
+    """Ingest in the request: a refused upload answers with its error and leaves no dataset behind."""
+    try:
+        return ingest_upload(dataset.id)
+    except StudioError:
+        db.session.delete(db.session.get(Dataset, dataset.id))
+        db.session.commit()
+        raise
+
+
+def _enqueue_ingest(dataset: Dataset) -> None:
+    try:
+        current_app.extensions["celery"].send_task(INGEST_TASK, args=[dataset.id], queue=INGEST_QUEUE)
+    except Exception as exc:
+        log.warning("could not queue the ingest of dataset %s: %s", dataset.id, exc)
+        _fail(dataset, "The task queue (Redis) was not reachable, so the upload was not checked; upload it again.")
+        raise StudioError("queue_unavailable", "The task queue (Redis) is not reachable; the upload was not kept. "
+                                               "Try again once it is back.") from None
+
+
+def _fail(dataset: Dataset, reason: str) -> None:
+    dataset.status, dataset.error = "failed", reason
+    db.session.commit()
+    shutil.rmtree(data_dir().upload(dataset.id), ignore_errors=True)
+
+
+class _ProgressWriter:
+    """Writes ingest progress to the dataset row about once a second."""
+
+    def __init__(self, dataset: Dataset, every: float = 1.0) -> None:
+        self.dataset, self.every, self.last = dataset, every, 0.0
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.every or done == total:
+            self.last = now
+            self.dataset.ingest_done, self.dataset.ingest_total = done, total
+            db.session.commit()
+
+
+def ingest_upload(dataset_id: int) -> Dataset | None:
+    """Check and store a received upload; the dataset ends `ready`, or `failed` with the reason
+    (a StudioError is raised again for the caller). Nothing to do for a dataset that is not waiting."""
+    dataset = db.session.get(Dataset, dataset_id)
+    if dataset is None or dataset.status != "processing":
+        return dataset
+    folder, staging = data_dir().upload(dataset_id), data_dir().tmp / f"ingest-{dataset_id}"
+    limits = current_app.config["INGEST_LIMITS"]
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with ReceivedUpload.load(folder).entries(folder, limits) as (entries, refused):
+            result = ingest(entries, refused, staging, limits, _ProgressWriter(dataset))
+        _store(dataset, result, staging)
+    except StudioError as exc:
+        db.session.rollback()
+        _fail(dataset, exc.message)
+        raise
+    except Exception:
+        db.session.rollback()
+        log.exception("ingest of dataset %s failed", dataset_id)
+        _fail(dataset, "The upload could not be checked because of an error on the server; "
+                       "the details are in the ingest worker's log.")
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    log.info("dataset %s '%s': %d images, %d rejected", dataset.id, name, dataset.num_images,
+    shutil.rmtree(folder, ignore_errors=True)
+    log.info("dataset %s '%s': %d images, %d rejected", dataset.id, dataset.name, dataset.num_images,
              len(dataset.rejected))
     return dataset
 
 
-def _store(name: str, result, staging: Path) -> Dataset:
-    dataset = Dataset(name=name, status="ready", layout=result.layout, num_images=len(result.images),
-                      content_hash=result.content_hash, rejected=result.rejected,
-                      warnings=result.warnings, duplicates=result.duplicates)
-    db.session.add(dataset)
+def dataset_from_entries(name: str, entries: list, refused: list | None = None) -> Dataset:
+    """Ingest `entries` (paths as in an upload: `class/file` or `split/class/file`) into a new dataset at once."""
+    name = _clean_name(name, "dataset")
+    staging = data_dir().tmp / f"upload-{uuid.uuid4().hex}"
+    try:
+        result = ingest(entries, refused or [], staging, current_app.config["INGEST_LIMITS"])
+        dataset = Dataset(name=name, status="processing")
+        db.session.add(dataset)
+        _store(dataset, result, staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return dataset
+
+
+def _store(dataset: Dataset, result, staging: Path) -> None:
+    """Fill the dataset's row and rows of images from an ingest result and move its files into place."""
+    dataset.status, dataset.layout, dataset.num_images = "ready", result.layout, len(result.images)
+    dataset.content_hash, dataset.rejected = result.content_hash, result.rejected
+    dataset.warnings, dataset.duplicates = result.warnings, result.duplicates
+    dataset.ingest_done = dataset.ingest_total
     db.session.flush()
     db.session.add_all(DatasetImage(dataset_id=dataset.id, **vars(image)) for image in result.images)
     target = data_dir().dataset(dataset.id)
@@ -92,11 +185,13 @@ def _store(name: str, result, staging: Path) -> Dataset:
         db.session.rollback()
         shutil.rmtree(target, ignore_errors=True)
         raise
-    return dataset
 
 
 def delete_dataset(dataset: Dataset) -> None:
     """Delete the rows first, then the files; refused while a job still needs the images."""
+    if dataset.status == "processing":
+        raise StudioError("dataset_in_use", f"Dataset '{dataset.name}' is still being checked; delete it once it "
+                                            "is ready or has failed.")
     active = db.session.scalar(select(func.count()).select_from(Job).where(
         Job.dataset_id == dataset.id, Job.status.in_(sorted(ACTIVE))))
     if active:
@@ -106,6 +201,18 @@ def delete_dataset(dataset: Dataset) -> None:
     db.session.delete(dataset)
     db.session.commit()
     shutil.rmtree(target, ignore_errors=True)
+    _prune_image_cache()
+
+
+def _prune_image_cache() -> None:
+    """Drop decoded training images that no remaining dataset holds, and keep the cache within its size."""
+    from engine.data import prune_cache
+
+    kept = set(db.session.scalars(select(DatasetImage.sha256).distinct()))
+    removed = prune_cache(data_dir().image_cache, kept, current_app.config["IMAGE_CACHE_MAX_BYTES"])
+    if removed["removed_files"]:
+        log.info("image cache: removed %d decoded images (%.1f MB)", removed["removed_files"],
+                 removed["removed_bytes"] / 2**20)
 
 
 def class_table(dataset_id: int) -> list[dict]:
@@ -134,7 +241,8 @@ def dataset_json(dataset: Dataset) -> dict:
     return {**dataset_summary(dataset, classes), "layout": dataset.layout,
             "content_hash": dataset.content_hash, "classes": classes,
             "rejected": dataset.rejected or [], "warnings": dataset.warnings or [],
-            "duplicates": dataset.duplicates or [], "error": dataset.error}
+            "duplicates": dataset.duplicates or [], "error": dataset.error,
+            "progress": {"done": dataset.ingest_done, "total": dataset.ingest_total}}
 
 
 def thumbnails(dataset: Dataset, per_class: int = 6) -> dict[str, list[DatasetImage]]:

@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select, update
 
 from engine.checkpoint import CheckpointRejected, CheckpointStore
 from engine.config import TrainConfig
-from engine.data import Sample
+from engine.data import Sample, prune_cache
 from engine.device import describe_device
 from engine.errors import StudioError
 from engine.trainer import Callbacks, EpochStats, Trainer, TrainData, TrainingCancelled
@@ -290,6 +290,7 @@ def _train(job: Job, reporter: "JobReporter") -> None:
     job.predictions = result.predictions
     fenced_commit(job.id, reporter.attempt)
     export_version(job, trainer, result)
+    prune_cache(folders.image_cache, max_bytes=current_app.config["IMAGE_CACHE_MAX_BYTES"])
     store.keep_best_only()
     job.checkpoint_bytes = store.size_bytes()
     fenced_commit(job.id, reporter.attempt)
