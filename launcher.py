@@ -245,5 +245,5 @@ def visualdl_process(data_dir: DataDir, port: int) -> ServiceProcess:
     # An explicit language: the board fails on browsers whose languages it does not know otherwise.
     language = "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
     argv = [binary, "--logdir", str(logdir), "--host", LOOPBACK, "--port", str(port),
-            "--disable-telemetry", "--language", language]
+            "--disable-telemetry", "--language", language, "--public-path", "/visualdl"]
     return ServiceProcess("visualdl", argv, data_dir.run, log_file=data_dir.run / "visualdl.log")

@@ -34,7 +34,7 @@ UPLOAD_ENDPOINTS = {"datasets_api.create", "predict_api.predict"}
 
 def create_app(config: dict | None = None) -> Flask:
     """Application factory; `config` overrides the environment-derived defaults (tests use it)."""
-    from webapp import database, errors, health, taskqueue
+    from webapp import board, database, errors, health, taskqueue
     from webapp.accounts import cli as accounts_cli, guard, settings as security
     from webapp.accounts.api import api as accounts_api
     from webapp.accounts.pages import pages as accounts_pages
@@ -69,7 +69,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.before_request(_limit_json_bodies)  # before any check that reads a form body
     guard.init_app(app)
     accounts_cli.init_app(app)
-    for blueprint in (accounts_pages, accounts_api, health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages, registry_api,
+    for blueprint in (accounts_pages, accounts_api, board.bp, health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages, registry_api,
                       registry_pages, release_api, evaluations_api, predict_api, predict_pages, feedback_api,
                       feedback_pages):
         app.register_blueprint(blueprint)

@@ -81,6 +81,7 @@ ERROR_STATUS: dict[str, int] = {
     "model_files_gone": 410,
     # the parts around the app
     "queue_unavailable": 503,
+    "board_unavailable": 502,
     "internal_error": 500,
 }
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}

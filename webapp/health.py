@@ -53,7 +53,7 @@ def health_report() -> dict:
     healthy = database and redis_up and any(not name.startswith(INGEST_WORKER_PREFIX) for name in workers)
     return {"status": "ok" if healthy else "degraded", "database": "ok" if database else "down",
             "redis": "ok" if redis_up else "down", "workers": workers,
-            "visualdl": current_app.config.get("VISUALDL_URL") or None}
+            "visualdl": url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None}
 
 
 @bp.get("/api/health")

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -133,6 +134,27 @@ def check_ingest_worker(pid: int) -> None:
     assert pid in members and not any(map(loads_paddle, members))
 
 
+def check_board_through_the_studio(port: int) -> None:
+    """The VisualDL board listens on loopback only and is read through the studio's /visualdl/."""
+    assert health_board(port) == "/visualdl/"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/visualdl/index", timeout=10) as response:
+                page = response.read().decode()
+                assert "<title>VisualDL</title>" in page and "/visualdl/_dist_/index.js" in page
+                assert "'unsafe-inline'" in response.headers["Content-Security-Policy"]
+                return
+        except urllib.error.HTTPError as exc:  # 502 while the board is still starting
+            assert exc.code == 502 and time.monotonic() < deadline
+            time.sleep(1)
+
+
+def health_board(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=5) as response:
+        return json.load(response)["visualdl"]
+
+
 def test_start_stop_and_recover_from_kill(tmp_path):
     port = free_port()
     app = launch(tmp_path, port, HOST="127.0.0.1")
@@ -145,6 +167,7 @@ def test_start_stop_and_recover_from_kill(tmp_path):
         assert environment(first["ingest-worker"])["HOST"] == environment(first["web"])["HOST"] == "127.0.0.1"
         password = check_embedded_redis(tmp_path, first["web"])
         check_ingest_worker(first["ingest-worker"])
+        check_board_through_the_studio(port)
 
         for worker in ("worker", "ingest-worker"):  # a worker that dies is started again
             os.kill(first[worker], signal.SIGKILL)

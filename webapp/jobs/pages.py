@@ -1,7 +1,7 @@
 """HTML pages for jobs; the dashboard follows the job through the JSON API and its events."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, render_template, request
+from flask import Blueprint, current_app, render_template, request, url_for
 
 from webapp.errors import get_or_404
 from webapp.extensions import db
@@ -26,5 +26,5 @@ def index():
 @pages.get("/<int:job_id>")
 def show(job_id: int):
     job = get_or_404(Job, job_id, "Job")
-    return render_template("jobs/show.html", job=services.job_json(job),
-                           visualdl_url=current_app.config.get("VISUALDL_URL"))
+    board = url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None
+    return render_template("jobs/show.html", job=services.job_json(job), visualdl_url=board)

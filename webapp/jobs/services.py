@@ -5,7 +5,7 @@ import logging
 from datetime import timedelta
 
 import redis
-from flask import current_app
+from flask import current_app, has_request_context
 from sqlalchemy import select, update
 
 from engine.config import TrainConfig
@@ -258,8 +258,15 @@ def job_json(job: Job) -> dict:
             "promote_when_done": job.promote_when_done, "attempt": job.attempt, "retries": job.retries,
             "resumed_from_epoch": job.resumed_from_epoch, "checkpoint_bytes": job.checkpoint_bytes,
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
-            "per_class": job.per_class, "test": job.test, "error": job.error, "traceback": job.traceback,
+            "per_class": job.per_class, "test": job.test, "error": job.error, "traceback": _traceback_for_caller(job),
             "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}
+
+
+def _traceback_for_caller(job: Job) -> str | None:
+    """A failed job's traceback is for admins; everyone else reads its error in words."""
+    from webapp.accounts.guard import effective_role
+
+    return job.traceback if has_request_context() and effective_role() == "admin" else None
 
 
 def stopped_early_reason(job: Job) -> str | None:
