@@ -50,9 +50,10 @@ def health_report() -> dict:
     database, redis_up = _database_ok(), _redis_ok()
     workers = _workers() if redis_up else []
     # Healthy needs a training worker; an ingest worker alone does not train.
-    healthy = database and redis_up and any(not name.startswith(INGEST_WORKER_PREFIX) for name in workers)
+    trainers = sum(not name.startswith(INGEST_WORKER_PREFIX) for name in workers)
+    healthy = database and redis_up and trainers > 0
     return {"status": "ok" if healthy else "degraded", "database": "ok" if database else "down",
-            "redis": "ok" if redis_up else "down", "workers": workers,
+            "redis": "ok" if redis_up else "down", "workers": workers, "training_workers": trainers,
             "visualdl": url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None}
 
 

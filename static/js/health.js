@@ -1,12 +1,12 @@
 // Header badge: green when the database, Redis and a worker answer; red with the reason otherwise.
 
-const badge = document.getElementById("health-badge");
+const badge = document.getElementById("health-badge");  // absent for people who are not signed in
 
 function describe(report) {
   const problems = [];
   if (report.database !== "ok") problems.push("database down");
   if (report.redis !== "ok") problems.push("Redis down");
-  else if (!report.workers || report.workers.length === 0) problems.push("no training worker");
+  else if (!report.training_workers) problems.push("no training worker");
   return problems;
 }
 
@@ -22,7 +22,8 @@ async function refresh() {
   badge.classList.remove("badge-wait", "badge-ok", "badge-bad");
   if (problems.length === 0) {
     badge.classList.add("badge-ok");
-    badge.textContent = `ready · ${report.workers.length} worker${report.workers.length > 1 ? "s" : ""}`;
+    const count = report.training_workers;
+    badge.textContent = `ready · ${count} training worker${count > 1 ? "s" : ""}`;
     badge.title = report.workers.join(", ");
   } else {
     badge.classList.add("badge-bad");
@@ -31,5 +32,7 @@ async function refresh() {
   }
 }
 
-refresh();
-setInterval(refresh, 10000);
+if (badge) {
+  refresh();
+  setInterval(refresh, 10000);
+}

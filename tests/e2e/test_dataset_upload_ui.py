@@ -53,8 +53,11 @@ def test_upload_error_is_shown_in_words(page, live_server, tmp_path):
     page.goto(f"{live_server}/datasets")
     page.set_input_files("#folder-input", str(folder))
     page.click("#upload-button")
-    expect(page.locator("#upload-error")).to_contain_text("at least 2 classes")
-    assert page.url.endswith("/datasets")
+    page.wait_for_url(re.compile(r"/datasets/\d+$"))  # checked in the background: the reason lands here
+    expect(page.locator("#ingest-error")).to_contain_text("at least 2 classes", timeout=30_000)
+    expect(page.locator("#ingest-title")).to_have_text("This upload could not be used")
+    expect(page.locator("#delete-dataset")).to_be_visible()
+    assert page.js_errors == []
 
 
 def test_delete_from_the_dataset_page(page, live_server, stack_client):

@@ -5,7 +5,7 @@ def test_health_reports_redis_down(client):
     response = client.get("/api/health")
     assert response.status_code == 503
     assert response.get_json() == {"status": "degraded", "database": "ok", "redis": "down",
-                                   "workers": [], "visualdl": None}
+                                   "workers": [], "training_workers": 0, "visualdl": None}
 
 
 def test_pages_render_with_health_badge(client):
