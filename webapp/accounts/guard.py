@@ -125,7 +125,7 @@ def _check_cross_site() -> None:
         if sent is None and request.mimetype == "application/x-www-form-urlencoded":
             sent = request.form.get(CSRF_FIELD)
         expected = session.get("csrf")
-        if not sent or not expected or not secrets.compare_digest(str(sent), str(expected)):
+        if not sent or not expected or not secrets.compare_digest(str(sent).encode(), str(expected).encode()):
             raise StudioError("csrf_token_invalid", "The page's security token is missing or out of date; "
                                                     "reload the page and try again.")
 

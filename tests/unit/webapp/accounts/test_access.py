@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import random
 import re
 import stat
 
@@ -348,3 +349,50 @@ def test_new_password_ends_existing_sessions(secured):
         services.update_user(services.find_user("viewer-ann"), password="another pass 1")
     assert client.get("/api/me").json["code"] == "unauthorized"
     assert client.get("/datasets").headers["Location"].startswith("/sign-in")
+
+
+def test_accounts_api_and_forms_fuzz(secured):
+    """Hostile bodies, headers and form fields: never a 5xx, always an error in words."""
+    from tests.unit.webapp.test_fuzz import ODD_TEXT, ODD_VALUES, check, safe_json
+
+    client = secured.test_client()
+    admin = bearer(token_for(secured, "admin"))
+    rng = random.Random(12)
+    for _ in range(150):
+        body = {rng.choice(["username", "password", "role", "name", "x"]): rng.choice(ODD_VALUES + ODD_TEXT)
+                for _ in range(rng.randint(0, 3))}
+        raw = rng.choice([safe_json(body), safe_json(rng.choice(ODD_VALUES)), rng.choice(ODD_TEXT)])
+        for method, path in (("POST", "/api/users"), ("PATCH", f"/api/users/{rng.choice(['1', '99', '0'])}"),
+                             ("POST", "/api/tokens")):
+            check(client.open(path, method=method, data=raw, content_type="application/json", headers=admin))
+        header = rng.choice(["Bearer " + rng.choice(ODD_TEXT), "Bearer", "Basic eDp5", rng.choice(ODD_TEXT),
+                             "bearer isk_" + "a" * 300])
+        answer = client.get("/api/datasets", headers={"Authorization": header})
+        assert answer.status_code == 401 and answer.json["code"] in ("invalid_token", "unauthorized"), header
+    for _ in range(40):
+        form = {key: rng.choice(ODD_TEXT) for key in ("username", "password", "confirm", "csrf_token")}
+        for path in ("/sign-in", "/setup"):
+            assert client.post(path, data=form).status_code < 500
+    for ident in ("0", str(2**63), str(10**30), "-1", "abc"):
+        for method, path in (("DELETE", f"/api/tokens/{ident}"), ("DELETE", f"/api/users/{ident}"),
+                             ("PATCH", f"/api/users/{ident}")):
+            answer = client.open(path, method=method, json={}, headers=admin)
+            assert answer.status_code == 404, (method, path)
+
+
+def test_tracebacks_are_for_admins_only(secured):
+    from webapp.extensions import db
+    from webapp.models import Dataset, Job
+
+    with secured.app_context():
+        db.session.add(Dataset(name="d", status="ready"))
+        db.session.flush()
+        db.session.add(Job(dataset_id=1, dataset_name="d", config={}, status="failed", error="MemoryError: out of memory",
+                           traceback="Traceback (most recent call last):\n  File \"/srv/studio/x.py\""))
+        db.session.commit()
+    client = secured.test_client()
+    seen = {role: client.get("/api/jobs/1", headers=bearer(token_for(secured, role))).json
+            for role in policy.ROLES}
+    assert seen["admin"]["traceback"].startswith("Traceback") and seen["admin"]["error"] == "MemoryError: out of memory"
+    for role in ("viewer", "member"):
+        assert seen[role]["traceback"] is None and seen[role]["error"] == "MemoryError: out of memory"
