@@ -188,12 +188,19 @@ def main() -> None:
     parser.add_argument("--archive-mb", type=float, default=1024)
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
     args = parser.parse_args()
-    if args.keep:
-        args.keep.mkdir(parents=True, exist_ok=True)
-        print(json.dumps(measure(args.keep, args.archive_mb), indent=2))
-        return
-    with tempfile.TemporaryDirectory(prefix="ingest-memory-") as work:
-        print(json.dumps(measure(Path(work), args.archive_mb), indent=2))
+    stdout = os.dup(1)
+    os.dup2(2, 1)  # the services' own output goes to stderr; stdout carries the JSON only
+    try:
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            figures = measure(args.keep, args.archive_mb)
+        else:
+            with tempfile.TemporaryDirectory(prefix="ingest-memory-") as work:
+                figures = measure(Path(work), args.archive_mb)
+    finally:
+        sys.stdout.flush()
+        os.dup2(stdout, 1)
+    print(json.dumps(figures, indent=2))
 
 
 if __name__ == "__main__":
