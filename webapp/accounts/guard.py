@@ -22,6 +22,7 @@ from webapp.extensions import db, login_manager
 from webapp.models import User
 
 CSRF_HEADER, CSRF_FIELD = "X-CSRF-Token", "csrf_token"
+LOCAL_ACTOR = "local"
 # Forms posted before anyone is signed in: their CSRF token lives in the session all the same.
 FORM_ENDPOINTS = frozenset({"accounts.sign_in", "accounts.setup", "accounts.sign_out"})
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -63,6 +64,12 @@ def effective_role() -> str | None:
     if current_user.is_authenticated:
         return current_user.role
     return None if current_app.config["AUTH_REQUIRED"] else "admin"
+
+
+def actor_name() -> str:
+    """Who is acting, as recorded on release changes and feedback: the signed-in user's name, or "local"
+    for the one person of a studio without sign-in."""
+    return current_user.username if current_user.is_authenticated else LOCAL_ACTOR
 
 
 def from_loopback() -> bool:

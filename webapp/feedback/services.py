@@ -27,7 +27,6 @@ from webapp.registry.services import get_version_or_404
 from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
-LOCAL_USER = "local"  # who gave the feedback, until accounts exist
 INCLUDE = ("corrections", "all")
 PURGE_SCOPES = ("added", "all")
 _WRONG = case((Feedback.correct.is_(False), 1), else_=0)
@@ -83,7 +82,7 @@ def _verdict(payload: dict, predicted_class: str) -> tuple[bool, str | None]:
     return False, label
 
 
-def give_feedback(raw_id: str, payload, hold, by: str = LOCAL_USER) -> tuple[Feedback, bool]:
+def give_feedback(raw_id: str, payload, hold, by: str) -> tuple[Feedback, bool]:
     """Record (or change) the verdict on a recent prediction. Returns the row and whether it is new."""
     prediction_id = prediction_id_or_404(raw_id)
     payload = _object(payload)

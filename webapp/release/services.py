@@ -26,7 +26,6 @@ RELEASE_ID = 1
 FIELDS = ("production", "candidate", "candidate_share", "revision")
 SHARES = (1, 5, 25, 50)  # the gray-release steps the page offers
 PRODUCTION_ACTIONS = ("first_version", "promote", "promote_candidate", "promote_when_done")
-LOCAL_USER = "local"  # who changed the release, until accounts exist
 
 
 def current() -> Release:
@@ -124,7 +123,7 @@ def parse_change(payload) -> dict:
     return change
 
 
-def change_release(payload, by: str = LOCAL_USER) -> dict:
+def change_release(payload, by: str) -> dict:
     """PUT /api/release: validate, warm what will serve, then apply in one conditional update."""
     change = parse_change(payload)
     release = current()
@@ -199,7 +198,7 @@ def previous_production() -> int | None:
     return None
 
 
-def rollback(by: str = LOCAL_USER) -> dict:
+def rollback(by: str) -> dict:
     """POST /api/release/rollback: the previous production version serves again; any experiment stops."""
     release = current()
     target = previous_production()

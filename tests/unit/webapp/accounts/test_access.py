@@ -396,3 +396,16 @@ def test_tracebacks_are_for_admins_only(secured):
     assert seen["admin"]["traceback"].startswith("Traceback") and seen["admin"]["error"] == "MemoryError: out of memory"
     for role in ("viewer", "member"):
         assert seen[role]["traceback"] is None and seen[role]["error"] == "MemoryError: out of memory"
+
+
+def test_release_changes_name_who_made_them(secured, trained):
+    from tests.factories import register_bundle
+
+    register_bundle(secured, trained[1], 1)
+    register_bundle(secured, trained[1], 2)
+    client = secured.test_client()
+    changed = client.put("/api/release", json={"production": 2}, headers=bearer(token_for(secured, "admin")))
+    assert changed.status_code == 200, changed.json
+    assert changed.json["history"][0]["by"] == "admin-ann" and changed.json["history"][0]["to"] == 2
+    refused = client.post("/api/release/rollback", headers=bearer(token_for(secured, "member")))
+    assert refused.json["code"] == "forbidden"
