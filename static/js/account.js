@@ -1,5 +1,5 @@
 // The account page: the signed-in person's API tokens (create, copy once, revoke).
-import { apiJson, show } from "./api.js";
+import { apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
 
 const table = document.querySelector("#token-table tbody");
 const empty = document.getElementById("tokens-empty");
@@ -9,24 +9,12 @@ const errorBox = document.getElementById("token-error");
 const fresh = document.getElementById("new-token");
 const freshValue = document.getElementById("new-token-value");
 
-function when(iso) {
-  if (!iso) return "never";
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-}
-
-function cell(text) {
-  const td = document.createElement("td");
-  td.textContent = text;
-  return td;
-}
-
 function row(token) {
   const tr = document.createElement("tr");
   tr.dataset.token = token.id;
-  const prefix = cell("");
   const code = document.createElement("code");
   code.textContent = `${token.prefix}…`;
-  prefix.append(code);
+  const prefix = cell(code);
   const actions = document.createElement("td");
   const revoke = document.createElement("button");
   revoke.className = "button danger revoke-token";

@@ -37,3 +37,16 @@ export function formatSeconds(seconds) {
   if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
   return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
 }
+
+// A moment for people, in their locale and time zone; `empty` when there is none.
+export function formatMoment(iso, empty = "never") {
+  if (!iso) return empty;
+  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+}
+
+// A table cell holding text or an element.
+export function tableCell(content) {
+  const td = document.createElement("td");
+  if (content instanceof Node) td.append(content); else td.textContent = content;
+  return td;
+}

@@ -1,5 +1,5 @@
 // Feedback page: what people marked, refreshed in place; corrections into a dataset; purge of kept images.
-import { apiJson, show } from "./api.js";
+import { apiJson, formatMoment, show } from "./api.js";
 
 const totalsBox = document.getElementById("feedback-totals");
 const versionFilter = document.getElementById("filter-version");
@@ -59,7 +59,7 @@ function row(item) {
   }
   const when = document.createElement("time");
   when.dateTime = item.created_at;
-  when.textContent = new Date(item.created_at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  when.textContent = formatMoment(item.created_at);
   tr.append(td(image), td(`v${item.version} (${item.arm})`), td(answer), td(verdict),
     td(item.correct ? item.predicted_class : item.label || "not given"), td(dataset), td(when));
   return tr;

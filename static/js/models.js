@@ -1,7 +1,7 @@
 // Models page: the release (production, candidate and its share, rollback), live figures per version,
 // promote and delete per version. Every change asks first, then updates the page without a reload.
 
-import { apiJson, show } from "./api.js";
+import { apiJson, formatMoment, show } from "./api.js";
 
 const panel = document.getElementById("release");
 const errorBox = document.getElementById("models-error");
@@ -67,7 +67,7 @@ function render() {
 }
 
 const PRODUCTION_CHANGES = new Set(["first_version", "promote", "promote_when_done", "promote_candidate", "rollback"]);
-const when = (at) => new Date(at).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+const when = (at) => formatMoment(at, "");
 
 function renderHistory(history) {
   const since = history.find((change) => PRODUCTION_CHANGES.has(change.action) && change.to === state.production);

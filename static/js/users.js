@@ -1,21 +1,10 @@
 // The users page (admins): add teammates, change roles, reset passwords, remove accounts.
-import { apiJson, show } from "./api.js";
+import { apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
 
 const ROLES = ["viewer", "member", "admin"];
 const table = document.querySelector("#user-table tbody");
 const form = document.getElementById("user-form");
 const errorBox = document.getElementById("user-error");
-
-function when(iso) {
-  if (!iso) return "never";
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
-}
-
-function cell(content) {
-  const td = document.createElement("td");
-  if (content instanceof Node) td.append(content); else td.textContent = content;
-  return td;
-}
 
 function button(text, className, action) {
   const element = document.createElement("button");
