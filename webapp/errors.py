@@ -31,6 +31,7 @@ ERROR_STATUS: dict[str, int] = {
     "cross_site_request": 403,
     "csrf_token_invalid": 403,
     "untrusted_host": 400,
+    "proxy_not_configured": 403,
     "too_many_requests": 429,
     "too_many_streams": 429,
     # uploads

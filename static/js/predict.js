@@ -8,6 +8,7 @@ const picker = document.getElementById("version-picker");
 const topK = document.getElementById("top-k");
 const list = document.getElementById("predictions");
 const errorBox = document.getElementById("predict-error");
+const canGiveFeedback = list ? list.dataset.feedback === "on" : false;
 const RUNTIME_NAMES = { onnx: "ONNX Runtime", paddle: "Paddle Inference", onnx_int8: "ONNX Runtime int8" };
 const ARM_NAMES = { production: "production", candidate: "candidate (experiment)", pinned: "chosen version" };
 
@@ -97,7 +98,8 @@ async function classify({ file, view }) {
   view.item.dataset.arm = body.arm;
   view.status.textContent = `model v${body.model_version} (${ARM_NAMES[body.arm] || body.arm}) · ${runtime} · ${body.elapsed_ms.toFixed(0)} ms on the server · ${total.toFixed(0)} ms in all`;
   view.body.insertBefore(answer, view.status);
-  view.body.append(bars(body), feedbackRow(body));
+  view.body.append(bars(body));
+  if (canGiveFeedback) view.body.append(feedbackRow(body));
 }
 
 const classLists = new Map(); // model version -> promise of its class names

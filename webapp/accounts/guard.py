@@ -164,9 +164,20 @@ def _public_predict_limit():
     return None
 
 
+def _refuse_unconfigured_proxy() -> None:
+    """Without sign-in the studio trusts that only this machine reaches it; a proxy's forwarding headers
+    say otherwise, so such requests are refused until TRUSTED_PROXIES is set (sign-in then turns on)."""
+    if not current_app.config["AUTH_REQUIRED"] and ("X-Forwarded-For" in request.headers
+                                                    or "Forwarded" in request.headers):
+        raise StudioError("proxy_not_configured", "This studio runs without sign-in for this machine only, but the "
+                                                  "request came through a reverse proxy; set TRUSTED_PROXIES to the "
+                                                  "number of proxies (sign-in then turns on).")
+
+
 def _before_request():
     if request.endpoint is None or request.endpoint == "static":
         return None
+    _refuse_unconfigured_proxy()
     _identify()
     _check_cross_site()
     return _check_role()

@@ -409,3 +409,29 @@ def test_release_changes_name_who_made_them(secured, trained):
     assert changed.json["history"][0]["by"] == "admin-ann" and changed.json["history"][0]["to"] == 2
     refused = client.post("/api/release/rollback", headers=bearer(token_for(secured, "member")))
     assert refused.json["code"] == "forbidden"
+
+
+def test_predict_page_shows_what_each_caller_may_use(tmp_path, trained):
+    from tests.factories import register_bundle
+
+    app = create_app(app_config(tmp_path, AUTH="on", PREDICT_PUBLIC=True))
+    upgrade_schema(app)
+    with app.app_context():
+        for role in ("viewer", "member"):
+            services.create_user(f"{role}-ann", PASSWORD, role)
+    register_bundle(app, trained[1], 1)
+    client = app.test_client()
+    anonymous = client.get("/predict").get_data(as_text=True)
+    assert 'id="drop-image"' in anonymous and 'id="version-picker"' not in anonymous
+    assert 'data-feedback="off"' in anonymous
+    viewer = client.get("/predict", headers=bearer(token_for(app, "viewer"))).get_data(as_text=True)
+    assert 'id="version-picker"' in viewer and 'data-feedback="off"' in viewer
+    member = client.get("/predict", headers=bearer(token_for(app, "member"))).get_data(as_text=True)
+    assert 'data-feedback="on"' in member
+
+
+def test_a_proxy_in_front_of_a_studio_without_sign_in_is_refused(client):
+    answer = client.get("/api/datasets", headers={"X-Forwarded-For": "10.0.0.8"})
+    assert answer.status_code == 403 and answer.json["code"] == "proxy_not_configured"
+    assert "TRUSTED_PROXIES" in client.get("/datasets", headers={"Forwarded": "for=10.0.0.8"}).get_data(as_text=True)
+    assert client.get("/api/datasets").status_code == 200
