@@ -5,20 +5,22 @@ import logging
 from pathlib import Path
 
 from flask import Flask
+from flask_babel import gettext, lazy_gettext
 
 ROOT = Path(__file__).resolve().parent.parent
-NAV_ITEMS = [("datasets.index", "Datasets"), ("jobs.index", "Training jobs"), ("registry.index", "Models"),
-             ("predict.index", "Predict"), ("feedback.index", "Feedback")]
+NAV_ITEMS = [("datasets.index", lazy_gettext("Datasets")), ("jobs.index", lazy_gettext("Training jobs")),
+             ("registry.index", lazy_gettext("Models")), ("predict.index", lazy_gettext("Predict")),
+             ("feedback.index", lazy_gettext("Feedback"))]
 
 
 def format_duration(seconds: float) -> str:
-    """'42 s', '3 min 5 s', '2 h 4 min'."""
+    """'42 s', '3 min 5 s', '2 h 4 min', in the request's language."""
     seconds = int(round(seconds))
     if seconds < 60:
-        return f"{seconds} s"
+        return gettext("%(s)s s", s=seconds)
     if seconds < 3600:
-        return f"{seconds // 60} min {seconds % 60} s"
-    return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+        return gettext("%(m)s min %(s)s s", m=seconds // 60, s=seconds % 60)
+    return gettext("%(h)s h %(m)s min", h=seconds // 3600, m=seconds % 3600 // 60)
 
 
 def _limit_json_bodies() -> None:
@@ -34,7 +36,7 @@ UPLOAD_ENDPOINTS = {"datasets_api.create", "predict_api.predict"}
 
 def create_app(config: dict | None = None) -> Flask:
     """Application factory; `config` overrides the environment-derived defaults (tests use it)."""
-    from webapp import board, database, errors, health, taskqueue
+    from webapp import board, database, errors, health, i18n, taskqueue
     from webapp.accounts import cli as accounts_cli, guard, settings as security
     from webapp.accounts.api import api as accounts_api
     from webapp.accounts.pages import pages as accounts_pages
@@ -66,6 +68,7 @@ def create_app(config: dict | None = None) -> Flask:
     database.init_app(app)
     taskqueue.init_app(app)
     errors.init_app(app)
+    i18n.init_app(app)
     app.before_request(_limit_json_bodies)  # before any check that reads a form body
     guard.init_app(app)
     accounts_cli.init_app(app)

@@ -6,6 +6,7 @@ to a status. API requests get `{"error", "code", ...details}`, pages get the err
 from __future__ import annotations
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, SecurityError
 
 from engine.errors import StudioError
@@ -120,26 +121,38 @@ def init_app(app: Flask) -> None:
         status = ERROR_STATUS.get(exc.code)
         if status is None:
             app.logger.error("error code %r is not listed in webapp.errors.ERROR_STATUS", exc.code)
-            return _answer("internal_error", "Something went wrong on the server; the details are in its log.", 500)
-        return _answer(exc.code, exc.message, status, exc.details)
+            return _answer("internal_error", gettext("Something went wrong on the server; the details are in its log."), 500)
+        return _answer(exc.code, _translated(exc), status, exc.details)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
         if isinstance(exc, SecurityError):  # a Host header outside TRUSTED_HOSTS
-            return _answer("untrusted_host", "This studio does not answer to that host name; an operator can "
-                                             "add it to TRUSTED_HOSTS.", 400)
+            return _answer("untrusted_host", gettext("This studio does not answer to that host name; an operator "
+                                                     "can add it to TRUSTED_HOSTS."), 400)
         code = HTTP_CODES.get(exc.code, "bad_request" if exc.code < 500 else "internal_error")
         return _answer(code, _friendly(exc), exc.code)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         app.logger.exception("unhandled error on %s", request.path)
-        return _answer("internal_error", "Something went wrong on the server; the details are in its log.", 500)
+        return _answer("internal_error", gettext("Something went wrong on the server; the details are in its log."), 500)
+
+
+def _translated(exc: StudioError) -> str:
+    """The error's message in the request's language (its English template is the catalog's id)."""
+    try:
+        return gettext(exc.template, **exc.params)
+    except (KeyError, ValueError, TypeError):  # a translation whose placeholders do not match
+        return exc.message
 
 
 def _friendly(exc: HTTPException) -> str:
     if exc.code == 413:
-        return "The upload is larger than this server accepts."
+        return gettext("The upload is larger than this server accepts.")
     if exc.code == 404:
-        return "Not found."
+        return gettext("Not found.")
+    if exc.code == 405:
+        return gettext("This address does not take a %(method)s request.", method=request.method)
+    if exc.code == 400:
+        return gettext("The request could not be understood.")
     return exc.description or exc.name

@@ -282,6 +282,7 @@ class User(db.Model):
     last_sign_in_at: Mapped[datetime | None]
     # Changes when the password changes or the account is disabled, so existing sessions end.
     session_version: Mapped[int] = mapped_column(default=1)
+    language: Mapped[str | None] = mapped_column(String(10))  # chosen in the header; None: the browser's
 
     tokens: Mapped[list["ApiToken"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True

@@ -24,7 +24,7 @@ from webapp.models import User
 CSRF_HEADER, CSRF_FIELD = "X-CSRF-Token", "csrf_token"
 LOCAL_ACTOR = "local"
 # Forms posted before anyone is signed in: their CSRF token lives in the session all the same.
-FORM_ENDPOINTS = frozenset({"accounts.sign_in", "accounts.setup", "accounts.sign_out"})
+FORM_ENDPOINTS = frozenset({"accounts.sign_in", "accounts.setup", "accounts.sign_out", "i18n.choose_language"})
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'", "script-src 'self'", "style-src 'self'", "img-src 'self' data: blob:",
     "connect-src 'self'", "font-src 'self'", "object-src 'none'", "base-uri 'none'", "form-action 'self'",

@@ -11,7 +11,8 @@ ROLES = ("viewer", "member", "admin")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 # Answered for anyone: sign-in itself, the first-run page, static files, and health (reduced for anonymous).
-PUBLIC = frozenset({"static", "accounts.sign_in", "accounts.sign_out", "accounts.setup", "health.health"})
+PUBLIC = frozenset({"static", "accounts.sign_in", "accounts.sign_out", "accounts.setup", "health.health",
+                    "i18n.choose_language"})
 # Opened to anonymous callers only when PREDICT_PUBLIC is on.
 PREDICT_PUBLIC = frozenset({"predict_api.predict", "predict.index"})
 
