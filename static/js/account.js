@@ -1,5 +1,6 @@
 // The account page: the signed-in person's API tokens (create, copy once, revoke).
 import { apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
+import { t } from "./i18n.js";
 
 const table = document.querySelector("#token-table tbody");
 const empty = document.getElementById("tokens-empty");
@@ -18,9 +19,9 @@ function row(token) {
   const actions = document.createElement("td");
   const revoke = document.createElement("button");
   revoke.className = "button danger revoke-token";
-  revoke.textContent = "Revoke";
+  revoke.textContent = t("Revoke");
   revoke.addEventListener("click", async () => {
-    if (!window.confirm(`Revoke the token “${token.name}”? Scripts using it stop working at once.`)) return;
+    if (!window.confirm(t("Revoke the token “%(name)s”? Scripts using it stop working at once.", { name: token.name }))) return;
     try {
       await apiJson(`/api/tokens/${token.id}`, { method: "DELETE" });
       await load();
@@ -59,7 +60,7 @@ form.addEventListener("submit", async (event) => {
 document.getElementById("token-copy").addEventListener("click", async () => {
   try {
     await navigator.clipboard.writeText(freshValue.textContent);
-    document.getElementById("token-copy").textContent = "Copied";
+    document.getElementById("token-copy").textContent = t("Copied");
   } catch {
     window.getSelection().selectAllChildren(freshValue);
   }

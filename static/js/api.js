@@ -1,4 +1,5 @@
 // Small helpers shared by the pages: JSON calls with errors in words.
+import { formatNumber, locale, t } from "./i18n.js";
 
 // The page's CSRF token: the server refuses state-changing calls of a signed-in session without it.
 export function csrfHeaders() {
@@ -16,7 +17,7 @@ export async function apiJson(url, options = {}) {
     body = null;
   }
   if (!response.ok) {
-    const message = body && body.error ? body.error : `The server answered ${response.status}.`;
+    const message = body && body.error ? body.error : t("The server answered %(status)s.", { status: response.status });
     const error = new Error(message);
     error.status = response.status;
     error.body = body;
@@ -30,18 +31,33 @@ export function show(element, text) {
   element.hidden = false;
 }
 
-// A duration for people: "45 s", "3 min 20 s", "2 h 5 min".
+// A duration for people: "45 s", "3 min 20 s", "2 h 5 min" (the server's formatter uses the same messages).
 export function formatSeconds(seconds) {
   if (!Number.isFinite(seconds) || seconds < 0) return "–";
-  if (seconds < 60) return `${Math.round(seconds)} s`;
-  if (seconds < 3600) return `${Math.floor(seconds / 60)} min ${Math.round(seconds % 60)} s`;
-  return `${Math.floor(seconds / 3600)} h ${Math.round((seconds % 3600) / 60)} min`;
+  if (seconds < 60) return t("%(s)s s", { s: Math.round(seconds) });
+  if (seconds < 3600) return t("%(m)s min %(s)s s", { m: Math.floor(seconds / 60), s: Math.round(seconds % 60) });
+  return t("%(h)s h %(m)s min", { h: Math.floor(seconds / 3600), m: Math.round((seconds % 3600) / 60) });
 }
 
-// A moment for people, in their locale and time zone; `empty` when there is none.
-export function formatMoment(iso, empty = "never") {
+// A moment for people, in the page's language and their time zone; `empty` when there is none.
+export function formatMoment(iso, empty = t("never")) {
   if (!iso) return empty;
-  return new Date(iso).toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  return new Date(iso).toLocaleString(locale, { dateStyle: "medium", timeStyle: "short" });
+}
+
+// A number with a fixed count of decimals, in the page's language (what toFixed gives, with its separators).
+export function formatFixed(value, digits) {
+  return formatNumber(value, { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+// A translated message with an element in it: translate with SLOT as the element's placeholder value, then
+// `withNode(text, element)` gives the pieces for append/replaceChildren.
+export const SLOT = "\u0001";
+
+export function withNode(text, node) {
+  const at = text.indexOf(SLOT);
+  if (at < 0) return [text, node];
+  return [text.slice(0, at), node, text.slice(at + SLOT.length)];
 }
 
 // A table cell holding text or an element.

@@ -1,4 +1,5 @@
 // A small SVG line chart: one line per series over epochs, axes with a few ticks.
+import { formatNumber, t } from "./i18n.js";
 
 const NS = "http://www.w3.org/2000/svg";
 const PAD = { left: 48, right: 12, top: 12, bottom: 28 };
@@ -16,7 +17,7 @@ function niceMax(value) {
   return [1, 2, 2.5, 5, 10].map((m) => m * power).find((m) => m >= value);
 }
 
-export function drawChart(svg, series, { maxY = null, format = (v) => v.toFixed(2) } = {}) {
+export function drawChart(svg, series, { maxY = null, format = (v) => formatNumber(v, { minimumFractionDigits: 2, maximumFractionDigits: 2 }) } = {}) {
   const [width, height] = [480, 240];
   svg.replaceChildren();
   const points = series.flatMap((s) => s.values.filter((v) => v !== null && Number.isFinite(v)));
@@ -24,17 +25,17 @@ export function drawChart(svg, series, { maxY = null, format = (v) => v.toFixed(
   const top = maxY ?? niceMax(Math.max(...points, 0));
   const x = (i) => PAD.left + (epochs === 1 ? 0.5 : i / (epochs - 1)) * (width - PAD.left - PAD.right);
   const y = (v) => height - PAD.bottom - (v / top) * (height - PAD.top - PAD.bottom);
-  for (let t = 0; t <= 4; t += 1) {
-    const value = (top * t) / 4;
+  for (let tick = 0; tick <= 4; tick += 1) {
+    const value = (top * tick) / 4;
     svg.append(el("line", { x1: PAD.left, x2: width - PAD.right, y1: y(value), y2: y(value), class: "grid-line" }));
     svg.append(el("text", { x: PAD.left - 6, y: y(value) + 4, class: "tick", "text-anchor": "end" }, format(value)));
   }
   const step = Math.max(1, Math.ceil(epochs / 8));
   for (let i = 0; i < epochs; i += step) {
-    svg.append(el("text", { x: x(i), y: height - 8, class: "tick", "text-anchor": "middle" }, String(i + 1)));
+    svg.append(el("text", { x: x(i), y: height - 8, class: "tick", "text-anchor": "middle" }, formatNumber(i + 1)));
   }
   if (points.length === 0) {
-    svg.append(el("text", { x: width / 2, y: height / 2, class: "tick", "text-anchor": "middle" }, "waiting for the first epoch…"));
+    svg.append(el("text", { x: width / 2, y: height / 2, class: "tick", "text-anchor": "middle" }, t("waiting for the first epoch…")));
     return;
   }
   for (const s of series) {

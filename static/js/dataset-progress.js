@@ -1,6 +1,7 @@
 // A dataset whose upload is still being checked: progress until it is ready (the page then shows the
 // dataset), or the reason it failed.
 import { apiJson, show } from "./api.js";
+import { formatNumber, t } from "./i18n.js";
 
 const card = document.getElementById("ingest-card");
 const bar = document.querySelector("#ingest-progress .bar");
@@ -9,10 +10,10 @@ const errorBox = document.getElementById("ingest-error");
 const deleteButton = document.getElementById("delete-dataset");
 
 function showFailure(dataset) {
-  document.getElementById("ingest-title").textContent = "This upload could not be used";
+  document.getElementById("ingest-title").textContent = t("This upload could not be used");
   document.getElementById("ingest-progress").hidden = true;
   document.getElementById("ingest-hint").hidden = true;
-  show(errorBox, dataset.error || "The upload failed.");
+  show(errorBox, dataset.error || t("The upload failed."));
   const rejected = document.getElementById("ingest-rejected");
   if (dataset.rejected.length) {
     const list = rejected.querySelector("ul");
@@ -33,7 +34,7 @@ async function poll() {
   try {
     dataset = await apiJson(`/api/datasets/${card.dataset.id}`);
   } catch (error) {
-    label.textContent = `${error.message} Retrying…`;
+    label.textContent = t("%(error)s Retrying…", { error: error.message });
     window.setTimeout(poll, 3000);
     return;
   }
@@ -42,13 +43,13 @@ async function poll() {
   const { done, total } = dataset.progress;
   if (total > 0 && done > 0) {
     bar.style.width = `${Math.round((100 * done) / total)}%`;
-    label.textContent = `${done.toLocaleString()} of ${total.toLocaleString()} files checked`;
+    label.textContent = t("%(done)s of %(total)s files checked", { done: formatNumber(done), total: formatNumber(total) });
   }
   window.setTimeout(poll, 1000);
 }
 
 deleteButton.addEventListener("click", async () => {
-  if (!window.confirm(`Delete the dataset “${deleteButton.dataset.name}”?`)) return;
+  if (!window.confirm(t("Delete the dataset “%(name)s”?", { name: deleteButton.dataset.name }))) return;
   try {
     await apiJson(`/api/datasets/${deleteButton.dataset.id}`, { method: "DELETE" });
     window.location.assign("/datasets");

@@ -1,5 +1,6 @@
 // Feedback page: what people marked, refreshed in place; corrections into a dataset; purge of kept images.
-import { apiJson, formatMoment, show } from "./api.js";
+import { apiJson, formatMoment, show, SLOT, withNode } from "./api.js";
+import { formatBytes, formatNumber, formatPercent, t } from "./i18n.js";
 
 const totalsBox = document.getElementById("feedback-totals");
 const versionFilter = document.getElementById("filter-version");
@@ -7,17 +8,16 @@ const kindFilter = document.getElementById("filter-kind");
 const tableBody = document.querySelector("#feedback-table tbody");
 const empty = document.getElementById("feedback-empty");
 
-function size(bytes) {
-  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(0)} KB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
-}
+// Which release arm answered, as people read it (the server sends the plain value).
+const ARM_LABELS = { production: t("production"), candidate: t("candidate"), pinned: t("pinned") };
 
 function showTotals(totals) {
-  document.getElementById("total-feedback").textContent = totals.feedback.toLocaleString();
-  document.getElementById("total-wrong").textContent = totals.marked_wrong.toLocaleString();
-  document.getElementById("total-pending").textContent = totals.corrections_not_in_a_dataset.toLocaleString();
-  document.getElementById("total-disk").textContent = `${totals.images_kept.toLocaleString()} · ${size(totals.disk_bytes)} of ${size(totals.disk_cap_bytes)}`;
+  document.getElementById("total-feedback").textContent = formatNumber(totals.feedback);
+  document.getElementById("total-wrong").textContent = formatNumber(totals.marked_wrong);
+  document.getElementById("total-pending").textContent = formatNumber(totals.corrections_not_in_a_dataset);
+  document.getElementById("total-disk").textContent = t("%(images)s · %(used)s of %(cap)s", {
+    images: formatNumber(totals.images_kept), used: formatBytes(totals.disk_bytes), cap: formatBytes(totals.disk_cap_bytes),
+  });
   const used = totals.disk_cap_bytes ? Math.min(1, totals.disk_bytes / totals.disk_cap_bytes) : 0;
   document.getElementById("disk-bar").style.width = `${(used * 100).toFixed(1)}%`;
 }
@@ -33,7 +33,7 @@ function td(content, className = "") {
 function row(item) {
   const tr = document.createElement("tr");
   tr.dataset.feedback = item.id;
-  let image = "not kept";
+  let image = t("not kept");
   if (item.thumbnail_url) {
     const link = document.createElement("a");
     link.href = item.image_url;
@@ -47,10 +47,12 @@ function row(item) {
     link.append(thumb);
     image = link;
   }
-  const answer = `${item.abstained ? "not sure (top: " : ""}${item.predicted_class}${item.abstained ? ")" : ""} · ${(item.confidence * 100).toFixed(1)}%`;
+  const confidence = formatPercent(item.confidence, 1);
+  const answer = item.abstained ? t("not sure (top: %(name)s) · %(confidence)s", { name: item.predicted_class, confidence })
+    : `${item.predicted_class} · ${confidence}`;
   const verdict = document.createElement("span");
   verdict.className = item.correct ? "verdict-right" : "verdict-wrong";
-  verdict.textContent = item.correct ? "right" : "wrong";
+  verdict.textContent = item.correct ? t("right") : t("wrong");
   let dataset = "—";
   if (item.dataset_id) {
     dataset = document.createElement("a");
@@ -60,8 +62,8 @@ function row(item) {
   const when = document.createElement("time");
   when.dateTime = item.created_at;
   when.textContent = formatMoment(item.created_at);
-  tr.append(td(image), td(`v${item.version} (${item.arm})`), td(answer), td(verdict),
-    td(item.correct ? item.predicted_class : item.label || "not given"), td(dataset), td(when));
+  tr.append(td(image), td(`v${item.version} (${ARM_LABELS[item.arm] || item.arm})`), td(answer), td(verdict),
+    td(item.correct ? item.predicted_class : item.label || t("not given")), td(dataset), td(when));
   return tr;
 }
 
@@ -95,7 +97,7 @@ makeButton.addEventListener("click", async () => {
   const mode = document.querySelector("input[name=mode]:checked").value;
   const version = document.getElementById("dataset-version").value;
   if (mode === "append" && !version) {
-    show(datasetError, "Choose the version whose training dataset gets the images.");
+    show(datasetError, t("Choose the version whose training dataset gets the images."));
     return;
   }
   const payload = { mode, include: document.getElementById("dataset-include").value };
@@ -103,7 +105,7 @@ makeButton.addEventListener("click", async () => {
   const name = document.getElementById("dataset-name").value.trim();
   if (name) payload.name = name;
   makeButton.disabled = true;
-  makeButton.textContent = "Creating…";
+  makeButton.textContent = t("Creating…");
   try {
     const body = await apiJson("/api/feedback/dataset", {
       method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify(payload),
@@ -111,15 +113,17 @@ makeButton.addEventListener("click", async () => {
     const link = document.createElement("a");
     link.href = `/datasets/${body.dataset.id}`;
     link.textContent = body.dataset.name;
-    datasetDone.replaceChildren(`Created dataset `, link, ` with ${body.dataset.num_images.toLocaleString()} images, `
-      + `${body.feedback_images.toLocaleString()} of them from feedback.`);
+    const text = t("Created dataset %(name)s with %(images)s images, %(feedback)s of them from feedback.", {
+      name: SLOT, images: formatNumber(body.dataset.num_images), feedback: formatNumber(body.feedback_images),
+    });
+    datasetDone.replaceChildren(...withNode(text, link));
     datasetDone.hidden = false;
     refresh();
   } catch (error) {
     show(datasetError, error.message);
   } finally {
     makeButton.disabled = false;
-    makeButton.textContent = "Create dataset";
+    makeButton.textContent = t("Create dataset");
   }
 });
 
@@ -133,12 +137,12 @@ async function purge(scope, question) {
     const body = await apiJson("/api/feedback/purge", {
       method: "POST", headers: { "Content-Type": "application/json", Accept: "application/json" }, body: JSON.stringify({ scope }),
     });
-    show(done, `Deleted ${body.purged.toLocaleString()} images (${size(body.freed_bytes)}).`);
+    show(done, t("Deleted %(count)s images (%(size)s).", { count: formatNumber(body.purged), size: formatBytes(body.freed_bytes) }));
     refresh();
   } catch (error) {
     show(errorBox, error.message);
   }
 }
 
-document.getElementById("purge-added").addEventListener("click", () => purge("added", "Delete the kept images that are already in a dataset?"));
-document.getElementById("purge-all").addEventListener("click", () => purge("all", "Delete every kept image? Corrections not yet in a dataset are lost."));
+document.getElementById("purge-added").addEventListener("click", () => purge("added", t("Delete the kept images that are already in a dataset?")));
+document.getElementById("purge-all").addEventListener("click", () => purge("all", t("Delete every kept image? Corrections not yet in a dataset are lost.")));

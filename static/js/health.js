@@ -1,12 +1,13 @@
 // Header badge: green when the database, Redis and a worker answer; red with the reason otherwise.
+import { formatNumber, t } from "./i18n.js";
 
 const badge = document.getElementById("health-badge");  // absent for people who are not signed in
 
 function describe(report) {
   const problems = [];
-  if (report.database !== "ok") problems.push("database down");
-  if (report.redis !== "ok") problems.push("Redis down");
-  else if (!report.training_workers) problems.push("no training worker");
+  if (report.database !== "ok") problems.push(t("database down"));
+  if (report.redis !== "ok") problems.push(t("Redis down"));
+  else if (!report.training_workers) problems.push(t("no training worker"));
   return problems;
 }
 
@@ -23,12 +24,13 @@ async function refresh() {
   if (problems.length === 0) {
     badge.classList.add("badge-ok");
     const count = report.training_workers;
-    badge.textContent = `ready · ${count} training worker${count > 1 ? "s" : ""}`;
+    badge.textContent = count > 1 ? t("ready · %(count)s training workers", { count: formatNumber(count) })
+      : t("ready · %(count)s training worker", { count: formatNumber(count) });
     badge.title = report.workers.join(", ");
   } else {
     badge.classList.add("badge-bad");
     badge.textContent = problems.join(" · ");
-    badge.title = "Training needs the database, Redis and at least one worker.";
+    badge.title = t("Training needs the database, Redis and at least one worker.");
   }
 }
 

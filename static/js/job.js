@@ -1,8 +1,9 @@
 // Live training dashboard: server-sent events update the page. When the server refuses the stream (it caps
 // open streams) or the stream keeps failing, the page polls the job instead and tries the stream again later.
 
-import { apiJson, formatSeconds, show } from "./api.js";
+import { apiJson, formatFixed, formatSeconds, show } from "./api.js";
 import { drawChart } from "./chart.js";
+import { formatBytes, formatNumber, formatPercent, t } from "./i18n.js";
 
 const root = document.getElementById("job");
 const jobId = root.dataset.id;
@@ -20,7 +21,15 @@ const POLL_MS = 2000;
 const STREAM_ERRORS_BEFORE_POLLING = 3; // the browser reconnects a dropped stream by itself until then
 const STREAM_RETRY_MS = 30000; // doubled after each fallback in a row, up to four times as long
 
-const percent = (v) => (v === null || v === undefined ? "–" : `${(v * 100).toFixed(1)}%`);
+const percent = (v) => (v === null || v === undefined ? "–" : formatPercent(v, 1));
+
+// The job's status and phase words as people read them (the server sends the plain values).
+const STATUS_LABELS = {
+  queued: t("queued"), running: t("running"), succeeded: t("succeeded"), failed: t("failed"), cancelled: t("cancelled"),
+};
+const PHASE_LABELS = {
+  ...STATUS_LABELS, preparing: t("preparing"), features: t("features"), training: t("training"), exporting: t("exporting"),
+};
 
 function setProgress(fraction, label) {
   const box = $("job-progress");
@@ -36,36 +45,34 @@ function eta(progress) {
 }
 
 function size(bytes) {
-  if (!bytes) return "–";
-  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(0)} KB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
+  return bytes ? formatBytes(bytes) : "–";
 }
 
 function renderAttempts() {
   const notes = [];
-  if (job.resumed_from_epoch) notes.push(`Resumed after epoch ${job.resumed_from_epoch} (attempt ${job.attempt}).`);
-  else if (job.attempt > 1) notes.push(`Started again from the beginning (attempt ${job.attempt}): no epoch had been saved yet.`);
-  if (job.status === "queued" && job.retries > 0) notes.push(`Its worker stopped responding; waiting for a worker to continue it (retry ${job.retries}).`);
+  if (job.resumed_from_epoch) notes.push(t("Resumed after epoch %(epoch)s (attempt %(attempt)s).", { epoch: job.resumed_from_epoch, attempt: job.attempt }));
+  else if (job.attempt > 1) notes.push(t("Started again from the beginning (attempt %(attempt)s): no epoch had been saved yet.", { attempt: job.attempt }));
+  if (job.status === "queued" && job.retries > 0) notes.push(t("Its worker stopped responding; waiting for a worker to continue it (retry %(retry)s).", { retry: job.retries }));
   $("resume-note").textContent = notes.join(" ");
   $("resume-note").hidden = notes.length === 0;
   $("early-stop-note").hidden = !job.stopped_early_reason;
   $("early-stop-note").textContent = job.stopped_early_reason || "";
   $("stat-checkpoint").textContent = size(job.checkpoint_bytes);
-  $("stat-checkpoint").title = job.status === "succeeded" ? "The best weights, kept so a new job can start from them" : "The last finished epoch, kept so the job can resume";
+  $("stat-checkpoint").title = job.status === "succeeded"
+    ? t("The best weights, kept so a new job can start from them") : t("The last finished epoch, kept so the job can resume");
   $("resume-job").hidden = !(job.status === "failed" || job.status === "cancelled") || !job.dataset_id;
 }
 
 function renderStatus() {
   const pill = $("job-status");
-  pill.textContent = job.status;
+  pill.textContent = STATUS_LABELS[job.status] || job.status;
   pill.className = `pill pill-${job.status}`;
   $("cancel-job").hidden = job.finished;
   renderAttempts();
   const failed = job.status === "failed" || job.status === "cancelled";
   $("error-card").hidden = !failed;
   if (failed) {
-    $("error-title").textContent = job.status === "failed" ? "Training failed" : "Training cancelled";
+    $("error-title").textContent = job.status === "failed" ? t("Training failed") : t("Training cancelled");
     $("error-message").textContent = job.error || "";
     $("traceback-box").hidden = !job.traceback;
     $("traceback").textContent = job.traceback || "";
@@ -76,19 +83,22 @@ function renderProgress(event = {}) {
   const progress = event.progress ?? job.progress;
   const phase = event.phase ?? job.phase;
   if (job.status === "queued") {
-    setProgress(0, job.queue_position ? `Queued: #${job.queue_position} in line` : "Queued");
+    setProgress(0, job.queue_position ? t("Queued: #%(position)s in line", { position: job.queue_position }) : t("Queued"));
   } else if (phase === "preparing") {
     const done = event.done ?? 0;
     const total = event.total ?? 0;
-    setProgress(total ? done / total : null, total ? `Preparing images ${done}/${total}` : "Preparing images…");
+    setProgress(total ? done / total : null,
+      total ? t("Preparing images %(done)s/%(total)s", { done: formatNumber(done), total: formatNumber(total) }) : t("Preparing images…"));
   } else if (phase === "features") {
-    setProgress(null, "Computing backbone features once (then the head trains on them)…");
+    setProgress(null, t("Computing backbone features once (then the head trains on them)…"));
   } else if (job.status === "running") {
-    setProgress(progress, `${(progress * 100).toFixed(1)}%${phase === "exporting" ? " · exporting the model" : ""}`);
+    setProgress(progress, phase === "exporting"
+      ? t("%(percent)s · exporting the model", { percent: formatPercent(progress, 1) }) : formatPercent(progress, 1));
   } else {
-    setProgress(job.status === "succeeded" ? 1 : progress, job.status === "succeeded" ? "Finished" : `Stopped at ${(progress * 100).toFixed(1)}%`);
+    setProgress(job.status === "succeeded" ? 1 : progress, job.status === "succeeded"
+      ? t("Finished") : t("Stopped at %(percent)s", { percent: formatPercent(progress, 1) }));
   }
-  $("stat-phase").textContent = phase || job.status;
+  $("stat-phase").textContent = PHASE_LABELS[phase || job.status] || phase || job.status;
   $("stat-epoch").textContent = job.total_epochs ? `${event.epoch ?? job.epoch} / ${job.total_epochs}` : "–";
   $("stat-step").textContent = (event.steps ?? job.steps) && (event.step ?? job.step) ? `${event.step ?? job.step} / ${event.steps ?? job.steps}` : "–";
   $("stat-eta").textContent = job.status === "running" ? eta(progress) : "–";
@@ -98,9 +108,9 @@ function renderEpochs() {
   const epochs = job.epochs;
   const last = epochs[epochs.length - 1];
   $("stat-lr").textContent = last ? last.lr.toExponential(2) : "–";
-  $("stat-speed").textContent = last ? last.images_per_s.toFixed(1) : "–";
+  $("stat-speed").textContent = last ? formatFixed(last.images_per_s, 1) : "–";
   $("stat-best").textContent = percent(job.best_val_acc);
-  $("stat-model").textContent = job.model_version ? `version ${job.model_version}` : "–";
+  $("stat-model").textContent = job.model_version ? t("version %(version)s", { version: job.model_version }) : "–";
   drawChart($("chart-loss"), [
     { className: "train", values: epochs.map((e) => e.train_loss) },
     { className: "val", values: epochs.map((e) => e.val_loss) },
@@ -108,12 +118,13 @@ function renderEpochs() {
   drawChart($("chart-acc"), [
     { className: "train", values: epochs.map((e) => e.train_acc) },
     { className: "val", values: epochs.map((e) => e.val_acc) },
-  ], { maxY: 1, format: (v) => `${Math.round(v * 100)}%` });
+  ], { maxY: 1, format: (v) => formatPercent(v, 0) });
   const body = $("epoch-table").querySelector("tbody");
   body.replaceChildren(...epochs.map((e) => {
     const row = document.createElement("tr");
-    const cells = [e.epoch, e.train_loss.toFixed(4), percent(e.train_acc), e.val_loss.toFixed(4), percent(e.val_acc),
-      e.val_top5 === null ? "–" : percent(e.val_top5), e.lr.toExponential(2), e.seconds.toFixed(1), e.images_per_s.toFixed(1)];
+    const cells = [formatNumber(e.epoch), formatFixed(e.train_loss, 4), percent(e.train_acc), formatFixed(e.val_loss, 4),
+      percent(e.val_acc), e.val_top5 === null ? "–" : percent(e.val_top5), e.lr.toExponential(2), formatFixed(e.seconds, 1),
+      formatFixed(e.images_per_s, 1)];
     cells.forEach((value) => {
       const cell = document.createElement("td");
       cell.className = "num";
@@ -125,10 +136,25 @@ function renderEpochs() {
   }));
 }
 
+// The gallery's title: how many images of a class went where (and how many of them are shown).
+function cellTitle(cell) {
+  const params = { actual: cell.true, predicted: cell.predicted, count: formatNumber(cell.count), shown: formatNumber(cell.shown) };
+  const all = cell.shown >= cell.count;
+  if (cell.true === cell.predicted) {
+    return all ? t("%(actual)s: %(count)s right", params) : t("%(actual)s: %(count)s right (the %(shown)s surest shown)", params);
+  }
+  if (cell.count === 1) {
+    return all ? t("%(actual)s taken for %(predicted)s: %(count)s image", params)
+      : t("%(actual)s taken for %(predicted)s: %(count)s image (the %(shown)s surest shown)", params);
+  }
+  return all ? t("%(actual)s taken for %(predicted)s: %(count)s images", params)
+    : t("%(actual)s taken for %(predicted)s: %(count)s images (the %(shown)s surest shown)", params);
+}
+
 async function showCell(split, galleryId, i, j) {
   const gallery = $(galleryId);
   gallery.hidden = false;
-  gallery.textContent = "Loading…";
+  gallery.textContent = t("Loading…");
   let cell;
   try {
     cell = await apiJson(`/api/jobs/${jobId}/confusion/${split}/${i}/${j}`);
@@ -137,11 +163,8 @@ async function showCell(split, galleryId, i, j) {
     return;
   }
   const title = document.createElement("h4");
-  title.textContent = cell.true === cell.predicted
-    ? `${cell.true}: ${cell.count} right`
-    : `${cell.true} taken for ${cell.predicted}: ${cell.count} image${cell.count === 1 ? "" : "s"}`;
-  if (cell.shown < cell.count) title.textContent += ` (the ${cell.shown} surest shown)`;
-  const close = Object.assign(document.createElement("button"), { type: "button", className: "button", textContent: "Close" });
+  title.textContent = cellTitle(cell);
+  const close = Object.assign(document.createElement("button"), { type: "button", className: "button", textContent: t("Close") });
   close.addEventListener("click", () => { gallery.hidden = true; });
   const grid = document.createElement("div");
   grid.className = "thumbs";
@@ -154,7 +177,7 @@ async function showCell(split, galleryId, i, j) {
       figure.append(image);
     }
     const caption = document.createElement("figcaption");
-    caption.textContent = item.top.map((t) => `${t.class} ${(t.confidence * 100).toFixed(1)}%`).join(" · ");
+    caption.textContent = item.top.map((entry) => `${entry.class} ${formatPercent(entry.confidence, 1)}`).join(" · ");
     figure.append(caption);
     grid.append(figure);
   });
@@ -172,8 +195,8 @@ function renderReport(confusion, perClass, tableId, perClassId, split, galleryId
     counts.forEach((count, j) => {
       const cell = document.createElement("td");
       const share = count / total;
-      cell.textContent = count;
-      cell.title = `${names[i]} → ${names[j]}: ${count} (${(share * 100).toFixed(0)}%)`;
+      cell.textContent = formatNumber(count);
+      cell.title = `${names[i]} → ${names[j]}: ${formatNumber(count)} (${formatPercent(share, 0)})`;
       const hue = i === j ? 140 : 0;
       cell.style.background = count ? `hsla(${hue}, 65%, 45%, ${0.12 + 0.78 * share})` : "";
       if (share > 0.55) cell.style.color = "#fff";
@@ -192,7 +215,7 @@ function renderReport(confusion, perClass, tableId, perClassId, split, galleryId
   $(tableId).replaceChildren(head, ...rows);
   $(perClassId).querySelector("tbody").replaceChildren(...perClass.map((r) => {
     const row = document.createElement("tr");
-    [r.class, percent(r.precision), percent(r.recall), percent(r.f1), r.support].forEach((value, k) => {
+    [r.class, percent(r.precision), percent(r.recall), percent(r.f1), formatNumber(r.support)].forEach((value, k) => {
       const cell = document.createElement("td");
       cell.textContent = value;
       if (k > 0) cell.className = "num";
@@ -206,7 +229,7 @@ function renderResults() {
   const ready = job.confusion && job.per_class;
   $("results").hidden = !ready;
   if (ready) {
-    $("best-epoch").textContent = job.best_epoch;
+    $("best-epoch").textContent = formatNumber(job.best_epoch);
     renderReport(job.confusion, job.per_class, "confusion", "per-class", "val", "cell-gallery");
   }
   const test = job.test;
@@ -214,8 +237,8 @@ function renderResults() {
   if (test) {
     $("test-accuracy").textContent = percent(test.accuracy);
     $("test-top5").textContent = percent(test.top5);
-    $("test-loss").textContent = test.loss.toFixed(4);
-    $("test-images").textContent = test.images.toLocaleString();
+    $("test-loss").textContent = formatFixed(test.loss, 4);
+    $("test-images").textContent = formatNumber(test.images);
     renderReport(test.confusion, test.per_class, "test-confusion", "test-per-class", "test", "test-cell-gallery");
   }
 }
@@ -297,14 +320,14 @@ function listen() {
 }
 
 $("cancel-job").addEventListener("click", async () => {
-  if (!window.confirm("Stop this training job?")) return;
+  if (!window.confirm(t("Stop this training job?"))) return;
   $("cancel-job").disabled = true;
   try {
     await apiJson(`/api/jobs/${jobId}/cancel`, { method: "POST" });
     await refetch();
   } catch (error) {
     $("error-card").hidden = false;
-    $("error-title").textContent = "Could not cancel";
+    $("error-title").textContent = t("Could not cancel");
     show($("error-message"), error.message);
   } finally {
     $("cancel-job").disabled = false;
@@ -312,15 +335,16 @@ $("cancel-job").addEventListener("click", async () => {
 });
 
 $("resume-job").addEventListener("click", async () => {
-  const from = job.checkpoint_bytes ? "after its last saved epoch" : "from the beginning (no epoch was saved)";
-  if (!window.confirm(`Resume this job ${from}?`)) return;
+  const question = job.checkpoint_bytes
+    ? t("Resume this job after its last saved epoch?") : t("Resume this job from the beginning (no epoch was saved)?");
+  if (!window.confirm(question)) return;
   $("resume-job").disabled = true;
   try {
     render(await apiJson(`/api/jobs/${jobId}/resume`, { method: "POST" }));
     if (!source) listen();
   } catch (error) {
     $("error-card").hidden = false;
-    $("error-title").textContent = "Could not resume";
+    $("error-title").textContent = t("Could not resume");
     show($("error-message"), error.message);
   } finally {
     $("resume-job").disabled = false;

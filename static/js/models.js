@@ -1,23 +1,32 @@
 // Models page: the release (production, candidate and its share, rollback), live figures per version,
 // promote and delete per version. Every change asks first, then updates the page without a reload.
 
-import { apiJson, formatMoment, show } from "./api.js";
+import { apiJson, formatFixed, formatMoment, show } from "./api.js";
+import { formatNumber, formatPercent, t } from "./i18n.js";
 
 const panel = document.getElementById("release");
 const errorBox = document.getElementById("models-error");
 const releaseError = document.getElementById("release-error");
 let state = panel ? JSON.parse(panel.dataset.release) : null;
 
+// One line of the release history per kind of change, with who made it (c.by).
 const ACTIONS = {
-  first_version: (c) => `v${c.to} became production (first version)`,
-  promote: (c) => `v${c.to} promoted to production` + (c.from ? ` (was v${c.from})` : ""),
-  promote_when_done: (c) => `v${c.to} promoted when its training finished` + (c.from ? ` (was v${c.from})` : ""),
-  promote_candidate: (c) => `candidate v${c.to} promoted to production (was v${c.from})`,
-  rollback: (c) => `rolled back from v${c.from} to v${c.to}`,
-  set_candidate: (c) => `v${c.to} set as candidate for ${c.share}% of clients`,
-  set_share: (c) => `candidate v${c.to} share set to ${c.share}%`,
-  stop_experiment: (c) => `experiment with v${c.from} stopped`,
+  first_version: (c) => t("v%(to)s became production (first version) by %(by)s", c),
+  promote: (c) => (c.from ? t("v%(to)s promoted to production (was v%(from)s) by %(by)s", c)
+    : t("v%(to)s promoted to production by %(by)s", c)),
+  promote_when_done: (c) => (c.from ? t("v%(to)s promoted when its training finished (was v%(from)s) by %(by)s", c)
+    : t("v%(to)s promoted when its training finished by %(by)s", c)),
+  promote_candidate: (c) => t("candidate v%(to)s promoted to production (was v%(from)s) by %(by)s", c),
+  rollback: (c) => t("rolled back from v%(from)s to v%(to)s by %(by)s", c),
+  set_candidate: (c) => t("v%(to)s set as candidate for %(share)s%% of clients by %(by)s", c),
+  set_share: (c) => t("candidate v%(to)s share set to %(share)s%% by %(by)s", c),
+  stop_experiment: (c) => t("experiment with v%(from)s stopped by %(by)s", c),
 };
+
+// Release roles and evaluation statuses as people read them (the server sends the plain values).
+const ROLE_LABELS = { production: t("production"), candidate: t("candidate") };
+const STATUS_LABELS = { queued: t("queued"), running: t("running"), succeeded: t("succeeded"), failed: t("failed") };
+const SPLIT_LABELS = { train: t("train"), val: t("val"), test: t("test") };
 
 function versions() {
   return [...document.querySelectorAll("#models-table tbody tr[data-version]")].map((row) => Number(row.dataset.version));
@@ -35,13 +44,13 @@ function render() {
   document.getElementById("production-version").textContent = state.production ? `v${state.production}` : "—";
   const rollback = document.getElementById("rollback");
   rollback.hidden = !state.previous_production;
-  rollback.textContent = `Roll back to v${state.previous_production}`;
+  rollback.textContent = t("Roll back to v%(version)s", { version: state.previous_production });
   const running = state.candidate !== null;
   document.getElementById("candidate-none").hidden = running;
   document.getElementById("candidate-running").hidden = !running;
   if (running) {
     document.getElementById("candidate-version").textContent = `v${state.candidate}`;
-    document.getElementById("candidate-share").textContent = `${state.candidate_share}% of clients`;
+    document.getElementById("candidate-share").textContent = t("%(share)s%% of clients", { share: state.candidate_share });
     for (const button of panel.querySelectorAll(".share")) {
       button.classList.toggle("current", Number(button.dataset.share) === state.candidate_share);
     }
@@ -58,7 +67,7 @@ function render() {
     if (role) {
       const pill = document.createElement("span");
       pill.className = `pill pill-${role}`;
-      pill.textContent = role;
+      pill.textContent = ROLE_LABELS[role];
       cell.append(pill);
     }
     row.querySelector(".promote-version").hidden = role === "production";
@@ -71,15 +80,15 @@ const when = (at) => formatMoment(at, "");
 
 function renderHistory(history) {
   const since = history.find((change) => PRODUCTION_CHANGES.has(change.action) && change.to === state.production);
-  document.getElementById("production-since").textContent = since ? `since ${when(since.at)} (${since.by})` : "";
+  document.getElementById("production-since").textContent = since ? t("since %(when)s (%(by)s)", { when: when(since.at), by: since.by }) : "";
   const list = panel.querySelector(".history");
   list.replaceChildren(...history.map((change) => {
     const item = document.createElement("li");
-    const describe = ACTIONS[change.action] || ((c) => c.action);
-    item.textContent = `${when(change.at)}: ${describe(change)} by ${change.by}`;
+    const describe = ACTIONS[change.action] || ((c) => t("%(action)s by %(by)s", c));
+    item.textContent = `${when(change.at)}: ${describe(change)}`;
     return item;
   }));
-  if (!history.length) list.replaceChildren(Object.assign(document.createElement("li"), { textContent: "No changes yet." }));
+  if (!history.length) list.replaceChildren(Object.assign(document.createElement("li"), { textContent: t("No changes yet.") }));
 }
 
 async function refreshRelease() {
@@ -119,8 +128,8 @@ function cell(text, numeric = true) {
   return td;
 }
 
-const percent = (value) => (value === null || value === undefined ? "—" : `${(value * 100).toFixed(1)}%`);
-const ms = (value) => (value === null || value === undefined ? "—" : `${value.toFixed(1)} ms`);
+const percent = (value) => (value === null || value === undefined ? "—" : formatPercent(value, 1));
+const ms = (value) => (value === null || value === undefined ? "—" : t("%(ms)s ms", { ms: formatFixed(value, 1) }));
 
 async function refreshStats() {
   if (!panel) return;
@@ -134,11 +143,12 @@ async function refreshStats() {
   const rows = figures.versions.map((item) => {
     const tr = document.createElement("tr");
     tr.dataset.version = item.version;
-    const role = item.version === figures.production ? "production" : item.version === figures.candidate ? "candidate" : "pinned only";
-    tr.append(cell(`v${item.version}`, false), cell(role, false), cell(item.requests.toLocaleString()),
-      cell(item.errors.toLocaleString()), cell(ms(item.p50_ms)), cell(ms(item.p95_ms)), cell(percent(item.mean_confidence)),
-      cell(percent(item.low_confidence_share)), cell(item.abstained.toLocaleString()),
-      cell(item.feedback ? `${item.marked_wrong.toLocaleString()} of ${item.feedback.toLocaleString()}` : "—"),
+    const role = item.version === figures.production ? t("production")
+      : item.version === figures.candidate ? t("candidate") : t("pinned only");
+    tr.append(cell(`v${item.version}`, false), cell(role, false), cell(formatNumber(item.requests)),
+      cell(formatNumber(item.errors)), cell(ms(item.p50_ms)), cell(ms(item.p95_ms)), cell(percent(item.mean_confidence)),
+      cell(percent(item.low_confidence_share)), cell(formatNumber(item.abstained)),
+      cell(item.feedback ? t("%(wrong)s of %(total)s", { wrong: formatNumber(item.marked_wrong), total: formatNumber(item.feedback) }) : "—"),
       cell(percent(item.feedback_accuracy)));
     return tr;
   });
@@ -148,22 +158,27 @@ async function refreshStats() {
 
 if (panel) {
   document.getElementById("rollback").addEventListener("click", (event) =>
-    change("rollback", `Roll production back to v${state.previous_production}? Any experiment stops.`, event.target));
+    change("rollback", t("Roll production back to v%(version)s? Any experiment stops.", { version: state.previous_production }),
+      event.target));
   document.getElementById("start-experiment").addEventListener("click", (event) => {
     const candidate = Number(document.getElementById("candidate-choice").value);
     const share = Number(document.getElementById("candidate-share-choice").value);
-    change({ candidate, candidate_share: share }, `Send ${share}% of clients to v${candidate}?`, event.target);
+    change({ candidate, candidate_share: share }, t("Send %(share)s%% of clients to v%(version)s?", { share, version: candidate }),
+      event.target);
   });
   for (const button of panel.querySelectorAll(".share")) {
     button.addEventListener("click", () => {
       const share = Number(button.dataset.share);
-      change({ candidate_share: share }, `Send ${share}% of clients to candidate v${state.candidate}?`, button);
+      change({ candidate_share: share },
+        t("Send %(share)s%% of clients to candidate v%(version)s?", { share, version: state.candidate }), button);
     });
   }
   document.getElementById("promote-candidate").addEventListener("click", (event) =>
-    change({ production: state.candidate }, `Promote candidate v${state.candidate} to production for all clients?`, event.target));
+    change({ production: state.candidate },
+      t("Promote candidate v%(version)s to production for all clients?", { version: state.candidate }), event.target));
   document.getElementById("stop-experiment").addEventListener("click", (event) =>
-    change({ candidate: null }, `Stop the experiment? All clients go back to v${state.production}.`, event.target));
+    change({ candidate: null }, t("Stop the experiment? All clients go back to v%(version)s.", { version: state.production }),
+      event.target));
   render();
   refreshRelease().catch(() => {});
   refreshStats();
@@ -173,14 +188,15 @@ if (panel) {
 document.querySelectorAll(".promote-version").forEach((button) => {
   button.addEventListener("click", () => {
     const version = Number(button.dataset.version);
-    change({ production: version }, `Promote v${version} to production? It answers every unpinned prediction at once.`, button);
+    change({ production: version },
+      t("Promote v%(version)s to production? It answers every unpinned prediction at once.", { version }), button);
   });
 });
 
 document.querySelectorAll(".delete-version").forEach((button) => {
   button.addEventListener("click", async () => {
     const version = button.dataset.version;
-    if (!window.confirm(`Delete model version ${version} and its files?`)) return;
+    if (!window.confirm(t("Delete model version %(version)s and its files?", { version }))) return;
     button.disabled = true;
     try {
       await apiJson(`/api/models/${version}`, { method: "DELETE" });
@@ -206,8 +222,8 @@ document.querySelectorAll(".save-threshold").forEach((button) => {
       });
       input.value = saved.abstain_threshold === null ? "" : saved.abstain_threshold;
       input.classList.remove("invalid");
-      button.textContent = "Saved";
-      setTimeout(() => { button.textContent = "Save"; }, 1500);
+      button.textContent = t("Saved");
+      setTimeout(() => { button.textContent = t("Save"); }, 1500);
     } catch (error) {
       input.classList.add("invalid");
       show(errorBox, error.message);
@@ -226,7 +242,7 @@ let compareTimer = null;
 function fillSplits() {
   const splits = JSON.parse(compareDataset.selectedOptions[0].dataset.splits);
   const names = ["test", "val", "train"].filter((name) => splits[name]);
-  compareSplit.replaceChildren(...names.map((name) => new Option(`${name} (${splits[name]} images)`, name)));
+  compareSplit.replaceChildren(...names.map((name) => new Option(t("%(split)s (%(count)s images)", { split: SPLIT_LABELS[name], count: formatNumber(splits[name]) }), name)));
 }
 
 function latestPerVersion(evaluations) {
@@ -240,20 +256,22 @@ function renderComparison(evaluations) {
   const classes = [];
   for (const item of rows) for (const entry of item.per_class || []) if (!classes.includes(entry.class)) classes.push(entry.class);
   const head = document.createElement("tr");
-  for (const title of ["Version", "Status", "Images", "Accuracy", "Macro F1", ...classes.map((c) => `F1 ${c}`), "p50", "p95"]) {
+  const titles = [t("Version"), t("Status"), t("Images"), t("Accuracy"), t("Macro F1"),
+    ...classes.map((name) => t("F1 %(class)s", { class: name })), "p50", "p95"];
+  titles.forEach((title, k) => {
     const th = document.createElement("th");
     th.textContent = title;
-    if (!["Version", "Status"].includes(title)) th.className = "num";
+    if (k >= 2) th.className = "num"; // all but Version and Status
     head.append(th);
-  }
+  });
   document.querySelector("#compare-table thead").replaceChildren(head);
   const done = rows.filter((item) => item.status === "succeeded");
   const best = (key) => Math.max(...done.map(key));
   const body = rows.map((item) => {
     const tr = document.createElement("tr");
     tr.dataset.version = item.version;
-    const status = item.status === "running" ? `running ${(item.progress * 100).toFixed(0)}%`
-      : item.status === "failed" ? `failed: ${item.error}` : item.status;
+    const status = item.status === "running" ? t("running %(percent)s", { percent: formatPercent(item.progress, 0) })
+      : item.status === "failed" ? t("failed: %(error)s", { error: item.error }) : STATUS_LABELS[item.status] || item.status;
     tr.append(cell(`v${item.version}`, false), cell(status, false));
     if (item.status !== "succeeded") {
       for (let i = 0; i < classes.length + 5; i += 1) tr.append(cell("—"));
@@ -261,9 +279,9 @@ function renderComparison(evaluations) {
     }
     const f1 = Object.fromEntries(item.per_class.map((entry) => [entry.class, entry.f1]));
     const scored = [[percent(item.accuracy), item.accuracy === best((x) => x.accuracy)],
-      [item.macro_f1.toFixed(3), item.macro_f1 === best((x) => x.macro_f1)],
-      ...classes.map((name) => [name in f1 ? f1[name].toFixed(3) : "—", false])];
-    tr.append(cell(item.images.toLocaleString()));
+      [formatFixed(item.macro_f1, 3), item.macro_f1 === best((x) => x.macro_f1)],
+      ...classes.map((name) => [name in f1 ? formatFixed(f1[name], 3) : "—", false])];
+    tr.append(cell(formatNumber(item.images)));
     for (const [text, top] of scored) {
       const td = cell(text);
       if (top && done.length > 1) td.classList.add("best");
@@ -296,7 +314,7 @@ if (compareDataset) {
     const versions = [...document.querySelectorAll(".versions-pick input:checked")].map((box) => Number(box.value));
     compareError.hidden = true;
     if (!versions.length) {
-      show(compareError, "Tick at least one version to evaluate.");
+      show(compareError, t("Tick at least one version to evaluate."));
       return;
     }
     event.target.disabled = true;

@@ -1,6 +1,7 @@
 // Prediction page: drop, pick or paste images; each is classified in turn and listed with its top classes,
 // and a person can mark each answer right or wrong (with the right class).
 import { apiJson, csrfHeaders } from "./api.js";
+import { formatNumber, formatPercent, t } from "./i18n.js";
 
 const dropzone = document.getElementById("drop-image");
 const input = document.getElementById("image-input");
@@ -10,7 +11,7 @@ const list = document.getElementById("predictions");
 const errorBox = document.getElementById("predict-error");
 const canGiveFeedback = list ? list.dataset.feedback === "on" : false;
 const RUNTIME_NAMES = { onnx: "ONNX Runtime", paddle: "Paddle Inference", onnx_int8: "ONNX Runtime int8" };
-const ARM_NAMES = { production: "production", candidate: "candidate (experiment)", pinned: "chosen version" };
+const ARM_NAMES = { production: t("production"), candidate: t("candidate (experiment)"), pinned: t("chosen version") };
 
 // One key per browser, so a release experiment shows this browser the same version every time.
 if (!document.cookie.split("; ").some((entry) => entry.startsWith("studio_client="))) {
@@ -33,10 +34,10 @@ function card(file) {
   const body = document.createElement("div");
   body.className = "prediction-body";
   const title = document.createElement("h3");
-  title.textContent = file.name || "pasted image";
+  title.textContent = file.name || t("pasted image");
   const status = document.createElement("p");
   status.className = "hint status";
-  status.textContent = "Waiting…";
+  status.textContent = t("Waiting…");
   body.append(title, status);
   item.append(preview, body);
   list.prepend(item);
@@ -60,7 +61,7 @@ function bars(result) {
     track.append(fill);
     const value = document.createElement("span");
     value.className = "bar-value";
-    value.textContent = `${(entry.confidence * 100).toFixed(1)}%`;
+    value.textContent = formatPercent(entry.confidence, 1);
     row.append(name, track, value);
     box.append(row);
   });
@@ -68,7 +69,7 @@ function bars(result) {
 }
 
 async function classify({ file, view }) {
-  view.status.textContent = "Classifying…";
+  view.status.textContent = t("Classifying…");
   const data = new FormData();
   data.append("image", file, file.name || "pasted.png");
   if (picker && picker.value) data.append("version", picker.value);
@@ -81,22 +82,25 @@ async function classify({ file, view }) {
     ok = response.ok;
     body = await response.json();
   } catch {
-    body = { error: "The server could not be reached." };
+    body = { error: t("The server could not be reached.") };
   }
   view.item.classList.remove("pending");
   if (!ok) {
     view.item.classList.add("failed");
-    view.status.textContent = body && body.error ? body.error : "Classification failed.";
+    view.status.textContent = body && body.error ? body.error : t("Classification failed.");
     return;
   }
   const total = performance.now() - started;
   const answer = document.createElement("p");
   answer.className = "answer";
-  answer.textContent = body.abstained ? "Not sure" : body.class;
-  if (body.abstained) answer.title = "The confidence is below this version's abstain threshold; the top classes are listed below.";
+  answer.textContent = body.abstained ? t("Not sure") : body.class;
+  if (body.abstained) answer.title = t("The confidence is below this version's abstain threshold; the top classes are listed below.");
   const runtime = RUNTIME_NAMES[body.runtime] || body.runtime;
   view.item.dataset.arm = body.arm;
-  view.status.textContent = `model v${body.model_version} (${ARM_NAMES[body.arm] || body.arm}) · ${runtime} · ${body.elapsed_ms.toFixed(0)} ms on the server · ${total.toFixed(0)} ms in all`;
+  view.status.textContent = t("model v%(version)s (%(arm)s) · %(runtime)s · %(server)s ms on the server · %(total)s ms in all", {
+    version: body.model_version, arm: ARM_NAMES[body.arm] || body.arm, runtime,
+    server: formatNumber(body.elapsed_ms, { maximumFractionDigits: 0 }), total: formatNumber(total, { maximumFractionDigits: 0 }),
+  });
   view.body.insertBefore(answer, view.status);
   view.body.append(bars(body));
   if (canGiveFeedback) view.body.append(feedbackRow(body));
@@ -134,10 +138,10 @@ function feedbackRow(result) {
   function ask() {
     const question = document.createElement("span");
     question.className = "hint";
-    question.textContent = result.abstained ? `Is it ${top}?` : "Is this right?";
-    const right = button("Right");
+    question.textContent = result.abstained ? t("Is it %(name)s?", { name: top }) : t("Is this right?");
+    const right = button(t("Right"));
     right.dataset.verdict = "right";
-    const wrong = button("Wrong");
+    const wrong = button(t("Wrong"));
     wrong.dataset.verdict = "wrong";
     right.addEventListener("click", () => send({ correct: true }));
     wrong.addEventListener("click", correct);
@@ -148,14 +152,14 @@ function feedbackRow(result) {
     const input = document.createElement("input");
     input.type = "text";
     input.maxLength = 255;
-    input.placeholder = "the right class";
-    input.setAttribute("aria-label", "The right class");
+    input.placeholder = t("the right class");
+    input.setAttribute("aria-label", t("The right class"));
     const list = document.createElement("datalist");
     list.id = `classes-${result.id}`;
     input.setAttribute("list", list.id);
-    const sendButton = button("Send", "button primary");
-    const unknown = button("Not sure what it is");
-    const cancel = button("Cancel");
+    const sendButton = button(t("Send"), "button primary");
+    const unknown = button(t("Not sure what it is"));
+    const cancel = button(t("Cancel"));
     sendButton.addEventListener("click", () => {
       const label = input.value.trim();
       if (!label) { input.focus(); return; }
@@ -180,11 +184,13 @@ function feedbackRow(result) {
       const saved = await sendFeedback(result, payload);
       const note = document.createElement("span");
       note.className = saved.correct ? "verdict-right" : "verdict-wrong";
-      note.textContent = saved.correct ? `Marked right: ${saved.predicted_class}` : saved.label ? `Marked wrong: it is ${saved.label}` : "Marked wrong";
+      note.textContent = saved.correct ? t("Marked right: %(name)s", { name: saved.predicted_class })
+        : saved.label ? t("Marked wrong: it is %(name)s", { name: saved.label }) : t("Marked wrong");
       const extra = document.createElement("span");
       extra.className = "hint";
-      extra.textContent = saved.image_kept ? " · image kept for training" : " · the image was not kept (the feedback disk cap is reached)";
-      const change = button("Change");
+      const kept = saved.image_kept ? t("image kept for training") : t("the image was not kept (the feedback disk cap is reached)");
+      extra.textContent = ` · ${kept}`;
+      const change = button(t("Change"));
       change.addEventListener("click", ask);
       box.replaceChildren(note, extra, change);
       box.dataset.saved = saved.correct ? "right" : "wrong";
@@ -192,7 +198,7 @@ function feedbackRow(result) {
       const message = document.createElement("span");
       message.className = "error";
       message.textContent = error.message;
-      const again = button("Try again");
+      const again = button(t("Try again"));
       again.addEventListener("click", ask);
       box.replaceChildren(message, again);
     }
@@ -213,7 +219,7 @@ function add(files) {
   errorBox.hidden = true;
   const images = Array.from(files);
   if (images.length === 0) {
-    errorBox.textContent = "Drop image files (JPEG, PNG, GIF, BMP or WEBP).";
+    errorBox.textContent = t("Drop image files (JPEG, PNG, GIF, BMP or WEBP).");
     errorBox.hidden = false;
     return;
   }

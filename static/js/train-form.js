@@ -1,6 +1,7 @@
 // Training form on the dataset page: defaults that follow the choices, errors beside their field.
 
 import { apiJson, formatSeconds, show } from "./api.js";
+import { formatNumber, t } from "./i18n.js";
 
 const form = document.getElementById("train-form");
 const errorBox = document.getElementById("train-error");
@@ -29,10 +30,9 @@ function refresh() {
   freeze.disabled = !pretrained.checked;
   if (freeze.disabled) freeze.checked = false;
   note.hidden = hasWeights;
-  note.textContent = hasWeights ? "" :
-    `No pretrained weights for ${backbone.value} on this machine: it will train from scratch. ` +
-    "An operator can import them offline (see the README).";
-  lr.placeholder = `auto (${suggestedRate()})`;
+  note.textContent = hasWeights ? "" : t("No pretrained weights for %(backbone)s on this machine: it will train from scratch. "
+    + "An operator can import them offline (see the README).", { backbone: backbone.value });
+  lr.placeholder = t("auto (%(rate)s)", { rate: suggestedRate() });
 }
 
 [backbone, pretrained, freeze, form.elements.optimizer].forEach((el) => el.addEventListener("change", refresh));
@@ -82,35 +82,46 @@ function applySuggestion(answer) {
   showEstimate(answer);
 }
 
-const REGIMES = { tiny_images: "tiny images", small_photo_set: "a small photo set", large_photo_set: "a large photo set" };
+const REGIMES = { tiny_images: t("tiny images"), small_photo_set: t("a small photo set"), large_photo_set: t("a large photo set") };
+
+// "Estimated time: about 3 min 20 s on <worker> (cpu, measured).", one whole sentence per case.
+function estimateText(answer) {
+  const params = { time: formatSeconds(answer.estimate_seconds), machine: answer.measured_on, device: answer.device || "cpu" };
+  if (answer.estimate_is_upper_bound) {
+    return answer.estimate_exact ? t("Estimated time: at most about %(time)s on %(machine)s (%(device)s, measured).", params)
+      : t("Estimated time: at most about %(time)s on %(machine)s (%(device)s, scaled from a measurement of a similar setting).", params);
+  }
+  return answer.estimate_exact ? t("Estimated time: about %(time)s on %(machine)s (%(device)s, measured).", params)
+    : t("Estimated time: about %(time)s on %(machine)s (%(device)s, scaled from a measurement of a similar setting).", params);
+}
 
 function showEstimate(answer) {
   const p = answer.profile;
-  $("suggestion-summary").textContent = `Suggested for ${REGIMES[answer.regime] || answer.regime}: ${p.classes} classes, ` +
-    `${p.train_images} training images (the smallest class has ${p.smallest_class}), images about ${p.median_side} px.`;
+  $("suggestion-summary").textContent = t("Suggested for %(regime)s: %(classes)s classes, %(images)s training images "
+    + "(the smallest class has %(smallest)s), images about %(side)s px.", {
+    regime: REGIMES[answer.regime] || answer.regime, classes: formatNumber(p.classes), images: formatNumber(p.train_images),
+    smallest: formatNumber(p.smallest_class), side: formatNumber(p.median_side),
+  });
   const text = $("estimate-text");
   // Until a worker has timed this exact setting (a probe is on its way), look again every few seconds.
   if (answer.estimate_exact) probeRetries = 0;
   else if (probeRetries++ < 60) scheduleEstimate(5000);
   if (answer.estimate_seconds === null) {
-    text.textContent = "No worker has measured this model and image size yet: a worker is timing a few steps…";
+    text.textContent = t("No worker has measured this model and image size yet: a worker is timing a few steps…");
   } else {
-    const bound = answer.estimate_is_upper_bound ? "at most about" : "about";
-    const basis = answer.estimate_exact ? "measured" : "scaled from a measurement of a similar setting";
-    text.textContent = `Estimated time: ${bound} ${formatSeconds(answer.estimate_seconds)} on ${answer.measured_on} ` +
-      `(${answer.device || "cpu"}, ${basis}).`;
+    text.textContent = estimateText(answer);
   }
   const box = $("estimate-warning");
   box.hidden = !answer.warning;
   if (answer.warning) {
-    $("estimate-warning-text").textContent = `${answer.warning} Consider a cheaper run:`;
+    $("estimate-warning-text").textContent = t("%(warning)s Consider a cheaper run:", { warning: answer.warning });
     const list = $("estimate-alternatives");
     list.replaceChildren(...answer.alternatives.map((alternative) => {
       const button = document.createElement("button");
       button.type = "button";
       button.className = "button";
-      const time = alternative.estimate_seconds === null ? "" : ` (about ${formatSeconds(alternative.estimate_seconds)})`;
-      button.textContent = alternative.label + time;
+      button.textContent = alternative.estimate_seconds === null ? alternative.label
+        : t("%(label)s (about %(time)s)", { label: alternative.label, time: formatSeconds(alternative.estimate_seconds) });
       button.addEventListener("click", () => {
         for (const [name, value] of Object.entries(alternative.options)) {
           const el = form.elements[name];
@@ -140,7 +151,7 @@ async function loadSuggestion() {
   try {
     applySuggestion(await apiJson(`/api/datasets/${form.dataset.datasetId}/recommendation?${query}`));
   } catch (error) {
-    $("estimate-text").textContent = `No suggestion: ${error.message}`;
+    $("estimate-text").textContent = t("No suggestion: %(error)s", { error: error.message });
   }
 }
 
@@ -180,7 +191,7 @@ function payload() {
 const presets = JSON.parse(form.dataset.augmentationPresets || "{}");
 function showPreset() {
   const values = presets[form.elements.augmentation.value] || {};
-  form.querySelectorAll("[data-preset]").forEach((input) => { input.placeholder = `preset: ${values[input.dataset.preset]}`; });
+  form.querySelectorAll("[data-preset]").forEach((input) => { input.placeholder = t("preset: %(value)s", { value: String(values[input.dataset.preset]) }); });
 }
 form.elements.augmentation.addEventListener("change", showPreset);
 showPreset();
@@ -191,9 +202,9 @@ function showHeadOnly() {
   const frozen = form.elements.freeze_backbone.checked;
   headOnlyNote.hidden = !frozen;
   headOnlyNote.textContent = form.elements.augmentation.value === "none"
-    ? "Fast path: the backbone's features are computed once (and cached for later jobs), then the head trains on them in seconds per epoch."
-    : "With a frozen backbone and augmentation “None”, the head trains on features computed once, in seconds per epoch; "
-      + "augmentation that changes pixels turns that fast path off.";
+    ? t("Fast path: the backbone's features are computed once (and cached for later jobs), then the head trains on them in seconds per epoch.")
+    : t("With a frozen backbone and augmentation “None”, the head trains on features computed once, in seconds per epoch; "
+      + "augmentation that changes pixels turns that fast path off.");
 }
 form.elements.freeze_backbone.addEventListener("change", showHeadOnly);
 form.elements.augmentation.addEventListener("change", showHeadOnly);

@@ -1,6 +1,7 @@
 // Dataset upload: a folder (picker or drag and drop) or a .zip, sent with a progress bar.
 
 import { csrfHeaders, show } from "./api.js";
+import { formatBytes, formatNumber, t } from "./i18n.js";
 
 const form = document.getElementById("upload-form");
 const dropzone = document.getElementById("dropzone");
@@ -29,15 +30,11 @@ function choose(value) {
   } else {
     const bytes = value.files.reduce((sum, item) => sum + item.file.size, 0);
     const top = value.files.length ? value.files[0].path.split("/")[0] : "";
-    selection.textContent = `${value.files.length} files from “${top}” · ${formatBytes(bytes)}`;
+    selection.textContent = t("%(count)s files from “%(folder)s” · %(size)s", {
+      count: formatNumber(value.files.length), folder: top, size: formatBytes(bytes),
+    });
   }
   button.disabled = false;
-}
-
-function formatBytes(bytes) {
-  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
-  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
-  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
 }
 
 folderInput.addEventListener("change", () => {
@@ -87,11 +84,11 @@ dropzone.addEventListener("drop", async (event) => {
   }
   if (entries.length === 0) {
     choose(null);
-    show(errorBox, "Drop a folder of class folders, or a .zip archive.");
+    show(errorBox, t("Drop a folder of class folders, or a .zip archive."));
     return;
   }
   const files = [];
-  selection.textContent = "Reading the folder…";
+  selection.textContent = t("Reading the folder…");
   for (const entry of entries) await walk(entry, files);
   choose(files.length ? { kind: "files", files } : null);
 });
@@ -121,27 +118,28 @@ form.addEventListener("submit", (event) => {
   request.setRequestHeader("Accept", "application/json");
   for (const [name, value] of Object.entries(csrfHeaders())) request.setRequestHeader(name, value);
   request.upload.addEventListener("progress", (e) => {
-    if (e.lengthComputable) setProgress(e.loaded / e.total, `Uploading… ${Math.round((100 * e.loaded) / e.total)}%`);
+    if (e.lengthComputable) setProgress(e.loaded / e.total, t("Uploading… %(percent)s%%", { percent: Math.round((100 * e.loaded) / e.total) }));
   });
-  request.upload.addEventListener("load", () => setProgress(null, "Checking every image…"));
+  request.upload.addEventListener("load", () => setProgress(null, t("Checking every image…")));
   request.addEventListener("load", () => {
     let body = null;
     try { body = JSON.parse(request.responseText); } catch { body = null; }
     if (request.status === 201 || request.status === 202) {
-      setProgress(1, request.status === 201 ? `Done: ${body.num_images} images in ${body.classes.length} classes`
-        : "Uploaded; checking the images…");
+      setProgress(1, request.status === 201
+        ? t("Done: %(images)s images in %(classes)s classes", { images: formatNumber(body.num_images), classes: formatNumber(body.classes.length) })
+        : t("Uploaded; checking the images…"));
       window.location.assign(`/datasets/${body.id}`);
       return;
     }
     progress.hidden = true;
     button.disabled = false;
-    show(errorBox, body && body.error ? body.error : `Upload failed (${request.status}).`);
+    show(errorBox, body && body.error ? body.error : t("Upload failed (%(status)s).", { status: request.status }));
   });
   request.addEventListener("error", () => {
     progress.hidden = true;
     button.disabled = false;
-    show(errorBox, "The upload was interrupted: is the server still running?");
+    show(errorBox, t("The upload was interrupted: is the server still running?"));
   });
-  setProgress(0, "Uploading… 0%");
+  setProgress(0, t("Uploading… %(percent)s%%", { percent: 0 }));
   request.send(buildForm());
 });

@@ -1,7 +1,9 @@
 // The users page (admins): add teammates, change roles, reset passwords, remove accounts.
 import { apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
+import { t } from "./i18n.js";
 
 const ROLES = ["viewer", "member", "admin"];
+const ROLE_LABELS = { viewer: t("viewer"), member: t("member"), admin: t("admin") };
 const table = document.querySelector("#user-table tbody");
 const form = document.getElementById("user-form");
 const errorBox = document.getElementById("user-error");
@@ -29,8 +31,8 @@ function row(user) {
   tr.dataset.user = user.username;
   const role = document.createElement("select");
   role.className = "user-role";
-  role.setAttribute("aria-label", `Role of ${user.username}`);
-  for (const name of ROLES) role.append(new Option(name, name, false, name === user.role));
+  role.setAttribute("aria-label", t("Role of %(name)s", { name: user.username }));
+  for (const name of ROLES) role.append(new Option(ROLE_LABELS[name], name, false, name === user.role));
   role.addEventListener("change", async () => {
     errorBox.hidden = true;
     try {
@@ -45,15 +47,15 @@ function row(user) {
   const actions = document.createElement("div");
   actions.className = "row-actions";
   actions.append(
-    button("New password", "reset-password", async () => {
-      const password = window.prompt(`New password for ${user.username} (at least 8 characters):`);
+    button(t("New password"), "reset-password", async () => {
+      const password = window.prompt(t("New password for %(name)s (at least 8 characters):", { name: user.username }));
       if (!password) return;
       await apiJson(`/api/users/${user.id}`, {
         method: "PATCH", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ password }),
       });
     }),
-    button("Remove", "danger remove-user", async () => {
-      if (!window.confirm(`Remove ${user.username}? Their API tokens stop working at once.`)) return;
+    button(t("Remove"), "danger remove-user", async () => {
+      if (!window.confirm(t("Remove %(name)s? Their API tokens stop working at once.", { name: user.username }))) return;
       await apiJson(`/api/users/${user.id}`, { method: "DELETE" });
     }),
   );
