@@ -48,8 +48,8 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 class BundleRejected(StudioError):
     """A bundle that is missing, fails its sha256 check, or uses a rule this version does not know."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("model_bundle_rejected", message)
+    def __init__(self, message: str, params: dict | None = None) -> None:
+        super().__init__("model_bundle_rejected", message, params)
 
 
 @dataclass(frozen=True)
@@ -226,21 +226,22 @@ def read_meta(folder: Path) -> dict:
     try:
         return json.loads((folder / "meta.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        raise BundleRejected(f"The bundle in {folder.name} has no readable meta.json.") from None
+        raise BundleRejected("The bundle in %(folder)s has no readable meta.json.", {"folder": folder.name}) from None
 
 
 def read_bundle(folder: Path) -> Bundle:
     """Read meta.json and check every file's sha256 and the format; raise BundleRejected naming the fault."""
     meta = read_meta(folder)
     if meta.get("format") != BUNDLE_FORMAT:
-        raise BundleRejected(f"The bundle format {meta.get('format')!r} is not known to this version.")
+        raise BundleRejected("The bundle format %(format)s is not known to this version.",
+                             {"format": repr(meta.get("format"))})
     files = meta.get("files") or {}
     for name in (*MODEL_FILES, *files):
         path = folder / name
         if name not in files or not path.is_file() or file_digest(path) != files[name]:
-            raise BundleRejected(f"The bundle failed its integrity check: {name} is missing or does not "
-                                 "match its sha256.")
+            raise BundleRejected("The bundle failed its integrity check: %(file)s is missing or does not "
+                                 "match its sha256.", {"file": name})
     try:
         return Bundle(folder, list(meta["classes"]), Preprocess.from_meta(meta["preprocess"]), meta)
     except (KeyError, TypeError, ValueError) as exc:
-        raise BundleRejected(f"The bundle's meta.json is incomplete: {exc}.") from None
+        raise BundleRejected("The bundle's meta.json is incomplete: %(problem)s.", {"problem": str(exc)}) from None

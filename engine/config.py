@@ -16,8 +16,8 @@ NULLABLE = frozenset({"learning_rate", "image_size", "teacher_version", "init_ve
 class ConfigError(StudioError):
     """A bad training option; `field` names it for the form and the API."""
 
-    def __init__(self, field: str, message: str, code: str = "invalid_option") -> None:
-        super().__init__(code, message, field=field)
+    def __init__(self, field: str, message: str, params: dict | None = None, code: str = "invalid_option") -> None:
+        super().__init__(code, message, params, field=field)
         self.field = field
 
 
@@ -102,11 +102,12 @@ class TrainConfig:
         values = {}
         for name, value in data.items():
             if name not in _TYPES:
-                raise ConfigError(name, f"'{name}' is not a training option; the options are: "
-                                        f"{', '.join(_TYPES)}.", code="unknown_option")
+                raise ConfigError(name, "'%(name)s' is not a training option; the options are: %(options)s.",
+                                  {"name": name, "options": ", ".join(_TYPES)}, code="unknown_option")
             if value is None:
                 if name not in NULLABLE:
-                    raise ConfigError(name, f"'{name}' cannot be null; leave it out to use the default.")
+                    raise ConfigError(name, "'%(name)s' cannot be null; leave it out to use the default.",
+                                      {"name": name})
                 continue
             values[name] = _coerce(name, value)
         config = cls(**values)
@@ -114,37 +115,55 @@ class TrainConfig:
         return config
 
     def validate(self) -> None:
-        _check(self.backbone in BACKBONES, "backbone", f"Choose one of: {', '.join(BACKBONES)}.")
-        _check(self.optimizer in OPTIMIZERS, "optimizer", f"Choose one of: {', '.join(OPTIMIZERS)}.")
-        _check(1 <= self.epochs <= 500, "epochs", "Epochs must be between 1 and 500.")
-        _check(1 <= self.batch_size <= 1024, "batch_size", "Batch size must be between 1 and 1024.")
-        _check(32 <= self.image_size <= 512 and self.image_size % 8 == 0, "image_size",
-               "Image size must be a multiple of 8 between 32 and 512.")
-        lr = self.resolved_learning_rate()
-        _check(0 < lr <= 1, "learning_rate", "Learning rate must be above 0 and at most 1.")
-        _check(0 <= self.label_smoothing < 0.5, "label_smoothing", "Label smoothing must be in [0, 0.5).")
-        _check(0 <= self.early_stopping_patience <= 100, "early_stopping_patience",
-               "Patience must be between 0 (off) and 100 epochs.")
-        _check(0 <= self.weight_decay <= 0.1, "weight_decay", "Weight decay must be between 0 and 0.1.")
-        _check(0 <= self.warmup_epochs <= self.epochs, "warmup_epochs", "Warm-up cannot exceed the epochs.")
-        _check(0 < self.grad_clip <= 100, "grad_clip", "Gradient clipping must be between 0 and 100.")
-        _check(0 <= self.seed < 2**32, "seed", "The seed must be a whole number from 0 to 4294967295.")
-        _check(self.augmentation in PRESETS, "augmentation", f"Choose one of: {', '.join(PRESETS)}.")
-        _check(0 <= self.randaugment_n <= 5, "randaugment_n", "RandAugment operations must be between 0 (off) and 5.")
-        _check(0 <= self.randaugment_m <= MAX_MAGNITUDE, "randaugment_m",
-               f"RandAugment magnitude must be between 0 and {MAX_MAGNITUDE}.")
-        _check(0 <= self.random_erasing <= 1, "random_erasing", "Random erasing is a probability from 0 to 1.")
-        _check(0 <= self.mixup_alpha <= 4, "mixup_alpha", "Mixup alpha must be between 0 (off) and 4.")
-        _check(0 <= self.cutmix_alpha <= 4, "cutmix_alpha", "CutMix alpha must be between 0 (off) and 4.")
-        _check(self.teacher_version is None or 1 <= self.teacher_version < 2**63, "teacher_version",
-               "The teacher must be a model version number.")
-        _check(self.init_version is None or 1 <= self.init_version < 2**63, "init_version",
-               "'init_version' must be a model version number.")
-        _check(0 <= self.int8_max_accuracy_drop <= 100, "int8_max_accuracy_drop",
-               "The int8 accuracy bound is in percentage points, from 0 to 100.")
-        _check(1 <= self.distill_temperature <= 20, "distill_temperature",
-               "The distillation temperature must be between 1 and 20.")
-        _check(0 <= self.distill_weight <= 1, "distill_weight", "The distillation weight must be between 0 and 1.")
+        """Check every option's range; raise ConfigError naming the first one outside it."""
+        if self.backbone not in BACKBONES:
+            raise ConfigError("backbone", "Choose one of: %(options)s.", {"options": ", ".join(BACKBONES)})
+        if self.optimizer not in OPTIMIZERS:
+            raise ConfigError("optimizer", "Choose one of: %(options)s.", {"options": ", ".join(OPTIMIZERS)})
+        if not 1 <= self.epochs <= 500:
+            raise ConfigError("epochs", "Epochs must be between 1 and 500.")
+        if not 1 <= self.batch_size <= 1024:
+            raise ConfigError("batch_size", "Batch size must be between 1 and 1024.")
+        if not (32 <= self.image_size <= 512 and self.image_size % 8 == 0):
+            raise ConfigError("image_size", "Image size must be a multiple of 8 between 32 and 512.")
+        if not 0 < self.resolved_learning_rate() <= 1:
+            raise ConfigError("learning_rate", "Learning rate must be above 0 and at most 1.")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ConfigError("label_smoothing", "Label smoothing must be in [0, 0.5).")
+        if not 0 <= self.early_stopping_patience <= 100:
+            raise ConfigError("early_stopping_patience", "Patience must be between 0 (off) and 100 epochs.")
+        if not 0 <= self.weight_decay <= 0.1:
+            raise ConfigError("weight_decay", "Weight decay must be between 0 and 0.1.")
+        if not 0 <= self.warmup_epochs <= self.epochs:
+            raise ConfigError("warmup_epochs", "Warm-up cannot exceed the epochs.")
+        if not 0 < self.grad_clip <= 100:
+            raise ConfigError("grad_clip", "Gradient clipping must be between 0 and 100.")
+        if not 0 <= self.seed < 2**32:
+            raise ConfigError("seed", "The seed must be a whole number from 0 to 4294967295.")
+        if self.augmentation not in PRESETS:
+            raise ConfigError("augmentation", "Choose one of: %(options)s.", {"options": ", ".join(PRESETS)})
+        if not 0 <= self.randaugment_n <= 5:
+            raise ConfigError("randaugment_n", "RandAugment operations must be between 0 (off) and 5.")
+        if not 0 <= self.randaugment_m <= MAX_MAGNITUDE:
+            raise ConfigError("randaugment_m", "RandAugment magnitude must be between 0 and %(max)s.",
+                              {"max": MAX_MAGNITUDE})
+        if not 0 <= self.random_erasing <= 1:
+            raise ConfigError("random_erasing", "Random erasing is a probability from 0 to 1.")
+        if not 0 <= self.mixup_alpha <= 4:
+            raise ConfigError("mixup_alpha", "Mixup alpha must be between 0 (off) and 4.")
+        if not 0 <= self.cutmix_alpha <= 4:
+            raise ConfigError("cutmix_alpha", "CutMix alpha must be between 0 (off) and 4.")
+        if not (self.teacher_version is None or 1 <= self.teacher_version < 2**63):
+            raise ConfigError("teacher_version", "The teacher must be a model version number.")
+        if not (self.init_version is None or 1 <= self.init_version < 2**63):
+            raise ConfigError("init_version", "'init_version' must be a model version number.")
+        if not 0 <= self.int8_max_accuracy_drop <= 100:
+            raise ConfigError("int8_max_accuracy_drop",
+                              "The int8 accuracy bound is in percentage points, from 0 to 100.")
+        if not 1 <= self.distill_temperature <= 20:
+            raise ConfigError("distill_temperature", "The distillation temperature must be between 1 and 20.")
+        if not 0 <= self.distill_weight <= 1:
+            raise ConfigError("distill_weight", "The distillation weight must be between 0 and 1.")
 
 
 _TYPES = {f.name: f.type for f in fields(TrainConfig)}
@@ -159,21 +178,21 @@ def _coerce(name: str, value):
             return True
         if value in ("false", "off", "0", 0):
             return False
-        raise ConfigError(name, f"'{name}' must be true or false.")
+        raise ConfigError(name, "'%(name)s' must be true or false.", {"name": name})
     if kind == "int":
         if isinstance(value, bool) or not _is_integral(value):
-            raise ConfigError(name, f"'{name}' must be a whole number.")
+            raise ConfigError(name, "'%(name)s' must be a whole number.", {"name": name})
         return value if isinstance(value, int) else int(float(value))
     if kind == "float":
         try:
             number = float(value)
         except (TypeError, ValueError, OverflowError):
-            raise ConfigError(name, f"'{name}' must be a number.") from None
+            raise ConfigError(name, "'%(name)s' must be a number.", {"name": name}) from None
         if isinstance(value, bool) or number != number or number in (float("inf"), float("-inf")):
-            raise ConfigError(name, f"'{name}' must be a number.")
+            raise ConfigError(name, "'%(name)s' must be a number.", {"name": name})
         return number
     if not isinstance(value, str):
-        raise ConfigError(name, f"'{name}' must be text.")
+        raise ConfigError(name, "'%(name)s' must be text.", {"name": name})
     return value.strip().lower()
 
 
@@ -182,8 +201,3 @@ def _is_integral(value) -> bool:
         return float(value) == int(float(value))
     except (TypeError, ValueError, OverflowError):
         return False
-
-
-def _check(condition: bool, field: str, message: str) -> None:
-    if not condition:
-        raise ConfigError(field, message)

@@ -12,7 +12,8 @@ from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 from engine.errors import StudioError
 
 ACCEPTED_FORMATS = {"JPEG": "jpg", "PNG": "png", "GIF": "gif", "BMP": "bmp", "WEBP": "webp"}
-_FORMAT_LIST = "JPEG, PNG, GIF, BMP or WEBP"
+# What a refusal names as accepted: "JPEG, PNG, GIF, BMP" and "WEBP" (the message puts the "or" between).
+_FORMATS = {"formats": ", ".join(list(ACCEPTED_FORMATS)[:-1]), "last": list(ACCEPTED_FORMATS)[-1]}
 # A longer side beyond 20x the shorter is a strip, not a photo: resizing its shorter side to the model's
 # size would make the longer side (and the memory and time) explode.
 MAX_ASPECT_RATIO = 20
@@ -37,14 +38,16 @@ def open_checked(data: bytes, max_pixels: int, draft: int | None = None) -> tupl
     try:
         image = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
-        raise ImageRejected("not_an_image", f"The file is not an image; send a {_FORMAT_LIST}.") from None
+        raise ImageRejected("not_an_image", "The file is not an image; send a %(formats)s or %(last)s.",
+                            _FORMATS) from None
     except Image.DecompressionBombError:
         raise ImageRejected("image_too_large", "The image has too many pixels to be decoded safely.") from None
     except _DECODE_ERRORS:
         raise _corrupt() from None
     if image.format not in ACCEPTED_FORMATS:
         raise ImageRejected("unsupported_image_format",
-                            f"{image.format} images are not supported; send a {_FORMAT_LIST}.")
+                            "%(format)s images are not supported; send a %(formats)s or %(last)s.",
+                            {"format": image.format, **_FORMATS})
     width, height = image.size
     check_geometry(width, height, max_pixels)
     try:
@@ -61,11 +64,13 @@ def open_checked(data: bytes, max_pixels: int, draft: int | None = None) -> tupl
 def check_geometry(width: int, height: int, max_pixels: int | None = None) -> None:
     """Bound the work an image implies before it is decoded or resized: its pixels and its aspect ratio."""
     if max_pixels is not None and width * height > max_pixels:
-        raise ImageRejected("image_too_large", f"The image is {width}x{height} pixels; the limit is "
-                                               f"{max_pixels / 1e6:g} megapixels.")
+        raise ImageRejected("image_too_large", "The image is %(width)sx%(height)s pixels; the limit is "
+                                               "%(megapixels)s megapixels.",
+                            {"width": width, "height": height, "megapixels": format(max_pixels / 1e6, "g")})
     if min(width, height) < 1 or max(width, height) > MAX_ASPECT_RATIO * min(width, height):
-        raise ImageRejected("image_aspect_ratio", f"The image is {width}x{height} pixels; an image whose longer side is "
-                                                  f"over {MAX_ASPECT_RATIO} times its shorter side is not accepted.")
+        raise ImageRejected("image_aspect_ratio", "The image is %(width)sx%(height)s pixels; an image whose longer "
+                                                  "side is over %(ratio)s times its shorter side is not accepted.",
+                            {"width": width, "height": height, "ratio": MAX_ASPECT_RATIO})
 
 
 ORIENTATION_TAG = ExifTags.Base.Orientation

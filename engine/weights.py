@@ -23,8 +23,8 @@ ZOO = "https://paddle-hapi.bj.bcebos.com/models/"
 class PretrainedWeightsMissing(StudioError):
     """Weights are not in the cache and cannot be downloaded."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__("pretrained_weights_missing", message)
+    def __init__(self, message: str, params: dict | None = None) -> None:
+        super().__init__("pretrained_weights_missing", message, params)
 
 
 def weights_dir() -> Path:
@@ -55,15 +55,17 @@ def ensure_weights(backbone: str) -> Path:
     if path.is_file():
         return path
     file_name, md5 = BACKBONES[backbone].weights_file, BACKBONES[backbone].weights_md5
-    how = (f"Place '{file_name}' in {weights_dir()} (or run `python -m engine.weights import "
-           f"{backbone} FILE`), or train without pretrained weights.")
+    where = {"backbone": backbone, "file": file_name, "folder": str(weights_dir())}
     if md5 is None:
-        raise PretrainedWeightsMissing(f"No pretrained weights for {backbone} on this machine. {how}")
+        raise PretrainedWeightsMissing(
+            "No pretrained weights for %(backbone)s on this machine. Place '%(file)s' in %(folder)s (or run "
+            "`python -m engine.weights import %(backbone)s FILE`), or train without pretrained weights.", where)
     url = ZOO + file_name
     if not _reachable(url):
         raise PretrainedWeightsMissing(
-            f"Pretrained weights for {backbone} are not on this machine and Paddle's model zoo cannot be "
-            f"reached. {how}")
+            "Pretrained weights for %(backbone)s are not on this machine and Paddle's model zoo cannot be "
+            "reached. Place '%(file)s' in %(folder)s (or run `python -m engine.weights import %(backbone)s "
+            "FILE`), or train without pretrained weights.", where)
     from paddle.utils.download import get_weights_path_from_url
 
     return Path(get_weights_path_from_url(url, md5))

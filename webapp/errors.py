@@ -97,11 +97,19 @@ def id_in_range(ident: int) -> bool:
 
 
 def get_or_404(model, ident: int, label: str, **details):
-    """The row of `model` with primary key `ident`, or a `<label>_not_found` error that names it."""
+    """The row of `model` with primary key `ident`, or a `<label>_not_found` error that names it.
+
+    `label` is one of the labels below: each has its own sentence, so that each is translated whole."""
     row = db.session.get(model, ident) if id_in_range(ident) else None
     if row is None:
-        code = label.lower().replace(" ", "_") + "_not_found"
-        raise StudioError(code, f"{label} {ident} does not exist.", **details)
+        code, params = label.lower().replace(" ", "_") + "_not_found", {"id": ident}
+        raise {"Dataset": lambda: StudioError(code, "Dataset %(id)s does not exist.", params, **details),
+               "Evaluation": lambda: StudioError(code, "Evaluation %(id)s does not exist.", params, **details),
+               "Feedback": lambda: StudioError(code, "Feedback %(id)s does not exist.", params, **details),
+               "Image": lambda: StudioError(code, "Image %(id)s does not exist.", params, **details),
+               "Job": lambda: StudioError(code, "Job %(id)s does not exist.", params, **details),
+               "Token": lambda: StudioError(code, "Token %(id)s does not exist.", params, **details),
+               "User": lambda: StudioError(code, "User %(id)s does not exist.", params, **details)}[label]()
     return row
 
 

@@ -51,7 +51,7 @@ def revoke_token(token_id: int):
     user = _signed_in_user()
     token = get_or_404(ApiToken, token_id, "Token")
     if token.user_id != user.id:
-        raise StudioError("token_not_found", f"Token {token_id} does not exist.")
+        raise StudioError("token_not_found", "Token %(id)s does not exist.", {"id": token_id})
     db.session.delete(token)
     db.session.commit()
     return jsonify({"revoked": token_id})
@@ -75,7 +75,7 @@ def update_user(user_id: int):
     payload = _json_object()
     unknown = sorted(set(payload) - {"role", "password"})
     if unknown:
-        raise StudioError("unknown_option", f"Unknown field '{unknown[0]}'.", field=unknown[0])
+        raise StudioError("unknown_option", "Unknown field '%(name)s'.", {"name": unknown[0]}, field=unknown[0])
     user = services.update_user(get_or_404(User, user_id, "User"), payload.get("role"), payload.get("password"))
     return jsonify(services.user_json(user))
 

@@ -150,7 +150,8 @@ def _check_role():
         target = "accounts.setup" if services.user_count() == 0 and from_loopback() else "accounts.sign_in"
         return redirect(url_for(target, next=quote(request.full_path.rstrip("?"), safe="/?=&")))
     if not policy.role_allows(role, needed):
-        raise StudioError("forbidden", f"Your role ({role}) cannot do this; it needs {needed}. Ask an admin.")
+        raise StudioError("forbidden", "Your role (%(role)s) cannot do this; it needs %(needed)s. Ask an admin.",
+                          {"role": role, "needed": needed})
     return None
 
 

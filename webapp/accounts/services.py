@@ -28,7 +28,8 @@ def _clean_username(username) -> str:
         raise StudioError("missing_field", "Give a user name.", field="username")
     username = username.strip()
     if len(username) > MAX_USERNAME:
-        raise StudioError("invalid_field", f"User names are at most {MAX_USERNAME} characters.", field="username")
+        raise StudioError("invalid_field", "User names are at most %(max)s characters.", {"max": MAX_USERNAME},
+                          field="username")
     if not username.isprintable() or any(ch.isspace() for ch in username) or "/" in username:
         raise StudioError("invalid_field", "User names cannot contain spaces, slashes or control characters.",
                           field="username")
@@ -37,15 +38,18 @@ def _clean_username(username) -> str:
 
 def _check_password(password) -> str:
     if not isinstance(password, str) or len(password) < MIN_PASSWORD:
-        raise StudioError("invalid_field", f"Passwords need at least {MIN_PASSWORD} characters.", field="password")
+        raise StudioError("invalid_field", "Passwords need at least %(min)s characters.", {"min": MIN_PASSWORD},
+                          field="password")
     if len(password) > MAX_PASSWORD:
-        raise StudioError("invalid_field", f"Passwords are at most {MAX_PASSWORD} characters.", field="password")
+        raise StudioError("invalid_field", "Passwords are at most %(max)s characters.", {"max": MAX_PASSWORD},
+                          field="password")
     return password
 
 
 def _check_role(role) -> str:
     if role not in ROLES:
-        raise StudioError("invalid_field", f"The role must be one of {', '.join(ROLES)}.", field="role")
+        raise StudioError("invalid_field", "The role must be one of %(options)s.", {"options": ", ".join(ROLES)},
+                          field="role")
     return role
 
 
@@ -60,7 +64,7 @@ def find_user(username: str) -> User | None:
 def create_user(username, password, role) -> User:
     username, password, role = _clean_username(username), _check_password(password), _check_role(role)
     if find_user(username) is not None:
-        raise StudioError("invalid_field", f"The user name '{username}' is taken.", field="username")
+        raise StudioError("invalid_field", "The user name '%(name)s' is taken.", {"name": username}, field="username")
     user = User(username=username, password_hash=generate_password_hash(password), role=role)
     db.session.add(user)
     db.session.commit()
@@ -123,8 +127,8 @@ def create_token(user: User, name) -> tuple[ApiToken, str]:
         raise StudioError("missing_field", "Name the token, e.g. after the script that will use it.", field="name")
     name = name.strip()
     if len(name) > MAX_TOKEN_NAME or not name.isprintable():
-        raise StudioError("invalid_field", f"Token names are at most {MAX_TOKEN_NAME} printable characters.",
-                          field="name")
+        raise StudioError("invalid_field", "Token names are at most %(max)s printable characters.",
+                          {"max": MAX_TOKEN_NAME}, field="name")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(secret), prefix=secret[:10])
     db.session.add(token)

@@ -73,23 +73,19 @@ def _is_symlink(info: zipfile.ZipInfo) -> bool:
 
 def _check_bomb(infos: list[zipfile.ZipInfo], limits: dict) -> None:
     if len(infos) > limits["max_entries"]:
-        raise StudioError("archive_too_large",
-                          f"The archive holds {len(infos)} entries; the limit is {limits['max_entries']}.")
+        raise StudioError("archive_too_large", "The archive holds %(count)s entries; the limit is %(max)s.",
+                          {"count": len(infos), "max": limits["max_entries"]})
     total = sum(info.file_size for info in infos)
     if total > limits["max_total_bytes"]:
-        raise StudioError(
-            "archive_too_large",
-            f"The archive unpacks to {total / 2**20:.0f} MB; the limit is "
-            f"{limits['max_total_bytes'] / 2**20:.0f} MB.",
-        )
+        raise StudioError("archive_too_large", "The archive unpacks to %(mb)s MB; the limit is %(max_mb)s MB.",
+                          {"mb": format(total / 2**20, ".0f"),
+                           "max_mb": format(limits["max_total_bytes"] / 2**20, ".0f")})
     for info in infos:
         ratio = info.file_size / max(info.compress_size, 1)
         if info.file_size > 1_000_000 and ratio > limits["max_ratio"]:
-            raise StudioError(
-                "zip_bomb",
-                f"'{_zip_name(info)}' is compressed {ratio:.0f}:1, which only a zip bomb does; "
-                "the archive was refused.",
-            )
+            raise StudioError("zip_bomb", "'%(name)s' is compressed %(ratio)s:1, which only a zip bomb does; "
+                                          "the archive was refused.",
+                              {"name": _zip_name(info), "ratio": format(ratio, ".0f")})
 
 
 def zip_entries(stream: IO[bytes], limits: dict) -> tuple[list[Entry], list[Refusal]]:
@@ -124,7 +120,8 @@ def file_entries(files: Iterable[tuple[str, Path]], limits: dict) -> tuple[list[
     """Entries of a folder upload, given as (relative path as sent, where the received file is stored)."""
     files = list(files)
     if len(files) > limits["max_entries"]:
-        raise StudioError("archive_too_large", f"{len(files)} files were sent; the limit is {limits['max_entries']}.")
+        raise StudioError("archive_too_large", "%(count)s files were sent; the limit is %(max)s.",
+                          {"count": len(files), "max": limits["max_entries"]})
     entries: list[Entry] = []
     refused: list[Refusal] = []
     for name, stored in files:

@@ -116,13 +116,17 @@ def _check_classes(result: IngestResult) -> None:
     if not result.images:
         raise StudioError("no_usable_images", "No usable images were found in the upload.", rejected=result.rejected)
     counts = Counter(image.class_name for image in result.images if image.split != "test")
+    if not counts:
+        raise StudioError("too_few_classes", "A dataset needs at least 2 classes; found 0 (none).",
+                          rejected=result.rejected)
     if len(counts) < 2:
-        names = ", ".join(f"'{name}'" for name in counts) or "none"
-        raise StudioError("too_few_classes", f"A dataset needs at least 2 classes; found {len(counts)} ({names}).",
+        raise StudioError("too_few_classes", "A dataset needs at least 2 classes; found %(count)s (%(names)s).",
+                          {"count": len(counts), "names": ", ".join(f"'{name}'" for name in counts)},
                           rejected=result.rejected)
     for name, count in sorted(counts.items()):
         if count < 2:
-            raise StudioError("class_too_small", f"Class '{name}' has {count} usable image; every class needs at least 2.",
+            raise StudioError("class_too_small", "Class '%(name)s' has %(count)s usable image; every class needs at "
+                                                 "least 2.", {"name": name, "count": count},
                               field="class", class_name=name, rejected=result.rejected)
     if result.duplicates:
         across = sum(1 for dup in result.duplicates if not dup["same_class"])
@@ -163,7 +167,8 @@ def _split_missing_val(result: IngestResult) -> None:
         )
     no_train = sorted({i.class_name for i in result.images if i.split == "val"} - set(by_class))
     if no_train:
-        raise StudioError("class_without_training_images", f"Class '{no_train[0]}' has validation images but no training images.",
+        raise StudioError("class_without_training_images", "Class '%(name)s' has validation images but no training "
+                                                           "images.", {"name": no_train[0]},
                           field="class", class_name=no_train[0])
 
 

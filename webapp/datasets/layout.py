@@ -48,23 +48,28 @@ def place(parts: list[str], split_layout: bool) -> Placement | str:
 
 
 def _checked(placement: Placement) -> Placement | str:
-    problem = class_name_problem(placement.class_name)
-    return f"the class folder's name {problem}" if problem else placement
+    rule = broken_class_name_rule(placement.class_name)
+    return f"the class folder's name {_BROKEN_RULE[rule]}" if rule else placement
 
 
 MAX_CLASS_NAME = 255
+# How a file's refusal words each rule of class names; the feedback form words them as its own errors.
+_BROKEN_RULE = {"empty": "is empty", "too_long": f"is longer than {MAX_CLASS_NAME} characters",
+                "slash": "contains a slash", "hidden": "starts with a dot (hidden folders are skipped)",
+                "control": "contains control characters"}
 
 
-def class_name_problem(name: str) -> str | None:
-    """Why `name` cannot be a class (a folder name in an upload), or None when it can."""
+def broken_class_name_rule(name: str) -> str | None:
+    """The rule that keeps `name` from being a class (a folder name in an upload), or None when it can be one:
+    "empty", "too_long", "slash", "hidden" or "control"."""
     if not name:
-        return "is empty"
+        return "empty"
     if len(name) > MAX_CLASS_NAME:
-        return f"is longer than {MAX_CLASS_NAME} characters"
+        return "too_long"
     if "/" in name or "\\" in name:
-        return "contains a slash"
+        return "slash"
     if name.startswith("."):
-        return "starts with a dot (hidden folders are skipped)"
+        return "hidden"
     if any(ord(char) < 32 or ord(char) == 127 for char in name):
-        return "contains control characters"
+        return "control"
     return None

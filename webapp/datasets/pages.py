@@ -42,6 +42,7 @@ def show(dataset_id: int):
 def thumbnail(dataset_id: int, image_id: int):
     image = get_or_404(DatasetImage, image_id, "Image")
     if image.dataset_id != dataset_id:
-        raise StudioError("image_not_found", f"Dataset {dataset_id} has no image {image_id}.")
+        raise StudioError("image_not_found", "Dataset %(dataset)s has no image %(image)s.",
+                          {"dataset": dataset_id, "image": image_id})
     path = data_dir().dataset(dataset_id) / "thumbs" / f"{image.sha256}.jpg"
     return send_file(path, mimetype="image/jpeg", max_age=86400)

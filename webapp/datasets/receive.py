@@ -82,7 +82,8 @@ class _Receiver:
             self.sink = open(self.folder / ARCHIVE, "wb")
         elif part.name == "files":
             if len(self.upload.files) >= self.max_files:
-                raise StudioError("archive_too_large", f"More than {self.max_files} files were sent.", field="files")
+                raise StudioError("archive_too_large", "More than %(max)s files were sent.", {"max": self.max_files},
+                                  field="files")
             self.sink = open(self.folder / FILES / str(len(self.upload.files)), "wb")
             self.upload.files.append(part.filename or "")
 
@@ -95,8 +96,8 @@ class _Receiver:
         elif self.text is not None:
             self.text.append(chunk)
             if sum(map(len, self.text)) > MAX_FIELD_BYTES:
-                raise StudioError("invalid_field", f"'{self.part.name[:40]}' is longer than {MAX_FIELD_BYTES} bytes.",
-                                  field=self.part.name[:40])
+                raise StudioError("invalid_field", "'%(name)s' is longer than %(max)s bytes.",
+                                  {"name": self.part.name[:40], "max": MAX_FIELD_BYTES}, field=self.part.name[:40])
             if not more and self.part.name == "name":
                 self.upload.name = b"".join(self.text).decode("utf-8", "replace")
 

@@ -30,14 +30,16 @@ def ready_dataset(dataset_id, field: str | None = None) -> Dataset:
     details = {"field": field} if field else {}
     dataset = get_or_404(Dataset, dataset_id, "Dataset", **details)
     if dataset.status != "ready":
-        raise StudioError("dataset_not_ready", f"Dataset '{dataset.name}' is not ready ({dataset.status}).", **details)
+        raise StudioError("dataset_not_ready", "Dataset '%(name)s' is not ready (%(status)s).",
+                          {"name": dataset.name, "status": dataset.status}, **details)
     return dataset
 
 
 def _clean_name(name: str | None, fallback: str) -> str:
     name = (name or "").strip() or fallback
     if len(name) > MAX_NAME_LENGTH:
-        raise StudioError("invalid_field", f"The name is longer than {MAX_NAME_LENGTH} characters.", field="name")
+        raise StudioError("invalid_field", "The name is longer than %(max)s characters.", {"max": MAX_NAME_LENGTH},
+                          field="name")
     if not name.isprintable():
         raise StudioError("invalid_field", "The name contains control characters.", field="name")
     return name
@@ -190,13 +192,14 @@ def _store(dataset: Dataset, result, staging: Path) -> None:
 def delete_dataset(dataset: Dataset) -> None:
     """Delete the rows first, then the files; refused while a job still needs the images."""
     if dataset.status == "processing":
-        raise StudioError("dataset_in_use", f"Dataset '{dataset.name}' is still being checked; delete it once it "
-                                            "is ready or has failed.")
+        raise StudioError("dataset_in_use", "Dataset '%(name)s' is still being checked; delete it once it "
+                                            "is ready or has failed.", {"name": dataset.name})
     active = db.session.scalar(select(func.count()).select_from(Job).where(
         Job.dataset_id == dataset.id, Job.status.in_(sorted(ACTIVE))))
     if active:
-        raise StudioError("dataset_in_use", f"Dataset '{dataset.name}' is used by {active} queued or running training "
-                               "job(s); cancel them or wait for them to finish first.")
+        raise StudioError("dataset_in_use", "Dataset '%(name)s' is used by %(count)s queued or running training "
+                                            "job(s); cancel them or wait for them to finish first.",
+                          {"name": dataset.name, "count": active})
     target = data_dir().dataset(dataset.id)
     db.session.delete(dataset)
     db.session.commit()

@@ -24,7 +24,8 @@ def _whole(name: str, low: int, high: int, default: int | None) -> int | None:
     if raw == "":
         return default
     if not raw.isdigit() or not low <= int(raw) <= high:
-        raise StudioError("invalid_field", f"'{name}' must be a whole number from {low} to {high}.", field=name)
+        raise StudioError("invalid_field", "'%(name)s' must be a whole number from %(low)s to %(high)s.",
+                          {"name": name, "low": low, "high": high}, field=name)
     return int(raw)
 
 

@@ -17,7 +17,7 @@ from engine.errors import StudioError
 from engine.images import ImageRejected
 from webapp.datasets.archive import Entry
 from webapp.datasets.images import check_image
-from webapp.datasets.layout import class_name_problem
+from webapp.datasets.layout import MAX_CLASS_NAME, broken_class_name_rule
 from webapp.datasets.services import dataset_from_entries
 from webapp.errors import get_or_404, id_in_range
 from webapp.extensions import db
@@ -43,8 +43,9 @@ def prediction_id_or_404(raw: str) -> str:
 def _gone(prediction_id: str) -> StudioError:
     minutes = current_app.config["FEEDBACK_HOLD_SECONDS"] / 60
     return StudioError("prediction_not_found",
-                       f"No recent prediction has the id '{prediction_id[:40]}'. Feedback is taken for answers of "
-                       f"the last {minutes:g} minutes; classify the image again to give feedback on it.")
+                       "No recent prediction has the id '%(id)s'. Feedback is taken for answers of "
+                       "the last %(minutes)s minutes; classify the image again to give feedback on it.",
+                       {"id": prediction_id[:40], "minutes": format(minutes, "g")})
 
 
 def _object(payload) -> dict:
@@ -57,8 +58,8 @@ def _verdict(payload: dict, predicted_class: str) -> tuple[bool, str | None]:
     """(correct, right class) from the request, checked against what the model answered."""
     unknown = sorted(set(payload) - {"correct", "label"})
     if unknown:
-        raise StudioError("unknown_option", f"Unknown field '{unknown[0]}'; send 'correct' and 'label'.",
-                          field=unknown[0])
+        raise StudioError("unknown_option", "Unknown field '%(name)s'; send 'correct' and 'label'.",
+                          {"name": unknown[0]}, field=unknown[0])
     correct = payload.get("correct")
     if not isinstance(correct, bool):
         raise StudioError("invalid_field", "'correct' must be true or false.", field="correct")
@@ -67,19 +68,34 @@ def _verdict(payload: dict, predicted_class: str) -> tuple[bool, str | None]:
         if not isinstance(label, str):
             raise StudioError("invalid_field", "'label' must be a class name (text) or null.", field="label")
         label = unicodedata.normalize("NFC", label.strip())
-        problem = class_name_problem(label)
-        if problem:
-            raise StudioError("invalid_field", f"The class name {problem}.", field="label")
+        rule = broken_class_name_rule(label)
+        if rule:
+            raise _label_refused(rule)
     if correct:
         if label is not None and label != predicted_class:
-            raise StudioError("conflicting_fields", f"The answer '{predicted_class}' was marked right but the class "
-                                                    f"given is '{label}'; send correct: false to correct it.",
-                              field="label")
+            raise StudioError("conflicting_fields", "The answer '%(predicted)s' was marked right but the class "
+                                                    "given is '%(label)s'; send correct: false to correct it.",
+                              {"predicted": predicted_class, "label": label}, field="label")
         return True, predicted_class
     if label == predicted_class:
-        raise StudioError("conflicting_fields", f"The right class given is the predicted one ('{label}'); "
-                                                "send correct: true instead.", field="label")
+        raise StudioError("conflicting_fields", "The right class given is the predicted one ('%(label)s'); "
+                                                "send correct: true instead.", {"label": label}, field="label")
     return False, label
+
+
+def _label_refused(rule: str) -> StudioError:
+    """The error for a corrected label that breaks `rule` of class names (see broken_class_name_rule)."""
+    if rule == "empty":
+        return StudioError("invalid_field", "The class name is empty.", field="label")
+    if rule == "too_long":
+        return StudioError("invalid_field", "The class name is longer than %(max)s characters.",
+                           {"max": MAX_CLASS_NAME}, field="label")
+    if rule == "slash":
+        return StudioError("invalid_field", "The class name contains a slash.", field="label")
+    if rule == "hidden":
+        return StudioError("invalid_field", "The class name starts with a dot (hidden folders are skipped).",
+                           field="label")
+    return StudioError("invalid_field", "The class name contains control characters.", field="label")
 
 
 def give_feedback(raw_id: str, payload, hold, by: str) -> tuple[Feedback, bool]:
@@ -205,7 +221,7 @@ def add_to_dataset(payload) -> tuple[Dataset, int]:
     payload = _object(payload)
     unknown = sorted(set(payload) - {"mode", "version", "name", "include"})
     if unknown:
-        raise StudioError("unknown_option", f"Unknown field '{unknown[0]}'.", field=unknown[0])
+        raise StudioError("unknown_option", "Unknown field '%(name)s'.", {"name": unknown[0]}, field=unknown[0])
     mode, include = payload.get("mode", "new"), payload.get("include", "corrections")
     if mode not in ("new", "append"):
         raise StudioError("invalid_field", "'mode' must be 'new' or 'append'.", field="mode")
@@ -215,7 +231,8 @@ def add_to_dataset(payload) -> tuple[Dataset, int]:
     if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
         raise StudioError("invalid_field", "'version' must be a model version number.", field="version")
     if version is not None and not id_in_range(version):
-        raise StudioError("model_version_not_found", f"Model version {version} does not exist.", field="version")
+        raise StudioError("model_version_not_found", "Model version %(version)s does not exist.", {"version": version},
+                          field="version")
     name = payload.get("name")
     if name is not None and not isinstance(name, str):
         raise StudioError("invalid_field", "'name' must be text.", field="name")
@@ -233,9 +250,7 @@ def add_to_dataset(payload) -> tuple[Dataset, int]:
         query = query.where(Feedback.version == version)
     rows = [row for row in db.session.scalars(query) if (data_dir().feedback / row.image_name).is_file()]
     if not rows:
-        what = "corrected images" if include == "corrections" else "images with feedback"
-        raise StudioError("no_feedback_images", f"There are no {what} to add yet"
-                          + (f" for version {version}." if version is not None else "."))
+        raise _nothing_to_add(include, version)
     folder = data_dir().feedback
     entries = []
     if source is not None:
@@ -261,9 +276,23 @@ def _source_dataset(version: int) -> Dataset:
     row = get_version_or_404(version)
     dataset = db.session.get(Dataset, row.dataset_id) if row.dataset_id is not None else None
     if dataset is None or dataset.status != "ready":
-        raise StudioError("source_dataset_gone", f"The dataset version {version} was trained on has been deleted; "
-                                                 "add the images to a new dataset instead.", field="version")
+        raise StudioError("source_dataset_gone", "The dataset version %(version)s was trained on has been deleted; "
+                                                 "add the images to a new dataset instead.", {"version": version},
+                          field="version")
     return dataset
+
+
+def _nothing_to_add(include: str, version: int | None) -> StudioError:
+    """The error when no kept image matches what was asked for (`include`, and `version` when named)."""
+    if version is None:
+        if include == "corrections":
+            return StudioError("no_feedback_images", "There are no corrected images to add yet.")
+        return StudioError("no_feedback_images", "There are no images with feedback to add yet.")
+    if include == "corrections":
+        return StudioError("no_feedback_images", "There are no corrected images to add yet for version %(version)s.",
+                           {"version": version})
+    return StudioError("no_feedback_images", "There are no images with feedback to add yet for version %(version)s.",
+                       {"version": version})
 
 
 def purge(payload) -> dict:

@@ -39,8 +39,8 @@ def index():
     status = request.args.get("status")
     if status:
         if status not in STATUSES:
-            raise StudioError("invalid_field", f"'status' must be one of: {', '.join(JobStatus)}.",
-                              field="status")
+            raise StudioError("invalid_field", "'status' must be one of: %(options)s.",
+                              {"options": ", ".join(JobStatus)}, field="status")
         query = query.where(Job.status == status)
     positions = services.queue_positions()
     return jsonify({"jobs": [services.job_summary(job, positions) for job in db.session.scalars(query)]})
@@ -126,9 +126,11 @@ def _stream_slot(job_id: int) -> events.StreamSlot:
     slot = slots.acquire(g.get("caller_key") or request.remote_addr or "")
     if slot is None:
         after_this_request(_retry_later)
-        raise StudioError("too_many_streams", f"Too many live event streams are open (at most {slots.per_caller} "
-                          f"per caller and {slots.total} per server process); poll GET /api/jobs/{job_id} "
-                          "and try the stream again later.", retry_after=STREAM_RETRY_SECONDS)
+        raise StudioError("too_many_streams", "Too many live event streams are open (at most %(per_caller)s "
+                          "per caller and %(total)s per server process); poll GET /api/jobs/%(id)s "
+                          "and try the stream again later.",
+                          {"per_caller": slots.per_caller, "total": slots.total, "id": job_id},
+                          retry_after=STREAM_RETRY_SECONDS)
     return slot
 
 

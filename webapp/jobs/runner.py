@@ -265,11 +265,11 @@ def _teacher(config: TrainConfig, data: TrainData):
     try:
         bundle = read_bundle(data_dir().model(config.teacher_version))
     except BundleRejected as exc:
-        raise StudioError(exc.code, f"The teacher, model version {config.teacher_version}, cannot be used: "
-                                    f"{exc.message}") from None
+        raise StudioError(exc.code, "The teacher, model version %(version)s, cannot be used: %(reason)s",
+                          {"version": config.teacher_version, "reason": exc}) from None
     if bundle.classes != data.class_names:
-        raise StudioError("classes_mismatch", f"The teacher, model version {config.teacher_version}, knows other "
-                                              "classes than this dataset.")
+        raise StudioError("classes_mismatch", "The teacher, model version %(version)s, knows other "
+                                              "classes than this dataset.", {"version": config.teacher_version})
     return Teacher(bundle, pick_device(), cpu_threads=max(1, (os.cpu_count() or 1)))
 
 

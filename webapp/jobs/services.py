@@ -67,18 +67,19 @@ def init_weights(version: int, backbone: str):
     try:
         row = get_version_or_404(version)
     except StudioError as exc:
-        raise StudioError(exc.code, exc.message, field="init_version") from None
+        raise StudioError(exc.code, exc.template, exc.params, field="init_version") from None
     if row.backbone != backbone:
-        raise StudioError("conflicting_fields", f"Model version {version} is a {row.backbone}; choose that backbone "
-                                                "to continue training from it.", field="init_version")
+        raise StudioError("conflicting_fields", "Model version %(version)s is a %(backbone)s; choose that backbone "
+                                                "to continue training from it.",
+                          {"version": version, "backbone": row.backbone}, field="init_version")
     folders = data_dir()
     try:
         if row.job_id is None:
             raise CheckpointRejected("the job that trained it is gone")
         return CheckpointStore(folders.checkpoints(row.job_id), folders.checkpoint_key()).best_weights()
     except CheckpointRejected as exc:
-        raise StudioError("init_weights_missing", f"Model version {version} cannot be continued: {exc}.",
-                          field="init_version") from None
+        raise StudioError("init_weights_missing", "Model version %(version)s cannot be continued: %(problem)s.",
+                          {"version": version, "problem": str(exc)}, field="init_version") from None
 
 
 def check_teacher(version: int, dataset: Dataset) -> None:
@@ -90,23 +91,29 @@ def check_teacher(version: int, dataset: Dataset) -> None:
     try:
         get_version_or_404(version)
     except StudioError as exc:
-        raise StudioError(exc.code, exc.message, field="teacher_version") from None
+        raise StudioError(exc.code, exc.template, exc.params, field="teacher_version") from None
     try:
         bundle = read_bundle(data_dir().model(version))
     except BundleRejected as exc:
-        raise StudioError(exc.code, f"Model version {version} cannot teach: {exc.message}",
-                          field="teacher_version") from None
+        raise StudioError(exc.code, "Model version %(version)s cannot teach: %(reason)s",
+                          {"version": version, "reason": exc}, field="teacher_version") from None
     classes = dataset_classes(dataset.id)
     if sorted(bundle.classes) != classes:
         missing = sorted(set(classes) - set(bundle.classes))
         extra = sorted(set(bundle.classes) - set(classes))
-        parts = []
-        if missing:
-            parts.append(f"it does not know {', '.join(repr(name) for name in missing[:5])}")
-        if extra:
-            parts.append(f"it knows {', '.join(repr(name) for name in extra[:5])}, which the dataset lacks")
-        raise StudioError("classes_mismatch", f"Model version {version} cannot teach on dataset '{dataset.name}': "
-                          + "; ".join(parts) + ".", field="teacher_version", missing=missing, extra=extra)
+        params = {"version": version, "dataset": dataset.name,
+                  "missing": ", ".join(repr(name) for name in missing[:5]),
+                  "extra": ", ".join(repr(name) for name in extra[:5])}
+        details = {"field": "teacher_version", "missing": missing, "extra": extra}
+        if not extra:
+            raise StudioError("classes_mismatch", "Model version %(version)s cannot teach on dataset '%(dataset)s': "
+                                                  "it does not know %(missing)s.", params, **details)
+        if not missing:
+            raise StudioError("classes_mismatch", "Model version %(version)s cannot teach on dataset '%(dataset)s': "
+                                                  "it knows %(extra)s, which the dataset lacks.", params, **details)
+        raise StudioError("classes_mismatch", "Model version %(version)s cannot teach on dataset '%(dataset)s': "
+                                              "it does not know %(missing)s; it knows %(extra)s, which the dataset "
+                                              "lacks.", params, **details)
 
 
 def _enqueue(job: Job) -> None:
@@ -151,7 +158,7 @@ def publish_status(job: Job) -> None:
 def cancel_job(job: Job) -> Job:
     """Revoke a queued job; ask a running one to stop at its next step."""
     if JobStatus(job.status).finished:
-        raise StudioError("job_finished", f"Job {job.id} has already {job.status}.")
+        raise StudioError("job_finished", "Job %(id)s has already %(status)s.", {"id": job.id, "status": job.status})
     if job.status == JobStatus.QUEUED and transition(job, JobStatus.CANCELLED, Job.status == JobStatus.QUEUED,
                                                      error="Cancelled before it started."):
         _revoke(job.task_id)
@@ -211,12 +218,12 @@ def reap_stale_jobs(timeout_seconds: float, max_attempts: int) -> list[int]:
 def resume_job(job: Job) -> Job:
     """A person starts a failed or cancelled job again: it continues after its last checkpoint."""
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
-        raise StudioError("job_not_resumable", f"Job {job.id} is {job.status}; only failed or cancelled jobs can "
-                                               "be resumed.")
+        raise StudioError("job_not_resumable", "Job %(id)s is %(status)s; only failed or cancelled jobs can "
+                                               "be resumed.", {"id": job.id, "status": job.status})
     dataset = db.session.get(Dataset, job.dataset_id) if job.dataset_id is not None else None
     if dataset is None:
-        raise StudioError("dataset_deleted", f"The dataset of job {job.id} ('{job.dataset_name}') was deleted, so "
-                                             "the job cannot be resumed.")
+        raise StudioError("dataset_deleted", "The dataset of job %(id)s ('%(dataset)s') was deleted, so "
+                                             "the job cannot be resumed.", {"id": job.id, "dataset": job.dataset_name})
     try:
         events.clear_cancel(events.redis_client(current_app.config["REDIS_URL"]), job.id)
     except redis.RedisError:
@@ -225,7 +232,8 @@ def resume_job(job: Job) -> Job:
     if not transition(job, JobStatus.QUEUED, Job.status.in_([JobStatus.FAILED, JobStatus.CANCELLED]),
                       phase="queued", worker=None, retries=0, cancel_requested=False, error=None,
                       traceback=None, finished_at=None):
-        raise StudioError("job_not_resumable", f"Job {job.id} changed meanwhile; it is {job.status}.")
+        raise StudioError("job_not_resumable", "Job %(id)s changed meanwhile; it is %(status)s.",
+                          {"id": job.id, "status": job.status})
     _enqueue(job)
     return job
 
@@ -288,13 +296,14 @@ def confusion_cell(job: Job, split: str, true: int, predicted: int) -> dict:
         raise StudioError("invalid_field", "'split' must be 'val' or 'test'.", field="split")
     answers = (job.predictions or {}).get(split)
     if answers is None:
-        raise StudioError("results_not_ready", f"Job {job.id} has no per-image results for the {split} split "
-                                               "(they are kept when a job finishes training).")
+        raise StudioError("results_not_ready", "Job %(id)s has no per-image results for the %(split)s split "
+                                               "(they are kept when a job finishes training).",
+                          {"id": job.id, "split": split})
     names = job.class_names
     for name, value in (("true", true), ("predicted", predicted)):
         if not 0 <= value < len(names):
-            raise StudioError("invalid_field", f"'{name}' must be a class index from 0 to {len(names) - 1}.",
-                              field=name)
+            raise StudioError("invalid_field", "'%(name)s' must be a class index from 0 to %(last)s.",
+                              {"name": name, "last": len(names) - 1}, field=name)
     chosen = sorted((a for a in answers if a["label"] == true and a["predicted"] == predicted),
                     key=lambda a: -a["top"][0][1])
     images = {}

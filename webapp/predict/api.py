@@ -22,7 +22,8 @@ def _read_body() -> PredictBody:
     """The request's image and fields, reading at most the prediction limit (chunked bodies too)."""
     limit = current_app.config["PREDICT_MAX_BYTES"]
     allowed = limit + 64 * 1024  # the image plus the form's own lines and small fields
-    too_large = StudioError("file_too_large", f"The image is larger than {limit / 2**20:g} MB.", field="image")
+    too_large = StudioError("file_too_large", "The image is larger than %(mb)s MB.",
+                            {"mb": format(limit / 2**20, "g")}, field="image")
     if request.content_length is not None and request.content_length > allowed:
         raise too_large
     request.max_content_length = allowed  # Werkzeug's own bound on the stream, chunked bodies included
@@ -49,9 +50,10 @@ def _int_field(body: PredictBody, name: str, default: int | None, low: int, high
     try:
         value = int(raw)
     except ValueError:
-        raise StudioError("invalid_field", f"'{name}' must be a whole number.", field=name) from None
+        raise StudioError("invalid_field", "'%(name)s' must be a whole number.", {"name": name}, field=name) from None
     if not low <= value <= high:
-        raise StudioError("invalid_field", f"'{name}' must be between {low} and {high}.", field=name)
+        raise StudioError("invalid_field", "'%(name)s' must be between %(low)s and %(high)s.",
+                          {"name": name, "low": low, "high": high}, field=name)
     return value
 
 
@@ -62,7 +64,7 @@ MAX_CLIENT_KEY = 200
 def _client_key() -> str | None:
     key = request.headers.get("X-Client-Id") or request.cookies.get(CLIENT_COOKIE)
     if key is not None and not 0 < len(key) <= MAX_CLIENT_KEY:
-        raise StudioError("invalid_field", f"'X-Client-Id' must be 1 to {MAX_CLIENT_KEY} characters.",
+        raise StudioError("invalid_field", "'X-Client-Id' must be 1 to %(max)s characters.", {"max": MAX_CLIENT_KEY},
                           field="X-Client-Id")
     return key
 
@@ -77,12 +79,12 @@ def _answering(version: int | None):
         if version is None:
             loaded, arm = server.route(catalog, _client_key())
         elif version not in catalog.versions:
-            raise StudioError("model_version_not_found", f"Model version {version} does not exist.",
-                              field="version")
+            raise StudioError("model_version_not_found", "Model version %(version)s does not exist.",
+                              {"version": version}, field="version")
         else:
             loaded, arm = server.get(version), "pinned"
     except BundleRejected as exc:
-        raise StudioError(exc.code, exc.message, field="version") from None
+        raise StudioError(exc.code, exc.template, exc.params, field="version") from None
     return loaded, arm, catalog.thresholds.get(loaded.version)
 
 
@@ -99,7 +101,7 @@ def predict():
             image, _ = open_checked(data, current_app.config["PREDICT_MAX_PIXELS"], loaded.decode_size)
             extension = ACCEPTED_FORMATS[image.format]
         except ImageRejected as exc:
-            raise StudioError(exc.code, exc.message, field="image") from None
+            raise StudioError(exc.code, exc.template, exc.params, field="image") from None
         try:
             result = loaded.classify(image, min(top_k, len(loaded.classes)), threshold)
             break

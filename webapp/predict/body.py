@@ -22,10 +22,6 @@ class PredictBody:
     fields: dict[str, str] = field(default_factory=dict)
 
 
-def _malformed(why: str) -> StudioError:
-    return StudioError("invalid_body", f"The multipart body is malformed ({why}).")
-
-
 def parse_body(data: bytes, content_type: str | None) -> PredictBody:
     """The image and the text fields of a prediction request; raw image bodies have no fields."""
     mimetype, options = parse_options_header(content_type or "")
@@ -36,7 +32,7 @@ def parse_body(data: bytes, content_type: str | None) -> PredictBody:
                                            "an image Content-Type).", field="image")
     boundary = options.get("boundary", "")
     if not 0 < len(boundary) <= 200 or not boundary.isascii():
-        raise _malformed("no usable boundary")
+        raise StudioError("invalid_body", "The multipart body is malformed (no usable boundary).")
     return PredictBody(*_parts(data, boundary.encode()))
 
 
@@ -47,7 +43,7 @@ def _parts(data: bytes, boundary: bytes) -> tuple[bytes | None, dict[str, str]]:
     else:  # a preamble before the first delimiter is allowed and ignored
         found = data.find(b"\r\n" + delimiter)
         if found < 0:
-            raise _malformed("the boundary never appears")
+            raise StudioError("invalid_body", "The multipart body is malformed (the boundary never appears).")
         position = found + 2 + len(delimiter)
     image, fields = None, {}
     for _ in range(MAX_PARTS):
@@ -55,15 +51,15 @@ def _parts(data: bytes, boundary: bytes) -> tuple[bytes | None, dict[str, str]]:
             return image, fields
         position = data.find(b"\r\n", position)  # transport padding may precede the line break
         if position < 0:
-            raise _malformed("a part has no headers")
+            raise StudioError("invalid_body", "The multipart body is malformed (a part has no headers).")
         header_end = data.find(b"\r\n\r\n", position)
         if header_end < 0:
-            raise _malformed("a part's headers never end")
+            raise StudioError("invalid_body", "The multipart body is malformed (a part's headers never end).")
         headers = _headers(data[position + 2:header_end])
         # an empty part may end right after its headers, the blank line's break then starting the delimiter
         end = data.find(b"\r\n" + delimiter, header_end + 2)
         if end < 0:
-            raise _malformed("the closing boundary is missing")
+            raise StudioError("invalid_body", "The multipart body is malformed (the closing boundary is missing).")
         start = min(header_end + 4, end)
         disposition, params = parse_options_header(headers.get("content-disposition", ""))
         name = params.get("name")
@@ -73,9 +69,10 @@ def _parts(data: bytes, boundary: bytes) -> tuple[bytes | None, dict[str, str]]:
             try:
                 fields.setdefault(name, data[start:end].decode("utf-8"))
             except UnicodeDecodeError:
-                raise StudioError("invalid_field", f"'{name[:40]}' must be UTF-8 text.", field=name[:40]) from None
+                raise StudioError("invalid_field", "'%(name)s' must be UTF-8 text.", {"name": name[:40]},
+                                  field=name[:40]) from None
         position = end + 2 + len(delimiter)
-    raise _malformed(f"more than {MAX_PARTS} parts")
+    raise StudioError("invalid_body", "The multipart body is malformed (more than %(max)s parts).", {"max": MAX_PARTS})
 
 
 def _headers(block: bytes) -> dict[str, str]:
@@ -85,6 +82,6 @@ def _headers(block: bytes) -> dict[str, str]:
     for line in block.split(b"\r\n"):
         name, colon, value = line.partition(b":")
         if not colon:
-            raise _malformed("a header line without a colon")
+            raise StudioError("invalid_body", "The multipart body is malformed (a header line without a colon).")
         headers[name.strip().lower().decode("latin-1")] = value.strip().decode("utf-8", "replace")
     return headers

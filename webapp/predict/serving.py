@@ -193,7 +193,8 @@ def load_version(folder: Path, version: int, options: ServingOptions, device: st
     try:
         bundle = read_bundle(folder)
     except BundleRejected as exc:
-        raise BundleRejected(f"Model version {version} cannot serve: {exc.message}") from None
+        raise BundleRejected("Model version %(version)s cannot serve: %(reason)s",
+                             {"version": version, "reason": exc}) from None
     try:
         runtime, note = choose_runtime(bundle, options, device)
         side = bundle.preprocess.input_size
@@ -202,7 +203,8 @@ def load_version(folder: Path, version: int, options: ServingOptions, device: st
                                  options.max_batch),
             options, np.zeros((1, 3, side, side), dtype=np.float32))
     except Exception as exc:
-        raise BundleRejected(f"Model version {version} could not be loaded: {exc}") from exc
+        raise BundleRejected("Model version %(version)s could not be loaded: %(problem)s",
+                             {"version": version, "problem": str(exc)}) from exc
     if note:
         log.warning("model version %d: %s", version, note)
     return LoadedVersion(version, bundle, runtime, threads, note)
@@ -240,7 +242,7 @@ class ModelServer:
         self._device = device
         self._loaded: OrderedDict[int, LoadedVersion] = OrderedDict()
         self._loading: dict[int, threading.Event] = {}
-        self._refused: dict[int, tuple[tuple, str]] = {}
+        self._refused: dict[int, tuple[tuple, str, dict]] = {}  # version: (files' signature, template, params)
         self._lock = threading.Lock()
         self._catalog: Catalog | None = None
         self._catalog_key: tuple | None = None
@@ -292,7 +294,7 @@ class ModelServer:
                 folder = self.models_dir / str(version)
                 refused = self._refused.get(version)
                 if refused and refused[0] == _signature(folder):
-                    raise BundleRejected(refused[1])
+                    raise BundleRejected(refused[1], refused[2])
                 pending = self._loading.get(version)
                 if pending is None:
                     self._loading[version] = threading.Event()
@@ -304,7 +306,7 @@ class ModelServer:
             with self._lock:
                 if isinstance(exc, BundleRejected):
                     log.error("%s", exc.message)
-                    self._refused[version] = (_signature(folder), exc.message)
+                    self._refused[version] = (_signature(folder), exc.template, exc.params)
                 self._loading.pop(version).set()
             raise
         evicted = []

@@ -32,7 +32,8 @@ def get_version_or_404(version: int) -> ModelVersion:
     if id_in_range(version):
         row = db.session.scalar(select(ModelVersion).where(ModelVersion.version == version))
     if row is None:
-        raise StudioError("model_version_not_found", f"Model version {version} does not exist.", field="version")
+        raise StudioError("model_version_not_found", "Model version %(version)s does not exist.", {"version": version},
+                          field="version")
     return row
 
 
@@ -137,7 +138,8 @@ def bundle_zip(row: ModelVersion) -> Path:
     folder = data_dir().model(row.version)
     meta = _meta_or_none(row.version)
     if meta is None:
-        raise StudioError("model_files_gone", f"The files of model version {row.version} are gone from the server.")
+        raise StudioError("model_files_gone", "The files of model version %(version)s are gone from the server.",
+                          {"version": row.version})
     handle = tempfile.NamedTemporaryFile(prefix=f"model-v{row.version}-", suffix=".zip", delete=False)
     with zipfile.ZipFile(handle, "w", zipfile.ZIP_DEFLATED) as archive:
         for name in sorted(["meta.json", *meta.get("files", {})]):
@@ -153,7 +155,8 @@ def update_version(row: ModelVersion, payload) -> dict:
         raise StudioError("invalid_body", "Send the version's settings as a JSON object.", field="body")
     unknown = sorted(set(payload) - {"abstain_threshold"})
     if unknown:
-        raise StudioError("invalid_field", f"Unknown setting '{unknown[0]}'; use abstain_threshold.", field=unknown[0])
+        raise StudioError("invalid_field", "Unknown setting '%(name)s'; use abstain_threshold.", {"name": unknown[0]},
+                          field=unknown[0])
     if "abstain_threshold" in payload:
         threshold = payload["abstain_threshold"]
         if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))

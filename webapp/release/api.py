@@ -44,7 +44,7 @@ def _optional_id(name: str) -> int | None:
     if raw in (None, ""):
         return None
     if not raw.isdigit() or not id_in_range(int(raw)):
-        raise StudioError("invalid_field", f"'{name}' must be an id.", field=name)
+        raise StudioError("invalid_field", "'%(name)s' must be an id.", {"name": name}, field=name)
     return int(raw)
 
 
@@ -58,7 +58,8 @@ def create_evaluation():
 def list_evaluations():
     split = request.args.get("split") or None
     if split is not None and split not in evaluation.SPLITS:
-        raise StudioError("invalid_field", f"'split' must be one of {', '.join(evaluation.SPLITS)}.", field="split")
+        raise StudioError("invalid_field", "'split' must be one of %(options)s.",
+                          {"options": ", ".join(evaluation.SPLITS)}, field="split")
     return jsonify({"evaluations": evaluation.list_evaluations(_optional_id("dataset_id"), split,
                                                                _optional_id("version"))})
 

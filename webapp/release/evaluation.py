@@ -29,7 +29,7 @@ DEFAULT_PRECISION = 0.95
 def _int_field(payload: dict, name: str) -> int:
     value = payload.get(name)
     if not isinstance(value, int) or isinstance(value, bool):
-        raise StudioError("invalid_field", f"'{name}' must be a whole number.", field=name)
+        raise StudioError("invalid_field", "'%(name)s' must be a whole number.", {"name": name}, field=name)
     return value
 
 
@@ -45,21 +45,25 @@ def create_evaluation(payload) -> Evaluation:
         raise StudioError("invalid_body", "Send the evaluation as a JSON object.", field="body")
     unknown = sorted(set(payload) - set(FIELDS))
     if unknown:
-        raise StudioError("invalid_field", f"Unknown field '{unknown[0]}'; use {', '.join(FIELDS)}.", field=unknown[0])
+        raise StudioError("invalid_field", "Unknown field '%(name)s'; use %(options)s.",
+                          {"name": unknown[0], "options": ", ".join(FIELDS)}, field=unknown[0])
     version = get_version_or_404(_int_field(payload, "version"))
     dataset = ready_dataset(_int_field(payload, "dataset_id"), field="dataset_id")
     counts = split_counts(dataset.id)
     split = payload.get("split", "test" if counts.get("test") else "val")
     if split not in SPLITS:
-        raise StudioError("invalid_field", f"'split' must be one of {', '.join(SPLITS)}.", field="split")
+        raise StudioError("invalid_field", "'split' must be one of %(options)s.", {"options": ", ".join(SPLITS)},
+                          field="split")
     if not counts.get(split):
-        raise StudioError("empty_split", f"Dataset '{dataset.name}' has no {split} images.", field="split")
+        raise StudioError("empty_split", "Dataset '%(dataset)s' has no %(split)s images.",
+                          {"dataset": dataset.name, "split": split}, field="split")
     classes = set(db.session.scalars(select(DatasetImage.class_name).where(
         DatasetImage.dataset_id == dataset.id, DatasetImage.split == split).distinct()))
     unknown_classes = sorted(classes - set(version.class_names))
     if unknown_classes:
-        raise StudioError("classes_mismatch", f"Model version {version.version} does not know the classes "
-                                              f"{', '.join(unknown_classes)} of dataset '{dataset.name}'.",
+        raise StudioError("classes_mismatch", "Model version %(version)s does not know the classes "
+                                              "%(classes)s of dataset '%(dataset)s'.",
+                          {"version": version.version, "classes": ", ".join(unknown_classes), "dataset": dataset.name},
                           field="dataset_id", unknown_classes=unknown_classes)
     row = Evaluation(version=version.version, dataset_id=dataset.id, dataset_name=dataset.name, split=split)
     db.session.add(row)
@@ -159,7 +163,8 @@ def run_evaluation(evaluation_id: int, worker: str) -> str:
         if row.dataset_id is None:
             raise StudioError("dataset_not_found", "The dataset was deleted before the evaluation ran.")
         if db.session.scalar(select(ModelVersion.id).where(ModelVersion.version == row.version)) is None:
-            raise StudioError("model_version_not_found", f"Model version {row.version} was deleted.")
+            raise StudioError("model_version_not_found", "Model version %(version)s was deleted.",
+                              {"version": row.version})
         bundle = read_bundle(data_dir().model(row.version))
         index = {name: i for i, name in enumerate(bundle.classes)}
         folder = data_dir().dataset(row.dataset_id) / "images"
@@ -168,7 +173,8 @@ def run_evaluation(evaluation_id: int, worker: str) -> str:
         samples = [(folder / image.stored_name, index[image.class_name]) for image in images
                    if image.class_name in index]
         if not samples:
-            raise StudioError("empty_split", f"The {row.split} split has no images of this version's classes.")
+            raise StudioError("empty_split", "The %(split)s split has no images of this version's classes.",
+                              {"split": row.split})
         report = evaluate_bundle(bundle, samples, pick_device(), serving_options(current_app.config).cpu_threads,
                                  progress)
         row.status, row.report, row.progress = "succeeded", asdict(report), 1.0

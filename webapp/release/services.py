@@ -68,9 +68,10 @@ def role_of(version: int, release: Release | None = None) -> str | None:
     return "production" if version == release.production else "candidate" if version == release.candidate else None
 
 
-def _conflict(message: str) -> StudioError:
+def _release_after_conflict() -> dict:
+    """The release as it stands, for a conflict's answer (this request's changes rolled back first)."""
     db.session.rollback()
-    return StudioError("release_conflict", message, release=release_json())
+    return release_json()
 
 
 def _version_field(payload: dict, name: str, nullable: bool) -> int | None:
@@ -78,10 +79,13 @@ def _version_field(payload: dict, name: str, nullable: bool) -> int | None:
     if value is None and nullable:
         return None
     if not isinstance(value, int) or isinstance(value, bool):
-        kind = "a model version number" + (" or null" if nullable else "")
-        raise StudioError("invalid_field", f"'{name}' must be {kind}.", field=name)
+        if nullable:
+            raise StudioError("invalid_field", "'%(name)s' must be a model version number or null.", {"name": name},
+                              field=name)
+        raise StudioError("invalid_field", "'%(name)s' must be a model version number.", {"name": name}, field=name)
     if not id_in_range(value) or db.session.scalar(select(ModelVersion.id).where(ModelVersion.version == value)) is None:
-        raise StudioError("model_version_not_found", f"Model version {value} does not exist.", field=name)
+        raise StudioError("model_version_not_found", "Model version %(version)s does not exist.", {"version": value},
+                          field=name)
     return value
 
 
@@ -90,7 +94,7 @@ def _warm(version: int, field: str) -> None:
     try:
         current_app.extensions["model_server"].get(version)
     except BundleRejected as exc:
-        raise StudioError(exc.code, exc.message, field=field) from None
+        raise StudioError(exc.code, exc.template, exc.params, field=field) from None
 
 
 def parse_change(payload) -> dict:
@@ -98,8 +102,8 @@ def parse_change(payload) -> dict:
         raise StudioError("invalid_body", "Send the release change as a JSON object.", field="body")
     unknown = sorted(set(payload) - set(FIELDS))
     if unknown:
-        raise StudioError("invalid_field", f"Unknown release field '{unknown[0]}'; use {', '.join(FIELDS)}.",
-                          field=unknown[0])
+        raise StudioError("invalid_field", "Unknown release field '%(name)s'; use %(options)s.",
+                          {"name": unknown[0], "options": ", ".join(FIELDS)}, field=unknown[0])
     change = {}
     if "production" in payload:
         change["production"] = _version_field(payload, "production", nullable=False)
@@ -128,8 +132,10 @@ def change_release(payload, by: str) -> dict:
     change = parse_change(payload)
     release = current()
     if "revision" in change and change["revision"] != release.revision:
-        raise _conflict(f"The release changed meanwhile (revision {release.revision}, not "
-                        f"{change['revision']}); look at the current state and try again.")
+        raise StudioError("release_conflict", "The release changed meanwhile (revision %(current)s, not "
+                                              "%(sent)s); look at the current state and try again.",
+                          {"current": release.revision, "sent": change["revision"]},
+                          release=_release_after_conflict())
     production = change.get("production", release.production)
     promoting_candidate = "production" in change and production == release.candidate and production is not None
     candidate = change["candidate"] if "candidate" in change else None if promoting_candidate else release.candidate
@@ -141,8 +147,9 @@ def change_release(payload, by: str) -> dict:
     else:
         share = change.get("candidate_share", release.candidate_share)
     if candidate is not None and candidate == production:
-        raise StudioError("candidate_is_production", f"Version {candidate} already serves as production; "
-                                                     "choose another version as candidate.", field="candidate")
+        raise StudioError("candidate_is_production", "Version %(version)s already serves as production; "
+                                                     "choose another version as candidate.", {"version": candidate},
+                          field="candidate")
     if production is None:
         raise StudioError("no_model", "There is no model version to release yet.", field="production")
     if production != release.production:
@@ -203,7 +210,8 @@ def rollback(by: str) -> dict:
     release = current()
     target = previous_production()
     if target is None:
-        raise _conflict("There is no previous production version to roll back to.")
+        raise StudioError("release_conflict", "There is no previous production version to roll back to.",
+                          release=_release_after_conflict())
     _warm(target, "production")
     changes = [("rollback", release.production, target, None)]
     if release.candidate is not None:
@@ -235,9 +243,11 @@ def on_new_version(version: int, promote: bool, by: str) -> None:
 def check_deletable(version: int) -> None:
     role = role_of(version)
     if role is not None:
-        raise StudioError("model_in_use", f"Model version {version} serves as {role}; "
-                                          f"{'promote another version' if role == 'production' else 'stop the experiment'}"
-                                          " before deleting it.", field="version")
+        if role == "production":
+            raise StudioError("model_in_use", "Model version %(version)s serves as production; promote another "
+                                              "version before deleting it.", {"version": version}, field="version")
+        raise StudioError("model_in_use", "Model version %(version)s serves as candidate; stop the experiment "
+                                          "before deleting it.", {"version": version}, field="version")
 
 
 def _apply(release: Release, changes: list[tuple], by: str, **values) -> None:
@@ -246,8 +256,8 @@ def _apply(release: Release, changes: list[tuple], by: str, **values) -> None:
     result = db.session.execute(update(Release).where(Release.id == RELEASE_ID, Release.revision == seen)
                                 .values(revision=revision, **values).execution_options(synchronize_session=False))
     if result.rowcount != 1:
-        raise _conflict("Someone else changed the release at the same moment; look at the current state and "
-                        "try again.")
+        raise StudioError("release_conflict", "Someone else changed the release at the same moment; look at the "
+                                              "current state and try again.", release=_release_after_conflict())
     for action, before, after, share in changes:
         db.session.add(ReleaseChange(action=action, from_version=before, to_version=after, share=share, by=by,
                                      revision=revision))
