@@ -30,6 +30,7 @@ from PIL import Image
 from engine.digest import file_digest
 from engine.errors import StudioError
 from engine.images import resize_shorter_and_crop
+from engine.messages import N_, Message
 from engine.quantize import INT8_FILE
 from engine.runtimes import ONNX_FILE, ONNX_OPSET, ModelFiles, OnnxExportFailed, export_onnx, measure
 
@@ -128,7 +129,16 @@ class Bundle:
 
     @property
     def onnx_error(self) -> str | None:
-        return (self.meta.get("onnx") or {}).get("error") if self.files.onnx is None else None
+        """Why the bundle has no ONNX model: a Message when the studio worded it, else the converter's words."""
+        onnx = self.meta.get("onnx") or {}
+        if self.files.onnx is not None or onnx.get("error") is None:
+            return None
+        if isinstance(onnx.get("error_template"), str):
+            try:
+                return Message(onnx["error_template"], onnx.get("error_params"))
+            except (KeyError, ValueError, TypeError):
+                pass
+        return onnx["error"]
 
     def measurement(self, key: str) -> dict | None:
         """The runtime measurement for `key` (see `runtime_key`): from export, or recorded by a server."""
@@ -162,6 +172,16 @@ def runtime_key(device: str, cpu_threads: int) -> str:
     return device.replace(":", "") if device.startswith("gpu") else f"cpu-{cpu_threads}t"
 
 
+def onnx_failure(exc: Exception) -> dict:
+    """Why the ONNX export failed, as the meta keeps it: the English `error`, and its template and parameters
+    when the studio worded it (for the web app to show it in the reader's language)."""
+    reason = exc.args[0] if exc.args else None
+    if isinstance(reason, Message):
+        form = reason.stored()
+        return {"error": str(reason), "error_template": form["template"], "error_params": form["params"]}
+    return {"error": str(exc)}
+
+
 def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: dict, device: str = "cpu",
                  cpu_threads: int = 1, int8: "Int8Request | None" = None) -> dict:
     """Save `model` (in eval mode, softmax appended) into the new `folder`, convert it to ONNX (and, when
@@ -179,13 +199,13 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
     try:
         onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size, sessions)}
     except OnnxExportFailed as exc:
-        onnx, files = {"error": str(exc)}, ModelFiles(files.model, files.params, None)
+        onnx, files = onnx_failure(exc), ModelFiles(files.model, files.params, None)
     int8_report = None
     if int8 is not None:
-        from engine.quantize import build_int8
+        from engine.quantize import build_int8, refusal
 
         int8_report = (build_int8(files.onnx, int8, cpu_threads) if files.onnx is not None
-                       else {"used": False, "reason": "the model has no ONNX version to quantize"})
+                       else {"used": False, **refusal(Message(N_("the model has no ONNX version to quantize")))})
         if int8_report["used"]:
             files = ModelFiles(files.model, files.params, files.onnx, folder / INT8_FILE)
     same_way = device == "cpu" and cpu_threads == 1  # how export_onnx opened its sessions

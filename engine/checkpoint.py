@@ -22,6 +22,7 @@ from pathlib import Path
 import paddle
 
 from engine.digest import file_digest
+from engine.messages import N_, Message
 
 FORMAT = 1
 MANIFEST = "checkpoint.json"
@@ -31,6 +32,12 @@ BEST_MANIFEST = "best.json"
 
 class CheckpointRejected(Exception):
     """A checkpoint that is missing pieces, was changed, or was not written by this studio."""
+
+    @property
+    def message(self) -> Message:
+        """The reason, as an English Message the web app can translate."""
+        reason = self.args[0] if self.args else ""
+        return reason if isinstance(reason, Message) else Message(str(reason))
 
 
 @dataclass
@@ -142,15 +149,19 @@ class CheckpointStore:
             body = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
             manifest, signature = body["manifest"], body["signature"]
         except (OSError, ValueError, KeyError, TypeError):
-            raise CheckpointRejected(f"the checkpoint of {folder.name} has no readable manifest") from None
+            raise CheckpointRejected(Message(N_("the checkpoint of %(folder)s has no readable manifest"),
+                                             {"folder": folder.name})) from None
         if not isinstance(signature, str) or not hmac.compare_digest(signature, _sign(self.key, manifest)):
-            raise CheckpointRejected(f"the checkpoint of {folder.name} is not signed by this studio")
+            raise CheckpointRejected(Message(N_("the checkpoint of %(folder)s is not signed by this studio"),
+                                             {"folder": folder.name}))
         if manifest.get("format") != FORMAT:
-            raise CheckpointRejected(f"the checkpoint of {folder.name} has an unknown format")
+            raise CheckpointRejected(Message(N_("the checkpoint of %(folder)s has an unknown format"),
+                                             {"folder": folder.name}))
         for name, digest in manifest["files"].items():
             path = folder / name
             if not path.is_file() or file_digest(path) != digest:
-                raise CheckpointRejected(f"{name} of the checkpoint of {folder.name} is missing or changed")
+                raise CheckpointRejected(Message(N_("%(file)s of the checkpoint of %(folder)s is missing or changed"),
+                                                 {"file": name, "folder": folder.name}))
         return Checkpoint(folder, LoopState(**manifest["state"]))
 
     def keep_best_only(self) -> Path | None:
@@ -178,12 +189,13 @@ class CheckpointStore:
             body = json.loads((self.root / BEST_MANIFEST).read_text(encoding="utf-8"))
             manifest, signature = body["manifest"], body["signature"]
         except (OSError, ValueError, KeyError, TypeError):
-            raise CheckpointRejected("its weights were not kept (it was trained before they were)") from None
+            raise CheckpointRejected(Message(N_("its weights were not kept (it was trained before they were)"))) \
+                from None
         if not isinstance(signature, str) or not hmac.compare_digest(signature, _sign(self.key, manifest)):
-            raise CheckpointRejected("its kept weights are not signed by this studio")
+            raise CheckpointRejected(Message(N_("its kept weights are not signed by this studio")))
         path = self.root / BEST_ONLY
         if not path.is_file() or file_digest(path) != manifest["files"].get(BEST_ONLY):
-            raise CheckpointRejected("its kept weights are missing or changed")
+            raise CheckpointRejected(Message(N_("its kept weights are missing or changed")))
         return path
 
     def size_bytes(self) -> int:

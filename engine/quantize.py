@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.messages import N_, Message
+
 log = logging.getLogger(__name__)
 INT8_FILE = "model.int8.onnx"
 FASTER_BY = 0.95  # "measurably faster": at most 95% of the float model's time per image
@@ -87,17 +89,29 @@ def build_int8(onnx_model: Path, request: Int8Request, cpu_threads: int = 1) -> 
     except Exception as exc:  # the quantizer meets an operator it cannot handle, or the result cannot run
         target.unlink(missing_ok=True)
         log.warning("int8 variant failed: %s", exc)
-        return {"used": False, "reason": f"quantization failed: {type(exc).__name__}: {exc}"[:500]}
+        prefix = "quantization failed: "  # the reason stays within 500 characters
+        return {"used": False, **refusal(Message(N_("quantization failed: %(error)s"),
+                                                 {"error": f"{type(exc).__name__}: {exc}"[:500 - len(prefix)]}))}
     drop = round((float_acc - int8_acc) * 100, 2)
     report = {"calibration_images": len(calibration), "val_images": int(len(request.val_labels)),
               "float_accuracy": round(float_acc, 5), "int8_accuracy": round(int8_acc, 5), "accuracy_drop_points": drop,
               "float_ms": float_ms, "int8_ms": int8_ms, "max_accuracy_drop_points": request.max_accuracy_drop}
     if int8_ms > float_ms * FASTER_BY:
-        reason = f"not faster on this CPU ({int8_ms:.2f} ms against {float_ms:.2f} ms per image)"
+        reason = Message(N_("not faster on this CPU (%(int8_ms)s ms against %(float_ms)s ms per image)"),
+                         {"int8_ms": format(int8_ms, ".2f"), "float_ms": format(float_ms, ".2f")})
     elif drop > request.max_accuracy_drop:
-        reason = f"validation accuracy drops {drop:.2f} points (at most {request.max_accuracy_drop:g} allowed)"
+        reason = Message(N_("validation accuracy drops %(drop)s points (at most %(max)s allowed)"),
+                         {"drop": format(drop, ".2f"), "max": format(request.max_accuracy_drop, "g")})
     else:
         reason = None
     if reason:
         target.unlink(missing_ok=True)
-    return {**report, "used": reason is None, "reason": reason}
+        return {**report, "used": False, **refusal(reason)}
+    return {**report, "used": True, "reason": None}
+
+
+def refusal(reason: Message) -> dict:
+    """Why the int8 variant is not used, as the report keeps it: the English `reason`, and its template and
+    parameters for the web app to show it in the reader's language."""
+    form = reason.stored()
+    return {"reason": str(reason), "reason_template": form["template"], "reason_params": form["params"]}

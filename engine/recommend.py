@@ -12,6 +12,7 @@ import statistics
 from dataclasses import dataclass
 
 from engine.backbones import BACKBONES
+from engine.messages import N_, Message
 
 TINY_SIDE = 64  # a median shorter side at or below this: tiny images (digits, icons, sensor crops)
 LARGE_PER_CLASS = 500  # a median class at or above this many training images: a large photo set
@@ -59,7 +60,7 @@ class DatasetProfile:
 class Suggestion:
     regime: str
     options: dict  # job options, as POST /api/jobs takes them
-    reasons: dict[str, str]
+    reasons: dict[str, Message]  # English texts that remember their template, for the web app to translate
 
 
 def _multiple_of_8(value: float) -> int:
@@ -72,56 +73,63 @@ def suggest(profile: DatasetProfile, pretrained_available: dict[str, bool], gpu:
     With `backbone`, the person's choice of network stands and the rest is suggested around it."""
     regime = profile.regime
     options: dict = {}
-    reasons: dict[str, str] = {}
+    reasons: dict[str, Message] = {}
     side = profile.median_side
 
     if regime == "tiny_images":
         options["backbone"] = backbone or "resnet18"
-        reasons["backbone"] = ("Small images train best with a plain residual network; resnet18 reached the "
-                               "highest accuracy per second on the tiny-image benchmark.")
+        reasons["backbone"] = Message(N_("Small images train best with a plain residual network; resnet18 reached "
+                                         "the highest accuracy per second on the tiny-image benchmark."))
         options["pretrained"] = False
-        reasons["pretrained"] = ("ImageNet weights learned 224 px photos; on images this small, training from "
-                                 "scratch was as accurate and needs no download.")
+        reasons["pretrained"] = Message(N_("ImageNet weights learned 224 px photos; on images this small, training "
+                                           "from scratch was as accurate and needs no download."))
         options["image_size"] = max(32, _multiple_of_8(side))
-        reasons["image_size"] = (f"The images are about {side} px; enlarging them beyond "
-                                 f"{options['image_size']} px adds computation but no detail.")
+        reasons["image_size"] = Message(N_("The images are about %(side)s px; enlarging them beyond %(size)s px adds "
+                                           "computation but no detail."), {"side": side, "size": options["image_size"]})
     else:
         if backbone:
             has_weights = bool(pretrained_available.get(backbone))
             options["backbone"], options["pretrained"] = backbone, has_weights
-            reasons["backbone"] = "Your choice."
-            reasons["pretrained"] = ("Pretrained weights are on this machine: fine-tuning them needs far fewer images."
-                                     if has_weights else "No pretrained weights for this network on this machine.")
+            reasons["backbone"] = Message(N_("Your choice."))
+            reasons["pretrained"] = Message(
+                N_("Pretrained weights are on this machine: fine-tuning them needs far fewer images.") if has_weights
+                else N_("No pretrained weights for this network on this machine."))
         else:
             options["backbone"], options["pretrained"], reasons["backbone"], reasons["pretrained"] = \
                 _photo_backbone(regime, pretrained_available, gpu)
         native = BACKBONES[options["backbone"]].input_size
         if side < native:
             options["image_size"] = max(32, _multiple_of_8(side))
-            reasons["image_size"] = (f"The images are about {side} px, below the model's usual {native} px; "
-                                     "enlarging them would add computation but no detail.")
+            reasons["image_size"] = Message(N_("The images are about %(side)s px, below the model's usual %(native)s "
+                                               "px; enlarging them would add computation but no detail."),
+                                            {"side": side, "native": native})
         else:
             options["image_size"] = native
-            reasons["image_size"] = f"The model's own input size ({native} px), which its pretrained weights expect."
+            reasons["image_size"] = Message(N_("The model's own input size (%(native)s px), which its pretrained "
+                                               "weights expect."), {"native": native})
 
     small_set = profile.train_images < 400
     options["batch_size"] = 16 if small_set else (64 if regime == "tiny_images" else 32)
     reasons["batch_size"] = {
-        16: f"Only {profile.train_images} training images: smaller batches give the model more updates per epoch.",
-        64: "Small images make cheap steps; 64 per batch keeps the processor busy with fewer, larger steps.",
-        32: "The usual batch for fine-tuning at this image size; fits in a laptop's memory.",
+        16: Message(N_("Only %(count)s training images: smaller batches give the model more updates per epoch."),
+                    {"count": profile.train_images}),
+        64: Message(N_("Small images make cheap steps; 64 per batch keeps the processor busy with fewer, larger "
+                       "steps.")),
+        32: Message(N_("The usual batch for fine-tuning at this image size; fits in a laptop's memory.")),
     }[options["batch_size"]]
 
     recipe = _REGIME_RECIPES[regime]
     options.update(recipe["options"])
-    reasons.update(recipe["reasons"])
+    reasons.update({name: Message(template) for name, template in recipe["reasons"].items()})
     if not options["pretrained"] and regime != "tiny_images":
         options["epochs"] = max(options["epochs"], 40)
-        reasons["epochs"] = ("At most 40 epochs: without pretrained weights the model learns from scratch, which "
-                             "takes longer; training stops earlier when validation accuracy stops improving.")
+        reasons["epochs"] = Message(N_("At most 40 epochs: without pretrained weights the model learns from scratch, "
+                                       "which takes longer; training stops earlier when validation accuracy stops "
+                                       "improving."))
     options["early_stopping_patience"] = patience_for(options["epochs"])
-    reasons["early_stopping_patience"] = (f"Stops after {options['early_stopping_patience']} epochs without a "
-                                          "better validation accuracy, keeping the best epoch.")
+    reasons["early_stopping_patience"] = Message(N_("Stops after %(patience)s epochs without a better validation "
+                                                    "accuracy, keeping the best epoch."),
+                                                 {"patience": options["early_stopping_patience"]})
     return Suggestion(regime, options, reasons)
 
 
@@ -130,17 +138,20 @@ def patience_for(epochs: int) -> int:
     return max(2, min(10, round(epochs / 4)))
 
 
-def _photo_backbone(regime: str, available: dict[str, bool], gpu: bool) -> tuple[str, bool, str, str]:
+def _photo_backbone(regime: str, available: dict[str, bool], gpu: bool) -> tuple[str, bool, Message, Message]:
     preferred = ["resnet50", "mobilenet_v3_large"] if gpu and regime == "large_photo_set" else []
     preferred += ["pp_lcnet_x1_0", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18", "resnet50"]
     for name in preferred:
         if available.get(name):
-            why = ("A fast network for CPUs with pretrained weights on this machine (PaddleClas's choice for "
-                   "CPU deployment)." if not gpu else "Pretrained weights on this machine and a GPU to train it.")
-            return name, True, why, "Pretrained weights are on this machine: fine-tuning them needs far fewer images."
+            why = Message(N_("A fast network for CPUs with pretrained weights on this machine (PaddleClas's choice "
+                             "for CPU deployment).") if not gpu
+                          else N_("Pretrained weights on this machine and a GPU to train it."))
+            return name, True, why, Message(N_("Pretrained weights are on this machine: fine-tuning them needs far "
+                                               "fewer images."))
     return ("resnet18", False,
-            "No pretrained weights are on this machine; resnet18 is the most reliable network to train from scratch.",
-            "No pretrained weights are on this machine (import them to fine-tune instead).")
+            Message(N_("No pretrained weights are on this machine; resnet18 is the most reliable network to train "
+                       "from scratch.")),
+            Message(N_("No pretrained weights are on this machine (import them to fine-tune instead).")))
 
 
 _REGIME_RECIPES = {
@@ -148,39 +159,39 @@ _REGIME_RECIPES = {
         "options": {"augmentation": "none", "label_smoothing": 0.1, "warmup_epochs": 1.0, "epochs": 6,
                     "optimizer": "adamw"},
         "reasons": {
-            "augmentation": "Crops and flips change what tiny images show (a flipped 2 is not a 2); on the "
-                            "tiny-image benchmark no augmentation was both faster and more accurate.",
-            "label_smoothing": "0.1: on the tiny-image benchmark it was as accurate as no smoothing, and "
-                               "sooner.",
-            "warmup_epochs": "One epoch of warm-up: on the tiny-image benchmark it reached the highest accuracy, "
-                             "sooner than without.",
-            "epochs": "At most 6 epochs: small images are learned quickly; training stops earlier when validation "
-                      "accuracy stops improving.",
-            "optimizer": "AdamW: the fastest to converge from scratch on the benchmark.",
+            "augmentation": N_("Crops and flips change what tiny images show (a flipped 2 is not a 2); on the "
+                               "tiny-image benchmark no augmentation was both faster and more accurate."),
+            "label_smoothing": N_("0.1: on the tiny-image benchmark it was as accurate as no smoothing, and "
+                                  "sooner."),
+            "warmup_epochs": N_("One epoch of warm-up: on the tiny-image benchmark it reached the highest accuracy, "
+                                "sooner than without."),
+            "epochs": N_("At most 6 epochs: small images are learned quickly; training stops earlier when validation "
+                         "accuracy stops improving."),
+            "optimizer": N_("AdamW: the fastest to converge from scratch on the benchmark."),
         },
     },
     "small_photo_set": {
         "options": {"augmentation": "light", "label_smoothing": 0.1, "warmup_epochs": 1.0, "epochs": 20,
                     "optimizer": "adamw"},
         "reasons": {
-            "augmentation": "Light: random crops, flips and colour changes keep a small photo set from being "
-                            "memorised (PaddleClas's fine-tuning recipe).",
-            "label_smoothing": "0.1, as in PaddleClas's training configs: keeps confidences honest on few images.",
-            "warmup_epochs": "One epoch of warm-up protects the pretrained weights from the first large updates.",
-            "epochs": "At most 20 epochs; training stops earlier when validation accuracy stops improving.",
-            "optimizer": "AdamW, whose default learning rate suits fine-tuning.",
+            "augmentation": N_("Light: random crops, flips and colour changes keep a small photo set from being "
+                               "memorised (PaddleClas's fine-tuning recipe)."),
+            "label_smoothing": N_("0.1, as in PaddleClas's training configs: keeps confidences honest on few images."),
+            "warmup_epochs": N_("One epoch of warm-up protects the pretrained weights from the first large updates."),
+            "epochs": N_("At most 20 epochs; training stops earlier when validation accuracy stops improving."),
+            "optimizer": N_("AdamW, whose default learning rate suits fine-tuning."),
         },
     },
     "large_photo_set": {
         "options": {"augmentation": "strong", "label_smoothing": 0.1, "warmup_epochs": 2.0, "epochs": 30,
                     "optimizer": "adamw"},
         "reasons": {
-            "augmentation": "Strong (RandAugment, random erasing, Mixup/CutMix): with hundreds of images per class "
-                            "it pays off, as in PaddleClas's ImageNet recipes.",
-            "label_smoothing": "0.1, as in PaddleClas's training configs.",
-            "warmup_epochs": "Two epochs of warm-up, as PaddleClas uses for its larger runs.",
-            "epochs": "At most 30 epochs; training stops earlier when validation accuracy stops improving.",
-            "optimizer": "AdamW, whose default learning rate suits fine-tuning.",
+            "augmentation": N_("Strong (RandAugment, random erasing, Mixup/CutMix): with hundreds of images per class "
+                               "it pays off, as in PaddleClas's ImageNet recipes."),
+            "label_smoothing": N_("0.1, as in PaddleClas's training configs."),
+            "warmup_epochs": N_("Two epochs of warm-up, as PaddleClas uses for its larger runs."),
+            "epochs": N_("At most 30 epochs; training stops earlier when validation accuracy stops improving."),
+            "optimizer": N_("AdamW, whose default learning rate suits fine-tuning."),
         },
     },
 }

@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from engine.messages import N_, Message
+
 log = logging.getLogger(__name__)
 RUNTIMES = ("onnx", "paddle", "onnx_int8")  # onnx_int8 only in bundles whose int8 variant was kept
 ONNX_FILE = "model.onnx"
@@ -121,11 +123,13 @@ def export_onnx(files: ModelFiles, target: Path, input_size: int, sessions: dict
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=EXPORT_TIMEOUT_SECONDS,
                               cwd=Path(__file__).resolve().parent.parent)
     except subprocess.TimeoutExpired:
-        raise OnnxExportFailed(f"paddle2onnx took longer than {EXPORT_TIMEOUT_SECONDS} s") from None
+        raise OnnxExportFailed(Message(N_("paddle2onnx took longer than %(seconds)s s"),
+                                       {"seconds": EXPORT_TIMEOUT_SECONDS})) from None
     if done.returncode != 0 or not target.is_file():
         target.unlink(missing_ok=True)
         lines = [line for line in (done.stderr or "").splitlines() if line.strip()]
-        raise OnnxExportFailed(lines[-1] if lines else f"paddle2onnx exited with {done.returncode}")
+        raise OnnxExportFailed(lines[-1] if lines else Message(N_("paddle2onnx exited with %(code)s"),
+                                                               {"code": done.returncode}))
     batch = check_batch(input_size)
     try:
         sessions["onnx"] = open_session(ModelFiles(files.model, files.params, target), "onnx")
@@ -133,10 +137,12 @@ def export_onnx(files: ModelFiles, target: Path, input_size: int, sessions: dict
         difference = float(np.abs(sessions["onnx"](batch) - sessions["paddle"](batch)).max())
     except Exception as exc:
         target.unlink(missing_ok=True)
-        raise OnnxExportFailed(f"ONNX Runtime cannot run the converted model: {exc}") from None
+        raise OnnxExportFailed(Message(N_("ONNX Runtime cannot run the converted model: %(error)s"),
+                                       {"error": str(exc)})) from None
     if not difference <= ONNX_TOLERANCE:
         target.unlink(missing_ok=True)
-        raise OnnxExportFailed(f"the ONNX model differs from Paddle by {difference:.2g} (limit {ONNX_TOLERANCE:g})")
+        raise OnnxExportFailed(Message(N_("the ONNX model differs from Paddle by %(difference)s (limit %(limit)s)"),
+                                       {"difference": format(difference, ".2g"), "limit": format(ONNX_TOLERANCE, "g")}))
     return difference
 
 

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException, SecurityError
 
 from engine.errors import StudioError
 from webapp.extensions import db
+from webapp.messages import rejected_json, text
 
 # code -> HTTP status. Clients may rely on the codes; the messages are for people and may change.
 ERROR_STATUS: dict[str, int] = {
@@ -130,7 +131,7 @@ def init_app(app: Flask) -> None:
         if status is None:
             app.logger.error("error code %r is not listed in webapp.errors.ERROR_STATUS", exc.code)
             return _answer("internal_error", gettext("Something went wrong on the server; the details are in its log."), 500)
-        return _answer(exc.code, _translated(exc), status, exc.details)
+        return _answer(exc.code, translated(exc), status, _public_details(exc.details))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
@@ -146,12 +147,18 @@ def init_app(app: Flask) -> None:
         return _answer("internal_error", gettext("Something went wrong on the server; the details are in its log."), 500)
 
 
-def _translated(exc: StudioError) -> str:
-    """The error's message in the request's language (its English template is the catalog's id)."""
-    try:
-        return gettext(exc.template, **exc.params)
-    except (KeyError, ValueError, TypeError):  # a translation whose placeholders do not match
-        return exc.message
+def translated(exc: StudioError) -> str:
+    """The error's message in the request's language (its English template is the catalog's id); a
+    parameter that is itself an error or a message (a wrapped error's reason) is translated too. A
+    translation whose placeholders do not match gives the English message."""
+    return text(exc)
+
+
+def _public_details(details: dict) -> dict:
+    """The error's details as the API shows them: rejected files as {"path", "reason"} in the request's language."""
+    if isinstance(details.get("rejected"), list):
+        return {**details, "rejected": rejected_json(details["rejected"])}
+    return details
 
 
 def _friendly(exc: HTTPException) -> str:

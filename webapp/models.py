@@ -33,6 +33,10 @@ class Dataset(db.Model):
     warnings: Mapped[list] = mapped_column(JSON, default=list)
     duplicates: Mapped[list] = mapped_column(JSON, default=list)
     error: Mapped[str | None] = mapped_column(Text)
+    # The templates of the English texts above, to show them in each reader's language (webapp.messages):
+    # {"error": {"template", "params"}, "warnings": [{"template", "params"}, ...]}. Rejected files carry
+    # theirs in each item of `rejected` ("reason_template", "reason_params").
+    text_templates: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # While status is "processing": files checked so far out of the upload's files.
     ingest_done: Mapped[int] = mapped_column(default=0)
@@ -101,6 +105,9 @@ class Job(db.Model):
     checkpoint_bytes: Mapped[int] = mapped_column(default=0)
     error: Mapped[str | None] = mapped_column(Text)
     traceback: Mapped[str | None] = mapped_column(Text)
+    # The templates of `error` and of the reasons in `suggested`, to show them in each reader's language:
+    # {"error": {"template", "params"}, "suggested": {option: {"template", "params"}}}
+    text_templates: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
@@ -220,6 +227,7 @@ class Evaluation(db.Model):
     progress: Mapped[float] = mapped_column(default=0.0)
     worker: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
+    text_templates: Mapped[dict | None] = mapped_column(JSON)  # {"error": {"template", "params"}}, for `error`
     report: Mapped[dict | None] = mapped_column(JSON)  # accuracy, macro_f1, per_class, latency_ms, ...
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime | None]

@@ -1,15 +1,39 @@
-"""`flask --app webapp.wsgi users ...`: manage accounts from the server's shell."""
+"""`flask --app webapp.wsgi users ...`: manage accounts from the server's shell, in the server's language
+(its LANG, or DEFAULT_LANGUAGE)."""
 from __future__ import annotations
 
+import functools
+
 import click
-from flask import Flask
+from flask import Flask, current_app
 from flask.cli import AppGroup
+from flask_babel import force_locale, gettext
 
 from engine.errors import StudioError
 from webapp.accounts import services
 from webapp.accounts.policy import ROLES
+from webapp.errors import translated
+from webapp.i18n import ROLE_LABELS
 
-users = AppGroup("users", help="Create and list the people who can sign in.")
+
+class UsersGroup(AppGroup):
+    """Runs every command in the server's language: a shell command has no browser to ask."""
+
+    def command(self, *args, **kwargs):
+        wrap = super().command(*args, **kwargs)
+
+        def decorator(function):
+            @functools.wraps(function)
+            def in_server_language(*call_args, **call_kwargs):
+                with force_locale(current_app.config["DEFAULT_LANGUAGE"]):
+                    return function(*call_args, **call_kwargs)
+
+            return wrap(in_server_language)
+
+        return decorator
+
+
+users = UsersGroup("users", help="Create and list the people who can sign in.")
 
 
 @users.command("create")
@@ -21,8 +45,9 @@ def create(username: str, role: str, password: str) -> None:
     try:
         user = services.create_user(username, password, role)
     except StudioError as exc:
-        raise click.ClickException(exc.message) from None
-    click.echo(f"Created {user.role} '{user.username}'.")
+        raise click.ClickException(translated(exc)) from None
+    click.echo(gettext("Created %(role)s '%(name)s'.", role=str(ROLE_LABELS.get(user.role, user.role)),
+                       name=user.username))
 
 
 @users.command("list")
@@ -44,12 +69,12 @@ def set_password(username: str, password: str) -> None:
     """Give a user a new password (ends their sessions)."""
     user = services.find_user(username)
     if user is None:
-        raise click.ClickException(f"There is no user '{username}'.")
+        raise click.ClickException(gettext("There is no user '%(name)s'.", name=username))
     try:
         services.update_user(user, password=password)
     except StudioError as exc:
-        raise click.ClickException(exc.message) from None
-    click.echo(f"New password set for '{username}'.")
+        raise click.ClickException(translated(exc)) from None
+    click.echo(gettext("New password set for '%(name)s'.", name=username))
 
 
 def init_app(app: Flask) -> None:

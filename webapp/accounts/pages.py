@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
 from engine.errors import StudioError
 from webapp.accounts import services
 from webapp.accounts.guard import csrf_token, from_loopback
+from webapp.errors import translated
 
 pages = Blueprint("accounts", __name__)
 
@@ -36,7 +38,8 @@ def sign_in():
         keys = (f"addr:{request.remote_addr}", f"user:{username.strip().lower()[:64]}")
         wait = max(limit.blocked(key) for key in keys)
         if wait:
-            error, status = f"Too many failed sign-ins; try again in {int(wait) // 60 + 1} min.", 429
+            error = gettext("Too many failed sign-ins; try again in %(minutes)s min.", minutes=int(wait) // 60 + 1)
+            status = 429
         else:
             user = services.authenticate(username, request.form.get("password", ""))
             if user is not None:
@@ -45,7 +48,7 @@ def sign_in():
                 return redirect(_safe_next(request.args.get("next")))
             for key in keys:
                 limit.hit(key)
-            error, status = "The user name or password is wrong.", 401
+            error, status = gettext("The user name or password is wrong."), 401
     return render_template("accounts/sign_in.html", error=error, username=username,
                            next=request.args.get("next", "")), status
 
@@ -67,12 +70,12 @@ def setup():
     error, username = None, request.form.get("username", "")
     if request.method == "POST":
         if request.form.get("password", "") != request.form.get("confirm", ""):
-            error = "The two passwords differ."
+            error = gettext("The two passwords differ.")
         else:
             try:
                 user = services.create_user(username, request.form.get("password", ""), "admin")
             except StudioError as exc:
-                error = exc.message
+                error = translated(exc)
             else:
                 _signed_in(user)
                 return redirect(url_for("datasets.index"))

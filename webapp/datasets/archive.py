@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import IO, Callable, Iterable
 
 from engine.errors import StudioError
+from engine.messages import N_, Message
 
 SKIPPED_NAMES = {".ds_store", "thumbs.db", "desktop.ini", ".directory"}
 SKIPPED_FOLDERS = {"__macosx", ".ipynb_checkpoints", ".git", ".svn", "@eadir"}
@@ -30,20 +31,20 @@ class Entry:
 @dataclass
 class Refusal:
     path: str
-    reason: str
+    reason: Message  # English, with its template for the reader's language
 
 
-def clean_parts(raw: str) -> list[str] | str:
-    """Split an upload path into its parts, or return why it is refused.
+def clean_parts(raw: str) -> list[str] | Message:
+    """Split an upload path into its parts, or return why it is refused (a Message, which is a str).
 
     Returns an empty list for hidden and system files, which are skipped silently.
     """
     path = unicodedata.normalize("NFC", raw.replace("\\", "/"))
     if path.startswith("/") or (len(path) > 1 and path[1] == ":"):
-        return "absolute path"
+        return Message(N_("absolute path"))
     parts = [part for part in path.split("/") if part not in ("", ".")]
     if ".." in parts:
-        return "path leaves the dataset folder (..)"
+        return Message(N_("path leaves the dataset folder (..)"))
     if any(part.startswith(".") or part.lower() in SKIPPED_FOLDERS for part in parts[:-1]):
         return []
     if not parts or parts[-1].startswith(".") or parts[-1].lower() in SKIPPED_NAMES:
@@ -106,7 +107,7 @@ def zip_entries(stream: IO[bytes], limits: dict) -> tuple[list[Entry], list[Refu
         if isinstance(parts, str):
             refused.append(Refusal(name, parts))
         elif info.flag_bits & 0x1:
-            refused.append(Refusal(name, "encrypted entry"))
+            refused.append(Refusal(name, Message(N_("encrypted entry"))))
         elif parts:
             entries.append(Entry("/".join(parts), info.file_size, _opener(archive, info)))
     return entries, refused

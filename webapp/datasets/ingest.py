@@ -1,6 +1,8 @@
 """Ingest an upload: place, decode, deduplicate and split its images into a staging folder.
 
 No request or database access here: the web layer passes entries in and stores the result as rows.
+Warnings and the reasons of rejected files are English Messages (engine.messages), kept with their
+templates so each reader sees them in their language.
 """
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from typing import Callable
 
 from engine.errors import StudioError
 from engine.images import ImageRejected
+from engine.messages import N_, Message
 from webapp.datasets.archive import Entry, Refusal
 from webapp.datasets.images import check_image
 from webapp.datasets.layout import Placement, has_split_folders, place, strip_wrapper
@@ -37,8 +40,8 @@ class AcceptedImage:
 class IngestResult:
     layout: str
     images: list[AcceptedImage]
-    rejected: list[dict] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
+    rejected: list[dict] = field(default_factory=list)  # {"path", "reason", "reason_template", "reason_params"}
+    warnings: list[Message] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
 
     @property
@@ -57,20 +60,27 @@ def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: 
     parts = strip_wrapper([entry.path.split("/") for entry in entries])
     split_layout = has_split_folders(parts)
     result = IngestResult("splits" if split_layout else "classes", [])
-    result.rejected = [{"path": r.path, "reason": r.reason} for r in refused]
+    result.rejected = [rejection(r.path, r.reason) for r in refused]
     seen: dict[str, AcceptedImage] = {}
     for done, (entry, entry_parts) in enumerate(zip(entries, parts), 1):
         if progress:
             progress(done, len(entries))
         placement = place(entry_parts, split_layout)
         if isinstance(placement, str):
-            result.rejected.append({"path": entry.path, "reason": placement})
+            result.rejected.append(rejection(entry.path, placement))
             continue
         _accept(entry, placement, staging, limits, seen, result)
     _check_classes(result)
     _split_missing_val(result)
     _warn_imbalance(result)
     return result
+
+
+def rejection(path: str, reason: "Message | str") -> dict:
+    """A rejected file as stored: its path, the reason in English, and the reason's template and parameters."""
+    reason = reason if isinstance(reason, Message) else Message(str(reason))
+    form = reason.stored()
+    return {"path": path, "reason": str(reason), "reason_template": form["template"], "reason_params": form["params"]}
 
 
 def _read_bounded(entry: Entry, max_bytes: int) -> bytes | None:
@@ -86,11 +96,12 @@ def _accept(entry: Entry, placement: Placement, staging: Path, limits: dict,
     try:
         data = _read_bounded(entry, limits["max_file_bytes"])
     except Exception as exc:  # a damaged zip member: bad CRC, bad compression data
-        result.rejected.append({"path": entry.path, "reason": f"unreadable in the archive ({exc.__class__.__name__})"})
+        result.rejected.append(rejection(entry.path, Message(N_("unreadable in the archive (%(error)s)"),
+                                                             {"error": exc.__class__.__name__})))
         return
     if data is None:
-        limit_mb = limits["max_file_bytes"] / 2**20
-        result.rejected.append({"path": entry.path, "reason": f"file too large (over {limit_mb:.0f} MB)"})
+        limit_mb = format(limits["max_file_bytes"] / 2**20, ".0f")
+        result.rejected.append(rejection(entry.path, Message(N_("file too large (over %(mb)s MB)"), {"mb": limit_mb})))
         return
     sha = hashlib.sha256(data).hexdigest()
     if sha in seen:
@@ -101,7 +112,7 @@ def _accept(entry: Entry, placement: Placement, staging: Path, limits: dict,
     try:
         checked = check_image(data, limits["max_pixels"])
     except ImageRejected as exc:
-        result.rejected.append({"path": entry.path, "reason": exc.message})
+        result.rejected.append(rejection(entry.path, Message(exc.template, exc.params)))
         return
     stored_name = f"{sha}.{checked.extension}"
     (staging / "images" / stored_name).write_bytes(data)
@@ -130,10 +141,10 @@ def _check_classes(result: IngestResult) -> None:
                               field="class", class_name=name, rejected=result.rejected)
     if result.duplicates:
         across = sum(1 for dup in result.duplicates if not dup["same_class"])
-        message = f"{len(result.duplicates)} duplicate files were stored once."
-        if across:
-            message += f" {across} of them appeared under a different class too (kept in the first)."
-        result.warnings.append(message)
+        counts = {"count": len(result.duplicates), "across": across}
+        result.warnings.append(Message(N_("%(count)s duplicate files were stored once. %(across)s of them appeared "
+                                          "under a different class too (kept in the first)."), counts) if across
+                               else Message(N_("%(count)s duplicate files were stored once."), counts))
 
 
 def _split_missing_val(result: IngestResult) -> None:
@@ -155,16 +166,12 @@ def _split_missing_val(result: IngestResult) -> None:
             image.split = "val"
         moved += take
     if result.layout == "classes":
-        result.warnings.append(
-            f"No validation split was given: {moved} images (20% of each class, at least one) "
-            "were set aside for validation."
-        )
+        result.warnings.append(Message(N_("No validation split was given: %(count)s images (20%% of each class, "
+                                          "at least one) were set aside for validation."), {"count": moved}))
     elif moved:
         missing = sorted(set(by_class) - has_val)
-        result.warnings.append(
-            f"Classes without validation images ({', '.join(missing)}): 20% of their training "
-            "images were moved to validation."
-        )
+        result.warnings.append(Message(N_("Classes without validation images (%(classes)s): 20%% of their training "
+                                          "images were moved to validation."), {"classes": ", ".join(missing)}))
     no_train = sorted({i.class_name for i in result.images if i.split == "val"} - set(by_class))
     if no_train:
         raise StudioError("class_without_training_images", "Class '%(name)s' has validation images but no training "
@@ -178,8 +185,7 @@ def _warn_imbalance(result: IngestResult) -> None:
     if largest > IMBALANCE_RATIO * smallest:
         big = max(counts, key=counts.get)
         small = min(counts, key=counts.get)
-        result.warnings.append(
-            f"Classes are strongly imbalanced: '{big}' has {largest} training images, "
-            f"'{small}' only {smallest}."
-        )
+        result.warnings.append(Message(N_("Classes are strongly imbalanced: '%(big)s' has %(largest)s training "
+                                          "images, '%(small)s' only %(smallest)s."),
+                                       {"big": big, "largest": largest, "small": small, "smallest": smallest}))
 

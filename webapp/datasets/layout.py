@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from engine.messages import N_, Message
+
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val",
                "validation": "val", "test": "test", "testing": "test"}
 
@@ -33,30 +35,32 @@ def has_split_folders(paths: list[list[str]]) -> bool:
     return "train" in {SPLIT_NAMES.get(top) for top in tops}
 
 
-def place(parts: list[str], split_layout: bool) -> Placement | str:
-    """Return the file's placement, or the reason it has none."""
+def place(parts: list[str], split_layout: bool) -> Placement | Message:
+    """Return the file's placement, or the reason it has none (a Message, which is a str)."""
     if split_layout:
         split = SPLIT_NAMES.get(parts[0].lower())
         if split is None:
-            return "outside the train/val/test folders"
+            return Message(N_("outside the train/val/test folders"))
         if len(parts) < 3:
-            return "not inside a class folder"
+            return Message(N_("not inside a class folder"))
         return _checked(Placement(parts[1], split))
     if len(parts) < 2:
-        return "not inside a class folder"
+        return Message(N_("not inside a class folder"))
     return _checked(Placement(parts[0], None))
 
 
-def _checked(placement: Placement) -> Placement | str:
+def _checked(placement: Placement) -> Placement | Message:
     rule = broken_class_name_rule(placement.class_name)
-    return f"the class folder's name {_BROKEN_RULE[rule]}" if rule else placement
+    return Message(_BROKEN_RULE[rule], {"max": MAX_CLASS_NAME} if rule == "too_long" else None) if rule else placement
 
 
 MAX_CLASS_NAME = 255
 # How a file's refusal words each rule of class names; the feedback form words them as its own errors.
-_BROKEN_RULE = {"empty": "is empty", "too_long": f"is longer than {MAX_CLASS_NAME} characters",
-                "slash": "contains a slash", "hidden": "starts with a dot (hidden folders are skipped)",
-                "control": "contains control characters"}
+_BROKEN_RULE = {"empty": N_("the class folder's name is empty"),
+                "too_long": N_("the class folder's name is longer than %(max)s characters"),
+                "slash": N_("the class folder's name contains a slash"),
+                "hidden": N_("the class folder's name starts with a dot (hidden folders are skipped)"),
+                "control": N_("the class folder's name contains control characters")}
 
 
 def broken_class_name_rule(name: str) -> str | None:

@@ -12,10 +12,12 @@ from flask import current_app
 from sqlalchemy import func, select
 
 from engine.errors import StudioError
+from engine.messages import N_, Message
 from webapp.datasets.ingest import ingest
 from webapp.datasets.receive import ReceivedUpload, receive_upload
 from webapp.errors import get_or_404
 from webapp.extensions import db
+from webapp.messages import rejected_json, stored_text, to_store
 from webapp.jobs.status import ACTIVE
 from webapp.models import Dataset, DatasetImage, Job, iso
 from webapp.storage import data_dir
@@ -98,13 +100,17 @@ def _enqueue_ingest(dataset: Dataset) -> None:
         current_app.extensions["celery"].send_task(INGEST_TASK, args=[dataset.id], queue=INGEST_QUEUE)
     except Exception as exc:
         log.warning("could not queue the ingest of dataset %s: %s", dataset.id, exc)
-        _fail(dataset, "The task queue (Redis) was not reachable, so the upload was not checked; upload it again.")
+        _fail(dataset, Message(N_("The task queue (Redis) was not reachable, so the upload was not checked; upload "
+                                  "it again.")))
         raise StudioError("queue_unavailable", "The task queue (Redis) is not reachable; the upload was not kept. "
                                                "Try again once it is back.") from None
 
 
-def _fail(dataset: Dataset, reason: str) -> None:
-    dataset.status, dataset.error = "failed", reason
+def _fail(dataset: Dataset, reason: "Message | StudioError") -> None:
+    """The dataset failed: the reason is kept in English, with its template for the reader's language."""
+    dataset.error, form = to_store(reason)
+    dataset.status = "failed"
+    dataset.text_templates = {**(dataset.text_templates or {}), "error": form}
     db.session.commit()
     shutil.rmtree(data_dir().upload(dataset.id), ignore_errors=True)
 
@@ -138,13 +144,13 @@ def ingest_upload(dataset_id: int) -> Dataset | None:
         _store(dataset, result, staging)
     except StudioError as exc:
         db.session.rollback()
-        _fail(dataset, exc.message)
+        _fail(dataset, exc)
         raise
     except Exception:
         db.session.rollback()
         log.exception("ingest of dataset %s failed", dataset_id)
-        _fail(dataset, "The upload could not be checked because of an error on the server; "
-                       "the details are in the ingest worker's log.")
+        _fail(dataset, Message(N_("The upload could not be checked because of an error on the server; the details "
+                                  "are in the ingest worker's log.")))
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -172,7 +178,9 @@ def _store(dataset: Dataset, result, staging: Path) -> None:
     """Fill the dataset's row and rows of images from an ingest result and move its files into place."""
     dataset.status, dataset.layout, dataset.num_images = "ready", result.layout, len(result.images)
     dataset.content_hash, dataset.rejected = result.content_hash, result.rejected
-    dataset.warnings, dataset.duplicates = result.warnings, result.duplicates
+    dataset.warnings, dataset.duplicates = [str(warning) for warning in result.warnings], result.duplicates
+    dataset.text_templates = {**(dataset.text_templates or {}),
+                              "warnings": [warning.stored() for warning in result.warnings]}
     dataset.ingest_done = dataset.ingest_total
     db.session.flush()
     db.session.add_all(DatasetImage(dataset_id=dataset.id, **vars(image)) for image in result.images)
@@ -239,13 +247,22 @@ def dataset_summary(dataset: Dataset, classes: list[dict] | None = None) -> dict
 
 
 def dataset_json(dataset: Dataset) -> dict:
-    """The API representation of a dataset."""
+    """The API representation of a dataset; its warnings, rejected files' reasons and error in the
+    request's language (rows stored before their templates were kept show their English text)."""
     classes = class_table(dataset.id)
+    templates = dataset.text_templates or {}
     return {**dataset_summary(dataset, classes), "layout": dataset.layout,
             "content_hash": dataset.content_hash, "classes": classes,
-            "rejected": dataset.rejected or [], "warnings": dataset.warnings or [],
-            "duplicates": dataset.duplicates or [], "error": dataset.error,
+            "rejected": rejected_json(dataset.rejected), "warnings": _warnings(dataset.warnings, templates),
+            "duplicates": dataset.duplicates or [], "error": stored_text(dataset.error, templates.get("error")),
             "progress": {"done": dataset.ingest_done, "total": dataset.ingest_total}}
+
+
+def _warnings(warnings: list | None, templates: dict) -> list[str]:
+    forms = templates.get("warnings") or []
+    if len(forms) != len(warnings or []):  # not the templates of these texts: the stored English
+        return list(warnings or [])
+    return [stored_text(warning, form) for warning, form in zip(warnings, forms)]
 
 
 def thumbnails(dataset: Dataset, per_class: int = 6) -> dict[str, list[DatasetImage]]:

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.errors import StudioError
 from engine.images import ImageRejected
+from engine.messages import N_
 from webapp.datasets.archive import Entry
 from webapp.datasets.images import check_image
 from webapp.datasets.layout import MAX_CLASS_NAME, broken_class_name_rule
@@ -22,6 +23,7 @@ from webapp.datasets.services import dataset_from_entries
 from webapp.errors import get_or_404, id_in_range
 from webapp.extensions import db
 from webapp.feedback.holding import HeldPrediction
+from webapp.messages import translate
 from webapp.models import Dataset, DatasetImage, Feedback, iso, utcnow
 from webapp.registry.services import get_version_or_404
 from webapp.storage import data_dir
@@ -263,8 +265,10 @@ def add_to_dataset(payload) -> tuple[Dataset, int]:
         extension = row.image_name.rsplit(".", 1)[1]
         entries.append(_file_entry(f"{prefix}{row.label}/feedback-{row.prediction_id}.{extension}",
                                    folder / row.image_name))
-    default = f"{source.name} + feedback" if source is not None else \
-        (f"Feedback on v{version}" if version is not None else "Feedback")
+    # the default name, in the language of the person who makes the dataset
+    default = translate(N_("%(name)s + feedback"), {"name": source.name}) if source is not None else \
+        (translate(N_("Feedback on v%(version)s"), {"version": version}) if version is not None
+         else translate(N_("Feedback")))
     dataset = dataset_from_entries((name or "").strip() or default, entries)
     for row in rows:
         row.dataset_id = dataset.id

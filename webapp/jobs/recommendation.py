@@ -5,12 +5,15 @@ from __future__ import annotations
 import logging
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import select
 
 from engine.config import TrainConfig
+from engine.messages import N_, Message
 from engine.recommend import HOURS_WARNING, DatasetProfile, StepTiming, estimate_seconds, seconds_per_image, suggest
 from engine.weights import weights_status
 from webapp.extensions import db
+from webapp.messages import text
 from webapp.models import Dataset, DatasetImage, StepTiming as StepTimingRow, utcnow
 from webapp.taskqueue import MEASURE_TASK, TRAINING_QUEUE
 
@@ -27,7 +30,8 @@ def dataset_profile(dataset: Dataset) -> DatasetProfile:
 
 def resolve(dataset: Dataset, explicit: dict, profile: DatasetProfile | None = None) -> tuple[TrainConfig, dict, str]:
     """The job's full configuration: the person's options, and the dataset's suggestion for every option
-    left out. Returns (config, {option: reason} for the suggested ones, regime). Epochs left to the
+    left out. Returns (config, {option: reason} for the suggested ones, regime); each reason is an English
+    Message (engine.messages) that the caller translates or stores. Epochs left to the
     suggestion are a ceiling (early stopping on); explicit epochs run in full unless a patience is given."""
     own = TrainConfig.from_dict(explicit)  # the person's options alone: a bad one is named before anything else
     explicit = {name: value for name, value in explicit.items() if value is not None}  # null: "choose for me"
@@ -40,11 +44,12 @@ def resolve(dataset: Dataset, explicit: dict, profile: DatasetProfile | None = N
         options["warmup_epochs"] = min(options["warmup_epochs"], own.epochs)
     if own.freeze_backbone and "augmentation" not in explicit:
         options["augmentation"] = "none"  # the head-only fast path
-    taken = {name: suggestion.reasons.get(name, "") for name in options if name not in explicit}
+    taken = {name: suggestion.reasons.get(name, Message("")) for name in options if name not in explicit}
     if "epochs" in explicit and "early_stopping_patience" in taken:
-        taken["early_stopping_patience"] = "Off: the number of epochs was chosen, so every epoch runs."
+        taken["early_stopping_patience"] = Message(N_("Off: the number of epochs was chosen, so every epoch runs."))
     if own.freeze_backbone and "augmentation" in taken:
-        taken["augmentation"] = "None, so the head trains on backbone features computed once (the fast path)."
+        taken["augmentation"] = Message(N_("None, so the head trains on backbone features computed once (the fast "
+                                           "path)."))
     config = TrainConfig.from_dict({**{k: v for k, v in options.items() if k in taken}, **explicit})
     return config, taken, suggestion.regime
 
@@ -69,14 +74,16 @@ def _estimate(config: TrainConfig, profile: DatasetProfile, timings: list[StepTi
 
 def recommendation(dataset: Dataset, explicit: dict) -> dict:
     """GET /api/datasets/<id>/recommendation: every job option, the reason for each suggested one, and the
-    estimate on the current worker (with a warning and cheaper alternatives for runs of hours)."""
+    estimate on the current worker (with a warning and cheaper alternatives for runs of hours), its texts in
+    the request's language."""
     profile = dataset_profile(dataset)
     config, reasons, regime = resolve(dataset, explicit, profile)
     worker, device, timings = _timings()
     estimate, exact = _estimate(config, profile, timings)
     if not exact:
         request_probe(config)
-    answer = {"config": config.to_dict(), "reasons": reasons, "regime": regime,
+    answer = {"config": config.to_dict(), "reasons": {name: text(reason) for name, reason in reasons.items()},
+              "regime": regime,
               "profile": {"classes": profile.num_classes, "train_images": profile.train_images,
                           "val_images": profile.val_images, "test_images": profile.test_images,
                           "smallest_class": profile.smallest_class, "median_side": profile.median_side},
@@ -84,7 +91,8 @@ def recommendation(dataset: Dataset, explicit: dict) -> dict:
               "estimate_exact": exact, "measured_on": worker, "device": device,
               "warning": None, "alternatives": []}
     if estimate is not None and estimate > HOURS_WARNING and (device or "cpu") == "cpu":
-        answer["warning"] = (f"This run would take about {estimate / 3600:.1f} hours on {worker}'s CPU.")
+        answer["warning"] = gettext("This run would take about %(hours)s hours on %(worker)s's CPU.",
+                                    hours=format(estimate / 3600, ".1f"), worker=worker)
         answer["alternatives"] = _alternatives(dataset, explicit, config, profile, timings)
     return answer
 
@@ -93,10 +101,11 @@ def _alternatives(dataset, explicit, config, profile, timings) -> list[dict]:
     """Cheaper runs to offer beside a long one: the head only on pretrained weights, a smaller network."""
     choices = []
     if weights_status().get(config.backbone) and not config.freeze_backbone:
-        choices.append(("Train the head only (pretrained backbone, features computed once)",
+        choices.append((gettext("Train the head only (pretrained backbone, features computed once)"),
                         {"freeze_backbone": True, "pretrained": True, "augmentation": "none"}))
     if config.backbone != CHEAPER_BACKBONE:
-        choices.append((f"Use the smaller {CHEAPER_BACKBONE}", {"backbone": CHEAPER_BACKBONE}))
+        choices.append((gettext("Use the smaller %(backbone)s", backbone=CHEAPER_BACKBONE),
+                        {"backbone": CHEAPER_BACKBONE}))
     return [{"label": label, "options": options,
              "estimate_seconds": _estimate(resolve(dataset, {**explicit, **options}, profile)[0], profile, timings)[0]}
             for label, options in choices]

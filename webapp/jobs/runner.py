@@ -18,6 +18,7 @@ from engine.config import TrainConfig
 from engine.data import Sample, prune_cache
 from engine.device import describe_device
 from engine.errors import StudioError
+from engine.messages import N_, Message
 from engine.trainer import Callbacks, EpochStats, Trainer, TrainData, TrainingCancelled
 from webapp.extensions import db
 from webapp.jobs import events
@@ -199,7 +200,7 @@ def export_version(job: Job, trainer: Trainer, result) -> None:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when the bundle was published
 
 
-def _fail(job: Job, attempt: int, message: str, trace: str | None = None) -> None:
+def _fail(job: Job, attempt: int, message: "str | Message | StudioError", trace: str | None = None) -> None:
     db.session.rollback()
     transition(job, JobStatus.FAILED, Job.attempt == attempt, error=message, traceback=trace)
 
@@ -224,11 +225,12 @@ def run_training_job(job_id: int, worker: str) -> str:
     except TrainingCancelled:
         db.session.rollback()
         transition(job, JobStatus.CANCELLED, Job.attempt == attempt,
-                   error=f"Cancelled on request during epoch {job.epoch or 1}.")
+                   error=Message(N_("Cancelled on request during epoch %(epoch)s."), {"epoch": job.epoch or 1}))
     except CheckpointRejected as exc:
-        _fail(job, attempt, f"The job's checkpoint cannot be used: {exc}. Start a new job instead.")
+        _fail(job, attempt, Message(N_("The job's checkpoint cannot be used: %(problem)s. Start a new job instead."),
+                                    {"problem": exc.message}))
     except StudioError as exc:
-        _fail(job, attempt, exc.message)
+        _fail(job, attempt, exc)
     except Exception as exc:
         log.exception("job %s failed", job_id)
         _fail(job, attempt, f"{type(exc).__name__}: {exc}", traceback.format_exc())

@@ -6,15 +6,18 @@ from datetime import timedelta
 
 import redis
 from flask import current_app, has_request_context
+from flask_babel import ngettext
 from sqlalchemy import select, update
 
 from engine.config import TrainConfig
 from engine.errors import StudioError
+from engine.messages import N_, Message
 from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
 from webapp.jobs import events
 from webapp.jobs.recommendation import resolve
 from webapp.jobs.status import JobStatus, sources_of
+from webapp.messages import stored_text, to_store
 from webapp.models import Dataset, DatasetImage, Job, iso, utcnow
 from webapp.taskqueue import TRAIN_TASK, TRAINING_QUEUE
 
@@ -45,7 +48,9 @@ def create_job(payload) -> Job:
     if config.init_version is not None:
         init_weights(config.init_version, config.backbone)
     job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
-              config=config.to_dict(), suggested=suggested, promote_when_done=promote)
+              config=config.to_dict(), suggested={name: str(reason) for name, reason in suggested.items()},
+              text_templates={"suggested": {name: reason.stored() for name, reason in suggested.items()}},
+              promote_when_done=promote)
     db.session.add(job)
     db.session.commit()
     _enqueue(job)
@@ -75,11 +80,11 @@ def init_weights(version: int, backbone: str):
     folders = data_dir()
     try:
         if row.job_id is None:
-            raise CheckpointRejected("the job that trained it is gone")
+            raise CheckpointRejected(Message(N_("the job that trained it is gone")))
         return CheckpointStore(folders.checkpoints(row.job_id), folders.checkpoint_key()).best_weights()
     except CheckpointRejected as exc:
         raise StudioError("init_weights_missing", "Model version %(version)s cannot be continued: %(problem)s.",
-                          {"version": version, "problem": str(exc)}, field="init_version") from None
+                          {"version": version, "problem": exc.message}, field="init_version") from None
 
 
 def check_teacher(version: int, dataset: Dataset) -> None:
@@ -123,7 +128,8 @@ def _enqueue(job: Job) -> None:
                                   retry_policy=PUBLISH_RETRY, ignore_result=True)
     except Exception as exc:  # broker unreachable: say so on the job, never leave it queued forever
         log.exception("could not enqueue job %s", job.id)
-        transition(job, JobStatus.FAILED, error=f"The job queue (Redis) could not be reached: {exc}")
+        transition(job, JobStatus.FAILED, error=Message(N_("The job queue (Redis) could not be reached: %(error)s"),
+                                                        {"error": str(exc)}))
         raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the job was not "
                                                "started.", id=job.id) from None
     job.task_id = result.id
@@ -132,9 +138,16 @@ def _enqueue(job: Job) -> None:
 
 def transition(job: Job, target: JobStatus, *conditions, **values) -> bool:
     """Move `job` to `target` if its current status allows it (and `conditions` hold), in one
-    conditional UPDATE; a move that is not allowed changes nothing and returns False."""
+    conditional UPDATE; a move that is not allowed changes nothing and returns False. An `error` given as a
+    Message or a StudioError is stored in English with its template beside it (Job.text_templates)."""
     if target in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
         values = {"phase": target.value, "finished_at": utcnow(), "error": None, "traceback": None, **values}
+    if "error" in values:
+        values["error"], form = to_store(values["error"])
+        templates = {key: value for key, value in (job.text_templates or {}).items() if key != "error"}
+        if form is not None:
+            templates["error"] = form
+        values["text_templates"] = templates or None
     moved = db.session.execute(
         update(Job).where(Job.id == job.id, Job.status.in_(sorted(sources_of(target))), *conditions)
         .values(status=target, **values)
@@ -160,7 +173,7 @@ def cancel_job(job: Job) -> Job:
     if JobStatus(job.status).finished:
         raise StudioError("job_finished", "Job %(id)s has already %(status)s.", {"id": job.id, "status": job.status})
     if job.status == JobStatus.QUEUED and transition(job, JobStatus.CANCELLED, Job.status == JobStatus.QUEUED,
-                                                     error="Cancelled before it started."):
+                                                     error=Message(N_("Cancelled before it started."))):
         _revoke(job.task_id)
         return job
     job.cancel_requested = True
@@ -207,12 +220,17 @@ def reap_stale_jobs(timeout_seconds: float, max_attempts: int) -> list[int]:
                     _enqueue(job)
                 except StudioError:
                     pass  # _enqueue failed the job with the reason
-        elif transition(job, JobStatus.FAILED, *still_stale, error=(
-                f"The worker running this job stopped responding (killed, out of memory or its host went "
-                f"down); giving up after {max_attempts} attempt{'s' if max_attempts > 1 else ''}. "
-                "Resume it to try again.")):
+        elif transition(job, JobStatus.FAILED, *still_stale, error=_gave_up(max_attempts)):
             handled.append(job.id)
     return handled
+
+
+def _gave_up(attempts: int) -> Message:
+    if attempts == 1:
+        return Message(N_("The worker running this job stopped responding (killed, out of memory or its host went "
+                          "down); giving up after %(count)s attempt. Resume it to try again."), {"count": attempts})
+    return Message(N_("The worker running this job stopped responding (killed, out of memory or its host went "
+                      "down); giving up after %(count)s attempts. Resume it to try again."), {"count": attempts})
 
 
 def resume_job(job: Job) -> Job:
@@ -258,15 +276,20 @@ def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict:
 
 
 def job_json(job: Job) -> dict:
-    """The API representation of one job, with its epochs and final report."""
+    """The API representation of one job, with its epochs and final report; its texts in the request's
+    language (the English stored with the job, translated from the template kept beside it)."""
+    templates = job.text_templates or {}
+    suggested = {name: stored_text(reason, (templates.get("suggested") or {}).get(name))
+                 for name, reason in (job.suggested or {}).items()}
     return {**job_summary(job), "config": job.config, "classes": job.class_names,
             "step": job.step, "steps": job.steps, "best_epoch": job.best_epoch,
             "stopped_early": job.stopped_early, "stopped_early_reason": stopped_early_reason(job),
-            "suggested": job.suggested or {}, "cancel_requested": job.cancel_requested,
+            "suggested": suggested, "cancel_requested": job.cancel_requested,
             "promote_when_done": job.promote_when_done, "attempt": job.attempt, "retries": job.retries,
             "resumed_from_epoch": job.resumed_from_epoch, "checkpoint_bytes": job.checkpoint_bytes,
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
-            "per_class": job.per_class, "test": job.test, "error": job.error, "traceback": _traceback_for_caller(job),
+            "per_class": job.per_class, "test": job.test, "error": stored_text(job.error, templates.get("error")),
+            "traceback": _traceback_for_caller(job),
             "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}
 
 
@@ -283,8 +306,11 @@ def stopped_early_reason(job: Job) -> str | None:
         return None
     patience = job.config.get("early_stopping_patience")
     ran = max((metric.epoch for metric in job.epochs), default=job.epoch)
-    return (f"Stopped after epoch {ran} of at most {job.config.get('epochs')}: validation accuracy had not improved "
-            f"for {patience} epoch{'s' if patience != 1 else ''} since epoch {job.best_epoch}, whose weights were kept.")
+    return ngettext("Stopped after epoch %(ran)s of at most %(epochs)s: validation accuracy had not improved for "
+                    "%(num)s epoch since epoch %(best)s, whose weights were kept.",
+                    "Stopped after epoch %(ran)s of at most %(epochs)s: validation accuracy had not improved for "
+                    "%(num)s epochs since epoch %(best)s, whose weights were kept.",
+                    patience, ran=ran, epochs=job.config.get("epochs"), best=job.best_epoch)
 
 
 CELL_LIMIT = 120

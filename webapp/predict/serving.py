@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image
 
 from engine.bundle import Bundle, BundleRejected, read_bundle, runtime_key
+from engine.messages import N_, Message
 from engine.runtimes import measure, open_session
 from webapp.release.routing import takes_candidate
 
@@ -138,7 +139,7 @@ class LoadedVersion:
     bundle: Bundle
     runtime: str
     threads: InferenceThreads
-    note: str | None = None  # why the runtime differs from the one asked for
+    note: Message | None = None  # why the runtime differs from the one asked for (English, translatable)
 
     @property
     def decode_size(self) -> int:
@@ -162,21 +163,26 @@ class LoadedVersion:
                 "abstained": abstained, "top_k": top, "model_version": self.version, "runtime": self.runtime}
 
 
-def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tuple[str, str | None]:
-    """The runtime for this bundle and a note when it is not the one configured."""
+def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tuple[str, Message | None]:
+    """The runtime for this bundle and a note (an English Message) when it is not the one configured."""
     has_onnx = bundle.files.onnx is not None
     if options.runtime == "paddle":
         return "paddle", None
     if options.runtime == "onnx_int8" and bundle.files.int8 is not None:
         return "onnx_int8", None
-    if options.runtime in ("onnx", "onnx_int8"):
-        note = None
-        if options.runtime == "onnx_int8":
-            note = "SERVING_RUNTIME=onnx_int8, but this version has no int8 variant"
+    if options.runtime == "onnx_int8" and has_onnx:
+        return "onnx", Message(N_("SERVING_RUNTIME=onnx_int8, but this version has no int8 variant; serving the "
+                                  "float ONNX model."))
+    if options.runtime == "onnx":
         if has_onnx:
-            return "onnx", note and note + "; serving the float ONNX model."
-        return "paddle", (note or "SERVING_RUNTIME=onnx, but this version has no ONNX model") + \
-            f" ({bundle.onnx_error or 'no ONNX model'}); serving with Paddle Inference."
+            return "onnx", None
+        problem = {"problem": bundle.onnx_error or Message(N_("no ONNX model"))}
+        return "paddle", Message(N_("SERVING_RUNTIME=onnx, but this version has no ONNX model (%(problem)s); serving "
+                                    "with Paddle Inference."), problem)
+    if options.runtime == "onnx_int8":
+        problem = {"problem": bundle.onnx_error or Message(N_("no ONNX model"))}
+        return "paddle", Message(N_("SERVING_RUNTIME=onnx_int8, but this version has no int8 variant (%(problem)s); "
+                                    "serving with Paddle Inference."), problem)
     if not has_onnx:
         return "paddle", None
     key = runtime_key(device, options.cpu_threads)

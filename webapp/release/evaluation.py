@@ -8,13 +8,16 @@ from dataclasses import asdict
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext
 from sqlalchemy import func, select, update
 
 from engine.bundle import BundleRejected, read_bundle
 from engine.errors import StudioError
+from engine.messages import N_, Message
 from engine.metrics import suggest_threshold
 from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
+from webapp.messages import stored_text, to_store
 from webapp.models import DatasetImage, Evaluation, ModelVersion, iso, utcnow
 from webapp.registry.services import get_version_or_404
 from webapp.storage import data_dir
@@ -74,19 +77,28 @@ def create_evaluation(payload) -> Evaluation:
                                                                  "interval_step": 0.5, "interval_max": 1},
                                                    ignore_result=True)
     except Exception as exc:
-        row.status, row.error, row.finished_at = "failed", f"The job queue (Redis) could not be reached: {exc}", utcnow()
+        _failed(row, Message(N_("The job queue (Redis) could not be reached: %(error)s"), {"error": str(exc)}))
+        row.finished_at = utcnow()
         db.session.commit()
         raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the evaluation was not "
                                                "started.", id=row.id) from None
     return row
 
 
+def _failed(row: Evaluation, reason) -> None:
+    """The evaluation failed: the reason is kept in English, with its template for the reader's language."""
+    row.error, form = to_store(reason)
+    row.status, row.text_templates = "failed", {"error": form} if form else None
+
+
 def evaluation_json(row: Evaluation) -> dict:
+    """The API representation of an evaluation, its error in the request's language."""
     report = dict(row.report or {})
     report.pop("calibration", None)
     report.pop("confusion", None)
+    error = stored_text(row.error, (row.text_templates or {}).get("error"))
     return {"id": row.id, "version": row.version, "dataset_id": row.dataset_id, "dataset_name": row.dataset_name,
-            "split": row.split, "status": row.status, "progress": round(row.progress, 4), "error": row.error,
+            "split": row.split, "status": row.status, "progress": round(row.progress, 4), "error": error,
             "worker": row.worker, "created_at": iso(row.created_at), "finished_at": iso(row.finished_at),
             **report}
 
@@ -94,10 +106,10 @@ def evaluation_json(row: Evaluation) -> dict:
 def reap_stale(stale_seconds: float) -> None:
     """Evaluations whose worker stopped stamping them fail with a reason instead of running forever."""
     limit = utcnow() - timedelta(seconds=stale_seconds)
+    error, form = to_store(Message(N_("The worker stopped while evaluating; start the evaluation again.")))
     result = db.session.execute(update(Evaluation).where(
         Evaluation.status == "running", Evaluation.heartbeat_at < limit).values(
-        status="failed", finished_at=utcnow(), error="The worker stopped while evaluating; start the evaluation "
-                                                     "again."))
+        status="failed", finished_at=utcnow(), error=error, text_templates={"error": form}))
     if result.rowcount:
         db.session.commit()
 
@@ -121,10 +133,12 @@ def threshold_suggestion(version: int, meta: dict | None, precision: float) -> d
         Evaluation.version == version, Evaluation.split == "test", Evaluation.status == "succeeded")
         .order_by(Evaluation.id.desc()).limit(1))
     if evaluation is not None and (evaluation.report or {}).get("calibration"):
-        sample, source = evaluation.report["calibration"], f"test split of dataset '{evaluation.dataset_name}'"
+        sample = evaluation.report["calibration"]
+        source = gettext("test split of dataset '%(dataset)s'", dataset=evaluation.dataset_name)
     elif ((meta or {}).get("metrics") or {}).get("calibration"):
         sample = meta["metrics"]["calibration"]
-        source = "test split at training" if sample.get("split") == "test" else "validation split at training"
+        source = gettext("test split at training") if sample.get("split") == "test" \
+            else gettext("validation split at training")
     else:
         return None
     return {**suggest_threshold(sample["confidence"], sample["correct"], precision), "calibrated_on": source}
@@ -179,10 +193,10 @@ def run_evaluation(evaluation_id: int, worker: str) -> str:
                                  progress)
         row.status, row.report, row.progress = "succeeded", asdict(report), 1.0
     except (StudioError, BundleRejected) as exc:
-        row.status, row.error = "failed", exc.message
+        _failed(row, exc)
     except Exception as exc:  # anything else still ends the evaluation with words, never a stuck row
         log.exception("evaluation %s failed", evaluation_id)
-        row.status, row.error = "failed", f"The evaluation failed: {exc}"
+        _failed(row, Message(N_("The evaluation failed: %(error)s"), {"error": str(exc)}))
     finally:
         stop.set()
     row.finished_at = utcnow()
