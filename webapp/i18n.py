@@ -14,7 +14,9 @@ from pathlib import Path
 from babel import Locale
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+import click
 from flask import Blueprint, Flask, current_app, g, redirect, request
+from flask.cli import AppGroup
 from flask_babel import Babel, get_locale, lazy_gettext
 from flask_login import current_user
 
@@ -133,12 +135,24 @@ def choose_language():
     return response
 
 
+translations_cli = AppGroup("translations", help="Keep the message catalogs in step with the code.")
+
+
+@translations_cli.command("update")
+def update_command() -> None:
+    """Extract every message (babel.cfg) into translations/messages.pot and merge it into each language's
+    catalog; then translate the empty entries and run the tests (a test fails while any is missing)."""
+    for language, missing in update_catalogs().items():
+        click.echo(f"{language}: {missing} messages without a translation")
+
+
 def init_app(app: Flask) -> None:
     app.config.setdefault("DEFAULT_LANGUAGE", server_language())
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(COMPILED)
     compile_catalogs()
     Babel(app, locale_selector=pick_language)
     app.register_blueprint(bp)
+    app.cli.add_command(translations_cli)
     app.context_processor(lambda: {"languages": LANGUAGES, "page_catalog": page_catalog,
                                    "current_language": current_language,
                                    "role_label": lambda role: str(ROLE_LABELS.get(role, role))})
