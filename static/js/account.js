@@ -40,30 +40,33 @@ async function load() {
   empty.hidden = body.tokens.length > 0;
 }
 
-form.addEventListener("submit", async (event) => {
-  event.preventDefault();
-  errorBox.hidden = true;
-  try {
-    const token = await apiJson("/api/tokens", {
-      method: "POST", headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ name: nameInput.value }),
-    });
-    freshValue.textContent = token.token;
-    fresh.hidden = false;
-    nameInput.value = "";
-    await load();
-  } catch (error) {
-    show(errorBox, error.message);
-  }
-});
+// Without sign-in (local mode) the page explains that and has no tokens to manage.
+if (form) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    errorBox.hidden = true;
+    try {
+      const token = await apiJson("/api/tokens", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ name: nameInput.value }),
+      });
+      freshValue.textContent = token.token;
+      fresh.hidden = false;
+      nameInput.value = "";
+      await load();
+    } catch (error) {
+      show(errorBox, error.message);
+    }
+  });
 
-document.getElementById("token-copy").addEventListener("click", async () => {
-  try {
-    await navigator.clipboard.writeText(freshValue.textContent);
-    document.getElementById("token-copy").textContent = t("Copied");
-  } catch {
-    window.getSelection().selectAllChildren(freshValue);
-  }
-});
+  document.getElementById("token-copy").addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(freshValue.textContent);
+      document.getElementById("token-copy").textContent = t("Copied");
+    } catch {
+      window.getSelection().selectAllChildren(freshValue);
+    }
+  });
 
-load().catch((error) => show(errorBox, error.message));
+  load().catch((error) => show(errorBox, error.message));
+}

@@ -23,6 +23,14 @@ const ACTIONS = {
   stop_experiment: (c) => t("experiment with v%(from)s stopped by %(by)s", c),
 };
 
+// Who made a change: a person's name as it is; a training job (promote when done) and the one person of a
+// studio without sign-in ("local") in words.
+function who(by) {
+  const job = /^job #(\d+)$/.exec(by || "");
+  if (job) return t("training job #%(id)s", { id: job[1] });
+  return by === "local" ? t("this machine's user") : by;
+}
+
 // Release roles and evaluation statuses as people read them (the server sends the plain values).
 const ROLE_LABELS = { production: t("production"), candidate: t("candidate") };
 const STATUS_LABELS = { queued: t("queued"), running: t("running"), succeeded: t("succeeded"), failed: t("failed") };
@@ -80,12 +88,12 @@ const when = (at) => formatMoment(at, "");
 
 function renderHistory(history) {
   const since = history.find((change) => PRODUCTION_CHANGES.has(change.action) && change.to === state.production);
-  document.getElementById("production-since").textContent = since ? t("since %(when)s (%(by)s)", { when: when(since.at), by: since.by }) : "";
+  document.getElementById("production-since").textContent = since ? t("since %(when)s (%(by)s)", { when: when(since.at), by: who(since.by) }) : "";
   const list = panel.querySelector(".history");
   list.replaceChildren(...history.map((change) => {
     const item = document.createElement("li");
     const describe = ACTIONS[change.action] || ((c) => t("%(action)s by %(by)s", c));
-    item.textContent = `${when(change.at)}: ${describe(change)}`;
+    item.textContent = `${when(change.at)}: ${describe({ ...change, by: who(change.by) })}`;
     return item;
   }));
   if (!history.length) list.replaceChildren(Object.assign(document.createElement("li"), { textContent: t("No changes yet.") }));
