@@ -1,6 +1,7 @@
 """Rows and files for tests: a trained bundle registered as a model version of an app."""
 from __future__ import annotations
 
+import re
 import shutil
 
 from webapp.extensions import db
@@ -20,3 +21,23 @@ def register_bundle(app, bundle, version: int, promote: bool = False) -> None:
                                     class_names=CLASSES, val_acc=1.0, bundle_bytes=1))
         db.session.commit()
         release.on_new_version(version, promote, by="test")
+
+
+def form_token(client, path: str = "/sign-in", **request) -> str:
+    """The CSRF token a page's forms carry, as a browser would read it."""
+    page = client.get(path, **request).get_data(as_text=True)
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+
+
+def app_with_user(data_dir, username: str, password: str, role: str, **config):
+    """A migrated app with sign-in on and one user."""
+    from tests.stack import app_config
+    from webapp import create_app
+    from webapp.accounts import services
+    from webapp.database import upgrade_schema
+
+    app = create_app(app_config(data_dir, AUTH="on", **config))
+    upgrade_schema(app)
+    with app.app_context():
+        services.create_user(username, password, role)
+    return app

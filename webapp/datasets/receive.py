@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from werkzeug.exceptions import RequestEntityTooLarge
-from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from engine.errors import StudioError
 from webapp.datasets.archive import Entry, Refusal, file_entries, zip_entries
+from webapp.multipart import form_boundary
 
 MANIFEST = "upload.json"
 ARCHIVE = "archive.zip"
@@ -51,14 +51,13 @@ class ReceivedUpload:
 
 
 def _boundary(content_type: str | None) -> bytes:
-    mimetype, options = parse_options_header(content_type or "")
+    mimetype, boundary = form_boundary(content_type)
     if mimetype != "multipart/form-data":
         raise StudioError("missing_field", "Send a .zip archive in 'archive' or image files in 'files' "
                                            "(multipart/form-data).", field="archive")
-    boundary = options.get("boundary", "")
-    if not 0 < len(boundary) <= 200 or not boundary.isascii():
+    if boundary is None:
         raise StudioError("invalid_body", "The multipart body has no usable boundary.")
-    return boundary.encode()
+    return boundary
 
 
 class _Receiver:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from werkzeug.http import parse_options_header
 
 from engine.errors import StudioError
+from webapp.multipart import form_boundary
 
 RAW_TYPES = ("image/", "application/octet-stream")
 MAX_PARTS = 16
@@ -24,16 +25,15 @@ class PredictBody:
 
 def parse_body(data: bytes, content_type: str | None) -> PredictBody:
     """The image and the text fields of a prediction request; raw image bodies have no fields."""
-    mimetype, options = parse_options_header(content_type or "")
+    mimetype, boundary = form_boundary(content_type)
     if mimetype.startswith(RAW_TYPES):
         return PredictBody(data)
     if mimetype != "multipart/form-data":
         raise StudioError("missing_field", "Send the image as the multipart field 'image' (or as the body, with "
                                            "an image Content-Type).", field="image")
-    boundary = options.get("boundary", "")
-    if not 0 < len(boundary) <= 200 or not boundary.isascii():
+    if boundary is None:
         raise StudioError("invalid_body", "The multipart body is malformed (no usable boundary).")
-    return PredictBody(*_parts(data, boundary.encode()))
+    return PredictBody(*_parts(data, boundary))
 
 
 def _parts(data: bytes, boundary: bytes) -> tuple[bytes | None, dict[str, str]]:

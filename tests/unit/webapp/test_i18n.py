@@ -7,9 +7,9 @@ import re
 import pytest
 from babel.messages.pofile import read_po
 
+from tests.factories import app_with_user, form_token
 from tests.stack import app_config
 from webapp import create_app
-from webapp.database import upgrade_schema
 from webapp.i18n import TRANSLATIONS, extract_catalog, language_of
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)[sdf]")
@@ -45,16 +45,11 @@ def test_browser_languages_in_order_then_the_server_default(tmp_path):
 def test_the_switch_is_remembered_in_a_cookie_and_on_the_account(tmp_path):
     from webapp.accounts import services
 
-    app = create_app(app_config(tmp_path, AUTH="on"))
-    upgrade_schema(app)
-    with app.app_context():
-        services.create_user("ann", "a password 1", "viewer")
+    app = app_with_user(tmp_path, "ann", "a password 1", "viewer")
     client = app.test_client()
-    page = client.get("/sign-in", headers={"Accept-Language": "en"}).get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    token = form_token(client, headers={"Accept-Language": "en"})
     client.post("/sign-in", data={"username": "ann", "password": "a password 1", "csrf_token": token})
-    page = client.get("/account").get_data(as_text=True)  # signing in starts a session with a new token
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    token = form_token(client, "/account")  # signing in starts a session with a new token
     switched = client.post("/language", data={"language": "zh_CN", "next": "/jobs", "csrf_token": token})
     assert switched.status_code == 302 and switched.headers["Location"] == "/jobs"
     assert "studio_lang=zh_CN" in switched.headers["Set-Cookie"]
@@ -62,8 +57,7 @@ def test_the_switch_is_remembered_in_a_cookie_and_on_the_account(tmp_path):
     with app.app_context():
         assert services.find_user("ann").language == "zh_CN"
     other_browser = app.test_client()  # the account remembers it without the cookie
-    page = other_browser.get("/sign-in").get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    token = form_token(other_browser)
     other_browser.post("/sign-in", data={"username": "ann", "password": "a password 1", "csrf_token": token})
     assert page_language(other_browser, **{"Accept-Language": "en"}) == "zh-CN"
     refused = client.post("/language", data={"language": "zh_CN"}, headers={"Origin": "http://evil.example"})

@@ -18,10 +18,8 @@ from engine.bundle import BundleRejected
 from engine.errors import StudioError
 from engine.messages import Message
 from engine.recommend import DatasetProfile, suggest
+from tests.factories import app_with_user, form_token
 from tests.images import class_files, zip_bytes
-from tests.stack import app_config
-from webapp import create_app
-from webapp.database import upgrade_schema
 from webapp.extensions import db
 from webapp.models import Dataset, Evaluation, Job, utcnow
 
@@ -209,14 +207,7 @@ def test_a_wrapped_error_is_translated_inside_too(app):
 
 
 def test_sign_in_messages_follow_the_language(tmp_path):
-    from webapp.accounts import services
-
-    app = create_app(app_config(tmp_path, AUTH="on"))
-    upgrade_schema(app)
-    with app.app_context():
-        services.create_user("ann", "a password 1", "viewer")
-    client = app.test_client()
-    page = client.get("/sign-in", headers=ZH).get_data(as_text=True)
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
+    client = app_with_user(tmp_path, "ann", "a password 1", "viewer").test_client()
+    token = form_token(client, headers=ZH)
     wrong = client.post("/sign-in", headers=ZH, data={"username": "ann", "password": "nope", "csrf_token": token})
     assert wrong.status_code == 401 and MARK + "The user name or password is wrong." in wrong.get_data(as_text=True)

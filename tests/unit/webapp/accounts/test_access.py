@@ -8,6 +8,7 @@ import stat
 
 import pytest
 
+from tests.factories import form_token
 from tests.stack import app_config
 from webapp import create_app
 from webapp.accounts import policy, services
@@ -39,14 +40,9 @@ def bearer(secret: str) -> dict:
     return {"Authorization": f"Bearer {secret}"}
 
 
-def page_csrf(client, path: str = "/sign-in", **request) -> str:
-    page = client.get(path, **request).get_data(as_text=True)
-    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)
-
-
 def sign_in(client, username: str, password: str = PASSWORD, **request):
     return client.post("/sign-in", data={"username": username, "password": password,
-                                         "csrf_token": page_csrf(client, **request)}, **request)
+                                         "csrf_token": form_token(client, **request)}, **request)
 
 
 def example_url(rule) -> str:
@@ -146,13 +142,13 @@ def test_sign_in_is_rate_limited_and_sets_safe_cookies(secured):
 
 def test_sign_in_goes_back_only_to_this_site(secured):
     client = secured.test_client()
-    token = page_csrf(client)
+    token = form_token(client)
     answer = client.post("/sign-in?next=//evil.example/x", data={
         "username": "viewer-ann", "password": PASSWORD, "csrf_token": token})
     assert answer.headers["Location"] == "/datasets"
     client = secured.test_client()
     answer = client.post("/sign-in?next=/jobs", data={
-        "username": "viewer-ann", "password": PASSWORD, "csrf_token": page_csrf(client)})
+        "username": "viewer-ann", "password": PASSWORD, "csrf_token": form_token(client)})
     assert answer.headers["Location"] == "/jobs"
 
 
@@ -296,7 +292,7 @@ def test_first_run_page_creates_the_admin_from_this_machine_only(tmp_path):
 
     local = app.test_client()
     assert local.get("/datasets").headers["Location"].startswith("/setup")
-    token = page_csrf(local, "/setup")
+    token = form_token(local, "/setup")
     mismatch = local.post("/setup", data={"username": "root", "password": PASSWORD, "confirm": "other pass",
                                           "csrf_token": token})
     assert mismatch.status_code == 400 and "differ" in mismatch.get_data(as_text=True)
