@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PADDLE ?= cpu
 PADDLE_GPU_INDEX ?= https://www.paddlepaddle.org.cn/packages/stable/cu126/
 
-.PHONY: run test install browser clean
+.PHONY: run test install browser compose-check clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -35,7 +35,13 @@ browser:
 		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
 
-test: install browser
+# Debian's docker-compose checks the compose files in the tests (no Docker engine is needed for that).
+compose-check:
+	@command -v docker-compose >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-compose; fi; }
+
+test: install browser compose-check
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:

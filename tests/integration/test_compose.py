@@ -1,0 +1,69 @@
+"""The team install's compose files, checked by a Compose implementation (Debian's docker-compose), and the
+image built only from this repository's files and PyPI."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS = {"REDIS_PASSWORD": "redis-secret-1", "POSTGRES_PASSWORD": "pg-secret-1"}
+
+
+def compose(*args: str, files=("compose.yaml",), env: dict | None = None) -> subprocess.CompletedProcess:
+    command = [shutil.which("docker-compose") or "docker-compose"]
+    for name in files:
+        command += ["-f", name]
+    clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    return subprocess.run([*command, *args], cwd=ROOT, env={**clean, **(env or {})}, capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_compose_runs_web_both_workers_redis_and_postgres():
+    services = compose("config", "--services", env=SECRETS)
+    assert services.returncode == 0, services.stderr
+    assert set(services.stdout.split()) == {"web", "training-worker", "ingest-worker", "redis", "postgres"}
+    volumes = compose("config", "--volumes", env=SECRETS)
+    assert set(volumes.stdout.split()) == {"studio-data", "redis-data", "postgres-data"}
+    config = compose("config", env=SECRETS).stdout
+    assert 'AUTH: "on"' in config and "HOST: 0.0.0.0" in config
+    assert "DATABASE_URL: postgresql+psycopg://studio:pg-secret-1@postgres:5432/studio" in config
+    assert "REDIS_URL: redis://:redis-secret-1@redis:6379/0" in config
+    assert "--requirepass redis-secret-1" in config and "--appendonly yes" in config
+    assert re.search(r"-Q training -c 1", config) and re.search(r"-Q ingest -c 1 -n ingest-", config)
+    assert "flask db upgrade" in config and "webapp.wsgi:app" in config
+    assert config.count("studio-data:/data:rw") == 3  # web and both workers share the data folder
+    assert "postgres-data:/var/lib/postgresql/data:rw" in config and "redis-data:/data:rw" in config
+
+
+def test_the_gpu_override_builds_the_cuda_image_and_reserves_a_gpu():
+    config = compose("config", files=("compose.yaml", "compose.gpu.yaml"), env=SECRETS)
+    assert config.returncode == 0, config.stderr
+    worker = config.stdout.split("  training-worker:")[1].split("\n  web:")[0]
+    assert "PADDLE: gpu" in worker and "driver: nvidia" in worker and "- gpu" in worker
+    assert "image: image-studio:gpu" in worker
+
+
+def test_compose_refuses_to_start_without_passwords():
+    missing = compose("config")
+    assert missing.returncode != 0
+    assert "put REDIS_PASSWORD in .env" in missing.stderr or "put POSTGRES_PASSWORD in .env" in missing.stderr
+
+
+def test_the_image_is_built_from_the_repository_and_pypi_only():
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    tracked = set(subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split())
+    for line in dockerfile.splitlines():
+        if line.startswith("COPY "):
+            for source in line.split()[1:-1]:
+                assert any(path == source or path.startswith(source + "/") for path in tracked), source
+    assert not re.search(r"^\s*ADD\s|curl |wget ", dockerfile, re.M)
+    assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
+    assert "pip install ." in dockerfile
+
+
+pytestmark = pytest.mark.integration
