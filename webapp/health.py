@@ -6,9 +6,11 @@ import time
 import redis
 from flask import Blueprint, current_app, jsonify, redirect, url_for
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.extensions import db
-from webapp.taskqueue import INGEST_WORKER_PREFIX
+from webapp.taskqueue import TRAINING_QUEUE
+from webapp.workers import announced
 
 bp = Blueprint("health", __name__)
 
@@ -31,17 +33,17 @@ def _redis_ok() -> bool:
         return False
 
 
-def _workers() -> list[str]:
-    """Names of the workers that answer a ping, cached for a few seconds."""
+def _workers() -> list[dict]:
+    """The workers that announced themselves, cached for a few seconds."""
     cache = current_app.extensions.setdefault("health_workers", {"at": float("-inf"), "workers": []})
     now = time.monotonic()
     if now - cache["at"] < current_app.config["HEALTH_CACHE_SECONDS"]:
         return cache["workers"]
     try:
-        replies = current_app.extensions["celery"].control.ping(timeout=0.6) or []
-    except Exception:
-        replies = []
-    workers = sorted(name for reply in replies for name in reply)
+        workers = announced(redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=1,
+                                                 socket_connect_timeout=1))
+    except (redis.RedisError, SQLAlchemyError):
+        workers = []
     cache.update(at=now, workers=workers)
     return workers
 
@@ -50,7 +52,7 @@ def health_report() -> dict:
     database, redis_up = _database_ok(), _redis_ok()
     workers = _workers() if redis_up else []
     # Healthy needs a training worker; an ingest worker alone does not train.
-    trainers = sum(not name.startswith(INGEST_WORKER_PREFIX) for name in workers)
+    trainers = sum(TRAINING_QUEUE in worker["queues"] for worker in workers)
     healthy = database and redis_up and trainers > 0
     return {"status": "ok" if healthy else "degraded", "database": "ok" if database else "down",
             "redis": "ok" if redis_up else "down", "workers": workers, "training_workers": trainers,

@@ -26,7 +26,7 @@ async function refresh() {
     const count = report.training_workers;
     badge.textContent = count > 1 ? t("ready · %(count)s training workers", { count: formatNumber(count) })
       : t("ready · %(count)s training worker", { count: formatNumber(count) });
-    badge.title = report.workers.join(", ");
+    badge.title = report.workers.map((worker) => `${worker.name} · ${worker.device || "–"}`).join(", ");
   } else {
     badge.classList.add("badge-bad");
     badge.textContent = problems.join(" · ");

@@ -1,5 +1,7 @@
 """The web app and a real worker meet through a real Redis."""
 import io
+import socket
+import time
 
 import pytest
 
@@ -24,5 +26,21 @@ def test_health_sees_redis_and_the_worker(stack_client):
     body = response.get_json()
     assert response.status_code == 200
     assert body["status"] == "ok" and body["redis"] == "ok" and body["database"] == "ok"
-    assert len(body["workers"]) == 2
-    assert body["workers"][0].startswith("ingest-test") and body["workers"][1].startswith("test")
+    ingest, training = body["workers"]  # each worker announces its host, queues and (training) device
+    assert ingest["name"].startswith("ingest-test") and ingest["queues"] == ["ingest"] and ingest["device"] is None
+    assert training["name"].startswith("test") and training["queues"] == ["training"]
+    assert training["host"] == socket.gethostname() and training["heartbeat_at"].endswith("+00:00")
+    assert training["job_id"] is None and body["training_workers"] == 1
+
+
+def test_the_training_worker_reports_its_device(stack_app):
+    deadline = time.monotonic() + 60  # the device is probed once, in a child process, as the worker starts
+    while time.monotonic() < deadline:
+        stack_app.extensions.pop("health_workers", None)
+        workers = stack_app.test_client().get("/api/health").get_json()["workers"]
+        training = [w for w in workers if "training" in w["queues"]]
+        if training and training[0]["device"]:
+            assert training[0]["device"] == "cpu"
+            return
+        time.sleep(1)
+    raise AssertionError("the training worker never reported its device")

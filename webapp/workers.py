@@ -1,0 +1,89 @@
+"""Which workers are up, on which host and device, and what each is doing.
+
+Every worker announces itself in Redis (a hash per worker that expires unless renewed), so health and the
+Workers page list workers on any host without asking each one; what a worker is training comes from the
+database, where the job row names its worker.
+"""
+from __future__ import annotations
+
+import logging
+import socket
+import subprocess
+import sys
+import threading
+from datetime import datetime, timezone
+
+import redis
+from sqlalchemy import select
+
+from webapp.extensions import db
+from webapp.jobs.status import JobStatus
+from webapp.models import Job
+
+log = logging.getLogger(__name__)
+KEY = "studio:worker:{name}"
+PATTERN = "studio:worker:*"
+BEACON_SECONDS = 10.0
+FIELDS = ("name", "host", "device", "queues", "heartbeat_at")
+# Asked in a child process, so the worker process itself never loads Paddle before its pool forks.
+DEVICE_PROBE = "from engine.device import pick_device; print(pick_device())"
+
+
+def probe_device(timeout: float = 120) -> str:
+    """The device this machine's Paddle trains on ('gpu:0' or 'cpu'), or 'unknown'."""
+    try:
+        done = subprocess.run([sys.executable, "-c", DEVICE_PROBE], capture_output=True, text=True, timeout=timeout)
+        return done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout.strip() else "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+class WorkerBeacon:
+    """Renews this worker's entry every `every` seconds; the entry expires three beats after the last one."""
+
+    def __init__(self, redis_url: str, name: str, queues: list[str], device: str | None,
+                 every: float = BEACON_SECONDS) -> None:
+        self.client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self.name, self.queues, self.device, self.every = name, queues, device, every
+        self._stop = threading.Event()
+
+    def beat(self) -> None:
+        key = KEY.format(name=self.name)
+        self.client.hset(key, mapping={
+            "name": self.name, "host": socket.gethostname(), "device": self.device or "",
+            "queues": ",".join(self.queues), "heartbeat_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+        self.client.expire(key, int(self.every * 3) + 1)
+
+    def run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.beat()
+            except redis.RedisError as exc:
+                log.warning("could not announce worker %s: %s", self.name, exc)
+            self._stop.wait(self.every)
+
+    def start(self) -> "WorkerBeacon":
+        threading.Thread(target=self.run, name="worker-beacon", daemon=True).start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        try:
+            self.client.delete(KEY.format(name=self.name))
+        except redis.RedisError:
+            pass
+
+
+def announced(client: redis.Redis) -> list[dict]:
+    """Every worker whose entry is current, with the job it is running (from the database), by name."""
+    workers = []
+    for key in client.scan_iter(PATTERN, count=100):
+        entry = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+        if entry.get("name"):
+            workers.append({field: entry.get(field) or None for field in FIELDS})
+    running = dict(db.session.execute(select(Job.worker, Job.id).where(
+        Job.status == JobStatus.RUNNING.value, Job.worker.in_([w["name"] for w in workers]))).all())
+    for worker in workers:
+        worker["queues"] = (worker["queues"] or "").split(",") if worker["queues"] else []
+        worker["job_id"] = running.get(worker["name"])
+    return sorted(workers, key=lambda worker: worker["name"])
