@@ -38,7 +38,7 @@ def wait_healthy(port: int, timeout: float = 120) -> dict:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/health", timeout=3) as response:
                 report = json.load(response)
-            if {name.partition("@")[0] for name in report["workers"]} == WORKER_NODES:
+            if {worker["name"].partition("@")[0] for worker in report["workers"]} == WORKER_NODES:
                 return report
         except OSError:  # not listening yet, or 503 until a worker answers
             pass
