@@ -1,14 +1,20 @@
 """Entry point for `celery -A worker.celery_app worker -Q training -c 1`."""
+import sys
 import threading
 
 from celery.signals import worker_ready, worker_shutdown
 
 from webapp import create_app
+from webapp.installation import WrongDataDir, check_data_dir
 from webapp.jobs.reaper import start_reaper
 from webapp.taskqueue import TRAINING_QUEUE
 from webapp.workers import WorkerBeacon, probe_device
 
 flask_app = create_app()
+try:
+    check_data_dir(flask_app)
+except WrongDataDir as refusal:
+    sys.exit(f"This worker will not start: {refusal}")
 celery_app = flask_app.extensions["celery"]
 app = celery_app
 _beacon: list[WorkerBeacon] = []
