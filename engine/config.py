@@ -8,6 +8,8 @@ from engine.backbones import BACKBONES
 from engine.errors import StudioError
 
 OPTIMIZERS = ("adamw", "adam", "momentum")
+# Model version numbers are 32-bit integers in the database (PostgreSQL), so larger ones name no version.
+MAX_VERSION = 2**31 - 1
 # Options whose null means "choose for me"; every other option refuses null.
 NULLABLE = frozenset({"learning_rate", "image_size", "teacher_version", "init_version",
                       *PRESET_OPTIONS["strong"]})
@@ -153,9 +155,9 @@ class TrainConfig:
             raise ConfigError("mixup_alpha", "Mixup alpha must be between 0 (off) and 4.")
         if not 0 <= self.cutmix_alpha <= 4:
             raise ConfigError("cutmix_alpha", "CutMix alpha must be between 0 (off) and 4.")
-        if not (self.teacher_version is None or 1 <= self.teacher_version < 2**63):
+        if not (self.teacher_version is None or 1 <= self.teacher_version <= MAX_VERSION):
             raise ConfigError("teacher_version", "The teacher must be a model version number.")
-        if not (self.init_version is None or 1 <= self.init_version < 2**63):
+        if not (self.init_version is None or 1 <= self.init_version <= MAX_VERSION):
             raise ConfigError("init_version", "'init_version' must be a model version number.")
         if not 0 <= self.int8_max_accuracy_drop <= 100:
             raise ConfigError("int8_max_accuracy_drop",

@@ -8,6 +8,7 @@ from engine.config import TrainConfig
 from engine.trainer import Trainer, TrainData
 from tests.factories import CLASSES, register_bundle
 from tests.images import make_samples
+from tests.postgres import new_database, running_postgres
 from tests.stack import app_config, running_stack, serving
 from webapp import create_app
 from webapp.database import upgrade_schema
@@ -18,6 +19,29 @@ def app(tmp_path):
     app = create_app(app_config(tmp_path))
     upgrade_schema(app)
     yield app
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One PostgreSQL server for the session; each test that uses it gets a database of its own."""
+    with running_postgres() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app_on_each_database(request, tmp_path):
+    """The app on SQLite and again on PostgreSQL: modules whose tests must hold on both use it as `app`."""
+    database = {}
+    if request.param == "postgresql":
+        database["SQLALCHEMY_DATABASE_URI"] = new_database(request.getfixturevalue("postgres_server"))
+    app = create_app(app_config(tmp_path, **database))
+    upgrade_schema(app)
+    yield app
+    with app.app_context():
+        from webapp.extensions import db
+
+        db.session.remove()
+        db.engine.dispose()
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from flask import Flask, jsonify, render_template, request
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, SecurityError
 
+from engine.config import MAX_VERSION
 from engine.errors import StudioError
 from webapp.extensions import db
 from webapp.messages import rejected_json, text
@@ -88,8 +89,9 @@ ERROR_STATUS: dict[str, int] = {
     "internal_error": 500,
 }
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
-# Ids are stored as signed 64-bit integers; anything outside cannot name a row.
-MAX_ID = 2**63 - 1
+# Ids are 32-bit integers on PostgreSQL (SQLite's are wider), like version numbers; anything outside cannot
+# name a row, and PostgreSQL refuses to compare such columns with larger numbers.
+MAX_ID = MAX_VERSION
 
 
 def id_in_range(ident: int) -> bool:

@@ -6,6 +6,7 @@ from flask import Blueprint, current_app, jsonify, request, send_file
 from engine.errors import StudioError
 from webapp.accounts.guard import actor_name
 from webapp.datasets.services import dataset_json
+from webapp.errors import MAX_ID
 from webapp.feedback import services
 
 api = Blueprint("feedback_api", __name__, url_prefix="/api")
@@ -31,7 +32,7 @@ def _whole(name: str, low: int, high: int, default: int | None) -> int | None:
 
 @api.get("/feedback")
 def listing():
-    version = _whole("version", 1, 2**63 - 1, None)
+    version = _whole("version", 1, MAX_ID, None)
     limit = _whole("limit", 1, MAX_LIST, 100)
     kind = request.args.get("kind", "all")
     if kind not in ("all", "corrections"):

@@ -8,6 +8,12 @@ import pytest
 
 from webapp.errors import ERROR_STATUS, HTTP_CODES
 
+@pytest.fixture
+def app(app_on_each_database):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return app_on_each_database
+
+
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -38,7 +44,7 @@ def test_every_code_in_the_source_is_listed_and_every_listed_code_is_used():
     assert all(400 <= status < 600 for status in ERROR_STATUS.values())
 
 
-ODD_IDS = ["0", "999", str(2**63), str(10**40), "-1", "abc", "1.5", "%E4%B8%80"]
+ODD_IDS = ["0", "999", str(2**31), str(2**63), str(10**40), "-1", "abc", "1.5", "%E4%B8%80"]
 ID_ROUTES = [("GET", "/api/datasets/{}"), ("DELETE", "/api/datasets/{}"), ("GET", "/api/jobs/{}"),
              ("POST", "/api/jobs/{}/cancel"), ("GET", "/api/jobs/{}/events"), ("GET", "/api/models/{}"),
              ("GET", "/api/models/{}/download"), ("DELETE", "/api/models/{}"), ("GET", "/datasets/{}"),

@@ -13,6 +13,12 @@ from webapp.models import EpochMetric, Job, utcnow
 
 
 @pytest.fixture
+def app(app_on_each_database):
+    """Every test here runs on SQLite and on PostgreSQL."""
+    return app_on_each_database
+
+
+@pytest.fixture
 def dataset_id(client):
     response = client.post("/api/datasets", content_type="multipart/form-data", data={
         "archive": (io.BytesIO(zip_bytes(class_files({"猫": 3, "狗": 3}))), "pets.zip")})
