@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 AUGMENT_THREADS = max(1, min(4, os.cpu_count() or 1))
 RAM_LIMIT_BYTES = 1 << 30  # above this, a job's decoded images are memory-mapped instead of held in RAM
 TOUCH_SECONDS = 3600  # a cache hit refreshes its file's mtime (the LRU clock) at most this often
-STALE_SECONDS = 3600  # a .part or pack file this old belongs to no running writer
 READ_AHEAD = 8  # images decoded ahead of load_all's consumer, per thread
 PACKS = "packs"  # <cache root>/packs: the mapped files behind large jobs' arrays
 
@@ -208,23 +207,6 @@ def prune_cache(root: Path | str, keep_keys: set[str] | None = None, max_bytes: 
     _remove_empty_folders({entry.path.parent for entry in to_remove})
     return {"removed_files": len(removed), "removed_bytes": sum(entry.size for entry in removed),
             "remaining_files": len(kept), "remaining_bytes": total}
-
-
-def sweep_partials(root: Path | str, older_than_seconds: float = STALE_SECONDS) -> dict:
-    """Remove what interrupted writers left under an ImageCache root: `.part` files and pack files older
-    than `older_than_seconds` (younger ones may still be being written)."""
-    root = Path(root)
-    cutoff = time.time() - older_than_seconds
-    stale = []
-    for path in [*root.glob("*/*/*.part"), *(root / PACKS).glob("*.pack")]:
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            continue
-        if stat.st_mtime < cutoff:
-            stale.append(CacheEntry(path, path.name, stat.st_size, stat.st_mtime))
-    removed = _remove(stale)
-    return {"removed_files": len(removed), "removed_bytes": sum(entry.size for entry in removed)}
 
 
 def _remove(entries: list[CacheEntry]) -> list[CacheEntry]:

@@ -116,10 +116,14 @@ class DataDir:
 
     def leftovers(self) -> list[Path]:
         """What interrupted runs leave behind: uploads being ingested (everything under `tmp/`), bundles
-        being exported (`models/.staging-*`, see webapp.jobs.runner.export_version), and half-written
-        files (`*.part`) beside bundles and in the caches under `cache/`."""
+        being exported (`models/.staging-*`, see webapp.jobs.runner.export_version), half-written
+        files (`*.part`) beside bundles and in the caches under `cache/`, and the image cache's pack files
+        of a training load interrupted before it unlinked its file (engine.data.ImageCache.load_all)."""
+        from engine.data import PACKS
+
         found = sorted(self.tmp.iterdir()) if self.tmp.is_dir() else []
         found += sorted(self.models.glob(".staging-*")) + sorted(self.models.glob("*/*.part"))
+        found += sorted((self.image_cache / PACKS).glob("*.pack"))
         return found + sorted(self.image_cache.parent.rglob("*.part"))
 
     def sweep_leftovers(self, unchanged_for: float = 0.0) -> list[Path]:
