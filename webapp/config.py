@@ -54,6 +54,9 @@ def default_config(data_dir: str | None = None) -> dict:
         "SESSION_COOKIE_NAME": "studio_session",
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": timedelta(days=_int_env("SESSION_DAYS", 14)),
+        # The cookie is sent only when the session changes: a request still in flight with an older cookie
+        # (a poll during sign-in or sign-out) would otherwise put that older session back.
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # Who can reach the studio (webapp.accounts.settings resolves these once at start).
         "HOST": os.environ.get("HOST") or "127.0.0.1",
         "AUTH": (os.environ.get("AUTH") or "auto").strip().lower(),

@@ -51,10 +51,20 @@ class StudioSessionInterface(SecureCookieSessionInterface):
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
 
+# What a browser fetches as a page it shows (Sec-Fetch-Dest); clients that do not say are treated as pages.
+PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
+
+
 def csrf_token() -> str:
-    """This session's CSRF token, made on first use; pages put it in a meta tag and in their forms."""
+    """This session's CSRF token, made on first use; pages put it in a meta tag and in their forms.
+
+    Only a page the browser shows makes the token: an error page rendered for an icon or an image fetched
+    alongside the first page would otherwise make a second token whose cookie could land after the page's
+    own, leaving that page's forms with a token the session no longer holds."""
     token = session.get("csrf")
     if not token:
+        if request.headers.get("Sec-Fetch-Dest", "document") not in PAGE_DESTINATIONS:
+            return ""
         token = session["csrf"] = secrets.token_urlsafe(32)
     return token
 

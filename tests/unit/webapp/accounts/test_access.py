@@ -432,3 +432,19 @@ def test_a_proxy_in_front_of_a_studio_without_sign_in_is_refused(client):
     assert answer.status_code == 403 and answer.json["code"] == "proxy_not_configured"
     assert "TRUSTED_PROXIES" in client.get("/datasets", headers={"Forwarded": "for=10.0.0.8"}).get_data(as_text=True)
     assert client.get("/api/datasets").status_code == 200
+
+
+def test_only_a_page_makes_the_csrf_token(secured):
+    """An icon fetched next to the first page (its 404 page renders the layout) makes no token of its own,
+    so its cookie cannot replace the page's and leave the sign-in form with a stale token."""
+    client = secured.test_client()
+    icon = client.get("/favicon.ico", headers={"Sec-Fetch-Dest": "image"})
+    assert icon.status_code == 404 and "Set-Cookie" not in icon.headers
+    page = client.get("/sign-in", headers={"Sec-Fetch-Dest": "document"})
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.get_data(as_text=True)).group(1)
+    assert "Set-Cookie" in page.headers
+    again = client.get("/favicon.ico", headers={"Sec-Fetch-Dest": "image"})
+    assert token in again.get_data(as_text=True)  # once there is a token, every page shows the same one
+    answer = client.post("/sign-in", data={"username": "viewer-ann", "password": PASSWORD, "csrf_token": token})
+    assert answer.status_code == 302
+    assert "Set-Cookie" not in client.get("/datasets").headers  # an unchanged session is not sent again
