@@ -54,9 +54,10 @@ def _wait_for_workers(celery, nodes: set[str], timeout: float = 90) -> None:
 
 
 @contextmanager
-def running_stack(data_dir, **settings):
-    """Redis (with a password, as `python app.py` runs it), a migrated database, one real training worker
-    and one ingest worker; yields what the tests need to reach them."""
+def running_stack(data_dir, training_workers: int = 1, **settings):
+    """Redis (with a password, as `python app.py` runs it), a migrated database, real training workers
+    (one unless asked for more, each named apart) and one ingest worker; yields what the tests need to
+    reach them ("worker" is the first training worker, "workers" all of them)."""
     port = free_port()
     password = redis_password(DataDir(data_dir))
     redis = redis_process(DataDir(data_dir), port, password).start()
@@ -73,13 +74,15 @@ def running_stack(data_dir, **settings):
                "DATABASE_URL": config["SQLALCHEMY_DATABASE_URI"], "PADDLE_WEIGHTS_DIR": str(weights),
                **{key: str(value) for key, value in settings.items()}}
         name = f"test{port}"
-        worker = worker_process(DataDir(data_dir), env, name=name).start()
-        workers.append(worker)
+        names = [name] + [f"{name}-{n}" for n in range(2, training_workers + 1)]
+        trainers = [worker_process(DataDir(data_dir), env, name=node, service=f"worker-{node}").start()
+                    for node in names]
+        workers.extend(trainers)
         ingest_worker = ingest_worker_process(DataDir(data_dir), env, name=name).start()
         workers.append(ingest_worker)
-        _wait_for_workers(app.extensions["celery"], {name, f"{INGEST_WORKER_PREFIX}{name}"})
-        yield {"config": config, "worker": worker, "ingest_worker": ingest_worker, "redis": redis,
-               "data_dir": data_dir, "env": env}
+        _wait_for_workers(app.extensions["celery"], {*names, f"{INGEST_WORKER_PREFIX}{name}"})
+        yield {"config": config, "worker": trainers[0], "workers": dict(zip(names, trainers)),
+               "ingest_worker": ingest_worker, "redis": redis, "data_dir": data_dir, "env": env}
     finally:
         for service in workers:
             service.stop()

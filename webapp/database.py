@@ -26,7 +26,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Bind SQLAlchemy and Flask-Migrate to the app."""
+    """Bind SQLAlchemy and Flask-Migrate to the app. Connections are checked before use, so a worker
+    that outlives a database restart (PostgreSQL on another host) reconnects instead of failing a job."""
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
 

@@ -2,7 +2,7 @@
 import sys
 import threading
 
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from webapp import create_app
 from webapp.installation import WrongDataDir, check_data_dir
@@ -16,8 +16,20 @@ try:
 except WrongDataDir as refusal:
     sys.exit(f"This worker will not start: {refusal}")
 celery_app = flask_app.extensions["celery"]
+with flask_app.app_context():
+    from webapp.extensions import db
+
+    engine = db.engine
 app = celery_app
 _beacon: list[WorkerBeacon] = []
+
+
+@worker_process_init.connect
+def _own_connections(**_) -> None:
+    """A pool process forked from this one must not share its database connections: two processes on one
+    socket garble each other's answers (PostgreSQL) or locks (SQLite). The child drops the inherited pool
+    without closing the parent's connections and opens its own."""
+    engine.dispose(close=False)
 
 
 @worker_ready.connect

@@ -1,0 +1,75 @@
+"""Two training workers sharing one PostgreSQL database, one Redis and one data folder, as two hosts of a
+team would: jobs spread over both, and a worker killed mid-job hands its job to the other."""
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from tests.integration.test_training import finished, start, upload_colours, wait_for
+from tests.postgres import new_database
+from tests.stack import running_stack
+from webapp import create_app
+
+pytestmark = pytest.mark.integration
+# Heartbeats every second and a worker given up on after 10 s of silence, so the hand-over is quick.
+SETTINGS = {"JOB_HEARTBEAT_SECONDS": 1, "JOB_STALE_SECONDS": 10, "REAPER_INTERVAL_SECONDS": 1}
+
+
+@pytest.fixture(scope="module")
+def team_stack(tmp_path_factory, postgres_server):
+    database = new_database(postgres_server)
+    with running_stack(tmp_path_factory.mktemp("team"), training_workers=2,
+                       SQLALCHEMY_DATABASE_URI=database, **SETTINGS) as stack:
+        assert stack["config"]["SQLALCHEMY_DATABASE_URI"].startswith("postgresql+psycopg://")
+        yield stack
+
+
+def running_workers(client) -> set[str]:
+    return {job["worker"].partition("@")[0] for job in (client.get(f"/api/jobs/{summary['id']}").get_json()
+                                      for summary in client.get("/api/jobs").get_json()["jobs"]
+                                      if summary["status"] == "running")}
+
+
+def test_four_jobs_at_once_keep_both_workers_busy_and_all_succeed(team_stack):
+    client = create_app(team_stack["config"]).test_client()
+    dataset_id = upload_colours(client, per_class=10)
+    jobs = [start(client, dataset_id, epochs=4, seed=seed) for seed in range(4)]
+    names = set(team_stack["workers"])
+    both_busy = False
+    deadline = time.monotonic() + 300
+    while not both_busy and time.monotonic() < deadline:
+        both_busy = running_workers(client) == names
+        time.sleep(0.2)
+    assert both_busy, "the two workers never trained at the same time"
+    health = client.get("/api/health").get_json()
+    assert names <= {worker["name"].partition("@")[0] for worker in health["workers"]}
+    results = [wait_for(client, job_id, finished, timeout=400) for job_id in jobs]
+    assert [job["status"] for job in results] == ["succeeded"] * 4, [job["error"] for job in results]
+    assert {job["worker"].partition("@")[0] for job in results} == names
+    for job in results:  # each job's own epochs, once each, and its own version
+        assert [epoch["epoch"] for epoch in job["epochs"]] == [1, 2, 3, 4]
+        assert all(0 <= epoch["val_acc"] <= 1 and epoch["train_loss"] > 0 for epoch in job["epochs"])
+        assert job["attempt"] == 1 and job["retries"] == 0
+    assert len({job["model_version"] for job in results}) == 4
+    versions = client.get("/api/models").get_json()["models"]
+    assert {version["job_id"] for version in versions} >= set(jobs)
+
+
+def test_a_worker_killed_mid_job_hands_it_to_the_other(team_stack):
+    client = create_app(team_stack["config"]).test_client()
+    dataset_id = upload_colours(client, per_class=6, seed=500)
+    job_id = start(client, dataset_id, epochs=30)
+    job = wait_for(client, job_id, lambda job: len(job["epochs"]) >= 2 and job["checkpoint_bytes"] > 0,
+                   timeout=300)
+    victim = job["worker"].partition("@")[0]
+    survivor = next(name for name in team_stack["workers"] if name != victim)
+    os.killpg(team_stack["workers"][victim].process.pid, signal.SIGKILL)  # the host went down
+    job = wait_for(client, job_id, finished, timeout=400)  # the survivor's own reaper hands it over
+    assert job["status"] == "succeeded", job["error"]
+    assert job["worker"].partition("@")[0] == survivor
+    assert (job["attempt"], job["retries"]) == (2, 1) and job["resumed_from_epoch"] >= 1
+    assert [epoch["epoch"] for epoch in job["epochs"]] == list(range(1, 31))  # resumed, never repeated
+    assert job["model_version"] is not None
