@@ -10,7 +10,7 @@ from flask_babel import gettext, lazy_gettext
 ROOT = Path(__file__).resolve().parent.parent
 NAV_ITEMS = [("datasets.index", lazy_gettext("Datasets")), ("jobs.index", lazy_gettext("Training jobs")),
              ("registry.index", lazy_gettext("Models")), ("predict.index", lazy_gettext("Predict")),
-             ("feedback.index", lazy_gettext("Feedback"))]
+             ("feedback.index", lazy_gettext("Feedback")), ("workers.index", lazy_gettext("Workers"))]
 
 
 def format_duration(seconds: float) -> str:
@@ -36,7 +36,7 @@ UPLOAD_ENDPOINTS = {"datasets_api.create", "predict_api.predict"}
 
 def create_app(config: dict | None = None) -> Flask:
     """Application factory; `config` overrides the environment-derived defaults (tests use it)."""
-    from webapp import board, database, errors, health, i18n, taskqueue
+    from webapp import board, database, errors, health, i18n, taskqueue, workers_pages
     from webapp.accounts import cli as accounts_cli, guard, settings as security
     from webapp.accounts.api import api as accounts_api
     from webapp.accounts.pages import pages as accounts_pages
@@ -74,7 +74,7 @@ def create_app(config: dict | None = None) -> Flask:
     accounts_cli.init_app(app)
     for blueprint in (accounts_pages, accounts_api, board.bp, health.bp, datasets_api, datasets_pages, jobs_api, jobs_pages, registry_api,
                       registry_pages, release_api, evaluations_api, predict_api, predict_pages, feedback_api,
-                      feedback_pages):
+                      feedback_pages, workers_pages.api, workers_pages.pages):
         app.register_blueprint(blueprint)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
