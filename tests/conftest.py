@@ -3,15 +3,18 @@ trained bundle per session, and a running stack (Redis + a real worker) for inte
 from __future__ import annotations
 
 import pytest
+import redis
 
 from engine.config import TrainConfig
 from engine.trainer import Trainer, TrainData
+from launcher import free_port, redis_process, redis_url, wait_for_redis
 from tests.factories import CLASSES, register_bundle
 from tests.images import make_samples
 from tests.postgres import new_database, running_postgres
 from tests.stack import app_config, running_stack, serving
 from webapp import create_app
 from webapp.database import upgrade_schema
+from webapp.storage import DataDir
 
 
 @pytest.fixture
@@ -92,3 +95,25 @@ def live_server(stack_app):
     """The stack's web app served over HTTP, for the browser."""
     with serving(stack_app) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory):
+    """A Redis of the unit tests' own (the embedded binary, no password), for tests that need a real one
+    without workers."""
+    data_dir = DataDir(tmp_path_factory.mktemp("unit-redis"))
+    port = free_port()
+    server = redis_process(data_dir, port).start()
+    try:
+        wait_for_redis(redis_url(port))
+        yield redis_url(port)
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def redis_url_empty(redis_server):
+    """That Redis, emptied."""
+    redis.Redis.from_url(redis_server).flushdb()
+    return redis_server
+

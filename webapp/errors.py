@@ -61,6 +61,7 @@ ERROR_STATUS: dict[str, int] = {
     "token_not_found": 404,
     # the state of things
     "dataset_not_ready": 409,
+    "no_worker_for_device": 409,
     "dataset_in_use": 409,
     "job_finished": 409,
     "job_not_resumable": 409,

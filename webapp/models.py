@@ -82,6 +82,8 @@ class Job(db.Model):
     config: Mapped[dict] = mapped_column(JSON)
     class_names: Mapped[list] = mapped_column(JSON, default=list)
     task_id: Mapped[str | None] = mapped_column(String(64))
+    # The queue its task goes to: `training` (any worker) or a device kind's (webapp.taskqueue.training_queue).
+    queue: Mapped[str] = mapped_column(String(40), default="training", server_default="training")
     worker: Mapped[str | None] = mapped_column(String(200))
     progress: Mapped[float] = mapped_column(default=0.0)
     epoch: Mapped[int] = mapped_column(default=0)  # the epoch in progress, from 1

@@ -13,7 +13,7 @@ from engine.errors import StudioError
 from webapp.extensions import db
 from webapp.jobs.status import JobStatus
 from webapp.models import Job
-from webapp.taskqueue import TRAINING_QUEUE
+from webapp.taskqueue import trains
 from webapp.workers import announced
 
 pages = Blueprint("workers", __name__, url_prefix="/workers")
@@ -24,8 +24,7 @@ REDIS_TIMEOUT_SECONDS = 1.0
 def worker_kind(queues: list[str]) -> str:
     """'training' for a worker on the training queue or a device's training queue (training.gpu ...),
     else 'ingest' (the upload checking workers)."""
-    trains = any(queue == TRAINING_QUEUE or queue.startswith(f"{TRAINING_QUEUE}.") for queue in queues)
-    return "training" if trains else "ingest"
+    return "training" if trains(queues) else "ingest"
 
 
 def workers_report() -> dict:

@@ -8,10 +8,13 @@ import time
 
 import pytest
 
-from tests.integration.test_training import finished, start, upload_colours, wait_for
+from engine.config import TrainConfig
+from tests.integration.test_training import FAST, finished, start, upload_colours, wait_for
 from tests.postgres import new_database
 from tests.stack import running_stack
 from webapp import create_app
+from webapp.extensions import db
+from webapp.models import Job
 
 pytestmark = pytest.mark.integration
 # Heartbeats every second and a worker given up on after 10 s of silence, so the hand-over is quick.
@@ -73,3 +76,38 @@ def test_a_worker_killed_mid_job_hands_it_to_the_other(team_stack):
     assert (job["attempt"], job["retries"]) == (2, 1) and job["resumed_from_epoch"] >= 1
     assert [epoch["epoch"] for epoch in job["epochs"]] == list(range(1, 31))  # resumed, never repeated
     assert job["model_version"] is not None
+    team_stack["workers"][victim].start()  # the host comes back: its worker joins again
+
+
+
+def test_each_worker_takes_its_device_kind_queue_and_routed_jobs_run_there(team_stack):
+    client = create_app(team_stack["config"]).test_client()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the device is probed in a child process after start
+        workers = [worker for worker in client.get("/api/workers").get_json()["workers"]
+                   if worker["kind"] == "training"]
+        if len(workers) == 2 and all("training.cpu" in worker["queues"] for worker in workers):
+            break
+        time.sleep(0.5)
+    assert [(worker["device"], worker["queues"]) for worker in workers] == [("cpu", ["training", "training.cpu"])] * 2
+    dataset_id = upload_colours(client, per_class=6, seed=700)
+    refused = client.post("/api/jobs", json={"dataset_id": dataset_id, "device": "gpu"})
+    assert refused.status_code == 409 and refused.get_json()["code"] == "no_worker_for_device"
+    job = wait_for(client, start(client, dataset_id, device="cpu"), finished, timeout=300)
+    assert job["status"] == "succeeded" and (job["device"], job["queue"]) == ("cpu", "training.cpu")
+
+
+def test_a_job_committed_but_never_sent_is_sent_by_the_sweep(team_stack):
+    """As when a web process dies between saving a job and sending its task, or Redis loses its queue."""
+    app = create_app(team_stack["config"])
+    client = app.test_client()
+    dataset_id = upload_colours(client, per_class=6, seed=900)
+    with app.app_context():
+        job = Job(dataset_id=dataset_id, dataset_name="colours", status="queued", phase="queued",
+                  config=TrainConfig(**FAST).to_dict())
+        db.session.add(job)
+        db.session.commit()
+        job_id = job.id
+    job = wait_for(client, job_id, finished, timeout=300)  # two sweeps a second apart find it without a task
+    assert job["status"] == "succeeded" and job["attempt"] == 1
+    assert [epoch["epoch"] for epoch in job["epochs"]] == [1, 2, 3]

@@ -81,7 +81,7 @@ def receive_dataset(stream, content_type: str | None) -> Dataset:
         raise
     if current_app.config["INGEST_IN_REQUEST"]:
         return _ingest_now(dataset)
-    _enqueue_ingest(dataset)
+    enqueue_ingest(dataset)
     return dataset
 
 
@@ -95,7 +95,7 @@ def _ingest_now(dataset: Dataset) -> Dataset:
         raise
 
 
-def _enqueue_ingest(dataset: Dataset) -> None:
+def enqueue_ingest(dataset: Dataset) -> None:
     try:
         current_app.extensions["celery"].send_task(INGEST_TASK, args=[dataset.id], queue=INGEST_QUEUE)
     except Exception as exc:

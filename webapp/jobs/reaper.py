@@ -1,5 +1,5 @@
 """A background thread that re-queues (or, after too many attempts, fails) jobs whose worker died, so no
-job stays 'running' forever."""
+job stays 'running' forever, and sends again the tasks the broker lost, so none stays 'queued' forever."""
 from __future__ import annotations
 
 import logging
@@ -7,7 +7,9 @@ import threading
 
 from flask import Flask
 
+from webapp.jobs import events
 from webapp.jobs.services import reap_stale_jobs
+from webapp.sweeper import sweep_lost_tasks
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +23,8 @@ def start_reaper(app: Flask) -> threading.Event:
             try:
                 with app.app_context():
                     reap_stale_jobs(app.config["JOB_STALE_SECONDS"], app.config["JOB_MAX_ATTEMPTS"])
+                    sweep_lost_tasks(events.redis_client(app.config["REDIS_URL"]),
+                                     app.config["REAPER_INTERVAL_SECONDS"])
             except Exception:
                 log.exception("reaper pass failed")
 

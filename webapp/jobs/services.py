@@ -19,14 +19,14 @@ from webapp.jobs.recommendation import resolve
 from webapp.jobs.status import JobStatus, sources_of
 from webapp.messages import stored_text, to_store
 from webapp.models import Dataset, DatasetImage, Job, iso, utcnow
-from webapp.taskqueue import TRAIN_TASK, TRAINING_QUEUE
+from webapp.taskqueue import ANY_DEVICE, DEVICE_KINDS, TRAIN_TASK, training_queue
 
 log = logging.getLogger(__name__)
 # Fail within a couple of seconds when Redis is down, rather than keep the person waiting.
 PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
-JOB_FIELDS = ("dataset_id", "promote_when_done")  # the rest of a job request are training options
+JOB_FIELDS = ("dataset_id", "promote_when_done", "device")  # the rest of a job request are training options
 
 
 def create_job(payload) -> Job:
@@ -39,9 +39,16 @@ def create_job(payload) -> Job:
     promote = payload.get("promote_when_done", False)
     if not isinstance(promote, bool):
         raise StudioError("invalid_field", "'promote_when_done' must be true or false.", field="promote_when_done")
+    device = payload.get("device", ANY_DEVICE)
+    if device not in (ANY_DEVICE, *DEVICE_KINDS):
+        raise StudioError("invalid_field", "'device' must be one of %(choices)s.",
+                          {"choices": ", ".join((ANY_DEVICE, *DEVICE_KINDS))}, field="device")
     explicit = {k: v for k, v in payload.items() if k not in JOB_FIELDS}
     TrainConfig.from_dict(explicit)  # a bad option is named before the dataset is looked at
     dataset = ready_dataset(dataset_id, field="dataset_id")
+    queue = training_queue(device)
+    if device != ANY_DEVICE:
+        check_device_served(device, queue)
     config, suggested, _ = resolve(dataset, explicit)
     if config.teacher_version is not None:
         check_teacher(config.teacher_version, dataset)
@@ -50,11 +57,27 @@ def create_job(payload) -> Job:
     job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
               config=config.to_dict(), suggested={name: str(reason) for name, reason in suggested.items()},
               text_templates={"suggested": {name: reason.stored() for name, reason in suggested.items()}},
-              promote_when_done=promote)
+              promote_when_done=promote, queue=queue)
     db.session.add(job)
     db.session.commit()
-    _enqueue(job)
+    enqueue(job)
     return job
+
+
+def check_device_served(device: str, queue: str) -> None:
+    """A job for a kind of device needs a worker that serves its queue now; otherwise it would wait
+    unseen, so it is refused with what to start."""
+    from webapp.workers import announced
+
+    try:
+        workers = announced(events.redis_client(current_app.config["REDIS_URL"]))
+    except redis.RedisError:
+        raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the job was not "
+                                               "started.") from None
+    if not any(queue in worker["queues"] for worker in workers):
+        raise StudioError("no_worker_for_device", "No worker trains on a %(device)s yet. Start one on a "
+                                                  "machine with that device, or choose 'any'.",
+                          {"device": device.upper()}, field="device", queue=queue)
 
 
 def dataset_classes(dataset_id: int) -> list[str]:
@@ -121,10 +144,11 @@ def check_teacher(version: int, dataset: Dataset) -> None:
                                               "lacks.", params, **details)
 
 
-def _enqueue(job: Job) -> None:
+def enqueue(job: Job) -> None:
+    """Send the job's task to its queue; a broker that cannot be reached fails the job with the reason."""
     celery = current_app.extensions["celery"]
     try:
-        result = celery.send_task(TRAIN_TASK, args=[job.id], queue=TRAINING_QUEUE,
+        result = celery.send_task(TRAIN_TASK, args=[job.id], queue=job.queue,
                                   retry_policy=PUBLISH_RETRY, ignore_result=True)
     except Exception as exc:  # broker unreachable: say so on the job, never leave it queued forever
         log.exception("could not enqueue job %s", job.id)
@@ -217,9 +241,9 @@ def reap_stale_jobs(timeout_seconds: float, max_attempts: int) -> list[int]:
                             max_attempts)
                 handled.append(job.id)
                 try:
-                    _enqueue(job)
+                    enqueue(job)
                 except StudioError:
-                    pass  # _enqueue failed the job with the reason
+                    pass  # enqueue failed the job with the reason
         elif transition(job, JobStatus.FAILED, *still_stale, error=_gave_up(max_attempts)):
             handled.append(job.id)
     return handled
@@ -252,7 +276,7 @@ def resume_job(job: Job) -> Job:
                       traceback=None, finished_at=None):
         raise StudioError("job_not_resumable", "Job %(id)s changed meanwhile; it is %(status)s.",
                           {"id": job.id, "status": job.status})
-    _enqueue(job)
+    enqueue(job)
     return job
 
 
@@ -285,12 +309,18 @@ def job_json(job: Job) -> dict:
             "step": job.step, "steps": job.steps, "best_epoch": job.best_epoch,
             "stopped_early": job.stopped_early, "stopped_early_reason": stopped_early_reason(job),
             "suggested": suggested, "cancel_requested": job.cancel_requested,
-            "promote_when_done": job.promote_when_done, "attempt": job.attempt, "retries": job.retries,
+            "promote_when_done": job.promote_when_done, "device": device_of(job.queue), "queue": job.queue,
+            "attempt": job.attempt, "retries": job.retries,
             "resumed_from_epoch": job.resumed_from_epoch, "checkpoint_bytes": job.checkpoint_bytes,
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
             "per_class": job.per_class, "test": job.test, "error": stored_text(job.error, templates.get("error")),
             "traceback": _traceback_for_caller(job),
             "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}
+
+
+def device_of(queue: str) -> str:
+    """The device kind a job asked for ('any', 'cpu' or 'gpu'), from its queue."""
+    return queue.partition(".")[2] or ANY_DEVICE
 
 
 def _traceback_for_caller(job: Job) -> str | None:

@@ -72,10 +72,7 @@ def create_evaluation(payload) -> Evaluation:
     db.session.add(row)
     db.session.commit()
     try:
-        current_app.extensions["celery"].send_task(EVALUATE_TASK, args=[row.id], queue=TRAINING_QUEUE,
-                                                   retry_policy={"max_retries": 2, "interval_start": 0,
-                                                                 "interval_step": 0.5, "interval_max": 1},
-                                                   ignore_result=True)
+        send_evaluation(row.id)
     except Exception as exc:
         _failed(row, Message(N_("The job queue (Redis) could not be reached: %(error)s"), {"error": str(exc)}))
         row.finished_at = utcnow()
@@ -83,6 +80,14 @@ def create_evaluation(payload) -> Evaluation:
         raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the evaluation was not "
                                                "started.", id=row.id) from None
     return row
+
+
+def send_evaluation(evaluation_id: int) -> None:
+    """Put the evaluation's task on the training queue (it runs where training runs)."""
+    from webapp.jobs.services import PUBLISH_RETRY
+
+    current_app.extensions["celery"].send_task(EVALUATE_TASK, args=[evaluation_id], queue=TRAINING_QUEUE,
+                                               retry_policy=PUBLISH_RETRY, ignore_result=True)
 
 
 def _failed(row: Evaluation, reason) -> None:

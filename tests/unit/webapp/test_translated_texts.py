@@ -155,7 +155,7 @@ def test_refused_uploads_list_their_files_in_the_language(client):
 def test_job_texts_follow_the_language(app, client, dataset_id, monkeypatch):
     from webapp.jobs import services
 
-    monkeypatch.setattr(services, "_enqueue", lambda job: None)
+    monkeypatch.setattr(services, "enqueue", lambda job: None)
     ident = client.post("/api/jobs", json={"dataset_id": dataset_id}).get_json()["id"]
     with app.app_context():
         row = db.session.get(Job, ident)

@@ -7,39 +7,17 @@ import re
 import socket
 
 import pytest
-import redis
 
-from launcher import free_port, redis_process, redis_url, wait_for_redis
 from tests.stack import app_config
 from webapp import create_app
 from webapp.accounts import services as accounts
 from webapp.database import upgrade_schema
 from webapp.extensions import db
 from webapp.models import Job
-from webapp.storage import DataDir
 from webapp.workers import WorkerBeacon
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 TRAINER, GPU_TRAINER, INGEST = "trainer-2@box", "trainer-1@gpu-box", "ingest-studio@box"
-
-
-@pytest.fixture(scope="module")
-def redis_server(tmp_path_factory):
-    """A Redis of this module's own (the embedded binary, no password); emptied before each test."""
-    data_dir = DataDir(tmp_path_factory.mktemp("workers-redis"))
-    port = free_port()
-    server = redis_process(data_dir, port).start()
-    try:
-        wait_for_redis(redis_url(port))
-        yield redis_url(port)
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def redis_url_empty(redis_server):
-    redis.Redis.from_url(redis_server).flushdb()
-    return redis_server
 
 
 @pytest.fixture
@@ -118,7 +96,7 @@ def test_the_page_is_a_table_skeleton_its_script_fills(app):
     assert headings == ["Name", "Host", "Device", "Queues", "Doing", "Last heartbeat"]
     assert 'src="/static/js/workers.js"' in html and "<script>" not in html and "style=" not in html
     assert 'id="workers-empty" hidden' in html  # the script shows how to start a worker when there is none
-    assert "-Q training -c 1 -n trainer-1@%h" in html and "-Q training,training.gpu" in html
+    assert "-Q training -c 1 -n trainer-1@%h" in html and "-Q training.gpu -c 1" in html
     assert re.search(r'<a href="/workers" class="active">Workers</a>', html)
     assert '<a href="/workers" class="">' in app.test_client().get("/datasets").get_data(as_text=True)
 

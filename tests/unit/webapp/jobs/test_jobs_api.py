@@ -112,7 +112,7 @@ def test_a_job_that_lost_its_worker_is_queued_again_until_its_attempts_run_out(a
     from webapp.jobs import services
 
     sent = []
-    monkeypatch.setattr(services, "_enqueue", lambda job: sent.append(job.id))
+    monkeypatch.setattr(services, "enqueue", lambda job: sent.append(job.id))
     stale = _job(app, dataset_id, "running", 300)
     for retry in (1, 2):
         with app.app_context():
@@ -133,7 +133,7 @@ def test_resume_is_for_failed_and_cancelled_jobs_whose_dataset_exists(app, clien
     from webapp.jobs import events, services
 
     sent = []
-    monkeypatch.setattr(services, "_enqueue", lambda job: sent.append(job.id))
+    monkeypatch.setattr(services, "enqueue", lambda job: sent.append(job.id))
     monkeypatch.setattr(events, "clear_cancel", lambda client, job_id: None)
     running = _job(app, dataset_id, "running", 1)
     refused = client.post(f"/api/jobs/{running}/resume")

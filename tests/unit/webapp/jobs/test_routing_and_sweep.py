@@ -1,0 +1,128 @@
+"""Jobs routed to a kind of device, and the sweep that sends again the tasks a broker lost, against a real
+Redis (without workers) and on SQLite and PostgreSQL."""
+from __future__ import annotations
+
+import base64
+import io
+import json
+
+import pytest
+import redis
+
+from tests.images import class_files, zip_bytes
+from tests.postgres import new_database
+from tests.stack import app_config
+from webapp import create_app
+from webapp.database import upgrade_schema
+from webapp.extensions import db
+from webapp.models import Dataset, Evaluation, Job
+from webapp.sweeper import LOCK_KEY, sweep_lost_tasks
+from webapp.taskqueue import EVALUATE_TASK, INGEST_TASK, TRAIN_TASK, waiting_tasks
+from webapp.workers import WorkerBeacon
+
+FAST = {"backbone": "mobilenet_v3_small", "pretrained": False, "epochs": 1, "image_size": 32}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def app(request, tmp_path, redis_url_empty):
+    database = {}
+    if request.param == "postgresql":
+        database["SQLALCHEMY_DATABASE_URI"] = new_database(request.getfixturevalue("postgres_server"))
+    app = create_app(app_config(tmp_path, REDIS_URL=redis_url_empty, **database))
+    upgrade_schema(app)
+    yield app
+    with app.app_context():
+        db.session.remove()
+        db.engine.dispose()
+
+
+@pytest.fixture
+def broker(app):
+    return redis.Redis.from_url(app.config["REDIS_URL"])
+
+
+@pytest.fixture
+def dataset_id(client):
+    response = client.post("/api/datasets", content_type="multipart/form-data", data={
+        "archive": (io.BytesIO(zip_bytes(class_files({"猫": 3, "狗": 3}))), "pets.zip")})
+    return response.get_json()["id"]
+
+
+def messages(broker, queue: str) -> list[tuple[str, int]]:
+    """(task, first argument) of each message waiting on `queue`."""
+    return [(message["headers"]["task"], json.loads(base64.b64decode(message["body"]))[0][0])
+            for message in map(json.loads, broker.lrange(queue, 0, -1))]
+
+
+def sweep(app, broker) -> list:
+    broker.delete(LOCK_KEY)  # as if the sweep interval had passed
+    with app.app_context():
+        return sweep_lost_tasks(broker, interval=30)
+
+
+def test_a_job_for_a_device_kind_goes_to_its_queue_once_a_worker_serves_it(app, client, broker, dataset_id):
+    refused = client.post("/api/jobs", json={"dataset_id": dataset_id, "device": "gpu", **FAST})
+    assert refused.status_code == 409 and refused.json["code"] == "no_worker_for_device"
+    assert "No worker trains on a GPU yet" in refused.json["error"] and refused.json["field"] == "device"
+    chinese = client.post("/api/jobs", json={"dataset_id": dataset_id, "device": "gpu", **FAST},
+                          headers={"Accept-Language": "zh-CN"})
+    assert chinese.json["code"] == "no_worker_for_device" and "GPU" in chinese.json["error"]
+    assert "No worker" not in chinese.json["error"]
+    bad = client.post("/api/jobs", json={"dataset_id": dataset_id, "device": "tpu", **FAST})
+    assert bad.status_code == 400 and bad.json["field"] == "device" and "any, cpu, gpu" in bad.json["error"]
+    with app.app_context():
+        assert db.session.query(Job).count() == 0  # nothing was left behind by the refusals
+
+    WorkerBeacon(app.config["REDIS_URL"], "gpu-1@box", ["training", "training.gpu"], "gpu:0").beat()
+    routed = client.post("/api/jobs", json={"dataset_id": dataset_id, "device": "gpu", **FAST})
+    assert routed.status_code == 202
+    anywhere = client.post("/api/jobs", json={"dataset_id": dataset_id, **FAST}).json["id"]
+    assert messages(broker, "training.gpu") == [(TRAIN_TASK, routed.json["id"])]
+    assert messages(broker, "training") == [(TRAIN_TASK, anywhere)]
+    job = client.get(f"/api/jobs/{routed.json['id']}").json
+    assert (job["device"], job["queue"]) == ("gpu", "training.gpu")
+    assert client.get(f"/api/jobs/{anywhere}").json["device"] == "any"
+
+
+def test_tasks_the_broker_lost_are_sent_again_on_the_second_sweep(app, client, broker, dataset_id):
+    job_id = client.post("/api/jobs", json={"dataset_id": dataset_id, **FAST}).json["id"]
+    with app.app_context():
+        evaluation = Evaluation(version=1, dataset_id=dataset_id, dataset_name="pets", split="val")
+        checking = Dataset(name="still checking", status="processing")
+        db.session.add_all([evaluation, checking])
+        db.session.commit()
+        evaluation_id, checking_id = evaluation.id, checking.id
+        first_task = db.session.get(Job, job_id).task_id
+    app.config["INGEST_IN_REQUEST"] = False  # uploads are checked by an ingest worker, so theirs can be lost too
+    assert sweep(app, broker) == []  # the job's message waits; the other two are seen missing once
+    assert sweep(app, broker) == [(EVALUATE_TASK, evaluation_id), (INGEST_TASK, checking_id)]
+    assert messages(broker, "ingest") == [(INGEST_TASK, checking_id)]
+
+    broker.flushdb()  # Redis restarted without its data
+    assert sweep(app, broker) == []  # once may fall between a commit and its send
+    assert sweep(app, broker) == [(EVALUATE_TASK, evaluation_id), (INGEST_TASK, checking_id), (TRAIN_TASK, job_id)]
+    assert (TRAIN_TASK, job_id) in messages(broker, "training")
+    with app.app_context():
+        assert db.session.get(Job, job_id).task_id != first_task
+    assert sweep(app, broker) == [] and sweep(app, broker) == []  # nothing is sent twice
+
+
+def test_a_task_being_run_counts_as_present_and_sweeps_take_turns(app, client, broker, dataset_id):
+    job_id = client.post("/api/jobs", json={"dataset_id": dataset_id, **FAST}).json["id"]
+    raw = broker.rpop("training")  # a worker took it: it waits unacknowledged
+    broker.hset("unacked", "tag-1", json.dumps([json.loads(raw), "", "training"]))
+    assert waiting_tasks(broker, ["training"]) == {(TRAIN_TASK, job_id)}
+    assert sweep(app, broker) == [] and sweep(app, broker) == []
+    broker.delete("unacked")  # its worker's Redis went away with it
+    assert sweep(app, broker) == []  # first sighting
+    with app.app_context():
+        assert sweep_lost_tasks(broker, interval=30) == []  # another process swept moments ago: not yet
+    assert sweep(app, broker) == [(TRAIN_TASK, job_id)]
+
+
+def test_uploads_checked_in_the_request_are_never_sent_to_a_worker(app, broker):
+    with app.app_context():
+        db.session.add(Dataset(name="in a request", status="processing"))
+        db.session.commit()
+    assert sweep(app, broker) == [] and sweep(app, broker) == []
+    assert broker.llen("ingest") == 0
