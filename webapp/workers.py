@@ -19,6 +19,7 @@ from sqlalchemy import select
 from webapp.extensions import db
 from webapp.jobs.status import JobStatus
 from webapp.models import Job
+from webapp.taskqueue import DEVICE_KINDS, training_queue
 
 log = logging.getLogger(__name__)
 KEY = "studio:worker:{name}"
@@ -87,3 +88,17 @@ def announced(client: redis.Redis) -> list[dict]:
         worker["queues"] = (worker["queues"] or "").split(",") if worker["queues"] else []
         worker["job_id"] = running.get(worker["name"])
     return sorted(workers, key=lambda worker: worker["name"])
+
+
+def served_queues(client: redis.Redis) -> set[str]:
+    """Every queue some announced worker serves (raises RedisError when Redis cannot be reached)."""
+    return {queue for worker in announced(client) for queue in worker["queues"]}
+
+
+def served_device_kinds(redis_url: str) -> set[str]:
+    """The device kinds whose training queue a worker serves now; none when Redis cannot be reached."""
+    try:
+        queues = served_queues(redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1))
+    except redis.RedisError:
+        return set()
+    return {kind for kind in DEVICE_KINDS if training_queue(kind) in queues}

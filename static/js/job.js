@@ -52,6 +52,8 @@ function renderAttempts() {
   const notes = [];
   if (job.resumed_from_epoch) notes.push(t("Resumed after epoch %(epoch)s (attempt %(attempt)s).", { epoch: job.resumed_from_epoch, attempt: job.attempt }));
   else if (job.attempt > 1) notes.push(t("Started again from the beginning (attempt %(attempt)s): no epoch had been saved yet.", { attempt: job.attempt }));
+  if (job.device === "gpu") notes.push(job.status === "queued" ? t("Waits for a worker with a GPU.") : t("Asked for a worker with a GPU."));
+  if (job.device === "cpu") notes.push(job.status === "queued" ? t("Waits for a worker that trains on the CPU.") : t("Asked for a worker that trains on the CPU."));
   if (job.status === "queued" && job.retries > 0) notes.push(t("Its worker stopped responding; waiting for a worker to continue it (retry %(retry)s).", { retry: job.retries }));
   $("resume-note").textContent = notes.join(" ");
   $("resume-note").hidden = notes.length === 0;

@@ -174,6 +174,7 @@ function payload() {
   body.freeze_backbone = freeze.checked;
   body.promote_when_done = form.elements.promote_when_done.checked;
   body.export_int8 = form.elements.export_int8.checked;
+  if (form.elements.device.value !== "any") body.device = form.elements.device.value;
   for (const name of SUGGESTED) {
     if (suggestion && !touched.has(name)) continue;
     const value = fieldValue(name);

@@ -1,7 +1,7 @@
 """HTML pages for datasets; they call the same JSON API as scripts do."""
 from __future__ import annotations
 
-from flask import Blueprint, render_template, send_file
+from flask import Blueprint, current_app, render_template, send_file
 
 from engine.augment import PRESET_OPTIONS
 from engine.backbones import BACKBONES
@@ -13,6 +13,8 @@ from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.models import Dataset, DatasetImage, ModelVersion
 from webapp.storage import data_dir
+from webapp.taskqueue import DEVICE_KINDS
+from webapp.workers import served_device_kinds
 
 pages = Blueprint("datasets", __name__, url_prefix="/datasets")
 
@@ -35,7 +37,8 @@ def show(dataset_id: int):
     return render_template("datasets/show.html", dataset=services.dataset_json(dataset), teachers=teachers,
                            thumbnails=services.thumbnails(dataset), defaults=TrainConfig(),
                            backbones=BACKBONES, optimizers=OPTIMIZERS, weights=weights_status(),
-                           learning_rates=TrainConfig.learning_rate_rule(), augmentation_presets=PRESET_OPTIONS)
+                           learning_rates=TrainConfig.learning_rate_rule(), augmentation_presets=PRESET_OPTIONS,
+                           device_kinds=DEVICE_KINDS, served_devices=served_device_kinds(current_app.config["REDIS_URL"]))
 
 
 @pages.get("/<int:dataset_id>/thumbs/<int:image_id>.jpg")

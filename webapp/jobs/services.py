@@ -67,14 +67,14 @@ def create_job(payload) -> Job:
 def check_device_served(device: str, queue: str) -> None:
     """A job for a kind of device needs a worker that serves its queue now; otherwise it would wait
     unseen, so it is refused with what to start."""
-    from webapp.workers import announced
+    from webapp.workers import served_queues
 
     try:
-        workers = announced(events.redis_client(current_app.config["REDIS_URL"]))
+        served = served_queues(events.redis_client(current_app.config["REDIS_URL"]))
     except redis.RedisError:
         raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the job was not "
                                                "started.") from None
-    if not any(queue in worker["queues"] for worker in workers):
+    if queue not in served:
         raise StudioError("no_worker_for_device", "No worker trains on a %(device)s yet. Start one on a "
                                                   "machine with that device, or choose 'any'.",
                           {"device": device.upper()}, field="device", queue=queue)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 
 import pytest
 import redis
@@ -126,3 +127,15 @@ def test_uploads_checked_in_the_request_are_never_sent_to_a_worker(app, broker):
         db.session.commit()
     assert sweep(app, broker) == [] and sweep(app, broker) == []
     assert broker.llen("ingest") == 0
+
+
+def test_the_train_form_offers_the_device_kinds_that_a_worker_serves(app, client, dataset_id):
+    def options() -> list[str]:
+        html = client.get(f"/datasets/{dataset_id}").get_data(as_text=True)
+        select = html[html.index('<select name="device"'):]
+        return [" ".join(option.split()) for option in re.findall(r"<option [^>]*>[^<]*", select[:select.index("</select>")])]
+
+    assert options() == ['<option value="any">Any worker', '<option value="cpu" disabled>CPU (no worker)',
+                         '<option value="gpu" disabled>GPU (no worker)']
+    WorkerBeacon(app.config["REDIS_URL"], "gpu-1@box", ["training", "training.gpu"], "gpu:0").beat()
+    assert options()[2] == '<option value="gpu">GPU'
