@@ -38,7 +38,8 @@ def show(dataset_id: int):
                            thumbnails=services.thumbnails(dataset), defaults=TrainConfig(),
                            backbones=BACKBONES, optimizers=OPTIMIZERS, weights=weights_status(),
                            learning_rates=TrainConfig.learning_rate_rule(), augmentation_presets=PRESET_OPTIONS,
-                           device_kinds=DEVICE_KINDS, served_devices=served_device_kinds(current_app.config["REDIS_URL"]))
+                           device_kinds=DEVICE_KINDS,
+                           served_devices=served_device_kinds(current_app.config["REDIS_URL"]))
 
 
 @pages.get("/<int:dataset_id>/thumbs/<int:image_id>.jpg")

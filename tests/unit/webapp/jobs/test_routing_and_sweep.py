@@ -133,7 +133,8 @@ def test_the_train_form_offers_the_device_kinds_that_a_worker_serves(app, client
     def options() -> list[str]:
         html = client.get(f"/datasets/{dataset_id}").get_data(as_text=True)
         select = html[html.index('<select name="device"'):]
-        return [" ".join(option.split()) for option in re.findall(r"<option [^>]*>[^<]*", select[:select.index("</select>")])]
+        select = select[:select.index("</select>")]
+        return [" ".join(option.split()) for option in re.findall(r"<option [^>]*>[^<]*", select)]
 
     assert options() == ['<option value="any">Any worker', '<option value="cpu" disabled>CPU (no worker)',
                          '<option value="gpu" disabled>GPU (no worker)']
