@@ -100,8 +100,8 @@ class Heartbeat(threading.Thread):
 class JobReporter(Callbacks):
     """Engine callbacks -> short database writes (about once a second), Redis events, VisualDL."""
 
-    def __init__(self, job: Job, redis_url: str, logdir: Path) -> None:
-        self.job, self.attempt = job, job.attempt
+    def __init__(self, job: Job, redis_url: str, logdir: Path, device: str) -> None:
+        self.job, self.attempt, self.device = job, job.attempt, device
         self.redis = events.redis_client(redis_url)
         self.logdir = logdir
         self.writer = None
@@ -153,10 +153,9 @@ class JobReporter(Callbacks):
     def _record_speed(self, stats: EpochStats) -> None:
         """A full fine-tuning epoch is a measurement of this worker's speed, for later estimates."""
         if self.speed_of is not None and stats.images_per_s > 0 and self.job.worker:
-            from engine.device import pick_device
             from webapp.jobs.recommendation import record_timing
 
-            record_timing(self.job.worker, pick_device(), *self.speed_of, 1.0 / stats.images_per_s, "job")
+            record_timing(self.job.worker, self.device, *self.speed_of, 1.0 / stats.images_per_s, "job")
 
     def on_checkpoint(self, epoch: int, size_bytes: int) -> None:
         self.job.checkpoint_bytes = size_bytes
@@ -215,9 +214,10 @@ def run_training_job(job_id: int, worker: str) -> str:
     config, attempt = current_app.config, job.attempt
     heartbeat = Heartbeat(db.engine, job.id, attempt, config["JOB_HEARTBEAT_SECONDS"])
     heartbeat.start()
-    reporter = JobReporter(job, config["REDIS_URL"], data_dir().job_log(job.id))
+    device = placement()
+    reporter = JobReporter(job, config["REDIS_URL"], data_dir().job_log(job.id), device)
     try:
-        _train(job, reporter)
+        _train(job, reporter, device)
         transition(job, JobStatus.SUCCEEDED, Job.attempt == attempt)
     except JobSuperseded:
         log.warning("job %s went on without this worker (attempt %s); stopping", job_id, attempt)
@@ -256,12 +256,21 @@ def _restore(job: Job, store: CheckpointStore):
     return checkpoint
 
 
-def _teacher(config: TrainConfig, data: TrainData):
+def placement() -> str:
+    """Where this worker trains a job: its one device ('gpu:0' or 'cpu'); a worker runs one job at a time,
+    so one job per device. Training one job on several GPUs of a host would start here: the runner would
+    launch the job's ranks with paddle.distributed.launch and report from rank 0 (README, "Running on
+    several machines")."""
+    from engine.device import pick_device
+
+    return pick_device()
+
+
+def _teacher(config: TrainConfig, data: TrainData, device: str):
     """The model version that teaches this job, checked again now that it runs; None without one."""
     if config.teacher_version is None:
         return None
     from engine.bundle import BundleRejected, read_bundle
-    from engine.device import pick_device
     from engine.distill import Teacher
 
     try:
@@ -272,10 +281,10 @@ def _teacher(config: TrainConfig, data: TrainData):
     if bundle.classes != data.class_names:
         raise StudioError("classes_mismatch", "The teacher, model version %(version)s, knows other "
                                               "classes than this dataset.", {"version": config.teacher_version})
-    return Teacher(bundle, pick_device(), cpu_threads=max(1, (os.cpu_count() or 1)))
+    return Teacher(bundle, device, cpu_threads=max(1, (os.cpu_count() or 1)))
 
 
-def _train(job: Job, reporter: "JobReporter") -> None:
+def _train(job: Job, reporter: "JobReporter", device: str) -> None:
     data = training_data(job)
     job.class_names = data.class_names
     folders = data_dir()
@@ -284,7 +293,8 @@ def _train(job: Job, reporter: "JobReporter") -> None:
     fenced_commit(job.id, reporter.attempt)
     config = TrainConfig(**job.config)
     start = init_weights(config.init_version, config.backbone) if config.init_version is not None else None
-    trainer = Trainer(config, data, folders.image_cache, reporter, teacher=_teacher(config, data), init_weights=start)
+    trainer = Trainer(config, data, folders.image_cache, reporter, device=device,
+                      teacher=_teacher(config, data, device), init_weights=start)
     result = trainer.fit(store, checkpoint)
     job.phase, job.progress = "exporting", 1.0
     job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early
