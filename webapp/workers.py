@@ -17,6 +17,7 @@ import redis
 from sqlalchemy import select
 
 from webapp.extensions import db
+from webapp.jobs import events
 from webapp.jobs.status import JobStatus
 from webapp.models import Job
 from webapp.taskqueue import DEVICE_KINDS, training_queue
@@ -44,7 +45,7 @@ class WorkerBeacon:
 
     def __init__(self, redis_url: str, name: str, queues: list[str], device: str | None,
                  every: float = BEACON_SECONDS) -> None:
-        self.client = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=2)
+        self.client = events.redis_client(redis_url)
         self.name, self.queues, self.device, self.every = name, queues, device, every
         self._stop = threading.Event()
 

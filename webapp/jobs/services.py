@@ -39,7 +39,8 @@ def create_job(payload) -> Job:
     promote = payload.get("promote_when_done", False)
     if not isinstance(promote, bool):
         raise StudioError("invalid_field", "'promote_when_done' must be true or false.", field="promote_when_done")
-    device = payload.get("device", ANY_DEVICE)
+    device = payload.get("device")
+    device = ANY_DEVICE if device is None else device  # left out or null: any worker
     if device not in (ANY_DEVICE, *DEVICE_KINDS):
         raise StudioError("invalid_field", "'device' must be one of %(choices)s.",
                           {"choices": ", ".join((ANY_DEVICE, *DEVICE_KINDS))}, field="device")

@@ -69,15 +69,16 @@ def test_a_job_for_a_device_kind_goes_to_its_queue_once_a_worker_serves_it(app, 
                           headers={"Accept-Language": "zh-CN"})
     assert chinese.json["code"] == "no_worker_for_device" and "GPU" in chinese.json["error"]
     assert "No worker" not in chinese.json["error"]
-    bad = client.post("/api/jobs", json={"dataset_id": dataset_id, "device": "tpu", **FAST})
-    assert bad.status_code == 400 and bad.json["field"] == "device" and "any, cpu, gpu" in bad.json["error"]
+    for value in ("tpu", "GPU ", "", 0, [], {"kind": "gpu"}, True):
+        bad = client.post("/api/jobs", json={"dataset_id": dataset_id, "device": value, **FAST})
+        assert bad.status_code == 400 and bad.json["field"] == "device" and "any, cpu, gpu" in bad.json["error"]
     with app.app_context():
         assert db.session.query(Job).count() == 0  # nothing was left behind by the refusals
 
     WorkerBeacon(app.config["REDIS_URL"], "gpu-1@box", ["training", "training.gpu"], "gpu:0").beat()
     routed = client.post("/api/jobs", json={"dataset_id": dataset_id, "device": "gpu", **FAST})
     assert routed.status_code == 202
-    anywhere = client.post("/api/jobs", json={"dataset_id": dataset_id, **FAST}).json["id"]
+    anywhere = client.post("/api/jobs", json={"dataset_id": dataset_id, "device": None, **FAST}).json["id"]
     assert messages(broker, "training.gpu") == [(TRAIN_TASK, routed.json["id"])]
     assert messages(broker, "training") == [(TRAIN_TASK, anywhere)]
     job = client.get(f"/api/jobs/{routed.json['id']}").json
