@@ -12,12 +12,12 @@ from tests.images import class_files, noisy_image, zip_bytes
 ODD_TEXT = ["", " ", "\0", "../../etc/passwd", "玫瑰/花.jpg", "e\u0301", "🌹" * 3, "a" * 5000, "NaN",
             "-0", "1e309", "٣", "0x10", "true", "null", "[]", "{}", "%00", "<script>", "C:\\x.png", "/abs.png"]
 ODD_VALUES = [None, True, False, 0, -1, 1.5, float("inf"), 2**64, -(2**63), 10**400, "", "x", "0", "1", [], [1],
-              {}, {"a": 1}, "\0", "蓝色"]
+              {}, {"a": 1}, "\0", "蓝色", "gpu", "any"]
 OPTIONS = ["backbone", "pretrained", "epochs", "batch_size", "learning_rate", "image_size", "optimizer",
            "freeze_backbone", "label_smoothing", "early_stopping_patience", "weight_decay", "warmup_epochs",
            "grad_clip", "seed", "dataset_id", "epoch", "augmentation", "randaugment_n", "randaugment_m",
            "random_erasing", "mixup_alpha", "cutmix_alpha", "teacher_version", "distill_temperature",
-           "distill_weight", "init_version", "export_int8", "int8_max_accuracy_drop", ""]
+           "distill_weight", "init_version", "export_int8", "int8_max_accuracy_drop", "device", ""]
 
 
 def check(response) -> None:
