@@ -28,7 +28,8 @@ def test_health_sees_redis_and_the_worker(stack_client):
     assert body["status"] == "ok" and body["redis"] == "ok" and body["database"] == "ok"
     ingest, training = body["workers"]  # each worker announces its host, queues and (training) device
     assert ingest["name"].startswith("ingest-test") and ingest["queues"] == ["ingest"] and ingest["device"] is None
-    assert training["name"].startswith("test") and training["queues"] == ["training"]
+    assert training["name"].startswith("test") and training["queues"][0] == "training"
+    assert training["queues"] in (["training"], ["training", "training.cpu"])  # the second once its device is known
     assert training["host"] == socket.gethostname() and training["heartbeat_at"].endswith("+00:00")
     assert training["job_id"] is None and body["training_workers"] == 1
 
@@ -39,8 +40,9 @@ def test_the_training_worker_reports_its_device(stack_app):
         stack_app.extensions.pop("health_workers", None)
         workers = stack_app.test_client().get("/api/health").get_json()["workers"]
         training = [w for w in workers if "training" in w["queues"]]
-        if training and training[0]["device"]:
+        if training and training[0]["device"] and len(training[0]["queues"]) == 2:
             assert training[0]["device"] == "cpu"
+            assert training[0]["queues"] == ["training", "training.cpu"]  # it takes the jobs for its kind too
             return
         time.sleep(1)
-    raise AssertionError("the training worker never reported its device")
+    raise AssertionError("the training worker never reported its device and took its device kind's queue")
