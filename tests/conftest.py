@@ -31,13 +31,19 @@ def postgres_server():
         yield url
 
 
+@pytest.fixture
+def app_settings() -> dict:
+    """Settings for `app_on_each_database` beyond the defaults; a module overrides this fixture to add some."""
+    return {}
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
-def app_on_each_database(request, tmp_path):
+def app_on_each_database(request, tmp_path, app_settings):
     """The app on SQLite and again on PostgreSQL: modules whose tests must hold on both use it as `app`."""
     database = {}
     if request.param == "postgresql":
         database["SQLALCHEMY_DATABASE_URI"] = new_database(request.getfixturevalue("postgres_server"))
-    app = create_app(app_config(tmp_path, **database))
+    app = create_app(app_config(tmp_path, **app_settings, **database))
     upgrade_schema(app)
     yield app
     with app.app_context():

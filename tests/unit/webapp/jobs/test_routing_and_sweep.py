@@ -11,10 +11,6 @@ import pytest
 import redis
 
 from tests.images import class_files, zip_bytes
-from tests.postgres import new_database
-from tests.stack import app_config
-from webapp import create_app
-from webapp.database import upgrade_schema
 from webapp.extensions import db
 from webapp.models import Dataset, Evaluation, Job
 from webapp.sweeper import LOCK_KEY, sweep_lost_tasks
@@ -24,17 +20,14 @@ from webapp.workers import WorkerBeacon
 FAST = {"backbone": "mobilenet_v3_small", "pretrained": False, "epochs": 1, "image_size": 32}
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def app(request, tmp_path, redis_url_empty):
-    database = {}
-    if request.param == "postgresql":
-        database["SQLALCHEMY_DATABASE_URI"] = new_database(request.getfixturevalue("postgres_server"))
-    app = create_app(app_config(tmp_path, REDIS_URL=redis_url_empty, **database))
-    upgrade_schema(app)
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
+@pytest.fixture
+def app_settings(redis_url_empty):
+    return {"REDIS_URL": redis_url_empty}
+
+
+@pytest.fixture
+def app(app_on_each_database):
+    return app_on_each_database
 
 
 @pytest.fixture
