@@ -19,6 +19,7 @@ function ago(iso) {
 }
 
 function device(worker) {
+  if (worker.device === "unknown") return t("not found");  // the worker could not load Paddle to probe it
   if (worker.device) return worker.device;
   return worker.kind === "training" ? t("checking…") : "–";  // ingest workers have no training device
 }
