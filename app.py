@@ -10,10 +10,11 @@ import socket
 import sys
 import time
 
-from launcher import (EVERY_ADDRESS, LOOPBACK, ServiceProcess, connect_address, free_port, host_port,
+from launcher import (LOOPBACK, ServiceProcess, connect_address, free_port, host_port,
                       ingest_worker_process, redis_password, redis_process, redis_url, visualdl_process,
                       wait_for_port, wait_for_redis, web_process, web_processes, worker_process)
 from webapp import create_app
+from webapp.accounts.settings import ANY_ADDRESS
 from webapp.config import data_dir_from_env
 from webapp.database import upgrade_schema
 from webapp.jobs.reaper import start_reaper
@@ -87,7 +88,7 @@ def sweep_leftovers(data_dir: DataDir, unchanged_for: float) -> None:
 
 def running_message(host: str, port: int) -> str:
     """Where people open the studio: HOST, or for every address the names that reach this machine."""
-    if host in EVERY_ADDRESS:
+    if host in ANY_ADDRESS:
         return (f"Image Studio is running on every address of this machine ({host_port(host, port)}): open "
                 f"http://{host_port(socket.gethostname(), port)} from other machines, "
                 f"http://{host_port(connect_address(host), port)} on this one")

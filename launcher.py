@@ -12,13 +12,13 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from webapp.accounts.settings import ANY_ADDRESS
 from webapp.storage import DataDir
 from webapp.taskqueue import INGEST_QUEUE, INGEST_WORKER_PREFIX, TRAINING_QUEUE
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 LOOPBACK = "127.0.0.1"
-EVERY_ADDRESS = {"0.0.0.0": LOOPBACK, "::": "::1"}  # binds to every interface, and how to reach them from here
 
 
 def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
@@ -41,8 +41,10 @@ def host_port(host: str, port: int) -> str:
 
 
 def connect_address(host: str) -> str:
-    """The address to reach a server bound to `host` from this machine."""
-    return EVERY_ADDRESS.get(host, host)
+    """The address to reach a server bound to `host` from this machine (loopback for every address)."""
+    if host in ANY_ADDRESS:
+        return "::1" if host == "::" else LOOPBACK
+    return host
 
 
 def _die_with_parent(death_signal: int):
