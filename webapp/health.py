@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.extensions import db
-from webapp.taskqueue import trains
+from webapp.taskqueue import TRAINING_QUEUE
 from webapp.workers import announced
 
 bp = Blueprint("health", __name__)
@@ -51,8 +51,9 @@ def _workers() -> list[dict]:
 def health_report() -> dict:
     database, redis_up = _database_ok(), _redis_ok()
     workers = _workers() if redis_up else []
-    # Healthy needs a training worker; an ingest worker alone does not train.
-    trainers = sum(trains(worker["queues"]) for worker in workers)
+    # Healthy needs a worker on the shared training queue: jobs for any device and evaluations go there (a
+    # worker kept for GPU jobs only, or an ingest worker, does not take them).
+    trainers = sum(TRAINING_QUEUE in worker["queues"] for worker in workers)
     healthy = database and redis_up and trainers > 0
     return {"status": "ok" if healthy else "degraded", "database": "ok" if database else "down",
             "redis": "ok" if redis_up else "down", "workers": workers, "training_workers": trainers,

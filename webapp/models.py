@@ -8,6 +8,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
 from webapp.jobs.status import JobStatus
+from webapp.taskqueue import TRAINING_QUEUE
 
 
 def utcnow() -> datetime:
@@ -41,6 +42,10 @@ class Dataset(db.Model):
     # While status is "processing": files checked so far out of the upload's files.
     ingest_done: Mapped[int] = mapped_column(default=0)
     ingest_total: Mapped[int] = mapped_column(default=0)
+    # The check that holds the upload (counted from 1) and its last progress: a check is claimed only
+    # while no other made progress lately (webapp.datasets.services.ingest_upload).
+    ingest_attempt: Mapped[int] = mapped_column(default=0, server_default="0")
+    ingest_heartbeat_at: Mapped[datetime | None]
 
     images: Mapped[list["DatasetImage"]] = relationship(
         back_populates="dataset", cascade="all, delete-orphan", passive_deletes=True
@@ -83,7 +88,7 @@ class Job(db.Model):
     class_names: Mapped[list] = mapped_column(JSON, default=list)
     task_id: Mapped[str | None] = mapped_column(String(64))
     # The queue its task goes to: `training` (any worker) or a device kind's (webapp.taskqueue.training_queue).
-    queue: Mapped[str] = mapped_column(String(40), default="training", server_default="training")
+    queue: Mapped[str] = mapped_column(String(40), default=TRAINING_QUEUE, server_default=TRAINING_QUEUE)
     worker: Mapped[str | None] = mapped_column(String(200))
     progress: Mapped[float] = mapped_column(default=0.0)
     epoch: Mapped[int] = mapped_column(default=0)  # the epoch in progress, from 1

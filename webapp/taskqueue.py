@@ -28,6 +28,11 @@ def training_queue(kind: str = ANY_DEVICE) -> str:
     return TRAINING_QUEUE if kind == ANY_DEVICE else f"{TRAINING_QUEUE}.{kind}"
 
 
+def device_of(queue: str) -> str:
+    """The device kind ('any', 'cpu' or 'gpu') whose jobs go to `queue` (the inverse of training_queue)."""
+    return queue.partition(".")[2] or ANY_DEVICE
+
+
 def device_kind(device: str | None) -> str | None:
     """'gpu' for 'gpu:0', 'cpu' for 'cpu'; None for a device not found yet or unknown."""
     kind = (device or "").partition(":")[0]
@@ -39,17 +44,15 @@ def trains(queues: list[str]) -> bool:
     return any(queue == TRAINING_QUEUE or queue.startswith(f"{TRAINING_QUEUE}.") for queue in queues)
 
 
-# Where Celery's Redis transport (kombu) keeps messages: one list per queue and priority step, and a hash of
-# the messages delivered to a worker but not acknowledged yet (tasks acknowledge late, so a running task's
-# message stays there until it ends).
-_PRIORITY_SEP, _PRIORITY_STEPS, _UNACKED = "\x06\x16", (3, 6, 9), "unacked"
+class UnknownLayout(RuntimeError):
+    """Redis holds messages that this reading of kombu's layout cannot decode."""
 
 
 def _task_of(raw: bytes | str) -> tuple[str, object] | None:
     """(task name, first argument) of one stored message, or None for anything else."""
     try:
         message = json.loads(raw)
-        if isinstance(message, list):  # unacked entries are [message, exchange, routing key]
+        if isinstance(message, list):  # unacknowledged entries are [message, exchange, routing key]
             message = message[0]
         body = message["body"]
         if message.get("properties", {}).get("body_encoding") == "base64":
@@ -60,17 +63,23 @@ def _task_of(raw: bytes | str) -> tuple[str, object] | None:
         return None
 
 
-def waiting_tasks(client, queues: list[str]) -> set[tuple[str, object]]:
-    """Every (task name, first argument) that Redis holds for `queues`, waiting or being run."""
-    keys = [key for queue in queues for key in (queue, *(f"{queue}{_PRIORITY_SEP}{step}" for step in _PRIORITY_STEPS))]
-    found = set()
-    for key in keys:
-        for raw in client.lrange(key, 0, -1):
-            found.add(_task_of(raw))
-    for raw in client.hvals(_UNACKED):
-        found.add(_task_of(raw))
-    found.discard(None)
-    return found
+def broker_messages(client, queues: list[str], options: dict) -> tuple[set, set]:
+    """What Celery's Redis transport holds for `queues`, as (task name, first argument) pairs: the messages
+    waiting in the queues, and those delivered to a worker and not yet acknowledged (tasks acknowledge late,
+    so a running task's message is there until it ends). The key names follow kombu's own (its priority
+    separator and steps, its unacknowledged hash, the broker's key prefix option)."""
+    from kombu.transport.redis import Channel
+
+    prefix = options.get("global_keyprefix", "")
+    steps = [step for step in options.get("priority_steps", Channel.priority_steps) if step]
+    keys = [prefix + key for queue in queues for key in (queue, *(f"{queue}{Channel.sep}{step}" for step in steps))]
+    raw_waiting = [raw for key in keys for raw in client.lrange(key, 0, -1)]
+    raw_taken = client.hvals(prefix + options.get("unacked_key", Channel.unacked_key))
+    waiting = {_task_of(raw) for raw in raw_waiting} - {None}
+    taken = {_task_of(raw) for raw in raw_taken} - {None}
+    if (raw_waiting or raw_taken) and not (waiting or taken):
+        raise UnknownLayout(f"{len(raw_waiting) + len(raw_taken)} messages in Redis could not be read")
+    return waiting, taken
 
 
 def init_app(app: Flask) -> Celery:

@@ -48,23 +48,35 @@ def _announce(sender, **_) -> None:
     beacon = WorkerBeacon(flask_app.config["REDIS_URL"], sender.hostname, queues, device=None).start()
     _beacon.append(beacon)
     if trains(queues):
-        threading.Thread(target=_find_device, args=(beacon,), daemon=True).start()
+        threading.Thread(target=_find_device, args=(sender, beacon), daemon=True).start()
 
 
-def _find_device(beacon: WorkerBeacon) -> None:
-    """Probe the device, then, for a worker of the shared training queue, also take the jobs routed to
-    its device kind (`training.gpu` on a GPU machine, `training.cpu` otherwise)."""
+def _find_device(consumer, beacon: WorkerBeacon) -> None:
+    """Probe the device, then fit the device-kind queues to it on the consumer's own loop: a worker of the
+    shared training queue also takes the jobs routed to its kind (`training.gpu` on a GPU machine,
+    `training.cpu` otherwise), and a device-kind queue this machine cannot serve (`-Q training.gpu` on a
+    host whose GPU is not usable) is dropped with a warning, so such jobs wait for a worker that can."""
     beacon.device = probe_device()
-    kind = device_kind(beacon.device)
-    if TRAINING_QUEUE in beacon.queues and kind is not None:
-        queue = training_queue(kind)
-        replies = celery_app.control.add_consumer(queue, destination=[beacon.name], reply=True, timeout=10)
-        if any("ok" in answer for reply in replies or [] for answer in reply.values()):
-            beacon.queues = sorted({*beacon.queues, queue})
-        else:
-            log.warning("worker %s could not take the %s queue: %s", beacon.name, queue, replies)
+    consumer.call_soon(_fit_queues, consumer, beacon, device_kind(beacon.device))
+
+
+def _fit_queues(consumer, beacon: WorkerBeacon, kind: str | None) -> None:
+    names = {queue.name for queue in consumer.task_consumer.queues}
+    for name in sorted(names):
+        if name.startswith(f"{TRAINING_QUEUE}.") and name != training_queue(kind or "unknown"):
+            log.warning("worker %s trains on %s, so it does not take the jobs of queue %s", beacon.name,
+                        beacon.device, name)
+            consumer.cancel_task_queue(name)
+    if TRAINING_QUEUE in names and kind is not None and training_queue(kind) not in names:
+        consumer.add_task_queue(training_queue(kind))
+    beacon.queues = sorted(queue.name for queue in consumer.task_consumer.queues)
+    threading.Thread(target=_beat_now, args=(beacon,), daemon=True).start()  # never block the loop on Redis
+
+
+def _beat_now(beacon: WorkerBeacon) -> None:
+    """Show the device and queues now rather than at the next beat."""
     try:
-        beacon.beat()  # show the device and queues now rather than at the next beat
+        beacon.beat()
     except Exception as exc:
         log.warning("could not announce worker %s: %s", beacon.name, exc)
 

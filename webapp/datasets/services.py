@@ -6,10 +6,11 @@ import os
 import shutil
 import time
 import uuid
+from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select, update
 
 from engine.errors import StudioError
 from engine.messages import N_, Message
@@ -19,7 +20,7 @@ from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.messages import rejected_json, stored_text, to_store
 from webapp.jobs.status import ACTIVE
-from webapp.models import Dataset, DatasetImage, Job, iso
+from webapp.models import Dataset, DatasetImage, Job, iso, utcnow
 from webapp.storage import data_dir
 from webapp.taskqueue import INGEST_QUEUE, INGEST_TASK
 
@@ -116,7 +117,7 @@ def _fail(dataset: Dataset, reason: "Message | StudioError") -> None:
 
 
 class _ProgressWriter:
-    """Writes ingest progress to the dataset row about once a second."""
+    """Writes ingest progress (and so the check's heartbeat) to the dataset row about once a second."""
 
     def __init__(self, dataset: Dataset, every: float = 1.0) -> None:
         self.dataset, self.every, self.last = dataset, every, 0.0
@@ -126,16 +127,41 @@ class _ProgressWriter:
         if now - self.last >= self.every or done == total:
             self.last = now
             self.dataset.ingest_done, self.dataset.ingest_total = done, total
+            self.dataset.ingest_heartbeat_at = utcnow()
             db.session.commit()
+
+
+def claim_ingest(dataset_id: int) -> int | None:
+    """Take the check of a waiting upload as a new attempt, in one conditional UPDATE; None when the
+    upload is not waiting or another check made progress within JOB_STALE_SECONDS."""
+    now = utcnow()
+    limit = now - timedelta(seconds=current_app.config["JOB_STALE_SECONDS"])
+    claimed = db.session.execute(
+        update(Dataset).where(Dataset.id == dataset_id, Dataset.status == "processing",
+                              or_(Dataset.ingest_heartbeat_at.is_(None), Dataset.ingest_heartbeat_at < limit))
+        .values(ingest_attempt=Dataset.ingest_attempt + 1, ingest_heartbeat_at=now)
+        .execution_options(synchronize_session=False)).rowcount
+    db.session.commit()
+    return db.session.scalar(select(Dataset.ingest_attempt).where(Dataset.id == dataset_id)) if claimed else None
 
 
 def ingest_upload(dataset_id: int) -> Dataset | None:
     """Check and store a received upload; the dataset ends `ready`, or `failed` with the reason
-    (a StudioError is raised again for the caller). Nothing to do for a dataset that is not waiting."""
+    (a StudioError is raised again for the caller). Nothing to do for a dataset that is not waiting, or
+    whose check another worker holds."""
     dataset = db.session.get(Dataset, dataset_id)
     if dataset is None or dataset.status != "processing":
         return dataset
-    folder, staging = data_dir().upload(dataset_id), data_dir().tmp / f"ingest-{dataset_id}"
+    attempt = claim_ingest(dataset_id)
+    db.session.refresh(dataset)
+    if attempt is None:
+        log.info("dataset %s is being checked elsewhere; skipping this delivery", dataset_id)
+        return dataset
+    if attempt > current_app.config["JOB_MAX_ATTEMPTS"]:
+        _fail(dataset, Message(N_("Checking this upload stopped %(count)s times (its worker was stopped or ran out "
+                                  "of memory); upload it again, perhaps in smaller parts."), {"count": attempt - 1}))
+        return dataset
+    folder, staging = data_dir().upload(dataset_id), data_dir().tmp / f"ingest-{dataset_id}-{attempt}"
     limits = current_app.config["INGEST_LIMITS"]
     shutil.rmtree(staging, ignore_errors=True)
     try:

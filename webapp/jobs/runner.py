@@ -27,6 +27,7 @@ from webapp.jobs.status import JobStatus
 from webapp.models import Dataset, DatasetImage, EpochMetric, Job, utcnow
 from webapp.registry.services import register_version
 from webapp.storage import data_dir
+from webapp.taskqueue import ANY_DEVICE, device_kind, device_of
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +218,11 @@ def run_training_job(job_id: int, worker: str) -> str:
     device = placement()
     reporter = JobReporter(job, config["REDIS_URL"], data_dir().job_log(job.id), device)
     try:
+        wanted = device_of(job.queue)
+        if wanted != ANY_DEVICE and device_kind(device) != wanted:  # a safety net: workers fit their queues
+            raise StudioError("wrong_device", "This job asked for a %(wanted)s, but the worker that took it "
+                                              "trains on %(device)s; resume it to send it to a %(wanted)s again.",
+                              {"wanted": wanted.upper(), "device": device})
         _train(job, reporter, device)
         transition(job, JobStatus.SUCCEEDED, Job.attempt == attempt)
     except JobSuperseded:

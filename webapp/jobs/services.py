@@ -19,7 +19,7 @@ from webapp.jobs.recommendation import resolve
 from webapp.jobs.status import JobStatus, sources_of
 from webapp.messages import stored_text, to_store
 from webapp.models import Dataset, DatasetImage, Job, iso, utcnow
-from webapp.taskqueue import ANY_DEVICE, DEVICE_KINDS, TRAIN_TASK, training_queue
+from webapp.taskqueue import ANY_DEVICE, DEVICE_KINDS, TRAIN_TASK, TRAINING_QUEUE, device_of, training_queue
 
 log = logging.getLogger(__name__)
 # Fail within a couple of seconds when Redis is down, rather than keep the person waiting.
@@ -222,8 +222,12 @@ def _revoke(task_id: str | None) -> None:
 
 
 def queue_positions() -> dict[int, int]:
-    ids = db.session.scalars(select(Job.id).where(Job.status == JobStatus.QUEUED).order_by(Job.id)).all()
-    return {job_id: position for position, job_id in enumerate(ids, start=1)}
+    """Each queued job's place in line among the jobs of its own queue (a GPU job waits only for GPU jobs)."""
+    positions, lengths = {}, {}
+    for job_id, queue in db.session.execute(select(Job.id, Job.queue).where(Job.status == JobStatus.QUEUED)
+                                            .order_by(Job.id)):
+        lengths[queue] = positions[job_id] = lengths.get(queue, 0) + 1
+    return positions
 
 
 def reap_stale_jobs(timeout_seconds: float, max_attempts: int) -> list[int]:
@@ -267,6 +271,8 @@ def resume_job(job: Job) -> Job:
     if dataset is None:
         raise StudioError("dataset_deleted", "The dataset of job %(id)s ('%(dataset)s') was deleted, so "
                                              "the job cannot be resumed.", {"id": job.id, "dataset": job.dataset_name})
+    if job.queue != TRAINING_QUEUE:
+        check_device_served(device_of(job.queue), job.queue)
     try:
         events.clear_cancel(events.redis_client(current_app.config["REDIS_URL"]), job.id)
     except redis.RedisError:
@@ -317,11 +323,6 @@ def job_json(job: Job) -> dict:
             "per_class": job.per_class, "test": job.test, "error": stored_text(job.error, templates.get("error")),
             "traceback": _traceback_for_caller(job),
             "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}
-
-
-def device_of(queue: str) -> str:
-    """The device kind a job asked for ('any', 'cpu' or 'gpu'), from its queue."""
-    return queue.partition(".")[2] or ANY_DEVICE
 
 
 def _traceback_for_caller(job: Job) -> str | None:

@@ -128,3 +128,17 @@ def test_anonymous_callers_get_nothing_and_viewers_get_the_list(tmp_path, redis_
 
     viewer = client.get("/api/workers", headers={"Authorization": f"Bearer {secret}"}).get_json()
     assert [(w["name"], w["host"]) for w in viewer["workers"]] == [(TRAINER, socket.gethostname())]
+
+
+def test_health_counts_the_workers_that_take_jobs_for_any_device(workers_app):
+    url = workers_app.config["REDIS_URL"]
+    announce(url, GPU_TRAINER, ["training.gpu"], "gpu:0")  # kept for GPU jobs only
+    announce(url, INGEST, ["ingest"], None)
+    client = workers_app.test_client()
+    health = client.get("/api/health")
+    assert health.status_code == 503 and health.json["training_workers"] == 0  # 'any' jobs would wait
+    assert len(health.json["workers"]) == 2
+    announce(url, TRAINER, ["training", "training.cpu"], "cpu")
+    workers_app.extensions.pop("health_workers", None)
+    health = client.get("/api/health")
+    assert health.status_code == 200 and health.json["status"] == "ok" and health.json["training_workers"] == 1

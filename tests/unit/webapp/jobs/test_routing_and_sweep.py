@@ -6,15 +6,17 @@ import base64
 import io
 import json
 import re
+from datetime import timedelta
 
 import pytest
 import redis
 
 from tests.images import class_files, zip_bytes
+from webapp.datasets.services import claim_ingest, ingest_upload
 from webapp.extensions import db
-from webapp.models import Dataset, Evaluation, Job
+from webapp.models import Dataset, Evaluation, Job, utcnow
 from webapp.sweeper import LOCK_KEY, sweep_lost_tasks
-from webapp.taskqueue import EVALUATE_TASK, INGEST_TASK, TRAIN_TASK, waiting_tasks
+from webapp.taskqueue import EVALUATE_TASK, INGEST_TASK, TRAIN_TASK, UnknownLayout, broker_messages
 from webapp.workers import WorkerBeacon
 
 FAST = {"backbone": "mobilenet_v3_small", "pretrained": False, "epochs": 1, "image_size": 32}
@@ -83,12 +85,11 @@ def test_tasks_the_broker_lost_are_sent_again_on_the_second_sweep(app, client, b
     job_id = client.post("/api/jobs", json={"dataset_id": dataset_id, **FAST}).json["id"]
     with app.app_context():
         evaluation = Evaluation(version=1, dataset_id=dataset_id, dataset_name="pets", split="val")
-        checking = Dataset(name="still checking", status="processing")
+        checking = Dataset(name="waiting to be checked", status="processing")
         db.session.add_all([evaluation, checking])
         db.session.commit()
         evaluation_id, checking_id = evaluation.id, checking.id
         first_task = db.session.get(Job, job_id).task_id
-    app.config["INGEST_IN_REQUEST"] = False  # uploads are checked by an ingest worker, so theirs can be lost too
     assert sweep(app, broker) == []  # the job's message waits; the other two are seen missing once
     assert sweep(app, broker) == [(EVALUATE_TASK, evaluation_id), (INGEST_TASK, checking_id)]
     assert messages(broker, "ingest") == [(INGEST_TASK, checking_id)]
@@ -104,23 +105,55 @@ def test_tasks_the_broker_lost_are_sent_again_on_the_second_sweep(app, client, b
 
 def test_a_task_being_run_counts_as_present_and_sweeps_take_turns(app, client, broker, dataset_id):
     job_id = client.post("/api/jobs", json={"dataset_id": dataset_id, **FAST}).json["id"]
-    raw = broker.rpop("training")  # a worker took it: it waits unacknowledged
-    broker.hset("unacked", "tag-1", json.dumps([json.loads(raw), "", "training"]))
-    assert waiting_tasks(broker, ["training"]) == {(TRAIN_TASK, job_id)}
-    assert sweep(app, broker) == [] and sweep(app, broker) == []
-    broker.delete("unacked")  # its worker's Redis went away with it
+    celery = app.extensions["celery"]
+    with celery.connection_for_read() as connection:  # a worker takes the message, as kombu delivers it
+        delivered = connection.SimpleQueue("training", no_ack=False).get(timeout=5)
+        assert broker_messages(broker, ["training"], {}) == (set(), {(TRAIN_TASK, job_id)})
+        assert sweep(app, broker) == [] and sweep(app, broker) == []  # being run: not lost
+        delivered.ack()  # it ends without taking the job (its process was killed before the claim)
+    assert broker_messages(broker, ["training"], {}) == (set(), set())
     assert sweep(app, broker) == []  # first sighting
     with app.app_context():
         assert sweep_lost_tasks(broker, interval=30) == []  # another process swept moments ago: not yet
     assert sweep(app, broker) == [(TRAIN_TASK, job_id)]
 
 
-def test_uploads_checked_in_the_request_are_never_sent_to_a_worker(app, broker):
+def test_messages_in_an_unknown_layout_stop_the_sweep_rather_than_flood_the_queue(app, client, broker, dataset_id):
+    client.post("/api/jobs", json={"dataset_id": dataset_id, **FAST})
+    broker.delete("training")
+    broker.rpush("training", b"not a kombu message")
+    with pytest.raises(UnknownLayout):
+        sweep(app, broker)
+
+
+def test_an_upload_is_checked_once_and_sent_again_only_when_its_check_stopped(app, broker):
     with app.app_context():
-        db.session.add(Dataset(name="in a request", status="processing"))
+        dataset = Dataset(name="big upload", status="processing")
+        db.session.add(dataset)
         db.session.commit()
-    assert sweep(app, broker) == [] and sweep(app, broker) == []
-    assert broker.llen("ingest") == 0
+        dataset_id = dataset.id
+        assert claim_ingest(dataset_id) == 1  # a check took it (a worker, or the web request itself)
+        assert claim_ingest(dataset_id) is None  # a second delivery while it makes progress: skipped
+    assert sweep(app, broker) == [] and sweep(app, broker) == []  # being checked, so no message is needed
+
+    def stall() -> None:
+        with app.app_context():
+            row = db.session.get(Dataset, dataset_id)
+            row.ingest_heartbeat_at = utcnow() - timedelta(seconds=2 * app.config["JOB_STALE_SECONDS"])
+            db.session.commit()
+
+    stall()  # its check stopped (the worker died holding the message, or the web process stopped)
+    assert sweep(app, broker) == [] and sweep(app, broker) == [(INGEST_TASK, dataset_id)]
+    assert messages(broker, "ingest") == [(INGEST_TASK, dataset_id)]
+    assert sweep(app, broker) == [] and sweep(app, broker) == []  # a message waits for it: not sent twice
+    with app.app_context():
+        assert claim_ingest(dataset_id) == 2
+    stall()
+    with app.app_context():
+        db.session.get(Dataset, dataset_id).ingest_attempt = app.config["JOB_MAX_ATTEMPTS"]
+        db.session.commit()
+        failed = ingest_upload(dataset_id)
+        assert failed.status == "failed" and "stopped 3 times" in failed.error
 
 
 def test_the_train_form_offers_the_device_kinds_that_a_worker_serves(app, client, dataset_id):
