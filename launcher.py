@@ -208,10 +208,12 @@ def _celery_worker(service: str, queue: str, node: str, data_dir: DataDir, env: 
     return ServiceProcess(service, argv, data_dir.run, env=env, death_signal=signal.SIGQUIT)
 
 
-def worker_process(data_dir: DataDir, env: dict, name: str = "studio", service: str = "worker") -> ServiceProcess:
-    """One Celery worker on the training queue, one job at a time (it also takes the jobs routed to its
-    device kind, see worker.celery_app). Several on one machine each need their own `name` and `service`."""
-    return _celery_worker(service, TRAINING_QUEUE, name, data_dir, env)
+def worker_process(data_dir: DataDir, env: dict, name: str = "studio", service: str = "worker",
+                   queues: str = TRAINING_QUEUE) -> ServiceProcess:
+    """One Celery worker on the training queue (or `queues`, as -Q takes them), one job at a time; it also
+    takes the jobs routed to its device kind (worker.celery_app). Several on one machine each need their own
+    `name` and `service`."""
+    return _celery_worker(service, queues, name, data_dir, env)
 
 
 def ingest_worker_process(data_dir: DataDir, env: dict, name: str = "studio") -> ServiceProcess:

@@ -10,11 +10,14 @@ import pytest
 
 from engine.config import TrainConfig
 from tests.integration.test_training import FAST, finished, start, upload_colours, wait_for
+from launcher import worker_process
 from tests.postgres import new_database
 from tests.stack import running_stack
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import Job
+from webapp.storage import DataDir
+from webapp.taskqueue import TRAIN_TASK
 
 pytestmark = pytest.mark.integration
 # Heartbeats every second and a worker given up on after 10 s of silence, so the hand-over is quick.
@@ -111,3 +114,39 @@ def test_a_job_committed_but_never_sent_is_sent_by_the_sweep(team_stack):
     job = wait_for(client, job_id, finished, timeout=300)  # two sweeps a second apart find it without a task
     assert job["status"] == "succeeded" and job["attempt"] == 1
     assert [epoch["epoch"] for epoch in job["epochs"]] == [1, 2, 3]
+
+
+def test_a_worker_leaves_a_device_queue_its_machine_cannot_serve(team_stack):
+    """`-Q training,training.gpu` on this CPU machine: it keeps `training`, takes `training.cpu`, drops the GPU's."""
+    client = create_app(team_stack["config"]).test_client()
+    data_dir = DataDir(team_stack["data_dir"])
+    mislabelled = worker_process(data_dir, team_stack["env"], name="mislabelled", service="worker-mislabelled",
+                                 queues="training,training.gpu").start()
+    try:
+        deadline, entry = time.monotonic() + 120, None
+        while time.monotonic() < deadline:
+            entry = next((worker for worker in client.get("/api/workers").get_json()["workers"]
+                          if worker["name"].startswith("mislabelled@")), None)
+            if entry and entry["device"] and "training.gpu" not in entry["queues"]:
+                break
+            time.sleep(0.5)
+        assert entry and (entry["device"], entry["queues"]) == ("cpu", ["training", "training.cpu"])
+    finally:
+        mislabelled.stop()
+
+
+def test_a_job_that_reaches_a_worker_of_the_wrong_device_fails_with_the_reason(team_stack):
+    app = create_app(team_stack["config"])
+    client = app.test_client()
+    dataset_id = upload_colours(client, per_class=6, seed=1000)
+    with app.app_context():  # as if a GPU job's task had reached a CPU worker's queue
+        job = Job(dataset_id=dataset_id, dataset_name="colours", status="queued", phase="queued",
+                  config=TrainConfig(**FAST).to_dict(), queue="training.gpu")
+        db.session.add(job)
+        db.session.commit()
+        job_id = job.id
+        app.extensions["celery"].send_task(TRAIN_TASK, args=[job_id], queue="training")
+    job = wait_for(client, job_id, finished, timeout=120)
+    assert job["status"] == "failed" and job["device"] == "gpu"
+    assert "asked for a GPU, but the worker that took it trains on cpu" in job["error"]
+    assert job["epochs"] == [] and job["model_version"] is None
