@@ -62,6 +62,7 @@ ERROR_STATUS: dict[str, int] = {
     # the state of things
     "dataset_not_ready": 409,
     "no_worker_for_device": 409,
+    "wrong_device": 409,  # recorded on a job that reached a worker of another device kind
     "dataset_in_use": 409,
     "job_finished": 409,
     "job_not_resumable": 409,
