@@ -9,6 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.extensions import db
+from webapp.jobs import events
 from webapp.taskqueue import TRAINING_QUEUE
 from webapp.workers import announced
 
@@ -26,8 +27,7 @@ def _database_ok() -> bool:
 
 def _redis_ok() -> bool:
     try:
-        client = redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=0.5,
-                                      socket_connect_timeout=0.5)
+        client = events.redis_client(current_app.config["REDIS_URL"], timeout=0.5, connect_timeout=0.5)
         return bool(client.ping())
     except redis.RedisError:
         return False
@@ -40,8 +40,7 @@ def _workers() -> list[dict]:
     if now - cache["at"] < current_app.config["HEALTH_CACHE_SECONDS"]:
         return cache["workers"]
     try:
-        workers = announced(redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=1,
-                                                 socket_connect_timeout=1))
+        workers = announced(events.redis_client(current_app.config["REDIS_URL"], timeout=1, connect_timeout=1))
     except (redis.RedisError, SQLAlchemyError):
         workers = []
     cache.update(at=now, workers=workers)

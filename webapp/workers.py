@@ -56,17 +56,24 @@ class WorkerBeacon:
             "queues": ",".join(self.queues), "heartbeat_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
         self.client.expire(key, int(self.every * 3) + 1)
 
+    def _beat_logged(self) -> None:
+        try:
+            self.beat()
+        except redis.RedisError as exc:
+            log.warning("could not announce worker %s: %s", self.name, exc)
+
     def run(self) -> None:
         while not self._stop.is_set():
-            try:
-                self.beat()
-            except redis.RedisError as exc:
-                log.warning("could not announce worker %s: %s", self.name, exc)
+            self._beat_logged()
             self._stop.wait(self.every)
 
     def start(self) -> "WorkerBeacon":
         threading.Thread(target=self.run, name="worker-beacon", daemon=True).start()
         return self
+
+    def beat_soon(self) -> None:
+        """Announce a change (device, queues) now rather than at the next beat, without waiting for Redis."""
+        threading.Thread(target=self._beat_logged, name="worker-beacon-now", daemon=True).start()
 
     def stop(self) -> None:
         self._stop.set()
@@ -76,30 +83,37 @@ class WorkerBeacon:
             pass
 
 
-def announced(client: redis.Redis) -> list[dict]:
-    """Every worker whose entry is current, with the job it is running (from the database), by name."""
+def _entries(client: redis.Redis) -> list[dict]:
+    """Every worker whose entry is current, as announced (queues as a list), by name; Redis only."""
     workers = []
     for key in client.scan_iter(PATTERN, count=100):
         entry = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
         if entry.get("name"):
-            workers.append({field: entry.get(field) or None for field in FIELDS})
+            worker = {field: entry.get(field) or None for field in FIELDS}
+            worker["queues"] = worker["queues"].split(",") if worker["queues"] else []
+            workers.append(worker)
+    return sorted(workers, key=lambda worker: worker["name"])
+
+
+def announced(client: redis.Redis) -> list[dict]:
+    """Every worker whose entry is current, with the job it is running (from the database), by name."""
+    workers = _entries(client)
     running = dict(db.session.execute(select(Job.worker, Job.id).where(
         Job.status == JobStatus.RUNNING.value, Job.worker.in_([w["name"] for w in workers]))).all())
     for worker in workers:
-        worker["queues"] = (worker["queues"] or "").split(",") if worker["queues"] else []
         worker["job_id"] = running.get(worker["name"])
-    return sorted(workers, key=lambda worker: worker["name"])
+    return workers
 
 
 def served_queues(client: redis.Redis) -> set[str]:
     """Every queue some announced worker serves (raises RedisError when Redis cannot be reached)."""
-    return {queue for worker in announced(client) for queue in worker["queues"]}
+    return {queue for worker in _entries(client) for queue in worker["queues"]}
 
 
 def served_device_kinds(redis_url: str) -> set[str]:
     """The device kinds whose training queue a worker serves now; none when Redis cannot be reached."""
     try:
-        queues = served_queues(redis.Redis.from_url(redis_url, socket_timeout=1, socket_connect_timeout=1))
+        queues = served_queues(events.redis_client(redis_url, timeout=1, connect_timeout=1))
     except redis.RedisError:
         return set()
     return {kind for kind in DEVICE_KINDS if training_queue(kind) in queues}

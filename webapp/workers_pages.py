@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from engine.errors import StudioError
 from webapp.extensions import db
+from webapp.jobs import events
 from webapp.jobs.status import JobStatus
 from webapp.models import Job
 from webapp.taskqueue import trains
@@ -30,8 +31,8 @@ def worker_kind(queues: list[str]) -> str:
 def workers_report() -> dict:
     """Every announced worker with whether it is busy and its kind, and the number of queued jobs."""
     try:
-        with redis.Redis.from_url(current_app.config["REDIS_URL"], socket_timeout=REDIS_TIMEOUT_SECONDS,
-                                  socket_connect_timeout=REDIS_TIMEOUT_SECONDS) as client:
+        with events.redis_client(current_app.config["REDIS_URL"], timeout=REDIS_TIMEOUT_SECONDS,
+                                 connect_timeout=REDIS_TIMEOUT_SECONDS) as client:
             workers = announced(client)
     except redis.RedisError:
         raise StudioError("queue_unavailable", "The workers announce themselves in Redis, which is not "

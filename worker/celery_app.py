@@ -62,23 +62,16 @@ def _find_device(consumer, beacon: WorkerBeacon) -> None:
 
 def _fit_queues(consumer, beacon: WorkerBeacon, kind: str | None) -> None:
     names = {queue.name for queue in consumer.task_consumer.queues}
+    own = training_queue(kind) if kind is not None else None
     for name in sorted(names):
-        if name.startswith(f"{TRAINING_QUEUE}.") and name != training_queue(kind or "unknown"):
+        if name.startswith(f"{TRAINING_QUEUE}.") and name != own:
             log.warning("worker %s trains on %s, so it does not take the jobs of queue %s", beacon.name,
                         beacon.device, name)
             consumer.cancel_task_queue(name)
-    if TRAINING_QUEUE in names and kind is not None and training_queue(kind) not in names:
-        consumer.add_task_queue(training_queue(kind))
+    if TRAINING_QUEUE in names and own is not None and own not in names:
+        consumer.add_task_queue(own)
     beacon.queues = sorted(queue.name for queue in consumer.task_consumer.queues)
-    threading.Thread(target=_beat_now, args=(beacon,), daemon=True).start()  # never block the loop on Redis
-
-
-def _beat_now(beacon: WorkerBeacon) -> None:
-    """Show the device and queues now rather than at the next beat."""
-    try:
-        beacon.beat()
-    except Exception as exc:
-        log.warning("could not announce worker %s: %s", beacon.name, exc)
+    beacon.beat_soon()  # never block the consumer's loop on Redis
 
 
 @worker_shutdown.connect

@@ -11,8 +11,9 @@ CANCEL_KEY = "studio:job:{id}:cancel"
 CHANNEL = "studio:job:{id}:events"
 
 
-def redis_client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=2)
+def redis_client(url: str, timeout: float = 5, connect_timeout: float = 2) -> redis.Redis:
+    """A client of the studio's Redis; quick checks (health, pages) pass shorter timeouts."""
+    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=connect_timeout)
 
 
 def publish(client: redis.Redis, job_id: int, event: dict) -> None:
