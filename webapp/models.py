@@ -104,6 +104,9 @@ class Job(db.Model):
     suggested: Mapped[dict | None] = mapped_column(JSON)
     stopped_early: Mapped[bool] = mapped_column(default=False)
     promote_when_done: Mapped[bool] = mapped_column(default=False)  # its version becomes production
+    # Who asked (webapp.audit.actor): for the job, and for its promotion, recorded as the release change's `by`.
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    promote_requested_by: Mapped[str | None] = mapped_column(String(200))
     cancel_requested: Mapped[bool] = mapped_column(default=False)
     # Every claim by a worker is a new attempt; a worker writes to the job only while the attempt is its own.
     attempt: Mapped[int] = mapped_column(default=0)
@@ -194,6 +197,21 @@ class ReleaseChange(db.Model):
     share: Mapped[int | None]
     by: Mapped[str] = mapped_column(String(200))
     revision: Mapped[int]
+
+
+class AuditEntry(db.Model):
+    """One deletion, role change or token change: who, when, what. Rows are only ever added."""
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (Index("ix_audit_entries_at", "at"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(default=utcnow)
+    actor: Mapped[str] = mapped_column(String(200))  # as webapp.audit.actor names it
+    action: Mapped[str] = mapped_column(String(40))  # e.g. "dataset.delete", "token.create"
+    subject_type: Mapped[str] = mapped_column(String(40))
+    subject_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict | None] = mapped_column(JSON)
 
 
 class ServingStats(db.Model):
