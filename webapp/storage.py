@@ -1,9 +1,11 @@
 """The layout of DATA_DIR, computed here only: every other module asks this one where things live."""
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,14 +16,29 @@ from flask import current_app
 KEY_BYTES = 32
 
 
-def _read_complete(path: Path) -> bytes:
-    """A key file another process is writing right now: wait the moment it takes."""
-    for _ in range(50):
-        key = path.read_bytes()
-        if len(key) == KEY_BYTES:
-            return key
-        time.sleep(0.02)
-    raise RuntimeError(f"{path} is not a key of {KEY_BYTES} bytes")
+def _read_key(path: Path) -> bytes:
+    """A key file's bytes; a file of the wrong length (cut short, or replaced by hand) stops the caller with
+    what to do, rather than being used (an empty Redis password is no password) or made again."""
+    key = path.read_bytes()
+    if len(key) != KEY_BYTES:
+        raise RuntimeError(
+            f"{path} holds {len(key)} bytes, not a key of {KEY_BYTES}: it was cut short or replaced. Restore it "
+            f"from a backup of DATA_DIR, or delete it to have a new key made at the next start (what the old key "
+            f"protected, such as sign-in sessions or signed checkpoints, is then no longer accepted).")
+    return key
+
+
+def _publish_key(staged: str, path: Path) -> None:
+    """Give a fully written key its name unless another process gave that name a key first (a hard link
+    never replaces); on a filesystem without hard links, rename it into place."""
+    try:
+        os.link(staged, path)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
+            raise
+        os.replace(staged, path)
 
 
 @dataclass(frozen=True)
@@ -84,20 +101,24 @@ class DataDir:
 
     def secret(self, name: str) -> bytes:
         """A random key of this install kept in `keys/<name>`, made once by whichever process asks
-        first and readable by its owner only (0600); every process of the install reads the same key."""
+        first and readable by its owner only (0600); every process of the install reads the same key. The
+        key is written to a temporary file first, so nobody ever reads half a key."""
         path = self.root / "keys" / name
         try:
-            return path.read_bytes()
+            return _read_key(path)
         except FileNotFoundError:
             pass
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        descriptor, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")  # 0600
         try:
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another process made it first
-            return _read_complete(path)
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(secrets.token_bytes(KEY_BYTES))
-        return path.read_bytes()
+            with os.fdopen(descriptor, "wb") as stream:
+                stream.write(secrets.token_bytes(KEY_BYTES))
+                stream.flush()
+                os.fsync(stream.fileno())
+            _publish_key(staged, path)
+        finally:
+            Path(staged).unlink(missing_ok=True)
+        return _read_key(path)
 
     @property
     def run(self) -> Path:
