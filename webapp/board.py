@@ -1,11 +1,21 @@
 """The VisualDL board, reached through the studio: it has no sign-in of its own, so it listens on
-loopback only and people read it here, behind the studio's sign-in, with GET requests only."""
+loopback only and people read it here, behind the studio's sign-in, with GET requests only.
+
+Only the scalar board's pages, assets and read-only data routes are forwarded (an allow-list read from
+VisualDL 2.5.3's front end: the scalar page fetches `components`, `component_tabs`, `runs`, `tags`,
+`logs` and `scalar/*`). VisualDL's code also carries model-management routes (`api/fastdeploy/*`,
+`api/inference/*`) that delete and rename files; a start option or an upgrade could turn them on, so the
+studio refuses every other path itself and never asks the board.
+"""
 from __future__ import annotations
 
+import re
 import urllib.error
 import urllib.request
+from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, current_app, request
+from werkzeug.exceptions import NotFound
 
 from engine.errors import StudioError
 
@@ -20,9 +30,39 @@ BOARD_POLICY = ("default-src 'self'; script-src 'self' 'unsafe-inline'; style-sr
                 "base-uri 'self'; form-action 'none'; frame-ancestors 'none'")
 
 
+PAGES = frozenset({"", "index", "scalar"})  # the board's own page routes that show scalars
+DATA_ROUTES = frozenset({"api/components", "api/component_tabs", "api/runs", "api/tags", "api/logs",
+                         "api/scalar/tags", "api/scalar/list", "api/scalar/data"})
+ASSET_FOLDERS = ("__snowpack__/", "_dist_/", "images/", "locales/")
+ROOT_ASSETS = frozenset({"favicon.ico", "imported-styles.css"})
+ASSET_TYPES = (".js", ".json", ".css", ".svg", ".png", ".ico")
+SAFE_PATH = re.compile(r"[A-Za-z0-9_@.-]+(/[A-Za-z0-9_@.-]+)*")
+
+
+def forwarded(path: str) -> bool:
+    """Whether `path` (below /visualdl/) is one of the scalar board's read-only routes or assets."""
+    if path in PAGES or path in DATA_ROUTES or path in ROOT_ASSETS:
+        return True
+    if not SAFE_PATH.fullmatch(path) or any(part in (".", "..") for part in path.split("/")):
+        return False
+    return path.startswith(ASSET_FOLDERS) and path.endswith(ASSET_TYPES)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect of the board is passed on (when it stays on the allow-list), never followed here."""
+
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
 @bp.get(PREFIX + "/", defaults={"path": ""})
 @bp.get(PREFIX + "/<path:path>")
 def proxy(path: str):
+    if not forwarded(path):
+        raise NotFound()
     base = current_app.config.get("VISUALDL_URL")
     if not base:
         raise StudioError("board_unavailable", "The VisualDL board is not running with this studio.")
@@ -31,7 +71,7 @@ def proxy(path: str):
     headers = {"Accept": request.headers.get("Accept", "*/*"),
                "Accept-Language": request.headers.get("Accept-Language", "en")}
     try:
-        upstream = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30)
+        upstream = _opener.open(urllib.request.Request(url, headers=headers), timeout=30)
     except urllib.error.HTTPError as exc:
         upstream = exc
     except (urllib.error.URLError, OSError):
@@ -47,5 +87,8 @@ def proxy(path: str):
     for name in PASSED_HEADERS:
         if upstream.headers.get(name):
             response.headers[name] = upstream.headers[name]
+    location = urlsplit(upstream.headers.get("Location") or "")
+    if location.path.startswith(PREFIX + "/") and forwarded(location.path[len(PREFIX) + 1:]):
+        response.headers["Location"] = location.path + (f"?{location.query}" if location.query else "")
     response.headers["Content-Security-Policy"] = BOARD_POLICY
     return response
