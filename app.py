@@ -1,6 +1,7 @@
 """Run the whole studio: Redis (embedded unless REDIS_URL is set), the database migrations, the training
 and ingest Celery workers, the VisualDL board and the web app under gunicorn on HOST:PORT. Ctrl-C stops
-all of it; a worker that dies is started again."""
+all of it; a worker (or any other service but the web app) that dies is started again, after a longer wait
+each time it dies again soon after starting. Files it creates are its user's only (umask 077)."""
 from __future__ import annotations
 
 import logging
@@ -10,9 +11,9 @@ import socket
 import sys
 import time
 
-from launcher import (LOOPBACK, ServiceProcess, connect_address, free_port, host_port,
-                      ingest_worker_process, redis_password, redis_process, redis_url, visualdl_process,
-                      wait_for_port, wait_for_redis, web_process, web_processes, worker_process)
+from launcher import (LOOPBACK, ServiceProcess, Supervisor, connect_address, free_port, host_port,
+                      ingest_worker_process, make_data_dir_private, redis_password, redis_process, redis_url,
+                      visualdl_process, wait_for_port, wait_for_redis, web_process, web_processes, worker_process)
 from webapp import create_app
 from webapp.accounts.settings import ANY_ADDRESS
 from webapp.config import data_dir_from_env
@@ -29,7 +30,7 @@ SHARED_LEFTOVER_SECONDS = 3600
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     data_dir = data_dir_from_env()
-    data_dir.root.mkdir(parents=True, exist_ok=True)
+    make_data_dir_private(data_dir.root)
     host = os.environ.get("HOST") or LOOPBACK
     port = int(os.environ.get("PORT") or 5000)
     os.environ.update(DATA_DIR=str(data_dir.root), HOST=host)
@@ -58,10 +59,11 @@ def main() -> None:
         sweep_leftovers(data_dir, unchanged_for=0 if embedded else SHARED_LEFTOVER_SECONDS)
         services += [worker.start() for worker in workers]
         start_reaper(app)
+        supervisor = Supervisor(list(services), data_dir.service_status)
         services.append(web.start())
         wait_for_port(connect_address(host), port, web)
         log.info("%s  (Ctrl-C stops it)", running_message(host, port))
-        supervise(web, workers)
+        supervise(web, supervisor)
     except KeyboardInterrupt:
         pass
     finally:
@@ -95,14 +97,11 @@ def running_message(host: str, port: int) -> str:
     return f"Image Studio is running on http://{host_port(host, port)}"
 
 
-def supervise(web: ServiceProcess, workers: list[ServiceProcess]) -> None:
-    """Return when the web server ends; start a worker again whenever it dies."""
+def supervise(web: ServiceProcess, supervisor: Supervisor) -> None:
+    """Return when the web server ends; meanwhile every other service that ends is started again, with
+    backoff while it keeps ending (launcher.Supervisor)."""
     while web.exited() is None:
-        for worker in workers:
-            code = worker.exited()
-            if code is not None:
-                log.warning("the %s exited (%s); starting it again", worker.name, code)
-                worker.start()
+        supervisor.check()
         time.sleep(1)
     log.error("the web server exited (%s)", web.exited())
 

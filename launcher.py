@@ -1,14 +1,21 @@
 """Process supervision for `python app.py`: start, record, and stop the services beside the web app."""
 from __future__ import annotations
 
+import collections
 import ctypes
+import json
 import logging
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
+import tempfile
+import threading
 import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +26,28 @@ from webapp.taskqueue import INGEST_QUEUE, INGEST_WORKER_PREFIX, TRAINING_QUEUE
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
 LOOPBACK = "127.0.0.1"
+PRIVATE_UMASK = 0o077  # files of the install: their owner only
+OUTPUT_LINES = 20  # last lines of a worker's output kept to say why it stopped
+
+
+def make_data_dir_private(root: Path) -> None:
+    """Make every file this launcher and its children create readable by their owner only (umask 077), and
+    DATA_DIR itself 0700, tightening one that other users of the machine could read. Call it before
+    anything creates a file: the database, Redis's append-only file (which holds the images of
+    predictions on their way between processes) and the keys all live there."""
+    os.umask(PRIVATE_UMASK)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    current = stat.S_IMODE(root.stat().st_mode)
+    if not current & 0o077:
+        return
+    try:
+        root.chmod(0o700)
+    except PermissionError as exc:
+        log.warning("%s can be read by other users of this machine (mode %o) and could not be made private: %s",
+                    root, current, exc)
+        return
+    log.warning("%s could be read by other users of this machine (mode %o); it is now private (700)",
+                root, current)
 
 
 def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
@@ -57,47 +86,97 @@ def _die_with_parent(death_signal: int):
     return set_signal
 
 
+def process_identity(pid: int) -> str | None:
+    """What tells a running process from any other that gets its pid later: this boot of the machine
+    (/proc/sys/kernel/random/boot_id) and the process's start in clock ticks since boot (field 22 of
+    /proc/<pid>/stat). None when no such process runs."""
+    try:
+        after_name = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return None
+    return f"{boot_id}/{after_name[19]}"  # fields from the 3rd on: the 22nd is at 19
+
+
+class OutputTail:
+    """Copies a child's standard error to ours line by line and keeps the last lines."""
+
+    def __init__(self, stream, lines: int = OUTPUT_LINES) -> None:
+        self.lines: collections.deque[str] = collections.deque(maxlen=lines)
+        self._thread = threading.Thread(target=self._copy, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _copy(self, stream) -> None:
+        with stream:
+            for line in stream:
+                sys.stderr.buffer.write(line)
+                sys.stderr.flush()
+                self.lines.append(line.decode(errors="replace").rstrip()[:500])
+
+    def last(self, wait: float = 1.0) -> list[str]:
+        """The kept lines, once the child's side of the pipe has closed (or after `wait` seconds)."""
+        self._thread.join(wait)
+        return list(self.lines)
+
+
 class ServiceProcess:
-    """A child process in its own session, recorded in a pid file and stopped as a group."""
+    """A child process in its own session, recorded in a pid file (pid and start) and stopped as a group."""
 
     def __init__(self, name: str, argv: list[str], run_dir: Path, env: dict | None = None,
                  death_signal: int = signal.SIGTERM, log_file: Path | None = None,
-                 stdin: bytes | None = None) -> None:
+                 stdin: bytes | None = None, keep_output: bool = False) -> None:
         self.name, self.argv, self.run_dir = name, argv, run_dir
         self.env, self.death_signal, self.log_file = env, death_signal, log_file
         self.stdin = stdin  # written to the process's standard input, then closed
+        self.keep_output = keep_output  # standard error passes through a pipe that keeps its last lines
         self.process: subprocess.Popen | None = None
+        self.output: OutputTail | None = None
 
     @property
     def pid_file(self) -> Path:
         return self.run_dir / f"{self.name}.pid"
 
     def stop_leftover(self) -> None:
-        """Stop a copy of this service that a crashed run left behind."""
+        """Stop a copy of this service that a crashed run left behind: only the process its pid file
+        names, started when the file says, on this boot. A pid the kernel has given to another process
+        since (after a reboot it can be anything) is left alone."""
         try:
-            pid = int(self.pid_file.read_text())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-        except (OSError, ValueError):
+            recorded = json.loads(self.pid_file.read_text())
+        except FileNotFoundError:
             return
-        if Path(self.argv[0]).name in cmdline or self.argv[-1] in cmdline:
+        except ValueError:
+            recorded = None
+        pid, identity = (recorded.get("pid"), recorded.get("identity")) if isinstance(recorded, dict) else (
+            recorded, None)
+        if isinstance(pid, int) and identity and process_identity(pid) == identity:
             log.info("stopping %s left over from an earlier run (pid %d)", self.name, pid)
             _stop_group(pid, timeout=10)
+        elif isinstance(pid, int) and process_identity(pid):
+            log.info("pid %d of the %s of an earlier run now belongs to another process: left alone",
+                     pid, self.name)
         self.pid_file.unlink(missing_ok=True)
 
     def start(self) -> "ServiceProcess":
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.stop_leftover()
         output = open(self.log_file, "ab") if self.log_file else None
+        errors = subprocess.STDOUT if output else subprocess.PIPE if self.keep_output else None
         self.process = subprocess.Popen(
             self.argv, env=self.env, start_new_session=True, stdout=output,
-            stderr=subprocess.STDOUT if output else None, preexec_fn=_die_with_parent(self.death_signal),
+            stderr=errors, preexec_fn=_die_with_parent(self.death_signal),
             stdin=None if self.stdin is None else subprocess.PIPE,
         )
-        self.pid_file.write_text(str(self.process.pid))
+        self.output = OutputTail(self.process.stderr) if errors is subprocess.PIPE else None
+        self.pid_file.write_text(json.dumps({"pid": self.process.pid,
+                                             "identity": process_identity(self.process.pid)}))
         if self.stdin is not None:
             with self.process.stdin as stdin:
                 stdin.write(self.stdin)
         return self
+
+    def last_output(self) -> list[str]:
+        """The last lines this run of the service wrote to standard error, when they are kept."""
+        return self.output.last() if self.output else []
 
     def exited(self) -> int | None:
         """The exit code once the process has ended, else None."""
@@ -129,6 +208,94 @@ def _stop_group(pid: int, timeout: float, first_signal: int = signal.SIGTERM, re
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def exit_reason(code: int) -> dict:
+    """How a process ended, as health reports it: its exit code, or the signal that killed it."""
+    if code < 0:
+        try:
+            return {"exit_code": None, "signal": signal.Signals(-code).name}
+        except ValueError:
+            return {"exit_code": None, "signal": str(-code)}
+    return {"exit_code": code, "signal": None}
+
+
+def utc_moment(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class Restart:
+    """A service that ended: how, the wait before its next start, and how many times in a row it ended
+    soon after starting."""
+
+    reason: dict
+    exited_at: float
+    delay: float
+    exits_in_a_row: int
+    output: list[str]
+    waiting: bool = True  # until it is started again
+
+
+class Supervisor:
+    """Starts services again when they exit: after `first_delay` seconds, doubling up to `max_delay` while a
+    service keeps ending within `stable_after` seconds of its start, and after `first_delay` again once it
+    has run that long. What is down, why and when it starts again is written to `status_file` (JSON,
+    replaced whole), where the web app's health report reads it."""
+
+    def __init__(self, services: list[ServiceProcess], status_file: Path, clock=time.time,
+                 first_delay: float = 1.0, max_delay: float = 60.0, stable_after: float = 60.0) -> None:
+        self.services, self.status_file, self.clock = services, status_file, clock
+        self.first_delay, self.max_delay, self.stable_after = first_delay, max_delay, stable_after
+        self.started_at = {service.name: clock() for service in services}
+        self.restarts: dict[str, Restart] = {}
+        self._write_status()
+
+    def check(self) -> None:
+        """Note the services that ended and start those whose wait is over."""
+        now, changed = self.clock(), False
+        for service in self.services:
+            code, restart = service.exited(), self.restarts.get(service.name)
+            if code is None:
+                continue
+            if restart is None or not restart.waiting:
+                self.restarts[service.name] = self._after_exit(service, code, restart, now)
+                changed = True
+            elif now >= restart.exited_at + restart.delay:
+                log.info("starting the %s again", service.name)
+                service.start()
+                self.started_at[service.name], restart.waiting, changed = now, False, True
+        if changed:
+            self._write_status()
+
+    def _after_exit(self, service: ServiceProcess, code: int, previous: Restart | None, now: float) -> Restart:
+        quick = previous is not None and now - self.started_at[service.name] < self.stable_after
+        restart = Restart(reason=exit_reason(code), exited_at=now,
+                          delay=min(previous.delay * 2, self.max_delay) if quick else self.first_delay,
+                          exits_in_a_row=previous.exits_in_a_row + 1 if quick else 1,
+                          output=service.last_output())
+        how = restart.reason["signal"] or f"exit code {code}"
+        log.warning("the %s ended (%s); starting it again in %.0f s", service.name, how, restart.delay)
+        return restart
+
+    def _write_status(self) -> None:
+        down = [{"name": name, **restart.reason, "exited_at": utc_moment(restart.exited_at),
+                 "next_start_at": utc_moment(restart.exited_at + restart.delay),
+                 "exits_in_a_row": restart.exits_in_a_row, "output": restart.output}
+                for name, restart in self.restarts.items() if restart.waiting]
+        write_whole(self.status_file, json.dumps({"down": down}, indent=1).encode())
+
+
+def write_whole(path: Path, content: bytes) -> None:
+    """Replace `path` with `content` at once (0600): a reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    descriptor, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(content)
+        os.replace(staged, path)
+    finally:
+        Path(staged).unlink(missing_ok=True)
 
 
 def redis_server_binary() -> str:
@@ -205,7 +372,7 @@ def _celery_worker(service: str, queue: str, node: str, data_dir: DataDir, env: 
     """A Celery worker of `worker.celery_app` (which imports no Paddle) taking one task at a time from `queue`."""
     argv = [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker", "-Q", queue,
             "-c", "1", "--loglevel", "INFO", "-n", f"{node}@%h", "--without-gossip", "--without-mingle"]
-    return ServiceProcess(service, argv, data_dir.run, env=env, death_signal=signal.SIGQUIT)
+    return ServiceProcess(service, argv, data_dir.run, env=env, death_signal=signal.SIGQUIT, keep_output=True)
 
 
 def worker_process(data_dir: DataDir, env: dict, name: str = "studio", service: str = "worker",

@@ -126,6 +126,11 @@ class DataDir:
         return self.root / "run"
 
     @property
+    def service_status(self) -> Path:
+        """The launcher's note of the services that ended and wait to start again, and why (JSON)."""
+        return self.run / "services.json"
+
+    @property
     def redis(self) -> Path:
         """The embedded Redis's append-only file."""
         return self.root / "redis"

@@ -47,7 +47,7 @@ def wait_healthy(port: int, timeout: float = 120) -> dict:
 
 
 def service_pids(data_dir: Path) -> dict[str, int]:
-    return {path.stem: int(path.read_text()) for path in (data_dir / "run").glob("*.pid")}
+    return {path.stem: json.loads(path.read_text())["pid"] for path in (data_dir / "run").glob("*.pid")}
 
 
 def running(pid: int) -> bool:

@@ -3,11 +3,19 @@ length refused, a private DATA_DIR, leftovers stopped only when pid and start ti
 service restarted with backoff while health can say why it is down."""
 from __future__ import annotations
 
+import json
+import logging
 import os
+import signal
 import stat
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import launcher
+from launcher import ServiceProcess, Supervisor, make_data_dir_private
 from webapp import storage
 from webapp.storage import KEY_BYTES, DataDir
 
@@ -66,3 +74,166 @@ def test_key_of_the_wrong_length_is_refused_not_used(tmp_path, content):
     assert str(key_file) in message and f"{len(content)} bytes" in message
     assert "delete it" in message and "backup" in message
     assert key_file.read_bytes() == content  # never silently made again
+
+
+# --- a private DATA_DIR ---------------------------------------------------------------------------------
+
+def test_the_launcher_makes_data_dir_private_before_it_creates_anything(tmp_path, monkeypatch, open_umask):
+    import app as launcher_main
+
+    data = tmp_path / "studio-data"
+    monkeypatch.setenv("DATA_DIR", str(data))
+    monkeypatch.setenv("HOST", "127.0.0.1")
+    monkeypatch.setattr(launcher_main, "free_port", lambda port, host: port + 1)  # "busy": main stops there
+    with pytest.raises(SystemExit):
+        launcher_main.main()
+    assert mode(data) == 0o700
+    (data / "studio.sqlite3").touch()  # as the database, Redis and every child process would create files
+    assert mode(data / "studio.sqlite3") == 0o600
+
+
+def test_an_existing_data_dir_open_to_other_users_is_made_private_with_a_log_line(tmp_path, caplog, open_umask):
+    data = tmp_path / "instance"
+    data.mkdir(mode=0o755)
+    data.chmod(0o755)
+    with caplog.at_level(logging.WARNING, logger="launcher"):
+        make_data_dir_private(data)
+    assert mode(data) == 0o700
+    assert f"{data} could be read by other users of this machine (mode 755)" in caplog.text
+    caplog.clear()
+    make_data_dir_private(data)  # already private: nothing to say
+    assert caplog.text == ""
+
+
+# --- leftovers: pid and start time -------------------------------------------------------------------
+
+@pytest.fixture
+def stopped(monkeypatch) -> list[int]:
+    """The process groups the launcher would stop (recorded instead)."""
+    groups: list[int] = []
+    monkeypatch.setattr(launcher, "_stop_group", lambda pid, **_: groups.append(pid))
+    return groups
+
+
+@pytest.fixture
+def stranger():
+    """Some other program that now has a pid an earlier run recorded (a python, like our workers)."""
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def worker_service(run_dir) -> ServiceProcess:
+    return ServiceProcess("worker", [sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker"], run_dir)
+
+
+def recorded_pid(pid: int, identity: str | None) -> str:
+    return json.dumps({"pid": pid, "identity": identity})
+
+
+@pytest.mark.parametrize("pid_file", ["pid only", "another boot", "another start"])
+def test_a_reused_pid_of_a_stranger_is_not_killed(tmp_path, stopped, stranger, pid_file):
+    boot_id, start = launcher.process_identity(stranger.pid).split("/")
+    (tmp_path / "worker.pid").write_text({
+        "pid only": str(stranger.pid),  # what earlier versions wrote: nothing tells whose pid it was
+        "another boot": recorded_pid(stranger.pid, f"{'0' * len(boot_id)}/{start}"),
+        "another start": recorded_pid(stranger.pid, f"{boot_id}/{int(start) - 5}"),
+    }[pid_file])
+    worker_service(tmp_path).stop_leftover()
+    assert stopped == [] and stranger.poll() is None
+    assert not (tmp_path / "worker.pid").exists()
+
+
+def test_a_leftover_of_this_install_is_stopped_when_pid_and_start_match(tmp_path, stopped):
+    leftover = ServiceProcess("worker", ["sleep", "60"], tmp_path).start()
+    try:
+        recorded = json.loads((tmp_path / "worker.pid").read_text())
+        boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        assert recorded["pid"] == leftover.process.pid and recorded["identity"].startswith(boot_id + "/")
+        worker_service(tmp_path).stop_leftover()
+        assert stopped == [leftover.process.pid]
+    finally:
+        leftover.process.kill()
+        leftover.process.wait()
+
+
+# --- restarts with backoff, and why a service is down ------------------------------------------------
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class CrashingService:
+    """A service whose every run ends `runs_for` seconds after its start with `code`."""
+
+    def __init__(self, clock: Clock, name: str = "worker", code: int = 1, runs_for: float = 0.5) -> None:
+        self.name, self.clock, self.code, self.runs_for = name, clock, code, runs_for
+        self.started_at = clock()
+        self.starts = 0
+
+    def exited(self) -> int | None:
+        return self.code if self.clock() >= self.started_at + self.runs_for else None
+
+    def start(self) -> "CrashingService":
+        self.started_at, self.starts = self.clock(), self.starts + 1
+        return self
+
+    def last_output(self) -> list[str]:
+        return [f"run {self.starts}: cannot connect to the broker"]
+
+
+def run_until_started(supervisor: Supervisor, service: CrashingService, clock: Clock) -> float:
+    """Check every 0.1 s until the service is started again; the time its restart waited."""
+    starts = service.starts
+    while service.exited() is None:
+        clock.now += 0.1
+        supervisor.check()
+    ended = clock.now
+    while service.starts == starts:
+        clock.now += 0.1
+        supervisor.check()
+    return round(clock.now - ended)
+
+
+def test_a_service_that_keeps_crashing_is_restarted_with_backoff_up_to_a_minute(tmp_path):
+    clock = Clock()
+    service = CrashingService(clock)
+    supervisor = Supervisor([service], tmp_path / "services.json", clock=clock)
+    waits = [run_until_started(supervisor, service, clock) for _ in range(9)]
+    assert waits == [1, 2, 4, 8, 16, 32, 60, 60, 60]
+    service.runs_for = 61  # it ran for a while: the next restart comes quickly again
+    assert run_until_started(supervisor, service, clock) == 1
+    service.runs_for = 0.5
+    assert run_until_started(supervisor, service, clock) == 2
+
+
+def test_why_a_service_is_down_is_written_for_health(tmp_path):
+    clock = Clock()
+    status = tmp_path / "run" / "services.json"
+    service, other = CrashingService(clock, code=-signal.SIGKILL), CrashingService(clock, "visualdl", runs_for=1e9)
+    supervisor = Supervisor([service, other], status, clock=clock)
+    assert json.loads(status.read_text()) == {"down": []}
+    clock.now += 1
+    supervisor.check()
+    down = json.loads(status.read_text())["down"]
+    assert down == [{"name": "worker", "exit_code": None, "signal": "SIGKILL",
+                     "exited_at": launcher.utc_moment(clock.now), "next_start_at": launcher.utc_moment(clock.now + 1),
+                     "exits_in_a_row": 1, "output": ["run 0: cannot connect to the broker"]}]
+    assert mode(status) == 0o600
+    clock.now += 1
+    supervisor.check()
+    assert service.starts == 1 and json.loads(status.read_text()) == {"down": []}
+
+
+def test_a_worker_s_last_output_is_kept_and_still_shown(tmp_path, capfd):
+    script = "import sys\nfor n in range(30): print('line', n, file=sys.stderr)\nsys.exit(3)"
+    service = ServiceProcess("worker", [sys.executable, "-c", script], tmp_path, keep_output=True).start()
+    assert service.process.wait(timeout=30) == 3
+    assert service.last_output() == [f"line {n}" for n in range(10, 30)]
+    assert "line 0\n" in capfd.readouterr().err
+    assert launcher.exit_reason(3) == {"exit_code": 3, "signal": None}

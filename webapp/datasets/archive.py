@@ -4,6 +4,7 @@ Refusals of the whole upload are StudioErrors; refusals of single files are list
 from __future__ import annotations
 
 import stat
+import struct
 import unicodedata
 import zipfile
 from dataclasses import dataclass
@@ -17,6 +18,15 @@ from engine.messages import N_, Message
 SKIPPED_NAMES = {".ds_store", "thumbs.db", "desktop.ini", ".directory"}
 SKIPPED_FOLDERS = {"__macosx", ".ipynb_checkpoints", ".git", ".svn", "@eadir"}
 ZIP_UTF8_FLAG = 0x800
+# The central directory may take this many bytes per allowed entry on average: its 46-byte header and a long
+# path with the usual extra fields. zipfile reads the whole directory into memory and parses it by its size.
+DIRECTORY_BYTES_PER_ENTRY = 1024
+DIRECTORY_HEADER = struct.Struct("<4s24xHHH12x")  # signature, then the lengths of name, extra field, comment
+END_RECORD = struct.Struct("<4s6xHLLH")  # signature, entries, directory size, its offset, comment length
+END_LOCATOR64 = struct.Struct("<4sLQL")
+END_RECORD64 = struct.Struct("<4s28xQQQ")  # signature, entries, directory size, its offset
+MAX_COMMENT = 65535
+WALK_CHUNK = 1 << 20
 
 
 @dataclass
@@ -89,9 +99,91 @@ def _check_bomb(infos: list[zipfile.ZipInfo], limits: dict) -> None:
                               {"name": _zip_name(info), "ratio": format(ratio, ".0f")})
 
 
+@dataclass
+class Directory:
+    """Where a zip's central directory lies, as its end record says and as zipfile locates it."""
+
+    start: int
+    size: int
+    entries: int
+
+
+def find_directory(stream: IO[bytes]) -> Directory | None:
+    """Read the end record the way zipfile does (the last 22 bytes, else the last signature within the
+    largest comment's reach, then the zip64 record it points to); None when there is none."""
+    length = stream.seek(0, 2)
+    if length < END_RECORD.size:
+        return None
+    tail_start = max(length - MAX_COMMENT - END_RECORD.size, 0)
+    stream.seek(tail_start)
+    tail = stream.read()
+    at = len(tail) - END_RECORD.size
+    if not (tail[at:at + 4] == b"PK\x05\x06" and tail[-2:] == b"\0\0"):
+        at = tail.rfind(b"PK\x05\x06")
+    if at < 0 or len(tail) - at < END_RECORD.size:
+        return None
+    _, entries, size, _, _ = END_RECORD.unpack_from(tail, at)
+    location = tail_start + at
+    return _zip64_directory(stream, location) or Directory(location - size, size, entries)
+
+
+def _zip64_directory(stream: IO[bytes], location: int) -> Directory | None:
+    """The directory as the zip64 end record before the end record at `location` gives it, if there is one."""
+    if location < END_LOCATOR64.size + END_RECORD64.size:
+        return None
+    stream.seek(location - END_LOCATOR64.size)
+    signature, disk, _, disks = END_LOCATOR64.unpack(stream.read(END_LOCATOR64.size))
+    if signature != b"PK\x06\x07" or disk != 0 or disks > 1:
+        return None
+    record = location - END_LOCATOR64.size - END_RECORD64.size
+    stream.seek(record)
+    signature, entries, size, _ = END_RECORD64.unpack(stream.read(END_RECORD64.size))
+    return Directory(record - size, size, entries) if signature == b"PK\x06\x06" else None
+
+
+def count_headers(stream: IO[bytes], directory: Directory, most: int) -> int:
+    """The headers in the directory as a parser walks it (by byte size, whatever the end record's count),
+    counted up to `most` and without keeping any, reading a chunk at a time."""
+    count, offset, window, window_start = 0, 0, b"", 0
+    while offset < directory.size and count < most:
+        if offset + DIRECTORY_HEADER.size > window_start + len(window):
+            stream.seek(directory.start + offset)
+            window, window_start = stream.read(min(WALK_CHUNK, directory.size - offset)), offset
+            if len(window) < DIRECTORY_HEADER.size:
+                break
+        signature, name, extra, comment = DIRECTORY_HEADER.unpack_from(window, offset - window_start)
+        if signature != b"PK\x01\x02":
+            break
+        offset += DIRECTORY_HEADER.size + name + extra + comment
+        count += 1
+    return count
+
+
+def check_directory(stream: IO[bytes], limits: dict) -> None:
+    """Refuse an archive whose central directory lists more entries than allowed, or is larger than that
+    many entries need, from its end record and a walk over its headers, before zipfile parses it into
+    memory. An archive without an end record is left for zipfile to refuse."""
+    directory = find_directory(stream)
+    if directory is None:
+        return
+    most = limits["max_entries"]
+    if directory.entries > most:
+        raise StudioError("archive_too_large", "The archive holds %(count)s entries; the limit is %(max)s.",
+                          {"count": directory.entries, "max": most})
+    if directory.size > most * DIRECTORY_BYTES_PER_ENTRY:
+        raise StudioError("archive_too_large", "The archive's list of contents takes %(mb)s MB; the limit is "
+                                               "%(max_mb)s MB.",
+                          {"mb": format(directory.size / 2**20, ".0f"),
+                           "max_mb": format(most * DIRECTORY_BYTES_PER_ENTRY / 2**20, ".0f")})
+    if directory.start >= 0 and count_headers(stream, directory, most + 1) > most:
+        raise StudioError("archive_too_large", "The archive holds more than %(max)s entries; the limit is %(max)s.",
+                          {"max": most})
+
+
 def zip_entries(stream: IO[bytes], limits: dict) -> tuple[list[Entry], list[Refusal]]:
     """List the usable file entries of a zip archive and the refused ones."""
     try:
+        check_directory(stream, limits)
         archive = zipfile.ZipFile(stream)
         infos = [info for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
