@@ -27,10 +27,11 @@ def actor() -> str:
     return name
 
 
-def record(action: str, subject_type: str, subject_id: int | str | None = None, **details) -> AuditEntry:
+def record(action: str, subject_type: str, subject_id: int | str | None = None,
+           details: dict | None = None) -> AuditEntry:
     """Add an audit entry for `action` on the subject, by the current actor, to the caller's transaction:
     it is kept exactly when the change it describes is committed."""
     entry = AuditEntry(actor=actor(), action=action, subject_type=subject_type,
-                       subject_id=None if subject_id is None else str(subject_id), details=details or None)
+                       subject_id=None if subject_id is None else str(subject_id), details=details)
     db.session.add(entry)
     return entry

@@ -23,11 +23,15 @@ const ACTIONS = {
   stop_experiment: (c) => t("experiment with v%(from)s stopped by %(by)s", c),
 };
 
-// Who made a change: a person's name as it is; a training job (promote when done) and the one person of a
-// studio without sign-in ("local") in words.
+// Who made a change: a person's name as it is; in words an API token ("token:3 (alice)"), a training job
+// (the first version, and promotions asked before jobs kept who asked), a command on the server ("cli") and
+// the one person of a studio without sign-in ("local").
 function who(by) {
   const job = /^job #(\d+)$/.exec(by || "");
   if (job) return t("training job #%(id)s", { id: job[1] });
+  const token = /^token:(\d+) \((.*)\)$/.exec(by || "");
+  if (token) return t("%(user)s's API token #%(id)s", { user: token[2], id: token[1] });
+  if (by === "cli") return t("a command on the server");
   return by === "local" ? t("this machine's user") : by;
 }
 

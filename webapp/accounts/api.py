@@ -6,6 +6,7 @@ from flask_login import current_user
 from sqlalchemy import select
 
 from engine.errors import StudioError
+from webapp import audit
 from webapp.accounts import services
 from webapp.accounts.guard import effective_role
 from webapp.errors import get_or_404
@@ -52,6 +53,7 @@ def revoke_token(token_id: int):
     token = get_or_404(ApiToken, token_id, "Token")
     if token.user_id != user.id:
         raise StudioError("token_not_found", "Token %(id)s does not exist.", {"id": token_id})
+    audit.record("token.revoke", "token", token.id, {"name": token.name, "owner": user.username})
     db.session.delete(token)
     db.session.commit()
     return jsonify({"revoked": token_id})

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.errors import StudioError
+from webapp import audit
 from webapp.accounts.policy import ROLES
 from webapp.extensions import db
 from webapp.models import ApiToken, User, iso, utcnow
@@ -97,9 +98,12 @@ def update_user(user: User, role=None, password=None) -> User:
         role = _check_role(role)
         if user.role == "admin" and role != "admin" and not _admins_left(user):
             raise StudioError("invalid_field", "The studio needs at least one admin.", field="role")
+        if role != user.role:
+            audit.record("user.role", "user", user.id, {"username": user.username, "from": user.role, "to": role})
         user.role = role
     if password is not None:
         user.password_hash = generate_password_hash(_check_password(password))
+        audit.record("user.password", "user", user.id, {"username": user.username})
         user.session_version += 1
     db.session.commit()
     return user
@@ -108,6 +112,7 @@ def update_user(user: User, role=None, password=None) -> User:
 def delete_user(user: User) -> None:
     if user.role == "admin" and not _admins_left(user):
         raise StudioError("invalid_field", "The studio needs at least one admin.", field="id")
+    audit.record("user.delete", "user", user.id, {"username": user.username, "role": user.role})
     db.session.delete(user)
     db.session.commit()
 
@@ -132,6 +137,8 @@ def create_token(user: User, name) -> tuple[ApiToken, str]:
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken(user_id=user.id, name=name, token_hash=_token_hash(secret), prefix=secret[:10])
     db.session.add(token)
+    db.session.flush()
+    audit.record("token.create", "token", token.id, {"name": name, "owner": user.username})
     db.session.commit()
     return token, secret
 

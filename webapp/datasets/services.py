@@ -14,6 +14,7 @@ from sqlalchemy import func, or_, select, update
 
 from engine.errors import StudioError
 from engine.messages import N_, Message
+from webapp import audit
 from webapp.datasets.ingest import ingest
 from webapp.datasets.receive import ReceivedUpload, receive_upload
 from webapp.errors import get_or_404
@@ -235,6 +236,7 @@ def delete_dataset(dataset: Dataset) -> None:
                                             "job(s); cancel them or wait for them to finish first.",
                           {"name": dataset.name, "count": active})
     target = data_dir().dataset(dataset.id)
+    audit.record("dataset.delete", "dataset", dataset.id, {"name": dataset.name, "num_images": dataset.num_images})
     db.session.delete(dataset)
     db.session.commit()
     shutil.rmtree(target, ignore_errors=True)

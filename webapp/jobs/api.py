@@ -11,6 +11,9 @@ from engine.backbones import BACKBONES
 from engine.config import TrainConfig
 from engine.errors import StudioError
 from engine.weights import weights_status
+from webapp import audit
+from webapp.accounts import policy
+from webapp.accounts.guard import effective_role
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.jobs import events, services
@@ -29,8 +32,20 @@ def create():
     if payload is None:
         raise StudioError("invalid_body", "Send the job options as a JSON object "
                                           "(Content-Type: application/json).", field="body")
-    job = services.create_job(payload)
+    if isinstance(payload, dict) and payload.get("promote_when_done") is True:
+        _check_may_promote()
+    job = services.create_job(payload, by=audit.actor())
     return jsonify({"id": job.id, "status": "queued"}), 202
+
+
+def _check_may_promote() -> None:
+    """A job that promotes when done changes what serves, so it needs the role PUT /api/release needs."""
+    needed = policy.required_role("release_api.change", "PUT")
+    role = effective_role()
+    if needed is not None and not policy.role_allows(role, needed):
+        raise StudioError("forbidden", "Your role (%(role)s) cannot ask for 'promote_when_done': putting a "
+                                       "version into production needs %(needed)s. Leave it off, or ask an admin.",
+                          {"role": role, "needed": needed}, field="promote_when_done")
 
 
 @api.get("/jobs")
@@ -64,7 +79,10 @@ def confusion_cell(job_id: int, split: str, true: int, predicted: int):
 
 @api.post("/jobs/<int:job_id>/resume")
 def resume(job_id: int):
-    job = services.resume_job(get_or_404(Job, job_id, "Job"))
+    job = get_or_404(Job, job_id, "Job")
+    if job.promote_when_done:
+        _check_may_promote()
+    job = services.resume_job(job, by=audit.actor())
     return jsonify(services.job_json(job)), 202
 
 

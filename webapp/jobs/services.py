@@ -29,8 +29,9 @@ PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "i
 JOB_FIELDS = ("dataset_id", "promote_when_done", "device")  # the rest of a job request are training options
 
 
-def create_job(payload) -> Job:
-    """Validate the options, commit the row, then enqueue the task with the job id."""
+def create_job(payload, by: str) -> Job:
+    """Validate the options, commit the row, then enqueue the task with the job id; `by` is who asked
+    (webapp.audit.actor), kept on the job and, when it asks for promotion, as the promotion's author."""
     if not isinstance(payload, dict):
         raise StudioError("invalid_body", "Send the job options as a JSON object.", field="body")
     dataset_id = payload.get("dataset_id")
@@ -58,7 +59,7 @@ def create_job(payload) -> Job:
     job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
               config=config.to_dict(), suggested={name: str(reason) for name, reason in suggested.items()},
               text_templates={"suggested": {name: reason.stored() for name, reason in suggested.items()}},
-              promote_when_done=promote, queue=queue)
+              promote_when_done=promote, queue=queue, created_by=by, promote_requested_by=by if promote else None)
     db.session.add(job)
     db.session.commit()
     enqueue(job)
@@ -262,8 +263,9 @@ def _gave_up(attempts: int) -> Message:
                       "down); giving up after %(count)s attempts. Resume it to try again."), {"count": attempts})
 
 
-def resume_job(job: Job) -> Job:
-    """A person starts a failed or cancelled job again: it continues after its last checkpoint."""
+def resume_job(job: Job, by: str) -> Job:
+    """A person starts a failed or cancelled job again: it continues after its last checkpoint. A job that
+    promotes when done promotes in the name of `by` from now on: theirs is the decision that puts it live."""
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELLED):
         raise StudioError("job_not_resumable", "Job %(id)s is %(status)s; only failed or cancelled jobs can "
                                                "be resumed.", {"id": job.id, "status": job.status})
@@ -280,7 +282,8 @@ def resume_job(job: Job) -> Job:
                                                "resumed.") from None
     if not transition(job, JobStatus.QUEUED, Job.status.in_([JobStatus.FAILED, JobStatus.CANCELLED]),
                       phase="queued", worker=None, retries=0, cancel_requested=False, error=None,
-                      traceback=None, finished_at=None):
+                      traceback=None, finished_at=None,
+                      promote_requested_by=by if job.promote_when_done else job.promote_requested_by):
         raise StudioError("job_not_resumable", "Job %(id)s changed meanwhile; it is %(status)s.",
                           {"id": job.id, "status": job.status})
     enqueue(job)
@@ -301,7 +304,7 @@ def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict:
             "progress": round(job.progress, 4), "epoch": job.epoch, "total_epochs": job.config.get("epochs"),
             "best_val_acc": job.best_val_acc, "queue_position": positions.get(job.id),
             "duration_seconds": round((end - job.started_at).total_seconds(), 1) if job.started_at else None,
-            "created_at": iso(job.created_at), "started_at": iso(job.started_at),
+            "created_at": iso(job.created_at), "created_by": job.created_by, "started_at": iso(job.started_at),
             "finished_at": iso(job.finished_at),
             "model_version": job.model_version.version if job.model_version else None}
 
@@ -316,7 +319,8 @@ def job_json(job: Job) -> dict:
             "step": job.step, "steps": job.steps, "best_epoch": job.best_epoch,
             "stopped_early": job.stopped_early, "stopped_early_reason": stopped_early_reason(job),
             "suggested": suggested, "cancel_requested": job.cancel_requested,
-            "promote_when_done": job.promote_when_done, "device": device_of(job.queue), "queue": job.queue,
+            "promote_when_done": job.promote_when_done, "promote_requested_by": job.promote_requested_by,
+            "device": device_of(job.queue), "queue": job.queue,
             "attempt": job.attempt, "retries": job.retries,
             "resumed_from_epoch": job.resumed_from_epoch, "checkpoint_bytes": job.checkpoint_bytes,
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,

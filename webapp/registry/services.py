@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.bundle import BundleRejected, publish_bundle, read_meta
 from engine.config import TrainConfig
 from engine.errors import StudioError
+from webapp import audit
 from webapp.errors import id_in_range
 from webapp.extensions import db
 from webapp.messages import stored_text, text
@@ -63,7 +64,9 @@ def register_version(staging: Path, job: Job, config: TrainConfig, class_names: 
             shutil.rmtree(data_dir().model(number), ignore_errors=True)
             raise
         log.info("job %s registered model version %d", job.id, number)
-        release.on_new_version(number, job.promote_when_done, by=f"job #{job.id}")
+        # The promotion is the decision of whoever asked for it; the first version serves by itself.
+        by = job.promote_requested_by if job.promote_when_done and job.promote_requested_by else f"job #{job.id}"
+        release.on_new_version(number, job.promote_when_done, by=by)
         return version
     raise RuntimeError("could not allocate a model version number")
 
@@ -176,7 +179,9 @@ def update_version(row: ModelVersion, payload) -> dict:
                                       or not 0 < threshold < 1):
             raise StudioError("invalid_field", "'abstain_threshold' must be a confidence between 0 and 1 "
                                                "(exclusive), or null to answer always.", field="abstain_threshold")
-        row.abstain_threshold = None if threshold is None else float(threshold)
+        threshold = None if threshold is None else float(threshold)
+        audit.record("model.threshold", "model", row.version, {"from": row.abstain_threshold, "to": threshold})
+        row.abstain_threshold = threshold
         db.session.commit()
         release.catalog_changed()
     return version_detail(row)
@@ -186,6 +191,7 @@ def delete_version(row: ModelVersion) -> None:
     """Delete a version that is neither production nor candidate."""
     release.check_deletable(row.version)
     version = row.version
+    audit.record("model.delete", "model", version, {"job_id": row.job_id, "backbone": row.backbone})
     db.session.delete(row)
     db.session.commit()
     current_app.extensions["model_server"].forget(version)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request
 
 from engine.errors import StudioError
-from webapp.accounts.guard import actor_name
+from webapp import audit
 from webapp.errors import get_or_404, id_in_range
 from webapp.models import Evaluation
 from webapp.release import evaluation, services, stats
@@ -20,12 +20,12 @@ def show():
 
 @api.put("")
 def change():
-    return jsonify(services.change_release(request.get_json(silent=True), by=actor_name()))
+    return jsonify(services.change_release(request.get_json(silent=True), by=audit.actor()))
 
 
 @api.post("/rollback")
 def rollback():
-    return jsonify(services.rollback(by=actor_name()))
+    return jsonify(services.rollback(by=audit.actor()))
 
 
 @api.get("/stats")
