@@ -7,7 +7,7 @@ ARG PADDLE_GPU_INDEX=https://www.paddlepaddle.org.cn/packages/stable/cu126/
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     DATA_DIR=/data PADDLE_WEIGHTS_DIR=/data/weights
 
-RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 libglib2.0-0 \
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 libglib2.0-0 bubblewrap \
     && rm -rf /var/lib/apt/lists/* \
     && useradd --create-home --uid 1000 studio && mkdir -p /data && chown studio /data
 

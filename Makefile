@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PADDLE ?= cpu
 PADDLE_GPU_INDEX ?= https://www.paddlepaddle.org.cn/packages/stable/cu126/
 
-.PHONY: run test install browser compose-check postgres-server clean
+.PHONY: run test install browser compose-check postgres-server sandbox clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -26,7 +26,7 @@ $(VENV)/.installed-$(PADDLE): $(BIN)/activate setup.cfg pyproject.toml
 
 install: $(VENV)/.installed-$(PADDLE)
 
-run: install
+run: install sandbox
 	$(BIN)/python app.py
 
 # Debian's Chromium drives the end-to-end tests; install it when it is missing.
@@ -47,7 +47,14 @@ postgres-server:
 		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi; }
 
-test: install browser compose-check postgres-server
+# Debian's bubblewrap runs the checks of uploaded images in a sandbox (without it, under resource limits only).
+sandbox:
+	@command -v bwrap >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; fi; } || \
+		echo "bubblewrap could not be installed: upload checks will run under resource limits only"
+
+test: install browser compose-check postgres-server sandbox
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 clean:

@@ -79,6 +79,13 @@ def default_config(data_dir: str | None = None) -> dict:
             "max_file_bytes": _int_env("MAX_IMAGE_MB", 50) * 1024 * 1024,
             "max_ratio": 200,
             "max_pixels": _int_env("MAX_IMAGE_MEGAPIXELS", 80) * 1_000_000,
+            # Upload images are decoded in a checker process: in a bubblewrap sandbox (auto: when it can
+            # start here; on: always, or uploads fail; off: never), and under these limits per file (memory
+            # beyond the checker's own: an 80-megapixel PNG with transparency needs about 1 GB to decode and
+            # thumbnail).
+            "sandbox": (os.environ.get("INGEST_SANDBOX") or "auto").strip().lower(),
+            "check_memory_mb": _int_env("INGEST_SANDBOX_MEMORY_MB", 1536),
+            "check_cpu_seconds": _int_env("INGEST_SANDBOX_CPU_SECONDS", 30),
         },
         # Check uploads in the request instead of on the ingest queue (a one-process install without workers).
         "INGEST_IN_REQUEST": os.environ.get("INGEST_IN_REQUEST", "").strip().lower() in ("1", "on", "true"),

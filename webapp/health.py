@@ -8,6 +8,7 @@ from flask import Blueprint, current_app, jsonify, redirect, url_for
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from webapp.datasets.sandbox import sandbox_state
 from webapp.extensions import db
 from webapp.jobs import events
 from webapp.taskqueue import TRAINING_QUEUE
@@ -56,7 +57,8 @@ def health_report() -> dict:
     healthy = database and redis_up and trainers > 0
     return {"status": "ok" if healthy else "degraded", "database": "ok" if database else "down",
             "redis": "ok" if redis_up else "down", "workers": workers, "training_workers": trainers,
-            "visualdl": url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None}
+            "visualdl": url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None,
+            "ingest_sandbox": sandbox_state(current_app.config["INGEST_LIMITS"]["sandbox"])}
 
 
 @bp.get("/api/health")

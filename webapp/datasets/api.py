@@ -4,11 +4,18 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from webapp.datasets import services
+from webapp.datasets.sandbox import announce, check_mode
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.models import Dataset
 
 api = Blueprint("datasets_api", __name__, url_prefix="/api/datasets")
+
+
+@api.record_once
+def _announce_sandbox(state) -> None:
+    """Say at start how upload images are checked here (and refuse an unknown INGEST_SANDBOX)."""
+    announce(check_mode(state.app.config["INGEST_LIMITS"]["sandbox"]))
 
 
 @api.post("")

@@ -1,23 +1,24 @@
 """Ingest an upload: place, decode, deduplicate and split its images into a staging folder.
 
 No request or database access here: the web layer passes entries in and stores the result as rows.
+The images are decoded by a checker process of the upload (webapp.datasets.sandbox), never in this one.
 Warnings and the reasons of rejected files are English Messages (engine.messages), kept with their
 templates so each reader sees them in their language.
 """
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from engine.errors import StudioError
-from engine.images import ImageRejected
 from engine.messages import N_, Message
 from webapp.datasets.archive import Entry, Refusal
-from webapp.datasets.images import check_image
 from webapp.datasets.layout import Placement, has_split_folders, place, strip_wrapper
+from webapp.datasets.sandbox import ImageChecker
 
 VAL_FRACTION = 0.2
 IMBALANCE_RATIO = 10
@@ -62,14 +63,18 @@ def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: 
     result = IngestResult("splits" if split_layout else "classes", [])
     result.rejected = [rejection(r.path, r.reason) for r in refused]
     seen: dict[str, AcceptedImage] = {}
-    for done, (entry, entry_parts) in enumerate(zip(entries, parts), 1):
-        if progress:
-            progress(done, len(entries))
-        placement = place(entry_parts, split_layout)
-        if isinstance(placement, str):
-            result.rejected.append(rejection(entry.path, placement))
-            continue
-        _accept(entry, placement, staging, limits, seen, result)
+    try:
+        with ImageChecker(staging / "check", limits) as checker:
+            for done, (entry, entry_parts) in enumerate(zip(entries, parts), 1):
+                if progress:
+                    progress(done, len(entries))
+                placement = place(entry_parts, split_layout)
+                if isinstance(placement, str):
+                    result.rejected.append(rejection(entry.path, placement))
+                    continue
+                _accept(entry, placement, staging, limits, seen, result, checker)
+    finally:
+        shutil.rmtree(staging / "check", ignore_errors=True)
     _check_classes(result)
     _split_missing_val(result)
     _warn_imbalance(result)
@@ -92,7 +97,7 @@ def _read_bounded(entry: Entry, max_bytes: int) -> bytes | None:
 
 
 def _accept(entry: Entry, placement: Placement, staging: Path, limits: dict,
-            seen: dict[str, AcceptedImage], result: IngestResult) -> None:
+            seen: dict[str, AcceptedImage], result: IngestResult, checker: ImageChecker) -> None:
     try:
         data = _read_bounded(entry, limits["max_file_bytes"])
     except Exception as exc:  # a damaged zip member: bad CRC, bad compression data
@@ -109,10 +114,9 @@ def _accept(entry: Entry, placement: Placement, staging: Path, limits: dict,
         result.duplicates.append({"path": entry.path, "duplicate_of": first.original_path,
                                   "same_class": first.class_name == placement.class_name})
         return
-    try:
-        checked = check_image(data, limits["max_pixels"])
-    except ImageRejected as exc:
-        result.rejected.append(rejection(entry.path, Message(exc.template, exc.params)))
+    checked = checker.check(data)
+    if isinstance(checked, Message):
+        result.rejected.append(rejection(entry.path, checked))
         return
     stored_name = f"{sha}.{checked.extension}"
     (staging / "images" / stored_name).write_bytes(data)

@@ -1,0 +1,130 @@
+"""Upload images are decoded in a checker process of their own: in a bubblewrap sandbox (no network, nothing
+writable but the upload's own folder) where one can start, and under memory and CPU-time limits always."""
+from __future__ import annotations
+
+import io
+import logging
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+
+import webapp
+from tests.images import class_files, image_bytes, zip_bytes
+from webapp.datasets import sandbox
+from webapp.datasets.sandbox import CHECKER_ENV, ImageChecker, crash_reason, sandbox_prefix
+
+needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None,
+                                 reason=f"the sandbox cannot start here: {sandbox.bwrap_problem()}")
+LIMITS = {"max_pixels": 80_000_000, "sandbox": "auto", "check_memory_mb": 64, "check_cpu_seconds": 30}
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A valid PNG header that claims `width` x `height` pixels over a 1-pixel body: decoding it allocates
+    the whole claimed image before finding the data short."""
+    data = bytearray(image_bytes(size=(1, 1), fmt="PNG"))
+    header = struct.pack(">II", width, height) + bytes(data[24:29])
+    data[16:29] = header
+    data[29:33] = struct.pack(">I", zlib.crc32(b"IHDR" + header))
+    return bytes(data)
+
+
+def run_in_sandbox(folder: Path, code: str, *args: str) -> str:
+    folder.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run([*sandbox_prefix(folder), sys.executable, "-I", "-c", code, *args], capture_output=True,
+                          text=True, env=CHECKER_ENV, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def upload_with_a_memory_bomb(client) -> dict:
+    files = class_files({"cat": 3, "dog": 3})
+    files["cat/huge.png"] = png_claiming(6000, 6000)  # 108 MB of pixels; sorted before the other cats
+    response = client.post("/api/datasets", content_type="multipart/form-data",
+                           data={"archive": (io.BytesIO(zip_bytes(files)), "pets.zip")})
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def assert_only_the_bomb_was_rejected(dataset: dict) -> None:
+    assert dataset["status"] == "ready"
+    assert dataset["num_images"] == 6
+    assert {row["name"]: row["train"] + row["val"] for row in dataset["classes"]} == {"cat": 3, "dog": 3}
+    assert dataset["rejected"] == [{"path": "cat/huge.png",
+                                    "reason": "decoding it needed more memory than the limit of 64 MB"}]
+
+
+@needs_bwrap
+def test_a_check_in_the_sandbox_cannot_reach_a_loopback_port(tmp_path):
+    folder = tmp_path / "upload"
+    assert ImageChecker(folder, LIMITS).command()[:len(sandbox_prefix(folder))] == sandbox_prefix(folder)
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        server.setblocking(False)
+        code = ("import socket, sys\ntry:\n    socket.create_connection(('127.0.0.1', int(sys.argv[1])), timeout=5)\n"
+                "    print('connected')\nexcept OSError as exc:\n    print(type(exc).__name__)")
+        assert run_in_sandbox(folder, code, str(server.getsockname()[1])).strip() in (
+            "ConnectionRefusedError", "OSError")
+        with pytest.raises(BlockingIOError):
+            server.accept()
+
+
+@needs_bwrap
+def test_a_check_cannot_write_outside_the_upload_folder_nor_read_other_data(tmp_path):
+    folder = tmp_path / "data" / "tmp" / "ingest-1-1" / "check"
+    (tmp_path / "data" / "keys").mkdir(parents=True)
+    (tmp_path / "data" / "keys" / "session.key").write_text("secret")
+    targets = [folder / "inside.txt", tmp_path / "data" / "outside.txt", Path(sys.prefix) / "planted.txt",
+               Path(webapp.__file__).parent / "planted.py"]
+    code = ("import sys\nfor path in sys.argv[1:]:\n    try:\n        open(path, 'a').close()\n"
+            "        print('written')\n    except OSError as exc:\n        print(type(exc).__name__)\n"
+            "try:\n    print(open(sys.argv[-1]).read())\nexcept OSError as exc:\n    print(type(exc).__name__)")
+    try:
+        lines = run_in_sandbox(folder, code, *map(str, targets), str(tmp_path / "data" / "keys" / "session.key"))
+    finally:
+        for target in targets[2:]:
+            target.unlink(missing_ok=True)
+    inside, outside, prefix, code_folder, *_, secret = lines.split()
+    assert inside == "written" and (folder / "inside.txt").exists()
+    assert outside == "OSError" and not (tmp_path / "data" / "outside.txt").exists()
+    assert prefix == code_folder == "OSError"  # a read-only file system
+    assert secret == "FileNotFoundError"
+
+
+@needs_bwrap
+def test_an_image_over_the_memory_limit_is_rejected_and_the_rest_of_the_upload_kept(app, client):
+    app.config["INGEST_LIMITS"] = {**app.config["INGEST_LIMITS"], "check_memory_mb": 64}
+    assert_only_the_bomb_was_rejected(upload_with_a_memory_bomb(client))
+
+
+def test_without_the_sandbox_checks_run_under_the_limits_and_the_studio_says_so(app, client, monkeypatch, caplog):
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "no user namespaces")
+    app.config["INGEST_LIMITS"] = {**app.config["INGEST_LIMITS"], "check_memory_mb": 64}
+    assert ImageChecker(Path("upload"), app.config["INGEST_LIMITS"]).command()[0] == sys.executable
+    assert_only_the_bomb_was_rejected(upload_with_a_memory_bomb(client))
+    assert client.get("/api/health").get_json()["ingest_sandbox"] == "limits_only"
+    with caplog.at_level(logging.WARNING, logger=sandbox.__name__):
+        sandbox.announce.__wrapped__("auto")
+    assert "cannot start here (no user namespaces)" in caplog.text
+
+
+def test_a_required_sandbox_that_cannot_start_checks_nothing(app, client, monkeypatch, tmp_path):
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "no user namespaces")
+    app.config["INGEST_LIMITS"] = {**app.config["INGEST_LIMITS"], "sandbox": "on"}
+    assert client.get("/api/health").get_json()["ingest_sandbox"] == "unavailable"
+    with pytest.raises(RuntimeError, match="no user namespaces"), ImageChecker(tmp_path, {**LIMITS, "sandbox": "on"}) \
+            as checker:
+        checker.check(image_bytes())
+
+
+def test_a_checker_that_ends_names_the_limit_or_the_crash():
+    assert str(crash_reason(-signal.SIGXCPU, LIMITS)) == "decoding it took more than the CPU-time limit of 30 s"
+    assert str(crash_reason(128 + signal.SIGXCPU, LIMITS)) == str(crash_reason(-signal.SIGXCPU, LIMITS))
+    assert str(crash_reason(-signal.SIGSEGV, LIMITS)) == "the image decoder crashed on it (SIGSEGV)"
+    assert str(crash_reason(3, LIMITS)) == "the image decoder crashed on it (exit code 3)"

@@ -1,0 +1,81 @@
+"""The image checker of an upload, a process of its own: `python -I -m webapp.datasets.checker MAX_PIXELS
+MEMORY_MB CPU_SECONDS`, started by webapp.datasets.sandbox (inside the sandbox when it can start).
+
+It answers `{"ready": true}` once its limits are set, before it reads any file. Then it reads files from
+stdin, each a JSON line `{"size": N}` followed by N bytes, and answers each on stdout with a JSON line:
+`{"format", "extension", "width", "height", "thumbnail": M}` followed by the M bytes of the JPEG
+thumbnail, or `{"rejected": {"template", "params"}}`. A file that needs more memory than MEMORY_MB
+beyond the checker's own ends it with MEMORY_EXIT; one that takes more than CPU_SECONDS of CPU time
+ends it by SIGXCPU. No Paddle is imported here.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import resource
+import sys
+from typing import IO
+
+from engine.images import ImageRejected
+from webapp.datasets.images import check_image
+
+MEMORY_EXIT = 75
+
+
+def main(argv: list[str]) -> int:
+    max_pixels, memory_mb, cpu_seconds = (int(value) for value in argv)
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print of a library goes to the log, never into the answers
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _limit_memory(memory_mb)
+    _answer(answers, {"ready": True})
+    files = sys.stdin.buffer
+    while header := files.readline():
+        data = files.read(json.loads(header)["size"])
+        _limit_cpu(cpu_seconds)
+        try:
+            checked = check_image(data, max_pixels)
+        except ImageRejected as exc:
+            _answer(answers, {"rejected": {"template": exc.template, "params": exc.params}})
+            continue
+        except MemoryError:
+            os._exit(MEMORY_EXIT)
+        _answer(answers, {"format": checked.format, "extension": checked.extension, "width": checked.width,
+                          "height": checked.height, "thumbnail": len(checked.thumbnail)}, checked.thumbnail)
+    return 0
+
+
+def _answer(out: IO[bytes], head: dict, body: bytes = b"") -> None:
+    out.write(json.dumps(head).encode() + b"\n" + body)
+    out.flush()
+
+
+def _own_size() -> int:
+    """The process's address space now (VmSize), in bytes; 0 where /proc does not tell."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _limit_memory(memory_mb: int) -> None:
+    """Allow `memory_mb` of address space beyond what the interpreter and its libraries already take."""
+    limit = _own_size() + memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _limit_cpu(cpu_seconds: int) -> None:
+    """Allow the next file `cpu_seconds` of CPU time (SIGXCPU, which ends the process, past that)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    limit = math.ceil(usage.ru_utime + usage.ru_stime) + cpu_seconds
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    resource.setrlimit(resource.RLIMIT_CPU, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
