@@ -1,6 +1,7 @@
 """Health of the parts the app needs: database, Redis and training workers."""
 from __future__ import annotations
 
+import json
 import time
 
 import redis
@@ -8,9 +9,9 @@ from flask import Blueprint, current_app, jsonify, redirect, url_for
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp.datasets.sandbox import sandbox_state
 from webapp.extensions import db
 from webapp.jobs import events
+from webapp.storage import data_dir
 from webapp.taskqueue import TRAINING_QUEUE
 from webapp.workers import announced
 
@@ -48,29 +49,47 @@ def _workers() -> list[dict]:
     return workers
 
 
+def _services_down() -> list[dict]:
+    """The services `python app.py` waits to start again after they ended, and why (launcher.Supervisor);
+    none when the studio runs without it."""
+    try:
+        return json.loads(data_dir().service_status.read_text())["down"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+# What people other than admins see of a service that is down: not its exit code or its last output.
+DOWN_FOR_EVERYONE = ("name", "exited_at", "next_start_at", "exits_in_a_row")
+
+
 def health_report() -> dict:
-    database, redis_up = _database_ok(), _redis_ok()
+    database, redis_up, down = _database_ok(), _redis_ok(), _services_down()
     workers = _workers() if redis_up else []
     # Healthy needs a worker on the shared training queue: jobs for any device and evaluations go there (a
     # worker kept for GPU jobs only, or an ingest worker, does not take them).
     trainers = sum(TRAINING_QUEUE in worker["queues"] for worker in workers)
-    healthy = database and redis_up and trainers > 0
+    healthy = database and redis_up and trainers > 0 and not down
     return {"status": "ok" if healthy else "degraded", "database": "ok" if database else "down",
             "redis": "ok" if redis_up else "down", "workers": workers, "training_workers": trainers,
-            "visualdl": url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None,
-            "ingest_sandbox": sandbox_state(current_app.config["INGEST_LIMITS"]["sandbox"])}
+            "services_down": down,
+            "visualdl": url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None}
 
 
 @bp.get("/api/health")
 def health():
     """The full report for people who may use the studio; anonymous callers (a load balancer, a
-    monitor) get the states only, without worker host names or addresses."""
+    monitor) get the states only, without worker host names or addresses. Why a service is down (its
+    exit and last output, which can name paths and hosts) is for admins."""
     from webapp.accounts.guard import effective_role
+    from webapp.accounts.policy import role_allows
 
-    report = health_report()
-    if effective_role() is None:
+    report, role = health_report(), effective_role()
+    if role is None:
         report = {"status": report["status"], "database": report["database"], "redis": report["redis"],
                   "workers_online": len(report["workers"])}
+    elif not role_allows(role, "admin"):
+        report["services_down"] = [{key: entry.get(key) for key in DOWN_FOR_EVERYONE}
+                                   for entry in report["services_down"]]
     return jsonify(report), 200 if report["status"] == "ok" else 503
 
 

@@ -237,3 +237,64 @@ def test_a_worker_s_last_output_is_kept_and_still_shown(tmp_path, capfd):
     assert service.last_output() == [f"line {n}" for n in range(10, 30)]
     assert "line 0\n" in capfd.readouterr().err
     assert launcher.exit_reason(3) == {"exit_code": 3, "signal": None}
+
+
+# --- health: the services the launcher waits to start again -------------------------------------------
+
+DOWN = {"name": "ingest-worker", "exit_code": 1, "signal": None, "exited_at": "2026-01-02T03:04:05Z",
+        "next_start_at": "2026-01-02T03:04:09Z", "exits_in_a_row": 3,
+        "output": ["kombu.exceptions.OperationalError: Error 111 connecting to 127.0.0.1:6389"]}
+
+
+@pytest.fixture
+def signed_in_app(tmp_path):
+    """Sign-in on, an admin and a viewer with a token each, and the launcher's note of a service down."""
+    from tests.stack import app_config
+    from webapp import create_app
+    from webapp.accounts import services
+    from webapp.database import upgrade_schema
+
+    app = create_app(app_config(tmp_path, AUTH="on"))
+    upgrade_schema(app)
+    launcher.write_whole(DataDir(tmp_path).service_status, json.dumps({"down": [DOWN]}).encode())
+    with app.app_context():
+        for role in ("admin", "viewer"):
+            user = services.create_user(f"{role}-ann", "a long enough password 1", role)
+            app.config[f"TOKEN_{role}"] = services.create_token(user, "monitor")[1]
+    return app
+
+
+def health_as(app, role: str | None) -> dict:
+    headers = {"Authorization": f"Bearer {app.config[f'TOKEN_{role}']}"} if role else {}
+    answer = app.test_client().get("/api/health", headers=headers)
+    assert answer.status_code == 503
+    return answer.get_json()
+
+
+def test_health_lists_a_down_worker_with_why_for_admins(signed_in_app):
+    report = health_as(signed_in_app, "admin")
+    assert report["status"] == "degraded" and report["services_down"] == [DOWN]
+
+
+def test_health_names_a_down_worker_without_its_output_for_other_roles(signed_in_app):
+    assert health_as(signed_in_app, "viewer")["services_down"] == [
+        {"name": "ingest-worker", "exited_at": "2026-01-02T03:04:05Z", "next_start_at": "2026-01-02T03:04:09Z",
+         "exits_in_a_row": 3}]
+    anonymous = health_as(signed_in_app, None)
+    assert "services_down" not in anonymous and anonymous["status"] == "degraded"
+
+
+def test_health_without_the_launcher_lists_nothing_down(client):
+    assert client.get("/api/health").get_json()["services_down"] == []
+
+
+def test_a_service_down_makes_health_degraded(app, tmp_path, monkeypatch):
+    from webapp import health
+
+    monkeypatch.setattr(health, "_redis_ok", lambda: True)
+    monkeypatch.setattr(health, "_workers", lambda: [{"name": "studio@lab", "queues": ["training"]}])
+    client = app.test_client()
+    assert client.get("/api/health").get_json()["status"] == "ok"
+    launcher.write_whole(DataDir(tmp_path).service_status, json.dumps({"down": [DOWN]}).encode())
+    answer = client.get("/api/health")
+    assert answer.status_code == 503 and answer.get_json()["status"] == "degraded"
