@@ -9,6 +9,7 @@ from flask import Blueprint, current_app, jsonify, redirect, url_for
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from webapp.datasets.sandbox import sandbox_state
 from webapp.extensions import db
 from webapp.jobs import events
 from webapp.storage import data_dir
@@ -72,7 +73,8 @@ def health_report() -> dict:
     return {"status": "ok" if healthy else "degraded", "database": "ok" if database else "down",
             "redis": "ok" if redis_up else "down", "workers": workers, "training_workers": trainers,
             "services_down": down,
-            "visualdl": url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None}
+            "visualdl": url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None,
+            "ingest_sandbox": sandbox_state(current_app.config["INGEST_LIMITS"]["sandbox"])}
 
 
 @bp.get("/api/health")

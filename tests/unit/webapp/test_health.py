@@ -1,11 +1,13 @@
 """Health reports each part; with Redis unreachable it says so with a 503."""
+from webapp.datasets.sandbox import sandbox_state
 
 
 def test_health_reports_redis_down(client):
     response = client.get("/api/health")
     assert response.status_code == 503
     assert response.get_json() == {"status": "degraded", "database": "ok", "redis": "down",
-                                   "workers": [], "training_workers": 0, "services_down": [], "visualdl": None}
+                                   "workers": [], "training_workers": 0, "services_down": [], "visualdl": None,
+                                   "ingest_sandbox": sandbox_state("auto")}
 
 
 def test_pages_render_with_health_badge(client):
