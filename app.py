@@ -11,12 +11,15 @@ import socket
 import sys
 import time
 
+from flask import Flask
+
 from launcher import (LOOPBACK, ServiceProcess, Supervisor, connect_address, free_port, host_port,
                       ingest_worker_process, make_data_dir_private, redis_password, redis_process, redis_url,
                       visualdl_process, wait_for_port, wait_for_redis, web_process, web_processes, worker_process)
 from webapp import create_app
 from webapp.accounts.settings import ANY_ADDRESS
 from webapp.config import data_dir_from_env
+from webapp.datasets.services import waiting_for_check
 from webapp.database import upgrade_schema
 from webapp.jobs.reaper import start_reaper
 from webapp.storage import DataDir
@@ -56,7 +59,7 @@ def main() -> None:
                           threads=int(env.get("WEB_THREADS") or 32))
         for writer in [*workers, web]:
             writer.stop_leftover()
-        sweep_leftovers(data_dir, unchanged_for=0 if embedded else SHARED_LEFTOVER_SECONDS)
+        sweep_leftovers(app, data_dir, unchanged_for=0 if embedded else SHARED_LEFTOVER_SECONDS)
         services += [worker.start() for worker in workers]
         start_reaper(app)
         supervisor = Supervisor(list(services), data_dir.service_status)
@@ -80,9 +83,13 @@ def start_redis(data_dir: DataDir) -> ServiceProcess:
     return redis_process(data_dir, port, password).start()
 
 
-def sweep_leftovers(data_dir: DataDir, unchanged_for: float) -> None:
-    """Remove what interrupted runs left in DATA_DIR, before any process that writes there starts."""
-    removed = [str(path.relative_to(data_dir.root)) for path in data_dir.sweep_leftovers(unchanged_for)]
+def sweep_leftovers(app: Flask, data_dir: DataDir, unchanged_for: float) -> None:
+    """Remove what interrupted runs left in DATA_DIR, before any process that writes there starts; the
+    uploads that datasets still wait to have checked (answered 202, their check queued) stay."""
+    with app.app_context():
+        waiting = waiting_for_check()
+    removed = [str(path.relative_to(data_dir.root))
+               for path in data_dir.sweep_leftovers(unchanged_for, waiting)]
     if removed:
         shown = ", ".join(removed[:20]) + (f" and {len(removed) - 20} more" if len(removed) > 20 else "")
         log.info("removed %d leftover(s) of interrupted runs: %s", len(removed), shown)

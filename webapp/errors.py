@@ -30,9 +30,11 @@ ERROR_STATUS: dict[str, int] = {
     # who may ask
     "unauthorized": 401,
     "invalid_token": 401,
+    "token_expired": 401,
     "forbidden": 403,
     "cross_site_request": 403,
     "csrf_token_invalid": 403,
+    "browser_session_required": 403,  # making tokens, changing one's password or sessions: not with a token
     "untrusted_host": 400,
     "proxy_not_configured": 403,
     "too_many_requests": 429,

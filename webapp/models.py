@@ -1,6 +1,7 @@
 """Database rows: the source of truth for datasets, jobs, metrics and model versions."""
 from __future__ import annotations
 
+import secrets
 from datetime import datetime, timezone
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
@@ -302,6 +303,10 @@ class StepTiming(db.Model):
     measured_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
+def new_session_secret() -> str:
+    return secrets.token_hex(32)
+
+
 class User(db.Model):
     """A person who signs in; `role` is one of webapp.accounts.roles.ROLES."""
 
@@ -313,8 +318,9 @@ class User(db.Model):
     role: Mapped[str] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_sign_in_at: Mapped[datetime | None]
-    # Changes when the password changes or the account is disabled, so existing sessions end.
-    session_version: Mapped[int] = mapped_column(default=1)
+    # Random, and replaced when the password or role changes or the person signs out everywhere: every
+    # session cookie carries a seal made with it (webapp.accounts.services), so those sessions end.
+    session_secret: Mapped[str] = mapped_column(String(64), default=new_session_secret)
     language: Mapped[str | None] = mapped_column(String(10))  # chosen in the header; None: the browser's
 
     tokens: Mapped[list["ApiToken"]] = relationship(
@@ -326,8 +332,11 @@ class User(db.Model):
     is_active = True
     is_anonymous = False
 
-    def get_id(self) -> str:
-        return f"{self.id}:{self.session_version}"
+    # The signed-in session this request acts for, as Flask-Login stores it (set by webapp.accounts.services).
+    session_ident = None
+
+    def get_id(self) -> str | None:
+        return self.session_ident
 
 
 class ApiToken(db.Model):
@@ -342,8 +351,21 @@ class ApiToken(db.Model):
     prefix: Mapped[str] = mapped_column(String(16))  # the first characters, so a person can tell tokens apart
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     last_used_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]  # None: until revoked
 
     user: Mapped[User] = relationship(back_populates="tokens")
+
+
+class UserSession(db.Model):
+    """One signed-in browser session; signing out deletes it, so a copied cookie stops working."""
+
+    __tablename__ = "user_sessions"
+
+    # The SHA-256 of the random key the session cookie carries; the key itself is not kept.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class Installation(db.Model):

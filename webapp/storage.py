@@ -9,6 +9,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Collection
 
 from flask import current_app
 
@@ -140,24 +141,27 @@ class DataDir:
         """The default SQLite database."""
         return self.root / "studio.sqlite3"
 
-    def leftovers(self) -> list[Path]:
-        """What interrupted runs leave behind: uploads being ingested (everything under `tmp/`), bundles
+    def leftovers(self, waiting: Collection[int] = ()) -> list[Path]:
+        """What interrupted runs leave behind: uploads being received or checked (everything under `tmp/`
+        but the received uploads of the datasets in `waiting`, whose checks are still to come), bundles
         being exported (`models/.staging-*`, see webapp.jobs.runner.export_version), half-written
         files (`*.part`) beside bundles and in the caches under `cache/`, and the image cache's pack files
         of a training load interrupted before it unlinked its file (engine.data.ImageCache.load_all)."""
         from engine.data import PACKS
 
-        found = sorted(self.tmp.iterdir()) if self.tmp.is_dir() else []
+        kept = {self.upload(dataset_id) for dataset_id in waiting}
+        found = sorted(set(self.tmp.iterdir()) - kept) if self.tmp.is_dir() else []
         found += sorted(self.models.glob(".staging-*")) + sorted(self.models.glob("*/*.part"))
         found += sorted((self.image_cache / PACKS).glob("*.pack"))
         return found + sorted(self.image_cache.parent.rglob("*.part"))
 
-    def sweep_leftovers(self, unchanged_for: float = 0.0) -> list[Path]:
-        """Remove the leftovers nothing has written to for `unchanged_for` seconds and return them. Run it
+    def sweep_leftovers(self, unchanged_for: float = 0.0, waiting: Collection[int] = ()) -> list[Path]:
+        """Remove the leftovers nothing has written to for `unchanged_for` seconds and return them; the
+        uploads of the datasets in `waiting` (still to be checked, as the database says) are kept. Run it
         while no process of the install writes (0), or with an age that no live writer's pause reaches."""
         cutoff = time.time() - unchanged_for
         removed = []
-        for path in self.leftovers():
+        for path in self.leftovers(waiting):
             try:
                 if unchanged_for and _last_change(path) > cutoff:
                     continue

@@ -1,4 +1,5 @@
-// The account page: the signed-in person's API tokens (create, copy once, revoke).
+// The account page: the signed-in person's password, API tokens (create, copy once, revoke) and
+// "sign out everywhere".
 import { apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
 import { t } from "./i18n.js";
 
@@ -6,6 +7,7 @@ const table = document.querySelector("#token-table tbody");
 const empty = document.getElementById("tokens-empty");
 const form = document.getElementById("token-form");
 const nameInput = document.getElementById("token-name");
+const expiry = document.getElementById("token-expiry");
 const errorBox = document.getElementById("token-error");
 const fresh = document.getElementById("new-token");
 const freshValue = document.getElementById("new-token-value");
@@ -30,7 +32,12 @@ function row(token) {
     }
   });
   actions.append(revoke);
-  tr.append(cell(token.name), prefix, cell(when(token.created_at)), cell(when(token.last_used_at)), actions);
+  const expires = cell(when(token.expires_at, t("does not expire")));
+  if (token.expired) {
+    expires.textContent = t("expired %(moment)s", { moment: expires.textContent });
+    expires.className = "error";
+  }
+  tr.append(cell(token.name), prefix, cell(when(token.created_at)), cell(when(token.last_used_at)), expires, actions);
   return tr;
 }
 
@@ -48,7 +55,7 @@ if (form) {
     try {
       const token = await apiJson("/api/tokens", {
         method: "POST", headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ name: nameInput.value }),
+        body: JSON.stringify({ name: nameInput.value, expires_in_days: expiry.value ? Number(expiry.value) : null }),
       });
       freshValue.textContent = token.token;
       fresh.hidden = false;
@@ -69,4 +76,40 @@ if (form) {
   });
 
   load().catch((error) => show(errorBox, error.message));
+}
+
+const passwordForm = document.getElementById("password-form");
+if (passwordForm) {
+  const passwordError = document.getElementById("password-error");
+  const passwordDone = document.getElementById("password-done");
+  passwordForm.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    passwordError.hidden = true;
+    passwordDone.hidden = true;
+    const fields = passwordForm.elements;
+    if (fields.password.value !== fields.confirm.value) {
+      show(passwordError, t("The two passwords differ."));
+      return;
+    }
+    try {
+      await apiJson("/api/me/password", {
+        method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify({ current_password: fields.current_password.value, password: fields.password.value }),
+      });
+      passwordForm.reset();
+      show(passwordDone, t("Password changed. Your other sessions have ended; this one goes on."));
+    } catch (error) {
+      show(passwordError, error.message);
+    }
+  });
+
+  document.getElementById("sign-out-everywhere").addEventListener("click", async () => {
+    if (!window.confirm(t("Sign out everywhere? Every browser signed in to your account, this one included, will have to sign in again."))) return;
+    try {
+      await apiJson("/api/me/sessions", { method: "DELETE" });
+      window.location.assign("/sign-in");
+    } catch (error) {
+      show(document.getElementById("sessions-error"), error.message);
+    }
+  });
 }

@@ -1,5 +1,6 @@
 """A shared studio in the browser: people sign in, then upload, train and predict with every page under
-the Content-Security-Policy; an admin adds a teammate, who makes and revokes an API token."""
+the Content-Security-Policy; an admin adds a teammate, who makes and revokes an API token, changes their
+password and signs out everywhere."""
 from __future__ import annotations
 
 import re
@@ -125,6 +126,7 @@ def test_an_admin_adds_a_viewer_who_makes_and_revokes_a_token(page, team, browse
     token = other.locator("#new-token-value").inner_text()
     expect(other.locator("#token-table tbody tr")).to_have_count(1)
     expect(other.locator("#token-table tbody tr td").first).to_have_text("产线 3 相机")
+    expect(other.locator("#token-table tbody tr td").nth(4)).not_to_have_text("does not expire")  # 90 days
     answer = other.request.get(url + "/api/me", headers={"Authorization": f"Bearer {token}"})
     assert answer.json()["user"]["role"] == "viewer"
     refused = other.request.post(url + "/api/jobs", headers={"Authorization": f"Bearer {token}"},
@@ -135,6 +137,17 @@ def test_an_admin_adds_a_viewer_who_makes_and_revokes_a_token(page, team, browse
     expect(other.locator("#tokens-empty")).to_be_visible()
     gone = other.request.get(url + "/api/me", headers={"Authorization": f"Bearer {token}"})
     assert gone.status == 401
+
+    other.fill("#current-password", PASSWORD)
+    other.fill("#new-password", "a new password 2")
+    other.fill("#new-password-again", "a new password 2")
+    other.click("#password-change")
+    expect(other.locator("#password-done")).to_contain_text("this one goes on")
+    other.reload()  # still signed in, with the fresh session the change gave this browser
+    expect(other.locator("#account-link")).to_contain_text(viewer)
+    other.click("#sign-out-everywhere")
+    other.wait_for_url(re.compile(r"/sign-in$"))
+    assert other.request.get(url + "/api/me").status == 401
     assert other.js_errors == []
     context.close()
     assert page.js_errors == [] and blocked == []

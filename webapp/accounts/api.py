@@ -1,8 +1,8 @@
-"""JSON API for the signed-in person's tokens and, for admins, the users."""
+"""JSON API for the signed-in person's tokens, password and sessions and, for admins, the users."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
-from flask_login import current_user
+from flask import Blueprint, current_app, g, jsonify, request, session
+from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
 from engine.errors import StudioError
@@ -29,11 +29,52 @@ def _signed_in_user() -> User:
     return current_user
 
 
+def _account_user() -> User:
+    if not current_user.is_authenticated:
+        raise StudioError("unauthorized", "Passwords and sessions belong to a person: sign in first.")
+    return current_user._get_current_object()  # the User itself: login_user must not be handed the proxy
+
+
+def _from_browser(user: User) -> User:
+    """`user`, when a signed-in browser session asks: a token, which a script holds, cannot make tokens
+    that would outlive it, nor change its owner's password or sessions."""
+    if g.auth_via != "session":
+        raise StudioError("browser_session_required", "This needs a signed-in browser session; an API token "
+                                                      "cannot make tokens or change its owner's password or "
+                                                      "sessions.")
+    return user
+
+
 @api.get("/me")
 def me():
     user = current_user if current_user.is_authenticated else None
     return jsonify({"user": services.user_json(user) if user else None, "role": effective_role(),
                     "auth_required": current_app.config["AUTH_REQUIRED"]})
+
+
+@api.post("/me/password")
+def change_password():
+    """The signed-in person's new password (the current one too): every session of theirs ends, and this
+    one goes on as a new session."""
+    user = _from_browser(_account_user())
+    payload = _json_object()
+    if not services.password_matches(user, payload.get("current_password")):
+        raise StudioError("invalid_field", "The current password is wrong.", field="current_password")
+    services.update_user(user, password=payload.get("password"))
+    services.start_session(user)
+    login_user(user)
+    return jsonify(services.user_json(user))
+
+
+@api.delete("/me/sessions")
+def end_sessions():
+    """Sign out everywhere: every session of the signed-in person ends, this one included."""
+    user = _from_browser(_account_user())
+    ended = services.end_all_sessions(user)
+    db.session.commit()
+    logout_user()
+    session.clear()
+    return jsonify({"signed_out": ended})
 
 
 @api.get("/tokens")
@@ -43,7 +84,9 @@ def list_tokens():
 
 @api.post("/tokens")
 def create_token():
-    token, secret = services.create_token(_signed_in_user(), _json_object().get("name"))
+    payload = _json_object()
+    token, secret = services.create_token(_from_browser(_signed_in_user()), payload.get("name"),
+                                          payload.get("expires_in_days"))
     return jsonify({**services.token_json(token), "token": secret}), 201
 
 

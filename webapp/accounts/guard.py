@@ -18,8 +18,7 @@ from engine.errors import StudioError
 from webapp.accounts import policy, services
 from webapp.accounts.limits import RateLimit
 from webapp.accounts.settings import is_loopback
-from webapp.extensions import db, login_manager
-from webapp.models import User
+from webapp.extensions import login_manager
 
 CSRF_HEADER, CSRF_FIELD = "X-CSRF-Token", "csrf_token"
 LOCAL_ACTOR = "local"
@@ -84,14 +83,6 @@ def actor_name() -> str:
 
 def from_loopback() -> bool:
     return is_loopback(request.remote_addr or "")
-
-
-def _load_session_user(user_id: str) -> User | None:
-    ident, _, version = user_id.partition(":")
-    if not ident.isdigit() or not version.isdigit():
-        return None
-    user = db.session.get(User, int(ident))
-    return user if user is not None and user.session_version == int(version) else None
 
 
 def _identify() -> None:
@@ -211,7 +202,7 @@ def init_app(app: Flask) -> None:
     login_manager.init_app(app)
     login_manager.anonymous_user = Anonymous
     login_manager.session_protection = "basic"
-    login_manager.user_loader(_load_session_user)
+    login_manager.user_loader(services.session_user)
     app.session_interface = StudioSessionInterface()
     app.extensions["sign_in_limit"] = RateLimit(app.config["SIGN_IN_ATTEMPTS"], app.config["SIGN_IN_WINDOW_SECONDS"])
     app.extensions["public_predict_limit"] = RateLimit(app.config["PREDICT_PUBLIC_PER_MINUTE"], 60)

@@ -132,6 +132,11 @@ class _ProgressWriter:
             db.session.commit()
 
 
+def waiting_for_check() -> list[int]:
+    """The datasets whose received upload is still to be checked: a start-up sweep keeps their files."""
+    return list(db.session.scalars(select(Dataset.id).where(Dataset.status == "processing")))
+
+
 def claim_ingest(dataset_id: int) -> int | None:
     """Take the check of a waiting upload as a new attempt, in one conditional UPDATE; None when the
     upload is not waiting or another check made progress within JOB_STALE_SECONDS."""

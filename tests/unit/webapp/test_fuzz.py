@@ -119,6 +119,28 @@ def test_release_and_version_settings_fuzz(served):
                          content_type="application/json"))
     for raw in ["", "{", "[1,2", "1e999", "NaN", "{\"production\": NaN}", "\xff\xfe", "null"]:
         check(client.put("/api/release", data=raw, content_type="application/json"))
+def test_account_password_and_token_expiry_fuzz(tmp_path, redis_url_empty):
+    """The signed-in person's own endpoints: odd passwords, odd token lifetimes, odd bodies."""
+    from tests.factories import app_with_user, form_token
+
+    app = app_with_user(tmp_path, "ann", "first password", "viewer", REDIS_URL=redis_url_empty)
+    client = app.test_client()
+    client.post("/sign-in", data={"username": "ann", "password": "first password", "csrf_token": form_token(client)})
+    csrf = {"X-CSRF-Token": form_token(client, "/account")}
+    rng = random.Random(21)
+    for _ in range(10):  # each string is checked as a password (scrypt): few rounds
+        body = {"current_password": rng.choice(ODD_VALUES + ["first password"]), "password": rng.choice(ODD_VALUES)}
+        check(client.post("/api/me/password", data=safe_json(body), content_type="application/json", headers=csrf))
+    for _ in range(40):
+        body = {"name": rng.choice(["t"] + ODD_TEXT), "expires_in_days": rng.choice(ODD_VALUES + [30, 3650, 3651])}
+        check(client.post("/api/tokens", data=safe_json(body), content_type="application/json", headers=csrf))
+    for raw in ["", "{", "1e999", "NaN", "\xff\xfe", "null", "[]"]:
+        for path in ("/api/me/password", "/api/tokens"):
+            check(client.post(path, data=raw, content_type="application/json", headers=csrf))
+    check(client.delete("/api/me/sessions", data="{", content_type="application/json", headers=csrf))
+    assert client.get("/api/me").json["code"] == "unauthorized"
+
+
         check(client.put("/api/models/1", data=raw, content_type="application/json"))
     for text in ODD_TEXT:
         check(client.get("/api/release/stats", query_string={"hours": text}))
