@@ -33,11 +33,22 @@ def test_compose_runs_web_both_workers_redis_and_postgres():
     assert 'AUTH: "on"' in config and "HOST: 0.0.0.0" in config
     assert "DATABASE_URL: postgresql+psycopg://studio:pg-secret-1@postgres:5432/studio" in config
     assert "REDIS_URL: redis://:redis-secret-1@redis:6379/0" in config
-    assert "--requirepass redis-secret-1" in config and "--appendonly yes" in config
+    assert "--appendonly yes" in config
     assert re.search(r"-Q training -c 1", config) and re.search(r"-Q ingest -c 1 -n ingest-", config)
     assert "flask db upgrade" in config and "webapp.wsgi:app" in config
     assert config.count("studio-data:/data:rw") == 3  # web and both workers share the data folder
     assert "postgres-data:/var/lib/postgresql/data:rw" in config and "redis-data:/data:rw" in config
+
+
+def test_the_redis_password_stays_off_command_lines():
+    """Every user of the Docker host sees the command lines of container processes (`ps`, /proc/<pid>/cmdline):
+    Redis reads its password from standard input and the health check hands it to redis-cli by environment."""
+    config = compose("config", env=SECRETS).stdout
+    redis = config.split("\n  redis:\n")[1].split("\n  training-worker:\n")[0]
+    assert [line.strip() for line in redis.splitlines() if "redis-secret-1" in line] == [
+        "REDIS_PASSWORD: redis-secret-1"]
+    assert "redis-server -" in redis and "requirepass $$REDIS_PASSWORD" in redis
+    assert 'REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli' in redis and " -a " not in redis
 
 
 def test_the_gpu_override_builds_the_cuda_image_and_reserves_a_gpu():
