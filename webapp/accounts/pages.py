@@ -21,12 +21,12 @@ def _safe_next(target: str | None) -> str:
 
 
 def _signed_in(user) -> None:
+    services.end_session(session.get("_user_id"))  # signing in again ends the session this browser had
     session.clear()  # a fresh session, and so a fresh CSRF token, for the signed-in person
     session.permanent = True
-    services.end_session(session.get("_user_id"))  # signing in again ends the session this browser had
+    services.start_session(user)
     login_user(user)
     csrf_token()
-    services.start_session(user)
 
 
 @pages.route("/sign-in", methods=["GET", "POST"])
@@ -57,6 +57,8 @@ def sign_in():
 
 @pages.post("/sign-out")
 def sign_out():
+    """Ends this session on the server too: its record is deleted, so a copy of the cookie stops working."""
+    services.end_session(session.get("_user_id"))
     logout_user()
     session.clear()
     return redirect(url_for("accounts.sign_in"))
@@ -65,8 +67,6 @@ def sign_out():
 @pages.route("/setup", methods=["GET", "POST"])
 def setup():
     """First run: create the first admin, from the server itself only."""
-    """Ends this session on the server too: its record is deleted, so a copy of the cookie stops working."""
-    services.end_session(session.get("_user_id"))
     if services.user_count() > 0:
         return redirect(url_for("accounts.sign_in"))
     if not from_loopback():

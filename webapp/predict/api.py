@@ -72,7 +72,7 @@ def _client_key() -> str | None:
 def _answering(version: int | None):
     """The loaded version that answers, its arm, and its abstain threshold."""
     server = current_app.extensions["model_server"]
-    catalog = server.catalog(release.catalog)
+    catalog = server.catalog(release.catalog, release.revision)
     if not catalog.versions:
         raise StudioError("no_model", "There is no trained model yet: open a dataset and start training first.")
     try:

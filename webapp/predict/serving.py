@@ -8,6 +8,7 @@ that is waiting (up to `max_batch`) and runs them as one batch.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import queue
@@ -140,6 +141,8 @@ class LoadedVersion:
     runtime: str
     threads: InferenceThreads
     note: Message | None = None  # why the runtime differs from the one asked for (English, translatable)
+    digest: str = ""  # sha256 of the meta.json it was loaded from (which holds every file's sha256)
+    stamp: tuple = ()  # that meta.json's identity on disk when its digest was last read
 
     @property
     def decode_size(self) -> int:
@@ -196,6 +199,7 @@ def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tupl
 
 def load_version(folder: Path, version: int, options: ServingOptions, device: str = "cpu") -> LoadedVersion:
     """Check every file's sha256 against meta.json, choose the runtime, start the inference threads."""
+    stamp, digest = _stamp(folder), _digest(folder)  # before reading: a later replacement changes the stamp
     try:
         bundle = read_bundle(folder)
     except BundleRejected as exc:
@@ -213,7 +217,36 @@ def load_version(folder: Path, version: int, options: ServingOptions, device: st
                              {"version": version, "problem": str(exc)}) from exc
     if note:
         log.warning("model version %d: %s", version, note)
-    return LoadedVersion(version, bundle, runtime, threads, note)
+    return LoadedVersion(version, bundle, runtime, threads, note, digest, stamp)
+
+
+def _stamp(folder: Path) -> tuple:
+    """The identity of the bundle's meta.json on disk: one stat, cheap enough for every request."""
+    try:
+        info = os.stat(folder / "meta.json")
+    except OSError:
+        return ()
+    return info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size
+
+
+def _digest(folder: Path) -> str:
+    """The bundle's identity: sha256 of its meta.json, which lists the sha256 of every other file."""
+    try:
+        return hashlib.sha256((folder / "meta.json").read_bytes()).hexdigest()
+    except OSError:
+        return ""
+
+
+def _still_on_disk(loaded: LoadedVersion, folder: Path) -> bool:
+    """Whether the bundle under the version's number is still the one `loaded` came from: one stat while
+    meta.json is untouched, its digest read again (never the weights) when it was."""
+    stamp = _stamp(folder)
+    if stamp == loaded.stamp:
+        return True
+    if _digest(folder) != loaded.digest:
+        return False
+    loaded.stamp = stamp
+    return True
 
 
 def _signature(folder: Path) -> tuple:
@@ -226,7 +259,8 @@ def _signature(folder: Path) -> tuple:
 
 @dataclass(frozen=True)
 class Catalog:
-    """What serves, as the database says: read once every few seconds, never once per prediction."""
+    """What serves, as the database says: read again when the release revision changes (checked on every
+    request), when the models folder changes, or after a few seconds."""
 
     versions: tuple[int, ...] = ()
     production: int | None = None
@@ -240,8 +274,12 @@ class ModelServer:
     """Loaded versions of this process, the cached catalog, and the route of each unpinned request.
 
     Versions load outside the server's lock (a request for a loaded version never waits for another
-    one to load). Traffic moves to a new production or candidate version only once this process has
-    it loaded and warmed: until then the previous production version answers while it loads."""
+    one to load). A loaded version stands for the bundle it was loaded from: when the bundle under its
+    number changes (its meta.json digest), the next request loads it again. Requests route by the
+    release as the database holds it: a request sent to a version this process has not loaded yet
+    waits for it to load, so a client's arm never depends on which process answers or how warm it is.
+    Only a version this process refuses to load gives way: its requests go to production, or, for
+    production, to the production version this process answered with before."""
 
     def __init__(self, models_dir: Path, options: ServingOptions | None = None, device: str | None = None) -> None:
         self.models_dir, self.options = models_dir, options or ServingOptions()
@@ -263,16 +301,18 @@ class ModelServer:
             self._device = pick_device()
         return self._device
 
-    def catalog(self, read: Callable[[], Catalog]) -> Catalog:
-        """The catalog from `read` (the database), read again only when the models folder changes (a
-        version added or removed, a release change) or after a few seconds, never once per request."""
+    def catalog(self, read: Callable[[], Catalog], revision: Callable[[], int]) -> Catalog:
+        """The catalog from `read` (the database). `revision` (the release's revision, one primary-key
+        read) is asked on every call, so a release change that has answered in any process is followed
+        by this one's next request; the rest is read again when the models folder changes (a version
+        added or removed, a threshold changed) or after a few seconds."""
         try:
             stamp = os.stat(self.models_dir).st_mtime_ns
         except OSError:
             stamp = None
         key = (stamp, int(time.monotonic() // self.options.versions_ttl_seconds))
         catalog = self._catalog
-        if catalog is None or key != self._catalog_key:
+        if catalog is None or key != self._catalog_key or catalog.revision != revision():
             catalog = self._catalog = read()
             self._catalog_key = key
             self._protected = frozenset(v for v in (catalog.production, catalog.candidate, self._serving_production)
@@ -291,13 +331,16 @@ class ModelServer:
 
     def get(self, version: int) -> LoadedVersion:
         """The loaded `version`, loading it on first use (raises BundleRejected)."""
+        folder = self.models_dir / str(version)
         while True:
             with self._lock:
                 loaded = self._loaded.get(version)
-                if loaded is not None:
+                if loaded is not None and _still_on_disk(loaded, folder):
                     self._loaded.move_to_end(version)
                     return loaded
-                folder = self.models_dir / str(version)
+                if loaded is not None:
+                    log.info("model version %d changed on disk: loading it again", version)
+                    self._loaded.pop(version).threads.close()
                 refused = self._refused.get(version)
                 if refused and refused[0] == _signature(folder):
                     raise BundleRejected(refused[1], refused[2])
@@ -331,41 +374,25 @@ class ModelServer:
         log.info("model version %d loaded on %s with %s", version, self.device, loaded.runtime)
         return loaded
 
-    def warm(self, version: int) -> None:
-        """Load `version` in the background unless it is loaded, loading or refused as it stands."""
-        with self._lock:
-            if version in self._loaded or version in self._loading:
-                return
-            refused = self._refused.get(version)
-            if refused and refused[0] == _signature(self.models_dir / str(version)):
-                return
-
-        def load() -> None:
-            try:
-                self.get(version)
-            except Exception:  # refused: recorded and logged by get(); requests keep their current answer
-                pass
-
-        threading.Thread(target=load, daemon=True, name=f"warm-{version}").start()
-
     def route(self, catalog: Catalog, client_key: str | None) -> tuple[LoadedVersion, str]:
-        """The version and arm ("production" or "candidate") that answer an unpinned request."""
+        """The version and arm ("production" or "candidate") that answer an unpinned request: the arm
+        depends only on the client's key and the release, loading the version here first if need be."""
         if catalog.production is None:
             raise BundleRejected("No model version serves yet.")
         if catalog.candidate is not None and catalog.candidate_share > 0 and \
                 takes_candidate(client_key, catalog.candidate, catalog.candidate_share):
-            candidate = self._loaded.get(catalog.candidate)
-            if candidate is not None:
-                return candidate, "candidate"
-            self.warm(catalog.candidate)  # its share goes to production until it is ready here
-        production = self._loaded.get(catalog.production)
-        if production is None:
-            current = self._serving_production
-            previous = self._loaded.get(current) if current in catalog.versions else None
-            if previous is not None:
-                self.warm(catalog.production)
-                return previous, "production"
-            production = self.get(catalog.production)  # nothing to answer with meanwhile: load it now
+            try:
+                return self.get(catalog.candidate), "candidate"
+            except BundleRejected:  # recorded and logged by get(): its share goes to production here
+                pass
+        try:
+            production = self.get(catalog.production)
+        except BundleRejected:
+            previous = self._loaded.get(self._serving_production) \
+                if self._serving_production in catalog.versions else None
+            if previous is None:
+                raise
+            return previous, "production"  # refused here: the version this process served keeps serving
         self._serving_production = catalog.production
         return production, "production"
 
@@ -383,11 +410,12 @@ def preload_released(app) -> threading.Thread:
 
     def load() -> None:
         from webapp.release.services import catalog as read_catalog
+        from webapp.release.services import revision as read_revision
 
         try:
             with app.app_context():
                 server = app.extensions["model_server"]
-                released = server.catalog(read_catalog)
+                released = server.catalog(read_catalog, read_revision)
             for version in (released.production, released.candidate):
                 if version is not None:
                     server.get(version)

@@ -38,6 +38,12 @@ def current() -> Release:
     return release
 
 
+def revision() -> int:
+    """The release's revision: one primary-key read, made by every prediction so that each web process
+    routes by the release as it stands (0 while the row is missing, as `current` says)."""
+    return db.session.scalar(select(Release.revision).where(Release.id == RELEASE_ID)) or 0
+
+
 def catalog() -> Catalog:
     """What the model server caches: every version, the release and the abstain thresholds."""
     rows = db.session.execute(select(ModelVersion.version, ModelVersion.abstain_threshold)).all()

@@ -106,19 +106,6 @@ def test_predict_and_id_routes_fuzz(served):
             check(client.open(path.format(text.replace("/", "%2F")), method=method))
 
 
-RELEASE_FIELDS = ["production", "candidate", "candidate_share", "revision", "share", ""]
-
-
-def test_release_and_version_settings_fuzz(served):
-    client = served.test_client()
-    rng = random.Random(9)
-    for _ in range(200):
-        body = {rng.choice(RELEASE_FIELDS): rng.choice(ODD_VALUES + [1, 2, 50]) for _ in range(rng.randint(0, 3))}
-        check(client.put("/api/release", data=safe_json(body), content_type="application/json"))
-        check(client.put("/api/models/1", data=safe_json({"abstain_threshold": rng.choice(ODD_VALUES)}),
-                         content_type="application/json"))
-    for raw in ["", "{", "[1,2", "1e999", "NaN", "{\"production\": NaN}", "\xff\xfe", "null"]:
-        check(client.put("/api/release", data=raw, content_type="application/json"))
 def test_account_password_and_token_expiry_fuzz(tmp_path, redis_url_empty):
     """The signed-in person's own endpoints: odd passwords, odd token lifetimes, odd bodies."""
     from tests.factories import app_with_user, form_token
@@ -141,6 +128,19 @@ def test_account_password_and_token_expiry_fuzz(tmp_path, redis_url_empty):
     assert client.get("/api/me").json["code"] == "unauthorized"
 
 
+RELEASE_FIELDS = ["production", "candidate", "candidate_share", "revision", "share", ""]
+
+
+def test_release_and_version_settings_fuzz(served):
+    client = served.test_client()
+    rng = random.Random(9)
+    for _ in range(200):
+        body = {rng.choice(RELEASE_FIELDS): rng.choice(ODD_VALUES + [1, 2, 50]) for _ in range(rng.randint(0, 3))}
+        check(client.put("/api/release", data=safe_json(body), content_type="application/json"))
+        check(client.put("/api/models/1", data=safe_json({"abstain_threshold": rng.choice(ODD_VALUES)}),
+                         content_type="application/json"))
+    for raw in ["", "{", "[1,2", "1e999", "NaN", "{\"production\": NaN}", "\xff\xfe", "null"]:
+        check(client.put("/api/release", data=raw, content_type="application/json"))
         check(client.put("/api/models/1", data=raw, content_type="application/json"))
     for text in ODD_TEXT:
         check(client.get("/api/release/stats", query_string={"hours": text}))
