@@ -6,11 +6,9 @@ from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
 from engine.errors import StudioError
-from webapp.accounts import first_run, services
-from webapp.accounts.guard import csrf_token
-from webapp.accounts.limits import LimitUnavailable
+from webapp.accounts import services
+from webapp.accounts.guard import csrf_token, from_loopback
 from webapp.errors import translated
-from webapp.storage import data_dir
 
 pages = Blueprint("accounts", __name__)
 
@@ -33,31 +31,25 @@ def _signed_in(user) -> None:
 
 @pages.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
-    if services.user_count() == 0:  # nobody to sign in as: the first admin is made with the setup token
+    if services.user_count() == 0 and from_loopback():
         return redirect(url_for("accounts.setup"))
     error, status = None, 200
     username = request.form.get("username", "")
     if request.method == "POST":
         limit = current_app.extensions["sign_in_limit"]
         keys = (f"addr:{request.remote_addr}", f"user:{username.strip().lower()[:64]}")
-        try:  # counted as a failure before the password is checked, so parallel guesses cannot pass the limit
-            attempt = limit.take(*keys)
-        except LimitUnavailable:
-            attempt = None
-        if attempt is None:  # uncounted, guesses would be unlimited
-            error = gettext("Sign-in is paused: the studio cannot count failed sign-ins because its Redis does "
-                            "not answer. Try again in a minute; if it lasts, tell the studio's operator.")
-            status = 503
-        elif attempt.wait:
-            error = gettext("Too many failed sign-ins; try again in %(minutes)s min.",
-                            minutes=int(attempt.wait) // 60 + 1)
+        wait = max(limit.blocked(key) for key in keys)
+        if wait:
+            error = gettext("Too many failed sign-ins; try again in %(minutes)s min.", minutes=int(wait) // 60 + 1)
             status = 429
         else:
             user = services.authenticate(username, request.form.get("password", ""))
             if user is not None:
-                limit.give_back(attempt, clear=keys[1:])  # a right password is no failure
+                limit.clear(keys[1])
                 _signed_in(user)
                 return redirect(_safe_next(request.args.get("next")))
+            for key in keys:
+                limit.hit(key)
             error, status = gettext("The user name or password is wrong."), 401
     return render_template("accounts/sign_in.html", error=error, username=username,
                            next=request.args.get("next", "")), status
@@ -74,31 +66,25 @@ def sign_out():
 
 @pages.route("/setup", methods=["GET", "POST"])
 def setup():
-    """First run: create the first admin with the one-time setup token the server logged (webapp.accounts.
-    first_run). The token is needed from every address: behind a proxy or a tunnel every visitor has the
-    server's own."""
+    """First run: create the first admin, from the server itself only."""
     if services.user_count() > 0:
         return redirect(url_for("accounts.sign_in"))
-    folders = data_dir()
-    error, status = None, 200
-    username, token = request.form.get("username", ""), request.values.get("token", "")
+    if not from_loopback():
+        return render_template("accounts/setup.html", remote=True), 403
+    error, username = None, request.form.get("username", "")
     if request.method == "POST":
-        if not first_run.token_matches(folders, token):
-            error, status = gettext("The setup token is missing or wrong: open the link the server wrote in its "
-                                    "log when it started, or copy the token from DATA_DIR/keys/setup.token on "
-                                    "the server."), 403
-        elif request.form.get("password", "") != request.form.get("confirm", ""):
-            error, status = gettext("The two passwords differ."), 400
+        if request.form.get("password", "") != request.form.get("confirm", ""):
+            error = gettext("The two passwords differ.")
         else:
             try:
                 user = services.create_user(username, request.form.get("password", ""), "admin")
             except StudioError as exc:
-                error, status = translated(exc), 400
+                error = translated(exc)
             else:
-                first_run.drop_token(folders)
                 _signed_in(user)
                 return redirect(url_for("datasets.index"))
-    return render_template("accounts/setup.html", error=error, username=username, token=token), status
+    return render_template("accounts/setup.html", remote=False, error=error, username=username), \
+        400 if error else 200
 
 
 @pages.get("/account")

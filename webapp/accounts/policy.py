@@ -19,8 +19,6 @@ PREDICT_PUBLIC = frozenset({"predict_api.predict", "predict.index"})
 NEEDS = {
     # reads that hand out more than a page shows
     "registry_api.download": "member",
-    # a few timed training steps on a worker, for the train form's estimate
-    "jobs_api.request_timing_probe": "member",
     # users, deletes and release changes
     "accounts_api.list_users": "admin",
     "accounts_api.create_user": "admin",
@@ -38,10 +36,10 @@ NEEDS = {
     "accounts_api.list_tokens": "viewer",
     "accounts_api.create_token": "viewer",
     "accounts_api.revoke_token": "viewer",
-    "accounts_api.change_password": "viewer",
-    "accounts_api.end_sessions": "viewer",
     "predict_api.predict": "viewer",
 }
+    "accounts_api.change_password": "viewer",
+    "accounts_api.end_sessions": "viewer",
 
 
 def required_role(endpoint: str, method: str) -> str | None:
