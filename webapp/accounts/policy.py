@@ -37,9 +37,9 @@ NEEDS = {
     "accounts_api.create_token": "viewer",
     "accounts_api.revoke_token": "viewer",
     "predict_api.predict": "viewer",
-}
     "accounts_api.change_password": "viewer",
     "accounts_api.end_sessions": "viewer",
+}
 
 
 def required_role(endpoint: str, method: str) -> str | None:
