@@ -17,11 +17,16 @@ from typing import Callable
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from webapp.datasets.archive import Entry, Refusal
+from webapp.datasets.images import CheckedImage
 from webapp.datasets.layout import Placement, has_split_folders, place, strip_wrapper
 from webapp.datasets.sandbox import ImageChecker
 
 VAL_FRACTION = 0.2
 IMBALANCE_RATIO = 10
+# Files read ahead and sent to the checker together (a larger file goes alone): the checker decodes one
+# while the next ones are on their way.
+CHECK_BATCH_FILES = 32
+CHECK_BATCH_BYTES = 16 * 2**20
 
 
 @dataclass
@@ -35,6 +40,17 @@ class AcceptedImage:
     width: int
     height: int
     num_bytes: int
+
+
+@dataclass
+class _Read:
+    """An entry read for the checker, or refused before any decoding (`refusal`)."""
+
+    path: str
+    placement: Placement | None = None
+    data: bytes = b""
+    sha: str = ""
+    refusal: "Message | str | None" = None
 
 
 @dataclass
@@ -63,16 +79,17 @@ def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: 
     result = IngestResult("splits" if split_layout else "classes", [])
     result.rejected = [rejection(r.path, r.reason) for r in refused]
     seen: dict[str, AcceptedImage] = {}
+    batch: list[_Read] = []
     try:
         with ImageChecker(staging / "check", limits) as checker:
             for done, (entry, entry_parts) in enumerate(zip(entries, parts), 1):
                 if progress:
                     progress(done, len(entries))
-                placement = place(entry_parts, split_layout)
-                if isinstance(placement, str):
-                    result.rejected.append(rejection(entry.path, placement))
-                    continue
-                _accept(entry, placement, staging, limits, seen, result, checker)
+                batch.append(_read(entry, place(entry_parts, split_layout), limits))
+                if len(batch) == CHECK_BATCH_FILES or sum(len(item.data) for item in batch) >= CHECK_BATCH_BYTES:
+                    _check_batch(batch, staging, seen, result, checker)
+                    batch = []
+            _check_batch(batch, staging, seen, result, checker)
     finally:
         shutil.rmtree(staging / "check", ignore_errors=True)
     _check_classes(result)
@@ -96,34 +113,46 @@ def _read_bounded(entry: Entry, max_bytes: int) -> bytes | None:
     return None if len(data) > max_bytes else data
 
 
-def _accept(entry: Entry, placement: Placement, staging: Path, limits: dict,
-            seen: dict[str, AcceptedImage], result: IngestResult, checker: ImageChecker) -> None:
+def _read(entry: Entry, placement: "Placement | str", limits: dict) -> _Read:
+    if isinstance(placement, str):
+        return _Read(entry.path, refusal=placement)
     try:
         data = _read_bounded(entry, limits["max_file_bytes"])
     except Exception as exc:  # a damaged zip member: bad CRC, bad compression data
-        result.rejected.append(rejection(entry.path, Message(N_("unreadable in the archive (%(error)s)"),
-                                                             {"error": exc.__class__.__name__})))
-        return
+        return _Read(entry.path, refusal=Message(N_("unreadable in the archive (%(error)s)"),
+                                                 {"error": exc.__class__.__name__}))
     if data is None:
         limit_mb = format(limits["max_file_bytes"] / 2**20, ".0f")
-        result.rejected.append(rejection(entry.path, Message(N_("file too large (over %(mb)s MB)"), {"mb": limit_mb})))
-        return
-    sha = hashlib.sha256(data).hexdigest()
-    if sha in seen:
-        first = seen[sha]
-        result.duplicates.append({"path": entry.path, "duplicate_of": first.original_path,
-                                  "same_class": first.class_name == placement.class_name})
-        return
-    checked = checker.check(data)
-    if isinstance(checked, Message):
-        result.rejected.append(rejection(entry.path, checked))
-        return
-    stored_name = f"{sha}.{checked.extension}"
-    (staging / "images" / stored_name).write_bytes(data)
-    (staging / "thumbs" / f"{sha}.jpg").write_bytes(checked.thumbnail)
-    image = AcceptedImage(placement.class_name, placement.split, entry.path, stored_name, sha,
-                          checked.format, checked.width, checked.height, len(data))
-    seen[sha] = image
+        return _Read(entry.path, refusal=Message(N_("file too large (over %(mb)s MB)"), {"mb": limit_mb}))
+    return _Read(entry.path, placement, data, hashlib.sha256(data).hexdigest())
+
+
+def _check_batch(batch: list[_Read], staging: Path, seen: dict[str, AcceptedImage], result: IngestResult,
+                 checker: ImageChecker) -> None:
+    """Decode the batch's new files in the checker, then reject, skip as a duplicate or keep each entry in order."""
+    new = {item.sha: item.data for item in batch if item.refusal is None and item.sha not in seen}
+    outcomes = dict(zip(new, checker.check_files(list(new.values()))))
+    for item in batch:
+        if item.refusal is not None:
+            result.rejected.append(rejection(item.path, item.refusal))
+        elif item.sha in seen:
+            first = seen[item.sha]
+            result.duplicates.append({"path": item.path, "duplicate_of": first.original_path,
+                                      "same_class": first.class_name == item.placement.class_name})
+        elif isinstance(outcomes[item.sha], Message):
+            result.rejected.append(rejection(item.path, outcomes[item.sha]))
+        else:
+            _keep(item, outcomes[item.sha], staging, seen, result)
+
+
+def _keep(item: _Read, checked: CheckedImage, staging: Path, seen: dict[str, AcceptedImage],
+          result: IngestResult) -> None:
+    stored_name = f"{item.sha}.{checked.extension}"
+    (staging / "images" / stored_name).write_bytes(item.data)
+    (staging / "thumbs" / f"{item.sha}.jpg").write_bytes(checked.thumbnail)
+    image = AcceptedImage(item.placement.class_name, item.placement.split, item.path, stored_name, item.sha,
+                          checked.format, checked.width, checked.height, len(item.data))
+    seen[item.sha] = image
     result.images.append(image)
 
 

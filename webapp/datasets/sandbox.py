@@ -21,6 +21,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -117,7 +118,8 @@ def announce(mode: str) -> None:
 
 
 class ImageChecker:
-    """Checks the images of one upload in a checker process, one file at a time (a context manager)."""
+    """Checks the images of one upload in a checker process (a context manager). Files are sent in batches
+    by a feeding thread while the answers are read, so the checker never waits for the next file."""
 
     def __init__(self, folder: Path, limits: dict) -> None:
         self.folder, self.limits = Path(folder), limits
@@ -130,31 +132,17 @@ class ImageChecker:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def check(self, data: bytes) -> CheckedImage | Message:
-        """The image's facts and thumbnail, or why it is rejected (a crash or a limit hit included)."""
-        process = self.process or self._start()
-        try:
-            process.stdin.write(json.dumps({"size": len(data)}).encode() + b"\n")
-            process.stdin.write(data)
-            process.stdin.flush()
-            answer = _read_answer(process.stdout)
-            if "rejected" in answer:
-                return Message(str(answer["rejected"]["template"]), dict(answer["rejected"]["params"] or {}))
-            checked = CheckedImage(answer["format"], answer["extension"], int(answer["width"]),
-                                   int(answer["height"]), _read_exactly(process.stdout, int(answer["thumbnail"])))
-        except (OSError, EOFError, ValueError, KeyError, TypeError):
-            return self._ended()
-        if ACCEPTED_FORMATS.get(checked.format) != checked.extension:  # not an answer the checker gives
-            return self._ended()
-        return checked
+    def check_files(self, files: list[bytes]) -> list[CheckedImage | Message]:
+        """Each file's facts and thumbnail, or why it is rejected (a crash or a limit hit included), in order."""
+        outcomes: list[CheckedImage | Message] = []
+        while len(outcomes) < len(files):
+            outcomes += self._run(files[len(outcomes):])
+        return outcomes
 
     def close(self) -> None:
         if self.process is not None:
             process, self.process = self.process, None
-            try:
-                process.stdin.close()
-            except OSError:
-                pass
+            _close(process.stdin)
             process.stdout.close()
             process.wait()
 
@@ -166,15 +154,32 @@ class ImageChecker:
             raise RuntimeError(f"INGEST_SANDBOX=on but the sandbox cannot start here: {bwrap_problem()}")
         return [*sandbox_prefix(self.folder), *checker] if state == "sandboxed" else checker
 
+    def _run(self, files: list[bytes]) -> list[CheckedImage | Message]:
+        """The answers for `files`, up to and including the first file that ended the checker."""
+        process = self.process or self._start()
+        feeder = threading.Thread(target=_feed, args=(process.stdin, files), daemon=True)
+        feeder.start()
+        outcomes: list[CheckedImage | Message] = []
+        try:
+            for _ in files:
+                outcomes.append(_read_outcome(process.stdout))
+        except (OSError, EOFError, ValueError, KeyError, TypeError):
+            outcomes.append(self._ended())
+        feeder.join()
+        if process is not self.process:
+            _close(process.stdin)
+            process.stdout.close()
+        return outcomes
+
     def _start(self) -> subprocess.Popen:
         self.folder.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=self.folder,
                                    env=CHECKER_ENV)
         try:
             ready = _read_answer(process.stdout)
-        except EOFError:
+        except (EOFError, ValueError):
             ready = {}
-        if not ready.get("ready"):
+        if ready != {"ready": True}:
             process.kill()
             raise RuntimeError(f"the image checker did not start (exit code {process.wait()})")
         self.process = process
@@ -185,12 +190,36 @@ class ImageChecker:
         process, self.process = self.process, None
         if process.poll() is None:  # alive, but its answer made no sense
             process.kill()
-        for stream in (process.stdin, process.stdout):
-            try:
-                stream.close()
-            except OSError:
-                pass
         return crash_reason(process.wait(), self.limits)
+
+
+def _feed(stream: IO[bytes], files: list[bytes]) -> None:
+    """Send `files` to the checker; stops quietly when it has ended."""
+    try:
+        for data in files:
+            stream.write(json.dumps({"size": len(data)}).encode() + b"\n")
+            stream.write(data)
+        stream.flush()
+    except (OSError, ValueError):
+        pass
+
+
+def _read_outcome(stream: IO[bytes]) -> CheckedImage | Message:
+    answer = _read_answer(stream)
+    if "rejected" in answer:
+        return Message(str(answer["rejected"]["template"]), dict(answer["rejected"]["params"] or {}))
+    checked = CheckedImage(answer["format"], answer["extension"], int(answer["width"]), int(answer["height"]),
+                           _read_exactly(stream, int(answer["thumbnail"])))
+    if ACCEPTED_FORMATS.get(checked.format) != checked.extension:
+        raise ValueError(f"not an answer of the checker: {answer}")
+    return checked
+
+
+def _close(stream: IO[bytes]) -> None:
+    try:
+        stream.close()
+    except (OSError, ValueError):
+        pass
 
 
 def crash_reason(returncode: int, limits: dict) -> Message:

@@ -120,7 +120,7 @@ def test_a_required_sandbox_that_cannot_start_checks_nothing(app, client, monkey
     assert client.get("/api/health").get_json()["ingest_sandbox"] == "unavailable"
     with pytest.raises(RuntimeError, match="no user namespaces"), ImageChecker(tmp_path, {**LIMITS, "sandbox": "on"}) \
             as checker:
-        checker.check(image_bytes())
+        checker.check_files([image_bytes()])
 
 
 def test_a_checker_that_ends_names_the_limit_or_the_crash():
