@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -126,6 +127,15 @@ def check_embedded_redis(data_dir: Path, web_pid: int) -> str:
     return password
 
 
+def check_private_files(data_dir: Path, redis_pid: int, password: str) -> None:
+    """DATA_DIR (group- and world-readable before the start) is its owner's only, and so is what the
+    services wrote in it; the embedded Redis's password is not on its command line."""
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    written = [*data_dir.glob("studio.sqlite3*"), *(data_dir / "redis").rglob("*"), *(data_dir / "run").glob("*")]
+    assert len(written) > 5 and {path for path in written if path.stat().st_mode & 0o077} == set()
+    assert password.encode() not in Path(f"/proc/{redis_pid}/cmdline").read_bytes()
+
+
 def check_ingest_worker(pid: int) -> None:
     """A Celery worker on the ingest queue, and no process of it has Paddle loaded."""
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
@@ -157,6 +167,7 @@ def health_board(port: int) -> str:
 
 def test_start_stop_and_recover_from_kill(tmp_path):
     port = free_port()
+    tmp_path.chmod(0o755)
     app = launch(tmp_path, port, HOST="127.0.0.1")
     try:
         health = wait_healthy(port)
@@ -166,6 +177,7 @@ def test_start_stop_and_recover_from_kill(tmp_path):
         assert listening_addresses(port) == {"127.0.0.1"}
         assert environment(first["ingest-worker"])["HOST"] == environment(first["web"])["HOST"] == "127.0.0.1"
         password = check_embedded_redis(tmp_path, first["web"])
+        check_private_files(tmp_path, first["redis"], password)
         check_ingest_worker(first["ingest-worker"])
         check_board_through_the_studio(port)
 
@@ -195,6 +207,7 @@ def test_start_stop_and_recover_from_kill(tmp_path):
         output = (tmp_path / "launcher.log").read_text()
         assert output.count(f"Image Studio is running on http://127.0.0.1:{port}") == 2
         assert "tmp/upload-0d1e" in output and "models/.staging-7-9a8b" in output
+        assert f"{tmp_path} could be read by other users of this machine (mode 755)" in output
         assert password not in output
         assert still_running(second) == {}
         assert not list((tmp_path / "run").glob("*.pid"))
