@@ -24,6 +24,7 @@ class Dataset(db.Model):
     """A labelled image collection uploaded by a person."""
 
     __tablename__ = "datasets"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -57,7 +58,8 @@ class DatasetImage(db.Model):
     """One accepted image: its class, split and where its bytes live."""
 
     __tablename__ = "dataset_images"
-    __table_args__ = (Index("ix_dataset_images_dataset_class", "dataset_id", "class_name"),)
+    __table_args__ = (Index("ix_dataset_images_dataset_class", "dataset_id", "class_name"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
@@ -78,7 +80,7 @@ class Job(db.Model):
     """A training job; the row is what the UI reads, never the broker."""
 
     __tablename__ = "jobs"
-    __table_args__ = (Index("ix_jobs_status", "status"),)
+    __table_args__ = (Index("ix_jobs_status", "status"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
@@ -134,7 +136,7 @@ class EpochMetric(db.Model):
     """Metrics of one finished epoch of a job."""
 
     __tablename__ = "epoch_metrics"
-    __table_args__ = (db.UniqueConstraint("job_id", "epoch"),)
+    __table_args__ = (db.UniqueConstraint("job_id", "epoch"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
@@ -155,6 +157,7 @@ class ModelVersion(db.Model):
     """An exported model bundle under DATA_DIR/models/<version>."""
 
     __tablename__ = "model_versions"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int] = mapped_column(unique=True)
@@ -169,6 +172,16 @@ class ModelVersion(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
     job: Mapped[Job | None] = relationship(back_populates="model_version")
+
+
+class Counter(db.Model):
+    """A number that only goes up, by name (`model_version`: the last version number given, so a deleted
+    version's number is never given again)."""
+
+    __tablename__ = "counters"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    value: Mapped[int]
 
 
 class Release(db.Model):
@@ -189,6 +202,7 @@ class ReleaseChange(db.Model):
     """One change of the release: who, when, what, from which version to which."""
 
     __tablename__ = "release_changes"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -223,7 +237,7 @@ class ServingStats(db.Model):
 
     __tablename__ = "serving_stats"
     __table_args__ = (db.UniqueConstraint("process", "version", "arm", "hour"),
-                      Index("ix_serving_stats_hour", "hour"))
+                      Index("ix_serving_stats_hour", "hour"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     process: Mapped[str] = mapped_column(String(64))
@@ -242,7 +256,7 @@ class Evaluation(db.Model):
     """One version evaluated on one split of one dataset, by a worker, as serving would answer."""
 
     __tablename__ = "evaluations"
-    __table_args__ = (Index("ix_evaluations_dataset_split", "dataset_id", "split"),)
+    __table_args__ = (Index("ix_evaluations_dataset_split", "dataset_id", "split"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     version: Mapped[int]
@@ -265,7 +279,7 @@ class Feedback(db.Model):
     (under DATA_DIR/feedback, within a disk cap) only for predictions that received feedback."""
 
     __tablename__ = "feedback"
-    __table_args__ = (Index("ix_feedback_version_created", "version", "created_at"),)
+    __table_args__ = (Index("ix_feedback_version_created", "version", "created_at"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prediction_id: Mapped[str] = mapped_column(String(36), unique=True)
@@ -290,7 +304,7 @@ class StepTiming(db.Model):
 
     __tablename__ = "step_timings"
     __table_args__ = (UniqueConstraint("worker", "backbone", "image_size", "batch_size",
-                                       name="uq_step_timings_combination"),)
+                                       name="uq_step_timings_combination"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     worker: Mapped[str] = mapped_column(String(200))
@@ -311,6 +325,7 @@ class User(db.Model):
     """A person who signs in; `role` is one of webapp.accounts.roles.ROLES."""
 
     __tablename__ = "users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(64), unique=True)
@@ -343,6 +358,7 @@ class ApiToken(db.Model):
     """A named API token of a user; only its SHA-256 is kept, the token itself is shown once."""
 
     __tablename__ = "api_tokens"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

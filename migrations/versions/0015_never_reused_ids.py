@@ -4,6 +4,12 @@ Revision ID: 0015
 Revises: 0014
 Create Date: 2026-12-05 16:00:00
 
+SQLite gives a deleted newest row's id to the next row unless the table is AUTOINCREMENT, which only a
+rebuilt table can become. The rebuild runs with foreign keys off (dropping a parent table with them on
+deletes or orphans its children's rows through ON DELETE), in one transaction, and checks every foreign
+key before it commits. PostgreSQL's sequences never go back: nothing to do for ids there.
+
+Version numbers are not a primary key, so they come from a counter row that only ever goes up.
 """
 from alembic import op
 import sqlalchemy as sa
@@ -14,10 +20,51 @@ down_revision = '0014'
 branch_labels = None
 depends_on = None
 
+# Every table whose integer id is shown, sent or referenced; the one-row tables (release, installation) are not.
+TABLES = ('datasets', 'dataset_images', 'jobs', 'epoch_metrics', 'model_versions', 'release_changes',
+          'serving_stats', 'evaluations', 'feedback', 'step_timings', 'users', 'api_tokens')
+
+counters = sa.table('counters', sa.column('name', sa.String()), sa.column('value', sa.Integer()))
+
 
 def upgrade():
-    pass
+    op.create_table(
+        'counters',
+        sa.Column('name', sa.String(length=40), nullable=False),
+        sa.Column('value', sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint('name'),
+    )
+    newest = op.get_bind().scalar(sa.text('SELECT MAX(version) FROM model_versions'))
+    op.bulk_insert(counters, [{'name': 'model_version', 'value': newest or 0}])
+    if op.get_bind().dialect.name == 'sqlite':
+        _rebuild_with_autoincrement(TABLES)
+
+
+def _rebuild_with_autoincrement(tables):
+    """Rebuild each table as AUTOINCREMENT (rows, indexes and constraints kept) with foreign keys off,
+    which SQLite allows only outside a transaction; the rebuild itself is one transaction."""
+    context = op.get_context()
+    with context.autocommit_block():
+        bind = op.get_bind()
+        bind.exec_driver_sql('PRAGMA foreign_keys=OFF')
+        try:
+            bind.exec_driver_sql('BEGIN IMMEDIATE')
+            try:
+                broken_before = set(bind.exec_driver_sql('PRAGMA foreign_key_check').fetchall())
+                for table in tables:
+                    with op.batch_alter_table(table, recreate='always',
+                                              table_kwargs={'sqlite_autoincrement': True}):
+                        pass
+                broken = set(bind.exec_driver_sql('PRAGMA foreign_key_check').fetchall()) - broken_before
+                if broken:
+                    raise RuntimeError(f'the rebuild would break these links: {sorted(broken)[:5]}')
+            except BaseException:
+                bind.exec_driver_sql('ROLLBACK')
+                raise
+            bind.exec_driver_sql('COMMIT')
+        finally:
+            bind.exec_driver_sql('PRAGMA foreign_keys=ON')
 
 
 def downgrade():
-    pass
+    op.drop_table('counters')

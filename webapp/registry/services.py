@@ -8,7 +8,7 @@ import zipfile
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import case, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from engine.bundle import BundleRejected, publish_bundle, read_meta
@@ -18,15 +18,25 @@ from webapp import audit
 from webapp.errors import id_in_range
 from webapp.extensions import db
 from webapp.messages import stored_text, text
-from webapp.models import Job, ModelVersion, Release, iso
+from webapp.models import Counter, Job, ModelVersion, Release, iso
 from webapp.release import services as release
 from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
 
 
-def latest_version() -> int | None:
-    return db.session.scalar(select(func.max(ModelVersion.version)))
+VERSION_COUNTER = "model_version"
+
+
+def next_version_number() -> int:
+    """One more than every number given before, deleted versions' included, and than every version row:
+    the counter only goes up. Its UPDATE holds the counter's row until the caller's transaction ends, so
+    two processes registering at once get different numbers."""
+    newest = select(func.coalesce(func.max(ModelVersion.version), 0)).scalar_subquery()
+    return db.session.execute(
+        update(Counter).where(Counter.name == VERSION_COUNTER)
+        .values(value=case((Counter.value >= newest, Counter.value), else_=newest) + 1)
+        .returning(Counter.value).execution_options(synchronize_session=False)).scalar_one()
 
 
 def get_version_or_404(version: int) -> ModelVersion:
@@ -43,11 +53,12 @@ def register_version(staging: Path, job: Job, config: TrainConfig, class_names: 
                      val_acc: float, attempts: int = 5) -> ModelVersion:
     """Give the bundle in `staging` the next free version number and move it into place under it.
 
-    The only place that allocates version numbers; the unique column settles a race between workers.
+    The only place that allocates version numbers (next_version_number); a number is never given again,
+    also after its version was deleted, so nothing that still names it can come to mean another bundle.
     """
     size = sum(path.stat().st_size for path in staging.iterdir())
     for _ in range(attempts):
-        number = (latest_version() or 0) + 1
+        number = next_version_number()
         version = ModelVersion(version=number, job_id=job.id, dataset_id=job.dataset_id, backbone=config.backbone,
                                image_size=config.image_size, class_names=class_names, val_acc=val_acc,
                                bundle_bytes=size)
