@@ -39,6 +39,7 @@ ERROR_STATUS: dict[str, int] = {
     "proxy_not_configured": 403,
     "too_many_requests": 429,
     "too_many_streams": 429,
+    "too_many_probes": 429,  # every training worker has a timing probe waiting
     # uploads
     "empty_file": 400,
     "file_too_large": 413,
@@ -64,6 +65,7 @@ ERROR_STATUS: dict[str, int] = {
     # the state of things
     "dataset_not_ready": 409,
     "no_worker_for_device": 409,
+    "no_training_worker": 409,  # a timing probe with no training worker to run it
     "wrong_device": 409,  # recorded on a job that reached a worker of another device kind
     "dataset_in_use": 409,
     "job_finished": 409,

@@ -19,6 +19,8 @@ PREDICT_PUBLIC = frozenset({"predict_api.predict", "predict.index"})
 NEEDS = {
     # reads that hand out more than a page shows
     "registry_api.download": "member",
+    # a few timed training steps on a worker, for the train form's estimate
+    "jobs_api.request_timing_probe": "member",
     # users, deletes and release changes
     "accounts_api.list_users": "admin",
     "accounts_api.create_user": "admin",

@@ -16,7 +16,7 @@ from webapp.accounts import policy
 from webapp.accounts.guard import effective_role
 from webapp.errors import get_or_404
 from webapp.extensions import db
-from webapp.jobs import events, services
+from webapp.jobs import events, recommendation, services
 from webapp.jobs.status import STATUSES, JobStatus
 from webapp.models import Job
 
@@ -177,6 +177,14 @@ def _event_stream(body) -> Response:
 
 def _sse(data: dict, event: str) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@api.post("/timing-probes")
+def request_timing_probe():
+    """Ask a training worker to time a few steps of one backbone, image size and batch size, so estimates
+    of that setting become measured ones: 202 when sent, 200 when it waits already or was measured."""
+    probe = recommendation.request_probe(request.get_json(silent=True))
+    return jsonify(probe), 202 if probe["status"] == "queued" else 200
 
 
 @api.get("/backbones")

@@ -29,12 +29,12 @@ PRODUCTION_ACTIONS = ("first_version", "promote", "promote_candidate", "promote_
 
 
 def current() -> Release:
+    """The release row; reading it never writes. The migrations create the row (0003, and 0018 puts it
+    back where it was missing); without it nothing is released, as an unsaved row says."""
     release = db.session.get(Release, RELEASE_ID)
-    if release is None:  # a database made before release control had no row: the newest version serves
-        newest = db.session.scalar(select(ModelVersion.version).order_by(ModelVersion.version.desc()).limit(1))
-        release = Release(id=RELEASE_ID, production=newest, candidate=None, candidate_share=0, revision=0)
-        db.session.add(release)
-        db.session.commit()
+    if release is None:
+        log.error("the release row is missing; run the database migrations (flask db upgrade)")
+        return Release(id=RELEASE_ID, production=None, candidate=None, candidate_share=0, revision=0)
     return release
 
 
