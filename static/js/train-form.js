@@ -53,6 +53,10 @@ const touched = new Set();
 let suggestion = null;
 let estimateTimer = null;
 let probeRetries = 0;
+// Timing probes this page asked for, by setting: "queued", "waiting" or "measured" while one is on its way,
+// "refused" when the server said no (a viewer, no training worker, every worker busy). Each setting is asked
+// for once per page; reading a suggestion never queues anything by itself.
+const probes = new Map();
 
 function fieldValue(name) {
   const el = form.elements[name];
@@ -103,14 +107,10 @@ function showEstimate(answer) {
     smallest: formatNumber(p.smallest_class), side: formatNumber(p.median_side),
   });
   const text = $("estimate-text");
-  // Until a worker has timed this exact setting (a probe is on its way), look again every few seconds.
+  text.textContent = answer.estimate_seconds === null ? t("No worker has measured this model and image size yet.")
+    : estimateText(answer);
   if (answer.estimate_exact) probeRetries = 0;
-  else if (probeRetries++ < 60) scheduleEstimate(5000);
-  if (answer.estimate_seconds === null) {
-    text.textContent = t("No worker has measured this model and image size yet: a worker is timing a few steps…");
-  } else {
-    text.textContent = estimateText(answer);
-  }
+  else followProbe(answer);
   const box = $("estimate-warning");
   box.hidden = !answer.warning;
   if (answer.warning) {
@@ -134,6 +134,31 @@ function showEstimate(answer) {
       return button;
     }));
   }
+}
+
+// Ask a worker to time the setting the estimate lacks, then look again every few seconds until it lands.
+async function followProbe(answer) {
+  const missing = (answer.missing_measurements || [])[0];
+  if (!missing) return;
+  const key = `${missing.backbone}:${missing.image_size}:${missing.batch_size}`;
+  if (!probes.has(key)) {
+    probes.set(key, "asking");
+    probeRetries = 0;
+    try {
+      const probe = await apiJson("/api/timing-probes", {
+        method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(missing),
+      });
+      probes.set(key, probe.status);
+    } catch {
+      probes.set(key, "refused");
+    }
+  }
+  const state = probes.get(key);
+  if (!["queued", "waiting", "measured"].includes(state)) return;  // asked already by a newer answer, or refused
+  if (suggestion === answer && answer.estimate_seconds === null) {
+    $("estimate-text").textContent = t("No worker has measured this model and image size yet: a worker is timing a few steps…");
+  }
+  if (probeRetries++ < 60) scheduleEstimate(state === "measured" && probeRetries === 1 ? 400 : 5000);
 }
 
 function scheduleEstimate(delay = 400) {

@@ -87,7 +87,10 @@ def test_estimates_come_from_the_workers_own_measurements(stack, stack_client, c
 
     probe_query = "backbone=resnet18&image_size=40&batch_size=4"
     first = stack_client.get(f"/api/datasets/{colours}/recommendation?{probe_query}").get_json()
-    assert first["estimate_exact"] is False  # scaled from the mobilenet measurement while the probe runs
+    assert first["estimate_exact"] is False  # scaled from the mobilenet measurement until a probe answers
+    missing = first["missing_measurements"][0]
+    assert missing == {"backbone": "resnet18", "image_size": 40, "batch_size": 4}
+    assert stack_client.post("/api/timing-probes", json=missing).get_json()["status"] == "queued"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         answer = stack_client.get(f"/api/datasets/{colours}/recommendation?{probe_query}").get_json()

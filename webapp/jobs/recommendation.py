@@ -1,24 +1,46 @@
 """Suggested job options for a dataset, how options left out of a job request are resolved, and the
-pre-flight time estimate from the speed workers measured."""
+pre-flight time estimate from the speed workers measured.
+
+Reading a suggestion never writes or queues anything: it names the measurements it lacks, and a member's
+POST /api/timing-probes asks a training worker to time one (deduplicated, bounded like job options, at
+most one probe waiting per training worker).
+"""
 from __future__ import annotations
 
 import logging
+import time
 
+import redis
 from flask import current_app
 from flask_babel import gettext
 from sqlalchemy import select
 
 from engine.config import TrainConfig
+from engine.errors import StudioError
 from engine.messages import N_, Message
 from engine.recommend import HOURS_WARNING, DatasetProfile, StepTiming, estimate_seconds, seconds_per_image, suggest
 from engine.weights import weights_status
 from webapp.extensions import db
+from webapp.jobs import events
 from webapp.messages import text
 from webapp.models import Dataset, DatasetImage, StepTiming as StepTimingRow, utcnow
-from webapp.taskqueue import MEASURE_TASK, TRAINING_QUEUE
+from webapp.taskqueue import MEASURE_TASK, TRAINING_QUEUE, trains
+from webapp.workers import announced
 
 log = logging.getLogger(__name__)
-PROBE_SECONDS = 600  # one probe per combination per this many seconds, while none has answered
+PROBE_SECONDS = 600  # a probe counts as waiting until it answers or this many seconds pass
+PROBE_FIELDS = ("backbone", "image_size", "batch_size")
+# Probes waiting for a worker: a sorted set of "backbone:size:batch", scored by when each stops counting.
+PROBES_WAITING = "studio:probes:waiting"
+# Atomically: forget lapsed probes; 0 if this one waits already, -1 if as many wait as there are workers,
+# else 1 after adding it.
+CLAIM_PROBE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
+if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[4]) then return -1 end
+redis.call('ZADD', KEYS[1], ARGV[3], ARGV[1])
+return 1
+"""
 CHEAPER_BACKBONE = "mobilenet_v3_small"
 
 
@@ -80,8 +102,6 @@ def recommendation(dataset: Dataset, explicit: dict) -> dict:
     config, reasons, regime = resolve(dataset, explicit, profile)
     worker, device, timings = _timings()
     estimate, exact = _estimate(config, profile, timings)
-    if not exact:
-        request_probe(config)
     answer = {"config": config.to_dict(), "reasons": {name: text(reason) for name, reason in reasons.items()},
               "regime": regime,
               "profile": {"classes": profile.num_classes, "train_images": profile.train_images,
@@ -89,11 +109,15 @@ def recommendation(dataset: Dataset, explicit: dict) -> dict:
                           "smallest_class": profile.smallest_class, "median_side": profile.median_side},
               "estimate_seconds": estimate, "estimate_is_upper_bound": config.early_stopping_patience > 0,
               "estimate_exact": exact, "measured_on": worker, "device": device,
-              "warning": None, "alternatives": []}
+              "warning": None, "alternatives": [], "missing_measurements": [] if exact else [_combination(config)]}
     if estimate is not None and estimate > HOURS_WARNING and (device or "cpu") == "cpu":
         answer["warning"] = gettext("This run would take about %(hours)s hours on %(worker)s's CPU.",
                                     hours=format(estimate / 3600, ".1f"), worker=worker)
         answer["alternatives"] = _alternatives(dataset, explicit, config, profile, timings)
+        for alternative in answer["alternatives"]:
+            missing = alternative.pop("missing")
+            if missing and missing not in answer["missing_measurements"]:
+                answer["missing_measurements"].append(missing)
     return answer
 
 
@@ -106,25 +130,85 @@ def _alternatives(dataset, explicit, config, profile, timings) -> list[dict]:
     if config.backbone != CHEAPER_BACKBONE:
         choices.append((gettext("Use the smaller %(backbone)s", backbone=CHEAPER_BACKBONE),
                         {"backbone": CHEAPER_BACKBONE}))
-    return [{"label": label, "options": options,
-             "estimate_seconds": _estimate(resolve(dataset, {**explicit, **options}, profile)[0], profile, timings)[0]}
-            for label, options in choices]
+    alternatives = []
+    for label, options in choices:
+        cheaper = resolve(dataset, {**explicit, **options}, profile)[0]
+        estimate, exact = _estimate(cheaper, profile, timings)
+        alternatives.append({"label": label, "options": options, "estimate_seconds": estimate,
+                             "estimate_exact": exact, "missing": None if exact else _combination(cheaper)})
+    return alternatives
 
 
-def request_probe(config: TrainConfig) -> None:
-    """Ask a training worker to time a few steps of this combination (once per PROBE_SECONDS); best effort."""
-    from webapp.jobs import events
+def _combination(config: TrainConfig) -> dict:
+    """What a timing measures: the backbone, image size and batch size of a run."""
+    return {"backbone": config.backbone, "image_size": config.image_size, "batch_size": config.batch_size}
 
-    key = f"studio:probe:{config.backbone}:{config.image_size}:{config.batch_size}"
+
+def parse_probe(payload) -> TrainConfig:
+    """The combination a POST /api/timing-probes names, checked with the bounds of job options."""
+    if not isinstance(payload, dict):
+        raise StudioError("invalid_body", "Send the setting to time as a JSON object with %(fields)s.",
+                          {"fields": ", ".join(PROBE_FIELDS)}, field="body")
+    for name in payload:
+        if name not in PROBE_FIELDS:
+            raise StudioError("invalid_field", "'%(name)s' is not part of a timing probe; send %(fields)s.",
+                              {"name": name, "fields": ", ".join(PROBE_FIELDS)}, field=name)
+    for name in PROBE_FIELDS:
+        if payload.get(name) is None:
+            raise StudioError("missing_field", "A timing probe needs '%(name)s'; send %(fields)s.",
+                              {"name": name, "fields": ", ".join(PROBE_FIELDS)}, field=name)
+    return TrainConfig.from_dict({**payload, "pretrained": False})
+
+
+def request_probe(payload) -> dict:
+    """POST /api/timing-probes: ask a training worker to time a few steps of one combination.
+
+    Returns the combination with its `status`: "measured" (the worker estimates use has timed it),
+    "waiting" (a probe of it waits already) or "queued" (sent now). At most one probe waits per announced
+    training worker; beyond that the answer is 429 `too_many_probes`."""
+    config = parse_probe(payload)
+    combination = _combination(config)
+    measured = seconds_per_image(_timings()[2], config.backbone, config.image_size, config.batch_size)
+    if measured is not None and measured[1]:
+        return {**combination, "status": "measured"}
+    member = "{backbone}:{image_size}:{batch_size}".format(**combination)
     try:
         client = events.redis_client(current_app.config["REDIS_URL"])
-        if not client.set(key, "1", nx=True, ex=PROBE_SECONDS):
-            return
+        workers = sum(1 for worker in announced(client) if trains(worker["queues"]))
+        if workers == 0:
+            raise StudioError("no_training_worker", "No training worker is running to time this setting; "
+                                                    "the estimate stays scaled from the closest measurement.")
+        now = time.time()
+        claimed = client.eval(CLAIM_PROBE, 1, PROBES_WAITING, member, now, now + PROBE_SECONDS, workers)
+        if claimed == 0:
+            return {**combination, "status": "waiting"}
+        if claimed == -1:
+            raise StudioError("too_many_probes", "Every training worker has a timing probe waiting already "
+                                                 "(%(workers)s); try again when one has answered.",
+                              {"workers": workers}, retry_after=_next_lapse(client, now))
         current_app.extensions["celery"].send_task(
             MEASURE_TASK, args=[config.backbone, config.image_size, config.batch_size], queue=TRAINING_QUEUE,
             retry_policy={"max_retries": 0}, ignore_result=True, expires=PROBE_SECONDS)
-    except Exception:
-        log.warning("could not ask a worker to measure %s", key)
+    except redis.RedisError as exc:
+        _probe_answered(member)
+        log.warning("could not ask a worker to measure %s: %s", member, exc)
+        raise StudioError("queue_unavailable", "The job queue (Redis) cannot be reached, so no worker can be "
+                                               "asked to time this setting now.") from None
+    return {**combination, "status": "queued"}
+
+
+def _next_lapse(client, now: float) -> int:
+    """Seconds until the first waiting probe stops counting, at least 1."""
+    first = client.zrange(PROBES_WAITING, 0, 0, withscores=True)
+    return max(1, int(first[0][1] - now) + 1) if first else 1
+
+
+def _probe_answered(member: str) -> None:
+    """The probe of `member` waits no more (it answered, failed, or was never sent); best effort."""
+    try:
+        events.redis_client(current_app.config["REDIS_URL"]).zrem(PROBES_WAITING, member)
+    except redis.RedisError as exc:
+        log.warning("could not mark the probe of %s as answered: %s", member, exc)
 
 
 def record_timing(worker: str, device: str, backbone: str, image_size: int, batch_size: int,
@@ -145,10 +229,13 @@ def measure_on_worker(worker: str, backbone: str, image_size: int, batch_size: i
     from engine.device import pick_device
     from engine.trainer import measure_seconds_per_image
 
-    config = TrainConfig.from_dict({"backbone": backbone, "image_size": image_size, "batch_size": batch_size,
-                                    "pretrained": False})
-    device = pick_device()
-    seconds = measure_seconds_per_image(config, device=device)
-    record_timing(worker, device, backbone, image_size, batch_size, seconds, "probe")
-    db.session.commit()
+    try:
+        config = TrainConfig.from_dict({"backbone": backbone, "image_size": image_size, "batch_size": batch_size,
+                                        "pretrained": False})
+        device = pick_device()
+        seconds = measure_seconds_per_image(config, device=device)
+        record_timing(worker, device, backbone, image_size, batch_size, seconds, "probe")
+        db.session.commit()
+    finally:
+        _probe_answered(f"{backbone}:{image_size}:{batch_size}")
     return seconds

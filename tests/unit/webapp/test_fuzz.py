@@ -68,6 +68,19 @@ def test_recommendation_query_fuzz(client, dataset_id):
         check(client.get(f"/api/datasets/{text.replace('/', '%2F')}/recommendation"))
 
 
+def test_timing_probe_fuzz(client):
+    """Odd bodies for POST /api/timing-probes: a 4xx naming the problem (or 503: the unit app has no Redis)."""
+    rng = random.Random(19)
+    fields = ["backbone", "image_size", "batch_size", "epochs", "dataset_id", ""]
+    for _ in range(150):
+        body = {rng.choice(fields): rng.choice(ODD_VALUES + [8, 64, 512, 1024, 2048, "resnet18"])
+                for _ in range(rng.randint(0, 4))}
+        check(client.post("/api/timing-probes", data=safe_json(body), content_type="application/json"))
+    for raw in ["", "{", "[1,2", "\"text\"", "1e999", "NaN", "\xff\xfe", "null", "[]"]:
+        check(client.post("/api/timing-probes", data=raw, content_type="application/json"))
+        check(client.post("/api/timing-probes", data=raw, content_type="text/plain"))
+
+
 def test_upload_fuzz(client):
     rng = random.Random(11)
     for _ in range(40):
