@@ -109,9 +109,12 @@ class OutputTail:
     def _copy(self, stream) -> None:
         with stream:
             for line in stream:
-                sys.stderr.buffer.write(line)
-                sys.stderr.flush()
                 self.lines.append(line.decode(errors="replace").rstrip()[:500])
+                try:
+                    sys.stderr.buffer.write(line)
+                    sys.stderr.flush()
+                except (OSError, ValueError):  # our terminal is gone: keep reading, or the child would block
+                    pass
 
     def last(self, wait: float = 1.0) -> list[str]:
         """The kept lines, once the child's side of the pipe has closed (or after `wait` seconds)."""

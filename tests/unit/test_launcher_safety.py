@@ -298,3 +298,21 @@ def test_a_service_down_makes_health_degraded(app, tmp_path, monkeypatch):
     launcher.write_whole(DataDir(tmp_path).service_status, json.dumps({"down": [DOWN]}).encode())
     answer = client.get("/api/health")
     assert answer.status_code == 503 and answer.get_json()["status"] == "degraded"
+
+
+def test_a_worker_keeps_running_when_its_output_cannot_be_shown(tmp_path, monkeypatch):
+    class ClosedTerminal:
+        def write(self, data):
+            raise BrokenPipeError("the terminal went away")
+
+        buffer = property(lambda self: self)
+        flush = write
+
+    monkeypatch.setattr(sys, "stderr", ClosedTerminal())
+    script = "import sys\nfor n in range(4000): print('x' * 99, n, file=sys.stderr)\nprint('done', file=sys.stderr)"
+    service = ServiceProcess("worker", [sys.executable, "-c", script], tmp_path, keep_output=True).start()
+    try:
+        assert service.process.wait(timeout=5) == 0  # more than a pipe holds went through
+    finally:
+        service.process.kill()
+    assert service.last_output()[-1] == "done"
