@@ -3,13 +3,11 @@ record the person (or token) that asked."""
 from __future__ import annotations
 
 import io
-import re
 
 import pytest
 
 from tests.images import class_files, zip_bytes
 from tests.stack import app_config
-from tests.unit.webapp.accounts.test_access import sign_in
 from webapp import create_app
 from webapp.accounts import policy, services as accounts
 from webapp.database import upgrade_schema
@@ -158,12 +156,10 @@ def test_deletions_role_and_token_changes_are_audited(studio, client, tmp_path):
     made = client.post("/api/users", headers=headers, json={"username": "bob", "password": PASSWORD,
                                                             "role": "viewer"}).get_json()
     assert client.patch(f"/api/users/{made['id']}", headers=headers, json={"role": "member"}).status_code == 200
-    browser = studio.test_client()  # tokens are made on the Account page, by a signed-in person
-    assert sign_in(browser, "admin-ann").status_code == 302
-    csrf = {"X-CSRF-Token": re.search(r'name="csrf-token" content="([^"]+)"',
-                                      browser.get("/account").get_data(as_text=True)).group(1)}
-    token = browser.post("/api/tokens", headers=csrf, json={"name": "nightly"}).get_json()
-    assert browser.delete(f"/api/tokens/{token['id']}", headers=csrf).status_code == 200
+    with studio.app_context():  # made outside any request, as a command on the server would
+        made_token, _ = accounts.create_token(accounts.find_user("admin-ann"), "nightly")
+        token = {"id": made_token.id}
+    assert client.delete(f"/api/tokens/{token['id']}", headers=headers).status_code == 200
     assert client.delete(f"/api/users/{made['id']}", headers=headers).status_code == 200
     with studio.app_context():
         assert db.session.query(User).filter_by(username="bob").count() == 0
@@ -177,8 +173,8 @@ def test_deletions_role_and_token_changes_are_audited(studio, client, tmp_path):
     assert client.delete(f"/api/datasets/{dataset_id}", headers=headers).status_code == 200
     expected = [
         (actor, "user.role", "user", str(made["id"]), {"username": "bob", "from": "viewer", "to": "member"}),
-        ("admin-ann", "token.create", "token", str(token["id"]), {"name": "nightly", "owner": "admin-ann"}),
-        ("admin-ann", "token.revoke", "token", str(token["id"]), {"name": "nightly", "owner": "admin-ann"}),
+        ("cli", "token.create", "token", str(token["id"]), {"name": "nightly", "owner": "admin-ann"}),
+        (actor, "token.revoke", "token", str(token["id"]), {"name": "nightly", "owner": "admin-ann"}),
         (actor, "user.delete", "user", str(made["id"]), {"username": "bob", "role": "member"}),
         (actor, "model.threshold", "model", str(unused), {"from": None, "to": 0.5}),
         (actor, "model.delete", "model", str(unused), {"job_id": None, "backbone": "resnet18"}),
