@@ -122,6 +122,17 @@ class OutputTail:
         return list(self.lines)
 
 
+def _read_pid_file(path: Path) -> tuple[int | None, str | None]:
+    """The pid and the process identity a pid file records (earlier versions wrote the pid alone)."""
+    try:
+        recorded = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None, None
+    if isinstance(recorded, dict) and isinstance(recorded.get("pid"), int):
+        return recorded["pid"], recorded.get("identity")
+    return (recorded, None) if isinstance(recorded, int) else (None, None)
+
+
 class ServiceProcess:
     """A child process in its own session, recorded in a pid file (pid and start) and stopped as a group."""
 
@@ -143,18 +154,12 @@ class ServiceProcess:
         """Stop a copy of this service that a crashed run left behind: only the process its pid file
         names, started when the file says, on this boot. A pid the kernel has given to another process
         since (after a reboot it can be anything) is left alone."""
-        try:
-            recorded = json.loads(self.pid_file.read_text())
-        except FileNotFoundError:
-            return
-        except ValueError:
-            recorded = None
-        pid, identity = (recorded.get("pid"), recorded.get("identity")) if isinstance(recorded, dict) else (
-            recorded, None)
-        if isinstance(pid, int) and identity and process_identity(pid) == identity:
+        pid, identity = _read_pid_file(self.pid_file)
+        running = process_identity(pid) if pid else None
+        if running and running == identity:
             log.info("stopping %s left over from an earlier run (pid %d)", self.name, pid)
             _stop_group(pid, timeout=10)
-        elif isinstance(pid, int) and process_identity(pid):
+        elif running:
             log.info("pid %d of the %s of an earlier run now belongs to another process: left alone",
                      pid, self.name)
         self.pid_file.unlink(missing_ok=True)
