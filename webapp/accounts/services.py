@@ -78,6 +78,8 @@ def create_user(username, password, role) -> User:
         raise StudioError("invalid_field", "The user name '%(name)s' is taken.", {"name": username}, field="username")
     user = User(username=username, password_hash=generate_password_hash(password), role=role)
     db.session.add(user)
+    db.session.flush()
+    audit.record("user.create", "user", user.id, {"username": username, "role": role})
     db.session.commit()
     return user
 

@@ -172,6 +172,7 @@ def test_deletions_role_and_token_changes_are_audited(studio, client, tmp_path):
     dataset_id = upload.get_json()["id"]
     assert client.delete(f"/api/datasets/{dataset_id}", headers=headers).status_code == 200
     expected = [
+        (actor, "user.create", "user", str(made["id"]), {"username": "bob", "role": "viewer"}),
         (actor, "user.role", "user", str(made["id"]), {"username": "bob", "from": "viewer", "to": "member"}),
         ("cli", "token.create", "token", str(token["id"]), {"name": "nightly", "owner": "admin-ann"}),
         (actor, "token.revoke", "token", str(token["id"]), {"name": "nightly", "owner": "admin-ann"}),
