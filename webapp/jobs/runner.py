@@ -239,7 +239,11 @@ def run_training_job(job_id: int, worker: str) -> str:
         _fail(job, attempt, exc)
     except Exception as exc:
         log.exception("job %s failed", job_id)
-        _fail(job, attempt, f"{type(exc).__name__}: {exc}", traceback.format_exc())
+        # The exception's own text may name the server's files: everyone reads what happened, and the
+        # full text stays in the traceback, which only admins are shown.
+        _fail(job, attempt, Message(N_("Training stopped on an unexpected error (%(kind)s); an admin can read "
+                                       "the details in the job's technical details."), {"kind": type(exc).__name__}),
+              traceback.format_exc())
     finally:
         heartbeat.stopped.set()
         reporter.close()

@@ -1,4 +1,4 @@
-"""POST /api/predict: classify one image with the released (or a pinned) model version."""
+"""POST /api/predict: classify one image with the released (or, for people signed in, a pinned) model version."""
 from __future__ import annotations
 
 import time
@@ -10,6 +10,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from engine.bundle import BundleRejected
 from engine.errors import StudioError
 from engine.images import ACCEPTED_FORMATS, ImageRejected, open_checked
+from webapp.accounts.guard import effective_role
 from webapp.feedback.holding import HeldPrediction
 from webapp.predict.body import PredictBody, parse_body
 from webapp.predict.serving import VersionUnloaded
@@ -92,6 +93,10 @@ def _answering(version: int | None):
 def predict():
     body = _read_body()
     data = body.image
+    if effective_role() is None and body.fields.get("version", request.args.get("version")) not in (None, ""):
+        # Public prediction serves what the release says: a pin would reach unreleased versions and their classes.
+        raise StudioError("forbidden", "Without signing in, the released model answers; sign in or send an API "
+                                       "token to choose a version.", field="version")
     version = _int_field(body, "version", None, 1, 10**9)
     top_k = _int_field(body, "top_k", 5, 1, 1000)
     started = time.perf_counter()

@@ -212,9 +212,11 @@ def load_version(folder: Path, version: int, options: ServingOptions, device: st
             lambda: open_session(bundle.files, runtime, device, options.cpu_threads, options.tensorrt,
                                  options.max_batch),
             options, np.zeros((1, 3, side, side), dtype=np.float32))
-    except Exception as exc:
-        raise BundleRejected("Model version %(version)s could not be loaded: %(problem)s",
-                             {"version": version, "problem": str(exc)}) from exc
+    except Exception as exc:  # the runtime's own text names the bundle's files: it goes to the log only
+        log.error("model version %d could not be loaded: %s", version, exc)
+        raise BundleRejected("Model version %(version)s could not be loaded by its runtime (%(kind)s); the "
+                             "details are in the server's log.", {"version": version, "kind": type(exc).__name__}) \
+            from exc
     if note:
         log.warning("model version %d: %s", version, note)
     return LoadedVersion(version, bundle, runtime, threads, note, digest, stamp)
