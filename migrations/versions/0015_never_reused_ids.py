@@ -34,10 +34,19 @@ def upgrade():
         sa.Column('value', sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint('name'),
     )
-    newest = op.get_bind().scalar(sa.text('SELECT MAX(version) FROM model_versions'))
-    op.bulk_insert(counters, [{'name': 'model_version', 'value': newest or 0}])
+    op.bulk_insert(counters, [{'name': 'model_version', 'value': _newest_version_named()}])
     if op.get_bind().dialect.name == 'sqlite':
         _rebuild_with_autoincrement(TABLES)
+
+
+def _newest_version_named() -> int:
+    """The highest version number any row names: a version deleted before this upgrade may still have
+    evaluations, feedback, serving figures or release history, and its number must not come back."""
+    named = ' UNION ALL '.join(f'SELECT MAX({column}) AS v FROM {table}' for table, column in (
+        ('model_versions', 'version'), ('evaluations', 'version'), ('feedback', 'version'),
+        ('serving_stats', 'version'), ('release_changes', 'from_version'), ('release_changes', 'to_version'),
+        ('release', 'production'), ('release', 'candidate')))
+    return op.get_bind().scalar(sa.text(f'SELECT COALESCE(MAX(v), 0) FROM ({named}) AS named')) or 0
 
 
 def _rebuild_with_autoincrement(tables):

@@ -52,7 +52,8 @@ def rows_at_0014(connection) -> None:
     insert(connection, "evaluations", id=1, version=2, dataset_id=2, dataset_name="set 2", split="val")
     insert(connection, "feedback", id=1, prediction_id="p-1", version=2, dataset_id=2, correct=True)
     insert(connection, "release_changes", id=1, action="first_version", to_version=1, by="test", revision=1)
-    insert(connection, "serving_stats", id=1, process="web-1", version=2, arm="production", hour=NOW)
+    # the figures of a version 3 deleted before the upgrade
+    insert(connection, "serving_stats", id=1, process="web-1", version=3, arm="production", hour=NOW)
     insert(connection, "step_timings", id=1, worker="w", device="cpu", backbone="resnet18", image_size=32,
            batch_size=8, seconds_per_image=0.01, source="job")
     for user in (1, 2):
@@ -85,7 +86,7 @@ def test_migration_keeps_every_row_and_link_and_a_deleted_newest_id_is_not_given
             schemas = dict(connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'table'")).all())
             assert [table for table in AUTOINCREMENT_TABLES if "AUTOINCREMENT" not in schemas[table]] == []
             assert "ON DELETE CASCADE" in schemas["dataset_images"] and "ON DELETE SET NULL" in schemas["jobs"]
-            assert connection.execute(text("SELECT value FROM counters WHERE name = 'model_version'")).scalar() == 2
+            assert connection.execute(text("SELECT value FROM counters WHERE name = 'model_version'")).scalar() == 3
         newest = db.session.get(Dataset, 2)
         db.session.delete(newest)
         db.session.commit()
