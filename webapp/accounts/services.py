@@ -175,7 +175,8 @@ def session_user(ident: str) -> User | None:
     and the session's record exists. Notes when the session was last used."""
     parts = _session_parts(ident)
     user = db.session.get(User, parts[0]) if parts else None
-    if user is None or not user.session_secret or not hmac.compare_digest(parts[2], _seal(user, parts[1])):
+    if user is None or not user.session_secret or not hmac.compare_digest(parts[2].encode(),
+                                                                           _seal(user, parts[1]).encode()):
         return None
     record = db.session.get(UserSession, _token_hash(parts[1]))
     now = utcnow()

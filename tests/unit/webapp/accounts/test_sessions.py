@@ -209,3 +209,11 @@ def test_the_migration_gives_every_existing_user_a_secret_and_keeps_their_tokens
         assert ApiToken.query.one().expires_at is None
     assert all(re.fullmatch(r"[0-9a-f]{64}", secret) for secret in secrets_by_user.values())
     assert len(set(secrets_by_user.values())) == 2
+
+
+def test_odd_session_names_name_nobody(secured):
+    """What an old cookie (`id:version`) or a mangled one names: nobody, without an error."""
+    with secured.app_context():
+        ann = services.find_user("ann")
+        for ident in ("2:1", f"{ann.id}:key:é", f"{ann.id}:key:{'0' * 64}", "٣:a:b", "", "::", "9" * 40 + ":a:b", None):
+            assert services.session_user(ident) is None, ident
