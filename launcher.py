@@ -270,11 +270,21 @@ class Supervisor:
                 self.restarts[service.name] = self._after_exit(service, code, restart, now)
                 changed = True
             elif now >= restart.exited_at + restart.delay:
-                log.info("starting the %s again", service.name)
-                service.start()
-                self.started_at[service.name], restart.waiting, changed = now, False, True
+                self._start_again(service, restart, now)
+                changed = True
         if changed:
             self._write_status()
+
+    def _start_again(self, service: ServiceProcess, restart: Restart, now: float) -> None:
+        """Start `service`; when it cannot start (no memory to fork, say), try again after a longer wait."""
+        log.info("starting the %s again", service.name)
+        try:
+            service.start()
+        except OSError as exc:
+            restart.exited_at, restart.delay = now, min(restart.delay * 2, self.max_delay)
+            log.error("the %s could not be started (%s); trying again in %.0f s", service.name, exc, restart.delay)
+            return
+        self.started_at[service.name], restart.waiting = now, False
 
     def _after_exit(self, service: ServiceProcess, code: int, previous: Restart | None, now: float) -> Restart:
         quick = previous is not None and now - self.started_at[service.name] < self.stable_after

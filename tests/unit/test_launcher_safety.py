@@ -316,3 +316,22 @@ def test_a_worker_keeps_running_when_its_output_cannot_be_shown(tmp_path, monkey
     finally:
         service.process.kill()
     assert service.last_output()[-1] == "done"
+
+
+def test_a_service_that_cannot_be_started_again_is_tried_later_and_the_others_go_on(tmp_path):
+    clock = Clock()
+    service, other = CrashingService(clock), CrashingService(clock, "ingest-worker")
+    attempts = []
+
+    def start():
+        attempts.append(clock.now)
+        raise BlockingIOError("fork: Resource temporarily unavailable")
+
+    service.start = start
+    supervisor = Supervisor([service, other], tmp_path / "services.json", clock=clock)
+    for _ in range(40):
+        clock.now += 0.5
+        supervisor.check()
+    assert [round(moment - attempts[0]) for moment in attempts] == [0, 2, 6, 14]
+    assert other.starts >= 1
+    assert "worker" in [entry["name"] for entry in json.loads((tmp_path / "services.json").read_text())["down"]]
