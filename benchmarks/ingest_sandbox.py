@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
+from engine.imagecheck import CheckedImage, check_image  # noqa: E402
 from engine.images import ImageRejected  # noqa: E402
 from engine.messages import Message  # noqa: E402
 from webapp.config import default_config  # noqa: E402
 from webapp.datasets import ingest as ingest_module  # noqa: E402
 from webapp.datasets.archive import Entry  # noqa: E402
-from webapp.datasets.images import CheckedImage, check_image  # noqa: E402
 from webapp.datasets.sandbox import ImageChecker, bwrap_problem  # noqa: E402
 
 

@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Callable
 
 from engine.errors import StudioError
+from engine.imagecheck import CheckedImage
 from engine.messages import N_, Message
 from webapp.datasets.archive import Entry, Refusal
-from webapp.datasets.images import CheckedImage
 from webapp.datasets.layout import Placement, has_split_folders, place, strip_wrapper
 from webapp.datasets.sandbox import ImageChecker
 

@@ -1,6 +1,6 @@
 """Check an upload's images in a process of their own: uploaded files are untrusted input to image decoders.
 
-The checker process (webapp.datasets.checker) runs inside a bubblewrap sandbox when one can start here:
+The checker process (engine.imagecheck) runs inside a bubblewrap sandbox when one can start here:
 no network (its own empty network namespace), no other processes, the Python install and the studio's code
 read-only, and nothing of the data folder but the upload's own folder, the only place it can write. It always
 runs under a memory and a CPU-time limit. One checker serves a whole upload, a file at a time; a file that
@@ -26,11 +26,9 @@ from pathlib import Path
 from typing import IO
 
 import engine
-import webapp
+from engine.imagecheck import MEMORY_EXIT, CheckedImage
 from engine.images import ACCEPTED_FORMATS
 from engine.messages import N_, Message
-from webapp.datasets.checker import MEMORY_EXIT
-from webapp.datasets.images import CheckedImage
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +47,9 @@ def check_mode(mode: str) -> str:
 
 
 def _read_only_roots() -> list[str]:
-    """What the checker needs to read: the Python install, its packages and the studio's own code."""
+    """What the checker needs to read: the Python install, its packages and the engine's code."""
     roots = {sys.base_prefix, sys.prefix, str(Path(sys.executable).resolve().parent.parent),
-             str(Path(engine.__file__).resolve().parent), str(Path(webapp.__file__).resolve().parent)}
+             str(Path(engine.__file__).resolve().parent)}
     return sorted(root for root in roots if not root.startswith("/usr/") and root != "/usr")
 
 
@@ -147,7 +145,7 @@ class ImageChecker:
             process.wait()
 
     def command(self) -> list[str]:
-        checker = [sys.executable, "-I", "-m", "webapp.datasets.checker", str(self.limits["max_pixels"]),
+        checker = [sys.executable, "-I", "-m", "engine.imagecheck", str(self.limits["max_pixels"]),
                    str(self.limits["check_memory_mb"]), str(self.limits["check_cpu_seconds"])]
         state = sandbox_state(self.mode)
         if state == "unavailable":

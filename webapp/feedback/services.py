@@ -14,10 +14,10 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import StudioError
+from engine.imagecheck import check_image
 from engine.images import ImageRejected
 from engine.messages import N_
 from webapp.datasets.archive import Entry
-from webapp.datasets.images import check_image
 from webapp.datasets.layout import MAX_CLASS_NAME, broken_class_name_rule
 from webapp.datasets.services import dataset_from_entries
 from webapp.errors import get_or_404, id_in_range

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-import webapp
+import engine
 from tests.images import class_files, image_bytes, zip_bytes
 from webapp.datasets import sandbox
 from webapp.datasets.sandbox import CHECKER_ENV, ImageChecker, crash_reason, sandbox_prefix
@@ -81,7 +81,7 @@ def test_a_check_cannot_write_outside_the_upload_folder_nor_read_other_data(tmp_
     (tmp_path / "data" / "keys").mkdir(parents=True)
     (tmp_path / "data" / "keys" / "session.key").write_text("secret")
     targets = [folder / "inside.txt", tmp_path / "data" / "outside.txt", Path(sys.prefix) / "planted.txt",
-               Path(webapp.__file__).parent / "planted.py"]
+               Path(engine.__file__).parent / "planted.py"]
     code = ("import sys\nfor path in sys.argv[1:]:\n    try:\n        open(path, 'a').close()\n"
             "        print('written')\n    except OSError as exc:\n        print(type(exc).__name__)\n"
             "try:\n    print(open(sys.argv[-1]).read())\nexcept OSError as exc:\n    print(type(exc).__name__)")

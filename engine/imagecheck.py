@@ -1,0 +1,113 @@
+"""Check that bytes are an image the studio accepts and make its thumbnail, and the checker process that does it
+for an upload: `python -I -m engine.imagecheck MAX_PIXELS MEMORY_MB CPU_SECONDS`, which
+webapp.datasets.sandbox starts (inside its sandbox when one can start). It imports Pillow and numpy only:
+no Paddle, and none of the web app.
+
+The process answers `{"ready": true}` once its limits are set, before it reads any file. Then it reads files
+from stdin, each a JSON line `{"size": N}` followed by N bytes, and answers each on stdout with a JSON line:
+`{"format", "extension", "width", "height", "thumbnail": M}` followed by the M bytes of the JPEG thumbnail,
+or `{"rejected": {"template", "params"}}`. A file that needs more memory than MEMORY_MB beyond the checker's
+own ends it with MEMORY_EXIT; one that takes more than CPU_SECONDS of CPU time ends it by SIGXCPU.
+"""
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import resource
+import sys
+from dataclasses import dataclass
+from typing import IO
+
+from PIL import Image
+
+from engine.images import ACCEPTED_FORMATS, ImageRejected, open_checked, upright_rgb
+
+THUMB_SIZE = 192
+MEMORY_EXIT = 75
+
+
+@dataclass
+class CheckedImage:
+    format: str
+    extension: str
+    width: int
+    height: int
+    thumbnail: bytes
+
+
+def check_image(data: bytes, max_pixels: int) -> CheckedImage:
+    """Decode `data` completely (by content, not name) and return its facts and thumbnail.
+
+    Raises engine.images.ImageRejected with the reason.
+    """
+    image, (width, height) = open_checked(data, max_pixels, draft=THUMB_SIZE * 2)
+    with image:
+        return CheckedImage(image.format, ACCEPTED_FORMATS[image.format], width, height, _thumbnail(image))
+
+
+def _thumbnail(image: Image.Image) -> bytes:
+    thumb = upright_rgb(image)
+    thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    out = io.BytesIO()
+    thumb.save(out, "JPEG", quality=82)
+    return out.getvalue()
+
+
+def main(argv: list[str]) -> None:
+    max_pixels, memory_mb, cpu_seconds = (int(value) for value in argv)
+    answers = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # a stray print of a library goes to the log, never into the answers
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    _limit_memory(memory_mb)
+    _answer(answers, {"ready": True})
+    files = sys.stdin.buffer
+    while header := files.readline():
+        data = files.read(json.loads(header)["size"])
+        _limit_cpu(cpu_seconds)
+        try:
+            checked = check_image(data, max_pixels)
+        except ImageRejected as exc:
+            _answer(answers, {"rejected": {"template": exc.template, "params": exc.params}})
+            continue
+        except MemoryError:
+            os._exit(MEMORY_EXIT)
+        _answer(answers, {"format": checked.format, "extension": checked.extension, "width": checked.width,
+                          "height": checked.height, "thumbnail": len(checked.thumbnail)}, checked.thumbnail)
+    os._exit(0)  # every answer is flushed: the interpreter's teardown would only keep the ingest waiting
+
+
+def _answer(out: IO[bytes], head: dict, body: bytes = b"") -> None:
+    out.write(json.dumps(head).encode() + b"\n" + body)
+    out.flush()
+
+
+def _own_size() -> int:
+    """The process's address space now (VmSize), in bytes; 0 where /proc does not tell."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmSize:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def _limit_memory(memory_mb: int) -> None:
+    """Allow `memory_mb` of address space beyond what the interpreter and its libraries already take."""
+    limit = _own_size() + memory_mb * 2**20
+    resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _limit_cpu(cpu_seconds: int) -> None:
+    """Allow the next file `cpu_seconds` of CPU time (SIGXCPU, which ends the process, past that)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    limit = math.ceil(usage.ru_utime + usage.ru_stime) + cpu_seconds
+    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
+    resource.setrlimit(resource.RLIMIT_CPU, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
