@@ -65,7 +65,8 @@ def default_config(data_dir: str | None = None) -> dict:
         "PREDICT_PUBLIC": os.environ.get("PREDICT_PUBLIC", "").strip().lower() in ("1", "on", "true", "yes"),
         "PREDICT_CORS_ORIGINS": _list_env("PREDICT_CORS_ORIGINS") or [],
         "PREDICT_PUBLIC_PER_MINUTE": _int_env("PREDICT_PUBLIC_PER_MINUTE", 120),
-        # Failed sign-ins allowed per client address and per user name in SIGN_IN_WINDOW_SECONDS.
+        # Failed sign-ins allowed per client address and per user name in SIGN_IN_WINDOW_SECONDS; these and the
+        # public predictions are counted in Redis, for all web processes (webapp.accounts.limits).
         "SIGN_IN_ATTEMPTS": _int_env("SIGN_IN_ATTEMPTS", 10),
         "SIGN_IN_WINDOW_SECONDS": _int_env("SIGN_IN_WINDOW_SECONDS", 900),
         # Whole request body (an archive or a folder of files).

@@ -15,8 +15,7 @@ from flask.sessions import SecureCookieSessionInterface
 from flask_login import AnonymousUserMixin, current_user
 
 from engine.errors import StudioError
-from webapp.accounts import policy, services
-from webapp.accounts.limits import RateLimit
+from webapp.accounts import limits, policy, services
 from webapp.accounts.settings import is_loopback
 from webapp.extensions import login_manager
 
@@ -159,7 +158,11 @@ def _check_role():
 def _public_predict_limit():
     if request.method in policy.SAFE_METHODS:
         return None
-    wait = current_app.extensions["public_predict_limit"].take(f"addr:{request.remote_addr}")
+    try:
+        wait = current_app.extensions["public_predict_limit"].take(f"addr:{request.remote_addr}").wait
+    except limits.LimitUnavailable:  # uncounted, the public would be unlimited
+        raise StudioError("rate_limit_unavailable", "Public prediction is paused: the studio cannot count "
+                                                    "requests because its Redis does not answer.") from None
     if wait:
         raise StudioError("too_many_requests", "Too many predictions from this address; try again shortly.",
                           retry_after=int(wait) + 1)
@@ -204,8 +207,7 @@ def init_app(app: Flask) -> None:
     login_manager.session_protection = "basic"
     login_manager.user_loader(services.session_user)
     app.session_interface = StudioSessionInterface()
-    app.extensions["sign_in_limit"] = RateLimit(app.config["SIGN_IN_ATTEMPTS"], app.config["SIGN_IN_WINDOW_SECONDS"])
-    app.extensions["public_predict_limit"] = RateLimit(app.config["PREDICT_PUBLIC_PER_MINUTE"], 60)
+    limits.init_app(app)
     app.before_request(_before_request)
     app.after_request(_after_request)
     app.context_processor(lambda: {"csrf_token": csrf_token, "current_user": current_user,

@@ -8,6 +8,7 @@ from flask_login import current_user, login_user, logout_user
 from engine.errors import StudioError
 from webapp.accounts import services
 from webapp.accounts.guard import csrf_token, from_loopback
+from webapp.accounts.limits import LimitUnavailable
 from webapp.errors import translated
 
 pages = Blueprint("accounts", __name__)
@@ -38,18 +39,24 @@ def sign_in():
     if request.method == "POST":
         limit = current_app.extensions["sign_in_limit"]
         keys = (f"addr:{request.remote_addr}", f"user:{username.strip().lower()[:64]}")
-        wait = max(limit.blocked(key) for key in keys)
-        if wait:
-            error = gettext("Too many failed sign-ins; try again in %(minutes)s min.", minutes=int(wait) // 60 + 1)
+        try:  # counted as a failure before the password is checked, so parallel guesses cannot pass the limit
+            attempt = limit.take(*keys)
+        except LimitUnavailable:
+            attempt = None
+        if attempt is None:  # uncounted, guesses would be unlimited
+            error = gettext("Sign-in is paused: the studio cannot count failed sign-ins because its Redis does "
+                            "not answer. Try again in a minute; if it lasts, tell the studio's operator.")
+            status = 503
+        elif attempt.wait:
+            error = gettext("Too many failed sign-ins; try again in %(minutes)s min.",
+                            minutes=int(attempt.wait) // 60 + 1)
             status = 429
         else:
             user = services.authenticate(username, request.form.get("password", ""))
             if user is not None:
-                limit.clear(keys[1])
+                limit.give_back(attempt, clear=keys[1:])  # a right password is no failure
                 _signed_in(user)
                 return redirect(_safe_next(request.args.get("next")))
-            for key in keys:
-                limit.hit(key)
             error, status = gettext("The user name or password is wrong."), 401
     return render_template("accounts/sign_in.html", error=error, username=username,
                            next=request.args.get("next", "")), status

@@ -42,10 +42,10 @@ def test_browser_languages_in_order_then_the_server_default(tmp_path):
     assert page_language(chinese_server) == "zh-CN"
 
 
-def test_the_switch_is_remembered_in_a_cookie_and_on_the_account(tmp_path):
+def test_the_switch_is_remembered_in_a_cookie_and_on_the_account(tmp_path, redis_url_empty):
     from webapp.accounts import services
 
-    app = app_with_user(tmp_path, "ann", "a password 1", "viewer")
+    app = app_with_user(tmp_path, "ann", "a password 1", "viewer", REDIS_URL=redis_url_empty)
     client = app.test_client()
     token = form_token(client, headers={"Accept-Language": "en"})
     client.post("/sign-in", data={"username": "ann", "password": "a password 1", "csrf_token": token})

@@ -206,8 +206,8 @@ def test_a_wrapped_error_is_translated_inside_too(app):
         assert translated(outer) == outer.message
 
 
-def test_sign_in_messages_follow_the_language(tmp_path):
-    client = app_with_user(tmp_path, "ann", "a password 1", "viewer").test_client()
+def test_sign_in_messages_follow_the_language(tmp_path, redis_url_empty):
+    client = app_with_user(tmp_path, "ann", "a password 1", "viewer", REDIS_URL=redis_url_empty).test_client()
     token = form_token(client, headers=ZH)
     wrong = client.post("/sign-in", headers=ZH, data={"username": "ann", "password": "nope", "csrf_token": token})
     assert wrong.status_code == 401 and MARK + "The user name or password is wrong." in wrong.get_data(as_text=True)

@@ -20,9 +20,9 @@ PASSWORD = "correct horse 9"
 
 
 @pytest.fixture
-def secured(tmp_path):
-    """An app with sign-in on and one user of each role."""
-    app = create_app(app_config(tmp_path, AUTH="on", SIGN_IN_ATTEMPTS=3))
+def secured(tmp_path, redis_url_empty):
+    """An app with sign-in on and one user of each role (failed sign-ins are counted in Redis)."""
+    app = create_app(app_config(tmp_path, AUTH="on", SIGN_IN_ATTEMPTS=3, REDIS_URL=redis_url_empty))
     upgrade_schema(app)
     with app.app_context():
         for role in policy.ROLES:
@@ -152,8 +152,8 @@ def test_sign_in_goes_back_only_to_this_site(secured):
     assert answer.headers["Location"] == "/jobs"
 
 
-def test_secure_cookie_behind_an_https_proxy(tmp_path):
-    app = create_app(app_config(tmp_path, TRUSTED_PROXIES=1))
+def test_secure_cookie_behind_an_https_proxy(tmp_path, redis_url_empty):
+    app = create_app(app_config(tmp_path, TRUSTED_PROXIES=1, REDIS_URL=redis_url_empty))
     upgrade_schema(app)
     assert app.config["AUTH_REQUIRED"] is True
     with app.app_context():
@@ -245,9 +245,9 @@ def test_secret_key_is_made_once_and_private(tmp_path):
     assert other.config["SECRET_KEY"] != first.config["SECRET_KEY"]
 
 
-def test_public_prediction_opens_only_predict(tmp_path):
+def test_public_prediction_opens_only_predict(tmp_path, redis_url_empty):
     app = create_app(app_config(tmp_path, AUTH="on", PREDICT_PUBLIC=True, PREDICT_PUBLIC_PER_MINUTE=2,
-                                PREDICT_CORS_ORIGINS=["https://shop.example"]))
+                                PREDICT_CORS_ORIGINS=["https://shop.example"], REDIS_URL=redis_url_empty))
     upgrade_schema(app)
     client = app.test_client()
     assert client.get("/predict").status_code == 200
@@ -259,7 +259,7 @@ def test_public_prediction_opens_only_predict(tmp_path):
     limited = client.post("/api/predict", data={})
     assert limited.status_code == 429 and limited.json["code"] == "too_many_requests"
 
-    other = create_app(app_config(tmp_path / "b", AUTH="on", PREDICT_PUBLIC=True,
+    other = create_app(app_config(tmp_path / "b", AUTH="on", PREDICT_PUBLIC=True, REDIS_URL=redis_url_empty,
                                   PREDICT_CORS_ORIGINS=["https://shop.example"])).test_client()
     upgrade_schema(other.application)
     allowed = other.post("/api/predict", data={}, headers={"Origin": "https://shop.example",

@@ -72,8 +72,9 @@ class Caller:
 
 
 @pytest.fixture(scope="module")
-def studio(tmp_path_factory):
-    app = create_app(app_config(tmp_path_factory.mktemp("roles"), AUTH="on", SIGN_IN_ATTEMPTS=1000))
+def studio(tmp_path_factory, redis_server):
+    app = create_app(app_config(tmp_path_factory.mktemp("roles"), AUTH="on", SIGN_IN_ATTEMPTS=1000,
+                                REDIS_URL=redis_server))  # sign-ins are counted in Redis
     upgrade_schema(app)
     with app.app_context():
         for role in policy.ROLES:
