@@ -4,8 +4,10 @@ FROM python:3.11-slim
 
 ARG PADDLE=cpu
 ARG PADDLE_GPU_INDEX=https://www.paddlepaddle.org.cn/packages/stable/cu126/
+# HOST names the address the CMD's gunicorn binds, so the studio knows it is reachable from other machines and
+# turns sign-in on (a server that listens wider than HOST refuses requests while sign-in is off).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
-    DATA_DIR=/data PADDLE_WEIGHTS_DIR=/data/weights
+    DATA_DIR=/data PADDLE_WEIGHTS_DIR=/data/weights HOST=0.0.0.0
 
 RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 libglib2.0-0 bubblewrap \
     && rm -rf /var/lib/apt/lists/* \

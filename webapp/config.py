@@ -57,7 +57,9 @@ def default_config(data_dir: str | None = None) -> dict:
         # The cookie is sent only when the session changes: a request still in flight with an older cookie
         # (a poll during sign-in or sign-out) would otherwise put that older session back.
         "SESSION_REFRESH_EACH_REQUEST": False,
-        # Who can reach the studio (webapp.accounts.settings resolves these once at start).
+        # Who can reach the studio (webapp.accounts.settings resolves these once at start). HOST is the address
+        # the server listens on: the launcher binds it, and a server that listens wider is refused while sign-in
+        # is off.
         "HOST": os.environ.get("HOST") or "127.0.0.1",
         "AUTH": (os.environ.get("AUTH") or "auto").strip().lower(),
         "TRUSTED_HOSTS": _list_env("TRUSTED_HOSTS"),

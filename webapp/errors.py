@@ -37,6 +37,7 @@ ERROR_STATUS: dict[str, int] = {
     "browser_session_required": 403,  # making tokens, changing one's password or sessions: not with a token
     "untrusted_host": 400,
     "proxy_not_configured": 403,
+    "listening_beyond_loopback": 403,  # sign-in off for HOST=127.0.0.1, yet the server listens on more
     "too_many_requests": 429,
     "too_many_streams": 429,
     "too_many_probes": 429,  # every training worker has a timing probe waiting

@@ -10,10 +10,11 @@ from flask.cli import AppGroup
 from flask_babel import force_locale, gettext
 
 from engine.errors import StudioError
-from webapp.accounts import services
+from webapp.accounts import first_run, services
 from webapp.accounts.policy import ROLES
 from webapp.errors import translated
 from webapp.i18n import ROLE_LABELS
+from webapp.storage import data_dir
 
 
 class UsersGroup(AppGroup):
@@ -46,6 +47,7 @@ def create(username: str, role: str, password: str) -> None:
         user = services.create_user(username, password, role)
     except StudioError as exc:
         raise click.ClickException(translated(exc)) from None
+    first_run.drop_token(data_dir())  # somebody can sign in now
     click.echo(gettext("Created %(role)s '%(name)s'.", role=str(ROLE_LABELS.get(user.role, user.role)),
                        name=user.username))
 

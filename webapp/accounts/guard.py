@@ -16,7 +16,6 @@ from flask_login import AnonymousUserMixin, current_user
 
 from engine.errors import StudioError
 from webapp.accounts import limits, policy, services
-from webapp.accounts.settings import is_loopback
 from webapp.extensions import login_manager
 
 CSRF_HEADER, CSRF_FIELD = "X-CSRF-Token", "csrf_token"
@@ -78,10 +77,6 @@ def actor_name() -> str:
     """Who is acting, as recorded on release changes and feedback: the signed-in user's name, or "local"
     for the one person of a studio without sign-in."""
     return current_user.username if current_user.is_authenticated else LOCAL_ACTOR
-
-
-def from_loopback() -> bool:
-    return is_loopback(request.remote_addr or "")
 
 
 def _identify() -> None:
@@ -147,7 +142,7 @@ def _check_role():
     if role is None:
         if request.path.startswith("/api/"):
             raise StudioError("unauthorized", "Sign in, or send an API token as 'Authorization: Bearer <token>'.")
-        target = "accounts.setup" if services.user_count() == 0 and from_loopback() else "accounts.sign_in"
+        target = "accounts.setup" if services.user_count() == 0 else "accounts.sign_in"
         return redirect(url_for(target, next=quote(request.full_path.rstrip("?"), safe="/?=&")))
     if not policy.role_allows(role, needed):
         raise StudioError("forbidden", "Your role (%(role)s) cannot do this; it needs %(needed)s. Ask an admin.",

@@ -6,10 +6,11 @@ from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
 from engine.errors import StudioError
-from webapp.accounts import services
-from webapp.accounts.guard import csrf_token, from_loopback
+from webapp.accounts import first_run, services
+from webapp.accounts.guard import csrf_token
 from webapp.accounts.limits import LimitUnavailable
 from webapp.errors import translated
+from webapp.storage import data_dir
 
 pages = Blueprint("accounts", __name__)
 
@@ -32,7 +33,7 @@ def _signed_in(user) -> None:
 
 @pages.route("/sign-in", methods=["GET", "POST"])
 def sign_in():
-    if services.user_count() == 0 and from_loopback():
+    if services.user_count() == 0:  # nobody to sign in as: the first admin is made with the setup token
         return redirect(url_for("accounts.setup"))
     error, status = None, 200
     username = request.form.get("username", "")
@@ -73,25 +74,30 @@ def sign_out():
 
 @pages.route("/setup", methods=["GET", "POST"])
 def setup():
-    """First run: create the first admin, from the server itself only."""
+    """First run: create the first admin with the one-time setup token the server logged (webapp.accounts.
+    first_run). The token is needed from every address: behind a proxy or a tunnel every visitor has the
+    server's own."""
     if services.user_count() > 0:
         return redirect(url_for("accounts.sign_in"))
-    if not from_loopback():
-        return render_template("accounts/setup.html", remote=True), 403
-    error, username = None, request.form.get("username", "")
+    folders = data_dir()
+    error, status = None, 200
+    username, token = request.form.get("username", ""), request.values.get("token", "")
     if request.method == "POST":
-        if request.form.get("password", "") != request.form.get("confirm", ""):
-            error = gettext("The two passwords differ.")
+        if not first_run.token_matches(folders, token):
+            error, status = gettext("The setup token is missing or wrong: open the link the server wrote in its "
+                                    "log when it started."), 403
+        elif request.form.get("password", "") != request.form.get("confirm", ""):
+            error, status = gettext("The two passwords differ."), 400
         else:
             try:
                 user = services.create_user(username, request.form.get("password", ""), "admin")
             except StudioError as exc:
-                error = translated(exc)
+                error, status = translated(exc), 400
             else:
+                first_run.drop_token(folders)
                 _signed_in(user)
                 return redirect(url_for("datasets.index"))
-    return render_template("accounts/setup.html", remote=False, error=error, username=username), \
-        400 if error else 200
+    return render_template("accounts/setup.html", error=error, username=username, token=token), status
 
 
 @pages.get("/account")

@@ -5,8 +5,10 @@ import ipaddress
 import logging
 import socket
 
-from flask import Flask
+from flask import Flask, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from engine.errors import StudioError
 
 log = logging.getLogger(__name__)
 LOCAL_NAMES = ("localhost", "127.0.0.1", "::1")
@@ -59,12 +61,36 @@ def trusted_hosts(host: str, configured: list[str] | None) -> list[str]:
     return names
 
 
+def listens_locally(environ: dict) -> bool:
+    """Whether the socket that took this request reaches this machine only. Servers name the address they
+    listen on in SERVER_NAME (gunicorn and Werkzeug: the listening socket's own address, whatever the Host
+    header says); a Unix socket is local, and gunicorn fills SERVER_NAME from the Host header then."""
+    sock = environ.get("gunicorn.socket")
+    if sock is not None and getattr(sock, "family", None) == getattr(socket, "AF_UNIX", None):
+        return True
+    return is_loopback(str(environ.get("SERVER_NAME", "")))
+
+
+def _refuse_wider_listener() -> None:
+    """Sign-in is off because HOST is a loopback address, but the server listens beyond it (a bind that
+    HOST does not say, such as `gunicorn --bind 0.0.0.0:5000`): nobody is let in as the one local person."""
+    config = current_app.config
+    if not config["AUTH_REQUIRED"] and not listens_locally(request.environ):
+        raise StudioError("listening_beyond_loopback", "This studio runs without sign-in because HOST is "
+                                                       "%(host)s, but its server listens on %(address)s. Set HOST "
+                                                       "to the address the server listens on (sign-in then turns "
+                                                       "on).", {"host": config["HOST"],
+                                                                "address": request.environ.get("SERVER_NAME")})
+
+
 def init_app(app: Flask) -> None:
-    """Resolve AUTH and the trusted hosts, and trust the configured number of reverse proxies."""
+    """Resolve AUTH and the trusted hosts, trust the configured number of reverse proxies, and refuse
+    requests taken on a wider address than HOST while sign-in is off."""
     config = app.config
     proxies = max(0, int(config["TRUSTED_PROXIES"]))
     config["AUTH_REQUIRED"] = auth_required(config["AUTH"], config["HOST"], proxies)
     config["TRUSTED_HOSTS"] = trusted_hosts(config["HOST"], config["TRUSTED_HOSTS"])
+    app.before_request(_refuse_wider_listener)
     if proxies:
         # Client address, scheme (so cookies are Secure behind HTTPS) and host from the proxies' headers.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies, x_host=proxies)

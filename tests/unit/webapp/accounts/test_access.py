@@ -281,23 +281,27 @@ def test_health_hides_workers_from_anonymous_callers(secured):
     assert "workers" in signed and "visualdl" in signed
 
 
-def test_first_run_page_creates_the_admin_from_this_machine_only(tmp_path):
+def test_first_run_page_creates_the_admin_with_the_setup_token(tmp_path):
+    """From any address: the token, not the address, lets the first admin in (tests/unit/webapp/accounts/
+    test_setup_and_limits.py has the rest)."""
+    from webapp.accounts.first_run import make_token
+    from webapp.storage import DataDir
+
     app = create_app(app_config(tmp_path, AUTH="on"))
     upgrade_schema(app)
+    setup_token = make_token(DataDir(tmp_path))
     remote = app.test_client()
-    assert remote.get("/datasets", environ_base={"REMOTE_ADDR": "10.0.0.9"}).headers["Location"].startswith(
-        "/sign-in")
     page = remote.get("/setup", environ_base={"REMOTE_ADDR": "10.0.0.9"})
-    assert page.status_code == 403 and "users create" in page.get_data(as_text=True)
+    assert page.status_code == 200 and "users create" in page.get_data(as_text=True)
 
     local = app.test_client()
     assert local.get("/datasets").headers["Location"].startswith("/setup")
     token = form_token(local, "/setup")
     mismatch = local.post("/setup", data={"username": "root", "password": PASSWORD, "confirm": "other pass",
-                                          "csrf_token": token})
+                                          "csrf_token": token, "token": setup_token})
     assert mismatch.status_code == 400 and "differ" in mismatch.get_data(as_text=True)
     made = local.post("/setup", data={"username": "root", "password": PASSWORD, "confirm": PASSWORD,
-                                      "csrf_token": token})
+                                      "csrf_token": token, "token": setup_token})
     assert made.status_code == 302
     assert local.get("/api/me").json["user"] == {**local.get("/api/me").json["user"], "role": "admin"}
     assert local.get("/setup").headers["Location"] == "/sign-in"
@@ -367,7 +371,7 @@ def test_accounts_api_and_forms_fuzz(secured):
         answer = client.get("/api/datasets", headers={"Authorization": header})
         assert answer.status_code == 401 and answer.json["code"] in ("invalid_token", "unauthorized"), header
     for _ in range(40):
-        form = {key: rng.choice(ODD_TEXT) for key in ("username", "password", "confirm", "csrf_token")}
+        form = {key: rng.choice(ODD_TEXT) for key in ("username", "password", "confirm", "csrf_token", "token")}
         for path in ("/sign-in", "/setup"):
             assert client.post(path, data=form).status_code < 500
     for ident in ("0", str(2**63), str(10**30), "-1", "abc"):
