@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from flask import g, has_request_context
 
-from webapp.accounts.guard import actor_name
+from webapp.accounts import guard  # the module, not its names: guard -> accounts.services -> audit -> guard
 from webapp.extensions import db
 from webapp.models import AuditEntry
 
@@ -21,7 +21,7 @@ def actor() -> str:
     """Who the current request acts for, as stored in `by`, `created_by` and audit entries."""
     if not has_request_context():
         return COMMAND_LINE_ACTOR
-    name = actor_name()
+    name = guard.actor_name()
     if g.get("auth_via") == "token":
         return f"{g.caller_key} ({name})"
     return name

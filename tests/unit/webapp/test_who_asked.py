@@ -3,6 +3,9 @@ record the person (or token) that asked."""
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,6 +21,7 @@ from webapp.registry.services import register_version
 from engine.config import TrainConfig
 
 PASSWORD = "correct horse 9"
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +188,11 @@ def test_deletions_role_and_token_changes_are_audited(studio, client, tmp_path):
     ]
     entries = _entries(studio)[before:]
     assert entries == expected
+
+
+def test_guard_loads_first_on_its_own():
+    """guard -> accounts.services -> audit -> guard is a circle: audit holds the guard module, not its names,
+    so guard can be the first of them to load (audit or services first is what the app does)."""
+    loaded = subprocess.run([sys.executable, "-c", "import webapp.accounts.guard"], capture_output=True, text=True,
+                            cwd=ROOT)
+    assert loaded.returncode == 0, loaded.stderr[-500:]
