@@ -32,20 +32,20 @@ def create():
     if payload is None:
         raise StudioError("invalid_body", "Send the job options as a JSON object "
                                           "(Content-Type: application/json).", field="body")
-    if isinstance(payload, dict) and payload.get("promote_when_done") is True:
-        _check_may_promote()
+    if isinstance(payload, dict) and payload.get("promote_when_done") is True and (roles := _may_not_promote()):
+        raise StudioError("forbidden", "Your role (%(role)s) cannot ask for 'promote_when_done': putting a "
+                                       "version into production needs %(needed)s. Leave it off, or ask an admin.",
+                          roles, field="promote_when_done")
     job = services.create_job(payload, by=audit.actor())
     return jsonify({"id": job.id, "status": "queued"}), 202
 
 
-def _check_may_promote() -> None:
-    """A job that promotes when done changes what serves, so it needs the role PUT /api/release needs."""
+def _may_not_promote() -> dict | None:
+    """The caller's role and the role needed when the caller may not have a job promote its version when
+    done (which changes what serves, so it needs what PUT /api/release needs); None when they may."""
     needed = policy.required_role("release_api.change", "PUT")
     role = effective_role()
-    if needed is not None and not policy.role_allows(role, needed):
-        raise StudioError("forbidden", "Your role (%(role)s) cannot ask for 'promote_when_done': putting a "
-                                       "version into production needs %(needed)s. Leave it off, or ask an admin.",
-                          {"role": role, "needed": needed}, field="promote_when_done")
+    return None if needed is None or policy.role_allows(role, needed) else {"role": role, "needed": needed}
 
 
 @api.get("/jobs")
@@ -80,8 +80,10 @@ def confusion_cell(job_id: int, split: str, true: int, predicted: int):
 @api.post("/jobs/<int:job_id>/resume")
 def resume(job_id: int):
     job = get_or_404(Job, job_id, "Job")
-    if job.promote_when_done:
-        _check_may_promote()
+    if job.promote_when_done and (roles := _may_not_promote()):
+        raise StudioError("forbidden", "Your role (%(role)s) cannot resume job %(id)s: it puts its version into "
+                                       "production when done, which needs %(needed)s. Ask an admin, or start a "
+                                       "job of your own.", {**roles, "id": job.id}, field="promote_when_done")
     job = services.resume_job(job, by=audit.actor())
     return jsonify(services.job_json(job)), 202
 

@@ -122,6 +122,7 @@ def test_member_cannot_resume_an_admins_promoting_job(studio, client):
     refused = client.post(f"/api/jobs/{job_id}/resume", headers=studio.tokens["member"][0])
     body = refused.get_json()
     assert refused.status_code == 403 and body["code"] == "forbidden" and body["field"] == "promote_when_done"
+    assert f"cannot resume job {job_id}" in body["error"] and "admin" in body["error"]
     with studio.app_context():
         assert db.session.get(Job, job_id).status == "failed"
     headers, actor = studio.tokens["admin"]
