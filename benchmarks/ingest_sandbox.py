@@ -1,10 +1,10 @@
-"""The cost of checking upload images outside the worker: the same ingest of N small images (varied 64x48
-PNGs and JPEGs, 2 classes) with the images decoded in the worker's own process (as uploads were checked
-before), in a checker process under memory and CPU-time limits only, and in a checker process inside the
-bubblewrap sandbox. Each way runs `--repeat` times in this one process; prints JSON with the best seconds
+"""The cost of checking upload images outside the worker: the same ingest of N images (64x48 by default,
+`--width` for larger noisy ones; PNGs and JPEGs in turn, 2 classes) with the images decoded in the worker's
+own process (as uploads were checked before), in a checker process under memory and CPU-time limits only,
+and in a checker process inside the bubblewrap sandbox. Each way runs `--repeat` times in this one process; prints JSON with the best seconds
 of each way, the ratios to the in-process run, and the start of one checker (sandboxed) on its own.
 
-    .venv/bin/python benchmarks/ingest_sandbox.py [--images 400] [--repeat 3]
+    .venv/bin/python benchmarks/ingest_sandbox.py [--images 400] [--repeat 3] [--width 64]
 """
 from __future__ import annotations
 
@@ -51,11 +51,12 @@ class InProcessChecker:
             return Message(exc.template, exc.params)
 
 
-def small_images(count: int) -> list[Entry]:
+def small_images(count: int, width: int = 64) -> list[Entry]:
     entries = []
+    size = (width, width * 3 // 4)
     for index in range(count):
-        image = Image.new("RGB", (64, 48), (index * 7 % 256, index * 13 % 256, 90))
-        image.putpixel((index % 64, index // 64 % 48), (255, 255, 255))
+        image = Image.effect_noise(size, 40).convert("RGB") if width > 64 else Image.new("RGB", size, 90)
+        image.putpixel((index % size[0], index // size[0] % size[1]), (index * 7 % 256, index * 13 % 256, 255))
         out = io.BytesIO()
         image.save(out, "PNG" if index % 2 else "JPEG")
         data = out.getvalue()
@@ -84,15 +85,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--width", type=int, default=64, help="image width (height is 3/4 of it; noisy above 64)")
     args = parser.parse_args()
-    entries = small_images(args.images)
+    entries = small_images(args.images, args.width)
     limits = default_config(tempfile.gettempdir())["INGEST_LIMITS"]
     ways = {"in_process": (InProcessChecker, limits), "limits_only": (ImageChecker, {**limits, "sandbox": "off"})}
     if bwrap_problem() is None:
         ways["sandboxed"] = (ImageChecker, {**limits, "sandbox": "on"})
     best = {name: min(timed_ingest(entries, way_limits, checker) for _ in range(args.repeat))
             for name, (checker, way_limits) in ways.items()}
-    report = {"images": args.images, "repeat": args.repeat, "sandbox_problem": bwrap_problem(),
+    report = {"images": args.images, "size": [args.width, args.width * 3 // 4], "repeat": args.repeat, "sandbox_problem": bwrap_problem(),
               "seconds": {name: round(value, 3) for name, value in best.items()},
               "ratio_to_in_process": {name: round(value / best["in_process"], 2) for name, value in best.items()},
               "ms_per_image": {name: round(1000 * value / args.images, 2) for name, value in best.items()}}

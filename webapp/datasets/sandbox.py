@@ -1,7 +1,7 @@
 """Check an upload's images in a process of their own: uploaded files are untrusted input to image decoders.
 
 The checker process (engine.imagecheck) runs inside a bubblewrap sandbox when one can start here:
-no network (its own empty network namespace), no other processes, the Python install and the studio's code
+no network (its own empty network namespace), no other processes, the Python install and the engine's code
 read-only, and nothing of the data folder but the upload's own folder, the only place it can write. It always
 runs under a memory and a CPU-time limit. One checker serves a whole upload, a file at a time; a file that
 crashes it or hits a limit is rejected with the reason, and a new checker takes the rest of the files.
