@@ -123,6 +123,15 @@ def test_a_required_sandbox_that_cannot_start_checks_nothing(app, client, monkey
         checker.check_files([image_bytes()])
 
 
+def test_a_check_over_the_cpu_time_limit_ends_with_the_reason(tmp_path):
+    """The checker's own limit, in the sandbox where it can start (bubblewrap reports the signal as 128 + it)."""
+    prefix = sandbox_prefix(tmp_path) if sandbox.bwrap_problem() is None else []
+    code = "from engine.imagecheck import _limit_cpu\n_limit_cpu(1)\nwhile True:\n    pass"
+    done = subprocess.run([*prefix, sys.executable, "-I", "-c", code], env=CHECKER_ENV, timeout=60)
+    limits = {**LIMITS, "check_cpu_seconds": 1}
+    assert str(crash_reason(done.returncode, limits)) == "decoding it took more than the CPU-time limit of 1 s"
+
+
 def test_a_checker_that_ends_names_the_limit_or_the_crash():
     assert str(crash_reason(-signal.SIGXCPU, LIMITS)) == "decoding it took more than the CPU-time limit of 30 s"
     assert str(crash_reason(128 + signal.SIGXCPU, LIMITS)) == str(crash_reason(-signal.SIGXCPU, LIMITS))
