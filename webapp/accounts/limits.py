@@ -16,10 +16,10 @@ log = logging.getLogger(__name__)
 KEY = "studio:limit:{name}:{key}"
 
 # A sliding window per key: a sorted set of the times (ms) of counted events. Every key is checked and only when
-# all have room is the event recorded in each (when `record` is 1), in one script: Redis runs it whole, so no
-# other process's event can come between this one's check and its record.
+# all have room is the event recorded in each, in one script: Redis runs it whole, so no other process's event
+# can come between this one's check and its record.
 _TAKE = """
-local now, window, limit, member, record = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local now, window, limit, member = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
 local wait = 0
 for _, key in ipairs(KEYS) do
   redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
@@ -29,7 +29,7 @@ for _, key in ipairs(KEYS) do
     wait = math.max(wait, tonumber(oldest[2]) + window - now)
   end
 end
-if wait > 0 or record ~= '1' then
+if wait > 0 then
   return wait
 end
 for _, key in ipairs(KEYS) do
@@ -64,42 +64,15 @@ class RateLimit:
     def _key(self, key: str) -> str:
         return KEY.format(name=self.name, key=key)
 
-    def _run(self, keys: tuple[str, ...], member: str, record: bool) -> float:
-        try:
-            wait_ms = self._take(keys=[self._key(key) for key in keys],
-                                 args=[int(self.clock() * 1000), int(self.window * 1000), self.limit, member,
-                                       "1" if record else "0"])
-        except redis.RedisError as exc:
-            raise LimitUnavailable(str(exc)) from exc
-        return int(wait_ms) / 1000
-
     def take(self, *keys: str) -> Attempt:
         """Count one event under every key, unless one of them is full: checked and recorded in one step."""
         member = uuid.uuid4().hex
-        return Attempt(tuple(keys), member, self._run(keys, member, record=True))
-
-    def blocked(self, key: str) -> float:
-        """Seconds until `key` may act again; 0 when it may act now. Nothing is counted: to count only what
-        is allowed, under parallel requests too, use `take`."""
-        return self._run((key,), "", record=False)
-
-    def hit(self, key: str) -> None:
-        """Count one event under `key`, full or not."""
-        member = uuid.uuid4().hex
         try:
-            with self._client.pipeline() as pipe:
-                pipe.zadd(self._key(key), {member: int(self.clock() * 1000)})
-                pipe.pexpire(self._key(key), int(self.window * 1000))
-                pipe.execute()
+            wait_ms = self._take(keys=[self._key(key) for key in keys],
+                                 args=[int(self.clock() * 1000), int(self.window * 1000), self.limit, member])
         except redis.RedisError as exc:
             raise LimitUnavailable(str(exc)) from exc
-
-    def clear(self, key: str) -> None:
-        """Forget `key`'s events."""
-        try:
-            self._client.delete(self._key(key))
-        except redis.RedisError as exc:
-            raise LimitUnavailable(str(exc)) from exc
+        return Attempt(tuple(keys), member, int(wait_ms) / 1000)
 
     def give_back(self, attempt: Attempt, clear: tuple[str, ...] = ()) -> None:
         """Uncount `attempt` (it turned out not to be what is limited) and forget the `clear` keys' events.
