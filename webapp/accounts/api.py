@@ -8,7 +8,8 @@ from sqlalchemy import select
 from engine.errors import StudioError
 from webapp import audit
 from webapp.accounts import services
-from webapp.accounts.guard import effective_role
+from webapp.accounts.guard import effective_role, user_limit_key
+from webapp.accounts.limits import Attempt, LimitUnavailable
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.models import ApiToken, User
@@ -45,6 +46,20 @@ def _from_browser(user: User) -> User:
     return user
 
 
+def _count_password_try(user: User) -> Attempt:
+    """A current password given to change it counts as a sign-in of the user (the same limit), so a
+    browser left signed in cannot be used to guess it; a right one is handed back."""
+    try:
+        attempt = current_app.extensions["sign_in_limit"].take(user_limit_key(user.username))
+    except LimitUnavailable:
+        raise StudioError("rate_limit_unavailable", "Password changes are paused: the studio cannot count "
+                                                    "wrong passwords because its Redis does not answer.") from None
+    if attempt.wait:
+        raise StudioError("too_many_requests", "Too many wrong passwords; try again in %(minutes)s min.",
+                          {"minutes": int(attempt.wait) // 60 + 1}, retry_after=int(attempt.wait) + 1)
+    return attempt
+
+
 @api.get("/me")
 def me():
     user = current_user if current_user.is_authenticated else None
@@ -58,8 +73,10 @@ def change_password():
     one goes on as a new session."""
     user = _from_browser(_account_user())
     payload = _json_object()
+    attempt = _count_password_try(user)
     if not services.password_matches(user, payload.get("current_password")):
         raise StudioError("invalid_field", "The current password is wrong.", field="current_password")
+    current_app.extensions["sign_in_limit"].give_back(attempt, clear=attempt.keys)
     services.update_user(user, password=payload.get("password"))
     services.start_session(user)
     login_user(user)

@@ -79,6 +79,12 @@ def actor_name() -> str:
     return current_user.username if current_user.is_authenticated else LOCAL_ACTOR
 
 
+def user_limit_key(username: str) -> str:
+    """The sign-in limit's key for a user name: a wrong password counts there, whether given to sign in or
+    to change the password of a signed-in browser."""
+    return f"user:{username.strip().lower()[:64]}"
+
+
 def _identify() -> None:
     """Set `g.auth_via` ('token', 'session' or None) and `g.caller_key` for this request."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")

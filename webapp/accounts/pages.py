@@ -7,7 +7,7 @@ from flask_login import current_user, login_user, logout_user
 
 from engine.errors import StudioError
 from webapp.accounts import first_run, services
-from webapp.accounts.guard import csrf_token
+from webapp.accounts.guard import csrf_token, user_limit_key
 from webapp.accounts.limits import LimitUnavailable
 from webapp.errors import translated
 from webapp.storage import data_dir
@@ -39,7 +39,7 @@ def sign_in():
     username = request.form.get("username", "")
     if request.method == "POST":
         limit = current_app.extensions["sign_in_limit"]
-        keys = (f"addr:{request.remote_addr}", f"user:{username.strip().lower()[:64]}")
+        keys = (f"addr:{request.remote_addr}", user_limit_key(username))
         try:  # counted as a failure before the password is checked, so parallel guesses cannot pass the limit
             attempt = limit.take(*keys)
         except LimitUnavailable:

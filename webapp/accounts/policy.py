@@ -38,9 +38,9 @@ NEEDS = {
     "accounts_api.list_tokens": "viewer",
     "accounts_api.create_token": "viewer",
     "accounts_api.revoke_token": "viewer",
-    "predict_api.predict": "viewer",
     "accounts_api.change_password": "viewer",
     "accounts_api.end_sessions": "viewer",
+    "predict_api.predict": "viewer",
 }
 
 

@@ -128,7 +128,7 @@ def test_account_password_and_token_expiry_fuzz(tmp_path, redis_url_empty):
     client.post("/sign-in", data={"username": "ann", "password": "first password", "csrf_token": form_token(client)})
     csrf = {"X-CSRF-Token": form_token(client, "/account")}
     rng = random.Random(21)
-    for _ in range(10):  # each string is checked as a password (scrypt): few rounds
+    for _ in range(6):  # each string is checked as a password (scrypt): few rounds
         body = {"current_password": rng.choice(ODD_VALUES + ["first password"]), "password": rng.choice(ODD_VALUES)}
         check(client.post("/api/me/password", data=safe_json(body), content_type="application/json", headers=csrf))
     for _ in range(40):

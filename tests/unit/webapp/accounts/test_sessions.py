@@ -129,6 +129,22 @@ def test_changing_my_password_keeps_this_session_and_ends_the_others(secured):
     signed_in(secured, "ann", NEW_PASSWORD)
 
 
+def test_wrong_current_passwords_count_as_failed_sign_ins(secured, tmp_path, redis_url_empty):
+    """A browser left signed in cannot be used to guess the password it would take over the account with."""
+    app = create_app(app_config(tmp_path, AUTH="on", REDIS_URL=redis_url_empty, SIGN_IN_ATTEMPTS=2))
+    laptop, csrf = signed_in(app)
+    body = {"current_password": "guess", "password": NEW_PASSWORD}
+    for _ in range(2):
+        assert laptop.post("/api/me/password", json=body, headers=csrf).json["field"] == "current_password"
+    blocked = laptop.post("/api/me/password", json={**body, "current_password": PASSWORD}, headers=csrf)
+    assert blocked.status_code == 429 and blocked.json["code"] == "too_many_requests"
+    assert "Too many wrong passwords" in blocked.json["error"]
+    elsewhere = app.test_client()  # the same count holds sign-in back
+    refused = elsewhere.post("/sign-in", data={"username": "ann", "password": PASSWORD,
+                                               "csrf_token": form_token(elsewhere)})
+    assert refused.status_code == 429 and "Too many failed sign-ins" in refused.get_data(as_text=True)
+
+
 def test_a_new_role_ends_the_users_sessions(secured):
     ann, _ = signed_in(secured)
     boss, csrf = signed_in(secured, "boss")
