@@ -39,6 +39,12 @@ CHECKER_ENV = {"LANG": "C.UTF-8", "PATH": "/usr/bin:/bin", "OMP_NUM_THREADS": "1
                "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
 
 
+def checker_environment() -> dict[str, str]:
+    """The checker's environment: it finds the engine where this process found it (an install, or a source
+    folder on PYTHONPATH); its `-P` keeps its own folder off its import path."""
+    return {**CHECKER_ENV, "PYTHONPATH": str(Path(engine.__file__).resolve().parent.parent)}
+
+
 def check_mode(mode: str) -> str:
     """The INGEST_SANDBOX setting, refused at start when it is not one of MODES."""
     if mode not in MODES:
@@ -145,7 +151,7 @@ class ImageChecker:
             process.wait()
 
     def command(self) -> list[str]:
-        checker = [sys.executable, "-I", "-m", "engine.imagecheck", str(self.limits["max_pixels"]),
+        checker = [sys.executable, "-P", "-s", "-m", "engine.imagecheck", str(self.limits["max_pixels"]),
                    str(self.limits["check_memory_mb"]), str(self.limits["check_cpu_seconds"])]
         state = sandbox_state(self.mode)
         if state == "unavailable":
@@ -172,7 +178,7 @@ class ImageChecker:
     def _start(self) -> subprocess.Popen:
         self.folder.mkdir(parents=True, exist_ok=True)
         process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=self.folder,
-                                   env=CHECKER_ENV)
+                                   env=checker_environment())
         try:
             ready = _read_answer(process.stdout)
         except (EOFError, ValueError):

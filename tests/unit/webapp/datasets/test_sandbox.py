@@ -17,7 +17,7 @@ import pytest
 import engine
 from tests.images import class_files, image_bytes, zip_bytes
 from webapp.datasets import sandbox
-from webapp.datasets.sandbox import CHECKER_ENV, ImageChecker, crash_reason, sandbox_prefix
+from webapp.datasets.sandbox import ImageChecker, checker_environment, crash_reason, sandbox_prefix
 
 needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None,
                                  reason=f"the sandbox cannot start here: {sandbox.bwrap_problem()}")
@@ -36,8 +36,8 @@ def png_claiming(width: int, height: int) -> bytes:
 
 def run_in_sandbox(folder: Path, code: str, *args: str) -> str:
     folder.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run([*sandbox_prefix(folder), sys.executable, "-I", "-c", code, *args], capture_output=True,
-                          text=True, env=CHECKER_ENV, timeout=60)
+    done = subprocess.run([*sandbox_prefix(folder), sys.executable, "-P", "-s", "-c", code, *args],
+                          capture_output=True, text=True, env=checker_environment(), timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -127,7 +127,7 @@ def test_a_check_over_the_cpu_time_limit_ends_with_the_reason(tmp_path):
     """The checker's own limit, in the sandbox where it can start (bubblewrap reports the signal as 128 + it)."""
     prefix = sandbox_prefix(tmp_path) if sandbox.bwrap_problem() is None else []
     code = "from engine.imagecheck import _limit_cpu\n_limit_cpu(1)\nwhile True:\n    pass"
-    done = subprocess.run([*prefix, sys.executable, "-I", "-c", code], env=CHECKER_ENV, timeout=60)
+    done = subprocess.run([*prefix, sys.executable, "-P", "-s", "-c", code], env=checker_environment(), timeout=60)
     limits = {**LIMITS, "check_cpu_seconds": 1}
     assert str(crash_reason(done.returncode, limits)) == "decoding it took more than the CPU-time limit of 1 s"
 
