@@ -76,6 +76,13 @@ def test_a_check_in_the_sandbox_cannot_reach_a_loopback_port(tmp_path):
 
 
 @needs_bwrap
+def test_the_checker_imports_neither_paddle_nor_the_web_app(tmp_path):
+    code = ("import sys\nimport engine.imagecheck\n"
+            "print(sorted({name.split('.')[0] for name in sys.modules} & {'paddle', 'flask', 'webapp'}))")
+    assert run_in_sandbox(tmp_path / "upload", code).strip() == "[]"
+
+
+@needs_bwrap
 def test_a_check_cannot_write_outside_the_upload_folder_nor_read_other_data(tmp_path):
     folder = tmp_path / "data" / "tmp" / "ingest-1-1" / "check"
     (tmp_path / "data" / "keys").mkdir(parents=True)
