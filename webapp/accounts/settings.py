@@ -76,11 +76,11 @@ def _refuse_wider_listener() -> None:
     HOST does not say, such as `gunicorn --bind 0.0.0.0:5000`): nobody is let in as the one local person."""
     config = current_app.config
     if not config["AUTH_REQUIRED"] and not listens_locally(request.environ):
-        raise StudioError("listening_beyond_loopback", "This studio runs without sign-in because HOST is "
-                                                       "%(host)s, but its server listens on %(address)s. Set HOST "
-                                                       "to the address the server listens on (sign-in then turns "
-                                                       "on).", {"host": config["HOST"],
-                                                                "address": request.environ.get("SERVER_NAME")})
+        raise StudioError(
+            "listening_beyond_loopback",
+            "This studio runs without sign-in because HOST is %(host)s, but its server listens on %(address)s. "
+            "Set HOST to the address the server listens on (sign-in then turns on).",
+            {"host": config["HOST"], "address": request.environ.get("SERVER_NAME")})
 
 
 def init_app(app: Flask) -> None:
