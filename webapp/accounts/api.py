@@ -119,6 +119,14 @@ def revoke_token(token_id: int):
     return jsonify({"revoked": token_id})
 
 
+def _not_by_token() -> None:
+    """Accounts are made and their passwords and roles changed from a browser session (or the command
+    line): a leaked token must not leave a way back in that outlives its revocation."""
+    if g.auth_via == "token":
+        raise StudioError("browser_session_required", "This needs a signed-in browser session; an API token "
+                                                      "cannot create accounts or change passwords and roles.")
+
+
 @api.get("/users")
 def list_users():
     users = db.session.scalars(select(User).order_by(User.username)).all()
@@ -127,6 +135,7 @@ def list_users():
 
 @api.post("/users")
 def create_user():
+    _not_by_token()
     payload = _json_object()
     user = services.create_user(payload.get("username"), payload.get("password"), payload.get("role", "member"))
     return jsonify(services.user_json(user)), 201
@@ -134,6 +143,7 @@ def create_user():
 
 @api.patch("/users/<int:user_id>")
 def update_user(user_id: int):
+    _not_by_token()
     payload = _json_object()
     unknown = sorted(set(payload) - {"role", "password"})
     if unknown:

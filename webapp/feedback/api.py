@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, send_file
 
 from engine.errors import StudioError
-from webapp.accounts.guard import actor_name
+from webapp import audit
 from webapp.datasets.services import dataset_json
 from webapp.errors import MAX_ID
 from webapp.feedback import services
@@ -16,7 +16,7 @@ MAX_LIST = 500
 @api.post("/predictions/<raw_id>/feedback")
 def give(raw_id: str):
     row, created = services.give_feedback(raw_id, request.get_json(silent=True),
-                                          current_app.extensions["prediction_hold"], by=actor_name())
+                                          current_app.extensions["prediction_hold"], by=audit.actor())
     return jsonify(services.feedback_json(row)), 201 if created else 200
 
 

@@ -17,6 +17,7 @@ from engine.errors import StudioError
 from engine.imagecheck import check_image
 from engine.images import ImageRejected
 from engine.messages import N_
+from webapp import audit
 from webapp.datasets.archive import Entry
 from webapp.datasets.layout import MAX_CLASS_NAME, broken_class_name_rule
 from webapp.datasets.services import dataset_from_entries
@@ -312,6 +313,7 @@ def purge(payload) -> dict:
     names, freed = [row.image_name for row in rows], sum(row.image_bytes for row in rows)
     for row in rows:
         row.image_name, row.image_bytes = None, 0
+    audit.record("feedback.purge", "feedback", None, {"scope": scope, "images": len(names), "bytes": freed})
     db.session.commit()
     folder = data_dir().feedback
     for name in names:

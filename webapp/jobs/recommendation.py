@@ -186,15 +186,22 @@ def request_probe(payload) -> dict:
             raise StudioError("too_many_probes", "Every training worker has a timing probe waiting already "
                                                  "(%(workers)s); try again when one has answered.",
                               {"workers": workers}, retry_after=_next_lapse(client, now))
+    except redis.RedisError as exc:
+        raise _queue_unavailable(member, exc) from None
+    try:
         current_app.extensions["celery"].send_task(
             MEASURE_TASK, args=[config.backbone, config.image_size, config.batch_size], queue=TRAINING_QUEUE,
             retry_policy={"max_retries": 0}, ignore_result=True, expires=PROBE_SECONDS)
-    except redis.RedisError as exc:
-        _probe_answered(member)
-        log.warning("could not ask a worker to measure %s: %s", member, exc)
-        raise StudioError("queue_unavailable", "The job queue (Redis) cannot be reached, so no worker can be "
-                                               "asked to time this setting now.") from None
+    except Exception as exc:  # kombu raises its own errors, not redis's, when the broker is gone
+        _probe_answered(member)  # the place claimed above is freed: nothing was sent
+        raise _queue_unavailable(member, exc) from None
     return {**combination, "status": "queued"}
+
+
+def _queue_unavailable(member: str, exc: Exception) -> StudioError:
+    log.warning("could not ask a worker to measure %s: %s", member, exc)
+    return StudioError("queue_unavailable", "The job queue (Redis) cannot be reached, so no worker can be "
+                                            "asked to time this setting now.")
 
 
 def _next_lapse(client, now: float) -> int:

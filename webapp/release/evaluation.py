@@ -201,7 +201,8 @@ def run_evaluation(evaluation_id: int, worker: str) -> str:
         _failed(row, exc)
     except Exception as exc:  # anything else still ends the evaluation with words, never a stuck row
         log.exception("evaluation %s failed", evaluation_id)
-        _failed(row, Message(N_("The evaluation failed: %(error)s"), {"error": str(exc)}))
+        _failed(row, Message(N_("The evaluation stopped on an unexpected error (%(kind)s); the details are in "
+                                "the worker's log."), {"kind": type(exc).__name__}))
     finally:
         stop.set()
     row.finished_at = utcnow()

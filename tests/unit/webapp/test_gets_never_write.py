@@ -101,6 +101,20 @@ def test_a_finished_probe_stops_waiting(queue_app, monkeypatch):
     assert client.post("/api/timing-probes", json=BIG).status_code == 202  # the worker's place is free again
 
 
+def test_a_probe_the_broker_refuses_answers_503_and_frees_its_place(queue_app, monkeypatch):
+    from kombu.exceptions import OperationalError
+
+    def refused(*_args, **_kwargs):
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    client = queue_app.test_client()
+    monkeypatch.setattr(queue_app.extensions["celery"], "send_task", refused)
+    answer = client.post("/api/timing-probes", json=BIG)
+    assert answer.status_code == 503 and answer.get_json()["code"] == "queue_unavailable"
+    monkeypatch.undo()
+    assert client.post("/api/timing-probes", json=BIG).status_code == 202  # not "waiting" on a probe never sent
+
+
 def test_a_probe_of_a_setting_no_job_may_use_is_refused(queue_app):
     client = queue_app.test_client()
     for body, field in [

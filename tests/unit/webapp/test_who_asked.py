@@ -158,10 +158,10 @@ def _entries(app) -> list[tuple]:
 def test_deletions_role_and_token_changes_are_audited(studio, client, tmp_path):
     headers, actor = studio.tokens["admin"]
     before = len(_entries(studio))
-    made = client.post("/api/users", headers=headers, json={"username": "bob", "password": PASSWORD,
-                                                            "role": "viewer"}).get_json()
-    assert client.patch(f"/api/users/{made['id']}", headers=headers, json={"role": "member"}).status_code == 200
     with studio.app_context():  # made outside any request, as a command on the server would
+        bob = accounts.create_user("bob", PASSWORD, "viewer")
+        accounts.update_user(bob, role="member")
+        made = {"id": bob.id}
         made_token, _ = accounts.create_token(accounts.find_user("admin-ann"), "nightly")
         token = {"id": made_token.id}
     assert client.delete(f"/api/tokens/{token['id']}", headers=headers).status_code == 200
@@ -176,9 +176,10 @@ def test_deletions_role_and_token_changes_are_audited(studio, client, tmp_path):
                          data={"archive": (io.BytesIO(zip_bytes(class_files({"a": 2, "b": 2}))), "spare.zip")})
     dataset_id = upload.get_json()["id"]
     assert client.delete(f"/api/datasets/{dataset_id}", headers=headers).status_code == 200
+    assert client.post("/api/feedback/purge", headers=headers, json={"scope": "all"}).status_code == 200
     expected = [
-        (actor, "user.create", "user", str(made["id"]), {"username": "bob", "role": "viewer"}),
-        (actor, "user.role", "user", str(made["id"]), {"username": "bob", "from": "viewer", "to": "member"}),
+        ("cli", "user.create", "user", str(made["id"]), {"username": "bob", "role": "viewer"}),
+        ("cli", "user.role", "user", str(made["id"]), {"username": "bob", "from": "viewer", "to": "member"}),
         ("cli", "token.create", "token", str(token["id"]), {"name": "nightly", "owner": "admin-ann"}),
         (actor, "token.revoke", "token", str(token["id"]), {"name": "nightly", "owner": "admin-ann"}),
         (actor, "user.delete", "user", str(made["id"]), {"username": "bob", "role": "member"}),
@@ -186,6 +187,7 @@ def test_deletions_role_and_token_changes_are_audited(studio, client, tmp_path):
         (actor, "model.delete", "model", str(unused), {"job_id": None, "backbone": "resnet18"}),
         (actor, "dataset.delete", "dataset", str(dataset_id), {"name": upload.get_json()["name"],
                                                            "num_images": upload.get_json()["num_images"]}),
+        (actor, "feedback.purge", "feedback", None, {"scope": "all", "images": 0, "bytes": 0}),
     ]
     entries = _entries(studio)[before:]
     assert entries == expected

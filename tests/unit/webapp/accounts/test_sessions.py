@@ -168,6 +168,25 @@ def test_a_token_cannot_mint_tokens_or_change_the_password(secured):
     assert [t["name"] for t in client.get("/api/tokens", headers=token).json["tokens"]] == ["script"]
 
 
+def test_an_admin_token_cannot_make_accounts_or_reset_passwords(secured):
+    """A leaked admin token must not leave a way back in that outlives its revocation: a new admin, or a
+    password or role it chose."""
+    token = bearer(secured, "boss")
+    client = secured.test_client()
+    made = client.post("/api/users", json={"username": "mallory", "password": NEW_PASSWORD, "role": "admin"},
+                       headers=token)
+    assert made.status_code == 403 and made.json["code"] == "browser_session_required"
+    ann = next(u for u in client.get("/api/users", headers=token).json["users"] if u["username"] == "ann")
+    for change in ({"password": NEW_PASSWORD}, {"role": "admin"}):
+        answer = client.patch(f"/api/users/{ann['id']}", json=change, headers=token)
+        assert answer.status_code == 403 and answer.json["code"] == "browser_session_required"
+    assert [u["username"] for u in client.get("/api/users", headers=token).json["users"]] == ["ann", "boss"]
+    signed_in(secured, "ann", PASSWORD)  # her password is still hers
+    browser, csrf = signed_in(secured, "boss")
+    assert browser.post("/api/users", json={"username": "carol", "password": NEW_PASSWORD},
+                        headers=csrf).status_code == 201
+
+
 def test_tokens_expire(secured):
     browser, csrf = signed_in(secured)
     made = browser.post("/api/tokens", json={"name": "camera", "expires_in_days": 30}, headers=csrf)

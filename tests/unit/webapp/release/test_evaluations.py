@@ -114,3 +114,21 @@ def test_an_evaluation_whose_worker_died_fails_with_a_reason(served, with_test_s
     assert body["status"] == "failed" and "worker stopped" in body["error"]
     assert client.get("/api/evaluations/99999").status_code == 404
     assert client.get("/api/evaluations?dataset_id=abc").status_code == 400
+
+
+def test_an_unexpected_evaluation_error_shows_no_path(served, with_test_split, monkeypatch):
+    client, dataset_id = with_test_split
+
+    def broken(*_args, **_kwargs):
+        raise OSError("[Errno 28] No space left on device: '/srv/studio/data/models/1/model.pdiparams'")
+
+    monkeypatch.setattr("engine.evaluation.evaluate_bundle", broken)
+    with served.app_context():
+        row = Evaluation(version=1, dataset_id=dataset_id, dataset_name="d", split="test")
+        db.session.add(row)
+        db.session.commit()
+        assert run_evaluation(row.id, "test-worker") == "failed"
+        evaluation_id = row.id
+    shown = client.get(f"/api/evaluations/{evaluation_id}").get_json()
+    assert shown["status"] == "failed"
+    assert "/srv/studio" not in shown["error"] and "OSError" in shown["error"]
