@@ -28,6 +28,10 @@ counters = sa.table('counters', sa.column('name', sa.String()), sa.column('value
 
 
 def upgrade():
+    # The rebuild commits on its own (foreign keys can only be switched off outside a transaction), so it
+    # comes first: if it fails, nothing of this revision is left behind and the upgrade can run again.
+    if op.get_bind().dialect.name == 'sqlite':
+        _rebuild_with_autoincrement(TABLES)
     op.create_table(
         'counters',
         sa.Column('name', sa.String(length=40), nullable=False),
@@ -35,8 +39,6 @@ def upgrade():
         sa.PrimaryKeyConstraint('name'),
     )
     op.bulk_insert(counters, [{'name': 'model_version', 'value': _newest_version_named()}])
-    if op.get_bind().dialect.name == 'sqlite':
-        _rebuild_with_autoincrement(TABLES)
 
 
 def _newest_version_named() -> int:

@@ -51,6 +51,25 @@ def token_matches(data_dir: DataDir, given: object) -> bool:
                 and secrets.compare_digest(given.strip().encode(), token.encode()))
 
 
+def claim_token(data_dir: DataDir, given: object) -> Path | None:
+    """Take the setup token for one first-run request: when `given` matches, the token file is moved aside
+    (one rename, so of two requests sent at once with the token only one makes an admin) and its new
+    place returned; None when it does not match or another request took it first."""
+    if not token_matches(data_dir, given):
+        return None
+    claimed = _path(data_dir).with_name(f"{TOKEN_FILE}.{secrets.token_hex(8)}")
+    try:
+        os.rename(_path(data_dir), claimed)
+    except FileNotFoundError:
+        return None
+    return claimed
+
+
+def give_back(data_dir: DataDir, claimed: Path) -> None:
+    """The claimed token made no admin (a bad name or password): it works again."""
+    os.rename(claimed, _path(data_dir))
+
+
 def drop_token(data_dir: DataDir) -> None:
     """The first admin exists: the token is spent."""
     _path(data_dir).unlink(missing_ok=True)

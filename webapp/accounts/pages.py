@@ -83,17 +83,21 @@ def setup():
     error, status = None, 200
     username, token = request.form.get("username", ""), request.values.get("token", "")
     if request.method == "POST":
-        if not first_run.token_matches(folders, token):
+        claimed = first_run.claim_token(folders, token)
+        if claimed is None:
             error, status = gettext("The setup token is missing or wrong: open the link the server wrote in its "
                                     "log when it started."), 403
         elif request.form.get("password", "") != request.form.get("confirm", ""):
+            first_run.give_back(folders, claimed)
             error, status = gettext("The two passwords differ."), 400
         else:
             try:
                 user = services.create_user(username, request.form.get("password", ""), "admin")
             except StudioError as exc:
+                first_run.give_back(folders, claimed)
                 error, status = translated(exc), 400
             else:
+                claimed.unlink(missing_ok=True)
                 first_run.drop_token(folders)
                 _signed_in(user)
                 return redirect(url_for("datasets.index"))

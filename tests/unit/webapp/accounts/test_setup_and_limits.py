@@ -86,6 +86,34 @@ def test_setup_needs_the_setup_token_from_every_address(tmp_path, caplog):
         assert [user.username for user in User.query.all()] == ["root"]
 
 
+def test_two_setup_requests_at_once_make_one_admin(tmp_path, caplog, monkeypatch):
+    """Both senders hold the token: the second, arriving while the first is making its admin, is refused."""
+    app = served_app(tmp_path, caplog)
+    token = (tmp_path / "keys" / "setup.token").read_bytes().hex()
+    first, second = app.test_client(), app.test_client()
+    first_form, second_form = setup_form(first, token), setup_form(second, token, username="mallory")
+    make_user, answers = services.create_user, []
+
+    def while_the_first_makes_its_admin(*args):
+        if not answers:
+            answers.append(second.post("/setup", data=second_form))
+        return make_user(*args)
+
+    monkeypatch.setattr(services, "create_user", while_the_first_makes_its_admin)
+    assert first.post("/setup", data=first_form).status_code == 302
+    assert answers[0].status_code == 403 and "setup token" in answers[0].get_data(as_text=True)
+    with app.app_context():
+        assert [user.username for user in User.query.all()] == ["root"]
+
+
+def test_a_setup_refused_for_its_password_keeps_the_token(tmp_path, caplog):
+    app = served_app(tmp_path, caplog)
+    token = (tmp_path / "keys" / "setup.token").read_bytes().hex()
+    client = app.test_client()
+    assert client.post("/setup", data=setup_form(client, token, password="short", confirm="short")).status_code == 400
+    assert client.post("/setup", data=setup_form(client, token)).status_code == 302
+
+
 def test_the_serving_process_makes_a_private_token_and_logs_its_link_once(tmp_path, caplog):
     from webapp.accounts.first_run import prepare_first_run
 
