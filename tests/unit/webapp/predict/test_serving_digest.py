@@ -66,8 +66,9 @@ def test_a_touched_but_unchanged_bundle_is_not_reloaded(served, other):
     predict(other)
     server = other.application.extensions["model_server"]
     loaded = server.loaded(1)
-    meta = Path(served.config["DATA_DIR"], "models", "1", "meta.json")
-    os.utime(meta, ns=(meta.stat().st_atime_ns, meta.stat().st_mtime_ns + 10**9))
+    models = Path(served.config["DATA_DIR"], "models")
+    for path in (models / "1" / "meta.json", models):  # the file touched, and the folder: the list is read again
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 10**9))
     assert predict(other)["class"] == "red"
     assert server.loaded(1) is loaded
 
