@@ -1,13 +1,17 @@
 """Check that bytes are an image the studio accepts and make its thumbnail, and the checker process that does it
-for an upload: `python -I -m engine.imagecheck MAX_PIXELS MEMORY_MB CPU_SECONDS`, which
-webapp.datasets.sandbox starts (inside its sandbox when one can start). It imports Pillow and numpy only:
-no Paddle, and none of the web app.
+for an upload: `python -P -s -m engine.imagecheck MAX_PIXELS MEMORY_MB CPU_SECONDS FILES`, which
+webapp.datasets.sandbox starts (inside its sandbox when one can start) with an environment of its own that
+names where the engine is (PYTHONPATH, which `-I` would ignore): `-P` keeps the current folder off the import
+path and `-s` the user's site-packages. It imports Pillow and numpy only: no Paddle, and none of the web app.
 
 The process answers `{"ready": true}` once its limits are set, before it reads any file. Then it reads files
 from stdin, each a JSON line `{"size": N}` followed by N bytes, and answers each on stdout with a JSON line:
 `{"format", "extension", "width", "height", "thumbnail": M}` followed by the M bytes of the JPEG thumbnail,
 or `{"rejected": {"template", "params"}}`. A file that needs more memory than MEMORY_MB beyond the checker's
-own ends it with MEMORY_EXIT; one that takes more than CPU_SECONDS of CPU time ends it by SIGXCPU.
+own ends it with MEMORY_EXIT; one that takes more than CPU_SECONDS of CPU time ends it by SIGXCPU. It takes
+at most FILES files, then ends (the caller starts another for the rest), and its CPU time in all is bounded
+by a hard limit that it cannot raise itself: CPU_SECONDS for each of its files and one more share for the
+reading between them.
 """
 from __future__ import annotations
 
@@ -56,14 +60,17 @@ def _thumbnail(image: Image.Image) -> bytes:
 
 
 def main(argv: list[str]) -> None:
-    max_pixels, memory_mb, cpu_seconds = (int(value) for value in argv)
+    max_pixels, memory_mb, cpu_seconds, max_files = (int(value) for value in argv)
     answers = os.fdopen(os.dup(1), "wb")
     os.dup2(2, 1)  # a stray print of a library goes to the log, never into the answers
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     _limit_memory(memory_mb)
+    _limit_cpu_in_all(cpu_seconds * (max_files + 1))  # one file's more for the reading between the files
     _answer(answers, {"ready": True})
     files = sys.stdin.buffer
-    while header := files.readline():
+    for _ in range(max_files):
+        if not (header := files.readline()):
+            break
         data = files.read(json.loads(header)["size"])
         _limit_cpu(cpu_seconds)
         try:
@@ -101,12 +108,25 @@ def _limit_memory(memory_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
-def _limit_cpu(cpu_seconds: int) -> None:
-    """Allow the next file `cpu_seconds` of CPU time (SIGXCPU, which ends the process, past that)."""
+def _cpu_used() -> int:
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    limit = math.ceil(usage.ru_utime + usage.ru_stime) + cpu_seconds
-    hard = resource.getrlimit(resource.RLIMIT_CPU)[1]
-    resource.setrlimit(resource.RLIMIT_CPU, (limit if hard == resource.RLIM_INFINITY else min(limit, hard), hard))
+    return math.ceil(usage.ru_utime + usage.ru_stime)
+
+
+def _limit_cpu_in_all(cpu_seconds: int) -> None:
+    """Allow `cpu_seconds` more CPU time in all, as the hard limit (SIGKILL past it): a decoder that took
+    over the process can raise its soft limit up to the hard one, never past it."""
+    limit = _cpu_used() + cpu_seconds
+    resource.setrlimit(resource.RLIMIT_CPU, (limit, limit))
+
+
+def _limit_cpu(cpu_seconds: int) -> None:
+    """Allow the next file `cpu_seconds` of CPU time (SIGXCPU, which ends the process, past that), kept under
+    the hard limit so that a file over its limit ends by SIGXCPU, with its reason."""
+    limit, hard = _cpu_used() + cpu_seconds, resource.getrlimit(resource.RLIMIT_CPU)[1]
+    if hard != resource.RLIM_INFINITY:
+        limit = min(limit, hard - 1)
+    resource.setrlimit(resource.RLIMIT_CPU, (limit, hard))
 
 
 if __name__ == "__main__":

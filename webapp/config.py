@@ -85,10 +85,13 @@ def default_config(data_dir: str | None = None) -> dict:
             # Upload images are decoded in a checker process: in a bubblewrap sandbox (auto: when it can
             # start here; on: always, or uploads fail; off: never), and under these limits per file (memory
             # beyond the checker's own: an 80-megapixel PNG with transparency needs about 1 GB to decode and
-            # thumbnail).
+            # thumbnail), and a wall-clock deadline for each file's answer (a decoder blocked or asleep uses
+            # no CPU time).
             "sandbox": (os.environ.get("INGEST_SANDBOX") or "auto").strip().lower(),
             "check_memory_mb": _int_env("INGEST_SANDBOX_MEMORY_MB", 1536),
             "check_cpu_seconds": _int_env("INGEST_SANDBOX_CPU_SECONDS", 30),
+            "check_wall_seconds": _int_env("INGEST_SANDBOX_WALL_SECONDS",
+                                           3 * _int_env("INGEST_SANDBOX_CPU_SECONDS", 30)),
         },
         # Check uploads in the request instead of on the ingest queue (a one-process install without workers).
         "INGEST_IN_REQUEST": os.environ.get("INGEST_IN_REQUEST", "").strip().lower() in ("1", "on", "true"),

@@ -92,6 +92,7 @@ ERROR_STATUS: dict[str, int] = {
     "model_files_gone": 410,
     # the parts around the app
     "queue_unavailable": 503,
+    "ingest_sandbox_unavailable": 503,  # INGEST_SANDBOX=on, and the sandbox cannot start where uploads are checked
     "rate_limit_unavailable": 503,  # anonymous prediction while Redis, where requests are counted, is down
     "board_unavailable": 502,
     "internal_error": 500,

@@ -15,13 +15,15 @@ from pathlib import Path
 import pytest
 
 import engine
+from engine.errors import StudioError
 from tests.images import class_files, image_bytes, zip_bytes
 from webapp.datasets import sandbox
 from webapp.datasets.sandbox import ImageChecker, checker_environment, crash_reason, sandbox_prefix
 
 needs_bwrap = pytest.mark.skipif(sandbox.bwrap_problem() is not None,
                                  reason=f"the sandbox cannot start here: {sandbox.bwrap_problem()}")
-LIMITS = {"max_pixels": 80_000_000, "sandbox": "auto", "check_memory_mb": 64, "check_cpu_seconds": 30}
+LIMITS = {"max_pixels": 80_000_000, "sandbox": "auto", "check_memory_mb": 64, "check_cpu_seconds": 30,
+          "check_wall_seconds": 90}
 
 
 def png_claiming(width: int, height: int) -> bytes:
@@ -125,8 +127,8 @@ def test_a_required_sandbox_that_cannot_start_checks_nothing(app, client, monkey
     monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "no user namespaces")
     app.config["INGEST_LIMITS"] = {**app.config["INGEST_LIMITS"], "sandbox": "on"}
     assert client.get("/api/health").get_json()["ingest_sandbox"] == "unavailable"
-    with pytest.raises(RuntimeError, match="no user namespaces"), ImageChecker(tmp_path, {**LIMITS, "sandbox": "on"}) \
-            as checker:
+    with pytest.raises(StudioError, match="cannot start because this system does not let it create user namespaces"), \
+            ImageChecker(tmp_path, {**LIMITS, "sandbox": "on"}) as checker:
         checker.check_files([image_bytes()])
 
 
@@ -144,3 +146,119 @@ def test_a_checker_that_ends_names_the_limit_or_the_crash():
     assert str(crash_reason(128 + signal.SIGXCPU, LIMITS)) == str(crash_reason(-signal.SIGXCPU, LIMITS))
     assert str(crash_reason(-signal.SIGSEGV, LIMITS)) == "the image decoder crashed on it (SIGSEGV)"
     assert str(crash_reason(3, LIMITS)) == "the image decoder crashed on it (exit code 3)"
+
+
+# A checker whose decoder misbehaves on a few marked files and decodes the others as the real one does.
+MISBEHAVING_DECODER = """
+import resource, sys, time
+import engine.imagecheck as checker
+from engine.images import ImageRejected
+
+decode = checker.check_image
+
+
+def check_image(data, max_pixels):
+    if data == b"hang":
+        time.sleep(600)
+    if data == b"huge thumbnail":
+        return checker.CheckedImage("PNG", "png", 1, 1, bytes(8 * 2**20))
+    if data == b"long reason":
+        raise ImageRejected("image_corrupt", "x" * 100_000)
+    if data == b"raise the cpu limit":
+        try:
+            resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        except ValueError:
+            raise ImageRejected("image_corrupt", "refused") from None
+        raise ImageRejected("image_corrupt", "raised")
+    return decode(data, max_pixels)
+
+
+checker.check_image = check_image
+checker.main(sys.argv[1:])
+"""
+
+
+@pytest.fixture
+def misbehaving_decoder(monkeypatch) -> list[int]:
+    """Checkers run MISBEHAVING_DECODER instead of the real module; the list collects their process ids."""
+    command, started = ImageChecker.command, []
+
+    def misbehaving(self):
+        argv = command(self)
+        at = argv.index("-m")
+        return [*argv[:at], "-c", MISBEHAVING_DECODER, *argv[at + 2:]]
+
+    start = ImageChecker._start
+
+    def counted(self):
+        process = start(self)
+        started.append(process.pid)
+        return process
+
+    monkeypatch.setattr(ImageChecker, "command", misbehaving)
+    monkeypatch.setattr(ImageChecker, "_start", counted)
+    return started
+
+
+def reasons(outcomes) -> list:
+    return [outcome if isinstance(outcome, str) else outcome.format for outcome in outcomes]
+
+
+def test_a_checker_that_hangs_without_using_cpu_is_stopped_at_the_wall_clock_deadline(tmp_path, misbehaving_decoder):
+    limits = {**LIMITS, "check_wall_seconds": 1}
+    with ImageChecker(tmp_path / "check", limits) as checker:
+        outcomes = checker.check_files([image_bytes(fmt="PNG"), b"hang", image_bytes(fmt="JPEG")])
+    assert reasons(outcomes) == ["PNG", "no answer came from the image decoder within the time limit of 1 s",
+                                 "JPEG"]
+    assert len(misbehaving_decoder) == 2  # the rest of the files went to a new checker
+
+
+def test_answers_of_the_checker_over_the_caps_count_as_a_crash(tmp_path, misbehaving_decoder):
+    with ImageChecker(tmp_path / "check", LIMITS) as checker:
+        outcomes = checker.check_files([b"huge thumbnail", image_bytes(fmt="PNG"), b"long reason",
+                                        image_bytes(fmt="JPEG")])
+    crash = "the image decoder crashed on it (SIGKILL)"
+    assert reasons(outcomes) == [crash, "PNG", crash, "JPEG"]
+    assert len(misbehaving_decoder) == 3
+
+
+def test_a_checker_without_the_sandbox_cannot_raise_its_cpu_limit_and_is_replaced_when_its_budget_is_spent(
+        tmp_path, monkeypatch, misbehaving_decoder):
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "no user namespaces")
+    monkeypatch.setattr(sandbox, "FILES_PER_CHECKER", 2, raising=False)
+    with ImageChecker(tmp_path / "check", LIMITS) as checker:
+        outcomes = checker.check_files([b"raise the cpu limit", image_bytes(fmt="PNG"), image_bytes(fmt="JPEG")])
+    assert reasons(outcomes) == ["refused", "PNG", "JPEG"]
+    assert len(misbehaving_decoder) == 2  # two files each, at most
+
+
+def test_the_checker_docstring_names_the_command_that_runs_it(tmp_path, monkeypatch):
+    from engine import imagecheck
+
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: "no user namespaces")
+    argv = ImageChecker(tmp_path, LIMITS).command()
+    usage = " ".join(["python", *argv[1:argv.index("engine.imagecheck") + 1]])
+    assert f"`{usage} " in " ".join(imagecheck.__doc__.split())
+
+
+@pytest.mark.parametrize("problem, why", [
+    ("bubblewrap (bwrap) is not installed", "bubblewrap (bwrap) is not installed on the ingest worker"),
+    ("bwrap: No permissions to create a new namespace, likely because the kernel does not allow non-privileged "
+     "user namespaces.", "this system does not let it create user namespaces (as in many containers)"),
+    ("[Errno 13] Permission denied: '/srv/studio/bin/bwrap'", "bubblewrap failed to start (the ingest worker's "
+                                                             "log says why)"),
+])
+def test_an_upload_that_needs_the_sandbox_when_it_cannot_start_says_why_in_words(app, client, monkeypatch, problem,
+                                                                                  why):
+    monkeypatch.setattr(sandbox, "bwrap_problem", lambda: problem)
+    app.config["INGEST_LIMITS"] = {**app.config["INGEST_LIMITS"], "sandbox": "on"}
+    files = zip_bytes(class_files({"cat": 2, "dog": 2}))
+    response = client.post("/api/datasets", content_type="multipart/form-data",
+                           data={"archive": (io.BytesIO(files), "pets.zip")})
+    assert response.status_code == 503
+    assert response.get_json()["code"] == "ingest_sandbox_unavailable"
+    assert response.get_json()["error"] == ("The upload was not checked: INGEST_SANDBOX=on requires the upload "
+                                            f"sandbox, and it cannot start because {why}.")
+    chinese = client.post("/api/datasets", content_type="multipart/form-data", headers={"Accept-Language": "zh-CN"},
+                          data={"archive": (io.BytesIO(files), "pets.zip")}).get_json()["error"]
+    assert "INGEST_SANDBOX=on" in chinese and "沙箱" in chinese and "/srv" not in chinese
