@@ -9,11 +9,11 @@ from flask import Blueprint, current_app, jsonify, redirect, url_for
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from webapp.datasets.sandbox import sandbox_state
+from webapp.datasets.sandbox import SANDBOX_STATES, sandbox_state
 from webapp.extensions import db
 from webapp.jobs import events
 from webapp.storage import data_dir
-from webapp.taskqueue import TRAINING_QUEUE
+from webapp.taskqueue import INGEST_QUEUE, TRAINING_QUEUE
 from webapp.workers import announced
 
 bp = Blueprint("health", __name__)
@@ -59,6 +59,15 @@ def _services_down() -> list[dict]:
         return []
 
 
+def _ingest_sandbox(workers: list[dict]) -> str:
+    """How upload images are checked: the weakest state the ingest workers announced (the checks run
+    there, on their machines); this process's own only while no ingest worker has announced one (checks
+    in the request, or no worker up yet)."""
+    states = {worker["sandbox"] for worker in workers if INGEST_QUEUE in worker["queues"] and worker.get("sandbox")}
+    weakest = [state for state in reversed(SANDBOX_STATES) if state in states]
+    return weakest[0] if weakest else sandbox_state(current_app.config["INGEST_LIMITS"]["sandbox"])
+
+
 # What people other than admins see of a service that is down: not its exit code or its last output.
 DOWN_FOR_EVERYONE = ("name", "exited_at", "next_start_at", "exits_in_a_row")
 
@@ -74,7 +83,7 @@ def health_report() -> dict:
             "redis": "ok" if redis_up else "down", "workers": workers, "training_workers": trainers,
             "services_down": down,
             "visualdl": url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None,
-            "ingest_sandbox": sandbox_state(current_app.config["INGEST_LIMITS"]["sandbox"])}
+            "ingest_sandbox": _ingest_sandbox(workers)}
 
 
 @bp.get("/api/health")

@@ -2,7 +2,8 @@
 
 Every worker announces itself in Redis (a hash per worker that expires unless renewed), so health and the
 Workers page list workers on any host without asking each one; what a worker is training comes from the
-database, where the job row names its worker.
+database, where the job row names its worker. An ingest worker also says how it checks upload images
+(`sandbox`: a state of webapp.datasets.sandbox.sandbox_state), since that depends on its own machine.
 """
 from __future__ import annotations
 
@@ -44,16 +45,18 @@ class WorkerBeacon:
     """Renews this worker's entry every `every` seconds; the entry expires three beats after the last one."""
 
     def __init__(self, redis_url: str, name: str, queues: list[str], device: str | None,
-                 every: float = BEACON_SECONDS) -> None:
+                 every: float = BEACON_SECONDS, sandbox: str | None = None) -> None:
         self.client = events.redis_client(redis_url)
         self.name, self.queues, self.device, self.every = name, queues, device, every
+        self.sandbox = sandbox
         self._stop = threading.Event()
 
     def beat(self) -> None:
         key = KEY.format(name=self.name)
         self.client.hset(key, mapping={
             "name": self.name, "host": socket.gethostname(), "device": self.device or "",
-            "queues": ",".join(self.queues), "heartbeat_at": datetime.now(timezone.utc).isoformat(timespec="seconds")})
+            "queues": ",".join(self.queues), "heartbeat_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "sandbox": self.sandbox or ""})
         self.client.expire(key, int(self.every * 3) + 1)
 
     def _beat_logged(self) -> None:
@@ -72,7 +75,8 @@ class WorkerBeacon:
         return self
 
     def beat_soon(self) -> None:
-        """Announce a change (device, queues) now rather than at the next beat, without waiting for Redis."""
+        """Announce a change (device, queues, sandbox) now rather than at the next beat, without waiting for
+        Redis."""
         threading.Thread(target=self._beat_logged, name="worker-beacon-now", daemon=True).start()
 
     def stop(self) -> None:
@@ -84,13 +88,16 @@ class WorkerBeacon:
 
 
 def _entries(client: redis.Redis) -> list[dict]:
-    """Every worker whose entry is current, as announced (queues as a list), by name; Redis only."""
+    """Every worker whose entry is current, as announced (queues as a list, and `sandbox` for a worker that
+    announced one), by name; Redis only."""
     workers = []
     for key in client.scan_iter(PATTERN, count=100):
         entry = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
         if entry.get("name"):
             worker = {field: entry.get(field) or None for field in FIELDS}
             worker["queues"] = worker["queues"].split(",") if worker["queues"] else []
+            if entry.get("sandbox"):
+                worker["sandbox"] = entry["sandbox"]
             workers.append(worker)
     return sorted(workers, key=lambda worker: worker["name"])
 

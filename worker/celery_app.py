@@ -6,9 +6,10 @@ import threading
 from celery.signals import worker_process_init, worker_ready, worker_shutdown
 
 from webapp import create_app
+from webapp.datasets.sandbox import sandbox_state
 from webapp.installation import WrongDataDir, check_data_dir
 from webapp.jobs.reaper import start_reaper
-from webapp.taskqueue import TRAINING_QUEUE, device_kind, training_queue, trains
+from webapp.taskqueue import INGEST_QUEUE, TRAINING_QUEUE, device_kind, training_queue, trains
 from webapp.workers import WorkerBeacon, probe_device
 
 flask_app = create_app()
@@ -42,13 +43,21 @@ def _start_reaper(**_) -> None:
 
 @worker_ready.connect
 def _announce(sender, **_) -> None:
-    """Announce this worker (name, host, queues, and for training workers the device, probed in a child
-    process so this process never loads Paddle before its pool forks)."""
+    """Announce this worker (name, host, queues, for training workers the device, probed in a child
+    process so this process never loads Paddle before its pool forks, and for ingest workers whether the
+    upload sandbox can start on this machine, which is where their checks run)."""
     queues = sorted(queue.name for queue in sender.task_consumer.queues)
     beacon = WorkerBeacon(flask_app.config["REDIS_URL"], sender.hostname, queues, device=None).start()
     _beacon.append(beacon)
     if trains(queues):
         threading.Thread(target=_find_device, args=(sender, beacon), daemon=True).start()
+    if INGEST_QUEUE in queues:
+        threading.Thread(target=_find_sandbox, args=(beacon,), daemon=True).start()
+
+
+def _find_sandbox(beacon: WorkerBeacon) -> None:
+    beacon.sandbox = sandbox_state(flask_app.config["INGEST_LIMITS"]["sandbox"])
+    beacon.beat_soon()
 
 
 def _find_device(consumer, beacon: WorkerBeacon) -> None:
