@@ -61,20 +61,32 @@ def trusted_hosts(host: str, configured: list[str] | None) -> list[str]:
     return names
 
 
+def on_unix_socket(environ: dict) -> bool:
+    """Whether a Unix socket took this request (gunicorn --bind unix:...)."""
+    sock = environ.get("gunicorn.socket")
+    return sock is not None and getattr(sock, "family", None) == getattr(socket, "AF_UNIX", None)
+
+
 def listens_locally(environ: dict) -> bool:
     """Whether the socket that took this request reaches this machine only. Servers name the address they
     listen on in SERVER_NAME (gunicorn and Werkzeug: the listening socket's own address, whatever the Host
-    header says); a Unix socket is local, and gunicorn fills SERVER_NAME from the Host header then."""
-    sock = environ.get("gunicorn.socket")
-    if sock is not None and getattr(sock, "family", None) == getattr(socket, "AF_UNIX", None):
-        return True
+    header says). A Unix socket is not: it is how a reverse proxy reaches a server, so whoever reaches the
+    proxy reaches the studio (and gunicorn fills SERVER_NAME from the Host header then)."""
+    if on_unix_socket(environ):
+        return False
     return is_loopback(str(environ.get("SERVER_NAME", "")))
 
 
 def _refuse_wider_listener() -> None:
     """Sign-in is off because HOST is a loopback address, but the server listens beyond it (a bind that
-    HOST does not say, such as `gunicorn --bind 0.0.0.0:5000`): nobody is let in as the one local person."""
+    HOST does not say, such as `gunicorn --bind 0.0.0.0:5000`, or a Unix socket a proxy forwards to):
+    nobody is let in as the one local person."""
     config = current_app.config
+    if not config["AUTH_REQUIRED"] and on_unix_socket(request.environ):
+        raise StudioError(
+            "listening_beyond_loopback",
+            "This studio runs without sign-in, but its server listens on a Unix socket, which is how a "
+            "reverse proxy reaches it. Turn sign-in on (AUTH=on).")
     if not config["AUTH_REQUIRED"] and not listens_locally(request.environ):
         raise StudioError(
             "listening_beyond_loopback",

@@ -170,6 +170,20 @@ def test_a_server_listening_beyond_loopback_never_opens_without_sign_in(tmp_path
     assert "HOST" in body
 
 
+def test_a_studio_without_sign_in_behind_a_unix_socket_is_refused(tmp_path):
+    """A Unix socket is how a reverse proxy reaches gunicorn: whoever reaches the proxy would be the local
+    person, whatever the Host header the proxy passes on."""
+    import socket
+
+    app = fresh_app(tmp_path, HOST="127.0.0.1")
+    with socket.socket(socket.AF_UNIX) as unix:
+        answer = app.test_client().get("/api/datasets", headers={"Host": "127.0.0.1"},
+                                       environ_base={"gunicorn.socket": unix})
+    assert answer.status_code == 403 and answer.json["code"] == "listening_beyond_loopback"
+    assert "AUTH=on" in answer.json["error"]
+    assert app.test_client().get("/api/datasets").json == {"datasets": []}  # loopback TCP: the local person
+
+
 @pytest.fixture
 def limited(tmp_path, redis_url_empty):
     """Two web processes of one studio (two apps on one database and one Redis), sign-in limited to 2."""
