@@ -129,7 +129,7 @@ def test_no_model_yet_is_409_pointing_to_training(client):
 
 def answers_until(client, version: int | None, seconds: float = 30) -> list[int]:
     """The versions that answered unpinned requests, in order, until `version` answered (or for `seconds`
-    when it is None): a new production version is loaded in the background while the previous one answers."""
+    when it is None): a version this process refuses to load leaves the previous production version answering."""
     seen, deadline = [], time.monotonic() + seconds
     while time.monotonic() < deadline:
         body = predict(client, noisy_image(1, (220, 40, 40))).get_json()
