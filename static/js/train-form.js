@@ -197,7 +197,8 @@ loadSuggestion();
 function payload() {
   const body = { dataset_id: Number(form.dataset.datasetId) };
   body.freeze_backbone = freeze.checked;
-  body.promote_when_done = form.elements.promote_when_done.checked;
+  // Offered only to roles that may change what serves (the policy table decides on the page).
+  if (form.elements.promote_when_done) body.promote_when_done = form.elements.promote_when_done.checked;
   body.export_int8 = form.elements.export_int8.checked;
   if (form.elements.device.value !== "any") body.device = form.elements.device.value;
   for (const name of SUGGESTED) {

@@ -73,6 +73,13 @@ def effective_role() -> str | None:
     return None if current_app.config["AUTH_REQUIRED"] else "admin"
 
 
+def may(endpoint: str, method: str = "GET") -> bool:
+    """Whether the current request's role may call `endpoint` with `method` (the policy table decides;
+    pages use it to leave out what the reader could not do)."""
+    needed = policy.required_role(endpoint, method)
+    return needed is None or policy.role_allows(effective_role(), needed)
+
+
 def actor_name() -> str:
     """Who is acting, as recorded on release changes and feedback: the signed-in user's name, or "local"
     for the one person of a studio without sign-in."""
@@ -212,5 +219,5 @@ def init_app(app: Flask) -> None:
     app.before_request(_before_request)
     app.after_request(_after_request)
     app.context_processor(lambda: {"csrf_token": csrf_token, "current_user": current_user,
-                                   "effective_role": effective_role,
+                                   "effective_role": effective_role, "may": may,
                                    "auth_required": app.config["AUTH_REQUIRED"]})

@@ -13,7 +13,7 @@ from engine.errors import StudioError
 from engine.weights import weights_status
 from webapp import audit
 from webapp.accounts import policy
-from webapp.accounts.guard import effective_role
+from webapp.accounts.guard import effective_role, may
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.jobs import events, recommendation, services
@@ -43,9 +43,9 @@ def create():
 def _may_not_promote() -> dict | None:
     """The caller's role and the role needed when the caller may not have a job promote its version when
     done (which changes what serves, so it needs what PUT /api/release needs); None when they may."""
-    needed = policy.required_role("release_api.change", "PUT")
-    role = effective_role()
-    return None if needed is None or policy.role_allows(role, needed) else {"role": role, "needed": needed}
+    if may("release_api.change", "PUT"):
+        return None
+    return {"role": effective_role(), "needed": policy.required_role("release_api.change", "PUT")}
 
 
 @api.get("/jobs")

@@ -74,6 +74,14 @@ def test_member_cannot_promote_when_done(studio, client):
     assert allowed.status_code == 202
 
 
+def test_the_train_form_offers_promotion_only_to_the_release_role(studio, client):
+    def form(role: str) -> str:
+        return client.get(f"/datasets/{studio.dataset_id}", headers=studio.tokens[role][0]).get_data(as_text=True)
+
+    assert 'name="promote_when_done"' in form("admin")
+    assert 'name="promote_when_done"' not in form("member") and 'name="export_int8"' in form("member")
+
+
 def test_job_records_who_created_it(studio, client):
     headers, actor = studio.tokens["member"]
     job_id = client.post("/api/jobs", headers=headers, json={"dataset_id": studio.dataset_id,
