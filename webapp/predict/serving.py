@@ -329,15 +329,15 @@ class ModelServer:
         by the meta.json digest, so never by hashing weights."""
         with self._lock:
             loaded = list(self._loaded.values())
-        for version in loaded:
-            if _still_on_disk(version, self.models_dir / str(version.version)):
+        for item in loaded:
+            if _still_on_disk(item, self.models_dir / str(item.version)):
                 continue
             with self._lock:
-                if self._loaded.get(version.version) is not version:
+                if self._loaded.get(item.version) is not item:
                     continue
-                self._loaded.pop(version.version)
-            version.threads.close()
-            log.info("model version %d changed on disk: it is loaded again when next asked for", version.version)
+                self._loaded.pop(item.version)
+            item.threads.close()
+            log.info("model version %d changed on disk: it is loaded again when next asked for", item.version)
 
     def loaded(self, version: int) -> LoadedVersion | None:
         return self._loaded.get(version)
