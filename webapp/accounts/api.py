@@ -8,8 +8,8 @@ from sqlalchemy import select
 from engine.errors import StudioError
 from webapp import audit
 from webapp.accounts import services
-from webapp.accounts.guard import effective_role, user_limit_key
-from webapp.accounts.limits import Attempt, LimitUnavailable
+from webapp.accounts.guard import effective_role, take_password_try, user_limit_key
+from webapp.accounts.limits import Attempt
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.models import ApiToken, User
@@ -49,15 +49,7 @@ def _from_browser(user: User) -> User:
 def _count_password_try(user: User) -> Attempt:
     """A current password given to change it counts as a sign-in of the user (the same limit), so a
     browser left signed in cannot be used to guess it; a right one is handed back."""
-    try:
-        attempt = current_app.extensions["sign_in_limit"].take(user_limit_key(user.username))
-    except LimitUnavailable:
-        raise StudioError("rate_limit_unavailable", "Password changes are paused: the studio cannot count "
-                                                    "wrong passwords because its Redis does not answer.") from None
-    if attempt.wait:
-        raise StudioError("too_many_requests", "Too many wrong passwords; try again in %(minutes)s min.",
-                          {"minutes": int(attempt.wait) // 60 + 1}, retry_after=int(attempt.wait) + 1)
-    return attempt
+    return take_password_try(user_limit_key(user.username))
 
 
 @api.get("/me")

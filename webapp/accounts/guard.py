@@ -92,6 +92,23 @@ def user_limit_key(username: str) -> str:
     return f"user:{username.strip().lower()[:64]}"
 
 
+def take_password_try(*keys: str) -> limits.Attempt:
+    """Count a password about to be checked as a failed sign-in under each key (the caller's address, the
+    user name), in one atomic step before the check, so parallel guesses cannot pass the limit; a right
+    password is handed back with the limit's give_back. Refused while the limit is reached, and while
+    Redis, where every web process counts, does not answer: uncounted, guesses would be unlimited."""
+    try:
+        attempt = current_app.extensions["sign_in_limit"].take(*keys)
+    except limits.LimitUnavailable:
+        raise StudioError("rate_limit_unavailable", "Sign-in is paused: the studio cannot count failed sign-ins "
+                                                    "because its Redis does not answer. Try again in a minute; "
+                                                    "if it lasts, tell the studio's operator.") from None
+    if attempt.wait:
+        raise StudioError("too_many_requests", "Too many failed sign-ins; try again in %(minutes)s min.",
+                          {"minutes": int(attempt.wait) // 60 + 1}, retry_after=int(attempt.wait) + 1)
+    return attempt
+
+
 def _identify() -> None:
     """Set `g.auth_via` ('token', 'session' or None) and `g.caller_key` for this request."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")

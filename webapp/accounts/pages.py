@@ -7,9 +7,8 @@ from flask_login import current_user, login_user, logout_user
 
 from engine.errors import StudioError
 from webapp.accounts import first_run, services
-from webapp.accounts.guard import csrf_token, user_limit_key
-from webapp.accounts.limits import LimitUnavailable
-from webapp.errors import translated
+from webapp.accounts.guard import csrf_token, take_password_try, user_limit_key
+from webapp.errors import ERROR_STATUS, translated
 from webapp.storage import data_dir
 
 pages = Blueprint("accounts", __name__)
@@ -38,24 +37,15 @@ def sign_in():
     error, status = None, 200
     username = request.form.get("username", "")
     if request.method == "POST":
-        limit = current_app.extensions["sign_in_limit"]
         keys = (f"addr:{request.remote_addr}", user_limit_key(username))
-        try:  # counted as a failure before the password is checked, so parallel guesses cannot pass the limit
-            attempt = limit.take(*keys)
-        except LimitUnavailable:
-            attempt = None
-        if attempt is None:  # uncounted, guesses would be unlimited
-            error = gettext("Sign-in is paused: the studio cannot count failed sign-ins because its Redis does "
-                            "not answer. Try again in a minute; if it lasts, tell the studio's operator.")
-            status = 503
-        elif attempt.wait:
-            error = gettext("Too many failed sign-ins; try again in %(minutes)s min.",
-                            minutes=int(attempt.wait) // 60 + 1)
-            status = 429
+        try:
+            attempt = take_password_try(*keys)
+        except StudioError as exc:
+            error, status = translated(exc), ERROR_STATUS[exc.code]
         else:
             user = services.authenticate(username, request.form.get("password", ""))
             if user is not None:
-                limit.give_back(attempt, clear=keys[1:])  # a right password is no failure
+                current_app.extensions["sign_in_limit"].give_back(attempt, clear=keys[1:])  # no failure
                 _signed_in(user)
                 return redirect(_safe_next(request.args.get("next")))
             error, status = gettext("The user name or password is wrong."), 401

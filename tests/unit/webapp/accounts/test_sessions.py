@@ -138,7 +138,7 @@ def test_wrong_current_passwords_count_as_failed_sign_ins(secured, tmp_path, red
         assert laptop.post("/api/me/password", json=body, headers=csrf).json["field"] == "current_password"
     blocked = laptop.post("/api/me/password", json={**body, "current_password": PASSWORD}, headers=csrf)
     assert blocked.status_code == 429 and blocked.json["code"] == "too_many_requests"
-    assert "Too many wrong passwords" in blocked.json["error"]
+    assert "Too many failed sign-ins" in blocked.json["error"]
     elsewhere = app.test_client()  # the same count holds sign-in back
     refused = elsewhere.post("/sign-in", data={"username": "ann", "password": PASSWORD,
                                                "csrf_token": form_token(elsewhere)})
