@@ -1,4 +1,5 @@
-// Header badge: green when the database, Redis and a worker answer; red with the reason otherwise.
+// Header badge: green when the database, Redis and a worker answer and no service is down; red with the
+// reason otherwise.
 import { formatNumber, t } from "./i18n.js";
 
 const badge = document.getElementById("health-badge");  // absent for people who are not signed in
@@ -8,6 +9,8 @@ function describe(report) {
   if (report.database !== "ok") problems.push(t("database down"));
   if (report.redis !== "ok") problems.push(t("Redis down"));
   else if (!report.training_workers) problems.push(t("no training worker"));
+  // Services the launcher starts again after they ended (admins read why in the report itself).
+  for (const service of report.services_down || []) problems.push(t("%(name)s down", { name: service.name }));
   return problems;
 }
 
