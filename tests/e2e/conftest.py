@@ -5,11 +5,16 @@ import base64
 import shutil
 
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--disable-dev-shm-usage"]
+# Deadlines for a loaded two-core machine, where the stack's worker trains beside the browser: a check
+# waits for what must happen and returns as soon as it has; only a page that never gets there waits this long.
+EXPECT_SECONDS = 30
+ACTION_SECONDS = 60
+expect.set_options(timeout=EXPECT_SECONDS * 1000)
 
 
 @pytest.fixture(scope="session")
@@ -24,6 +29,7 @@ def browser():
 @pytest.fixture
 def page(browser):
     context = browser.new_context(viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(ACTION_SECONDS * 1000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

@@ -7,6 +7,7 @@ import os
 import signal
 import time
 import urllib.request
+from contextlib import contextmanager
 
 import pytest
 
@@ -19,6 +20,7 @@ from webapp.taskqueue import TRAIN_TASK
 
 pytestmark = pytest.mark.integration
 COLOURS = {"红色": (220, 40, 40), "绿色": (40, 200, 60), "蓝色": (40, 60, 220)}
+EPOCHS_TO_KILL = 60  # a job killed mid-way: it must still be running when the kill comes
 FAST = {"backbone": "mobilenet_v3_small", "pretrained": False, "epochs": 3, "batch_size": 8,
         "image_size": 32, "learning_rate": 0.003, "warmup_epochs": 0}
 
@@ -50,6 +52,25 @@ def wait_for(client, job_id: int, condition, timeout: float = 180) -> dict:
 
 def finished(job) -> bool:
     return job["finished"]
+
+
+@contextmanager
+def worker_held(client, dataset_id: int):
+    """The stack's one training worker kept busy by a long job, so that a job started meanwhile waits in the
+    queue and whoever watches it (an event stream, a page) is watching before its first event; yields the
+    function that cancels the long job and lets the queue move (called again on leaving, if need be)."""
+    holder = start(client, dataset_id, epochs=500)
+    wait_for(client, holder, lambda job: job["status"] == "running" and job["step"] > 0)
+
+    def release() -> None:
+        if not client.get(f"/api/jobs/{holder}").get_json()["finished"]:
+            client.post(f"/api/jobs/{holder}/cancel")
+
+    try:
+        yield release
+    finally:
+        release()
+        wait_for(client, holder, finished)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +112,7 @@ def test_estimates_come_from_the_workers_own_measurements(stack, stack_client, c
     missing = first["missing_measurements"][0]
     assert missing == {"backbone": "resnet18", "image_size": 40, "batch_size": 4}
     assert stack_client.post("/api/timing-probes", json=missing).get_json()["status"] == "queued"
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         answer = stack_client.get(f"/api/datasets/{colours}/recommendation?{probe_query}").get_json()
         if answer["estimate_exact"]:
@@ -171,15 +192,18 @@ def test_second_delivery_of_a_finished_job_is_skipped(stack, stack_app, stack_cl
     job_id = start(stack_client, colours, epochs=1)
     job = wait_for(stack_client, job_id, finished)
     result = stack_app.extensions["celery"].send_task(TRAIN_TASK, args=[job_id], ignore_result=False)
-    assert result.get(timeout=60) == "skipped"
+    assert result.get(timeout=300) == "skipped"
     again = stack_client.get(f"/api/jobs/{job_id}").get_json()
     assert again["epochs"] == job["epochs"] and again["model_version"] == job["model_version"]
 
 
 def test_live_events_stream_progress_epochs_and_the_end(stack, live_server, stack_client, colours):
-    job_id = start(stack_client, colours)
     seen = []
-    with urllib.request.urlopen(f"{live_server}/api/jobs/{job_id}/events", timeout=120) as stream:
+    with worker_held(stack_client, colours) as release:
+        job_id = start(stack_client, colours)  # it waits: the stream below opens before it starts
+        stream = urllib.request.urlopen(f"{live_server}/api/jobs/{job_id}/events", timeout=300)
+        release()
+    with stream:
         event = None
         for raw in stream:
             line = raw.decode().rstrip("\n")
@@ -189,6 +213,7 @@ def test_live_events_stream_progress_epochs_and_the_end(stack, live_server, stac
                 seen.append((event, json.loads(line[6:])))
     kinds = [kind for kind, _ in seen]
     assert kinds[0] == "snapshot" and seen[0][1]["id"] == job_id
+    assert seen[0][1]["status"] == "queued" and seen[0][1]["epochs"] == []
     assert "progress" in kinds and kinds.count("epoch") == 3
     assert seen[-1] == ("status", {"type": "status", "status": "succeeded", "finished": True, "error": None})
     steps = [data for kind, data in seen if kind == "progress" and data.get("phase") == "training"]
@@ -204,7 +229,7 @@ def test_cancel_running_and_queued_jobs(stack_client, colours):
     assert stack_client.post(f"/api/jobs/{queued}/cancel").get_json()["status"] == "cancelled"
     response = stack_client.post(f"/api/jobs/{running}/cancel")
     assert response.get_json() == {"id": running, "status": "running", "cancel_requested": True}
-    job = wait_for(stack_client, running, finished, timeout=60)
+    job = wait_for(stack_client, running, finished)
     assert job["status"] == "cancelled" and "Cancelled on request" in job["error"]
     assert job["model_version"] is None
     assert stack_client.post(f"/api/jobs/{running}/cancel").status_code == 409
@@ -212,12 +237,11 @@ def test_cancel_running_and_queued_jobs(stack_client, colours):
 
 
 def test_missing_pretrained_weights_fail_fast_with_instructions(stack_client, colours):
-    started = time.monotonic()
     job_id = start(stack_client, colours, pretrained=True, backbone="pp_lcnet_x1_0")
-    job = wait_for(stack_client, job_id, finished, timeout=60)
+    job = wait_for(stack_client, job_id, finished)
     assert job["status"] == "failed"
     assert "PPLCNet_x1_0_pretrained.pdparams" in job["error"] and "weights" in job["error"]
-    assert time.monotonic() - started < 30
+    assert job["epochs"] == [] and job["step"] == 0  # refused before any training, not after
 
 
 def test_broken_image_on_disk_fails_with_a_readable_error(stack, stack_client):
@@ -235,12 +259,14 @@ def test_the_job_of_a_killed_worker_resumes_from_its_checkpoint_on_the_next_work
     with running_stack(tmp_path, **settings) as own:
         app = create_app(own["config"])
         client = app.test_client()
-        job_id = start(client, upload_colours(client, per_class=6), epochs=24)
+        # enough epochs that the job is still running when the worker is killed, however slow this test's
+        # own process is between seeing the second epoch and the kill
+        job_id = start(client, upload_colours(client, per_class=6), epochs=EPOCHS_TO_KILL)
         wait_for(client, job_id, lambda job: len(job["epochs"]) >= 2 and job["checkpoint_bytes"] > 0)
         os.killpg(own["worker"].process.pid, signal.SIGKILL)  # as the kernel's OOM killer or a reboot would
         stop = start_reaper(app)
         try:
-            requeued = wait_for(client, job_id, lambda job: job["status"] == "queued", timeout=40)
+            requeued = wait_for(client, job_id, lambda job: job["status"] == "queued")
             assert requeued["retries"] == 1 and requeued["error"] is None
             own["worker"].start()  # the launcher starts a dead worker again
             job = wait_for(client, job_id, finished, timeout=300)
@@ -248,7 +274,7 @@ def test_the_job_of_a_killed_worker_resumes_from_its_checkpoint_on_the_next_work
             stop.set()
         assert job["status"] == "succeeded", job["error"]
         assert (job["attempt"], job["retries"]) == (2, 1) and job["resumed_from_epoch"] >= 1
-        assert [epoch["epoch"] for epoch in job["epochs"]] == list(range(1, 25))  # continued, never repeated
+        assert [epoch["epoch"] for epoch in job["epochs"]] == list(range(1, EPOCHS_TO_KILL + 1))  # never repeated
         assert job["model_version"] is not None
         folder = tmp_path / "checkpoints" / f"job-{job_id}"
         assert sorted(p.name for p in folder.iterdir()) == ["best.json", "best.pdparams"]
@@ -266,7 +292,7 @@ def test_a_job_whose_worker_dies_on_every_attempt_fails_with_the_reason(tmp_path
         os.killpg(own["worker"].process.pid, signal.SIGKILL)
         stop = start_reaper(app)
         try:
-            job = wait_for(client, job_id, finished, timeout=40)
+            job = wait_for(client, job_id, finished)
         finally:
             stop.set()
         assert job["status"] == "failed" and "stopped responding" in job["error"] and "after 1 attempt." in job["error"]
