@@ -7,12 +7,11 @@ import socket
 import uuid
 
 import pytest
-import redis
 from playwright.sync_api import expect
 
 from webapp.extensions import db
 from webapp.models import Job, utcnow
-from webapp.workers import KEY, WorkerBeacon
+from webapp.workers import WorkerBeacon
 
 pytestmark = pytest.mark.e2e
 PROBE_SECONDS = 90  # a training worker probes its device in a child process as it starts
@@ -46,7 +45,10 @@ def test_the_page_lists_the_stack_and_follows_a_worker_that_comes_works_and_goes
 
     name = f"gpu-{uuid.uuid4().hex[:6]}@gpu-box"
     url = stack["config"]["REDIS_URL"]
-    WorkerBeacon(url, name, ["training", "training.gpu"], "gpu:0").beat()
+    # one beat lasts 31 s, which a slow run of all the checks below can outlast: it beats again before each
+    # part, as a live worker beats on (by hand, so no beat of a thread can land after it signs off)
+    beacon = WorkerBeacon(url, name, ["training", "training.gpu"], "gpu:0")
+    beacon.beat()
     job_id = None
     try:
         expect(cells(page, name).nth(2)).to_have_text("gpu:0")
@@ -54,6 +56,7 @@ def test_the_page_lists_the_stack_and_follows_a_worker_that_comes_works_and_goes
         expect(cells(page, name).nth(4)).to_have_text("idle")
         expect(page.locator("#workers-summary")).to_contain_text("2 training workers")
 
+        beacon.beat()
         with stack_app.app_context():  # the fake worker takes a job (the reaper leaves it alone: it beats)
             job = Job(dataset_name="flowers", status="running", worker=name, config={"epochs": 1},
                       heartbeat_at=utcnow())
@@ -65,11 +68,11 @@ def test_the_page_lists_the_stack_and_follows_a_worker_that_comes_works_and_goes
         expect(link).to_have_attribute("href", f"/jobs/{job_id}")
         expect(page.locator(f'#workers-table tr[data-worker="{name}"]')).to_have_class("busy")
 
-        redis.Redis.from_url(url).delete(KEY.format(name=name))
+        beacon.stop()  # it signs off
         expect(page.locator(f'#workers-table tr[data-worker="{name}"]')).to_have_count(0)
         expect(page.locator("#workers-summary")).to_contain_text("1 training worker ·")
     finally:
-        redis.Redis.from_url(url).delete(KEY.format(name=name))
+        beacon.stop()
         if job_id is not None:
             with stack_app.app_context():
                 db.session.delete(db.session.get(Job, job_id))
