@@ -130,4 +130,7 @@ def default_config(data_dir: str | None = None) -> dict:
         "JOB_STALE_SECONDS": float(os.environ.get("JOB_STALE_SECONDS") or 90),
         "JOB_MAX_ATTEMPTS": max(1, _int_env("JOB_MAX_ATTEMPTS", 3)),
         "REAPER_INTERVAL_SECONDS": float(os.environ.get("REAPER_INTERVAL_SECONDS") or 30),
+        # How often sending a task to Redis is tried again (0.5 s, then 1 s apart) before the request
+        # answers 503 queue_unavailable.
+        "QUEUE_PUBLISH_RETRIES": max(0, _int_env("QUEUE_PUBLISH_RETRIES", 2)),
     }

@@ -102,6 +102,10 @@ def init_app(app: Flask) -> Celery:
         worker_hijack_root_logger=False,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=2,
+        # One publish policy for every task the web app sends: a broker that does not answer is a 503 in
+        # about a second and a half, not a request that hangs.
+        task_publish_retry_policy={"max_retries": app.config["QUEUE_PUBLISH_RETRIES"], "interval_start": 0,
+                                   "interval_step": 0.5, "interval_max": 1},
         broker_transport_options={"visibility_timeout": 12 * 3600},
         imports=("worker.tasks",),
     )

@@ -99,7 +99,9 @@ def _ingest_now(dataset: Dataset) -> Dataset:
 
 def enqueue_ingest(dataset: Dataset) -> None:
     try:
-        current_app.extensions["celery"].send_task(INGEST_TASK, args=[dataset.id], queue=INGEST_QUEUE)
+        # No result is read back: asking for one would wait on the result store too (20 s while Redis is down).
+        current_app.extensions["celery"].send_task(INGEST_TASK, args=[dataset.id], queue=INGEST_QUEUE,
+                                                   ignore_result=True)
     except Exception as exc:
         log.warning("could not queue the ingest of dataset %s: %s", dataset.id, exc)
         _fail(dataset, Message(N_("The task queue (Redis) was not reachable, so the upload was not checked; upload "

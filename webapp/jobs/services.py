@@ -23,7 +23,6 @@ from webapp.taskqueue import ANY_DEVICE, DEVICE_KINDS, TRAIN_TASK, TRAINING_QUEU
 
 log = logging.getLogger(__name__)
 # Fail within a couple of seconds when Redis is down, rather than keep the person waiting.
-PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
 JOB_FIELDS = ("dataset_id", "promote_when_done", "device")  # the rest of a job request are training options
@@ -150,8 +149,7 @@ def enqueue(job: Job) -> None:
     """Send the job's task to its queue; a broker that cannot be reached fails the job with the reason."""
     celery = current_app.extensions["celery"]
     try:
-        result = celery.send_task(TRAIN_TASK, args=[job.id], queue=job.queue,
-                                  retry_policy=PUBLISH_RETRY, ignore_result=True)
+        result = celery.send_task(TRAIN_TASK, args=[job.id], queue=job.queue, ignore_result=True)
     except Exception as exc:  # broker unreachable: say so on the job, never leave it queued forever
         log.exception("could not enqueue job %s", job.id)
         transition(job, JobStatus.FAILED, error=Message(N_("The job queue (Redis) could not be reached: %(error)s"),

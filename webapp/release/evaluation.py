@@ -84,10 +84,8 @@ def create_evaluation(payload) -> Evaluation:
 
 def send_evaluation(evaluation_id: int) -> None:
     """Put the evaluation's task on the training queue (it runs where training runs)."""
-    from webapp.jobs.services import PUBLISH_RETRY
-
     current_app.extensions["celery"].send_task(EVALUATE_TASK, args=[evaluation_id], queue=TRAINING_QUEUE,
-                                               retry_policy=PUBLISH_RETRY, ignore_result=True)
+                                               ignore_result=True)
 
 
 def _failed(row: Evaluation, reason) -> None:

@@ -15,7 +15,7 @@ def accept_upload(app, client, data: bytes) -> int:
     """POST an archive as a studio with an ingest worker answers it: 202, its check queued, not yet run."""
     app.config["INGEST_IN_REQUEST"] = False
     queued = []
-    app.extensions["celery"].send_task = lambda name, args, queue: queued.append(args[0])
+    app.extensions["celery"].send_task = lambda name, args, **options: queued.append(args[0])
     response = client.post("/api/datasets", content_type="multipart/form-data",
                            data={"archive": (io.BytesIO(data), "flowers.zip"), "name": "flowers"})
     assert response.status_code == 202 and response.get_json()["status"] == "processing"
