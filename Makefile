@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PADDLE ?= cpu
 PADDLE_GPU_INDEX ?= https://www.paddlepaddle.org.cn/packages/stable/cu126/
 
-.PHONY: run test install browser compose-check postgres-server sandbox clean
+.PHONY: run test test-fast install browser compose-check postgres-server sandbox clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ sandbox:
 
 test: install browser compose-check postgres-server sandbox
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The fast tier while developing: every test not marked slow (no model training, worker, browser or
+# PostgreSQL). `make test` stays the whole suite, which CI runs.
+test-fast: install sandbox
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

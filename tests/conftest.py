@@ -2,6 +2,9 @@
 trained bundle per session, and a running stack (Redis + a real worker) for integration tests."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import pytest
 import redis
 
@@ -11,17 +14,47 @@ from launcher import free_port, redis_process, redis_url, wait_for_redis
 from tests.factories import CLASSES, register_bundle
 from tests.images import make_samples
 from tests.postgres import new_database, running_postgres
-from tests.stack import app_config, running_stack, serving
+from tests.stack import DATABASE_FILE, app_config, running_stack, serving
 from webapp import create_app
 from webapp.database import upgrade_schema
+from webapp.extensions import db
 from webapp.storage import DataDir
 
 
-@pytest.fixture
-def app(tmp_path):
-    app = create_app(app_config(tmp_path))
+# What makes a test slow: a trained model, a running worker, a browser or a PostgreSQL server.
+SLOW_FIXTURES = frozenset({"trained", "served", "stack", "stack_app", "stack_client", "live_server",
+                           "postgres_server"})
+SLOW_FOLDERS = frozenset({"integration", "e2e"})
+
+
+def pytest_collection_modifyitems(items) -> None:
+    """Mark `slow` every test that needs what SLOW_FIXTURES name, runs on PostgreSQL or lives under
+    tests/integration or tests/e2e; `make test-fast` leaves them out (modules that train models mark
+    themselves)."""
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if (SLOW_FIXTURES & set(item.fixturenames) or "postgresql" in params.values()
+                or SLOW_FOLDERS & set(item.path.parts)):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory) -> Path:
+    """A SQLite database with every migration applied, made once: each unit test's app starts from a copy
+    (tests/unit/webapp/test_schema.py proves the models and the migrations give the same schema, and the
+    migration tests replay them)."""
+    folder = tmp_path_factory.mktemp("migrated")
+    app = create_app(app_config(folder))
     upgrade_schema(app)
-    yield app
+    with app.app_context():
+        db.engine.dispose()  # the last connection closes: the write-ahead log is folded into the file
+    return folder / DATABASE_FILE
+
+
+@pytest.fixture
+def app(tmp_path, migrated_sqlite):
+    shutil.copyfile(migrated_sqlite, tmp_path / DATABASE_FILE)
+    yield create_app(app_config(tmp_path))
 
 
 @pytest.fixture(scope="session")

@@ -16,14 +16,19 @@ from webapp.storage import DataDir
 from webapp.taskqueue import INGEST_WORKER_PREFIX
 
 
+DATABASE_FILE = "studio.sqlite3"  # each test's SQLite database, in its data folder
+
+
 def app_config(data_dir, **overrides) -> dict:
     config = {
         "TESTING": True,
         "DATA_DIR": str(data_dir),
-        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{data_dir / 'studio.sqlite3'}",
+        "SQLALCHEMY_DATABASE_URI": f"sqlite:///{data_dir / DATABASE_FILE}",
         "REDIS_URL": "redis://127.0.0.1:1/0",
         # Unit tests have no worker: uploads are checked in the request; the stack's tests use the ingest worker.
         "INGEST_IN_REQUEST": True,
+        # Their Redis address refuses at once: sending a task is not tried again.
+        "QUEUE_PUBLISH_RETRIES": 0,
     }
     config.update(overrides)
     return config
@@ -65,7 +70,8 @@ def running_stack(data_dir, training_workers: int = 1, **settings):
     workers = []
     try:
         wait_for_redis(url)
-        config = app_config(data_dir, REDIS_URL=url, **{"INGEST_IN_REQUEST": False, **settings})
+        config = app_config(data_dir, REDIS_URL=url, **{"INGEST_IN_REQUEST": False, "QUEUE_PUBLISH_RETRIES": 2,
+                                                        **settings})
         app = create_app(config)
         upgrade_schema(app)
         weights = data_dir / "weights"

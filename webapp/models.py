@@ -4,7 +4,7 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
@@ -312,7 +312,7 @@ class StepTiming(db.Model):
     backbone: Mapped[str] = mapped_column(String(40))
     image_size: Mapped[int]
     batch_size: Mapped[int]
-    seconds_per_image: Mapped[float]
+    seconds_per_image: Mapped[float] = mapped_column(Float)  # as migration 0007 made it
     source: Mapped[str] = mapped_column(String(10))  # "job": from a job's epochs; "probe": a few timed steps
     measured_at: Mapped[datetime] = mapped_column(default=utcnow)
 

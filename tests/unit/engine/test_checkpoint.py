@@ -12,6 +12,8 @@ from engine.trainer import Callbacks, Trainer, TrainData, TrainingCancelled
 from tests.factories import CLASSES
 from tests.images import make_samples
 
+pytestmark = pytest.mark.slow  # trains models
+
 KEY = b"k" * 32
 CONFIG = TrainConfig(backbone="mobilenet_v3_small", pretrained=False, epochs=4, batch_size=8, image_size=32,
                      learning_rate=3e-3, warmup_epochs=1, optimizer="adam", label_smoothing=0.1)

@@ -12,6 +12,8 @@ from engine.trainer import Trainer, TrainData
 from tests.factories import CLASSES
 from tests.images import make_samples
 
+pytestmark = pytest.mark.slow  # trains models
+
 
 def test_the_loss_is_zero_when_the_student_agrees_and_grows_with_disagreement():
     logits = paddle.to_tensor(np.array([[2.0, 0.5, -1.0], [0.1, 0.2, 3.0]], dtype=np.float32))

@@ -11,6 +11,8 @@ from engine.config import TrainConfig
 from engine.trainer import Callbacks, Trainer, TrainingCancelled
 from engine.weights import PretrainedWeightsMissing
 
+pytestmark = pytest.mark.slow  # trains models
+
 FAST = dict(backbone="mobilenet_v3_small", pretrained=False, image_size=32, batch_size=8,
             learning_rate=3e-3, warmup_epochs=0, label_smoothing=0.0, optimizer="adam")
 
