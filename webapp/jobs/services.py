@@ -150,10 +150,10 @@ def enqueue(job: Job) -> None:
     celery = current_app.extensions["celery"]
     try:
         result = celery.send_task(TRAIN_TASK, args=[job.id], queue=job.queue, ignore_result=True)
-    except Exception as exc:  # broker unreachable: say so on the job, never leave it queued forever
+    except Exception:  # broker unreachable: say so on the job, never leave it queued forever
         log.exception("could not enqueue job %s", job.id)
-        transition(job, JobStatus.FAILED, error=Message(N_("The job queue (Redis) could not be reached: %(error)s"),
-                                                        {"error": str(exc)}))
+        transition(job, JobStatus.FAILED, error=Message(N_("The job queue (Redis) could not be reached, so this "
+                                                           "was never started; the server's log says why.")))
         raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the job was not "
                                                "started.", id=job.id) from None
     job.task_id = result.id

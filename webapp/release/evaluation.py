@@ -73,8 +73,10 @@ def create_evaluation(payload) -> Evaluation:
     db.session.commit()
     try:
         send_evaluation(row.id)
-    except Exception as exc:
-        _failed(row, Message(N_("The job queue (Redis) could not be reached: %(error)s"), {"error": str(exc)}))
+    except Exception:
+        log.exception("could not queue evaluation %s", row.id)
+        _failed(row, Message(N_("The job queue (Redis) could not be reached, so this was never started; the "
+                                "server's log says why.")))
         row.finished_at = utcnow()
         db.session.commit()
         raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the evaluation was not "
