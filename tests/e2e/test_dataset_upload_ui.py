@@ -25,13 +25,13 @@ def test_upload_a_folder_and_see_the_classes(page, live_server, tmp_path):
     (folder / "玫瑰" / "broken.jpg").write_bytes(b"not really a jpeg")
 
     page.goto(f"{live_server}/datasets")
-    expect(page.locator("#health-badge")).to_have_text(re.compile(r"^ready"), timeout=15000)
+    expect(page.locator("#health-badge")).to_have_text(re.compile(r"^ready"))
     page.set_input_files("#folder-input", str(folder))
     expect(page.locator("#selection")).to_contain_text("11 files")
     page.fill("#dataset-name", "春天的花")
     page.click("#upload-button")
 
-    page.wait_for_url(re.compile(r"/datasets/\d+$"), timeout=30000)
+    page.wait_for_url(re.compile(r"/datasets/\d+$"))
     expect(page.locator("#dataset-title")).to_have_text("春天的花")
     rose = page.locator('#class-table tr[data-class="玫瑰"]')
     expect(rose.locator(".train")).to_have_text("5")
@@ -79,7 +79,7 @@ def test_drop_a_zip_with_train_and_val_folders(page, live_server):
     drop_file(page, "#dropzone", zip_bytes(files), "水果.zip", "application/zip")
     expect(page.locator("#selection")).to_contain_text("水果.zip")
     page.click("#upload-button")
-    page.wait_for_url(re.compile(r"/datasets/\d+$"), timeout=30000)
+    page.wait_for_url(re.compile(r"/datasets/\d+$"))
     expect(page.locator("#dataset-title")).to_have_text("水果")
     pear = page.locator('#class-table tr[data-class="梨"]')
     expect(pear.locator(".train")).to_have_text("3")
@@ -91,5 +91,5 @@ def test_badge_turns_red_when_redis_is_down(page, app):
     with serving(app) as url:
         page.goto(f"{url}/datasets")
         badge = page.locator("#health-badge")
-        expect(badge).to_have_text("Redis down", timeout=15000)
+        expect(badge).to_have_text("Redis down")
         expect(badge).to_have_class(re.compile("badge-bad"))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import http.client
 import json
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -57,8 +56,7 @@ def test_ten_open_event_streams_leave_predictions_and_pages_answering(server):
         assert response.status == 200 and response.getheader("Content-Type").startswith("text/event-stream")
         assert response.readline() == b"event: snapshot\n"
         streams.append((connection, response))
-    try:
-        started = time.monotonic()
+    try:  # a request stuck behind the open streams would never be answered: its connection times out
         with ThreadPoolExecutor(max_workers=4) as pool:
             answers = list(pool.map(lambda seed: predict(port, noisy_image(seed, (220, 40, 40))), range(12)))
         assert all(status == 200 and body["class"] == "red" for status, body in answers), answers
@@ -67,7 +65,6 @@ def test_ten_open_event_streams_leave_predictions_and_pages_answering(server):
             connection.request("GET", path)
             response = connection.getresponse()
             assert response.status == 200 and b"<!doctype html>" in response.read().lower()[:200]
-        assert time.monotonic() - started < 60
         keep_alive = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         for _ in range(3):  # one connection, several requests
             keep_alive.request("GET", "/api/models")

@@ -312,7 +312,7 @@ def test_a_worker_keeps_running_when_its_output_cannot_be_shown(tmp_path, monkey
     script = "import sys\nfor n in range(4000): print('x' * 99, n, file=sys.stderr)\nprint('done', file=sys.stderr)"
     service = ServiceProcess("worker", [sys.executable, "-c", script], tmp_path, keep_output=True).start()
     try:
-        assert service.process.wait(timeout=5) == 0  # more than a pipe holds went through
+        assert service.process.wait(timeout=60) == 0  # more than a pipe holds went through
     finally:
         service.process.kill()
     assert service.last_output()[-1] == "done"
