@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from launcher import free_port
+from webapp.workers import PATTERN
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,7 +33,7 @@ def launch(data_dir: Path, port: int, **env: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
 
 
-def wait_healthy(port: int, timeout: float = 120) -> dict:
+def wait_healthy(port: int, timeout: float = 300) -> dict:
     """The health report once both workers answer."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -59,7 +60,7 @@ def running(pid: int) -> bool:
     return state != "Z"
 
 
-def still_running(pids: dict[str, int], timeout: float = 30) -> dict[str, int]:
+def still_running(pids: dict[str, int], timeout: float = 90) -> dict[str, int]:
     """The services of `pids` still running after they have had `timeout` seconds to stop."""
     deadline = time.monotonic() + timeout
     while any(map(running, pids.values())) and time.monotonic() < deadline:
@@ -147,7 +148,7 @@ def check_ingest_worker(pid: int) -> None:
 def check_board_through_the_studio(port: int) -> None:
     """The VisualDL board listens on loopback only and is read through the studio's /visualdl/."""
     assert health_board(port) == "/visualdl/"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while True:
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/visualdl/index", timeout=10) as response:
@@ -183,10 +184,18 @@ def test_start_stop_and_recover_from_kill(tmp_path):
 
         for worker in ("worker", "ingest-worker"):  # a worker that dies is started again
             os.kill(first[worker], signal.SIGKILL)
-        deadline = time.monotonic() + 90
+        # the dead workers' announcements would stay for up to 31 s (and the health report caches them a few
+        # seconds more): gone, only the workers started again can announce both names below
+        beacons = redis.Redis.from_url(environment(first["web"])["REDIS_URL"], socket_timeout=5)
+        for key in beacons.keys(PATTERN):
+            beacons.delete(key)
+        deadline = time.monotonic() + 300
         while {service_pids(tmp_path).get(name) for name in ("worker", "ingest-worker")} & set(first.values()):
             assert time.monotonic() < deadline, "the workers were not started again"
             time.sleep(1)
+        while {name.decode().rpartition(":")[2].partition("@")[0] for name in beacons.keys(PATTERN)} != WORKER_NODES:
+            assert time.monotonic() < deadline, "the workers started again never announced themselves"
+            time.sleep(0.5)
         wait_healthy(port)
         first = service_pids(tmp_path)
 
@@ -203,7 +212,7 @@ def test_start_stop_and_recover_from_kill(tmp_path):
         assert not list((tmp_path / "tmp").iterdir())
 
         app.send_signal(signal.SIGINT)
-        assert app.wait(timeout=90) == 0
+        assert app.wait(timeout=180) == 0
         output = (tmp_path / "launcher.log").read_text()
         assert output.count(f"Image Studio is running on http://127.0.0.1:{port}") == 2
         assert "tmp/upload-0d1e" in output and "models/.staging-7-9a8b" in output
