@@ -30,7 +30,7 @@ def test_worker_compares_versions_on_a_test_split(stack_app, stack_client, train
         answer = stack_client.post("/api/evaluations", json={"version": version, "dataset_id": dataset_id})
         assert answer.status_code == 202 and answer.get_json()["split"] == "test"
         ids.append(answer.get_json()["id"])
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         rows = [stack_client.get(f"/api/evaluations/{i}").get_json() for i in ids]
         if all(row["status"] in ("succeeded", "failed") for row in rows):

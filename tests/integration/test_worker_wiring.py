@@ -13,10 +13,10 @@ pytestmark = pytest.mark.integration
 
 
 def test_task_round_trip_runs_in_an_app_context(stack_app, stack_client):
-    before = stack_app.extensions["celery"].send_task(DESCRIBE_TASK).get(timeout=60)
+    before = stack_app.extensions["celery"].send_task(DESCRIBE_TASK).get(timeout=300)
     dataset = upload_dataset(stack_client, {"archive": (io.BytesIO(zip_bytes(class_files({"a": 2, "b": 2}))), "x.zip")})
     assert dataset["status"] == "ready" and dataset["num_images"] == 4
-    after = stack_app.extensions["celery"].send_task(DESCRIBE_TASK).get(timeout=60)
+    after = stack_app.extensions["celery"].send_task(DESCRIBE_TASK).get(timeout=300)
     assert after["datasets"] == before["datasets"] + 1
     assert after["device"] == "cpu" and after["paddle"].startswith("3.")
 
@@ -35,7 +35,7 @@ def test_health_sees_redis_and_the_worker(stack_client):
 
 
 def test_the_training_worker_reports_its_device(stack_app):
-    deadline = time.monotonic() + 60  # the device is probed once, in a child process, as the worker starts
+    deadline = time.monotonic() + 300  # the device is probed once, in a child process, as the worker starts
     while time.monotonic() < deadline:
         stack_app.extensions.pop("health_workers", None)
         workers = stack_app.test_client().get("/api/health").get_json()["workers"]
