@@ -48,7 +48,9 @@ def data_names(client) -> set[str]:
 
 
 def english_left(page, client) -> set[str]:
-    """Words of Latin letters on the page that are neither names nor notation."""
+    """Words of Latin letters on the page that are neither names nor notation, once the page's scripts have
+    filled it from their first requests (text they write later than the check would otherwise be missed)."""
+    page.wait_for_load_state("networkidle")
     text = page.evaluate(READABLE_TEXT) + " " + page.title()
     for select in page.locator("select").all():  # option labels are text a person reads too
         text += " " + " ".join(select.locator("option").all_inner_texts())
