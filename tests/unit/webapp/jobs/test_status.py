@@ -1,7 +1,10 @@
 """Job status moves only along the allowed transitions, whoever asks."""
 from __future__ import annotations
 
+import threading
+
 import pytest
+from sqlalchemy import event
 
 from webapp.extensions import db
 from webapp.jobs.runner import claim
@@ -93,10 +96,20 @@ def test_every_claim_is_a_new_attempt_and_only_the_current_attempt_may_write(app
         job.heartbeat_at = stale
         db.session.commit()
         old = Heartbeat(db.engine, job_id, attempt=1, interval=0.01)
-        old.start()
-        old.stopped.wait(0.2)
-        old.stopped.set()
-        old.join()
+        stamped = threading.Event()  # the old heartbeat has sent its update at least once
+
+        def sent(connection, cursor, statement, *args) -> None:
+            if threading.current_thread() is old and statement.lstrip().upper().startswith("UPDATE JOBS"):
+                stamped.set()
+
+        event.listen(db.engine, "after_cursor_execute", sent)
+        try:
+            old.start()
+            assert stamped.wait(60)  # (a pause alone may end before the thread has run at all)
+        finally:
+            old.stopped.set()
+            old.join()
+            event.remove(db.engine, "after_cursor_execute", sent)
         db.session.refresh(job)
         assert job.heartbeat_at == stale  # the superseded worker's heartbeat does not keep the job alive
         assert transition(job, JobStatus.SUCCEEDED, Job.attempt == 1) is False
