@@ -107,7 +107,7 @@ def test_a_task_being_run_counts_as_present_and_sweeps_take_turns(app, client, b
     job_id = client.post("/api/jobs", json={"dataset_id": dataset_id, **FAST}).json["id"]
     celery = app.extensions["celery"]
     with celery.connection_for_read() as connection:  # a worker takes the message, as kombu delivers it
-        delivered = connection.SimpleQueue("training", no_ack=False).get(timeout=5)
+        delivered = connection.SimpleQueue("training", no_ack=False).get(timeout=60)
         assert broker_messages(broker, ["training"], {}) == (set(), {(TRAIN_TASK, job_id)})
         assert sweep(app, broker) == [] and sweep(app, broker) == []  # being run: not lost
         delivered.ack()  # it ends without taking the job (its process was killed before the claim)
