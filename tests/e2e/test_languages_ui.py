@@ -85,7 +85,7 @@ def test_upload_train_and_predict_in_chinese(browser, live_server, stack_client,
     fill_fast_options(page, "3")
     page.click("#train-button")
     page.wait_for_url(re.compile(r"/jobs/\d+$"))
-    expect(page.locator("#job-status")).to_have_text("已完成", timeout=180_000)
+    expect(page.locator("#job-status")).to_have_text("已完成", timeout=300_000)
     expect(page.locator("#results")).to_be_visible()
     assert english_left(page, stack_client) == set()
     version = re.search(r"(\d+)", page.locator("#stat-model").inner_text()).group(1)

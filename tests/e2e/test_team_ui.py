@@ -84,7 +84,7 @@ def test_a_member_signs_in_and_goes_from_upload_to_prediction(page, team, tmp_pa
     fill_fast_options(page, "3")
     page.click("#train-button")
     page.wait_for_url(re.compile(r"/jobs/\d+$"))
-    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=180_000)
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=300_000)
     version = re.search(r"version (\d+)", page.locator("#stat-model").inner_text()).group(1)
 
     page.goto(url + "/predict")

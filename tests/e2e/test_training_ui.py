@@ -49,7 +49,7 @@ def test_train_from_the_dataset_page_and_watch_it_live(page, live_server, stack_
     expect(page.locator("#chart-acc polyline")).to_have_count(2)
     expect(page.locator("#stat-speed")).not_to_have_text("–")
 
-    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=300_000)
     expect(page.locator("#job-progress .bar")).to_have_attribute("style", re.compile(r"width: 100%"))
     moving = [width for width in page.evaluate("window.barWidths") if 0 < width < 100]
     assert len(set(moving)) >= 2, page.evaluate("window.barWidths")  # it moved on the page, no reload
@@ -164,5 +164,5 @@ def test_the_form_starts_at_the_datasets_suggestion_with_reasons_and_an_estimate
     assert job["config"]["backbone"] == "mobilenet_v3_small" and job["config"]["image_size"] == 40
     assert "image_size" in job["suggested"] and "epochs" not in job["suggested"]
     expect(page.locator("#suggested-note")).to_contain_text("image size")
-    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=120_000)
+    expect(page.locator("#job-status")).to_have_text("succeeded", timeout=300_000)
     assert page.js_errors == []
