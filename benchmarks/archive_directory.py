@@ -5,7 +5,7 @@ hostile upload would send them, once with its true count in the end record and o
 that claims one entry (then the directory's headers are walked and counted). Prints JSON with each way's
 seconds and peak Python memory, in this one process, and the ratios.
 
-    .venv/bin/python benchmarks/archive_directory.py [--members 1000000]
+    .venv/bin/python benchmarks/archive_directory.py [--members 1000000] [--max-entries 50000] [--tiny]
 """
 from __future__ import annotations
 
@@ -21,10 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.tiny_mode import parse_args  # noqa: E402
 from engine.errors import StudioError  # noqa: E402
 from webapp.datasets.archive import zip_entries  # noqa: E402
 
 LIMITS = {"max_entries": 50_000, "max_total_bytes": 8192 * 2**20, "max_ratio": 200}
+TINY = {"members": 2000, "max_entries": 1000}
 LOCAL = struct.Struct("<4s5H3L2H")
 CENTRAL = struct.Struct("<4s6H3L5H2L")
 
@@ -45,15 +47,15 @@ def hostile_zip(members: int) -> bytes:
     return b"".join(local) + directory + record + locator + end
 
 
-def parse_first(data: bytes) -> None:
+def parse_first(data: bytes, limits: dict) -> None:
     """What uploads did before: zipfile parses the whole directory, then the count is checked."""
     infos = [info for info in zipfile.ZipFile(io.BytesIO(data)).infolist() if not info.is_dir()]
-    if len(infos) > LIMITS["max_entries"]:
+    if len(infos) > limits["max_entries"]:
         raise StudioError("archive_too_large", "too many entries")
 
 
-def end_record_first(data: bytes) -> None:
-    zip_entries(io.BytesIO(data), LIMITS)
+def end_record_first(data: bytes, limits: dict) -> None:
+    zip_entries(io.BytesIO(data), limits)
 
 
 def claiming_one_entry(data: bytes) -> bytes:
@@ -62,19 +64,19 @@ def claiming_one_entry(data: bytes) -> bytes:
     return data[:at + 24] + struct.pack("<QQ", 1, 1) + data[at + 40:]
 
 
-def measure(refuse, data: bytes, runs: int = 3) -> dict:
+def measure(refuse, data: bytes, limits: dict, runs: int = 3) -> dict:
     """Seconds to refuse (best of `runs`, without tracing) and the peak of Python allocations while refusing."""
     seconds = []
     for _ in range(runs):
         started = time.perf_counter()
         try:
-            refuse(data)
+            refuse(data, limits)
         except StudioError as refused:
             code = refused.code
         seconds.append(time.perf_counter() - started)
     tracemalloc.start()
     try:
-        refuse(data)
+        refuse(data, limits)
     except StudioError:
         pass
     peak = tracemalloc.get_traced_memory()[1]
@@ -90,13 +92,18 @@ def ratios(before: dict, after: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--members", type=int, default=1_000_000)
-    members = parser.parse_args().members
-    data = hostile_zip(members)
+    parser.add_argument("--max-entries", type=int, default=LIMITS["max_entries"],
+                        help="the upload limit on entries (fewer than --members, so that both ways refuse)")
+    args = parse_args(parser, TINY)
+    if args.members <= args.max_entries:
+        parser.error("--members must exceed --max-entries: the benchmark times refusals")
+    limits = {**LIMITS, "max_entries": args.max_entries}
+    data = hostile_zip(args.members)
     lying = claiming_one_entry(data)
-    honest_after, lying_after = measure(end_record_first, data), measure(end_record_first, lying)
-    before = measure(parse_first, data, runs=1)
-    print(json.dumps({"members": members, "archive_mb": round(len(data) / 2**20, 1),
-                      "max_entries": LIMITS["max_entries"], "parse_first": before,
+    honest_after, lying_after = measure(end_record_first, data, limits), measure(end_record_first, lying, limits)
+    before = measure(parse_first, data, limits, runs=1)
+    print(json.dumps({"members": args.members, "archive_mb": round(len(data) / 2**20, 1),
+                      "max_entries": args.max_entries, "parse_first": before,
                       "end_record_first": {**honest_after, **ratios(before, honest_after)},
                       "end_record_claiming_one_entry": {**lying_after, **ratios(before, lying_after)}}, indent=2))
 

@@ -10,7 +10,7 @@ File-backed pages of the mapped array are page cache the kernel may drop under p
 stay until the job ends.
 `ratio` = mapped peak growth / in-RAM peak growth.
 
-    .venv/bin/python benchmarks/cache_memory.py [--images 3000] [--image-size 224]
+    .venv/bin/python benchmarks/cache_memory.py [--images 3000] [--image-size 224] [--tiny]
 """
 from __future__ import annotations
 
@@ -29,10 +29,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.tiny_mode import parse_args  # noqa: E402
 from engine.bundle import Preprocess  # noqa: E402
 from engine.data import ImageCache, Sample  # noqa: E402
 
 MB = 1 << 20
+TINY = {"images": 16, "image_size": 32}
 
 
 def write_images(folder: Path, count: int, size: int = 48) -> list[Sample]:
@@ -96,7 +98,7 @@ def main() -> None:
     parser.add_argument("--manifest", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--cache", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--ram-limit", type=int, help=argparse.SUPPRESS)
-    args = parser.parse_args()
+    args = parse_args(parser, TINY)
     if args.child:
         print(json.dumps(measure(args.manifest, args.cache, args.image_size, args.ram_limit)))
         return

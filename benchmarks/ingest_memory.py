@@ -3,7 +3,8 @@ serves it (gunicorn), then checked by the ingest worker, while both process tree
 sampled. Prints JSON with the archive size, the seconds to upload and to ingest, and each side's peak
 growth over its size before the upload (the target: below 300 MB for a 1 GB archive).
 
-    .venv/bin/python benchmarks/ingest_memory.py [--archive-mb 1024] [--keep DIR]
+    .venv/bin/python benchmarks/ingest_memory.py [--archive-mb 1024] [--image-side 1024] [--settle-seconds 3]
+        [--keep DIR] [--tiny]
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.tiny_mode import parse_args  # noqa: E402
 from launcher import (free_port, ingest_worker_process, redis_password, redis_process, redis_url,  # noqa: E402
                       wait_for_port, wait_for_redis, web_process)
 from webapp import create_app  # noqa: E402
@@ -32,6 +34,7 @@ from webapp.database import upgrade_schema  # noqa: E402
 from webapp.storage import DataDir  # noqa: E402
 
 CLASSES = ("bolt", "nut", "washer", "screw")
+TINY = {"archive_mb": 0.25, "image_side": 64, "settle_seconds": 0}
 
 
 def make_archive(path: Path, target_bytes: int, side: int = 1024) -> int:
@@ -139,13 +142,14 @@ def _dataset(port: int, dataset_id: int) -> dict:
     return body
 
 
-def measure(work: Path, archive_mb: float, timeout: float = 1800) -> dict:
+def measure(work: Path, archive_mb: float, image_side: int = 1024, settle_seconds: float = 3,
+            timeout: float = 1800) -> dict:
     """Run the whole measurement in `work` (its own data folder, Redis, ingest worker and web server)."""
     data_dir = DataDir(work / "data")
     data_dir.root.mkdir(parents=True, exist_ok=True)
     archive = work / "upload.zip"
     started = time.monotonic()
-    images = make_archive(archive, int(archive_mb * 2**20))
+    images = make_archive(archive, int(archive_mb * 2**20), image_side)
     made = time.monotonic() - started
     redis_port, web_port = free_port(), free_port()
     password = redis_password(data_dir)
@@ -162,7 +166,7 @@ def measure(work: Path, archive_mb: float, timeout: float = 1800) -> dict:
         services += [ingest, web]
         wait_for_port("127.0.0.1", web_port, web)
         _dataset(web_port, 1)  # the web process has answered once: its app is made
-        time.sleep(3)  # the ingest worker's pool has started
+        time.sleep(settle_seconds)  # the ingest worker's pool has started
         with PeakSampler({"web": web.process.pid, "ingest": ingest.process.pid}) as sampler:
             began = time.monotonic()
             dataset = _upload(web_port, archive)
@@ -186,17 +190,20 @@ def measure(work: Path, archive_mb: float, timeout: float = 1800) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--archive-mb", type=float, default=1024)
+    parser.add_argument("--image-side", type=int, default=1024, help="width and height of each JPEG")
+    parser.add_argument("--settle-seconds", type=float, default=3,
+                        help="wait for the ingest worker's pool to start before measuring")
     parser.add_argument("--keep", type=Path, help="work in this folder and keep it (default: a temporary one)")
-    args = parser.parse_args()
+    args = parse_args(parser, TINY)
     stdout = os.dup(1)
     os.dup2(2, 1)  # the services' own output goes to stderr; stdout carries the JSON only
     try:
         if args.keep:
             args.keep.mkdir(parents=True, exist_ok=True)
-            figures = measure(args.keep, args.archive_mb)
+            figures = measure(args.keep, args.archive_mb, args.image_side, args.settle_seconds)
         else:
             with tempfile.TemporaryDirectory(prefix="ingest-memory-") as work:
-                figures = measure(Path(work), args.archive_mb)
+                figures = measure(Path(work), args.archive_mb, args.image_side, args.settle_seconds)
     finally:
         sys.stdout.flush()
         os.dup2(stdout, 1)

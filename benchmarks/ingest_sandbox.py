@@ -4,7 +4,7 @@ own process (as uploads were checked before), in a checker process under memory 
 and in a checker process inside the bubblewrap sandbox. Each way runs `--repeat` times in this one process; prints JSON with the best seconds
 of each way, the ratios to the in-process run, and the start of one checker (sandboxed) on its own.
 
-    .venv/bin/python benchmarks/ingest_sandbox.py [--images 400] [--repeat 3] [--width 64]
+    .venv/bin/python benchmarks/ingest_sandbox.py [--images 400] [--repeat 3] [--width 64] [--tiny]
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from PIL import Image  # noqa: E402
 
+from benchmarks.tiny_mode import parse_args  # noqa: E402
 from engine.imagecheck import CheckedImage, check_image  # noqa: E402
 from engine.images import ImageRejected  # noqa: E402
 from engine.messages import Message  # noqa: E402
@@ -27,6 +28,8 @@ from webapp.config import default_config  # noqa: E402
 from webapp.datasets import ingest as ingest_module  # noqa: E402
 from webapp.datasets.archive import Entry  # noqa: E402
 from webapp.datasets.sandbox import ImageChecker, bwrap_problem  # noqa: E402
+
+TINY = {"images": 8, "repeat": 1}
 
 
 class InProcessChecker:
@@ -86,7 +89,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=400)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--width", type=int, default=64, help="image width (height is 3/4 of it; noisy above 64)")
-    args = parser.parse_args()
+    args = parse_args(parser, TINY)
     entries = small_images(args.images, args.width)
     limits = default_config(tempfile.gettempdir())["INGEST_LIMITS"]
     ways = {"in_process": (InProcessChecker, limits), "limits_only": (ImageChecker, {**limits, "sandbox": "off"})}

@@ -6,7 +6,7 @@ image (median of single-image runs), their ratio, the share of images on which b
 and whether the export would keep the variant (at most 95% of the float time; accuracy is judged on real
 validation images at export, which an untrained model cannot stand in for).
 
-    .venv/bin/python benchmarks/int8_variant.py [--backbones mobilenet_v3_small resnet50]
+    .venv/bin/python benchmarks/int8_variant.py [--backbones mobilenet_v3_small resnet50] [--tiny]
 """
 from __future__ import annotations
 
@@ -21,10 +21,13 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.tiny_mode import parse_args  # noqa: E402
 from engine.backbones import build_backbone  # noqa: E402
 from engine.bundle import Preprocess, write_bundle  # noqa: E402
 from engine.quantize import FASTER_BY, INT8_FILE, _ms_per_image, _quantize  # noqa: E402
 from engine.runtimes import ModelFiles, open_session  # noqa: E402
+
+TINY = {"backbones": ["mobilenet_v3_small"], "image_size": 32}
 
 
 def photos(count: int, size: int, seed: int = 0) -> np.ndarray:
@@ -61,7 +64,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backbones", nargs="+", default=["mobilenet_v3_small", "resnet50"])
     parser.add_argument("--image-size", type=int, default=224)
-    args = parser.parse_args()
+    args = parse_args(parser, TINY)
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for backbone in args.backbones:

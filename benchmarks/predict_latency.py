@@ -11,6 +11,7 @@ measurement) on a 1024x768 JPEG, at 1 and 8 clients, prints JSON with p50/p95 ms
 and the ratios the serving targets are stated in.
 
     .venv/bin/python benchmarks/predict_latency.py [--requests 2000] [--backbones mobilenet_v3_small resnet50]
+        [--requests-1-client N] [--image-size 224] [--rounds 4] [--web-processes N] [--tiny]
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.tiny_mode import parse_args  # noqa: E402
 from engine.images import open_checked  # noqa: E402
 from engine.runtimes import RUNTIMES, open_session  # noqa: E402
 from launcher import free_port, wait_for_port, web_process, web_processes  # noqa: E402
@@ -41,6 +43,8 @@ from webapp.predict.serving import InferenceThreads, ModelServer, ServingOptions
 from webapp.storage import DataDir  # noqa: E402
 
 MAX_PIXELS = 40_000_000
+TINY = {"requests": 16, "requests_1_client": 4, "backbones": ["mobilenet_v3_small"], "image_size": 32, "rounds": 1,
+        "web_processes": 1}
 
 
 def make_bundle(data_dir: Path, image_size: int, backbone: str) -> None:
@@ -143,9 +147,9 @@ def combine(rounds: list[dict]) -> dict:
             "requests_per_s": round(count / seconds, 2), "errors_5xx": sum(r["errors_5xx"] for r in rounds)}
 
 
-def bench_backbone(backbone: str, image_size: int, requests: int, image: bytes, rounds: int) -> dict:
+def bench_backbone(backbone: str, image_size: int, requests: int, few: int, image: bytes, rounds: int,
+                   processes: int | None) -> dict:
     options = default_options()
-    few = max(100, requests // 8)
     result: dict = {"backbone": backbone, "image_size": image_size, "serving_threads": options.threads,
                     "cpu_threads_per_session": options.cpu_threads}
     with tempfile.TemporaryDirectory() as tmp:
@@ -163,7 +167,8 @@ def bench_backbone(backbone: str, image_size: int, requests: int, image: bytes, 
 
         batched = ModelServer(DataDir(data_dir).models, default_options(max_batch=8), device="cpu").get(1)
         port = free_port()
-        env = {**os.environ, "DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT), "REDIS_URL": "redis://127.0.0.1:1/0"}
+        env = {**os.environ, "DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT), "REDIS_URL": "redis://127.0.0.1:1/0",
+               **({"WEB_PROCESSES": str(processes)} if processes else {})}
         web = web_process(DataDir(data_dir), "127.0.0.1", port, env).start()
         result["web_processes"] = web_processes(env)
         try:
@@ -217,10 +222,14 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--backbones", nargs="+", default=["mobilenet_v3_small", "resnet50"])
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of pipeline and endpoint")
-    args = parser.parse_args()
+    parser.add_argument("--requests-1-client", type=int, help="requests at 1 client (default: an eighth, at least 100)")
+    parser.add_argument("--web-processes", type=int, help="web server processes (default: as `make run` starts it)")
+    args = parse_args(parser, TINY)
+    few = args.requests_1_client or max(100, args.requests // 8)
     image = photo()
     results = {"image_bytes": len(image), "cpus": os.cpu_count(),
-               "backbones": [bench_backbone(name, args.image_size, args.requests, image, args.rounds) for name in args.backbones]}
+               "backbones": [bench_backbone(name, args.image_size, args.requests, few, image, args.rounds,
+                                     args.web_processes) for name in args.backbones]}
     print(json.dumps(results, indent=2))
 
 

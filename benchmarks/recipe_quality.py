@@ -22,6 +22,7 @@ studio run's validation accuracy first reached the plain recipe's final accuracy
 
     .venv/bin/python benchmarks/recipe_quality.py [--datasets digits photo_like] [--folder DIR]
         [--backbone resnet18] [--epochs 5] [--image-size 64] [--photo-image-size 72] [--recipes ...] [--ablations]
+        [--per-class N] [--photo-size 96x72] [--suggested-epochs N] [--tiny]
 """
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ from PIL import Image  # noqa: E402
 
 import engine  # noqa: E402,F401  (CPU math settings before Paddle loads)
 import paddle  # noqa: E402
+from benchmarks.tiny_mode import parse_args  # noqa: E402
 from engine.checkpoint import CheckpointStore  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Sample  # noqa: E402
@@ -51,6 +53,10 @@ from engine.weights import weights_status  # noqa: E402
 from textbook import TextbookDataset  # noqa: E402
 
 VAL_FRACTION = 0.2
+# Every job exports its bundle (ONNX conversion included, a few seconds each): the tiny run trains the
+# three recipes on digits only, without ablations (`--tiny --datasets photo_like --ablations` for the rest).
+TINY = {"datasets": ["digits"], "epochs": 1, "batch_size": 8, "image_size": 32, "photo_image_size": 32,
+        "per_class": 4, "photo_size": "48x36", "suggested_epochs": 1}
 
 
 def _write(folder: Path, name: str, image: Image.Image, label: int) -> Sample:
@@ -61,13 +67,19 @@ def _write(folder: Path, name: str, image: Image.Image, label: int) -> Sample:
     return Sample(str(path), label, hashlib.sha256(buffer.getvalue()).hexdigest())
 
 
-def digits(folder: Path) -> tuple[list[str], list[Sample]]:
+def digits(folder: Path, per_class: int | None = None) -> tuple[list[str], list[Sample]]:
+    """The bundled digits as PNG files: all of them, or the first `per_class` of each class."""
     from sklearn.datasets import load_digits
 
     data = load_digits()
     folder.mkdir(parents=True)
-    samples = [_write(folder, f"{index}.png", Image.fromarray((image * 255 / 16).astype(np.uint8)), int(label))
-               for index, (image, label) in enumerate(zip(data.images, data.target))]
+    seen = np.zeros(len(data.target_names), dtype=int)
+    samples = []
+    for index, (image, label) in enumerate(zip(data.images, data.target)):
+        seen[label] += 1
+        if per_class is None or seen[label] <= per_class:
+            samples.append(_write(folder, f"{index}.png", Image.fromarray((image * 255 / 16).astype(np.uint8)),
+                                  int(label)))
     return [str(name) for name in data.target_names], samples
 
 
@@ -206,6 +218,9 @@ def run_dataset(name: str, classes: list[str], samples: list[Sample], args, imag
     data = split(classes, samples)
     profile = profile_of(data)
     suggestion = suggest(profile, weights_status())
+    suggested = dict(suggestion.options)
+    if args.suggested_epochs:
+        suggested["epochs"] = min(suggested["epochs"], args.suggested_epochs)
     rows = {}
     equal = dict(backbone=args.backbone, image_size=image_size, epochs=args.epochs, batch_size=args.batch_size)
     if "plain" in args.recipes:
@@ -214,14 +229,14 @@ def run_dataset(name: str, classes: list[str], samples: list[Sample], args, imag
     if "studio_default" in args.recipes:
         rows["studio_default"] = studio_job(data, TrainConfig(pretrained=False, **equal), root / "default")
     if "studio_suggested" in args.recipes:
-        config = TrainConfig.from_dict(suggestion.options)
+        config = TrainConfig.from_dict(suggested)
         rows["studio_suggested"] = studio_job(data, config, root / "suggested")
         rows["studio_suggested"]["reasons"] = suggestion.reasons
     for change in ABLATIONS[profile.regime] if args.ablations else ():
         # the suggestion with one of its choices undone: the evidence for that choice
         option, value = next(iter(change.items()))
         key = f"suggested_with_{option}_{value}"
-        options = {**suggestion.options, **change}
+        options = {**suggested, **change}
         rows[key] = studio_job(data, TrainConfig.from_dict(options), root / key)
     if "plain" in rows:
         base = rows["plain"]
@@ -246,14 +261,19 @@ def main() -> None:
     parser.add_argument("--recipes", nargs="*", default=["plain", "studio_default", "studio_suggested"])
     parser.add_argument("--ablations", action="store_true",
                         help="also run the suggestion with each of its regime's choices undone, one at a time")
-    args = parser.parse_args()
+    parser.add_argument("--per-class", type=int, help="images per class of digits and photo_like (default: all, 60)")
+    parser.add_argument("--photo-size", default="96x72", help="WIDTHxHEIGHT of the photo_like images")
+    parser.add_argument("--suggested-epochs", type=int, help="at most this many epochs for the suggestion's runs")
+    args = parse_args(parser, TINY)
+    photo_size = tuple(int(side) for side in args.photo_size.split("x"))
+    makers = {"digits": lambda folder: digits(folder, args.per_class),
+              "photo_like": lambda folder: photo_like(folder, args.per_class or 60, photo_size)}
     paddle.set_device("cpu")
     report = {"device": "cpu", "paddle": paddle.__version__, "datasets": []}
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for name in args.datasets:
-            maker = {"digits": digits, "photo_like": photo_like}[name]
-            classes, samples = maker(root / name / "files")
+            classes, samples = makers[name](root / name / "files")
             size = args.photo_image_size if name == "photo_like" else args.image_size
             report["datasets"].append(run_dataset(name, classes, samples, args, size, root / name))
             print(json.dumps(report["datasets"][-1]), file=sys.stderr, flush=True)

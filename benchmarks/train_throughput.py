@@ -12,7 +12,7 @@ paddle.io.DataLoader) on the same model: `speedup_vs_plain_recipe`. Last, `epoch
 resnet18 epoch on small images at 32 and at 64 px (`speedup_32px_vs_64px`; the target is >= 2.5).
 
     .venv/bin/python benchmarks/train_throughput.py [--images 192] [--epochs 3] [--image-size 224]
-        [--epoch-scaling-images 1440] [--only-epoch-scaling]
+        [--epoch-scaling-images 1440] [--only-epoch-scaling] [--large-size 4000x3000] [--tiny]
 """
 from __future__ import annotations
 
@@ -32,12 +32,15 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.tiny_mode import parse_args  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Sample  # noqa: E402
 from engine.trainer import Trainer, TrainData  # noqa: E402
 from textbook import TextbookDataset  # noqa: E402
 
 CLASSES = [(200, 60, 50), (60, 170, 80), (50, 80, 190), (200, 180, 60)]
+TINY = {"images": 8, "epochs": 2, "image_size": 32, "batch_size": 4, "epoch_scaling_images": 10,
+        "large_size": "400x300"}
 
 
 def photo_like(rng: np.random.Generator, size: tuple[int, int], colour) -> Image.Image:
@@ -176,7 +179,9 @@ def main() -> None:
     parser.add_argument("--epoch-scaling-images", type=int, default=1440,
                         help="images for the resnet18 epoch at 32 px vs 64 px (0: skip)")
     parser.add_argument("--only-epoch-scaling", action="store_true")
-    args = parser.parse_args()
+    parser.add_argument("--large-size", default="4000x3000", help="WIDTHxHEIGHT of the large JPEGs")
+    args = parse_args(parser, TINY)
+    large = tuple(int(side) for side in args.large_size.split("x"))
     config = TrainConfig(backbone=args.backbone, pretrained=False, epochs=args.epochs, batch_size=args.batch_size,
                          image_size=args.image_size, warmup_epochs=0)
     results = {"backbone": args.backbone, "image_size": args.image_size, "batch_size": args.batch_size,
@@ -184,7 +189,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         pipelines = () if args.only_epoch_scaling else (
-            ("small_png_96x72", (96, 72), "PNG"), ("large_jpeg_4000x3000", (4000, 3000), "JPEG"))
+            ("small_png_96x72", (96, 72), "PNG"), (f"large_jpeg_{args.large_size}", large, "JPEG"))
         for name, size, fmt in pipelines:
             count = args.images if fmt == "PNG" else max(args.batch_size * 2, args.images // 2)
             samples = make_dataset(root / name, count, size, fmt, seed=len(name))

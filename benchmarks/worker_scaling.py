@@ -11,7 +11,7 @@ so it includes each worker's first import of Paddle; `job_seconds` are the API's
 Exits non-zero if any job does not succeed.
 
     .venv/bin/python benchmarks/worker_scaling.py [--jobs 4] [--epochs 4] [--per-class 10]
-                                                  [--database sqlite|postgresql]
+                                                  [--database sqlite|postgresql] [--tiny]
 """
 from __future__ import annotations
 
@@ -28,12 +28,14 @@ from typing import Iterator
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.tiny_mode import parse_args  # noqa: E402
 from tests.integration.test_training import finished, start, upload_colours, wait_for  # noqa: E402
 from tests.postgres import new_database, running_postgres  # noqa: E402
 from tests.stack import running_stack  # noqa: E402
 from webapp import create_app  # noqa: E402
 
 WORKER_COUNTS = (1, 2)
+TINY = {"jobs": 2, "epochs": 1, "per_class": 3}
 
 
 @contextmanager
@@ -87,7 +89,7 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=10, help="images per class of the 3-class data set")
     parser.add_argument("--database", choices=["sqlite", "postgresql"], default="sqlite")
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait for each job")
-    args = parser.parse_args()
+    args = parse_args(parser, TINY)
     stdout = os.dup(1)
     os.dup2(2, 1)  # the workers' own output goes to stderr; stdout carries the JSON only
     try:
