@@ -108,10 +108,16 @@ def stream(job_id: int):
 
     try:
         pubsub = _subscribe(job_id)
+        # Read again now that the channel is heard: an event sent between the first read and the
+        # subscription is in this snapshot, and a job that finished meanwhile gets its snapshot alone.
+        db.session.refresh(job)
         snapshot = services.job_json(job)
     except BaseException:
         close()
         raise
+    if JobStatus(job.status).finished:
+        close()
+        return _event_stream(_sse(snapshot, "snapshot"))
 
     def generate():
         try:

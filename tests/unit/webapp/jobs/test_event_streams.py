@@ -206,3 +206,25 @@ def test_a_response_closed_before_its_stream_starts_frees_its_place(app, client,
     assert app.extensions["event_streams"].open_streams() == 1
     response.close()
     assert app.extensions["event_streams"].open_streams() == 0 and redis_fake.pubsubs[0].closed
+
+
+def test_a_job_that_finishes_while_its_stream_subscribes_ends_the_stream_at_once(app, client, redis_fake,
+                                                                                    monkeypatch):
+    """The job's final event can be sent between the first read and the subscription, where the stream
+    cannot hear it: the snapshot is read again after subscribing, so it is the finished job's, alone."""
+    job_id = _job(app)
+    subscribe = redis_fake.pubsub
+
+    def finishing_meanwhile(**options):
+        with app.app_context():
+            db.session.get(Job, job_id).status = "succeeded"
+            db.session.commit()
+        return subscribe(**options)
+
+    monkeypatch.setattr(redis_fake, "pubsub", finishing_meanwhile)
+    monkeypatch.setattr("webapp.jobs.api.STREAM_SECONDS", 2)  # a stream that missed the end would wait this long
+    response = _open(client, job_id)
+    events_sent = [chunk.decode() for chunk in response.response]
+    assert len(events_sent) == 1 and events_sent[0].startswith("event: snapshot")
+    assert json.loads(events_sent[0].split("data: ", 1)[1])["status"] == "succeeded"
+    assert redis_fake.pubsubs[0].closed
