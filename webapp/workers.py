@@ -50,6 +50,7 @@ class WorkerBeacon:
         self.name, self.queues, self.device, self.every = name, queues, device, every
         self.sandbox = sandbox
         self._stop = threading.Event()
+        self._beating = threading.Lock()  # a beat under way and stop() never interleave
 
     def beat(self) -> None:
         key = KEY.format(name=self.name)
@@ -60,10 +61,13 @@ class WorkerBeacon:
         self.client.expire(key, int(self.every * 3) + 1)
 
     def _beat_logged(self) -> None:
-        try:
-            self.beat()
-        except redis.RedisError as exc:
-            log.warning("could not announce worker %s: %s", self.name, exc)
+        with self._beating:
+            if self._stop.is_set():  # stopped: a late beat would put the deleted entry back for three beats
+                return
+            try:
+                self.beat()
+            except redis.RedisError as exc:
+                log.warning("could not announce worker %s: %s", self.name, exc)
 
     def run(self) -> None:
         while not self._stop.is_set():
@@ -80,11 +84,12 @@ class WorkerBeacon:
         threading.Thread(target=self._beat_logged, name="worker-beacon-now", daemon=True).start()
 
     def stop(self) -> None:
-        self._stop.set()
-        try:
-            self.client.delete(KEY.format(name=self.name))
-        except redis.RedisError:
-            pass
+        with self._beating:
+            self._stop.set()
+            try:
+                self.client.delete(KEY.format(name=self.name))
+            except redis.RedisError:
+                pass
 
 
 def _entries(client: redis.Redis) -> list[dict]:

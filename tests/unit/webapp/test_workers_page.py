@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import socket
+import threading
 
 import pytest
 
@@ -14,7 +15,7 @@ from webapp.accounts import services as accounts
 from webapp.database import upgrade_schema
 from webapp.extensions import db
 from webapp.models import Job
-from webapp.workers import WorkerBeacon
+from webapp.workers import KEY, WorkerBeacon
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 TRAINER, GPU_TRAINER, INGEST = "trainer-2@box", "trainer-1@gpu-box", "ingest-studio@box"
@@ -75,6 +76,36 @@ def test_a_worker_that_signs_off_leaves_the_list(workers_app):
     leaving.stop()
     body = client.get("/api/workers").get_json()
     assert [w["name"] for w in body["workers"]] == [TRAINER] and body["queued_jobs"] == 0
+
+
+def test_a_beat_under_way_when_the_worker_signs_off_does_not_bring_it_back(workers_app):
+    """stop() waits for a beat that has started, then deletes the entry; a beat asked for later does nothing.
+    (The result holds whichever of the two threads gets there first.)"""
+    import redis as redis_lib
+
+    url = workers_app.config["REDIS_URL"]
+    beacon = WorkerBeacon(url, TRAINER, ["training"], "cpu")
+    started, go = threading.Event(), threading.Event()
+    real_beat = beacon.beat
+
+    def slow_beat():
+        started.set()
+        go.wait(30)
+        real_beat()
+
+    beacon.beat = slow_beat
+    beating = threading.Thread(target=beacon._beat_logged)
+    beating.start()
+    assert started.wait(30)
+    stopping = threading.Thread(target=beacon.stop)
+    stopping.start()
+    stopping.join(0.5)  # the old stop() deleted the entry here, before the beat under way wrote it
+    go.set()
+    beating.join(30)
+    stopping.join(30)
+    beacon._beat_logged()  # a beat asked for after the stop (beat_soon) writes nothing
+    assert redis_lib.Redis.from_url(url).exists(KEY.format(name=TRAINER)) == 0
+    assert [w["name"] for w in workers_app.test_client().get("/api/workers").get_json()["workers"]] == []
 
 
 def test_without_redis_the_api_says_so_in_words(app):
