@@ -203,10 +203,18 @@ def test_start_stop_and_recover_from_kill(tmp_path):
         app.wait()
         leftovers, kept = plant_leftovers(tmp_path)
         app = launch(tmp_path, port)  # HOST unset: loopback still
+        # The killed launcher's services go on answering (health included) until the new one stops them, and
+        # a pid file is replaced when its service starts again: wait for both before reading the new pids.
+        assert still_running(first) == {}
+        deadline = time.monotonic() + 300
+        while set(service_pids(tmp_path)) != SERVICES or not set(service_pids(tmp_path).values()).isdisjoint(
+                first.values()):
+            assert time.monotonic() < deadline, "the new launcher did not start every service again"
+            time.sleep(0.5)
         assert wait_healthy(port)["status"] == "ok"
         second = service_pids(tmp_path)
-        assert still_running(first) == {}
         assert set(second) == set(first) and set(second.values()).isdisjoint(first.values())
+        assert all(map(running, second.values()))
         assert listening_addresses(port) == {"127.0.0.1"} and environment(second["web"])["HOST"] == "127.0.0.1"
         assert not any(path.exists() for path in leftovers) and all(path.exists() for path in kept)
         assert not list((tmp_path / "tmp").iterdir())
