@@ -11,7 +11,6 @@ import socket
 import stat
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from webapp.accounts.settings import ANY_ADDRESS
-from webapp.storage import DataDir
+from webapp.storage import DataDir, write_whole
 from webapp.taskqueue import INGEST_QUEUE, INGEST_WORKER_PREFIX, TRAINING_QUEUE
 
 log = logging.getLogger(__name__)
@@ -302,18 +301,6 @@ class Supervisor:
                  "exits_in_a_row": restart.exits_in_a_row, "output": restart.output}
                 for name, restart in self.restarts.items() if restart.waiting]
         write_whole(self.status_file, json.dumps({"down": down}, indent=1).encode())
-
-
-def write_whole(path: Path, content: bytes) -> None:
-    """Replace `path` with `content` at once (0600): a reader sees the old file or the new one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    descriptor, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(descriptor, "wb") as stream:
-            stream.write(content)
-        os.replace(staged, path)
-    finally:
-        Path(staged).unlink(missing_ok=True)
 
 
 def redis_server_binary() -> str:

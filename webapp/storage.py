@@ -29,8 +29,8 @@ def _read_key(path: Path) -> bytes:
     return key
 
 
-def _publish_key(staged: str, path: Path) -> None:
-    """Give a fully written key its name unless another process gave that name a key first (a hard link
+def _link_unless_present(staged: str, path: Path) -> None:
+    """Give a fully written file its name unless another process gave that name a file first (a hard link
     never replaces); on a filesystem without hard links, rename it into place."""
     try:
         os.link(staged, path)
@@ -40,6 +40,25 @@ def _publish_key(staged: str, path: Path) -> None:
         if exc.errno not in (errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP):
             raise
         os.replace(staged, path)
+
+
+def write_whole(path: Path, content: bytes, replace: bool = True) -> None:
+    """Give `path` all of `content` at once, readable by its owner only (0600): a reader never sees half of
+    it. The content is written to a temporary file beside it first; `replace=False` keeps a file another
+    process put there first (keys, which every process must share)."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    descriptor, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")  # 0600
+    try:
+        with os.fdopen(descriptor, "wb") as stream:
+            stream.write(content)
+            stream.flush()
+            os.fsync(stream.fileno())
+        if replace:
+            os.replace(staged, path)
+        else:
+            _link_unless_present(staged, path)
+    finally:
+        Path(staged).unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)
@@ -109,16 +128,7 @@ class DataDir:
             return _read_key(path)
         except FileNotFoundError:
             pass
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        descriptor, staged = tempfile.mkstemp(dir=path.parent, prefix=f".{name}.", suffix=".tmp")  # 0600
-        try:
-            with os.fdopen(descriptor, "wb") as stream:
-                stream.write(secrets.token_bytes(KEY_BYTES))
-                stream.flush()
-                os.fsync(stream.fileno())
-            _publish_key(staged, path)
-        finally:
-            Path(staged).unlink(missing_ok=True)
+        write_whole(path, secrets.token_bytes(KEY_BYTES), replace=False)
         return _read_key(path)
 
     @property

@@ -17,7 +17,7 @@ import pytest
 import launcher
 from launcher import ServiceProcess, Supervisor, make_data_dir_private
 from webapp import storage
-from webapp.storage import KEY_BYTES, DataDir
+from webapp.storage import KEY_BYTES, DataDir, write_whole
 
 
 @pytest.fixture
@@ -256,7 +256,7 @@ def signed_in_app(tmp_path):
 
     app = create_app(app_config(tmp_path, AUTH="on"))
     upgrade_schema(app)
-    launcher.write_whole(DataDir(tmp_path).service_status, json.dumps({"down": [DOWN]}).encode())
+    write_whole(DataDir(tmp_path).service_status, json.dumps({"down": [DOWN]}).encode())
     with app.app_context():
         for role in ("admin", "viewer"):
             user = services.create_user(f"{role}-ann", "a long enough password 1", role)
@@ -295,7 +295,7 @@ def test_a_service_down_makes_health_degraded(app, tmp_path, monkeypatch):
     monkeypatch.setattr(health, "_workers", lambda: [{"name": "studio@lab", "queues": ["training"]}])
     client = app.test_client()
     assert client.get("/api/health").get_json()["status"] == "ok"
-    launcher.write_whole(DataDir(tmp_path).service_status, json.dumps({"down": [DOWN]}).encode())
+    write_whole(DataDir(tmp_path).service_status, json.dumps({"down": [DOWN]}).encode())
     answer = client.get("/api/health")
     assert answer.status_code == 503 and answer.get_json()["status"] == "degraded"
 
