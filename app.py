@@ -21,8 +21,8 @@ from webapp.accounts.settings import ANY_ADDRESS
 from webapp.config import data_dir_from_env
 from webapp.datasets.services import waiting_for_check
 from webapp.database import upgrade_schema
-from webapp.jobs.reaper import start_reaper
 from webapp.storage import DataDir
+from worker.loops import start_watcher
 
 log = logging.getLogger("studio")
 # With its own Redis this launcher starts every process that writes to DATA_DIR. With a shared REDIS_URL,
@@ -61,7 +61,7 @@ def main() -> None:
             writer.stop_leftover()
         sweep_leftovers(app, data_dir, unchanged_for=0 if embedded else SHARED_LEFTOVER_SECONDS)
         services += [worker.start() for worker in workers]
-        start_reaper(app)
+        start_watcher(app)  # also here, so work is watched while no worker runs
         supervisor = Supervisor(list(services), data_dir.service_status)
         services.append(web.start())
         wait_for_port(connect_address(host), port, web)

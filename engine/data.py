@@ -29,6 +29,13 @@ READ_AHEAD = 8  # images decoded ahead of load_all's consumer, per thread
 PACKS = "packs"  # <cache root>/packs: the mapped files behind large jobs' arrays
 
 
+def class_order(names) -> list[str]:
+    """The order of a model's outputs: its dataset's class names, each once, sorted by code point. The
+    trainer, the checks of a teacher or of weights to continue from, and every reader of a bundle agree
+    on it."""
+    return sorted(set(names))
+
+
 @dataclass(frozen=True)
 class Sample:
     path: str

@@ -129,6 +129,12 @@ def default_config(data_dir: str | None = None) -> dict:
         "JOB_HEARTBEAT_SECONDS": float(os.environ.get("JOB_HEARTBEAT_SECONDS") or 10),
         "JOB_STALE_SECONDS": float(os.environ.get("JOB_STALE_SECONDS") or 90),
         "JOB_MAX_ATTEMPTS": max(1, _int_env("JOB_MAX_ATTEMPTS", 3)),
+        # The same deadlines for the other kinds of background work (webapp.lifecycle): an evaluation and an
+        # upload check whose worker is silent this long wait again, up to their maximum of attempts.
+        "EVALUATION_STALE_SECONDS": float(os.environ.get("EVALUATION_STALE_SECONDS") or 90),
+        "EVALUATION_MAX_ATTEMPTS": max(1, _int_env("EVALUATION_MAX_ATTEMPTS", 3)),
+        "INGEST_STALE_SECONDS": float(os.environ.get("INGEST_STALE_SECONDS") or 90),
+        "INGEST_MAX_ATTEMPTS": max(1, _int_env("INGEST_MAX_ATTEMPTS", 3)),
         "REAPER_INTERVAL_SECONDS": float(os.environ.get("REAPER_INTERVAL_SECONDS") or 30),
         # How often sending a task to Redis is tried again (0.5 s, then 1 s apart) before the request
         # answers 503 queue_unavailable.

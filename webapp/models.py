@@ -8,7 +8,7 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConst
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
-from webapp.jobs.status import JobStatus
+from webapp.statuses import DatasetStatus, EvaluationStatus, JobStatus
 from webapp.taskqueue import TRAINING_QUEUE
 
 
@@ -28,7 +28,7 @@ class Dataset(db.Model):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200))
-    status: Mapped[str] = mapped_column(String(20), default="processing")
+    status: Mapped[str] = mapped_column(String(20), default=DatasetStatus.PROCESSING)
     layout: Mapped[str] = mapped_column(String(20), default="classes")
     num_images: Mapped[int] = mapped_column(default=0)
     content_hash: Mapped[str | None] = mapped_column(String(64))
@@ -48,6 +48,12 @@ class Dataset(db.Model):
     # while no other made progress lately (webapp.datasets.services.ingest_upload).
     ingest_attempt: Mapped[int] = mapped_column(default=0, server_default="0")
     ingest_heartbeat_at: Mapped[datetime | None]
+    # The upload check as background work (webapp.lifecycle): who holds it (None while it waits), automatic
+    # retries after a lost check, when it began to wait and when its task was last sent.
+    worker: Mapped[str | None] = mapped_column(String(200))
+    retries: Mapped[int] = mapped_column(default=0, server_default="0")
+    queued_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
 
     images: Mapped[list["DatasetImage"]] = relationship(
         back_populates="dataset", cascade="all, delete-orphan", passive_deletes=True
@@ -125,6 +131,10 @@ class Job(db.Model):
     started_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    # The outbox (webapp.lifecycle): when it last began to wait, and when its task was last sent (None: the
+    # row waits to be sent, by the request that queued it or else by the sweep).
+    queued_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
 
     epochs: Mapped[list["EpochMetric"]] = relationship(
         back_populates="job", cascade="all, delete-orphan", passive_deletes=True,
@@ -263,7 +273,7 @@ class Evaluation(db.Model):
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     dataset_name: Mapped[str] = mapped_column(String(200))
     split: Mapped[str] = mapped_column(String(10))
-    status: Mapped[str] = mapped_column(String(20), default="queued")  # queued, running, succeeded, failed
+    status: Mapped[str] = mapped_column(String(20), default=EvaluationStatus.QUEUED)
     progress: Mapped[float] = mapped_column(default=0.0)
     worker: Mapped[str | None] = mapped_column(String(200))
     error: Mapped[str | None] = mapped_column(Text)
@@ -272,6 +282,10 @@ class Evaluation(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
+    attempt: Mapped[int] = mapped_column(default=0, server_default="0")  # claims by workers, the write fence
+    retries: Mapped[int] = mapped_column(default=0, server_default="0")  # automatic re-queues after a lost worker
+    queued_at: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
 
 
 class Feedback(db.Model):

@@ -154,7 +154,7 @@ class DataDir:
     def leftovers(self, waiting: Collection[int] = ()) -> list[Path]:
         """What interrupted runs leave behind: uploads being received or checked (everything under `tmp/`
         but the received uploads of the datasets in `waiting`, whose checks are still to come), bundles
-        being exported (`models/.staging-*`, see webapp.jobs.runner.export_version), half-written
+        being exported (`models/.staging-*`, see worker.training.export_version), half-written
         files (`*.part`) beside bundles and in the caches under `cache/`, and the image cache's pack files
         of a training load interrupted before it unlinked its file (engine.data.ImageCache.load_all)."""
         from engine.data import PACKS

@@ -1,9 +1,6 @@
 """Celery bound to the Flask app: every task runs inside an app context."""
 from __future__ import annotations
 
-import base64
-import json
-
 from celery import Celery, Task
 from flask import Flask
 
@@ -42,44 +39,6 @@ def device_kind(device: str | None) -> str | None:
 def trains(queues: list[str]) -> bool:
     """Whether a worker on these queues trains (the shared queue or a device kind's)."""
     return any(queue == TRAINING_QUEUE or queue.startswith(f"{TRAINING_QUEUE}.") for queue in queues)
-
-
-class UnknownLayout(RuntimeError):
-    """Redis holds messages that this reading of kombu's layout cannot decode."""
-
-
-def _task_of(raw: bytes | str) -> tuple[str, object] | None:
-    """(task name, first argument) of one stored message, or None for anything else."""
-    try:
-        message = json.loads(raw)
-        if isinstance(message, list):  # unacknowledged entries are [message, exchange, routing key]
-            message = message[0]
-        body = message["body"]
-        if message.get("properties", {}).get("body_encoding") == "base64":
-            body = base64.b64decode(body)
-        args = json.loads(body)[0]
-        return message["headers"]["task"], (args[0] if args else None)
-    except (ValueError, KeyError, TypeError, IndexError, AttributeError):
-        return None
-
-
-def broker_messages(client, queues: list[str], options: dict) -> tuple[set, set]:
-    """What Celery's Redis transport holds for `queues`, as (task name, first argument) pairs: the messages
-    waiting in the queues, and those delivered to a worker and not yet acknowledged (tasks acknowledge late,
-    so a running task's message is there until it ends). The key names follow kombu's own (its priority
-    separator and steps, its unacknowledged hash, the broker's key prefix option)."""
-    from kombu.transport.redis import Channel
-
-    prefix = options.get("global_keyprefix", "")
-    steps = [step for step in options.get("priority_steps", Channel.priority_steps) if step]
-    keys = [prefix + key for queue in queues for key in (queue, *(f"{queue}{Channel.sep}{step}" for step in steps))]
-    raw_waiting = [raw for key in keys for raw in client.lrange(key, 0, -1)]
-    raw_taken = client.hvals(prefix + options.get("unacked_key", Channel.unacked_key))
-    waiting = {_task_of(raw) for raw in raw_waiting} - {None}
-    taken = {_task_of(raw) for raw in raw_taken} - {None}
-    if (raw_waiting or raw_taken) and not (waiting or taken):
-        raise UnknownLayout(f"{len(raw_waiting) + len(raw_taken)} messages in Redis could not be read")
-    return waiting, taken
 
 
 def init_app(app: Flask) -> Celery:

@@ -7,89 +7,28 @@ database, where the job row names its worker. An ingest worker also says how it 
 """
 from __future__ import annotations
 
-import logging
-import socket
-import subprocess
-import sys
-import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import redis
 from sqlalchemy import select
 
 from webapp.extensions import db
 from webapp.jobs import events
-from webapp.jobs.status import JobStatus
+from webapp.statuses import JobStatus
 from webapp.models import Job
 from webapp.taskqueue import DEVICE_KINDS, training_queue
 
-log = logging.getLogger(__name__)
 KEY = "studio:worker:{name}"
 PATTERN = "studio:worker:*"
 BEACON_SECONDS = 10.0
 FIELDS = ("name", "host", "device", "queues", "heartbeat_at")
-# Asked in a child process, so the worker process itself never loads Paddle before its pool forks.
-DEVICE_PROBE = "from engine.device import pick_device; print(pick_device())"
+# What a worker is doing, written by the process that runs its tasks (worker.beacon): the task under way
+# ("name:id", empty when none) and since when it has had none.
+TASK, IDLE_SINCE = "task", "idle_since"
 
 
-def probe_device(timeout: float = 120) -> str:
-    """The device this machine's Paddle trains on ('gpu:0' or 'cpu'), or 'unknown'."""
-    try:
-        done = subprocess.run([sys.executable, "-c", DEVICE_PROBE], capture_output=True, text=True, timeout=timeout)
-        return done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout.strip() else "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-
-
-class WorkerBeacon:
-    """Renews this worker's entry every `every` seconds; the entry expires three beats after the last one."""
-
-    def __init__(self, redis_url: str, name: str, queues: list[str], device: str | None,
-                 every: float = BEACON_SECONDS, sandbox: str | None = None) -> None:
-        self.client = events.redis_client(redis_url)
-        self.name, self.queues, self.device, self.every = name, queues, device, every
-        self.sandbox = sandbox
-        self._stop = threading.Event()
-        self._beating = threading.Lock()  # a beat under way and stop() never interleave
-
-    def beat(self) -> None:
-        key = KEY.format(name=self.name)
-        self.client.hset(key, mapping={
-            "name": self.name, "host": socket.gethostname(), "device": self.device or "",
-            "queues": ",".join(self.queues), "heartbeat_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "sandbox": self.sandbox or ""})
-        self.client.expire(key, int(self.every * 3) + 1)
-
-    def _beat_logged(self) -> None:
-        with self._beating:
-            if self._stop.is_set():  # stopped: a late beat would put the deleted entry back for three beats
-                return
-            try:
-                self.beat()
-            except redis.RedisError as exc:
-                log.warning("could not announce worker %s: %s", self.name, exc)
-
-    def run(self) -> None:
-        while not self._stop.is_set():
-            self._beat_logged()
-            self._stop.wait(self.every)
-
-    def start(self) -> "WorkerBeacon":
-        threading.Thread(target=self.run, name="worker-beacon", daemon=True).start()
-        return self
-
-    def beat_soon(self) -> None:
-        """Announce a change (device, queues, sandbox) now rather than at the next beat, without waiting for
-        Redis."""
-        threading.Thread(target=self._beat_logged, name="worker-beacon-now", daemon=True).start()
-
-    def stop(self) -> None:
-        with self._beating:
-            self._stop.set()
-            try:
-                self.client.delete(KEY.format(name=self.name))
-            except redis.RedisError:
-                pass
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _entries(client: redis.Redis) -> list[dict]:
@@ -115,6 +54,18 @@ def announced(client: redis.Redis) -> list[dict]:
     for worker in workers:
         worker["job_id"] = running.get(worker["name"])
     return workers
+
+
+def idle_queues(client: redis.Redis, seconds: float) -> set[str]:
+    """Every queue served by a worker that has run no task for at least `seconds`: a message waiting there
+    that long was lost, since that worker would have taken it (webapp.lifecycle.sweep_outbox)."""
+    limit, idle = datetime.now(timezone.utc) - timedelta(seconds=seconds), set()
+    for key in client.scan_iter(PATTERN, count=100):
+        entry = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+        since = entry.get(IDLE_SINCE)
+        if entry.get("name") and not entry.get(TASK) and since and datetime.fromisoformat(since) <= limit:
+            idle |= set(filter(None, entry.get("queues", "").split(",")))
+    return idle
 
 
 def served_queues(client: redis.Redis) -> set[str]:

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from engine.errors import StudioError
 from webapp.extensions import db
 from webapp.jobs import events
-from webapp.jobs.status import JobStatus
+from webapp.statuses import JobStatus
 from webapp.models import Job
 from webapp.taskqueue import trains
 from webapp.workers import announced

@@ -3,14 +3,15 @@ import logging
 import sys
 import threading
 
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import (celeryd_init, task_postrun, task_prerun, worker_process_init, worker_ready,
+                            worker_shutdown)
 
 from webapp import create_app
 from webapp.datasets.sandbox import sandbox_state
 from webapp.installation import WrongDataDir, check_data_dir
-from webapp.jobs.reaper import start_reaper
 from webapp.taskqueue import INGEST_QUEUE, TRAINING_QUEUE, device_kind, training_queue, trains
-from webapp.workers import WorkerBeacon, probe_device
+from worker.beacon import WorkerBeacon, mark_busy, mark_idle, probe_device
+from worker.loops import start_watcher
 
 flask_app = create_app()
 try:
@@ -24,21 +25,43 @@ with flask_app.app_context():
     engine = db.engine
 app = celery_app
 _beacon: list[WorkerBeacon] = []
+_node: list[str] = []  # this worker's name, known before its pool forks
 log = logging.getLogger(__name__)
+
+
+@celeryd_init.connect
+def _name(sender, **_) -> None:
+    _node.append(sender)
 
 
 @worker_process_init.connect
 def _own_connections(**_) -> None:
     """A pool process forked from this one must not share its database connections: two processes on one
     socket garble each other's answers (PostgreSQL) or locks (SQLite). The child drops the inherited pool
-    without closing the parent's connections and opens its own."""
+    without closing the parent's connections and opens its own. A new pool process runs no task yet,
+    whatever the one it replaces was running when it died."""
     engine.dispose(close=False)
+    if _node:
+        mark_idle(flask_app.config["REDIS_URL"], _node[0])
+
+
+@task_prerun.connect
+def _busy(task, args=None, **_) -> None:
+    """What this worker runs is part of its entry: a waiting row's task is sent again only when a worker of
+    its queue stays idle (webapp.lifecycle.sweep_outbox)."""
+    mark_busy(flask_app.config["REDIS_URL"], task.request.hostname, task.name, args[0] if args else "")
+
+
+@task_postrun.connect
+def _idle(task, **_) -> None:
+    mark_idle(flask_app.config["REDIS_URL"], task.request.hostname)
 
 
 @worker_ready.connect
-def _start_reaper(**_) -> None:
-    """Every worker also watches for jobs whose worker died, so a web process is not required."""
-    start_reaper(flask_app)
+def _start_watcher(**_) -> None:
+    """Every worker also watches for work whose worker died and tasks the broker lost, so a web process is
+    not required."""
+    start_watcher(flask_app)
 
 
 @worker_ready.connect

@@ -1,4 +1,7 @@
-"""Celery tasks: unpack ids, call the real logic in the web app's services, record the outcome."""
+"""Celery tasks: unpack ids, call the runner of each kind of work, which records the outcome on its row.
+
+The runners are imported when a task runs, in the pool's process: they load Paddle, which the worker's main
+process (forking the pool) must not have loaded."""
 from __future__ import annotations
 
 import socket
@@ -12,7 +15,7 @@ from webapp.taskqueue import DESCRIBE_TASK, EVALUATE_TASK, INGEST_TASK, MEASURE_
 @shared_task(name=DESCRIBE_TASK)
 def describe() -> dict:
     """Report this worker's host, Paddle build and device, and what it sees in the database."""
-    from webapp.jobs.runner import describe_worker
+    from worker.training import describe_worker
 
     return {"host": socket.gethostname(), **describe_worker()}
 
@@ -20,7 +23,7 @@ def describe() -> dict:
 @shared_task(name=TRAIN_TASK, bind=True, ignore_result=True)
 def train(self, job_id: int) -> str:
     """Train one job by id; the outcome is recorded on the job row."""
-    from webapp.jobs.runner import run_training_job
+    from worker.training import run_training_job
 
     return run_training_job(job_id, worker=self.request.hostname or socket.gethostname())
 
@@ -28,7 +31,7 @@ def train(self, job_id: int) -> str:
 @shared_task(name=EVALUATE_TASK, bind=True, ignore_result=True)
 def evaluate(self, evaluation_id: int) -> str:
     """Evaluate one model version on one dataset split; the report is recorded on the evaluation row."""
-    from webapp.release.evaluation import run_evaluation
+    from worker.evaluation import run_evaluation
 
     return run_evaluation(evaluation_id, worker=self.request.hostname or socket.gethostname())
 
@@ -41,13 +44,13 @@ def measure_step(self, backbone: str, image_size: int, batch_size: int) -> float
     return measure_on_worker(self.request.hostname or socket.gethostname(), backbone, image_size, batch_size)
 
 
-@shared_task(name=INGEST_TASK, ignore_result=True)
-def ingest_dataset(dataset_id: int) -> str:
+@shared_task(name=INGEST_TASK, bind=True, ignore_result=True)
+def ingest_dataset(self, dataset_id: int) -> str:
     """Check and store one received upload; the outcome (ready, or failed with the reason) is on the dataset row."""
     from webapp.datasets.services import ingest_upload
 
     try:
-        dataset = ingest_upload(dataset_id)
+        dataset = ingest_upload(dataset_id, worker=self.request.hostname or socket.gethostname())
     except StudioError:  # a refused upload: the reason is on the row
         return "failed"
     return dataset.status if dataset is not None else "gone"

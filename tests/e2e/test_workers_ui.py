@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from webapp.extensions import db
 from webapp.models import Job, utcnow
-from webapp.workers import WorkerBeacon
+from worker.beacon import WorkerBeacon
 
 pytestmark = pytest.mark.e2e
 PROBE_SECONDS = 90  # a training worker probes its device in a child process as it starts

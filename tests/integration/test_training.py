@@ -15,7 +15,7 @@ from engine.bundle import read_bundle
 from tests.images import noisy_image, zip_bytes
 from tests.stack import running_stack, upload_dataset
 from webapp import create_app
-from webapp.jobs.reaper import start_reaper
+from worker.loops import start_watcher
 from webapp.taskqueue import TRAIN_TASK
 
 pytestmark = pytest.mark.integration
@@ -264,7 +264,7 @@ def test_the_job_of_a_killed_worker_resumes_from_its_checkpoint_on_the_next_work
         job_id = start(client, upload_colours(client, per_class=6), epochs=EPOCHS_TO_KILL)
         wait_for(client, job_id, lambda job: len(job["epochs"]) >= 2 and job["checkpoint_bytes"] > 0)
         os.killpg(own["worker"].process.pid, signal.SIGKILL)  # as the kernel's OOM killer or a reboot would
-        stop = start_reaper(app)
+        stop = start_watcher(app)
         try:
             requeued = wait_for(client, job_id, lambda job: job["status"] == "queued")
             assert requeued["retries"] == 1 and requeued["error"] is None
@@ -290,7 +290,7 @@ def test_a_job_whose_worker_dies_on_every_attempt_fails_with_the_reason(tmp_path
         job_id = start(client, upload_colours(client, per_class=6), epochs=500)
         wait_for(client, job_id, lambda job: job["status"] == "running" and job["step"] > 0)
         os.killpg(own["worker"].process.pid, signal.SIGKILL)
-        stop = start_reaper(app)
+        stop = start_watcher(app)
         try:
             job = wait_for(client, job_id, finished)
         finally:

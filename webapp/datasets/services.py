@@ -4,24 +4,24 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select
 
 from engine.errors import StudioError
 from engine.messages import N_, Message
-from webapp import audit
+from webapp import audit, lifecycle
 from webapp.datasets.ingest import ingest
 from webapp.datasets.receive import ReceivedUpload, receive_upload
 from webapp.errors import get_or_404
 from webapp.extensions import db
-from webapp.messages import rejected_json, stored_text, to_store
-from webapp.jobs.status import ACTIVE
+from webapp.messages import rejected_json, stored_text
 from webapp.models import Dataset, DatasetImage, Job, iso, utcnow
+from webapp.statuses import ACTIVE, DATASET_TRANSITIONS, DatasetStatus
 from webapp.storage import data_dir
 from webapp.taskqueue import INGEST_QUEUE, INGEST_TASK
 
@@ -29,11 +29,33 @@ log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 200
 
 
+def _gave_up(attempts: int) -> Message:
+    return Message(N_("Checking this upload stopped %(count)s times (its worker was stopped or ran out of memory); "
+                      "upload it again, perhaps in smaller parts."), {"count": attempts})
+
+
+def _drop_upload(dataset: Dataset) -> None:
+    """A failed upload's received files are of no more use."""
+    shutil.rmtree(data_dir().upload(dataset.id), ignore_errors=True)
+
+
+# The check of an upload, by an ingest worker (or the request itself with INGEST_IN_REQUEST).
+UPLOAD_CHECKS = lifecycle.Kind(
+    name="upload check", model=Dataset, task=INGEST_TASK, transitions=DATASET_TRANSITIONS,
+    waiting=DatasetStatus.PROCESSING, running=DatasetStatus.PROCESSING, failed=DatasetStatus.FAILED,
+    finished=frozenset({DatasetStatus.READY, DatasetStatus.FAILED}), queue=lambda dataset: INGEST_QUEUE,
+    stale_setting="INGEST_STALE_SECONDS", attempts_setting="INGEST_MAX_ATTEMPTS", gave_up=_gave_up,
+    held_by_worker=True, attempt_column="ingest_attempt", heartbeat_column="ingest_heartbeat_at",
+    on_failed=_drop_upload,
+    never_sent=Message(N_("The task queue (Redis) was not reachable, so the upload was not checked; upload it "
+                          "again.")))
+
+
 def ready_dataset(dataset_id, field: str | None = None) -> Dataset:
     """The dataset with this id, refused (404, or 409 while it is not ready) with `field` named."""
     details = {"field": field} if field else {}
     dataset = get_or_404(Dataset, dataset_id, "Dataset", **details)
-    if dataset.status != "ready":
+    if dataset.status != DatasetStatus.READY:
         raise StudioError("dataset_not_ready", "Dataset '%(name)s' is not ready (%(status)s).",
                           {"name": dataset.name, "status": dataset.status}, **details)
     return dataset
@@ -70,7 +92,8 @@ def receive_dataset(stream, content_type: str | None) -> Dataset:
                               field="archive")
         name = _clean_name(upload.name, _fallback_name(upload))
         with upload.entries(incoming, limits) as (entries, _):  # an unreadable archive or a zip bomb: refused now
-            dataset = Dataset(name=name, status="processing", ingest_total=len(entries))
+            dataset = Dataset(name=name, status=DatasetStatus.PROCESSING, ingest_total=len(entries),
+                              queued_at=utcnow())
         db.session.add(dataset)
         db.session.flush()
         target = data_dir().upload(dataset.id)
@@ -83,108 +106,70 @@ def receive_dataset(stream, content_type: str | None) -> Dataset:
         raise
     if current_app.config["INGEST_IN_REQUEST"]:
         return _ingest_now(dataset)
-    enqueue_ingest(dataset)
+    lifecycle.send_or_refuse(UPLOAD_CHECKS, dataset, StudioError(
+        "queue_unavailable", "The task queue (Redis) is not reachable; the upload was not kept. Try again once it "
+                             "is back."))
     return dataset
 
 
 def _ingest_now(dataset: Dataset) -> Dataset:
     """Ingest in the request: a refused upload answers with its error and leaves no dataset behind."""
     try:
-        return ingest_upload(dataset.id)
+        return ingest_upload(dataset.id, worker=f"web@{socket.gethostname()}")
     except StudioError:
         db.session.delete(db.session.get(Dataset, dataset.id))
         db.session.commit()
         raise
 
 
-def enqueue_ingest(dataset: Dataset) -> None:
-    try:
-        # No result is read back: asking for one would wait on the result store too (20 s while Redis is down).
-        current_app.extensions["celery"].send_task(INGEST_TASK, args=[dataset.id], queue=INGEST_QUEUE,
-                                                   ignore_result=True)
-    except Exception as exc:
-        log.warning("could not queue the ingest of dataset %s: %s", dataset.id, exc)
-        _fail(dataset, Message(N_("The task queue (Redis) was not reachable, so the upload was not checked; upload "
-                                  "it again.")))
-        raise StudioError("queue_unavailable", "The task queue (Redis) is not reachable; the upload was not kept. "
-                                               "Try again once it is back.") from None
-
-
-def _fail(dataset: Dataset, reason: "Message | StudioError") -> None:
-    """The dataset failed: the reason is kept in English, with its template for the reader's language."""
-    dataset.error, form = to_store(reason)
-    dataset.status = "failed"
-    dataset.text_templates = {**(dataset.text_templates or {}), "error": form}
-    db.session.commit()
-    shutil.rmtree(data_dir().upload(dataset.id), ignore_errors=True)
-
-
 class _ProgressWriter:
-    """Writes ingest progress (and so the check's heartbeat) to the dataset row about once a second."""
+    """Writes ingest progress (and so the check's heartbeat) to the dataset row about once a second, while
+    this attempt holds the check; raises Superseded once it does not."""
 
-    def __init__(self, dataset: Dataset, every: float = 1.0) -> None:
-        self.dataset, self.every, self.last = dataset, every, 0.0
+    def __init__(self, dataset_id: int, attempt: int, every: float = 1.0) -> None:
+        self.dataset_id, self.attempt, self.every, self.last = dataset_id, attempt, every, 0.0
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
         if now - self.last >= self.every or done == total:
             self.last = now
-            self.dataset.ingest_done, self.dataset.ingest_total = done, total
-            self.dataset.ingest_heartbeat_at = utcnow()
-            db.session.commit()
+            if not lifecycle.stamp(UPLOAD_CHECKS, self.dataset_id, self.attempt, ingest_done=done,
+                                   ingest_total=total):
+                raise lifecycle.Superseded()
 
 
 def waiting_for_check() -> list[int]:
     """The datasets whose received upload is still to be checked: a start-up sweep keeps their files."""
-    return list(db.session.scalars(select(Dataset.id).where(Dataset.status == "processing")))
+    return list(db.session.scalars(select(Dataset.id).where(Dataset.status == DatasetStatus.PROCESSING)))
 
 
-def claim_ingest(dataset_id: int) -> int | None:
-    """Take the check of a waiting upload as a new attempt, in one conditional UPDATE; None when the
-    upload is not waiting or another check made progress within JOB_STALE_SECONDS."""
-    now = utcnow()
-    limit = now - timedelta(seconds=current_app.config["JOB_STALE_SECONDS"])
-    claimed = db.session.execute(
-        update(Dataset).where(Dataset.id == dataset_id, Dataset.status == "processing",
-                              or_(Dataset.ingest_heartbeat_at.is_(None), Dataset.ingest_heartbeat_at < limit))
-        .values(ingest_attempt=Dataset.ingest_attempt + 1, ingest_heartbeat_at=now)
-        .execution_options(synchronize_session=False)).rowcount
-    db.session.commit()
-    return db.session.scalar(select(Dataset.ingest_attempt).where(Dataset.id == dataset_id)) if claimed else None
-
-
-def ingest_upload(dataset_id: int) -> Dataset | None:
-    """Check and store a received upload; the dataset ends `ready`, or `failed` with the reason
-    (a StudioError is raised again for the caller). Nothing to do for a dataset that is not waiting, or
-    whose check another worker holds."""
-    dataset = db.session.get(Dataset, dataset_id)
-    if dataset is None or dataset.status != "processing":
-        return dataset
-    attempt = claim_ingest(dataset_id)
-    db.session.refresh(dataset)
-    if attempt is None:
-        log.info("dataset %s is being checked elsewhere; skipping this delivery", dataset_id)
-        return dataset
-    if attempt > current_app.config["JOB_MAX_ATTEMPTS"]:
-        _fail(dataset, Message(N_("Checking this upload stopped %(count)s times (its worker was stopped or ran out "
-                                  "of memory); upload it again, perhaps in smaller parts."), {"count": attempt - 1}))
-        return dataset
+def ingest_upload(dataset_id: int, worker: str) -> Dataset | None:
+    """Check and store a received upload as `worker`; the dataset ends `ready`, or `failed` with the reason
+    (a StudioError is raised again for the caller). Nothing to do for a dataset that is not waiting (its
+    check is held by another worker, or done), nor for a check given up on meanwhile."""
+    dataset = lifecycle.claim(UPLOAD_CHECKS, dataset_id, worker)
+    if dataset is None:
+        log.info("dataset %s is not waiting for its check; skipping this delivery", dataset_id)
+        return db.session.get(Dataset, dataset_id)
+    attempt = dataset.ingest_attempt
     folder, staging = data_dir().upload(dataset_id), data_dir().tmp / f"ingest-{dataset_id}-{attempt}"
     limits = current_app.config["INGEST_LIMITS"]
     shutil.rmtree(staging, ignore_errors=True)
     try:
         with ReceivedUpload.load(folder).entries(folder, limits) as (entries, refused):
-            result = ingest(entries, refused, staging, limits, _ProgressWriter(dataset))
-        _store(dataset, result, staging)
+            result = ingest(entries, refused, staging, limits, _ProgressWriter(dataset_id, attempt))
+        _store(dataset, result, staging, attempt)
+    except lifecycle.Superseded:
+        log.warning("the check of dataset %s went on without attempt %s; stopping", dataset_id, attempt)
+        return dataset
     except StudioError as exc:
-        db.session.rollback()
-        _fail(dataset, exc)
+        lifecycle.finish(UPLOAD_CHECKS, dataset, attempt, DatasetStatus.FAILED, error=exc)
         raise
     except Exception:
-        db.session.rollback()
         log.exception("ingest of dataset %s failed", dataset_id)
-        _fail(dataset, Message(N_("The upload could not be checked because of an error on the server; the details "
-                                  "are in the ingest worker's log.")))
+        lifecycle.finish(UPLOAD_CHECKS, dataset, attempt, DatasetStatus.FAILED, error=Message(N_(
+            "The upload could not be checked because of an error on the server; the details are in the ingest "
+            "worker's log.")))
         raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -200,7 +185,7 @@ def dataset_from_entries(name: str, entries: list, refused: list | None = None) 
     staging = data_dir().tmp / f"upload-{uuid.uuid4().hex}"
     try:
         result = ingest(entries, refused or [], staging, current_app.config["INGEST_LIMITS"])
-        dataset = Dataset(name=name, status="processing")
+        dataset = Dataset(name=name, status=DatasetStatus.PROCESSING)
         db.session.add(dataset)
         _store(dataset, result, staging)
     finally:
@@ -208,9 +193,12 @@ def dataset_from_entries(name: str, entries: list, refused: list | None = None) 
     return dataset
 
 
-def _store(dataset: Dataset, result, staging: Path) -> None:
-    """Fill the dataset's row and rows of images from an ingest result and move its files into place."""
-    dataset.status, dataset.layout, dataset.num_images = "ready", result.layout, len(result.images)
+def _store(dataset: Dataset, result, staging: Path, attempt: int | None = None) -> None:
+    """Fill the dataset's row and rows of images from an ingest result and move its files into place; for
+    a check (`attempt`), only while that attempt still holds it (else lifecycle.Superseded)."""
+    if attempt is not None:
+        lifecycle.hold(UPLOAD_CHECKS, dataset.id, attempt)
+    dataset.status, dataset.layout, dataset.num_images = DatasetStatus.READY, result.layout, len(result.images)
     dataset.content_hash, dataset.rejected = result.content_hash, result.rejected
     dataset.warnings, dataset.duplicates = [str(warning) for warning in result.warnings], result.duplicates
     dataset.text_templates = {**(dataset.text_templates or {}),
@@ -225,7 +213,7 @@ def _store(dataset: Dataset, result, staging: Path) -> None:
     os.replace(staging, target)
     try:
         db.session.commit()
-    except Exception:
+    except BaseException:
         db.session.rollback()
         shutil.rmtree(target, ignore_errors=True)
         raise
@@ -233,7 +221,7 @@ def _store(dataset: Dataset, result, staging: Path) -> None:
 
 def delete_dataset(dataset: Dataset) -> None:
     """Delete the rows first, then the files; refused while a job still needs the images."""
-    if dataset.status == "processing":
+    if dataset.status == DatasetStatus.PROCESSING:
         raise StudioError("dataset_in_use", "Dataset '%(name)s' is still being checked; delete it once it "
                                             "is ready or has failed.", {"name": dataset.name})
     active = db.session.scalar(select(func.count()).select_from(Job).where(

@@ -16,8 +16,8 @@ from webapp.accounts import policy
 from webapp.accounts.guard import effective_role, may
 from webapp.errors import get_or_404
 from webapp.extensions import db
-from webapp.jobs import events, recommendation, services
-from webapp.jobs.status import STATUSES, JobStatus
+from webapp.jobs import commands, events, queries, recommendation, serialize
+from webapp.statuses import STATUSES, JobStatus
 from webapp.models import Job
 
 api = Blueprint("jobs_api", __name__, url_prefix="/api")
@@ -36,7 +36,7 @@ def create():
         raise StudioError("forbidden", "Your role (%(role)s) cannot ask for 'promote_when_done': putting a "
                                        "version into production needs %(needed)s. Leave it off, or ask an admin.",
                           roles, field="promote_when_done")
-    job = services.create_job(payload, by=audit.actor())
+    job = commands.create_job(payload, by=audit.actor())
     return jsonify({"id": job.id, "status": "queued"}), 202
 
 
@@ -57,24 +57,24 @@ def index():
             raise StudioError("invalid_field", "'status' must be one of: %(options)s.",
                               {"options": ", ".join(JobStatus)}, field="status")
         query = query.where(Job.status == status)
-    positions = services.queue_positions()
-    return jsonify({"jobs": [services.job_summary(job, positions) for job in db.session.scalars(query)]})
+    positions = queries.queue_positions()
+    return jsonify({"jobs": [serialize.job_summary(job, positions) for job in db.session.scalars(query)]})
 
 
 @api.get("/jobs/<int:job_id>")
 def show(job_id: int):
-    return jsonify(services.job_json(get_or_404(Job, job_id, "Job")))
+    return jsonify(serialize.job_json(get_or_404(Job, job_id, "Job")))
 
 
 @api.post("/jobs/<int:job_id>/cancel")
 def cancel(job_id: int):
-    job = services.cancel_job(get_or_404(Job, job_id, "Job"))
+    job = commands.cancel_job(get_or_404(Job, job_id, "Job"))
     return jsonify({"id": job.id, "status": job.status, "cancel_requested": job.cancel_requested})
 
 
 @api.get("/jobs/<int:job_id>/confusion/<split>/<int:true>/<int:predicted>")
 def confusion_cell(job_id: int, split: str, true: int, predicted: int):
-    return jsonify(services.confusion_cell(get_or_404(Job, job_id, "Job"), split, true, predicted))
+    return jsonify(queries.confusion_cell(get_or_404(Job, job_id, "Job"), split, true, predicted))
 
 
 @api.post("/jobs/<int:job_id>/resume")
@@ -84,8 +84,8 @@ def resume(job_id: int):
         raise StudioError("forbidden", "Your role (%(role)s) cannot resume job %(id)s: it puts its version into "
                                        "production when done, which needs %(needed)s. Ask an admin, or start a "
                                        "job of your own.", {**roles, "id": job.id}, field="promote_when_done")
-    job = services.resume_job(job, by=audit.actor())
-    return jsonify(services.job_json(job)), 202
+    job = commands.resume_job(job, by=audit.actor())
+    return jsonify(serialize.job_json(job)), 202
 
 
 @api.get("/jobs/<int:job_id>/events")
@@ -97,7 +97,7 @@ def stream(job_id: int):
     """
     job = get_or_404(Job, job_id, "Job")
     if JobStatus(job.status).finished:
-        return _event_stream(_sse(services.job_json(job), "snapshot"))
+        return _event_stream(_sse(serialize.job_json(job), "snapshot"))
     slot = _stream_slot(job_id)
     pubsub = None
 
@@ -111,7 +111,7 @@ def stream(job_id: int):
         # Read again now that the channel is heard: an event sent between the first read and the
         # subscription is in this snapshot, and a job that finished meanwhile gets its snapshot alone.
         db.session.refresh(job)
-        snapshot = services.job_json(job)
+        snapshot = serialize.job_json(job)
     except BaseException:
         close()
         raise

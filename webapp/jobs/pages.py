@@ -5,8 +5,9 @@ from flask import Blueprint, current_app, render_template, request, url_for
 
 from webapp.errors import get_or_404
 from webapp.extensions import db
-from webapp.jobs import services
-from webapp.jobs.status import STATUSES
+from webapp.jobs.queries import queue_positions
+from webapp.jobs.serialize import job_json, job_summary
+from webapp.statuses import STATUSES
 from webapp.models import Job
 
 pages = Blueprint("jobs", __name__, url_prefix="/jobs")
@@ -18,8 +19,8 @@ def index():
     query = db.select(Job).order_by(Job.id.desc())
     if status in STATUSES:
         query = query.where(Job.status == status)
-    positions = services.queue_positions()
-    jobs = [services.job_summary(job, positions) for job in db.session.scalars(query)]
+    positions = queue_positions()
+    jobs = [job_summary(job, positions) for job in db.session.scalars(query)]
     return render_template("jobs/index.html", jobs=jobs, status=status, statuses=STATUSES)
 
 
@@ -27,4 +28,4 @@ def index():
 def show(job_id: int):
     job = get_or_404(Job, job_id, "Job")
     board = url_for("board.proxy", path="") if current_app.config.get("VISUALDL_URL") else None
-    return render_template("jobs/show.html", job=services.job_json(job), visualdl_url=board)
+    return render_template("jobs/show.html", job=job_json(job), visualdl_url=board)

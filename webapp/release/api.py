@@ -1,7 +1,7 @@
 """JSON API for the release: what serves, experiments, rollback, live statistics."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import Blueprint, jsonify, request
 
 from engine.errors import StudioError
 from webapp import audit
@@ -66,5 +66,4 @@ def list_evaluations():
 
 @evaluations_api.get("/<int:evaluation_id>")
 def show_evaluation(evaluation_id: int):
-    evaluation.reap_stale(current_app.config["JOB_STALE_SECONDS"])
     return jsonify(evaluation.evaluation_json(get_or_404(Evaluation, evaluation_id, "Evaluation")))

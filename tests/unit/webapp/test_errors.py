@@ -21,7 +21,7 @@ def codes_in_source() -> set[str]:
     """Codes written in the source: first argument or `code=` of *Error/*Rejected calls, and the codes
     that get_or_404 derives from its label."""
     codes = set()
-    for path in [*(ROOT / "engine").rglob("*.py"), *(ROOT / "webapp").rglob("*.py")]:
+    for path in [*(ROOT / "engine").rglob("*.py"), *(ROOT / "webapp").rglob("*.py"), *(ROOT / "worker").rglob("*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
                 continue

@@ -20,7 +20,7 @@ from webapp.extensions import db
 from webapp.jobs import recommendation
 from webapp.models import Release
 from webapp.release import services as release
-from webapp.workers import WorkerBeacon
+from worker.beacon import WorkerBeacon
 
 BIG = {"backbone": "resnet50", "image_size": 512, "batch_size": 1024}
 

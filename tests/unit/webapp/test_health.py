@@ -4,7 +4,7 @@ from webapp import create_app
 from webapp.database import upgrade_schema
 from webapp.datasets import sandbox
 from webapp.datasets.sandbox import sandbox_state
-from webapp.workers import WorkerBeacon
+from worker.beacon import WorkerBeacon
 
 
 def test_health_reports_redis_down(client):

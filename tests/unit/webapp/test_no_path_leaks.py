@@ -12,7 +12,7 @@ from tests.factories import CLASSES, app_with_user
 from tests.images import noisy_image
 from webapp.accounts import services as accounts
 from webapp.extensions import db
-from webapp.jobs import runner
+from worker import training as runner
 from webapp.models import Job, ModelVersion
 from webapp.predict import serving
 from webapp.release import services as release

@@ -33,7 +33,7 @@ def test_restart_between_the_202_and_the_check_keeps_the_upload(app, client):
 
     assert sorted(path.name for path in folders.tmp.iterdir()) == [f"upload-{waiting}"]
     with app.app_context():
-        dataset = ingest_upload(waiting)
+        dataset = ingest_upload(waiting, "ingest@box")
         assert (dataset.status, dataset.num_images, dataset.error) == ("ready", 6, None)
         db.session.remove()
 
@@ -41,7 +41,7 @@ def test_restart_between_the_202_and_the_check_keeps_the_upload(app, client):
 def test_restart_sweeps_uploads_that_no_dataset_waits_for(app, client):
     finished = accept_upload(app, client, zip_bytes(class_files({"rose": 2, "tulip": 2})))
     with app.app_context():
-        ingest_upload(finished)
+        ingest_upload(finished, "ingest@box")
     folders = DataDir(app.config["DATA_DIR"])
     (folders.upload(finished)).mkdir()  # left behind by a check that ended while its files were removed
     (folders.upload(999)).mkdir()  # moved into place by an upload whose row was never committed

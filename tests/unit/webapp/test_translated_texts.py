@@ -21,6 +21,8 @@ from engine.recommend import DatasetProfile, suggest
 from tests.factories import app_with_user, form_token
 from tests.images import class_files, zip_bytes
 from webapp.extensions import db
+from webapp.jobs.work import transition
+from webapp.statuses import JobStatus
 from webapp.models import Dataset, Evaluation, Job, utcnow
 
 MARK = "译:"
@@ -129,13 +131,15 @@ def test_dataset_warnings_rejections_and_error_follow_the_language(app, client):
     old = client.get(f"/api/datasets/{ident}", headers=ZH).get_json()
     assert old["rejected"] == [{"path": "a.png", "reason": "old words"}] and old["warnings"] == english["warnings"]
 
-    from webapp.datasets import services
+    from webapp import lifecycle
+    from webapp.datasets.services import UPLOAD_CHECKS
 
     with app.app_context():
         failed = Dataset(name="broken", status="processing")
         db.session.add(failed)
         db.session.commit()
-        services._fail(failed, StudioError("not_a_zip", "The file is not a readable .zip archive."))
+        lifecycle.move(UPLOAD_CHECKS, failed, UPLOAD_CHECKS.failed,
+                       error=StudioError("not_a_zip", "The file is not a readable .zip archive."))
         failed_id = failed.id
     assert client.get(f"/api/datasets/{failed_id}", headers=EN).get_json()["error"] == \
         "The file is not a readable .zip archive."
@@ -153,9 +157,9 @@ def test_refused_uploads_list_their_files_in_the_language(client):
 
 
 def test_job_texts_follow_the_language(app, client, dataset_id, monkeypatch):
-    from webapp.jobs import services
+    from webapp.jobs import commands
 
-    monkeypatch.setattr(services, "enqueue", lambda job: None)
+    monkeypatch.setattr(commands, "enqueue", lambda job: None)
     ident = client.post("/api/jobs", json={"dataset_id": dataset_id}).get_json()["id"]
     with app.app_context():
         row = db.session.get(Job, ident)
@@ -172,24 +176,26 @@ def test_job_texts_follow_the_language(app, client, dataset_id, monkeypatch):
     assert client.get(f"/api/jobs/{ident}", headers=EN).get_json()["error"] == "Cancelled before it started."
     assert client.get(f"/api/jobs/{ident}", headers=ZH).get_json()["error"] == MARK + "Cancelled before it started."
     with app.app_context():  # an unexpected exception's words are kept as they are
-        services.transition(db.session.get(Job, ident), services.JobStatus.QUEUED)
-        services.transition(db.session.get(Job, ident), services.JobStatus.RUNNING)
-        services.transition(db.session.get(Job, ident), services.JobStatus.FAILED, error="MemoryError: boom")
+        transition(db.session.get(Job, ident), JobStatus.QUEUED)
+        transition(db.session.get(Job, ident), JobStatus.RUNNING)
+        transition(db.session.get(Job, ident), JobStatus.FAILED, error="MemoryError: boom")
     assert client.get(f"/api/jobs/{ident}", headers=ZH).get_json()["error"] == "MemoryError: boom"
 
 
 def test_evaluation_errors_follow_the_language(app, client):
-    from webapp.release.evaluation import reap_stale
+    from webapp import lifecycle
+    from webapp.release.evaluation import EVALUATIONS
 
+    app.config["EVALUATION_MAX_ATTEMPTS"] = 1
     with app.app_context():
-        row = Evaluation(version=1, dataset_name="d", split="test", status="running",
+        row = Evaluation(version=1, dataset_name="d", split="test", status="running", worker="w",
                          heartbeat_at=utcnow() - timedelta(hours=1))
         db.session.add(row)
         db.session.commit()
-        reap_stale(60)
+        assert lifecycle.reap(EVALUATIONS) == [row.id]
     english = client.get("/api/evaluations", headers=EN).get_json()["evaluations"][0]["error"]
     chinese = client.get("/api/evaluations", headers=ZH).get_json()["evaluations"][0]["error"]
-    assert english == "The worker stopped while evaluating; start the evaluation again."
+    assert english == "The worker stopped while evaluating (attempts made: 1); start the evaluation again."
     assert chinese == MARK + english
 
 

@@ -15,7 +15,7 @@ from webapp import create_app
 from webapp.accounts import policy, services as accounts
 from webapp.database import upgrade_schema
 from webapp.extensions import db
-from webapp.jobs import events, services as jobs
+from webapp.jobs import commands as jobs, events
 from webapp.models import ApiToken, AuditEntry, Job, ModelVersion, User
 from webapp.registry.services import register_version
 from engine.config import TrainConfig

@@ -15,7 +15,8 @@ from webapp.accounts import services as accounts
 from webapp.database import upgrade_schema
 from webapp.extensions import db
 from webapp.models import Job
-from webapp.workers import KEY, WorkerBeacon
+from webapp.workers import KEY
+from worker.beacon import WorkerBeacon
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
 TRAINER, GPU_TRAINER, INGEST = "trainer-2@box", "trainer-1@gpu-box", "ingest-studio@box"

@@ -8,7 +8,8 @@ import pytest
 
 from tests.images import class_files, zip_bytes
 from webapp.extensions import db
-from webapp.jobs.services import reap_stale_jobs
+from webapp import lifecycle
+from webapp.jobs.work import JOBS
 from webapp.models import EpochMetric, Job, utcnow
 
 
@@ -102,22 +103,21 @@ def _job(app, dataset_id, status, heartbeat_age):
 def test_reaper_fails_only_jobs_whose_heartbeat_stopped(app, client, dataset_id):
     stale = _job(app, dataset_id, "running", 300)
     alive = _job(app, dataset_id, "running", 2)
+    app.config["JOB_MAX_ATTEMPTS"] = 1
     with app.app_context():
-        assert reap_stale_jobs(60, max_attempts=1) == [stale]
-        assert reap_stale_jobs(60, max_attempts=1) == []
+        assert lifecycle.reap(JOBS) == [stale]
+        assert lifecycle.reap(JOBS) == []
     assert client.get(f"/api/jobs/{stale}").get_json()["error"].startswith("The worker running this job stopped")
     assert client.get(f"/api/jobs/{alive}").get_json()["status"] == "running"
 
 
 def test_a_job_that_lost_its_worker_is_queued_again_until_its_attempts_run_out(app, client, dataset_id, monkeypatch):
-    from webapp.jobs import services
-
     sent = []
-    monkeypatch.setattr(services, "enqueue", lambda job: sent.append(job.id))
+    monkeypatch.setattr(lifecycle, "send", lambda kind, job: sent.append(job.id))
     stale = _job(app, dataset_id, "running", 300)
     for retry in (1, 2):
         with app.app_context():
-            assert reap_stale_jobs(60, max_attempts=3) == [stale]
+            assert lifecycle.reap(JOBS) == [stale]
         job = client.get(f"/api/jobs/{stale}").get_json()
         assert (job["status"], job["retries"], job["error"]) == ("queued", retry, None)
         with app.app_context():  # a worker claims it again, then dies again
@@ -125,16 +125,16 @@ def test_a_job_that_lost_its_worker_is_queued_again_until_its_attempts_run_out(a
             row.status, row.attempt, row.heartbeat_at = "running", retry + 1, utcnow() - timedelta(seconds=300)
             db.session.commit()
     with app.app_context():
-        assert reap_stale_jobs(60, max_attempts=3) == [stale]
+        assert lifecycle.reap(JOBS) == [stale]
     job = client.get(f"/api/jobs/{stale}").get_json()
     assert job["status"] == "failed" and "after 3 attempts" in job["error"] and sent == [stale, stale]
 
 
 def test_resume_is_for_failed_and_cancelled_jobs_whose_dataset_exists(app, client, dataset_id, monkeypatch):
-    from webapp.jobs import events, services
+    from webapp.jobs import commands, events
 
     sent = []
-    monkeypatch.setattr(services, "enqueue", lambda job: sent.append(job.id))
+    monkeypatch.setattr(commands, "enqueue", lambda job: sent.append(job.id))
     monkeypatch.setattr(events, "clear_cancel", lambda client, job_id: None)
     running = _job(app, dataset_id, "running", 1)
     refused = client.post(f"/api/jobs/{running}/resume")

@@ -79,9 +79,9 @@ def test_unknown_dataset_is_404(client, dataset):
 
 
 def test_a_job_keeps_its_resolved_config_and_which_options_were_suggested(app, client, dataset_id, monkeypatch):
-    from webapp.jobs import services
+    from webapp.jobs import commands
 
-    monkeypatch.setattr(services, "enqueue", lambda job: None)
+    monkeypatch.setattr(commands, "enqueue", lambda job: None)
     suggested = client.post("/api/jobs", json={"dataset_id": dataset_id}).get_json()["id"]
     job = client.get(f"/api/jobs/{suggested}").get_json()
     assert job["config"]["image_size"] == 32 and job["config"]["early_stopping_patience"] > 0

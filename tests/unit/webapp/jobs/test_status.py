@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy import event
 
 from webapp.extensions import db
-from webapp.jobs.runner import claim
-from webapp.jobs.services import reap_stale_jobs, transition
-from webapp.jobs.status import ACTIVE, FINISHED, TRANSITIONS, JobStatus, sources_of
+from webapp import lifecycle
+from webapp.jobs.work import JOBS, transition
+from webapp.statuses import ACTIVE, FINISHED, JOB_TRANSITIONS, JobStatus, sources_of
 from webapp.models import Dataset, Job, utcnow
 
 
@@ -29,8 +29,8 @@ def new_job(app):
 
 def test_the_vocabulary_is_complete_and_consistent():
     assert ACTIVE | FINISHED == set(JobStatus) and not ACTIVE & FINISHED
-    assert set(TRANSITIONS) == set(JobStatus)
-    assert TRANSITIONS[JobStatus.SUCCEEDED] == frozenset()
+    assert set(JOB_TRANSITIONS) == set(JobStatus)
+    assert JOB_TRANSITIONS[JobStatus.SUCCEEDED] == frozenset()
     assert sources_of(JobStatus.RUNNING) == {JobStatus.QUEUED}
     assert all(status.finished == (status in FINISHED) for status in JobStatus)
 
@@ -38,7 +38,8 @@ def test_the_vocabulary_is_complete_and_consistent():
 def test_a_reaped_job_is_not_turned_into_succeeded(app, new_job):
     job_id = new_job(JobStatus.RUNNING, started_at=utcnow(), heartbeat_at=utcnow().replace(year=2000))
     with app.app_context():
-        assert reap_stale_jobs(60, max_attempts=1) == [job_id]
+        app.config["JOB_MAX_ATTEMPTS"] = 1
+        assert lifecycle.reap(JOBS) == [job_id]
         job = db.session.get(Job, job_id)
         assert transition(job, JobStatus.SUCCEEDED) is False
         assert job.status == "failed" and "stopped responding" in job.error
@@ -49,16 +50,16 @@ def test_a_reaped_job_is_not_turned_into_succeeded(app, new_job):
 def test_only_a_queued_job_can_be_claimed(app, new_job, status):
     job_id = new_job(status)
     with app.app_context():
-        assert claim(job_id, "w1") is None
+        assert lifecycle.claim(JOBS, job_id, "w1") is None
         assert db.session.get(Job, job_id).status == status
 
 
 def test_claim_then_finish_then_resume_follow_the_table(app, new_job):
     job_id = new_job(JobStatus.QUEUED)
     with app.app_context():
-        job = claim(job_id, "w1")
+        job = lifecycle.claim(JOBS, job_id, "w1")
         assert job.status == "running" and job.worker == "w1" and job.phase == "preparing"
-        assert claim(job_id, "w2") is None
+        assert lifecycle.claim(JOBS, job_id, "w2") is None
         assert transition(job, JobStatus.FAILED, error="boom") and job.finished_at is not None
         assert transition(job, JobStatus.CANCELLED) is False and job.error == "boom"
         assert transition(job, JobStatus.QUEUED) and job.status == "queued"
@@ -71,31 +72,29 @@ def test_cancelling_a_finished_job_is_409_with_a_code(client, app, new_job):
 
 
 def test_every_claim_is_a_new_attempt_and_only_the_current_attempt_may_write(app, new_job):
-    from webapp.jobs.runner import Heartbeat, JobSuperseded, fenced_commit
-
     job_id = new_job(JobStatus.QUEUED)
     with app.app_context():
-        job = claim(job_id, "worker-a")
+        job = lifecycle.claim(JOBS, job_id, "worker-a")
         assert job.attempt == 1 and job.status == "running"
         first_started = job.started_at
         job.status = JobStatus.QUEUED  # given up on: queued again, and claimed by another worker
         db.session.commit()
-        job = claim(job_id, "worker-b")
+        job = lifecycle.claim(JOBS, job_id, "worker-b")
         assert (job.attempt, job.worker, job.started_at) == (2, "worker-b", first_started)
 
         job.epoch, job.progress = 9, 0.9  # what the first worker, still alive, tries to write
-        with pytest.raises(JobSuperseded):
-            fenced_commit(job_id, 1)
+        with pytest.raises(lifecycle.Superseded):
+            lifecycle.fenced_commit(JOBS, job_id, 1)
         db.session.refresh(job)
         assert (job.epoch, job.progress) == (0, 0.0)
         job.epoch = 3
-        fenced_commit(job_id, 2)
+        lifecycle.fenced_commit(JOBS, job_id, 2)
         assert db.session.get(Job, job_id).epoch == 3
 
         stale = utcnow().replace(year=2000)
         job.heartbeat_at = stale
         db.session.commit()
-        old = Heartbeat(db.engine, job_id, attempt=1, interval=0.01)
+        old = lifecycle.Heartbeat(JOBS, job_id, attempt=1, interval=0.01)
         stamped = threading.Event()  # the old heartbeat has sent its update at least once
 
         def sent(connection, cursor, statement, *args) -> None:

@@ -8,9 +8,11 @@ import pytest
 
 from tests.factories import register_bundle
 from tests.images import class_files, zip_bytes
+from webapp import lifecycle
 from webapp.extensions import db
 from webapp.models import Evaluation, utcnow
-from webapp.release.evaluation import run_evaluation
+from webapp.release.evaluation import EVALUATIONS
+from worker.evaluation import run_evaluation
 
 COLOURS = {"red": 4, "green": 4, "blue": 4}
 
@@ -102,14 +104,19 @@ def test_a_valid_request_without_a_broker_fails_in_words(served, with_test_split
     assert row["status"] == "failed" and row["split"] == "test" and "Redis" in row["error"]
 
 
-def test_an_evaluation_whose_worker_died_fails_with_a_reason(served, with_test_split):
+def test_an_evaluation_whose_worker_died_fails_by_the_reaper_never_by_a_get(served, with_test_split):
     client, dataset_id = with_test_split
+    served.config["EVALUATION_MAX_ATTEMPTS"] = 1
     with served.app_context():
         row = Evaluation(version=1, dataset_id=dataset_id, dataset_name="d", split="test", status="running",
-                         heartbeat_at=utcnow() - timedelta(hours=1))
+                         worker="w", heartbeat_at=utcnow() - timedelta(hours=1))
         db.session.add(row)
         db.session.commit()
         evaluation_id = row.id
+    assert client.get(f"/api/evaluations/{evaluation_id}").get_json()["status"] == "running"
+    assert client.get("/api/evaluations").get_json()["evaluations"][0]["status"] == "running"
+    with served.app_context():
+        assert lifecycle.reap(EVALUATIONS) == [evaluation_id]
     body = client.get(f"/api/evaluations/{evaluation_id}").get_json()
     assert body["status"] == "failed" and "worker stopped" in body["error"]
     assert client.get("/api/evaluations/99999").status_code == 404
@@ -122,7 +129,7 @@ def test_an_unexpected_evaluation_error_shows_no_path(served, with_test_split, m
     def broken(*_args, **_kwargs):
         raise OSError("[Errno 28] No space left on device: '/srv/studio/data/models/1/model.pdiparams'")
 
-    monkeypatch.setattr("engine.evaluation.evaluate_bundle", broken)
+    monkeypatch.setattr("worker.evaluation.evaluate_bundle", broken)
     with served.app_context():
         row = Evaluation(version=1, dataset_id=dataset_id, dataset_name="d", split="test")
         db.session.add(row)

@@ -4,27 +4,29 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 import time
 import traceback
 import uuid
 from pathlib import Path
 
 from flask import current_app
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import delete, func, select
 
 from engine.checkpoint import CheckpointRejected, CheckpointStore
 from engine.config import TrainConfig
-from engine.data import Sample, prune_cache
+from engine.data import Sample, class_order, prune_cache
 from engine.device import describe_device
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from engine.trainer import Callbacks, EpochStats, Trainer, TrainData, TrainingCancelled
+from webapp import lifecycle
 from webapp.extensions import db
 from webapp.jobs import events
-from webapp.jobs.services import init_weights, transition
-from webapp.jobs.status import JobStatus
-from webapp.models import Dataset, DatasetImage, EpochMetric, Job, utcnow
+from webapp.jobs.commands import init_weights
+from webapp.jobs.work import JOBS
+from webapp.lifecycle import Superseded
+from webapp.statuses import JobStatus
+from webapp.models import Dataset, DatasetImage, EpochMetric, Job
 from webapp.registry.services import register_version
 from webapp.storage import data_dir
 from webapp.taskqueue import ANY_DEVICE, device_kind, device_of
@@ -37,40 +39,12 @@ def describe_worker() -> dict:
     return {"datasets": db.session.scalar(select(func.count()).select_from(Dataset)), **describe_device()}
 
 
-class JobSuperseded(Exception):
-    """This worker was given up on (its heartbeat stopped for too long) and the job went on elsewhere."""
-
-
-def claim(job_id: int, worker: str) -> Job | None:
-    """Move a queued job to running as a new attempt; None when another delivery already took it (or
-    it was cancelled)."""
-    job = db.session.get(Job, job_id)
-    if job is None:
-        return None
-    now = utcnow()
-    claimed = transition(job, JobStatus.RUNNING, phase="preparing", worker=worker,
-                         started_at=job.started_at or now, heartbeat_at=now, attempt=Job.attempt + 1)
-    return job if claimed else None
-
-
-def fenced_commit(job_id: int, attempt: int) -> None:
-    """Commit the session's changes only while `attempt` still owns the running job (in one transaction
-    with a conditional update of its heartbeat); otherwise roll them back and raise JobSuperseded."""
-    owned = db.session.execute(
-        update(Job).where(Job.id == job_id, Job.attempt == attempt, Job.status == JobStatus.RUNNING)
-        .values(heartbeat_at=utcnow()).execution_options(synchronize_session=False)).rowcount
-    if not owned:
-        db.session.rollback()
-        raise JobSuperseded()
-    db.session.commit()
-
-
 def training_data(job: Job) -> TrainData:
     if job.dataset_id is None:
         raise StudioError("dataset_not_found", "The dataset of this job was deleted.")
     images = db.session.scalars(select(DatasetImage).where(DatasetImage.dataset_id == job.dataset_id)
                                 .order_by(DatasetImage.id)).all()
-    names = sorted({image.class_name for image in images})
+    names = class_order(image.class_name for image in images)
     index = {name: i for i, name in enumerate(names)}
     folder = data_dir().dataset(job.dataset_id) / "images"
 
@@ -78,24 +52,6 @@ def training_data(job: Job) -> TrainData:
         return [Sample(str(folder / i.stored_name), index[i.class_name], i.sha256) for i in images if i.split == split]
 
     return TrainData(names, samples("train"), samples("val"), samples("test"))
-
-
-class Heartbeat(threading.Thread):
-    """Stamps the job row every few seconds while this process lives, even inside a long step."""
-
-    def __init__(self, engine, job_id: int, attempt: int, interval: float) -> None:
-        super().__init__(daemon=True)
-        self.engine, self.job_id, self.attempt, self.interval = engine, job_id, attempt, interval
-        self.stopped = threading.Event()
-
-    def run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            try:
-                with self.engine.begin() as connection:
-                    connection.execute(update(Job).where(Job.id == self.job_id, Job.attempt == self.attempt)
-                                       .values(heartbeat_at=utcnow()))
-            except Exception:
-                log.exception("heartbeat of job %s failed", self.job_id)
 
 
 class JobReporter(Callbacks):
@@ -118,7 +74,7 @@ class JobReporter(Callbacks):
     def _save(self, force: bool = False) -> None:
         now = time.monotonic()
         if force or now - self._last_write >= 1.0:
-            fenced_commit(self.job.id, self.attempt)
+            lifecycle.fenced_commit(JOBS, self.job.id, self.attempt)
             self._last_write = now
 
     def _event(self, event: dict, force: bool = False) -> None:
@@ -201,19 +157,18 @@ def export_version(job: Job, trainer: Trainer, result) -> None:
 
 
 def _fail(job: Job, attempt: int, message: "str | Message | StudioError", trace: str | None = None) -> None:
-    db.session.rollback()
-    transition(job, JobStatus.FAILED, Job.attempt == attempt, error=message, traceback=trace)
+    lifecycle.finish(JOBS, job, attempt, JobStatus.FAILED, error=message, traceback=trace)
 
 
 def run_training_job(job_id: int, worker: str) -> str:
     """Train the job end to end; every outcome ends in a final status with a readable message, except
     for a worker that was given up on: it stops without touching the job, which runs elsewhere."""
-    job = claim(job_id, worker)
+    job = lifecycle.claim(JOBS, job_id, worker)
     if job is None:
         log.info("job %s is not queued any more; skipping this delivery", job_id)
         return "skipped"
     config, attempt = current_app.config, job.attempt
-    heartbeat = Heartbeat(db.engine, job.id, attempt, config["JOB_HEARTBEAT_SECONDS"])
+    heartbeat = lifecycle.Heartbeat(JOBS, job.id, attempt, config["JOB_HEARTBEAT_SECONDS"])
     heartbeat.start()
     device = placement()
     reporter = JobReporter(job, config["REDIS_URL"], data_dir().job_log(job.id), device)
@@ -224,14 +179,14 @@ def run_training_job(job_id: int, worker: str) -> str:
                                               "trains on %(device)s; resume it to send it to a %(wanted)s again.",
                               {"wanted": wanted.upper(), "device": device})
         _train(job, reporter, device)
-        transition(job, JobStatus.SUCCEEDED, Job.attempt == attempt)
-    except JobSuperseded:
+        lifecycle.finish(JOBS, job, attempt, JobStatus.SUCCEEDED)
+    except Superseded:
         log.warning("job %s went on without this worker (attempt %s); stopping", job_id, attempt)
         return "superseded"
     except TrainingCancelled:
-        db.session.rollback()
-        transition(job, JobStatus.CANCELLED, Job.attempt == attempt,
-                   error=Message(N_("Cancelled on request during epoch %(epoch)s."), {"epoch": job.epoch or 1}))
+        epoch = job.epoch or 1
+        lifecycle.finish(JOBS, job, attempt, JobStatus.CANCELLED,
+                         error=Message(N_("Cancelled on request during epoch %(epoch)s."), {"epoch": epoch}))
     except CheckpointRejected as exc:
         _fail(job, attempt, Message(N_("The job's checkpoint cannot be used: %(problem)s. Start a new job instead."),
                                     {"problem": exc.message}))
@@ -300,7 +255,7 @@ def _train(job: Job, reporter: "JobReporter", device: str) -> None:
     folders = data_dir()
     store = CheckpointStore(folders.checkpoints(job.id), folders.checkpoint_key())
     checkpoint = _restore(job, store)
-    fenced_commit(job.id, reporter.attempt)
+    lifecycle.fenced_commit(JOBS, job.id, reporter.attempt)
     config = TrainConfig(**job.config)
     start = init_weights(config.init_version, config.backbone) if config.init_version is not None else None
     trainer = Trainer(config, data, folders.image_cache, reporter, device=device,
@@ -310,9 +265,9 @@ def _train(job: Job, reporter: "JobReporter", device: str) -> None:
     job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early
     job.best_epoch, job.best_val_acc, job.test = result.best_epoch, result.best_val_acc, result.test
     job.predictions = result.predictions
-    fenced_commit(job.id, reporter.attempt)
+    lifecycle.fenced_commit(JOBS, job.id, reporter.attempt)
     export_version(job, trainer, result)
     prune_cache(folders.image_cache, max_bytes=current_app.config["IMAGE_CACHE_MAX_BYTES"])
     store.keep_best_only()
     job.checkpoint_bytes = store.size_bytes()
-    fenced_commit(job.id, reporter.attempt)
+    lifecycle.fenced_commit(JOBS, job.id, reporter.attempt)

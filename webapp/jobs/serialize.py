@@ -1,0 +1,72 @@
+"""Jobs as the API and the pages show them, their texts in the reader's language."""
+from __future__ import annotations
+
+from flask import has_request_context
+from flask_babel import ngettext
+
+from webapp.jobs.queries import queue_positions
+from webapp.messages import stored_text
+from webapp.models import Job, iso, utcnow
+from webapp.statuses import JobStatus
+from webapp.taskqueue import device_of
+
+
+def epoch_json(metric) -> dict:
+    return {"epoch": metric.epoch, "train_loss": metric.train_loss, "train_acc": metric.train_acc,
+            "val_loss": metric.val_loss, "val_acc": metric.val_acc, "val_top5": metric.val_top5,
+            "lr": metric.lr, "seconds": metric.seconds, "images_per_s": metric.images_per_s}
+
+
+def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict:
+    positions = queue_positions() if positions is None and job.status == JobStatus.QUEUED else positions or {}
+    end = job.finished_at or (utcnow() if job.started_at else None)
+    return {"id": job.id, "status": job.status, "finished": JobStatus(job.status).finished, "phase": job.phase,
+            "dataset_id": job.dataset_id, "dataset_name": job.dataset_name, "backbone": job.config.get("backbone"),
+            "progress": round(job.progress, 4), "epoch": job.epoch, "total_epochs": job.config.get("epochs"),
+            "best_val_acc": job.best_val_acc, "queue_position": positions.get(job.id),
+            "duration_seconds": round((end - job.started_at).total_seconds(), 1) if job.started_at else None,
+            "created_at": iso(job.created_at), "created_by": job.created_by, "started_at": iso(job.started_at),
+            "finished_at": iso(job.finished_at),
+            "model_version": job.model_version.version if job.model_version else None}
+
+
+def job_json(job: Job) -> dict:
+    """The API representation of one job, with its epochs and final report; its texts in the request's
+    language (the English stored with the job, translated from the template kept beside it)."""
+    templates = job.text_templates or {}
+    suggested = {name: stored_text(reason, (templates.get("suggested") or {}).get(name))
+                 for name, reason in (job.suggested or {}).items()}
+    return {**job_summary(job), "config": job.config, "classes": job.class_names,
+            "step": job.step, "steps": job.steps, "best_epoch": job.best_epoch,
+            "stopped_early": job.stopped_early, "stopped_early_reason": stopped_early_reason(job),
+            "suggested": suggested, "cancel_requested": job.cancel_requested,
+            "promote_when_done": job.promote_when_done, "promote_requested_by": job.promote_requested_by,
+            "device": device_of(job.queue), "queue": job.queue,
+            "attempt": job.attempt, "retries": job.retries,
+            "resumed_from_epoch": job.resumed_from_epoch, "checkpoint_bytes": job.checkpoint_bytes,
+            "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
+            "per_class": job.per_class, "test": job.test, "error": stored_text(job.error, templates.get("error")),
+            "traceback": _traceback_for_caller(job),
+            "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}
+
+
+def _traceback_for_caller(job: Job) -> str | None:
+    """A failed job's traceback is for admins; everyone else reads its error in words."""
+    from webapp.accounts.guard import effective_role
+
+    return job.traceback if has_request_context() and effective_role() == "admin" else None
+
+
+def stopped_early_reason(job: Job) -> str | None:
+    """Why and when the job ended before its epoch ceiling, in words for the job page."""
+    if not job.stopped_early:
+        return None
+    patience = job.config.get("early_stopping_patience")
+    ran = max((metric.epoch for metric in job.epochs), default=job.epoch)
+    return ngettext("Stopped after epoch %(ran)s of at most %(epochs)s: validation accuracy had not improved for "
+                    "%(num)s epoch since epoch %(best)s, whose weights were kept.",
+                    "Stopped after epoch %(ran)s of at most %(epochs)s: validation accuracy had not improved for "
+                    "%(num)s epochs since epoch %(best)s, whose weights were kept.",
+                    patience, ran=ran, epochs=job.config.get("epochs"), best=job.best_epoch)
+
+

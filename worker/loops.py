@@ -1,0 +1,54 @@
+"""The watcher thread of every worker: for every kind of background work (webapp.lifecycle), rows whose
+worker died wait again (or, after too many attempts, fail), so none stays running forever, and the tasks
+that were never sent or that the broker lost are sent, so none stays waiting forever."""
+from __future__ import annotations
+
+import logging
+import threading
+
+import redis
+from flask import Flask
+
+from webapp import lifecycle
+from webapp.datasets.services import UPLOAD_CHECKS
+from webapp.extensions import db
+from webapp.jobs import events
+from webapp.jobs.work import JOBS
+from webapp.release.evaluation import EVALUATIONS
+from webapp.workers import idle_queues
+
+log = logging.getLogger(__name__)
+KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS)
+LOCK_KEY = "studio:sweep:lock"  # one pass at a time across every worker
+
+
+def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list[int]]]:
+    """One pass (skipped when another worker made one less than `interval` ago): per kind, the rows reaped
+    and the rows whose task was sent. A task is sent when its row has waited `interval` seconds unsent."""
+    if not client.set(LOCK_KEY, "1", nx=True, ex=max(1, int(interval * 0.8))):
+        return {}
+    done = {}
+    for kind in KINDS:
+        reaped = lifecycle.reap(kind)
+        sent = lifecycle.sweep_outbox(kind, lambda seconds: idle_queues(client, seconds), grace=interval)
+        done[kind.name] = {"reaped": reaped, "sent": sent}
+    return done
+
+
+def start_watcher(app: Flask) -> threading.Event:
+    """Watch every REAPER_INTERVAL_SECONDS; return an event that stops the thread when set."""
+    stop = threading.Event()
+    interval = app.config["REAPER_INTERVAL_SECONDS"]
+
+    def loop() -> None:
+        while not stop.wait(interval):
+            try:
+                with app.app_context():
+                    watch_once(events.redis_client(app.config["REDIS_URL"]), interval)
+            except Exception:
+                log.exception("watcher pass failed")
+                with app.app_context():
+                    db.session.rollback()
+
+    threading.Thread(target=loop, name="work-watcher", daemon=True).start()
+    return stop
