@@ -18,7 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import redis
+
 from webapp.accounts.settings import ANY_ADDRESS
+from webapp.redisconn import redis_client
 from webapp.storage import DataDir, write_whole
 from webapp.taskqueue import INGEST_QUEUE, INGEST_WORKER_PREFIX, TRAINING_QUEUE
 
@@ -344,12 +347,10 @@ def redis_process(data_dir: DataDir, port: int, password: str | None = None) -> 
 
 def wait_for_redis(url: str, timeout: float = 20) -> None:
     """Wait until the Redis at `url` answers; a refused password fails at once."""
-    import redis
-
     deadline = time.monotonic() + timeout
     while True:
         try:
-            redis.Redis.from_url(url, socket_timeout=1).ping()
+            redis_client(url, timeout=1, connect_timeout=1).ping()
             return
         except redis.AuthenticationError as exc:
             raise RuntimeError(f"Redis at {redacted(url)} refused to authenticate: {exc}") from None
