@@ -355,7 +355,7 @@ def redis_process(data_dir: DataDir, port: int, password: str | None = None) -> 
     redis_dir.mkdir(parents=True, exist_ok=True)
     argv = [redis_server_binary(), *(["-"] if password else []), "--bind", LOOPBACK, "--port", str(port),
             "--dir", str(redis_dir), "--appendonly", "yes", "--save", "", "--daemonize", "no",
-            "--protected-mode", "yes", "--logfile", str(redis_dir / "redis.log")]
+            "--protected-mode", "yes", "--logfile", str(data_dir.redis_log)]
     stdin = f"requirepass {password}\n".encode() if password else None
     return ServiceProcess("redis", argv, data_dir.run, stdin=stdin)
 
@@ -429,4 +429,4 @@ def visualdl_process(data_dir: DataDir, port: int) -> ServiceProcess:
     language = "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
     argv = [binary, "--logdir", str(logdir), "--host", LOOPBACK, "--port", str(port),
             "--disable-telemetry", "--language", language, "--public-path", "/visualdl"]
-    return ServiceProcess("visualdl", argv, data_dir.run, log_file=data_dir.run / "visualdl.log")
+    return ServiceProcess("visualdl", argv, data_dir.run, log_file=data_dir.service_log("visualdl"))
