@@ -4,8 +4,9 @@ FROM python:3.11-slim
 
 ARG PADDLE=cpu
 ARG PADDLE_GPU_INDEX=https://www.paddlepaddle.org.cn/packages/stable/cu126/
-# HOST names the address the CMD's gunicorn binds, so the studio knows it is reachable from other machines and
-# turns sign-in on (a server that listens wider than HOST refuses requests while sign-in is off).
+# HOST names the address the CMD's gunicorn binds (gunicorn.conf.py binds HOST:PORT, PORT 5000 unless set), so the
+# studio knows it is reachable from other machines and turns sign-in on (a server that listens wider than HOST
+# refuses requests while sign-in is off).
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 \
     DATA_DIR=/data PADDLE_WEIGHTS_DIR=/data/weights HOST=0.0.0.0
 
@@ -18,7 +19,7 @@ COPY setup.cfg pyproject.toml README.md ./
 COPY engine engine
 COPY webapp webapp
 COPY worker worker
-COPY launcher.py app.py babel.cfg ./
+COPY launcher.py app.py gunicorn.conf.py babel.cfg ./
 COPY templates templates
 COPY static static
 COPY migrations migrations
@@ -33,5 +34,4 @@ RUN pip install . \
 USER studio
 VOLUME /data
 EXPOSE 5000
-CMD ["gunicorn", "--worker-class", "gthread", "--workers", "2", "--threads", "32", "--keep-alive", "5", \
-     "--bind", "0.0.0.0:5000", "webapp.wsgi:app"]
+CMD ["gunicorn", "--config", "gunicorn.conf.py"]

@@ -15,7 +15,7 @@ from flask import Flask
 
 from launcher import (LOOPBACK, ServiceProcess, Supervisor, connect_address, free_port, host_port,
                       ingest_worker_process, make_data_dir_private, redis_password, redis_process, redis_url,
-                      visualdl_process, wait_for_port, wait_for_redis, web_process, web_processes, worker_process)
+                      visualdl_process, wait_for_port, wait_for_redis, web_process, worker_process)
 from webapp import create_app
 from webapp.accounts.settings import ANY_ADDRESS
 from webapp.config import data_dir_from_env
@@ -55,8 +55,7 @@ def main() -> None:
         upgrade_schema(app)
         env = dict(os.environ)
         workers = [worker_process(data_dir, env), ingest_worker_process(data_dir, env)]
-        web = web_process(data_dir, host, port, env, processes=web_processes(env),
-                          threads=int(env.get("WEB_THREADS") or 32))
+        web = web_process(data_dir, host, port, env)
         for writer in [*workers, web]:
             writer.stop_leftover()
         sweep_leftovers(app, data_dir, unchanged_for=0 if embedded else SHARED_LEFTOVER_SECONDS)

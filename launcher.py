@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import collections
 import ctypes
+import importlib.util
 import json
 import logging
 import os
@@ -18,7 +19,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import redis
+
 from webapp.accounts.settings import ANY_ADDRESS
+from webapp.redisconn import redis_client
 from webapp.storage import DataDir, write_whole
 from webapp.taskqueue import INGEST_QUEUE, INGEST_WORKER_PREFIX, TRAINING_QUEUE
 
@@ -27,6 +31,20 @@ PR_SET_PDEATHSIG = 1
 LOOPBACK = "127.0.0.1"
 PRIVATE_UMASK = 0o077  # files of the install: their owner only
 OUTPUT_LINES = 20  # last lines of a worker's output kept to say why it stopped
+GUNICORN_CONFIG = Path(__file__).resolve().with_name("gunicorn.conf.py")
+
+
+def _gunicorn_settings():
+    """gunicorn.conf.py as a module: the launcher takes the web server's rules (how many processes, how an
+    address is bound) from the copy gunicorn itself reads. Its name is not an importable module name."""
+    spec = importlib.util.spec_from_file_location("gunicorn_conf", GUNICORN_CONFIG)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+gunicorn_settings = _gunicorn_settings()
+web_processes = gunicorn_settings.web_processes
 
 
 def make_data_dir_private(root: Path) -> None:
@@ -64,8 +82,8 @@ def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
 
 
 def host_port(host: str, port: int) -> str:
-    """`host:port` as a URL or gunicorn's --bind writes it (IPv6 addresses in brackets)."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    """`host:port` as a URL or gunicorn's bind writes it (IPv6 addresses in brackets)."""
+    return gunicorn_settings.bind_address({"HOST": host, "PORT": str(port)})
 
 
 def connect_address(host: str) -> str:
@@ -337,19 +355,17 @@ def redis_process(data_dir: DataDir, port: int, password: str | None = None) -> 
     redis_dir.mkdir(parents=True, exist_ok=True)
     argv = [redis_server_binary(), *(["-"] if password else []), "--bind", LOOPBACK, "--port", str(port),
             "--dir", str(redis_dir), "--appendonly", "yes", "--save", "", "--daemonize", "no",
-            "--protected-mode", "yes", "--logfile", str(redis_dir / "redis.log")]
+            "--protected-mode", "yes", "--logfile", str(data_dir.redis_log)]
     stdin = f"requirepass {password}\n".encode() if password else None
     return ServiceProcess("redis", argv, data_dir.run, stdin=stdin)
 
 
 def wait_for_redis(url: str, timeout: float = 20) -> None:
     """Wait until the Redis at `url` answers; a refused password fails at once."""
-    import redis
-
     deadline = time.monotonic() + timeout
     while True:
         try:
-            redis.Redis.from_url(url, socket_timeout=1).ping()
+            redis_client(url, timeout=1, connect_timeout=1).ping()
             return
         except redis.AuthenticationError as exc:
             raise RuntimeError(f"Redis at {redacted(url)} refused to authenticate: {exc}") from None
@@ -394,25 +410,15 @@ def ingest_worker_process(data_dir: DataDir, env: dict, name: str = "studio") ->
     return _celery_worker("ingest-worker", INGEST_QUEUE, f"{INGEST_WORKER_PREFIX}{name}", data_dir, env)
 
 
-def web_processes(env: dict) -> int:
-    """`WEB_PROCESSES`, by default one per core up to two: request handling (HTTP parsing, multipart,
-    Flask, JSON) holds the interpreter lock, so a second process lets two cores take requests at once
-    (measured by benchmarks/predict_latency.py); more processes each hold their own copy of the models."""
-    return max(1, int(env.get("WEB_PROCESSES") or min(2, os.cpu_count() or 1)))
-
-
 def web_process(data_dir: DataDir, host: str, port: int, env: dict, processes: int | None = None,
-                threads: int = 32) -> ServiceProcess:
-    """The web app under gunicorn's threaded worker: long-lived event streams each hold a thread while
-    other requests go on; keep-alive on. The app is created in each worker after the fork, so no Paddle
-    state crosses a fork (the web app loads Paddle only when it first serves a model)."""
-    processes = processes or web_processes(env)
-    argv = [sys.executable, "-m", "gunicorn", "--worker-class", "gthread", "--workers", str(processes),
-            "--threads", str(threads), "--bind", host_port(host, port), "--keep-alive", "5",
-            "--graceful-timeout", "10", "--timeout", "120", "--log-level", "warning",
-            *(["--access-logfile", "-"] if env.get("ACCESS_LOG") else []),
-            "--name", "image-studio", "webapp.wsgi:app"]
-    return ServiceProcess("web", argv, data_dir.run, env=env)
+                threads: int | None = None) -> ServiceProcess:
+    """The web app under gunicorn with gunicorn.conf.py, bound to host:port; `processes` and `threads`,
+    when given, take the place of WEB_PROCESSES and WEB_THREADS in `env` (otherwise the file's defaults)."""
+    settings = {"HOST": host, "PORT": str(port),
+                **({"WEB_PROCESSES": str(processes)} if processes else {}),
+                **({"WEB_THREADS": str(threads)} if threads else {})}
+    argv = [sys.executable, "-m", "gunicorn", "--config", str(GUNICORN_CONFIG)]
+    return ServiceProcess("web", argv, data_dir.run, env={**env, **settings})
 
 
 def visualdl_process(data_dir: DataDir, port: int) -> ServiceProcess:
@@ -423,4 +429,4 @@ def visualdl_process(data_dir: DataDir, port: int) -> ServiceProcess:
     language = "zh" if os.environ.get("LANG", "").lower().startswith("zh") else "en"
     argv = [binary, "--logdir", str(logdir), "--host", LOOPBACK, "--port", str(port),
             "--disable-telemetry", "--language", language, "--public-path", "/visualdl"]
-    return ServiceProcess("visualdl", argv, data_dir.run, log_file=data_dir.run / "visualdl.log")
+    return ServiceProcess("visualdl", argv, data_dir.run, log_file=data_dir.service_log("visualdl"))

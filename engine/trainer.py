@@ -96,8 +96,10 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, data: TrainData, cache_root: Path | str,
                  callbacks: Callbacks | None = None, device: str | None = None, teacher=None,
-                 init_weights: Path | None = None) -> None:
+                 init_weights: Path | None = None, feature_cache: Path | str | None = None) -> None:
         self.config, self.data = config, data
+        # Head-only runs keep backbone features here; by default in `features/` beside the image cache.
+        self.feature_cache = Path(feature_cache) if feature_cache else Path(cache_root).parent / "features"
         self.init_weights = init_weights  # a finished run's checked best weights to start from
         self.teacher = teacher  # engine.distill.Teacher: its softened answers join the loss
         self.callbacks = callbacks or Callbacks()
@@ -257,8 +259,7 @@ class Trainer:
             origin = file_digest(self.init_weights)
         else:
             origin = file_digest(ensure_weights(config.backbone)) if config.pretrained else f"scratch-seed{config.seed}"
-        cache = FeatureCache(Path(self.cache.root).parent.parent / "features", config.backbone, config.image_size,
-                             origin)
+        cache = FeatureCache(self.feature_cache, config.backbone, config.image_size, origin)
         features = {}
         for split, loader, samples in (("train", self.train_loader, self.data.train), ("val", self.val_loader, self.data.val)):
             def compute(indices: list[int], images=loader.images) -> np.ndarray:

@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.datasets.sandbox import SANDBOX_STATES, sandbox_state
 from webapp.extensions import db
-from webapp.jobs import events
+from webapp.redisconn import redis_client
 from webapp.storage import data_dir
 from webapp.taskqueue import INGEST_QUEUE, TRAINING_QUEUE
 from webapp.workers import announced
@@ -30,7 +30,7 @@ def _database_ok() -> bool:
 
 def _redis_ok() -> bool:
     try:
-        client = events.redis_client(current_app.config["REDIS_URL"], timeout=0.5, connect_timeout=0.5)
+        client = redis_client(current_app.config["REDIS_URL"], timeout=0.5, connect_timeout=0.5)
         return bool(client.ping())
     except redis.RedisError:
         return False
@@ -43,7 +43,7 @@ def _workers() -> list[dict]:
     if now - cache["at"] < current_app.config["HEALTH_CACHE_SECONDS"]:
         return cache["workers"]
     try:
-        workers = announced(events.redis_client(current_app.config["REDIS_URL"], timeout=1, connect_timeout=1))
+        workers = announced(redis_client(current_app.config["REDIS_URL"], timeout=1, connect_timeout=1))
     except (redis.RedisError, SQLAlchemyError):
         workers = []
     cache.update(at=now, workers=workers)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import uuid
-from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import inspect
@@ -22,7 +21,7 @@ class WrongDataDir(RuntimeError):
 
 def folder_install_id(folder: DataDir) -> str:
     """The data folder's id, made by whichever process asks first."""
-    path = Path(folder.root) / "install.id"
+    path = folder.install_id
     try:
         return path.read_text().strip()
     except FileNotFoundError:

@@ -15,6 +15,7 @@ from flask import current_app
 
 
 KEY_BYTES = 32
+MODEL_STAGING_PREFIX = ".staging-"  # bundles being exported, under models/
 
 
 def _read_key(path: Path) -> bytes:
@@ -62,6 +63,32 @@ def write_whole(path: Path, content: bytes, replace: bool = True) -> None:
 
 
 @dataclass(frozen=True)
+class DatasetFiles:
+    """The layout inside one dataset's folder, or inside the staging folder that becomes it: the stored
+    images under `images/`, a JPEG thumbnail per image content under `thumbs/`."""
+
+    root: Path
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", Path(self.root))
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def thumbs(self) -> Path:
+        return self.root / "thumbs"
+
+    def image(self, stored_name: str) -> Path:
+        return self.images / stored_name
+
+    def thumbnail(self, sha256: str) -> Path:
+        """The thumbnail of the image whose content hash is `sha256` (one per content in a dataset)."""
+        return self.thumbs / f"{sha256}.jpg"
+
+
+@dataclass(frozen=True)
 class DataDir:
     """Folders under the data directory that the web app, the workers and the launcher share."""
 
@@ -75,13 +102,22 @@ class DataDir:
         return self.root / "datasets"
 
     def dataset(self, dataset_id: int) -> Path:
-        """Images under `images/`, thumbnails under `thumbs/`."""
+        """A dataset's folder (laid out as `dataset_files` says), moved and removed whole."""
         return self.datasets / str(dataset_id)
+
+    def dataset_files(self, dataset_id: int) -> DatasetFiles:
+        """The images and thumbnails of a dataset."""
+        return DatasetFiles(self.dataset(dataset_id))
 
     @property
     def image_cache(self) -> Path:
         """Decoded training images, shared by every job and dataset (content-addressed)."""
         return self.root / "cache" / "images"
+
+    @property
+    def feature_cache(self) -> Path:
+        """Backbone features of training images for head-only training (engine.headonly.FeatureCache)."""
+        return self.root / "cache" / "features"
 
     @property
     def models(self) -> Path:
@@ -90,10 +126,21 @@ class DataDir:
     def model(self, version: int) -> Path:
         return self.models / str(version)
 
+    def model_staging(self, tag: str) -> Path:
+        """A bundle being exported (`tag` unique to the export), renamed to `model(version)` when whole."""
+        return self.models / f"{MODEL_STAGING_PREFIX}{tag}"
+
     @property
     def feedback(self) -> Path:
         """Images of predictions that received feedback (`<prediction id>.<ext>`, thumbnails `.thumb.jpg`)."""
         return self.root / "feedback"
+
+    def feedback_image(self, name: str) -> Path:
+        return self.feedback / name
+
+    def feedback_thumbnail(self, name: str) -> Path:
+        """The thumbnail of the feedback image called `name`."""
+        return self.feedback / f"{name.rsplit('.', 1)[0]}.thumb.jpg"
 
     @property
     def tmp(self) -> Path:
@@ -103,6 +150,18 @@ class DataDir:
     def upload(self, dataset_id: int) -> Path:
         """A received upload waiting for (or in) its ingest."""
         return self.tmp / f"upload-{dataset_id}"
+
+    def incoming(self, token: str) -> Path:
+        """An upload being received, before its dataset's row exists."""
+        return self.tmp / f"incoming-{token}"
+
+    def ingest_staging(self, dataset_id: int, attempt: int) -> Path:
+        """Where one attempt at checking an upload writes its accepted images before they move into place."""
+        return self.tmp / f"ingest-{dataset_id}-{attempt}"
+
+    def entries_staging(self, token: str) -> Path:
+        """Where images given in one call (not uploaded) are checked before they move into place."""
+        return self.tmp / f"upload-{token}"
 
     @property
     def visualdl(self) -> Path:
@@ -119,11 +178,20 @@ class DataDir:
         """The install's key that signs checkpoints."""
         return self.secret("checkpoint.key")
 
+    @property
+    def install_id(self) -> Path:
+        """The data folder's id, which the database records (webapp.installation)."""
+        return self.root / "install.id"
+
+    def key_file(self, name: str) -> Path:
+        """A file under `keys/`: the install's keys and the first run's setup token, 0600."""
+        return self.root / "keys" / name
+
     def secret(self, name: str) -> bytes:
         """A random key of this install kept in `keys/<name>`, made once by whichever process asks
         first and readable by its owner only (0600); every process of the install reads the same key. The
         key is written to a temporary file first, so nobody ever reads half a key."""
-        path = self.root / "keys" / name
+        path = self.key_file(name)
         try:
             return _read_key(path)
         except FileNotFoundError:
@@ -141,10 +209,18 @@ class DataDir:
         """The launcher's note of the services that ended and wait to start again, and why (JSON)."""
         return self.run / "services.json"
 
+    def service_log(self, name: str) -> Path:
+        """The output of a service the launcher starts that writes no log of its own."""
+        return self.run / f"{name}.log"
+
     @property
     def redis(self) -> Path:
         """The embedded Redis's append-only file."""
         return self.root / "redis"
+
+    @property
+    def redis_log(self) -> Path:
+        return self.redis / "redis.log"
 
     @property
     def database(self) -> Path:
@@ -161,7 +237,7 @@ class DataDir:
 
         kept = {self.upload(dataset_id) for dataset_id in waiting}
         found = sorted(set(self.tmp.iterdir()) - kept) if self.tmp.is_dir() else []
-        found += sorted(self.models.glob(".staging-*")) + sorted(self.models.glob("*/*.part"))
+        found += sorted(self.models.glob(f"{MODEL_STAGING_PREFIX}*")) + sorted(self.models.glob("*/*.part"))
         found += sorted((self.image_cache / PACKS).glob("*.pack"))
         return found + sorted(self.image_cache.parent.rglob("*.part"))
 

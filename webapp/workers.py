@@ -13,13 +13,12 @@ import redis
 from sqlalchemy import select
 
 from webapp.extensions import db
-from webapp.jobs import events
+from webapp import redis_keys
 from webapp.statuses import JobStatus
 from webapp.models import Job
+from webapp.redisconn import redis_client
 from webapp.taskqueue import DEVICE_KINDS, training_queue
 
-KEY = "studio:worker:{name}"
-PATTERN = "studio:worker:*"
 BEACON_SECONDS = 10.0
 FIELDS = ("name", "host", "device", "queues", "heartbeat_at")
 # What a worker is doing, written by the process that runs its tasks (worker.beacon): the task under way
@@ -35,7 +34,7 @@ def _entries(client: redis.Redis) -> list[dict]:
     """Every worker whose entry is current, as announced (queues as a list, and `sandbox` for a worker that
     announced one), by name; Redis only."""
     workers = []
-    for key in client.scan_iter(PATTERN, count=100):
+    for key in client.scan_iter(redis_keys.WORKER_PATTERN, count=100):
         entry = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
         if entry.get("name"):
             worker = {field: entry.get(field) or None for field in FIELDS}
@@ -60,7 +59,7 @@ def idle_queues(client: redis.Redis, seconds: float) -> set[str]:
     """Every queue served by a worker that has run no task for at least `seconds`: a message waiting there
     that long was lost, since that worker would have taken it (webapp.lifecycle.sweep_outbox)."""
     limit, idle = datetime.now(timezone.utc) - timedelta(seconds=seconds), set()
-    for key in client.scan_iter(PATTERN, count=100):
+    for key in client.scan_iter(redis_keys.WORKER_PATTERN, count=100):
         entry = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
         since = entry.get(IDLE_SINCE)
         if entry.get("name") and not entry.get(TASK) and since and datetime.fromisoformat(since) <= limit:
@@ -76,7 +75,7 @@ def served_queues(client: redis.Redis) -> set[str]:
 def served_device_kinds(redis_url: str) -> set[str]:
     """The device kinds whose training queue a worker serves now; none when Redis cannot be reached."""
     try:
-        queues = served_queues(events.redis_client(redis_url, timeout=1, connect_timeout=1))
+        queues = served_queues(redis_client(redis_url, timeout=1, connect_timeout=1))
     except redis.RedisError:
         return set()
     return {kind for kind in DEVICE_KINDS if training_queue(kind) in queues}

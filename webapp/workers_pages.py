@@ -11,9 +11,9 @@ from sqlalchemy import func, select
 
 from engine.errors import StudioError
 from webapp.extensions import db
-from webapp.jobs import events
 from webapp.statuses import JobStatus
 from webapp.models import Job
+from webapp.redisconn import redis_client
 from webapp.taskqueue import trains
 from webapp.workers import announced
 
@@ -31,9 +31,8 @@ def worker_kind(queues: list[str]) -> str:
 def workers_report() -> dict:
     """Every announced worker with whether it is busy and its kind, and the number of queued jobs."""
     try:
-        with events.redis_client(current_app.config["REDIS_URL"], timeout=REDIS_TIMEOUT_SECONDS,
-                                 connect_timeout=REDIS_TIMEOUT_SECONDS) as client:
-            workers = announced(client)
+        workers = announced(redis_client(current_app.config["REDIS_URL"], timeout=REDIS_TIMEOUT_SECONDS,
+                                         connect_timeout=REDIS_TIMEOUT_SECONDS))
     except redis.RedisError:
         raise StudioError("queue_unavailable", "The workers announce themselves in Redis, which is not "
                                                "reachable; check that Redis is running.") from None

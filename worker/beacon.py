@@ -11,8 +11,9 @@ import threading
 
 import redis
 
-from webapp.jobs import events
-from webapp.workers import BEACON_SECONDS, IDLE_SINCE, KEY, TASK, now_iso
+from webapp import redis_keys
+from webapp.redisconn import redis_client
+from webapp.workers import BEACON_SECONDS, IDLE_SINCE, TASK, now_iso
 
 log = logging.getLogger(__name__)
 # Asked in a child process, so the worker process itself never loads Paddle before its pool forks.
@@ -33,14 +34,14 @@ class WorkerBeacon:
 
     def __init__(self, redis_url: str, name: str, queues: list[str], device: str | None,
                  every: float = BEACON_SECONDS, sandbox: str | None = None) -> None:
-        self.client = events.redis_client(redis_url)
+        self.client = redis_client(redis_url)
         self.name, self.queues, self.device, self.every = name, queues, device, every
         self.sandbox = sandbox
         self._stop = threading.Event()
         self._beating = threading.Lock()  # a beat under way and stop() never interleave
 
     def beat(self) -> None:
-        key = KEY.format(name=self.name)
+        key = redis_keys.worker(self.name)
         self.client.hset(key, mapping={
             "name": self.name, "host": socket.gethostname(), "device": self.device or "",
             "queues": ",".join(self.queues), "heartbeat_at": now_iso(),
@@ -75,15 +76,15 @@ class WorkerBeacon:
         with self._beating:
             self._stop.set()
             try:
-                self.client.delete(KEY.format(name=self.name))
+                self.client.delete(redis_keys.worker(self.name))
             except redis.RedisError:
                 pass
 
 
 def _mark(redis_url: str, name: str, fields: dict) -> None:
-    key = KEY.format(name=name)
+    key = redis_keys.worker(name)
     try:
-        client = events.redis_client(redis_url)
+        client = redis_client(redis_url)
         client.hset(key, mapping=fields)
         client.expire(key, int(BEACON_SECONDS * 3) + 1)  # an entry whose beacon stopped still expires
     except redis.RedisError as exc:

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 def _samples(row: Evaluation, classes: list[str]) -> list[tuple]:
     """(image path, class index) of every image of the row's split whose class the version knows."""
     index = {name: i for i, name in enumerate(classes)}
-    folder = data_dir().dataset(row.dataset_id) / "images"
+    folder = data_dir().dataset_files(row.dataset_id).images
     images = db.session.scalars(select(DatasetImage).where(
         DatasetImage.dataset_id == row.dataset_id, DatasetImage.split == row.split).order_by(DatasetImage.id))
     return [(folder / image.stored_name, index[image.class_name]) for image in images if image.class_name in index]

@@ -9,23 +9,22 @@ import threading
 import redis
 from flask import Flask
 
-from webapp import lifecycle
+from webapp import lifecycle, redis_keys
 from webapp.datasets.services import UPLOAD_CHECKS
 from webapp.extensions import db
-from webapp.jobs import events
 from webapp.jobs.work import JOBS
+from webapp.redisconn import redis_client
 from webapp.release.evaluation import EVALUATIONS
 from webapp.workers import idle_queues
 
 log = logging.getLogger(__name__)
 KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS)
-LOCK_KEY = "studio:sweep:lock"  # one pass at a time across every worker
 
 
 def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list[int]]]:
     """One pass (skipped when another worker made one less than `interval` ago): per kind, the rows reaped
     and the rows whose task was sent. A task is sent when its row has waited `interval` seconds unsent."""
-    if not client.set(LOCK_KEY, "1", nx=True, ex=max(1, int(interval * 0.8))):
+    if not client.set(redis_keys.SWEEP_LOCK, "1", nx=True, ex=max(1, int(interval * 0.8))):
         return {}
     done = {}
     for kind in KINDS:
@@ -44,7 +43,7 @@ def start_watcher(app: Flask) -> threading.Event:
         while not stop.wait(interval):
             try:
                 with app.app_context():
-                    watch_once(events.redis_client(app.config["REDIS_URL"]), interval)
+                    watch_once(redis_client(app.config["REDIS_URL"]), interval)
             except Exception:
                 log.exception("watcher pass failed")
                 with app.app_context():

@@ -26,6 +26,7 @@ from webapp.jobs.commands import init_weights
 from webapp.jobs.work import JOBS
 from webapp.lifecycle import Superseded
 from webapp.statuses import JobStatus
+from webapp.redisconn import redis_client
 from webapp.models import Dataset, DatasetImage, EpochMetric, Job
 from webapp.registry.services import register_version
 from webapp.storage import data_dir
@@ -46,7 +47,7 @@ def training_data(job: Job) -> TrainData:
                                 .order_by(DatasetImage.id)).all()
     names = class_order(image.class_name for image in images)
     index = {name: i for i, name in enumerate(names)}
-    folder = data_dir().dataset(job.dataset_id) / "images"
+    folder = data_dir().dataset_files(job.dataset_id).images
 
     def samples(split: str) -> list[Sample]:
         return [Sample(str(folder / i.stored_name), index[i.class_name], i.sha256) for i in images if i.split == split]
@@ -59,7 +60,7 @@ class JobReporter(Callbacks):
 
     def __init__(self, job: Job, redis_url: str, logdir: Path, device: str) -> None:
         self.job, self.attempt, self.device = job, job.attempt, device
-        self.redis = events.redis_client(redis_url)
+        self.redis = redis_client(redis_url)
         self.logdir = logdir
         self.writer = None
         self.epochs = job.config["epochs"]
@@ -145,7 +146,7 @@ class JobReporter(Callbacks):
 
 def export_version(job: Job, trainer: Trainer, result) -> None:
     """Write the bundle to a staging folder, then register it as the next model version."""
-    staging = data_dir().models / f".staging-{job.id}-{uuid.uuid4().hex}"
+    staging = data_dir().model_staging(f"{job.id}-{uuid.uuid4().hex}")
     dataset = db.session.get(Dataset, job.dataset_id) if job.dataset_id else None
     try:
         trainer.export(staging, {"job_id": job.id, "dataset": {
@@ -259,7 +260,7 @@ def _train(job: Job, reporter: "JobReporter", device: str) -> None:
     config = TrainConfig(**job.config)
     start = init_weights(config.init_version, config.backbone) if config.init_version is not None else None
     trainer = Trainer(config, data, folders.image_cache, reporter, device=device,
-                      teacher=_teacher(config, data, device), init_weights=start)
+                      teacher=_teacher(config, data, device), init_weights=start, feature_cache=folders.feature_cache)
     result = trainer.fit(store, checkpoint)
     job.phase, job.progress = "exporting", 1.0
     job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early

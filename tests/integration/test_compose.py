@@ -35,7 +35,7 @@ def test_compose_runs_web_both_workers_redis_and_postgres():
     assert "REDIS_URL: redis://:redis-secret-1@redis:6379/0" in config
     assert "--appendonly yes" in config
     assert re.search(r"-Q training -c 1", config) and re.search(r"-Q ingest -c 1 -n ingest-", config)
-    assert "flask db upgrade" in config and "webapp.wsgi:app" in config
+    assert "flask db upgrade" in config and "exec gunicorn --config gunicorn.conf.py" in config
     assert config.count("studio-data:/data:rw") == 3  # web and both workers share the data folder
     assert "postgres-data:/var/lib/postgresql/data:rw" in config and "redis-data:/data:rw" in config
 
@@ -75,6 +75,7 @@ def test_the_image_is_built_from_the_repository_and_pypi_only():
     assert not re.search(r"^\s*ADD\s|curl |wget ", dockerfile, re.M)
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
     assert "pip install ." in dockerfile
+    assert 'CMD ["gunicorn", "--config", "gunicorn.conf.py"]' in dockerfile  # the settings launcher.py uses too
 
 
 pytestmark = pytest.mark.integration

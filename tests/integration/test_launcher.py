@@ -17,7 +17,7 @@ import pytest
 import redis
 
 from launcher import free_port
-from webapp.workers import PATTERN
+from webapp.redis_keys import WORKER_PATTERN
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,13 +187,13 @@ def test_start_stop_and_recover_from_kill(tmp_path):
         # the dead workers' announcements would stay for up to 31 s (and the health report caches them a few
         # seconds more): gone, only the workers started again can announce both names below
         beacons = redis.Redis.from_url(environment(first["web"])["REDIS_URL"], socket_timeout=5)
-        for key in beacons.keys(PATTERN):
+        for key in beacons.keys(WORKER_PATTERN):
             beacons.delete(key)
         deadline = time.monotonic() + 300
         while {service_pids(tmp_path).get(name) for name in ("worker", "ingest-worker")} & set(first.values()):
             assert time.monotonic() < deadline, "the workers were not started again"
             time.sleep(1)
-        while {name.decode().rpartition(":")[2].partition("@")[0] for name in beacons.keys(PATTERN)} != WORKER_NODES:
+        while {name.decode().rpartition(":")[2].partition("@")[0] for name in beacons.keys(WORKER_PATTERN)} != WORKER_NODES:
             assert time.monotonic() < deadline, "the workers started again never announced themselves"
             time.sleep(0.5)
         wait_healthy(port)

@@ -27,7 +27,7 @@ _announcing: dict[str, int] = {}  # token file -> the descriptor whose lock says
 
 
 def _path(data_dir: DataDir) -> Path:
-    return data_dir.root / "keys" / TOKEN_FILE
+    return data_dir.key_file(TOKEN_FILE)
 
 
 def read_token(data_dir: DataDir) -> str | None:

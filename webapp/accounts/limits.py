@@ -10,10 +10,10 @@ from dataclasses import dataclass
 import redis
 from flask import Flask
 
-from webapp.jobs.events import redis_client
+from webapp import redis_keys
+from webapp.redisconn import redis_client
 
 log = logging.getLogger(__name__)
-KEY = "studio:limit:{name}:{key}"
 
 # A sliding window per key: a sorted set of the times (ms) of counted events. Every key is checked and only when
 # all have room is the event recorded in each, in one script: Redis runs it whole, so no other process's event
@@ -62,7 +62,7 @@ class RateLimit:
         self._take = self._client.register_script(_TAKE)
 
     def _key(self, key: str) -> str:
-        return KEY.format(name=self.name, key=key)
+        return redis_keys.rate_limit(self.name, key)
 
     def take(self, *keys: str) -> Attempt:
         """Count one event under every key, unless one of them is full: checked and recorded in one step."""

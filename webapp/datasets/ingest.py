@@ -20,6 +20,7 @@ from engine.messages import N_, Message
 from webapp.datasets.archive import Entry, Refusal
 from webapp.datasets.layout import Placement, has_split_folders, place, strip_wrapper
 from webapp.datasets.sandbox import ImageChecker
+from webapp.storage import DatasetFiles
 
 VAL_FRACTION = 0.2
 IMBALANCE_RATIO = 10
@@ -71,8 +72,9 @@ def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: 
            progress: Callable[[int, int], None] | None = None) -> IngestResult:
     """Check every entry and write the accepted ones under `staging`; raise StudioError if unusable.
     `progress(done, total)` is told after each entry."""
-    (staging / "images").mkdir(parents=True, exist_ok=True)
-    (staging / "thumbs").mkdir(exist_ok=True)
+    files = DatasetFiles(staging)
+    files.images.mkdir(parents=True, exist_ok=True)
+    files.thumbs.mkdir(exist_ok=True)
     entries = sorted(entries, key=lambda entry: entry.path)
     parts = strip_wrapper([entry.path.split("/") for entry in entries])
     split_layout = has_split_folders(parts)
@@ -148,8 +150,9 @@ def _check_batch(batch: list[_Read], staging: Path, seen: dict[str, AcceptedImag
 def _keep(item: _Read, checked: CheckedImage, staging: Path, seen: dict[str, AcceptedImage],
           result: IngestResult) -> None:
     stored_name = f"{item.sha}.{checked.extension}"
-    (staging / "images" / stored_name).write_bytes(item.data)
-    (staging / "thumbs" / f"{item.sha}.jpg").write_bytes(checked.thumbnail)
+    files = DatasetFiles(staging)
+    files.image(stored_name).write_bytes(item.data)
+    files.thumbnail(item.sha).write_bytes(checked.thumbnail)
     image = AcceptedImage(item.placement.class_name, item.placement.split, item.path, stored_name, item.sha,
                           checked.format, checked.width, checked.height, len(item.data))
     seen[item.sha] = image

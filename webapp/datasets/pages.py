@@ -48,5 +48,5 @@ def thumbnail(dataset_id: int, image_id: int):
     if image.dataset_id != dataset_id:
         raise StudioError("image_not_found", "Dataset %(dataset)s has no image %(image)s.",
                           {"dataset": dataset_id, "image": image_id})
-    path = data_dir().dataset(dataset_id) / "thumbs" / f"{image.sha256}.jpg"
+    path = data_dir().dataset_files(dataset_id).thumbnail(image.sha256)
     return send_file(path, mimetype="image/jpeg", max_age=86400)

@@ -82,7 +82,7 @@ def receive_dataset(stream, content_type: str | None) -> Dataset:
     """Stream an upload to disk and add its dataset as `processing`; the ingest follows in the
     background (or at once with INGEST_IN_REQUEST). Refusals that need no image are answered now."""
     limits = current_app.config["INGEST_LIMITS"]
-    incoming = data_dir().tmp / f"incoming-{uuid.uuid4().hex}"
+    incoming = data_dir().incoming(uuid.uuid4().hex)
     try:
         upload = receive_upload(stream, content_type, incoming, limits["max_entries"])
         if upload.archive_filename is not None and upload.files:
@@ -152,7 +152,7 @@ def ingest_upload(dataset_id: int, worker: str) -> Dataset | None:
         log.info("dataset %s is not waiting for its check; skipping this delivery", dataset_id)
         return db.session.get(Dataset, dataset_id)
     attempt = dataset.ingest_attempt
-    folder, staging = data_dir().upload(dataset_id), data_dir().tmp / f"ingest-{dataset_id}-{attempt}"
+    folder, staging = data_dir().upload(dataset_id), data_dir().ingest_staging(dataset_id, attempt)
     limits = current_app.config["INGEST_LIMITS"]
     shutil.rmtree(staging, ignore_errors=True)
     try:
@@ -182,7 +182,7 @@ def ingest_upload(dataset_id: int, worker: str) -> Dataset | None:
 def dataset_from_entries(name: str, entries: list, refused: list | None = None) -> Dataset:
     """Ingest `entries` (paths as in an upload: `class/file` or `split/class/file`) into a new dataset at once."""
     name = _clean_name(name, "dataset")
-    staging = data_dir().tmp / f"upload-{uuid.uuid4().hex}"
+    staging = data_dir().entries_staging(uuid.uuid4().hex)
     try:
         result = ingest(entries, refused or [], staging, current_app.config["INGEST_LIMITS"])
         dataset = Dataset(name=name, status=DatasetStatus.PROCESSING)

@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass
 
 import redis
 
+from webapp.redis_keys import FEEDBACK_LOOKUP, FEEDBACK_REPLY_PREFIX, feedback_reply
+from webapp.redisconn import redis_client
+
 log = logging.getLogger(__name__)
 
-LOOKUP_CHANNEL = "studio:feedback:lookup"
-REPLY_PREFIX = "studio:feedback:reply:"
 MISS = b"-"
 
 
@@ -95,34 +96,30 @@ class PredictionHold:
             log.warning("could not ask the other web processes for prediction %s: %s", prediction_id, exc)
             return None
 
-    def _client(self, **options) -> redis.Redis:
-        return redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, **options)
-
     def _ask_others(self, prediction_id: str) -> HeldPrediction | None:
-        client = self._client(socket_timeout=self.lookup_seconds + 2)
-        try:
-            reply = f"{REPLY_PREFIX}{uuid.uuid4().hex}"
-            listeners = client.publish(LOOKUP_CHANNEL, json.dumps({"id": prediction_id, "reply": reply}))
-            deadline = time.monotonic() + self.lookup_seconds
-            for _ in range(listeners):
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                answer = client.blpop([reply], timeout=max(remaining, 0.01))
-                if answer is not None and answer[1] != MISS:
-                    return HeldPrediction.decode(answer[1])
-            return None
-        finally:
-            client.close()
+        client = redis_client(self.redis_url, timeout=self.lookup_seconds + 2)
+        reply = feedback_reply(uuid.uuid4().hex)
+        listeners = client.publish(FEEDBACK_LOOKUP, json.dumps({"id": prediction_id, "reply": reply}))
+        deadline = time.monotonic() + self.lookup_seconds
+        for _ in range(listeners):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            answer = client.blpop([reply], timeout=max(remaining, 0.01))
+            if answer is not None and answer[1] != MISS:
+                return HeldPrediction.decode(answer[1])
+        return None
 
     def _listen(self) -> None:
         """Answer other processes' lookups for as long as the process lives; reconnect after errors."""
         pause = 1.0
         while True:
             try:
-                client = self._client(health_check_interval=30)
+                # Its own client for the process's life, not the shared one: a subscription holds its
+                # connection and pings it (health check) to notice a server that went away.
+                client = redis.Redis.from_url(self.redis_url, socket_connect_timeout=2, health_check_interval=30)
                 subscription = client.pubsub(ignore_subscribe_messages=True)
-                subscription.subscribe(LOOKUP_CHANNEL)
+                subscription.subscribe(FEEDBACK_LOOKUP)
                 pause = 1.0
                 while True:
                     message = subscription.get_message(timeout=5.0)
@@ -139,7 +136,7 @@ class PredictionHold:
             prediction_id, reply = str(request["id"]), str(request["reply"])
         except (ValueError, KeyError, TypeError):
             return
-        if not reply.startswith(REPLY_PREFIX):
+        if not reply.startswith(FEEDBACK_REPLY_PREFIX):
             return
         held = self.local(prediction_id)
         with client.pipeline() as pipe:

@@ -148,10 +148,11 @@ def _keep_image(row: Feedback, held: HeldPrediction) -> None:
         checked = check_image(held.image, current_app.config["PREDICT_MAX_PIXELS"])
     except ImageRejected:  # it was classified, so it decodes; stay safe all the same
         return
-    folder = data_dir().feedback
-    folder.mkdir(parents=True, exist_ok=True)
+    folders = data_dir()
+    folders.feedback.mkdir(parents=True, exist_ok=True)
     name = f"{held.prediction_id}.{checked.extension}"
-    for target, data in ((folder / name, held.image), (folder / _thumb_name(name), checked.thumbnail)):
+    for target, data in ((folders.feedback_image(name), held.image),
+                         (folders.feedback_thumbnail(name), checked.thumbnail)):
         partial = target.with_name(target.name + ".part")
         partial.write_bytes(data)
         os.replace(partial, target)
@@ -159,15 +160,12 @@ def _keep_image(row: Feedback, held: HeldPrediction) -> None:
     row.image_sha256 = hashlib.sha256(held.image).hexdigest()
 
 
-def _thumb_name(image_name: str) -> str:
-    return image_name.rsplit(".", 1)[0] + ".thumb.jpg"
-
-
 def image_path(feedback_id: int, thumbnail: bool):
     row = get_or_404(Feedback, feedback_id, "Feedback")
     if row.image_name is None:
         raise StudioError("image_not_found", "The image of this feedback was not kept or has been purged.")
-    path = data_dir().feedback / (_thumb_name(row.image_name) if thumbnail else row.image_name)
+    folders = data_dir()
+    path = folders.feedback_thumbnail(row.image_name) if thumbnail else folders.feedback_image(row.image_name)
     if not path.is_file():
         raise StudioError("image_not_found", "The image of this feedback is no longer on disk.")
     return path
@@ -251,21 +249,21 @@ def add_to_dataset(payload) -> tuple[Dataset, int]:
         query = query.where(Feedback.correct.is_(False))
     if version is not None:
         query = query.where(Feedback.version == version)
-    rows = [row for row in db.session.scalars(query) if (data_dir().feedback / row.image_name).is_file()]
+    folders = data_dir()
+    rows = [row for row in db.session.scalars(query) if folders.feedback_image(row.image_name).is_file()]
     if not rows:
         raise _nothing_to_add(include, version)
-    folder = data_dir().feedback
     entries = []
     if source is not None:
-        images = data_dir().dataset(source.id) / "images"
+        files = folders.dataset_files(source.id)
         for image in db.session.scalars(select(DatasetImage).where(DatasetImage.dataset_id == source.id)):
             entries.append(_file_entry(f"{image.split}/{image.class_name}/{image.stored_name}",
-                                       images / image.stored_name))
+                                       files.image(image.stored_name)))
     prefix = "train/" if source is not None else ""
     for row in rows:
         extension = row.image_name.rsplit(".", 1)[1]
         entries.append(_file_entry(f"{prefix}{row.label}/feedback-{row.prediction_id}.{extension}",
-                                   folder / row.image_name))
+                                   folders.feedback_image(row.image_name)))
     # the default name, in the language of the person who makes the dataset
     default = translate(N_("%(name)s + feedback"), {"name": source.name}) if source is not None else \
         (translate(N_("Feedback on v%(version)s"), {"version": version}) if version is not None
@@ -315,8 +313,8 @@ def purge(payload) -> dict:
         row.image_name, row.image_bytes = None, 0
     audit.record("feedback.purge", "feedback", None, {"scope": scope, "images": len(names), "bytes": freed})
     db.session.commit()
-    folder = data_dir().feedback
+    folders = data_dir()
     for name in names:
-        for path in (folder / name, folder / _thumb_name(name)):
+        for path in (folders.feedback_image(name), folders.feedback_thumbnail(name)):
             path.unlink(missing_ok=True)
     return {"purged": len(names), "freed_bytes": freed, **totals()}

@@ -19,6 +19,8 @@ from webapp.extensions import db
 from webapp.jobs import commands, events, queries, recommendation, serialize
 from webapp.statuses import STATUSES, JobStatus
 from webapp.models import Job
+from webapp.redis_keys import job_events
+from webapp.redisconn import redis_client
 
 api = Blueprint("jobs_api", __name__, url_prefix="/api")
 STREAM_SECONDS = 1800
@@ -166,10 +168,10 @@ def _retry_later(response: Response) -> Response:
 
 
 def _subscribe(job_id: int) -> redis.client.PubSub:
-    client = events.redis_client(current_app.config["REDIS_URL"])
+    client = redis_client(current_app.config["REDIS_URL"])
     pubsub = client.pubsub(ignore_subscribe_messages=True)
     try:
-        pubsub.subscribe(events.CHANNEL.format(id=job_id))
+        pubsub.subscribe(job_events(job_id))
     except redis.RedisError:
         pubsub.close()
         raise StudioError("queue_unavailable",

@@ -20,6 +20,7 @@ from webapp.jobs import events
 from webapp.jobs.recommendation import resolve
 from webapp.jobs.work import JOBS, transition
 from webapp.models import Dataset, DatasetImage, Job, utcnow
+from webapp.redisconn import redis_client
 from webapp.registry.services import get_version_or_404
 from webapp.statuses import JobStatus
 from webapp.storage import data_dir
@@ -74,7 +75,7 @@ def check_device_served(device: str, queue: str) -> None:
     """A job for a kind of device needs a worker that serves its queue now; otherwise it would wait
     unseen, so it is refused with what to start."""
     try:
-        served = served_queues(events.redis_client(current_app.config["REDIS_URL"]))
+        served = served_queues(redis_client(current_app.config["REDIS_URL"]))
     except redis.RedisError:
         raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the job was not "
                                                "started.") from None
@@ -160,7 +161,7 @@ def cancel_job(job: Job) -> Job:
     job.cancel_requested = True
     db.session.commit()
     try:
-        events.request_cancel(events.redis_client(current_app.config["REDIS_URL"]), job.id)
+        events.request_cancel(redis_client(current_app.config["REDIS_URL"]), job.id)
     except redis.RedisError:
         raise StudioError("queue_unavailable", "Redis is not reachable, so the worker cannot be told to "
                                                "stop.") from None
@@ -190,7 +191,7 @@ def resume_job(job: Job, by: str) -> Job:
     if job.queue != TRAINING_QUEUE:
         check_device_served(device_of(job.queue), job.queue)
     try:
-        events.clear_cancel(events.redis_client(current_app.config["REDIS_URL"]), job.id)
+        events.clear_cancel(redis_client(current_app.config["REDIS_URL"]), job.id)
     except redis.RedisError:
         raise StudioError("queue_unavailable", "The job queue (Redis) is not reachable; the job was not "
                                                "resumed.") from None

@@ -7,33 +7,27 @@ from collections import Counter
 
 import redis
 
-CANCEL_KEY = "studio:job:{id}:cancel"
-CHANNEL = "studio:job:{id}:events"
-
-
-def redis_client(url: str, timeout: float = 5, connect_timeout: float = 2) -> redis.Redis:
-    """A client of the studio's Redis; quick checks (health, pages) pass shorter timeouts."""
-    return redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=connect_timeout)
+from webapp import redis_keys
 
 
 def publish(client: redis.Redis, job_id: int, event: dict) -> None:
     """Best effort: a missed event only delays the page until its next poll."""
     try:
-        client.publish(CHANNEL.format(id=job_id), json.dumps(event, ensure_ascii=False))
+        client.publish(redis_keys.job_events(job_id), json.dumps(event, ensure_ascii=False))
     except redis.RedisError:
         pass
 
 
 def request_cancel(client: redis.Redis, job_id: int) -> None:
-    client.set(CANCEL_KEY.format(id=job_id), "1", ex=7 * 24 * 3600)
+    client.set(redis_keys.job_cancel(job_id), "1", ex=7 * 24 * 3600)
 
 
 def cancel_requested(client: redis.Redis, job_id: int) -> bool:
-    return bool(client.exists(CANCEL_KEY.format(id=job_id)))
+    return bool(client.exists(redis_keys.job_cancel(job_id)))
 
 
 def clear_cancel(client: redis.Redis, job_id: int) -> None:
-    client.delete(CANCEL_KEY.format(id=job_id))
+    client.delete(redis_keys.job_cancel(job_id))
 
 
 class StreamSlots:

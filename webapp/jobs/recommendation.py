@@ -21,19 +21,18 @@ from engine.messages import N_, Message
 from engine.recommend import HOURS_WARNING, DatasetProfile, StepTiming, estimate_seconds, seconds_per_image, suggest
 from engine.weights import weights_status
 from webapp.extensions import db
-from webapp.jobs import events
 from webapp.messages import text
 from webapp.models import Dataset, DatasetImage, StepTiming as StepTimingRow, utcnow
+from webapp.redis_keys import PROBES_WAITING
+from webapp.redisconn import redis_client
 from webapp.taskqueue import MEASURE_TASK, TRAINING_QUEUE, trains
 from webapp.workers import announced
 
 log = logging.getLogger(__name__)
 PROBE_SECONDS = 600  # a probe counts as waiting until it answers or this many seconds pass
 PROBE_FIELDS = ("backbone", "image_size", "batch_size")
-# Probes waiting for a worker: a sorted set of "backbone:size:batch", scored by when each stops counting.
-PROBES_WAITING = "studio:probes:waiting"
-# Atomically: forget lapsed probes; 0 if this one waits already, -1 if as many wait as there are workers,
-# else 1 after adding it.
+# Probes waiting for a worker (PROBES_WAITING), scored by when each stops counting. Atomically: forget lapsed
+# probes; 0 if this one waits already, -1 if as many wait as there are workers, else 1 after adding it.
 CLAIM_PROBE = """
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2])
 if redis.call('ZSCORE', KEYS[1], ARGV[1]) then return 0 end
@@ -173,7 +172,7 @@ def request_probe(payload) -> dict:
         return {**combination, "status": "measured"}
     member = "{backbone}:{image_size}:{batch_size}".format(**combination)
     try:
-        client = events.redis_client(current_app.config["REDIS_URL"])
+        client = redis_client(current_app.config["REDIS_URL"])
         workers = sum(1 for worker in announced(client) if trains(worker["queues"]))
         if workers == 0:
             raise StudioError("no_training_worker", "No training worker is running to time this setting; "
@@ -213,7 +212,7 @@ def _next_lapse(client, now: float) -> int:
 def _probe_answered(member: str) -> None:
     """The probe of `member` waits no more (it answered, failed, or was never sent); best effort."""
     try:
-        events.redis_client(current_app.config["REDIS_URL"]).zrem(PROBES_WAITING, member)
+        redis_client(current_app.config["REDIS_URL"]).zrem(PROBES_WAITING, member)
     except redis.RedisError as exc:
         log.warning("could not mark the probe of %s as answered: %s", member, exc)
 

@@ -9,13 +9,14 @@ from engine.messages import N_, Message
 from webapp import lifecycle
 from webapp.jobs import events
 from webapp.models import Job
+from webapp.redisconn import redis_client
 from webapp.statuses import FINISHED, JOB_TRANSITIONS, JobStatus
 from webapp.taskqueue import TRAIN_TASK
 
 
 def publish_status(job: Job) -> None:
     """Best effort: pages that miss the event see the new status on their next poll."""
-    client = events.redis_client(current_app.config["REDIS_URL"])
+    client = redis_client(current_app.config["REDIS_URL"])
     events.publish(client, job.id, {"type": "status", "status": job.status,
                                     "finished": JobStatus(job.status).finished, "error": job.error})
 

@@ -16,16 +16,16 @@ from engine.errors import StudioError
 from sqlalchemy import text
 
 from tests.stack import DATABASE_FILE, app_config
-from webapp import create_app, lifecycle
+from webapp import create_app, lifecycle, redis_keys
 from webapp.database import MIGRATIONS_DIR
 from webapp.datasets.services import UPLOAD_CHECKS
 from webapp.extensions import db
 from webapp.jobs.work import JOBS
 from webapp.models import Dataset, Evaluation, Job, utcnow
 from webapp.release.evaluation import EVALUATIONS
-from webapp.workers import IDLE_SINCE, KEY, TASK, idle_queues
+from webapp.workers import IDLE_SINCE, TASK, idle_queues
 from worker.beacon import WorkerBeacon, mark_busy
-from worker.loops import LOCK_KEY, watch_once
+from worker.loops import watch_once
 
 KINDS = {"job": JOBS, "evaluation": EVALUATIONS, "upload check": UPLOAD_CHECKS}
 LONG_AGO = timedelta(hours=1)
@@ -178,14 +178,14 @@ def test_a_flushed_broker_loses_nothing_and_a_long_wait_is_never_sent_twice(app,
 def test_what_a_worker_runs_decides_whether_its_queue_is_idle(app, broker):
     beacon = WorkerBeacon(app.config["REDIS_URL"], "training@box", ["training"], "cpu")
     beacon.beat()
-    assert broker.hget(KEY.format(name="training@box"), TASK) is None
+    assert broker.hget(redis_keys.worker("training@box"), TASK) is None
     assert idle_queues(broker, 0) == {"training"} and idle_queues(broker, 3600) == set()  # idle since now
     long_ago = (datetime.now(timezone.utc) - LONG_AGO).isoformat(timespec="seconds")
-    broker.hset(KEY.format(name="training@box"), IDLE_SINCE, long_ago)
+    broker.hset(redis_keys.worker("training@box"), IDLE_SINCE, long_ago)
     beacon.beat()  # a beat keeps when the worker became idle
     assert idle_queues(broker, 3600) == {"training"}
     mark_busy(app.config["REDIS_URL"], "training@box", "worker.train", 7)
-    assert broker.hget(KEY.format(name="training@box"), TASK) == b"worker.train:7"
+    assert broker.hget(redis_keys.worker("training@box"), TASK) == b"worker.train:7"
     assert idle_queues(broker, 0) == set()
 
 
@@ -199,7 +199,7 @@ def test_the_watcher_reaps_and_sends_every_kind_one_pass_at_a_time(app, broker):
         stall(JOBS, held)
         done = watch_once(broker, interval=30)
         assert watch_once(broker, interval=30) == {}  # another process watched moments ago
-        broker.delete(LOCK_KEY)
+        broker.delete(redis_keys.SWEEP_LOCK)
     assert done["job"] == {"reaped": [held], "sent": [rows["job"]]}
     assert sorted(messages(broker, "training")) == [("worker.evaluate", rows["evaluation"]),
                                                     ("worker.train", rows["job"]), ("worker.train", held)]

@@ -10,12 +10,11 @@ import threading
 import pytest
 
 from tests.stack import app_config
-from webapp import create_app
+from webapp import create_app, redis_keys
 from webapp.accounts import services as accounts
 from webapp.database import upgrade_schema
 from webapp.extensions import db
 from webapp.models import Job
-from webapp.workers import KEY
 from worker.beacon import WorkerBeacon
 
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -105,7 +104,7 @@ def test_a_beat_under_way_when_the_worker_signs_off_does_not_bring_it_back(worke
     beating.join(30)
     stopping.join(30)
     beacon._beat_logged()  # a beat asked for after the stop (beat_soon) writes nothing
-    assert redis_lib.Redis.from_url(url).exists(KEY.format(name=TRAINER)) == 0
+    assert redis_lib.Redis.from_url(url).exists(redis_keys.worker(TRAINER)) == 0
     assert [w["name"] for w in workers_app.test_client().get("/api/workers").get_json()["workers"]] == []
 
 

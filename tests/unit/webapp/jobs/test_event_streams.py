@@ -8,7 +8,6 @@ import pytest
 from flask import g, request
 
 from webapp.extensions import db
-from webapp.jobs import events
 from webapp.jobs.events import StreamSlots
 from webapp.models import Dataset, Job
 
@@ -44,7 +43,7 @@ class FakeRedis:
 @pytest.fixture
 def redis_fake(monkeypatch):
     fake = FakeRedis()
-    monkeypatch.setattr(events, "redis_client", lambda url: fake)
+    monkeypatch.setattr("webapp.jobs.api.redis_client", lambda url: fake)
     return fake
 
 

@@ -1,0 +1,44 @@
+"""The web server's settings: the one copy that `python app.py` (launcher.web_process), the Docker image,
+compose and a production install all run gunicorn with (`gunicorn -c gunicorn.conf.py`).
+
+What differs between installs comes from the environment, as the web app itself reads it: HOST and PORT
+(the address to bind, which sign-in follows), WEB_PROCESSES, WEB_THREADS and ACCESS_LOG. The file imports
+nothing of the studio, so gunicorn's master holds no app state when it forks: the app is created in each
+web process after the fork (never set `preload_app`; Paddle state must not cross a fork)."""
+import os
+from collections.abc import Mapping
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 5000
+DEFAULT_THREADS = 32
+
+
+def web_processes(env: Mapping[str, str] = os.environ) -> int:
+    """WEB_PROCESSES, by default one per core up to two: request handling (HTTP parsing, multipart, Flask,
+    JSON) holds the interpreter lock, so a second process lets two cores take requests at once (measured by
+    benchmarks/predict_latency.py); more processes each hold their own copy of the models."""
+    return max(1, int(env.get("WEB_PROCESSES") or min(2, os.cpu_count() or 1)))
+
+
+def web_threads(env: Mapping[str, str] = os.environ) -> int:
+    """WEB_THREADS per process: each open event stream (a job page) holds one while other requests go on."""
+    return max(1, int(env.get("WEB_THREADS") or DEFAULT_THREADS))
+
+
+def bind_address(env: Mapping[str, str] = os.environ) -> str:
+    """HOST:PORT as gunicorn binds it (an IPv6 address in brackets)."""
+    host, port = env.get("HOST") or DEFAULT_HOST, int(env.get("PORT") or DEFAULT_PORT)
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+wsgi_app = "webapp.wsgi:app"
+proc_name = "image-studio"
+worker_class = "gthread"  # long-lived event streams each hold a thread; the sync worker cannot
+workers = web_processes()
+threads = web_threads()
+bind = [bind_address()]
+keepalive = 5
+graceful_timeout = 10
+timeout = 120
+loglevel = "warning"
+accesslog = "-" if os.environ.get("ACCESS_LOG") else None
