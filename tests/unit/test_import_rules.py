@@ -62,8 +62,16 @@ def test_every_engine_module_loads_no_web_or_queue_framework():
 
 def test_every_webapp_module_loads_no_worker_module():
     loaded = loaded_by(WALK, "webapp")
-    assert {"flask", "engine", "paddle"} <= loaded  # the job runner trains, so it loads Paddle
-    assert "worker" not in loaded
+    assert {"flask", "engine"} <= loaded and "worker" not in loaded
+    assert "paddle" not in loaded  # what trains lives under worker/; serving loads Paddle when it first serves
+
+
+def test_the_worker_loads_paddle_only_in_the_process_that_runs_its_tasks(tmp_path):
+    """The worker's main process forks its pool: Paddle is loaded by the runners, in the pool's processes."""
+    main = loaded_by("import json, os, sys; os.environ['DATA_DIR'] = sys.argv[1]; import worker.celery_app; "
+                     "print(json.dumps(sorted({n.split('.')[0] for n in sys.modules})))", str(tmp_path))
+    assert {"celery", "webapp", "worker"} <= main and "paddle" not in main
+    assert "paddle" in loaded_by(WALK, "worker")
 
 
 def test_the_web_app_loads_paddle_only_when_it_serves(tmp_path):

@@ -9,7 +9,7 @@ from webapp import redis_keys
 def test_every_name_is_the_studio_s_and_no_two_meet():
     names = [redis_keys.job_events(7), redis_keys.job_cancel(7), redis_keys.worker("training@host"),
              redis_keys.rate_limit("sign-in", "10.0.0.1"), redis_keys.feedback_reply("ab12"),
-             redis_keys.PROBES_WAITING, redis_keys.SWEEP_LOCK, redis_keys.SWEEP_MISSING, redis_keys.FEEDBACK_LOOKUP]
+             redis_keys.PROBES_WAITING, redis_keys.SWEEP_LOCK, redis_keys.FEEDBACK_LOOKUP]
     assert all(name.startswith(redis_keys.PREFIX) for name in names)
     assert len(set(names)) == len(names)
     assert redis_keys.job_events(7) == "studio:job:7:events" and redis_keys.job_cancel(7) == "studio:job:7:cancel"
