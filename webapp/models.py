@@ -52,7 +52,7 @@ class Dataset(db.Model):
     # retries after a lost check, when it began to wait and when its task was last sent.
     worker: Mapped[str | None] = mapped_column(String(200))
     retries: Mapped[int] = mapped_column(default=0, server_default="0")
-    queued_at: Mapped[datetime | None]
+    queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 
     images: Mapped[list["DatasetImage"]] = relationship(
@@ -133,7 +133,7 @@ class Job(db.Model):
     finished_at: Mapped[datetime | None]
     # The outbox (webapp.lifecycle): when it last began to wait, and when its task was last sent (None: the
     # row waits to be sent, by the request that queued it or else by the sweep).
-    queued_at: Mapped[datetime | None]
+    queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 
     epochs: Mapped[list["EpochMetric"]] = relationship(
@@ -284,7 +284,7 @@ class Evaluation(db.Model):
     finished_at: Mapped[datetime | None]
     attempt: Mapped[int] = mapped_column(default=0, server_default="0")  # claims by workers, the write fence
     retries: Mapped[int] = mapped_column(default=0, server_default="0")  # automatic re-queues after a lost worker
-    queued_at: Mapped[datetime | None]
+    queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 
 
