@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +17,7 @@ from engine.config import TrainConfig
 from engine.data import BatchLoader, ImageCache, Sample
 from engine.distill import distillation_loss
 from engine.device import pick_device
+from engine.epochs import EpochStats
 from engine.metrics import calibration_sample, confusion_matrix, per_class_report, top_k_accuracy
 
 log = logging.getLogger(__name__)
@@ -29,19 +30,6 @@ SETTLED_BATCHNORM_STEPS = 40
 
 class TrainingCancelled(Exception):
     """Raised inside the loop when the callbacks ask to stop."""
-
-
-@dataclass
-class EpochStats:
-    epoch: int
-    train_loss: float
-    train_acc: float
-    val_loss: float
-    val_acc: float
-    val_top5: float | None
-    lr: float
-    seconds: float
-    images_per_s: float
 
 
 @dataclass
@@ -363,7 +351,7 @@ class Trainer:
                 waited += 1
             if checkpoints is not None:
                 state = LoopState(epoch, result.best_epoch, result.best_val_acc, best_loss, waited,
-                                  [asdict(item) for item in result.history])
+                                  [item.as_dict() for item in result.history])
                 checkpoints.save(state, self.model, self.optimizer, best_state, improved)
                 self.callbacks.on_checkpoint(epoch, checkpoints.size_bytes())
         self.model.set_state_dict(best_state)
@@ -422,7 +410,7 @@ class Trainer:
             "metrics": {"best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
                         "per_class": result.per_class, "confusion": result.confusion,
                         "calibration": result.calibration, "test": result.test,
-                        "history": [asdict(stats) for stats in result.history]},
+                        "history": [stats.as_dict() for stats in result.history]},
             **provenance,
         }
         int8 = None
