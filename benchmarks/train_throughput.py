@@ -35,6 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.tiny_mode import parse_args  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Sample  # noqa: E402
+from engine.headonly import CachedFeatures  # noqa: E402
 from engine.trainer import Trainer, TrainData  # noqa: E402
 from textbook import TextbookDataset  # noqa: E402
 
@@ -96,12 +97,13 @@ def head_only_throughput(config: TrainConfig, samples: list[Sample], cache: Path
         trainer = Trainer(config, data, cache, device="cpu")
         trainer.prepare()
         trainer.build()
+        path = CachedFeatures(trainer)
         started = time.perf_counter()
-        features = trainer._features()
+        path.prepare()
         times.append(time.perf_counter() - started)
     rates = []
     for epoch in range(1, config.epochs + 1):
-        _, _, seconds = trainer.train_epoch_features(epoch, features["train"])
+        _, _, seconds = trainer.train_epoch(epoch, path)
         rates.append(len(trainer.train_loader.labels) / seconds)
     return {"images_per_s": statistics.median(rates[1:]), "features_seconds_first": round(times[0], 2),
             "features_seconds_cached": round(times[1], 2)}

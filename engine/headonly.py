@@ -10,7 +10,7 @@ import os
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import TYPE_CHECKING, Callable, ContextManager, Iterator
 
 import numpy as np
 import paddle
@@ -18,6 +18,11 @@ from paddle import nn
 
 from engine.backbones import BACKBONES
 from engine.data import Sample
+from engine.digest import file_digest
+from engine.weights import ensure_weights
+
+if TYPE_CHECKING:  # the trainer imports this module for its training path
+    from engine.trainer import Trainer
 
 
 def trunk_names(backbone: str, model: nn.Layer) -> list[str]:
@@ -58,6 +63,69 @@ def head_inputs(backbone: str, model: nn.Layer, batches: Iterator[np.ndarray]) -
     finally:
         hook.remove()
     return np.concatenate(captured)
+
+
+class CachedFeatures:
+    """The head-only training path (see `engine.trainer.TrainingPath`): every step trains the head on a batch
+    of cached head inputs, shuffled per epoch like images; validation runs on the cached features too."""
+
+    head_only = True
+
+    def __init__(self, trainer: "Trainer") -> None:
+        self.trainer = trainer
+        self.features: dict[str, np.ndarray] = {}
+
+    def prepare(self) -> None:
+        """Head inputs of the training and validation images, from the feature cache or computed once."""
+        trainer, config = self.trainer, self.trainer.config
+        cache = FeatureCache(trainer.feature_cache, config.backbone, config.image_size, self._weights_origin())
+        for split, loader, samples in (("train", trainer.train_loader, trainer.data.train),
+                                       ("val", trainer.val_loader, trainer.data.val)):
+            def compute(indices: list[int], images=loader.images) -> np.ndarray:
+                trainer.callbacks.on_phase("features", 0, len(indices))
+                batch = config.batch_size
+                return head_inputs(config.backbone, trainer.model, (
+                    trainer.preprocess.batch(images[indices[start:start + batch]])
+                    for start in range(0, len(indices), batch)))
+            self.features[split] = cache.load(samples, compute)
+        trainer.callbacks.on_phase("features", 1, 1)
+
+    def _weights_origin(self) -> str:
+        """What the frozen trunk's weights came from: the features are valid for that origin only."""
+        trainer, config = self.trainer, self.trainer.config
+        if trainer.init_weights is not None:
+            return file_digest(trainer.init_weights)
+        return file_digest(ensure_weights(config.backbone)) if config.pretrained else f"scratch-seed{config.seed}"
+
+    def _starts(self) -> list[int]:
+        """Where each training batch starts; a last batch of one image is left out, as the image loader does."""
+        size, count = self.trainer.config.batch_size, len(self.trainer.train_loader.labels)
+        return [start for start in range(0, count, size) if min(size, count - start) >= 2]
+
+    @property
+    def steps(self) -> int:
+        return len(self._starts())
+
+    def batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        labels, size = self.trainer.train_loader.labels, self.trainer.config.batch_size
+        order = np.random.default_rng([self.trainer.config.seed, epoch]).permutation(len(labels))
+        for start in self._starts():
+            index = np.sort(order[start:start + size])
+            yield self.features["train"][index], labels[index].astype(np.int64)
+
+    def step_inputs(self, x: np.ndarray, y: np.ndarray) -> tuple[paddle.Tensor, paddle.Tensor, None]:
+        return paddle.to_tensor(x), paddle.to_tensor(y), None
+
+    def validation_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        labels, size = self.trainer.val_loader.labels, self.trainer.config.batch_size
+        for start in range(0, len(labels), size):
+            yield self.features["val"][start:start + size], labels[start:start + size].astype(np.int64)
+
+    def model_input(self) -> ContextManager[None]:
+        return on_features(self.trainer.config.backbone, self.trainer.model)
+
+    def before_validation(self, first_epoch: bool) -> None:
+        """Nothing to recalibrate: only the head trains, and the frozen trunk keeps its BatchNorm statistics."""
 
 
 class FeatureCache:

@@ -1,10 +1,17 @@
-"""Fine-tune a classifier: a small trainer whose steps are separate methods, reporting via callbacks."""
+"""Fine-tune a classifier: a small trainer whose steps are separate methods, reporting via callbacks.
+
+One epoch loop (`Trainer.fit`) owns the epochs, the schedule, validation, early stopping, checkpoints and
+callbacks; a training path owns how batches are produced and what a step takes in: image batches
+(`ImageBatches`: full fine-tuning, distillation) or cached backbone features (`engine.headonly.CachedFeatures`).
+"""
 from __future__ import annotations
 
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ContextManager, Iterable, Iterator, Protocol
 
 import numpy as np
 import paddle
@@ -18,6 +25,7 @@ from engine.data import BatchLoader, ImageCache, Sample
 from engine.distill import distillation_loss
 from engine.device import pick_device
 from engine.epochs import EpochStats
+from engine.headonly import CachedFeatures
 from engine.metrics import calibration_sample, confusion_matrix, per_class_report, top_k_accuracy
 
 log = logging.getLogger(__name__)
@@ -56,6 +64,19 @@ class FitResult:
     head_only: bool = False  # trained on cached backbone features
 
 
+@dataclass
+class BestEpoch:
+    """What the loop keeps of the best epoch so far, beside the result's best epoch and accuracy."""
+
+    state: dict | None = None  # its weights
+    loss: float = float("inf")  # its validation loss, the tie-breaker between equal accuracies
+    waited: int = 0  # epochs since, for early stopping
+    answers: tuple[np.ndarray, np.ndarray] | None = None  # its validation probabilities and labels
+
+
+Validation = tuple[float, np.ndarray, np.ndarray]  # loss, probabilities, labels
+
+
 def image_answers(samples: list[Sample], probabilities: np.ndarray, top: int = 3) -> list[dict]:
     """What the model answered for each image of a split (its three most likely classes), in sample order."""
     order = np.argsort(-probabilities, axis=1)[:, :top]
@@ -79,8 +100,71 @@ class Callbacks:
         return False
 
 
+class TrainingPath(Protocol):
+    """How one kind of training feeds the epoch loop: its batches, what a step takes in, and what the model
+    takes as input while the path trains and validates."""
+
+    head_only: bool
+
+    def prepare(self) -> None:
+        """Once, after the model is built (and a checkpoint loaded), before the first epoch."""
+
+    @property
+    def steps(self) -> int:
+        """Training steps per epoch."""
+
+    def batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """The epoch's training batches (inputs, labels: class indices or soft labels)."""
+
+    def step_inputs(self, x: np.ndarray, y: np.ndarray) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor | None]:
+        """Inputs, labels and the teacher's log-probabilities (or None) of one step on a batch."""
+
+    def validation_batches(self) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        """The validation split as (inputs, labels) batches."""
+
+    def model_input(self) -> ContextManager[None]:
+        """Within it, the model takes this path's inputs."""
+
+    def before_validation(self, first_epoch: bool) -> None:
+        """After an epoch's steps: settle what validation must not see stale."""
+
+
+class ImageBatches:
+    """Full fine-tuning (and distillation): every step trains the model on a batch of augmented images."""
+
+    head_only = False
+
+    def __init__(self, trainer: "Trainer") -> None:
+        self.trainer = trainer
+
+    def prepare(self) -> None:
+        """Nothing more: the training loader holds every decoded image after `Trainer.prepare`."""
+
+    @property
+    def steps(self) -> int:
+        return len(self.trainer.train_loader)
+
+    def batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        return self.trainer.train_loader.epoch(epoch)
+
+    def step_inputs(self, x: np.ndarray, y: np.ndarray) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor | None]:
+        teacher = self.trainer.teacher  # its softened answers on the same pixels join the loss
+        teacher_log_p = paddle.to_tensor(teacher.log_probabilities(x)) if teacher else None
+        return paddle.to_tensor(x), paddle.to_tensor(y), teacher_log_p
+
+    def validation_batches(self) -> Iterable[tuple[np.ndarray, np.ndarray]]:
+        return self.trainer.val_loader.epoch()
+
+    def model_input(self) -> ContextManager[None]:
+        return nullcontext()
+
+    def before_validation(self, first_epoch: bool) -> None:
+        if self.trainer.batchnorm_stale(first_epoch):
+            self.trainer.recalibrate_batchnorm()
+
+
 class Trainer:
-    """prepare -> build -> (train_epoch, recalibrate_batchnorm, evaluate) per epoch -> export."""
+    """prepare -> build -> per epoch on a training path (train_epoch, before_validation, evaluate) -> export."""
 
     def __init__(self, config: TrainConfig, data: TrainData, cache_root: Path | str,
                  callbacks: Callbacks | None = None, device: str | None = None, teacher=None,
@@ -155,22 +239,28 @@ class Trainer:
         for layer in self.frozen:  # frozen layers keep their BatchNorm statistics
             layer.eval()
 
-    def train_epoch(self, epoch: int) -> tuple[float, float, float]:
-        """One pass over the training set; returns (loss, accuracy, seconds spent in steps)."""
+    def training_path(self) -> TrainingPath:
+        """Cached features on the head-only fast path, image batches otherwise."""
+        return CachedFeatures(self) if self.head_only else ImageBatches(self)
+
+    def train_epoch(self, epoch: int, path: TrainingPath | None = None) -> tuple[float, float, float]:
+        """One pass over the training set on `path` (image batches unless given); returns (loss, accuracy,
+        seconds spent in steps)."""
+        path = path or ImageBatches(self)
         self._train_mode()
-        total_loss, correct, seen, steps = 0.0, 0, 0, len(self.train_loader)
+        total_loss, correct, seen, steps = 0.0, 0, 0, path.steps
         started = time.perf_counter()
-        for step, (x, y) in enumerate(self.train_loader.epoch(epoch), start=1):
-            if self.callbacks.should_stop():
-                raise TrainingCancelled()
-            teacher = paddle.to_tensor(self.teacher.log_probabilities(x)) if self.teacher else None
-            loss, logits = self._step(paddle.to_tensor(x), paddle.to_tensor(y), teacher)
-            value = float(loss)
-            total_loss += value * len(y)
-            truth = y.argmax(axis=1) if y.ndim == 2 else y  # mixed batches: the larger share counts
-            correct += int((logits.argmax(axis=1).numpy() == truth).sum())
-            seen += len(y)
-            self.callbacks.on_step(epoch, step, steps, value)
+        with path.model_input():
+            for step, (x, y) in enumerate(path.batches(epoch), start=1):
+                if self.callbacks.should_stop():
+                    raise TrainingCancelled()
+                loss, logits = self._step(*path.step_inputs(x, y))
+                value = float(loss)
+                total_loss += value * len(y)
+                truth = y.argmax(axis=1) if y.ndim == 2 else y  # mixed batches: the larger share counts
+                correct += int((logits.argmax(axis=1).numpy() == truth).sum())
+                seen += len(y)
+                self.callbacks.on_step(epoch, step, steps, value)
         return total_loss / max(seen, 1), correct / max(seen, 1), time.perf_counter() - started
 
     def _step(self, x: paddle.Tensor, y: paddle.Tensor, teacher_log_p: paddle.Tensor | None = None):
@@ -236,62 +326,6 @@ class Trainer:
         """The fast path: a frozen backbone and no augmentation that needs pixels -> train on cached features."""
         return self.config.trains_on_features and self.teacher is None
 
-    def _features(self) -> dict[str, np.ndarray]:
-        """Head inputs of the training and validation images, from the feature cache or computed once."""
-        from engine.digest import file_digest
-        from engine.headonly import FeatureCache, head_inputs
-        from engine.weights import ensure_weights
-
-        config = self.config
-        if self.init_weights is not None:
-            origin = file_digest(self.init_weights)
-        else:
-            origin = file_digest(ensure_weights(config.backbone)) if config.pretrained else f"scratch-seed{config.seed}"
-        cache = FeatureCache(self.feature_cache, config.backbone, config.image_size, origin)
-        features = {}
-        for split, loader, samples in (("train", self.train_loader, self.data.train), ("val", self.val_loader, self.data.val)):
-            def compute(indices: list[int], images=loader.images) -> np.ndarray:
-                self.callbacks.on_phase("features", 0, len(indices))
-                batch = config.batch_size
-                return head_inputs(config.backbone, self.model, (
-                    self.preprocess.batch(images[indices[start:start + batch]])
-                    for start in range(0, len(indices), batch)))
-            features[split] = cache.load(samples, compute)
-        self.callbacks.on_phase("features", 1, 1)
-        return features
-
-    def train_epoch_features(self, epoch: int, features: np.ndarray) -> tuple[float, float, float]:
-        """One pass of the head over the cached training features (shuffled per epoch, like images)."""
-        from engine.headonly import on_features
-
-        labels, size = self.train_loader.labels, self.config.batch_size
-        order = np.random.default_rng([self.config.seed, epoch]).permutation(len(labels))
-        starts = [start for start in range(0, len(labels), size) if len(order[start:start + size]) >= 2]
-        total_loss, correct, seen = 0.0, 0, 0
-        self._train_mode()
-        started = time.perf_counter()
-        with on_features(self.config.backbone, self.model):
-            for step, start in enumerate(starts, start=1):
-                if self.callbacks.should_stop():
-                    raise TrainingCancelled()
-                index = np.sort(order[start:start + size])
-                y = labels[index].astype(np.int64)
-                loss, logits = self._step(paddle.to_tensor(features[index]), paddle.to_tensor(y))
-                value = float(loss)
-                total_loss += value * len(y)
-                correct += int((logits.argmax(axis=1).numpy() == y).sum())
-                seen += len(y)
-                self.callbacks.on_step(epoch, step, len(starts), value)
-        return total_loss / max(seen, 1), correct / max(seen, 1), time.perf_counter() - started
-
-    def evaluate_features(self, features: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
-        from engine.headonly import on_features
-
-        labels, size = self.val_loader.labels, self.config.batch_size
-        with on_features(self.config.backbone, self.model):
-            return self.evaluate(batches=((features[start:start + size], labels[start:start + size].astype(np.int64))
-                                          for start in range(0, len(labels), size)))
-
     @paddle.no_grad()
     def evaluate(self, loader: BatchLoader | None = None, batches=None) -> tuple[float, np.ndarray, np.ndarray]:
         """Loss, probabilities and labels on the validation split, on `loader`, or on (x, y) `batches`."""
@@ -313,50 +347,67 @@ class Trainer:
         """
         self.prepare()
         self.build()
-        result, best_state, best_loss, waited, first = FitResult(), None, float("inf"), 0, 1
-        best_answers = None  # the best epoch's validation probabilities and labels, for the final report
-        if resume_from is not None:
-            best_state = resume_from.load_into(self.model, self.optimizer)
-            state = resume_from.state
-            result.history = [EpochStats(**epoch) for epoch in state.history]
-            result.best_epoch, result.best_val_acc, best_loss, waited = (state.best_epoch, state.best_val_acc,
-                                                                        state.best_loss, state.waited)
-            result.resumed_from_epoch, first = state.epoch, state.epoch + 1
-        features = self._features() if self.head_only else None
-        result.head_only = features is not None
+        path = self.training_path()
+        result, best = FitResult(), BestEpoch()
+        first = self._resume(resume_from, result, best) if resume_from is not None else 1
+        path.prepare()
+        result.head_only = path.head_only
         for epoch in range(first, self.config.epochs + 1):
-            if self._stopping_early(result, waited, epoch - 1):
+            if self._stopping_early(result, best.waited, epoch - 1):
                 break
-            paddle.seed(self.config.seed + 7919 * epoch)  # what the epoch draws depends on the epoch alone
-            started = time.perf_counter()
-            if features is not None:
-                train_loss, train_acc, step_seconds = self.train_epoch_features(epoch, features["train"])
-                val_loss, probabilities, labels = self.evaluate_features(features["val"])
-            else:
-                train_loss, train_acc, step_seconds = self.train_epoch(epoch)
-                if self.batchnorm_stale(epoch == first):
-                    self.recalibrate_batchnorm()
-                val_loss, probabilities, labels = self.evaluate()
-            stats = self._epoch_stats(epoch, train_loss, train_acc, val_loss, probabilities, labels,
-                                      time.perf_counter() - started, step_seconds)
+            stats, validation = self.run_epoch(path, epoch, first_epoch=epoch == first)
             result.history.append(stats)
             self.callbacks.on_epoch(stats)
-            improved = stats.val_acc > result.best_val_acc or best_state is None or (
-                stats.val_acc == result.best_val_acc and val_loss < best_loss)
-            if improved:
-                result.best_epoch, result.best_val_acc, best_loss, waited = epoch, stats.val_acc, val_loss, 0
-                best_state = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
-                best_answers = (probabilities, labels)
-            else:
-                waited += 1
+            improved = self._keep_if_best(result, best, stats, validation)
             if checkpoints is not None:
-                state = LoopState(epoch, result.best_epoch, result.best_val_acc, best_loss, waited,
-                                  [item.as_dict() for item in result.history])
-                checkpoints.save(state, self.model, self.optimizer, best_state, improved)
-                self.callbacks.on_checkpoint(epoch, checkpoints.size_bytes())
-        self.model.set_state_dict(best_state)
-        self._final_report(result, best_answers)
+                self._checkpoint(checkpoints, result, best, improved)
+        self.model.set_state_dict(best.state)
+        self._final_report(result, best.answers)
         return result
+
+    def run_epoch(self, path: TrainingPath, epoch: int, first_epoch: bool) -> tuple[EpochStats, Validation]:
+        """Train one epoch on `path`, then validate: the epoch's figures and its validation answers."""
+        paddle.seed(self.config.seed + 7919 * epoch)  # what the epoch draws depends on the epoch alone
+        started = time.perf_counter()
+        train_loss, train_acc, step_seconds = self.train_epoch(epoch, path)
+        path.before_validation(first_epoch)
+        with path.model_input():
+            validation = self.evaluate(batches=path.validation_batches())
+        stats = self._epoch_stats(epoch, train_loss, train_acc, *validation, time.perf_counter() - started,
+                                  step_seconds)
+        return stats, validation
+
+    def _resume(self, checkpoint: Checkpoint, result: FitResult, best: BestEpoch) -> int:
+        """Continue after `checkpoint`'s epoch with its weights, optimizer, schedule, history and best epoch;
+        returns the next epoch."""
+        best.state = checkpoint.load_into(self.model, self.optimizer)
+        state = checkpoint.state
+        result.history = [EpochStats(**epoch) for epoch in state.history]
+        result.best_epoch, result.best_val_acc = state.best_epoch, state.best_val_acc
+        best.loss, best.waited = state.best_loss, state.waited
+        result.resumed_from_epoch = state.epoch
+        return state.epoch + 1
+
+    def _keep_if_best(self, result: FitResult, best: BestEpoch, stats: EpochStats, validation: Validation) -> bool:
+        """Keep the epoch's weights and validation answers if its accuracy is the best so far (equal accuracy:
+        if its loss is lower); whether it was kept."""
+        val_loss, probabilities, labels = validation
+        improved = stats.val_acc > result.best_val_acc or best.state is None or (
+            stats.val_acc == result.best_val_acc and val_loss < best.loss)
+        if improved:
+            result.best_epoch, result.best_val_acc, best.loss, best.waited = stats.epoch, stats.val_acc, val_loss, 0
+            best.state = {k: v.numpy().copy() for k, v in self.model.state_dict().items()}
+            best.answers = (probabilities, labels)
+        else:
+            best.waited += 1
+        return improved
+
+    def _checkpoint(self, store: CheckpointStore, result: FitResult, best: BestEpoch, improved: bool) -> None:
+        epoch = result.history[-1].epoch
+        state = LoopState(epoch, result.best_epoch, result.best_val_acc, best.loss, best.waited,
+                          [stats.as_dict() for stats in result.history])
+        store.save(state, self.model, self.optimizer, best.state, improved)
+        self.callbacks.on_checkpoint(epoch, store.size_bytes())
 
     def batchnorm_stale(self, first_epoch: bool) -> bool:
         """Whether BatchNorm's running statistics may lag the weights enough to skew validation: in the
