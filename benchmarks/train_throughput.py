@@ -113,7 +113,6 @@ def in_memory_throughput(trainer: Trainer, steps: int) -> float:
     """The same model and optimizer stepping on a batch that is already a tensor."""
     config = trainer.config
     trainer.build()
-    trainer._train_mode()
     rng = np.random.default_rng(0)
     x = paddle.to_tensor(rng.standard_normal((config.batch_size, 3, config.image_size, config.image_size),
                                              dtype=np.float32))
@@ -121,29 +120,20 @@ def in_memory_throughput(trainer: Trainer, steps: int) -> float:
     if config.policy().mixes:  # the same soft-label loss a mixed batch trains with
         labels = np.eye(len(CLASSES), dtype=np.float32)[labels]
     y = paddle.to_tensor(labels)
-    trainer._step(x, y)
-    started = time.perf_counter()
-    for _ in range(steps):
-        loss, _ = trainer._step(x, y)
-        float(loss)
-    return steps * config.batch_size / (time.perf_counter() - started)
+    trainer.time_steps([(x, y)])  # untimed: the first step allocates
+    images, seconds = trainer.time_steps([(x, y)] * steps)
+    return images / seconds
 
 
 def plain_recipe_throughput(trainer: Trainer, samples: list[Sample]) -> float:
     """One epoch of the same model fed by the textbook DataLoader pipeline."""
     config = trainer.config
     trainer.build()
-    trainer._train_mode()
     loader = paddle.io.DataLoader(TextbookDataset(samples, config.image_size, augment=True),
                                   batch_size=config.batch_size,
                                   shuffle=True, drop_last=True, num_workers=0)
-    seen = 0
-    started = time.perf_counter()
-    for x, y in loader:
-        loss, _ = trainer._step(x, y)
-        float(loss)
-        seen += len(y)
-    return seen / (time.perf_counter() - started)
+    images, seconds = trainer.time_steps(loader)
+    return images / seconds
 
 
 def epoch_scaling(root: Path, images: int, backbone: str = "resnet18") -> dict:

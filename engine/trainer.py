@@ -7,6 +7,7 @@ callbacks; a training path owns how batches are produced and what a step takes i
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field
@@ -196,8 +197,9 @@ class Trainer:
         self.test_loader = (BatchLoader(arrays[val_end:], labels[val_end:], batch, rule, False)
                             if self.data.test else None)
 
-    def build(self) -> None:
-        """Model, loss, warm-up + cosine schedule, optimizer with global-norm clipping."""
+    def build(self, steps_per_epoch: int | None = None) -> None:
+        """Model, loss, warm-up + cosine schedule, optimizer with global-norm clipping. The schedule spans the
+        training loader's steps per epoch, or `steps_per_epoch` when there is no loader (a speed measurement)."""
         self.model = build_backbone(self.config.backbone, self.num_classes,
                                     self.config.pretrained and self.init_weights is None)
         if self.init_weights is not None:
@@ -208,7 +210,7 @@ class Trainer:
             log.info("started from %s: %d of %d tensors", self.init_weights, len(usable), len(own))
         self.frozen = freeze_backbone(self.config.backbone, self.model) if self.config.freeze_backbone else []
         self.loss_fn = nn.CrossEntropyLoss(label_smoothing=self.config.label_smoothing)
-        steps = max(1, len(self.train_loader))
+        steps = max(1, len(self.train_loader) if steps_per_epoch is None else steps_per_epoch)
         total = steps * self.config.epochs
         warmup = min(int(self.config.warmup_epochs * steps), total - 1)
         base_lr = self.config.resolved_learning_rate()
@@ -262,6 +264,16 @@ class Trainer:
                 seen += len(y)
                 self.callbacks.on_step(epoch, step, steps, value)
         return total_loss / max(seen, 1), correct / max(seen, 1), time.perf_counter() - started
+
+    def time_steps(self, batches: Iterable[tuple[paddle.Tensor, paddle.Tensor]]) -> tuple[int, float]:
+        """Train on `batches` (inputs, labels) and return (images, seconds): the training step alone, as the
+        speed probe and the benchmarks time it, without an epoch's callbacks and figures. Needs `build`."""
+        self._train_mode()
+        images, started = 0, time.perf_counter()
+        for x, y in batches:
+            float(self._step(x, y)[0])
+            images += len(y)
+        return images, time.perf_counter() - started
 
     def _step(self, x: paddle.Tensor, y: paddle.Tensor, teacher_log_p: paddle.Tensor | None = None):
         with paddle.amp.auto_cast(enable=self.amp):
@@ -479,24 +491,16 @@ def measure_seconds_per_image(config: TrainConfig, num_classes: int = 10, device
                               steps: int = 3) -> float:
     """Seconds per trained image of `config`'s backbone, image size and batch size on this device: a few
     timed training steps on random pixels after one untimed step (the pre-flight estimate's measurement)."""
-    import tempfile
-
-    data = TrainData([str(index) for index in range(num_classes)], [], [])
     with tempfile.TemporaryDirectory() as cache:
-        trainer = Trainer(config, data, cache, device=device)
+        trainer = Trainer(config, TrainData([str(index) for index in range(num_classes)], [], []), cache,
+                          device=device)
     paddle.set_device(trainer.device)
-    side = trainer.preprocess.decode_size
     rng = np.random.default_rng(0)
+    side = trainer.preprocess.decode_size
     images = rng.integers(0, 256, (config.batch_size, side, side, 3), dtype=np.uint8)
     labels = rng.integers(0, num_classes, config.batch_size)
-    trainer.train_loader = BatchLoader(images, labels, config.batch_size, trainer.preprocess, True, config.seed,
-                                       config.policy(), num_classes)
-    trainer.build()
-    trainer._train_mode()
-    x = paddle.to_tensor(trainer.preprocess.batch(images))
-    y = paddle.to_tensor(labels.astype(np.int64))
-    float(trainer._step(x, y)[0])
-    started = time.perf_counter()
-    for _ in range(steps):
-        float(trainer._step(x, y)[0])
-    return (time.perf_counter() - started) / (steps * config.batch_size)
+    trainer.build(steps_per_epoch=1)
+    batch = (paddle.to_tensor(trainer.preprocess.batch(images)), paddle.to_tensor(labels.astype(np.int64)))
+    trainer.time_steps([batch])  # untimed: the first step allocates
+    images_seen, seconds = trainer.time_steps([batch] * steps)
+    return seconds / images_seen

@@ -16,6 +16,7 @@ from flask_babel import gettext
 from sqlalchemy import select
 
 from engine.config import TrainConfig
+from engine.device import pick_device
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from engine.recommend import HOURS_WARNING, DatasetProfile, StepTiming, estimate_seconds, seconds_per_image, suggest
@@ -232,8 +233,7 @@ def record_timing(worker: str, device: str, backbone: str, image_size: int, batc
 
 def measure_on_worker(worker: str, backbone: str, image_size: int, batch_size: int) -> float:
     """The probe task's work: time a few training steps here and record them."""
-    from engine.device import pick_device
-    from engine.trainer import measure_seconds_per_image
+    from engine.trainer import measure_seconds_per_image  # loads Paddle: only a worker running a probe does
 
     try:
         config = TrainConfig.from_dict({"backbone": backbone, "image_size": image_size, "batch_size": batch_size,
