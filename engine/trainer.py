@@ -415,6 +415,7 @@ class Trainer:
         return improved
 
     def _checkpoint(self, store: CheckpointStore, result: FitResult, best: BestEpoch, improved: bool) -> None:
+        """Save the epoch just finished and the loop's state, so a stopped run resumes after it."""
         epoch = result.history[-1].epoch
         state = LoopState(epoch, result.best_epoch, result.best_val_acc, best.loss, best.waited,
                           [stats.as_dict() for stats in result.history])
