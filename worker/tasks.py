@@ -39,7 +39,7 @@ def evaluate(self, evaluation_id: int) -> str:
 @shared_task(name=MEASURE_TASK, bind=True, ignore_result=True)
 def measure_step(self, backbone: str, image_size: int, batch_size: int) -> float:
     """Time a few training steps of one combination on this worker, for pre-flight estimates."""
-    from webapp.jobs.recommendation import measure_on_worker
+    from worker.probe import measure_on_worker
 
     return measure_on_worker(self.request.hostname or socket.gethostname(), backbone, image_size, batch_size)
 

@@ -100,12 +100,12 @@ class JobReporter(Callbacks):
 
     def on_epoch(self, stats: EpochStats) -> None:
         job = self.job
-        db.session.add(EpochMetric(job_id=job.id, **vars(stats)))
+        db.session.add(EpochMetric(job_id=job.id, **stats.as_dict()))
         if job.best_val_acc is None or stats.val_acc > job.best_val_acc:
             job.best_val_acc, job.best_epoch = stats.val_acc, stats.epoch
         self._record_speed(stats)
         self._save(force=True)
-        self._event({"type": "epoch", **vars(stats)}, force=True)
+        self._event({"type": "epoch", **stats.as_dict()}, force=True)
         self._log_scalars(stats)
 
     def _record_speed(self, stats: EpochStats) -> None:
@@ -124,9 +124,7 @@ class JobReporter(Callbacks):
             from visualdl import LogWriter
 
             self.writer = LogWriter(logdir=str(self.logdir))
-        for tag, value in (("loss/train", stats.train_loss), ("loss/val", stats.val_loss),
-                           ("accuracy/train", stats.train_acc), ("accuracy/val", stats.val_acc),
-                           ("lr", stats.lr), ("images_per_s", stats.images_per_s)):
+        for tag, value in stats.curves():
             self.writer.add_scalar(tag=tag, value=value, step=stats.epoch)
 
     def should_stop(self) -> bool:

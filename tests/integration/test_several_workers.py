@@ -7,6 +7,7 @@ import signal
 import time
 
 import pytest
+import redis
 
 from engine.config import TrainConfig
 from tests.integration.test_training import EPOCHS_TO_KILL, FAST, finished, start, upload_colours, wait_for
@@ -15,7 +16,8 @@ from tests.postgres import new_database
 from tests.stack import running_stack
 from webapp import create_app
 from webapp.extensions import db
-from webapp.models import Job
+from webapp import redis_keys
+from webapp.models import Job, utcnow
 from webapp.storage import DataDir
 from webapp.taskqueue import TRAIN_TASK
 
@@ -111,6 +113,26 @@ def test_a_job_committed_but_never_sent_is_sent_by_the_sweep(team_stack):
     job = wait_for(client, job_id, finished, timeout=300)  # two sweeps a second apart find it without a task
     assert job["status"] == "succeeded" and job["attempt"] == 1
     assert [epoch["epoch"] for epoch in job["epochs"]] == [1, 2, 3]
+
+
+def test_a_task_the_broker_lost_is_sent_again_once_a_worker_of_its_queue_is_idle(team_stack):
+    """As when Redis restarts without its data after a job was sent: the row says it was sent, no message
+    waits, and both workers have nothing to do for longer than the deadline, so the watcher sends it again."""
+    app = create_app(team_stack["config"])
+    client = app.test_client()
+    dataset_id = upload_colours(client, per_class=6, seed=901)
+    with app.app_context():
+        job = Job(dataset_id=dataset_id, dataset_name="colours", status="queued", phase="queued",
+                  config=TrainConfig(**FAST).to_dict(), sent_at=utcnow())
+        db.session.add(job)
+        db.session.commit()
+        job_id = job.id
+    running = wait_for(client, job_id, lambda job: job["status"] != "queued", timeout=300)
+    entry = redis.Redis.from_url(team_stack["config"]["REDIS_URL"]).hgetall(redis_keys.worker(running["worker"]))
+    job = wait_for(client, job_id, finished, timeout=300)
+    assert job["status"] == "succeeded" and job["attempt"] == 1
+    assert entry[b"task"] in (f"{TRAIN_TASK}:{job_id}".encode(), b"")  # what the worker ran, or just ended
+    assert entry[b"idle_since"]
 
 
 def test_a_worker_leaves_a_device_queue_its_machine_cannot_serve(team_stack):

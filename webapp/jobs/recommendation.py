@@ -16,7 +16,6 @@ from flask_babel import gettext
 from sqlalchemy import select
 
 from engine.config import TrainConfig
-from engine.device import pick_device
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from engine.recommend import HOURS_WARNING, DatasetProfile, StepTiming, estimate_seconds, seconds_per_image, suggest
@@ -193,7 +192,7 @@ def request_probe(payload) -> dict:
             MEASURE_TASK, args=[config.backbone, config.image_size, config.batch_size], queue=TRAINING_QUEUE,
             retry_policy={"max_retries": 0}, ignore_result=True, expires=PROBE_SECONDS)
     except Exception as exc:  # kombu raises its own errors, not redis's, when the broker is gone
-        _probe_answered(member)  # the place claimed above is freed: nothing was sent
+        probe_answered(member)  # the place claimed above is freed: nothing was sent
         raise _queue_unavailable(member, exc) from None
     return {**combination, "status": "queued"}
 
@@ -210,7 +209,7 @@ def _next_lapse(client, now: float) -> int:
     return max(1, int(first[0][1] - now) + 1) if first else 1
 
 
-def _probe_answered(member: str) -> None:
+def probe_answered(member: str) -> None:
     """The probe of `member` waits no more (it answered, failed, or was never sent); best effort."""
     try:
         redis_client(current_app.config["REDIS_URL"]).zrem(PROBES_WAITING, member)
@@ -229,19 +228,3 @@ def record_timing(worker: str, device: str, backbone: str, image_size: int, batc
         row = StepTimingRow(worker=worker, backbone=backbone, image_size=image_size, batch_size=batch_size)
         db.session.add(row)
     row.device, row.seconds_per_image, row.source, row.measured_at = device, seconds_per_image, source, utcnow()
-
-
-def measure_on_worker(worker: str, backbone: str, image_size: int, batch_size: int) -> float:
-    """The probe task's work: time a few training steps here and record them."""
-    from engine.trainer import measure_seconds_per_image  # loads Paddle: only a worker running a probe does
-
-    try:
-        config = TrainConfig.from_dict({"backbone": backbone, "image_size": image_size, "batch_size": batch_size,
-                                        "pretrained": False})
-        device = pick_device()
-        seconds = measure_seconds_per_image(config, device=device)
-        record_timing(worker, device, backbone, image_size, batch_size, seconds, "probe")
-        db.session.commit()
-    finally:
-        _probe_answered(f"{backbone}:{image_size}:{batch_size}")
-    return seconds

@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import has_request_context
 from flask_babel import ngettext
 
+from engine.epochs import EpochStats
 from webapp.jobs.queries import queue_positions
 from webapp.messages import stored_text
 from webapp.models import Job, iso, utcnow
@@ -12,9 +13,7 @@ from webapp.taskqueue import device_of
 
 
 def epoch_json(metric) -> dict:
-    return {"epoch": metric.epoch, "train_loss": metric.train_loss, "train_acc": metric.train_acc,
-            "val_loss": metric.val_loss, "val_acc": metric.val_acc, "val_top5": metric.val_top5,
-            "lr": metric.lr, "seconds": metric.seconds, "images_per_s": metric.images_per_s}
+    return EpochStats.of(metric).as_dict()
 
 
 def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict:

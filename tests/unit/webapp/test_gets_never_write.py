@@ -17,7 +17,6 @@ from webapp import create_app
 from webapp.accounts import services as accounts
 from webapp.database import MIGRATIONS_DIR, upgrade_schema
 from webapp.extensions import db
-from webapp.jobs import recommendation
 from webapp.models import Release
 from webapp.release import services as release
 from worker.beacon import WorkerBeacon
@@ -88,14 +87,14 @@ def test_at_most_one_probe_waits_per_worker(queue_app):
 
 
 def test_a_finished_probe_stops_waiting(queue_app, monkeypatch):
-    import engine.trainer
+    from worker import probe
 
-    monkeypatch.setattr(engine.trainer, "measure_seconds_per_image", lambda config, device: 0.02)
+    monkeypatch.setattr(probe, "measure_seconds_per_image", lambda config, device: 0.02)
     client = queue_app.test_client()
     small = {"backbone": "resnet18", "image_size": 64, "batch_size": 16}
     assert client.post("/api/timing-probes", json=small).status_code == 202
     with queue_app.app_context():
-        recommendation.measure_on_worker("trainer-1@box", "resnet18", 64, 16)
+        probe.measure_on_worker("trainer-1@box", "resnet18", 64, 16)
     done = client.post("/api/timing-probes", json=small)
     assert done.status_code == 200 and done.get_json()["status"] == "measured"
     assert client.post("/api/timing-probes", json=BIG).status_code == 202  # the worker's place is free again
