@@ -23,23 +23,11 @@ WEB_AND_QUEUE = frozenset({"flask", "celery", "sqlalchemy", "redis", "kombu", "w
 # the two views that report on several features at once (health, the workers page).
 APP_LAYER = frozenset({"webapp", "webapp.wsgi", "webapp.health", "webapp.workers_pages"})
 
-# Imports (importer module, imported module) that break a rule below and are still there in the modules being
-# rewritten for the one lifecycle of background work (webapp/models.py, sweeper.py, workers.py, the job
-# services and webapp/release/evaluation.py). Each is exempt from the rules until it goes; this set must end
+# Imports (importer module, imported module) that break a rule below and are still there in a module being
+# rewritten (webapp/release/evaluation.py). Each is exempt from the rules until it goes; this set must end
 # empty, and test_every_pending_import_is_still_there makes sure an entry leaves with its import.
 PENDING = frozenset({
-    # the shared layer reaches into the jobs package for its status vocabulary and events
-    ("webapp.models", "webapp.jobs.status"),
-    ("webapp.workers", "webapp.jobs.events"),
-    ("webapp.workers", "webapp.jobs.status"),
-    # the sweep calls each feature's sender: it belongs with the loops that run in worker processes
-    ("webapp.sweeper", "webapp.datasets.services"),
-    ("webapp.sweeper", "webapp.jobs.services"),
-    ("webapp.sweeper", "webapp.jobs.status"),
-    ("webapp.sweeper", "webapp.release.evaluation"),
-    # datasets -> jobs closes a circle with jobs -> datasets (a job trains on a dataset)
-    ("webapp.datasets.services", "webapp.jobs.status"),
-    # release -> registry closes a circle with registry -> release (a version's release role);
+    # release -> registry closes a circle with registry -> release (a version's release role, its threshold);
     # get_version_or_404 is webapp.release.services' now
     ("webapp.release.evaluation", "webapp.registry.services"),
 })
