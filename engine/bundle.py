@@ -31,7 +31,7 @@ from engine.digest import file_digest
 from engine.errors import StudioError
 from engine.images import resize_shorter_and_crop
 from engine.messages import N_, Message
-from engine.quantize import INT8_FILE
+from engine.quantize import INT8_FILE, build_int8, refusal
 from engine.runtimes import ONNX_FILE, ONNX_OPSET, ModelFiles, OnnxExportFailed, export_onnx, measure
 
 if TYPE_CHECKING:
@@ -202,8 +202,6 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
         onnx, files = onnx_failure(exc), ModelFiles(files.model, files.params, None)
     int8_report = None
     if int8 is not None:
-        from engine.quantize import build_int8, refusal
-
         int8_report = (build_int8(files.onnx, int8, cpu_threads) if files.onnx is not None
                        else {"used": False, **refusal(Message(N_("the model has no ONNX version to quantize")))})
         if int8_report["used"]:

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from engine.messages import N_, Message
+from engine.runtimes import ModelFiles, median_ms, open_session
 
 log = logging.getLogger(__name__)
 INT8_FILE = "model.int8.onnx"
@@ -64,8 +65,6 @@ def _accuracy(session, images: np.ndarray, labels: np.ndarray, batch: int = 32) 
 
 
 def _ms_per_image(session, image: np.ndarray, repeats: int = 20) -> float:
-    from engine.runtimes import median_ms
-
     return median_ms(session, image, repeats)
 
 
@@ -73,8 +72,6 @@ def build_int8(onnx_model: Path, request: Int8Request, cpu_threads: int = 1) -> 
     """Quantize `onnx_model` into INT8_FILE beside it and judge it; the file stays only when it is used.
 
     Returns the report: accuracies, drop in points, ms per image of both, `used`, and `reason`."""
-    from engine.runtimes import ModelFiles, open_session
-
     target = onnx_model.with_name(INT8_FILE)
     calibration = request.calibration[:CALIBRATION_IMAGES]
     try:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from flask import Flask
+from flask import Flask, current_app, request
 from flask_babel import gettext, lazy_gettext
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,8 +25,6 @@ def format_duration(seconds: float) -> str:
 
 def _limit_json_bodies() -> None:
     """Uploads have their own limits; every other request body (JSON) is small."""
-    from flask import current_app, request
-
     if request.endpoint not in UPLOAD_ENDPOINTS:
         request.max_content_length = current_app.config["JSON_MAX_BYTES"]
 
@@ -36,6 +34,8 @@ UPLOAD_ENDPOINTS = {"datasets_api.create", "predict_api.predict"}
 
 def create_app(config: dict | None = None) -> Flask:
     """Application factory; `config` overrides the environment-derived defaults (tests use it)."""
+    # Imported here, not at the top: Python runs this file before any module of the package, so the
+    # features (which import the shared modules of the package) load only once an app is made.
     from webapp import board, database, errors, health, i18n, taskqueue, workers_pages
     from webapp.accounts import cli as accounts_cli, guard, settings as security
     from webapp.accounts.api import api as accounts_api

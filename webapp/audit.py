@@ -9,19 +9,20 @@ done outside any request (a command run on the server) is "cli".
 from __future__ import annotations
 
 from flask import g, has_request_context
+from flask_login import current_user
 
-from webapp.accounts import guard  # the module, not its names: guard -> accounts.services -> audit -> guard
 from webapp.extensions import db
 from webapp.models import AuditEntry
 
 COMMAND_LINE_ACTOR = "cli"
+LOCAL_ACTOR = "local"
 
 
 def actor() -> str:
     """Who the current request acts for, as stored in `by`, `created_by` and audit entries."""
     if not has_request_context():
         return COMMAND_LINE_ACTOR
-    name = guard.actor_name()
+    name = current_user.username if current_user.is_authenticated else LOCAL_ACTOR
     if g.get("auth_via") == "token":
         return f"{g.caller_key} ({name})"
     return name

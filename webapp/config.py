@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
 from engine.runtimes import RUNTIMES
-from webapp.predict.serving import ServingOptions
 from webapp.storage import DataDir
 
 
@@ -24,6 +24,20 @@ def _list_env(name: str) -> list[str] | None:
 def data_dir_from_env(override: str | None = None) -> DataDir:
     """`override`, else DATA_DIR, else ./instance, as an absolute path."""
     return DataDir(Path(override or os.environ.get("DATA_DIR") or "instance").resolve())
+
+
+@dataclass(frozen=True)
+class ServingOptions:
+    """How versions are served in this process (from the app's configuration)."""
+
+    runtime: str = "auto"  # auto | onnx | paddle | onnx_int8
+    threads: int = 2  # inference threads per loaded version
+    cpu_threads: int = 1  # math threads per predictor or session
+    max_batch: int = 1
+    batch_wait_ms: float = 0.0  # extra wait for a batch to fill; 0 takes only what is already waiting
+    max_versions: int = 3  # loaded versions kept; the least recently used is unloaded
+    versions_ttl_seconds: float = 5.0
+    tensorrt: str = "off"  # off | fp16, on a GPU with Paddle Inference
 
 
 def serving_options(config) -> ServingOptions:

@@ -9,6 +9,8 @@ from flask import Blueprint, current_app, jsonify, redirect, url_for
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from webapp.accounts.guard import effective_role
+from webapp.accounts.policy import role_allows
 from webapp.datasets.sandbox import SANDBOX_STATES, sandbox_state
 from webapp.extensions import db
 from webapp.redisconn import redis_client
@@ -91,9 +93,6 @@ def health():
     """The full report for people who may use the studio; anonymous callers (a load balancer, a
     monitor) get the states only, without worker host names or addresses. Why a service is down (its
     exit and last output, which can name paths and hosts) is for admins."""
-    from webapp.accounts.guard import effective_role
-    from webapp.accounts.policy import role_allows
-
     report, role = health_report(), effective_role()
     if role is None:
         report = {"status": report["status"], "database": report["database"], "redis": report["redis"],

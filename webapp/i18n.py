@@ -20,6 +20,8 @@ from flask.cli import AppGroup
 from flask_babel import Babel, get_locale, lazy_gettext
 from flask_login import current_user
 
+from webapp.extensions import db
+
 ROOT = Path(__file__).resolve().parent.parent
 TRANSLATIONS = ROOT / "translations"
 COMPILED = TRANSLATIONS / ".compiled"  # built from the .po files when the app starts; not kept in git
@@ -118,8 +120,6 @@ def page_catalog() -> dict:
 @bp.post("/language")
 def choose_language():
     """The header's language switch: remembered in a cookie and, when signed in, on the account."""
-    from webapp.extensions import db
-
     language = request.form.get("language")
     if language not in LANGUAGES:
         language = DEFAULT

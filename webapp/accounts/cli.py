@@ -8,12 +8,15 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from flask_babel import force_locale, gettext
+from sqlalchemy import select
 
 from engine.errors import StudioError
 from webapp.accounts import first_run, services
 from webapp.accounts.policy import ROLES
 from webapp.errors import translated
+from webapp.extensions import db
 from webapp.i18n import ROLE_LABELS
+from webapp.models import User
 from webapp.storage import data_dir
 
 
@@ -55,11 +58,6 @@ def create(username: str, role: str, password: str) -> None:
 @users.command("list")
 def list_users() -> None:
     """List users and their roles."""
-    from sqlalchemy import select
-
-    from webapp.extensions import db
-    from webapp.models import User
-
     for user in db.session.scalars(select(User).order_by(User.username)):
         click.echo(f"{user.username}\t{user.role}")
 

@@ -19,7 +19,6 @@ from webapp.accounts import limits, policy, services
 from webapp.extensions import login_manager
 
 CSRF_HEADER, CSRF_FIELD = "X-CSRF-Token", "csrf_token"
-LOCAL_ACTOR = "local"
 # Forms posted before anyone is signed in: their CSRF token lives in the session all the same.
 FORM_ENDPOINTS = frozenset({"accounts.sign_in", "accounts.setup", "accounts.sign_out", "i18n.choose_language"})
 CONTENT_SECURITY_POLICY = "; ".join([
@@ -78,12 +77,6 @@ def may(endpoint: str, method: str = "GET") -> bool:
     pages use it to leave out what the reader could not do)."""
     needed = policy.required_role(endpoint, method)
     return needed is None or policy.role_allows(effective_role(), needed)
-
-
-def actor_name() -> str:
-    """Who is acting, as recorded on release changes and feedback: the signed-in user's name, or "local"
-    for the one person of a studio without sign-in."""
-    return current_user.username if current_user.is_authenticated else LOCAL_ACTOR
 
 
 def user_limit_key(username: str) -> str:

@@ -43,12 +43,3 @@ def delete(dataset_id: int):
     dataset = get_or_404(Dataset, dataset_id, "Dataset")
     services.delete_dataset(dataset)
     return jsonify({"deleted": dataset_id})
-
-
-@api.get("/<int:dataset_id>/recommendation")
-def recommendation(dataset_id: int):
-    """Suggested job options with their reasons and the time estimate; query parameters fix options
-    (as POST /api/jobs would take them) and the rest is suggested around them."""
-    from webapp.jobs.recommendation import recommendation as recommend
-
-    return jsonify(recommend(services.ready_dataset(dataset_id), request.args.to_dict()))

@@ -1,5 +1,5 @@
-"""Feedback on predictions: record a verdict, keep its image under a disk cap, count it per version,
-turn corrected images into a new dataset, purge kept images."""
+"""Feedback on predictions: record a verdict, keep its image under a disk cap, count the verdicts (per
+version: webapp.release.stats), turn corrected images into a new dataset, purge kept images."""
 from __future__ import annotations
 
 import hashlib
@@ -7,7 +7,6 @@ import logging
 import os
 import unicodedata
 import uuid
-from datetime import datetime
 
 from flask import current_app
 from sqlalchemy import case, func, select
@@ -26,13 +25,13 @@ from webapp.extensions import db
 from webapp.feedback.holding import HeldPrediction
 from webapp.messages import translate
 from webapp.models import Dataset, DatasetImage, Feedback, iso, utcnow
-from webapp.registry.services import get_version_or_404
+from webapp.release.services import get_version_or_404
+from webapp.release.stats import MARKED_WRONG
 from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
 INCLUDE = ("corrections", "all")
 PURGE_SCOPES = ("added", "all")
-_WRONG = case((Feedback.correct.is_(False), 1), else_=0)
 
 
 def prediction_id_or_404(raw: str) -> str:
@@ -186,7 +185,7 @@ def totals() -> dict:
     pending = (Feedback.image_name.is_not(None) & Feedback.dataset_id.is_(None) & Feedback.label.is_not(None)
                & Feedback.correct.is_(False))
     count, wrong, kept, pending = db.session.execute(select(
-        func.count(Feedback.id), func.coalesce(func.sum(_WRONG), 0), func.count(Feedback.image_name),
+        func.count(Feedback.id), func.coalesce(func.sum(MARKED_WRONG), 0), func.count(Feedback.image_name),
         func.coalesce(func.sum(case((pending, 1), else_=0)), 0))).one()
     return {"feedback": count, "marked_wrong": int(wrong), "images_kept": kept,
             "corrections_not_in_a_dataset": int(pending), "disk_bytes": disk_used(),
@@ -201,14 +200,6 @@ def listing(version: int | None, kind: str, limit: int) -> list[dict]:
     if kind == "corrections":
         query = query.where(Feedback.correct.is_(False))
     return [feedback_json(row) for row in db.session.scalars(query)]
-
-
-def counts_by_version(since: datetime) -> dict[int, dict]:
-    """{version: {"feedback", "marked_wrong"}} for feedback given since `since`."""
-    rows = db.session.execute(
-        select(Feedback.version, func.count(Feedback.id), func.coalesce(func.sum(_WRONG), 0))
-        .where(Feedback.created_at >= since).group_by(Feedback.version))
-    return {version: {"feedback": count, "marked_wrong": int(wrong)} for version, count, wrong in rows}
 
 
 def _file_entry(path_in_upload: str, path) -> Entry:

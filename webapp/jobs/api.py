@@ -14,6 +14,7 @@ from engine.weights import weights_status
 from webapp import audit
 from webapp.accounts import policy
 from webapp.accounts.guard import effective_role, may
+from webapp.datasets.services import ready_dataset
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.jobs import commands, events, queries, recommendation, serialize
@@ -187,6 +188,13 @@ def _event_stream(body) -> Response:
 
 def _sse(data: dict, event: str) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+@api.get("/datasets/<int:dataset_id>/recommendation")
+def dataset_recommendation(dataset_id: int):
+    """Suggested job options with their reasons and the time estimate; query parameters fix options
+    (as POST /api/jobs would take them) and the rest is suggested around them."""
+    return jsonify(recommendation.recommendation(ready_dataset(dataset_id), request.args.to_dict()))
 
 
 @api.post("/timing-probes")

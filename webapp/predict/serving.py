@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -23,25 +23,14 @@ import numpy as np
 from PIL import Image
 
 from engine.bundle import Bundle, BundleRejected, read_bundle, runtime_key
+from engine.device import pick_device
 from engine.messages import N_, Message
 from engine.runtimes import measure, open_session
-from webapp.release.routing import takes_candidate
+from webapp.config import ServingOptions
+from webapp.release import services as release
+from webapp.release.routing import Catalog, takes_candidate
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ServingOptions:
-    """How versions are served in this process (from the app's configuration)."""
-
-    runtime: str = "auto"  # auto | onnx | paddle | onnx_int8
-    threads: int = 2  # inference threads per loaded version
-    cpu_threads: int = 1  # math threads per predictor or session
-    max_batch: int = 1
-    batch_wait_ms: float = 0.0  # extra wait for a batch to fill; 0 takes only what is already waiting
-    max_versions: int = 3  # loaded versions kept; the least recently used is unloaded
-    versions_ttl_seconds: float = 5.0
-    tensorrt: str = "off"  # off | fp16, on a GPU with Paddle Inference
 
 
 class VersionUnloaded(Exception):
@@ -259,19 +248,6 @@ def _signature(folder: Path) -> tuple:
         return ()
 
 
-@dataclass(frozen=True)
-class Catalog:
-    """What serves, as the database says: read again when the release revision changes (checked on every
-    request), when the models folder changes, or after a few seconds."""
-
-    versions: tuple[int, ...] = ()
-    production: int | None = None
-    candidate: int | None = None
-    candidate_share: int = 0
-    thresholds: dict[int, float] = field(default_factory=dict)  # version -> abstain threshold
-    revision: int = 0
-
-
 class ModelServer:
     """Loaded versions of this process, the cached catalog, and the route of each unpinned request.
 
@@ -299,8 +275,6 @@ class ModelServer:
     @property
     def device(self) -> str:
         if self._device is None:
-            from engine.device import pick_device
-
             self._device = pick_device()
         return self._device
 
@@ -426,13 +400,10 @@ def preload_released(app) -> threading.Thread:
     """Load the production and candidate versions of `app` in the background (a web process at start)."""
 
     def load() -> None:
-        from webapp.release.services import catalog as read_catalog
-        from webapp.release.services import revision as read_revision
-
         try:
             with app.app_context():
                 server = app.extensions["model_server"]
-                released = server.catalog(read_catalog, read_revision)
+                released = server.catalog(release.catalog, release.revision)
             for version in (released.production, released.candidate):
                 if version is not None:
                     server.get(version)

@@ -15,11 +15,11 @@ from engine.bundle import BundleRejected, publish_bundle, read_meta
 from engine.config import TrainConfig
 from engine.errors import StudioError
 from webapp import audit
-from webapp.errors import id_in_range
 from webapp.extensions import db
 from webapp.messages import stored_text, text
 from webapp.models import Counter, Job, ModelVersion, Release, iso
 from webapp.release import services as release
+from webapp.release.services import get_version_or_404  # the registry's API and its callers look versions up here
 from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
@@ -37,16 +37,6 @@ def next_version_number() -> int:
         update(Counter).where(Counter.name == VERSION_COUNTER)
         .values(value=case((Counter.value >= newest, Counter.value), else_=newest) + 1)
         .returning(Counter.value).execution_options(synchronize_session=False)).scalar_one()
-
-
-def get_version_or_404(version: int) -> ModelVersion:
-    row = None
-    if id_in_range(version):
-        row = db.session.scalar(select(ModelVersion).where(ModelVersion.version == version))
-    if row is None:
-        raise StudioError("model_version_not_found", "Model version %(version)s does not exist.", {"version": version},
-                          field="version")
-    return row
 
 
 def register_version(staging: Path, job: Job, config: TrainConfig, class_names: list[str],
@@ -131,6 +121,8 @@ def _meta_or_none(version: int) -> dict | None:
 def list_versions() -> list[dict]:
     """All versions, newest first, with their release roles, how each serves and the abstain threshold
     suggested for 95% precision."""
+    # Imported here while webapp.release.evaluation still imports this module (PENDING in
+    # tests/unit/test_import_graph.py); at the top of the file once that import is gone.
     from webapp.release.evaluation import DEFAULT_PRECISION, threshold_suggestion
 
     state = release.current()
@@ -145,6 +137,8 @@ def list_versions() -> list[dict]:
 def version_detail(row: ModelVersion, precision: float = 0.95) -> dict:
     """The version with the metrics and preprocessing recorded in its bundle, and the abstain threshold
     that would keep `precision`."""
+    # Imported here while webapp.release.evaluation still imports this module (PENDING in
+    # tests/unit/test_import_graph.py); at the top of the file once that import is gone.
     from webapp.release.evaluation import threshold_suggestion
 
     detail = version_json(row)

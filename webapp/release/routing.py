@@ -1,10 +1,25 @@
-"""Which arm answers a client: sticky buckets for keyed clients, a fresh draw for anonymous ones."""
+"""What serves (the catalog the model server caches) and which arm answers a client: sticky buckets for
+keyed clients, a fresh draw for anonymous ones."""
 from __future__ import annotations
 
 import hashlib
 import random
+from dataclasses import dataclass, field
 
 BUCKETS = 10_000  # a share is a whole percent: 100 buckets each
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What serves, as the database says: read again when the release revision changes (checked on every
+    request), when the models folder changes, or after a few seconds."""
+
+    versions: tuple[int, ...] = ()
+    production: int | None = None
+    candidate: int | None = None
+    candidate_share: int = 0
+    thresholds: dict[int, float] = field(default_factory=dict)  # version -> abstain threshold
+    revision: int = 0
 
 
 def bucket(client_key: str, candidate: int) -> int:

@@ -17,7 +17,7 @@ from engine.errors import StudioError
 from webapp.errors import id_in_range
 from webapp.extensions import db
 from webapp.models import ModelVersion, Release, ReleaseChange, iso, utcnow
-from webapp.predict.serving import Catalog
+from webapp.release.routing import Catalog
 from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,17 @@ def catalog() -> Catalog:
                    revision=release.revision)
 
 
+def get_version_or_404(version: int, field: str = "version") -> ModelVersion:
+    """The version's row; 404 `model_version_not_found` (naming `field`) when no version has the number."""
+    row = None
+    if id_in_range(version):
+        row = db.session.scalar(select(ModelVersion).where(ModelVersion.version == version))
+    if row is None:
+        raise StudioError("model_version_not_found", "Model version %(version)s does not exist.", {"version": version},
+                          field=field)
+    return row
+
+
 def change_json(change: ReleaseChange) -> dict:
     return {"at": iso(change.at), "action": change.action, "from": change.from_version, "to": change.to_version,
             "share": change.share, "by": change.by, "revision": change.revision}
@@ -102,9 +113,7 @@ def _version_field(payload: dict, name: str, nullable: bool) -> int | None:
             raise StudioError("invalid_field", "'%(name)s' must be a model version number or null.", {"name": name},
                               field=name)
         raise StudioError("invalid_field", "'%(name)s' must be a model version number.", {"name": name}, field=name)
-    if not id_in_range(value) or db.session.scalar(select(ModelVersion.id).where(ModelVersion.version == value)) is None:
-        raise StudioError("model_version_not_found", "Model version %(version)s does not exist.", {"version": value},
-                          field=name)
+    get_version_or_404(value, field=name)
     return value
 
 

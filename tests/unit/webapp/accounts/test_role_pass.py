@@ -20,7 +20,7 @@ from webapp.models import Job
 # (or policy.PUBLIC), or here when the default is right for it.
 DEFAULT_ROLE = frozenset({
     "health.home", "accounts.account", "jobs_api.backbones", "datasets_api.create", "datasets_api.index",
-    "datasets_api.show", "datasets_api.recommendation", "evaluations_api.create_evaluation",
+    "datasets_api.show", "jobs_api.dataset_recommendation", "evaluations_api.create_evaluation",
     "evaluations_api.list_evaluations", "evaluations_api.show_evaluation", "feedback_api.listing",
     "feedback_api.image", "feedback_api.to_dataset", "jobs_api.create", "jobs_api.index", "jobs_api.show",
     "jobs_api.cancel", "jobs_api.confusion_cell", "jobs_api.stream", "jobs_api.resume", "registry_api.index",

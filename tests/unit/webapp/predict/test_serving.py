@@ -17,8 +17,9 @@ from engine.images import open_checked
 from engine.runtimes import ONNX_TOLERANCE
 from tests.factories import register_bundle
 from tests.images import class_files, noisy_image, zip_bytes
+from webapp.config import ServingOptions
 from webapp.extensions import db
-from webapp.predict.serving import ModelServer, ServingOptions
+from webapp.predict.serving import ModelServer
 
 
 def predict(client, data: bytes, **fields):
