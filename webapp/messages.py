@@ -91,12 +91,12 @@ def english(form: dict | None) -> str | None:
     return form.get("text")
 
 
-def meta_form(english: str | None, template: str | None, params: dict | None) -> dict | None:
-    """The stored form of a text a bundle's meta keeps flattened (the engine writes its English beside its
-    template and parameters there, for the web app to read in `rendered`)."""
-    if english is None:
+def meta_form(words: str | None, template: str | None, params: dict | None) -> dict | None:
+    """The stored form of a text a bundle's meta keeps flattened (the engine writes its English `words`
+    beside their template and parameters there), for `rendered`."""
+    if words is None:
         return None
-    return {"template": template, "params": params or {}} if isinstance(template, str) else {"text": english}
+    return {"template": template, "params": params or {}} if isinstance(template, str) else {"text": words}
 
 
 def rejected_json(items: list | None) -> list[dict]:

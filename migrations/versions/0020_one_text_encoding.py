@@ -99,7 +99,8 @@ def _one_form(row: dict) -> dict:
     values = {'error': _form(row['error'], templates.get('error'))}
     if 'suggested' in row and isinstance(row['suggested'], dict):
         reasons = templates.get('suggested') or {}
-        values['suggested'] = {option: _form(reason, reasons.get(option)) for option, reason in row['suggested'].items()}
+        values['suggested'] = {option: _form(reason, reasons.get(option))
+                               for option, reason in row['suggested'].items()}
     if 'warnings' in row:
         warnings, forms = row['warnings'] or [], templates.get('warnings') or []
         if len(forms) != len(warnings):  # not the templates of these texts

@@ -273,7 +273,8 @@ def dataset_json(dataset: Dataset) -> dict:
     classes = class_table(dataset.id)
     return {**dataset_summary(dataset, classes), "layout": dataset.layout,
             "content_hash": dataset.content_hash, "classes": classes,
-            "rejected": rejected_json(dataset.rejected), "warnings": [rendered(warning) for warning in dataset.warnings or []],
+            "rejected": rejected_json(dataset.rejected),
+            "warnings": [rendered(warning) for warning in dataset.warnings or []],
             "duplicates": dataset.duplicates or [], "error": rendered(dataset.error),
             "progress": {"done": dataset.ingest_done, "total": dataset.ingest_total}}
 

@@ -26,7 +26,8 @@ GAVE_UP = "The worker stopped while evaluating (attempts made: %(count)s); start
 
 # Rows as a studio at 0019 holds them: (table, values), texts in English with or without their templates.
 OLD_ROWS = [
-    ("datasets", {"id": 1, "name": "set", "status": "ready", "error": None, "warnings": [IMBALANCED % IMBALANCED_PARAMS],
+    ("datasets", {"id": 1, "name": "set", "status": "ready", "error": None,
+                  "warnings": [IMBALANCED % IMBALANCED_PARAMS],
                   "text_templates": {"warnings": [{"template": IMBALANCED, "params": IMBALANCED_PARAMS}]},
                   "rejected": [{"path": "readme.txt", "reason": "not inside a class folder",
                                 "reason_template": "not inside a class folder", "reason_params": {}},
