@@ -32,7 +32,7 @@ from sqlalchemy import ColumnElement, and_, select, update
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from webapp.extensions import db
-from webapp.messages import to_store
+from webapp.messages import stored
 from webapp.models import utcnow
 from webapp.statuses import sources_of
 
@@ -48,7 +48,7 @@ class Superseded(Exception):
 @dataclass(frozen=True)
 class Kind:
     """One kind of background work and the columns of its rows (`attempt`, `heartbeat_at`, `worker`,
-    `retries`, `queued_at`, `sent_at`, `error`, `text_templates`, and optionally `progress`, `phase`,
+    `retries`, `queued_at`, `sent_at`, `error`, and optionally `progress`, `phase`,
     `finished_at`, `traceback`, `task_id`)."""
 
     name: str
@@ -99,25 +99,21 @@ class Kind:
         return int(current_app.config[self.attempts_setting])
 
 
-def _stored(kind: Kind, row, target: StrEnum, values: dict) -> dict:
-    """The values of a move: a finished row gets its end time (and phase); an `error` given as a Message
-    or a StudioError is stored in English with its template beside it (`text_templates`)."""
+def _stored(kind: Kind, target: StrEnum, values: dict) -> dict:
+    """The values of a move: a finished row gets its end time (and phase); an `error` (a Message, a
+    StudioError or an exception's words) is kept in its stored form (webapp.messages.stored)."""
     if target in kind.finished:
         finished = {"finished_at": utcnow(), "phase": target.value, "traceback": None, "error": None}
         values = {**{name: value for name, value in finished.items() if kind.has(name)}, **values}
     if "error" in values:
-        values["error"], form = to_store(values["error"])
-        templates = {key: value for key, value in (row.text_templates or {}).items() if key != "error"}
-        if form is not None:
-            templates["error"] = form
-        values["text_templates"] = templates or None
+        values["error"] = stored(values["error"])
     return values
 
 
 def move(kind: Kind, row, target: StrEnum, *conditions, **values) -> bool:
     """Move `row` to `target` if its status allows it (and `conditions` hold), in one conditional UPDATE;
     a move that is not allowed changes nothing and returns False."""
-    values = _stored(kind, row, target, values)
+    values = _stored(kind, target, values)
     moved = db.session.execute(
         update(kind.model).where(kind.model.id == row.id, kind.model.status.in_(
             sorted(sources_of(target, kind.transitions))), *conditions)

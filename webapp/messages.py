@@ -1,17 +1,18 @@
-"""Texts for people in the request's language: engine Messages, StudioErrors, and the templates kept beside
-English texts stored in the database (a dataset's warnings, rejected files and error; a job's or an
-evaluation's error; the reasons of a job's suggested options).
+"""Texts for people in the request's language: engine Messages, StudioErrors, and the texts stored in the
+database (a dataset's warnings, rejected files' reasons and error; a job's or an evaluation's error; the
+reasons of a job's suggested options).
 
-Stored rows keep the English text as before; the template and parameters go beside it, in the form
-`engine.messages.stored` writes: {"template", "params"}. Rows written before have no template and show their
-stored text.
+Every stored text has one form, written by `stored` and read by `rendered`: a template with its
+parameters, {"template", "params"} (as `engine.messages.stored` writes it), shown in the reader's language;
+or words that are no template (an unexpected exception's), {"text"}, shown as they are.
 """
 from __future__ import annotations
 
 from flask_babel import gettext
 
 from engine.errors import StudioError
-from engine.messages import Message, message_of
+from engine.messages import Message
+from engine.messages import stored as template_form
 
 
 def translate(template: str, params: dict | None = None, english: str | None = None) -> str:
@@ -55,28 +56,50 @@ def text(value) -> str | None:
     if isinstance(value, StudioError):
         return translate(value.template, value.params, value.message)
     if _is_stored(value):
-        return translate(value["template"], value.get("params"))
+        return rendered(value)
     return value
 
 
-def stored_text(english: str | None, form: dict | None) -> str | None:
-    """A stored English text in the request's language, from the template kept beside it when there is one."""
-    if english is None or not _is_stored(form):
-        return english
-    return translate(form["template"], form.get("params"), english)
+def stored(value) -> dict | None:
+    """The form to keep of a text for people: a Message's or a StudioError's template and parameters, or
+    any other words (an unexpected exception's) as they are; None stays None."""
+    if value is None:
+        return None
+    if isinstance(value, Message):
+        return value.stored()
+    if isinstance(value, StudioError):
+        return template_form(value.template, value.params)
+    return {"text": str(value)}
 
 
-def to_store(value) -> tuple[str | None, dict | None]:
-    """(the English text, its {"template", "params"} form) to keep for a Message or a StudioError; a plain
-    text (an unexpected exception's words) is kept as it is, without a form."""
-    if isinstance(value, (Message, StudioError)):
-        message = message_of(value)
-        return str(message), message.stored()
-    return (None if value is None else str(value)), None
+def rendered(form: dict | None) -> str | None:
+    """A stored text (the form `stored` keeps) in the request's language: its template translated and
+    filled, or its words as they are."""
+    if form is None:
+        return None
+    if _is_stored(form):
+        return translate(form["template"], form.get("params"))
+    return form.get("text")
+
+
+def english(form: dict | None) -> str | None:
+    """A stored text in English, whatever the request's language: for logs, events and scripts."""
+    if form is None:
+        return None
+    if _is_stored(form):
+        return _english(form["template"], form.get("params"))
+    return form.get("text")
+
+
+def meta_form(words: str | None, template: str | None, params: dict | None) -> dict | None:
+    """The stored form of a text a bundle's meta keeps flattened (the engine writes its English `words`
+    beside their template and parameters there), for `rendered`."""
+    if words is None:
+        return None
+    return {"template": template, "params": params or {}} if isinstance(template, str) else {"text": words}
 
 
 def rejected_json(items: list | None) -> list[dict]:
     """Rejected files as the API shows them, {"path", "reason"}, each reason in the request's language."""
-    return [{"path": item.get("path"), "reason": stored_text(item.get("reason"), {
-        "template": item.get("reason_template"), "params": item.get("reason_params")})}
+    return [{"path": item.get("path"), "reason": rendered(item.get("reason"))}
             for item in items or [] if isinstance(item, dict)]

@@ -12,6 +12,10 @@ from webapp.statuses import DatasetStatus, EvaluationStatus, JobStatus
 from webapp.taskqueue import TRAINING_QUEUE
 
 
+# A text for people in its stored form (webapp.messages.stored); no text is SQL NULL, not JSON null.
+STORED_TEXT = JSON(none_as_null=True)
+
+
 def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
@@ -32,14 +36,12 @@ class Dataset(db.Model):
     layout: Mapped[str] = mapped_column(String(20), default="classes")
     num_images: Mapped[int] = mapped_column(default=0)
     content_hash: Mapped[str | None] = mapped_column(String(64))
+    # Texts for people are kept in their stored form (webapp.messages.stored), shown in each reader's
+    # language: each warning, each rejected file's reason ({"path", "reason"}) and the error.
     rejected: Mapped[list] = mapped_column(JSON, default=list)
     warnings: Mapped[list] = mapped_column(JSON, default=list)
     duplicates: Mapped[list] = mapped_column(JSON, default=list)
-    error: Mapped[str | None] = mapped_column(Text)
-    # The templates of the English texts above, to show them in each reader's language (webapp.messages):
-    # {"error": {"template", "params"}, "warnings": [{"template", "params"}, ...]}. Rejected files carry
-    # theirs in each item of `rejected` ("reason_template", "reason_params").
-    text_templates: Mapped[dict | None] = mapped_column(JSON)
+    error: Mapped[dict | None] = mapped_column(STORED_TEXT)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     # While status is "processing": files checked so far out of the upload's files.
     ingest_done: Mapped[int] = mapped_column(default=0)
@@ -109,7 +111,8 @@ class Job(db.Model):
     per_class: Mapped[list | None] = mapped_column(JSON)
     test: Mapped[dict | None] = mapped_column(JSON)  # the best epoch on the test split, when there is one
     predictions: Mapped[dict | None] = mapped_column(JSON)  # per split, each image's answer (the gallery)
-    # the options the dataset's suggestion chose (the person left them out), with the reason for each
+    # the options the dataset's suggestion chose (the person left them out), with the reason for each (in
+    # its stored form, webapp.messages.stored)
     suggested: Mapped[dict | None] = mapped_column(JSON)
     stopped_early: Mapped[bool] = mapped_column(default=False)
     promote_when_done: Mapped[bool] = mapped_column(default=False)  # its version becomes production
@@ -122,11 +125,8 @@ class Job(db.Model):
     retries: Mapped[int] = mapped_column(default=0)  # automatic re-queues since a person last started it
     resumed_from_epoch: Mapped[int | None]  # the last finished epoch restored from a checkpoint
     checkpoint_bytes: Mapped[int] = mapped_column(default=0)
-    error: Mapped[str | None] = mapped_column(Text)
+    error: Mapped[dict | None] = mapped_column(STORED_TEXT)
     traceback: Mapped[str | None] = mapped_column(Text)
-    # The templates of `error` and of the reasons in `suggested`, to show them in each reader's language:
-    # {"error": {"template", "params"}, "suggested": {option: {"template", "params"}}}
-    text_templates: Mapped[dict | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     started_at: Mapped[datetime | None]
     heartbeat_at: Mapped[datetime | None]
@@ -276,8 +276,7 @@ class Evaluation(db.Model):
     status: Mapped[str] = mapped_column(String(20), default=EvaluationStatus.QUEUED)
     progress: Mapped[float] = mapped_column(default=0.0)
     worker: Mapped[str | None] = mapped_column(String(200))
-    error: Mapped[str | None] = mapped_column(Text)
-    text_templates: Mapped[dict | None] = mapped_column(JSON)  # {"error": {"template", "params"}}, for `error`
+    error: Mapped[dict | None] = mapped_column(STORED_TEXT)
     report: Mapped[dict | None] = mapped_column(JSON)  # accuracy, macro_f1, per_class, latency_ms, ...
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     heartbeat_at: Mapped[datetime | None]

@@ -58,7 +58,7 @@ class _Read:
 class IngestResult:
     layout: str
     images: list[AcceptedImage]
-    rejected: list[dict] = field(default_factory=list)  # {"path", "reason", "reason_template", "reason_params"}
+    rejected: list[dict] = field(default_factory=list)  # {"path", "reason"}, its reason in its stored form
     warnings: list[Message] = field(default_factory=list)
     duplicates: list[dict] = field(default_factory=list)
 
@@ -101,10 +101,9 @@ def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: 
 
 
 def rejection(path: str, reason: "Message | str") -> dict:
-    """A rejected file as stored: its path, the reason in English, and the reason's template and parameters."""
-    reason = reason if isinstance(reason, Message) else Message(str(reason))
-    form = reason.stored()
-    return {"path": path, "reason": str(reason), "reason_template": form["template"], "reason_params": form["params"]}
+    """A rejected file as stored: its path and its reason's template and parameters (a plain reason is a
+    template without parameters: the words of a refusal are catalog texts)."""
+    return {"path": path, "reason": (reason if isinstance(reason, Message) else Message(str(reason))).stored()}
 
 
 def _read_bounded(entry: Entry, max_bytes: int) -> bytes | None:

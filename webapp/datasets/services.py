@@ -19,7 +19,7 @@ from webapp.datasets.ingest import ingest
 from webapp.datasets.receive import ReceivedUpload, receive_upload
 from webapp.errors import get_or_404
 from webapp.extensions import db
-from webapp.messages import rejected_json, stored_text
+from webapp.messages import rejected_json, rendered, stored
 from webapp.models import Dataset, DatasetImage, Job, iso, utcnow
 from webapp.statuses import ACTIVE, DATASET_TRANSITIONS, DatasetStatus
 from webapp.storage import data_dir
@@ -200,9 +200,7 @@ def _store(dataset: Dataset, result, staging: Path, attempt: int | None = None) 
         lifecycle.hold(UPLOAD_CHECKS, dataset.id, attempt)
     dataset.status, dataset.layout, dataset.num_images = DatasetStatus.READY, result.layout, len(result.images)
     dataset.content_hash, dataset.rejected = result.content_hash, result.rejected
-    dataset.warnings, dataset.duplicates = [str(warning) for warning in result.warnings], result.duplicates
-    dataset.text_templates = {**(dataset.text_templates or {}),
-                              "warnings": [warning.stored() for warning in result.warnings]}
+    dataset.warnings, dataset.duplicates = [stored(warning) for warning in result.warnings], result.duplicates
     dataset.ingest_done = dataset.ingest_total
     db.session.flush()
     db.session.add_all(DatasetImage(dataset_id=dataset.id, **vars(image)) for image in result.images)
@@ -271,21 +269,14 @@ def dataset_summary(dataset: Dataset, classes: list[dict] | None = None) -> dict
 
 def dataset_json(dataset: Dataset) -> dict:
     """The API representation of a dataset; its warnings, rejected files' reasons and error in the
-    request's language (rows stored before their templates were kept show their English text)."""
+    request's language."""
     classes = class_table(dataset.id)
-    templates = dataset.text_templates or {}
     return {**dataset_summary(dataset, classes), "layout": dataset.layout,
             "content_hash": dataset.content_hash, "classes": classes,
-            "rejected": rejected_json(dataset.rejected), "warnings": _warnings(dataset.warnings, templates),
-            "duplicates": dataset.duplicates or [], "error": stored_text(dataset.error, templates.get("error")),
+            "rejected": rejected_json(dataset.rejected),
+            "warnings": [rendered(warning) for warning in dataset.warnings or []],
+            "duplicates": dataset.duplicates or [], "error": rendered(dataset.error),
             "progress": {"done": dataset.ingest_done, "total": dataset.ingest_total}}
-
-
-def _warnings(warnings: list | None, templates: dict) -> list[str]:
-    forms = templates.get("warnings") or []
-    if len(forms) != len(warnings or []):  # not the templates of these texts: the stored English
-        return list(warnings or [])
-    return [stored_text(warning, form) for warning, form in zip(warnings, forms)]
 
 
 def thumbnails(dataset: Dataset, per_class: int = 6) -> dict[str, list[DatasetImage]]:

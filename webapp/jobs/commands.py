@@ -19,6 +19,7 @@ from webapp.extensions import db
 from webapp.jobs import events
 from webapp.jobs.recommendation import resolve
 from webapp.jobs.work import JOBS, transition
+from webapp.messages import stored
 from webapp.models import Dataset, DatasetImage, Job, utcnow
 from webapp.redisconn import redis_client
 from webapp.registry.services import get_version_or_404
@@ -61,8 +62,7 @@ def create_job(payload, by: str) -> Job:
     if config.init_version is not None:
         init_weights(config.init_version, config.backbone)
     job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
-              config=config.to_dict(), suggested={name: str(reason) for name, reason in suggested.items()},
-              text_templates={"suggested": {name: reason.stored() for name, reason in suggested.items()}},
+              config=config.to_dict(), suggested={name: stored(reason) for name, reason in suggested.items()},
               promote_when_done=promote, queue=queue, created_by=by, promote_requested_by=by if promote else None,
               queued_at=utcnow())
     db.session.add(job)

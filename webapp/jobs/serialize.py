@@ -6,7 +6,7 @@ from flask_babel import ngettext
 
 from engine.epochs import EpochStats
 from webapp.jobs.queries import queue_positions
-from webapp.messages import stored_text
+from webapp.messages import rendered
 from webapp.models import Job, iso, utcnow
 from webapp.statuses import JobStatus
 from webapp.taskqueue import device_of
@@ -31,10 +31,8 @@ def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict:
 
 def job_json(job: Job) -> dict:
     """The API representation of one job, with its epochs and final report; its texts in the request's
-    language (the English stored with the job, translated from the template kept beside it)."""
-    templates = job.text_templates or {}
-    suggested = {name: stored_text(reason, (templates.get("suggested") or {}).get(name))
-                 for name, reason in (job.suggested or {}).items()}
+    language."""
+    suggested = {name: rendered(reason) for name, reason in (job.suggested or {}).items()}
     return {**job_summary(job), "config": job.config, "classes": job.class_names,
             "step": job.step, "steps": job.steps, "best_epoch": job.best_epoch,
             "stopped_early": job.stopped_early, "stopped_early_reason": stopped_early_reason(job),
@@ -44,7 +42,7 @@ def job_json(job: Job) -> dict:
             "attempt": job.attempt, "retries": job.retries,
             "resumed_from_epoch": job.resumed_from_epoch, "checkpoint_bytes": job.checkpoint_bytes,
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
-            "per_class": job.per_class, "test": job.test, "error": stored_text(job.error, templates.get("error")),
+            "per_class": job.per_class, "test": job.test, "error": rendered(job.error),
             "traceback": _traceback_for_caller(job),
             "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}
 

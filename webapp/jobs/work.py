@@ -8,6 +8,7 @@ from sqlalchemy import func
 from engine.messages import N_, Message
 from webapp import lifecycle
 from webapp.jobs import events
+from webapp.messages import english
 from webapp.models import Job
 from webapp.redisconn import redis_client
 from webapp.statuses import FINISHED, JOB_TRANSITIONS, JobStatus
@@ -18,7 +19,7 @@ def publish_status(job: Job) -> None:
     """Best effort: pages that miss the event see the new status on their next poll."""
     client = redis_client(current_app.config["REDIS_URL"])
     events.publish(client, job.id, {"type": "status", "status": job.status,
-                                    "finished": JobStatus(job.status).finished, "error": job.error})
+                                    "finished": JobStatus(job.status).finished, "error": english(job.error)})
 
 
 def gave_up(attempts: int) -> Message:

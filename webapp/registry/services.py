@@ -16,7 +16,7 @@ from engine.config import TrainConfig
 from engine.errors import StudioError
 from webapp import audit
 from webapp.extensions import db
-from webapp.messages import stored_text, text
+from webapp.messages import meta_form, rendered, text
 from webapp.models import Counter, Job, ModelVersion, Release, iso
 from webapp.release import services as release
 from webapp.release.services import get_version_or_404  # the registry's API and its callers look versions up here
@@ -94,8 +94,8 @@ def serving_json(version: int, meta: dict | None) -> dict:
     measured = loaded.bundle.measurement(key) if loaded else ((meta or {}).get("runtimes") or {}).get(key)
     runtime = loaded.runtime if loaded else (measured or {}).get("runtime") if "model.onnx" in files else "paddle"
     return {"runtime": runtime, "loaded": loaded is not None, "onnx": "model.onnx" in files,
-            "onnx_error": None if "model.onnx" in files else stored_text(onnx.get("error"), {
-                "template": onnx.get("error_template"), "params": onnx.get("error_params")}),
+            "onnx_error": None if "model.onnx" in files else rendered(meta_form(
+                onnx.get("error"), onnx.get("error_template"), onnx.get("error_params"))),
             "onnx_max_abs_diff": onnx.get("max_abs_diff"), "measured_ms": (measured or {}).get("ms"),
             "note": text(loaded.note) if loaded else None, "int8": _int8_json((meta or {}).get("int8"))}
 
@@ -106,8 +106,8 @@ def _int8_json(report: dict | None) -> dict | None:
         return report
     shown = {key: value for key, value in report.items() if key not in ("reason_template", "reason_params")}
     if report.get("reason") is not None:
-        shown["reason"] = stored_text(report["reason"], {"template": report.get("reason_template"),
-                                                         "params": report.get("reason_params")})
+        shown["reason"] = rendered(meta_form(report["reason"], report.get("reason_template"),
+                                             report.get("reason_params")))
     return shown
 
 

@@ -13,7 +13,7 @@ from engine.metrics import suggest_threshold
 from webapp import lifecycle
 from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
-from webapp.messages import stored_text
+from webapp.messages import rendered
 from webapp.models import DatasetImage, Evaluation, iso, utcnow
 from webapp.registry.services import get_version_or_404
 from webapp.statuses import EVALUATION_TRANSITIONS, EvaluationStatus
@@ -93,9 +93,8 @@ def evaluation_json(row: Evaluation) -> dict:
     report = dict(row.report or {})
     report.pop("calibration", None)
     report.pop("confusion", None)
-    error = stored_text(row.error, (row.text_templates or {}).get("error"))
     return {"id": row.id, "version": row.version, "dataset_id": row.dataset_id, "dataset_name": row.dataset_name,
-            "split": row.split, "status": row.status, "progress": round(row.progress, 4), "error": error,
+            "split": row.split, "status": row.status, "progress": round(row.progress, 4), "error": rendered(row.error),
             "worker": row.worker, "created_at": iso(row.created_at), "finished_at": iso(row.finished_at),
             **report}
 

@@ -1,18 +1,13 @@
 """Texts the Python code words for people (suggestion reasons, dataset warnings and rejections, job and
 evaluation errors, sign-in messages) reach them through the catalog, in the request's language, while the
-English stays exactly as it was.
-
-A stand-in Chinese catalog marks every message it translates, so these tests do not depend on how far the
-real translation has come: a marked text went through the catalog under its English template."""
+English stays exactly as it was (read through the stand-in catalog of tests.marked_catalog)."""
 from __future__ import annotations
 
 import io
 import re
 from datetime import timedelta
 
-import flask_babel
 import pytest
-from babel.support import NullTranslations
 
 from engine.bundle import BundleRejected
 from engine.errors import StudioError
@@ -20,38 +15,11 @@ from engine.messages import Message
 from engine.recommend import DatasetProfile, suggest
 from tests.factories import app_with_user, form_token
 from tests.images import class_files, zip_bytes
+from tests.marked_catalog import EN, MARK, ZH, marked_chinese  # noqa: F401 (an autouse fixture)
 from webapp.extensions import db
 from webapp.jobs.work import transition
 from webapp.statuses import JobStatus
 from webapp.models import Dataset, Evaluation, Job, utcnow
-
-MARK = "译:"
-ZH = {"Accept-Language": "zh-CN"}
-EN = {"Accept-Language": "en"}
-
-
-class MarkedCatalog(NullTranslations):
-    """Every message "translated" as MARK + its English template."""
-
-    def ugettext(self, message):
-        return MARK + message
-
-    gettext = ugettext
-
-    def ungettext(self, singular, plural, n):
-        return MARK + (singular if n == 1 else plural)
-
-    ngettext = ungettext
-
-
-@pytest.fixture(autouse=True)
-def marked_chinese(monkeypatch):
-    original = flask_babel.Domain.get_translations
-
-    def get_translations(self):
-        return MarkedCatalog() if str(flask_babel.get_locale()).startswith("zh") else original(self)
-
-    monkeypatch.setattr(flask_babel.Domain, "get_translations", get_translations)
 
 
 @pytest.fixture
@@ -124,12 +92,12 @@ def test_dataset_warnings_rejections_and_error_follow_the_language(app, client):
     page = client.get(f"/datasets/{ident}", headers=ZH).get_data(as_text=True)
     assert MARK + "not inside a class folder" in page and MARK + "Classes are strongly imbalanced" in page
 
-    with app.app_context():  # a row stored before the templates were kept shows its English text
+    with app.app_context():  # words that are no template are shown as they are
         row = db.session.get(Dataset, ident)
-        row.text_templates, row.rejected = None, [{"path": "a.png", "reason": "old words"}]
+        row.rejected = [{"path": "a.png", "reason": {"text": "some words"}}]
         db.session.commit()
-    old = client.get(f"/api/datasets/{ident}", headers=ZH).get_json()
-    assert old["rejected"] == [{"path": "a.png", "reason": "old words"}] and old["warnings"] == english["warnings"]
+    words = client.get(f"/api/datasets/{ident}", headers=ZH).get_json()
+    assert words["rejected"] == [{"path": "a.png", "reason": "some words"}]
 
     from webapp import lifecycle
     from webapp.datasets.services import UPLOAD_CHECKS

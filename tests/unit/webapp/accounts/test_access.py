@@ -399,7 +399,8 @@ def test_tracebacks_are_for_admins_only(secured):
     with secured.app_context():
         db.session.add(Dataset(name="d", status="ready"))
         db.session.flush()
-        db.session.add(Job(dataset_id=1, dataset_name="d", config={}, status="failed", error="MemoryError: out of memory",
+        db.session.add(Job(dataset_id=1, dataset_name="d", config={}, status="failed",
+                           error={"text": "MemoryError: out of memory"},
                            traceback="Traceback (most recent call last):\n  File \"/srv/studio/x.py\""))
         db.session.commit()
     client = secured.test_client()

@@ -142,7 +142,7 @@ def test_resume_is_for_failed_and_cancelled_jobs_whose_dataset_exists(app, clien
     failed = _job(app, dataset_id, "failed", 1)
     with app.app_context():
         row = db.session.get(Job, failed)
-        row.error, row.retries, row.cancel_requested = "The worker stopped responding", 2, True
+        row.error, row.retries, row.cancel_requested = {"text": "The worker stopped responding"}, 2, True
         db.session.commit()
     resumed = client.post(f"/api/jobs/{failed}/resume")
     body = resumed.get_json()

@@ -9,6 +9,7 @@ from sqlalchemy import event
 from webapp.extensions import db
 from webapp import lifecycle
 from webapp.jobs.work import JOBS, transition
+from webapp.messages import english
 from webapp.statuses import ACTIVE, FINISHED, JOB_TRANSITIONS, JobStatus, sources_of
 from webapp.models import Dataset, Job, utcnow
 
@@ -42,7 +43,7 @@ def test_a_reaped_job_is_not_turned_into_succeeded(app, new_job):
         assert lifecycle.reap(JOBS) == [job_id]
         job = db.session.get(Job, job_id)
         assert transition(job, JobStatus.SUCCEEDED) is False
-        assert job.status == "failed" and "stopped responding" in job.error
+        assert job.status == "failed" and "stopped responding" in english(job.error)
 
 
 @pytest.mark.parametrize("status", [JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED,
@@ -61,7 +62,7 @@ def test_claim_then_finish_then_resume_follow_the_table(app, new_job):
         assert job.status == "running" and job.worker == "w1" and job.phase == "preparing"
         assert lifecycle.claim(JOBS, job_id, "w2") is None
         assert transition(job, JobStatus.FAILED, error="boom") and job.finished_at is not None
-        assert transition(job, JobStatus.CANCELLED) is False and job.error == "boom"
+        assert transition(job, JobStatus.CANCELLED) is False and job.error == {"text": "boom"}
         assert transition(job, JobStatus.QUEUED) and job.status == "queued"
 
 
