@@ -49,13 +49,3 @@ def _stored_value(value):
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return str(value)
-
-
-def message_of(value) -> Message | None:
-    """A Message for a text to keep: itself, a StudioError's message, or a plain text as it is (its
-    template is the text, which the catalog may not know); None stays None."""
-    if value is None or isinstance(value, Message):
-        return value
-    if isinstance(value, StudioError):
-        return Message(value.template, value.params)
-    return Message(str(value))

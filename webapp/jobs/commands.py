@@ -22,7 +22,7 @@ from webapp.jobs.work import JOBS, transition
 from webapp.messages import stored
 from webapp.models import Dataset, DatasetImage, Job, utcnow
 from webapp.redisconn import redis_client
-from webapp.registry.services import get_version_or_404
+from webapp.release.services import get_version_or_404
 from webapp.statuses import JobStatus
 from webapp.storage import data_dir
 from webapp.taskqueue import ANY_DEVICE, DEVICE_KINDS, TRAINING_QUEUE, device_of, training_queue

@@ -5,6 +5,7 @@ from flask import has_request_context
 from flask_babel import ngettext
 
 from engine.epochs import EpochStats
+from webapp.accounts.guard import effective_role
 from webapp.jobs.queries import queue_positions
 from webapp.messages import rendered
 from webapp.models import Job, iso, utcnow
@@ -49,8 +50,6 @@ def job_json(job: Job) -> dict:
 
 def _traceback_for_caller(job: Job) -> str | None:
     """A failed job's traceback is for admins; everyone else reads its error in words."""
-    from webapp.accounts.guard import effective_role
-
     return job.traceback if has_request_context() and effective_role() == "admin" else None
 
 

@@ -27,17 +27,17 @@ def show(version: int):
     if not 0.5 <= precision < 1:
         raise StudioError("invalid_field", "'precision' must be a number from 0.5 to below 1 (e.g. 0.95).",
                           field="precision")
-    return jsonify(services.version_detail(services.get_version_or_404(version), precision))
+    return jsonify(services.version_detail(release.get_version_or_404(version), precision))
 
 
 @api.put("/<int:version>")
 def update(version: int):
-    return jsonify(services.update_version(services.get_version_or_404(version), request.get_json(silent=True)))
+    return jsonify(services.update_version(release.get_version_or_404(version), request.get_json(silent=True)))
 
 
 @api.get("/<int:version>/download")
 def download(version: int):
-    path = services.bundle_zip(services.get_version_or_404(version))
+    path = services.bundle_zip(release.get_version_or_404(version))
 
     @after_this_request
     def _remove(response):
@@ -50,5 +50,5 @@ def download(version: int):
 
 @api.delete("/<int:version>")
 def delete(version: int):
-    services.delete_version(services.get_version_or_404(version))
+    services.delete_version(release.get_version_or_404(version))
     return jsonify({"deleted": version})

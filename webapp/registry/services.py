@@ -19,7 +19,7 @@ from webapp.extensions import db
 from webapp.messages import meta_form, rendered, text
 from webapp.models import Counter, Job, ModelVersion, Release, iso
 from webapp.release import services as release
-from webapp.release.services import get_version_or_404  # the registry's API and its callers look versions up here
+from webapp.release.evaluation import DEFAULT_PRECISION, threshold_suggestion
 from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
@@ -121,10 +121,6 @@ def _meta_or_none(version: int) -> dict | None:
 def list_versions() -> list[dict]:
     """All versions, newest first, with their release roles, how each serves and the abstain threshold
     suggested for 95% precision."""
-    # Imported here while webapp.release.evaluation still imports this module (PENDING in
-    # tests/unit/test_import_graph.py); at the top of the file once that import is gone.
-    from webapp.release.evaluation import DEFAULT_PRECISION, threshold_suggestion
-
     state = release.current()
     listed = []
     for row in db.session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())):
@@ -137,10 +133,6 @@ def list_versions() -> list[dict]:
 def version_detail(row: ModelVersion, precision: float = 0.95) -> dict:
     """The version with the metrics and preprocessing recorded in its bundle, and the abstain threshold
     that would keep `precision`."""
-    # Imported here while webapp.release.evaluation still imports this module (PENDING in
-    # tests/unit/test_import_graph.py); at the top of the file once that import is gone.
-    from webapp.release.evaluation import threshold_suggestion
-
     detail = version_json(row)
     meta = _meta_or_none(row.version)
     if meta is None:

@@ -15,7 +15,7 @@ from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
 from webapp.messages import rendered
 from webapp.models import DatasetImage, Evaluation, iso, utcnow
-from webapp.registry.services import get_version_or_404
+from webapp.release.services import get_version_or_404
 from webapp.statuses import EVALUATION_TRANSITIONS, EvaluationStatus
 from webapp.taskqueue import EVALUATE_TASK, TRAINING_QUEUE
 
