@@ -30,6 +30,7 @@ from PIL import Image
 from engine.digest import file_digest
 from engine.errors import StudioError
 from engine.images import resize_shorter_and_crop
+from engine.device import is_gpu
 from engine.messages import N_, Message
 from engine.quantize import INT8_FILE, build_int8, refusal
 from engine.runtimes import ONNX_FILE, ONNX_OPSET, ModelFiles, OnnxExportFailed, export_onnx, measure
@@ -169,7 +170,7 @@ class Bundle:
 
 def runtime_key(device: str, cpu_threads: int) -> str:
     """Measurements hold for one device and one number of CPU threads per session."""
-    return device.replace(":", "") if device.startswith("gpu") else f"cpu-{cpu_threads}t"
+    return device.replace(":", "") if is_gpu(device) else f"cpu-{cpu_threads}t"
 
 
 def onnx_failure(exc: Exception) -> dict:

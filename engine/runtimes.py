@@ -17,6 +17,7 @@ from typing import Callable
 
 import numpy as np
 
+from engine.device import gpu_index, is_gpu
 from engine.messages import N_, Message
 
 log = logging.getLogger(__name__)
@@ -61,8 +62,8 @@ def _paddle_session(files: ModelFiles, device: str, cpu_threads: int, tensorrt: 
     config = inference.Config(str(files.model), str(files.params))
     config.disable_glog_info()
     config.switch_ir_optim(True)
-    if device.startswith("gpu"):
-        config.enable_use_gpu(256, int(device.partition(":")[2] or 0))
+    if is_gpu(device):
+        config.enable_use_gpu(256, gpu_index(device))
         if tensorrt == "fp16":
             config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=max_batch, min_subgraph_size=3,
                                           precision_mode=inference.PrecisionType.Half, use_static=False,
@@ -93,7 +94,7 @@ def _onnx_session(model: Path | None, device: str, cpu_threads: int) -> Session:
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
     providers = ["CPUExecutionProvider"]
-    if device.startswith("gpu") and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+    if is_gpu(device) and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
         providers.insert(0, "CUDAExecutionProvider")
     session = onnxruntime.InferenceSession(str(model), options, providers=providers)
     name = session.get_inputs()[0].name

@@ -24,7 +24,7 @@ from engine.checkpoint import Checkpoint, CheckpointStore, LoopState
 from engine.config import TrainConfig
 from engine.data import BatchLoader, ImageCache, Sample
 from engine.distill import distillation_loss
-from engine.device import pick_device
+from engine.device import is_gpu, pick_device
 from engine.epochs import EpochStats
 from engine.headonly import CachedFeatures
 from engine.metrics import calibration_sample, confusion_matrix, per_class_report, top_k_accuracy
@@ -177,7 +177,7 @@ class Trainer:
         self.teacher = teacher  # engine.distill.Teacher: its softened answers join the loss
         self.callbacks = callbacks or Callbacks()
         self.device = device or pick_device()
-        self.amp = self.device.startswith("gpu")
+        self.amp = is_gpu(self.device)
         self.preprocess = Preprocess.for_input_size(config.image_size)
         self.cache = ImageCache(cache_root, self.preprocess)
         self.num_classes = len(data.class_names)

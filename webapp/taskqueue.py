@@ -4,10 +4,10 @@ from __future__ import annotations
 from celery import Celery, Task
 from flask import Flask
 
+
 TRAINING_QUEUE = "training"  # every training worker serves it
 # A job can ask for a kind of device: it goes to `training.<kind>`, which a training worker serves as soon
 # as it has found its own device (worker.celery_app), or which a worker started with `-Q training.gpu` serves.
-DEVICE_KINDS = ("cpu", "gpu")
 ANY_DEVICE = "any"
 # Uploads are checked and stored by a small worker of their own, so training never delays an ingest.
 INGEST_QUEUE = "ingest"
@@ -28,12 +28,6 @@ def training_queue(kind: str = ANY_DEVICE) -> str:
 def device_of(queue: str) -> str:
     """The device kind ('any', 'cpu' or 'gpu') whose jobs go to `queue` (the inverse of training_queue)."""
     return queue.partition(".")[2] or ANY_DEVICE
-
-
-def device_kind(device: str | None) -> str | None:
-    """'gpu' for 'gpu:0', 'cpu' for 'cpu'; None for a device not found yet or unknown."""
-    kind = (device or "").partition(":")[0]
-    return kind if kind in DEVICE_KINDS else None
 
 
 def trains(queues: list[str]) -> bool:

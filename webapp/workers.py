@@ -12,12 +12,13 @@ from datetime import datetime, timedelta, timezone
 import redis
 from sqlalchemy import select
 
-from webapp.extensions import db
+from engine.device import DEVICE_KINDS
 from webapp import redis_keys
-from webapp.statuses import JobStatus
+from webapp.extensions import db
 from webapp.models import Job
 from webapp.redisconn import redis_client
-from webapp.taskqueue import DEVICE_KINDS, training_queue
+from webapp.statuses import JobStatus
+from webapp.taskqueue import training_queue
 
 BEACON_SECONDS = 10.0
 FIELDS = ("name", "host", "device", "queues", "heartbeat_at")

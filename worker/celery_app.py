@@ -6,10 +6,11 @@ import threading
 from celery.signals import (celeryd_init, task_postrun, task_prerun, worker_process_init, worker_ready,
                             worker_shutdown)
 
+from engine.device import device_kind
 from webapp import create_app
 from webapp.datasets.sandbox import sandbox_state
 from webapp.installation import WrongDataDir, check_data_dir
-from webapp.taskqueue import INGEST_QUEUE, TRAINING_QUEUE, device_kind, training_queue, trains
+from webapp.taskqueue import INGEST_QUEUE, TRAINING_QUEUE, training_queue, trains
 from worker.beacon import WorkerBeacon, mark_busy, mark_idle, probe_device
 from worker.loops import start_watcher
 

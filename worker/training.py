@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from engine.checkpoint import CheckpointRejected, CheckpointStore
 from engine.config import TrainConfig
 from engine.data import Sample, class_order, prune_cache
-from engine.device import describe_device
+from engine.device import describe_device, device_kind
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from engine.trainer import Callbacks, EpochStats, Trainer, TrainData, TrainingCancelled
@@ -30,7 +30,7 @@ from webapp.redisconn import redis_client
 from webapp.models import Dataset, DatasetImage, EpochMetric, Job
 from webapp.registry.services import register_version
 from webapp.storage import data_dir
-from webapp.taskqueue import ANY_DEVICE, device_kind, device_of
+from webapp.taskqueue import ANY_DEVICE, device_of
 
 log = logging.getLogger(__name__)
 

@@ -8,6 +8,7 @@ from webapp.datasets.sandbox import announce, check_mode
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.models import Dataset
+from webapp.statuses import DatasetStatus
 
 api = Blueprint("datasets_api", __name__, url_prefix="/api/datasets")
 
@@ -24,7 +25,7 @@ def create():
     to disk; 202 while it is checked in the background (poll the dataset until `ready` or `failed`),
     201 when it was ingested in the request."""
     dataset = services.receive_dataset(request.stream, request.content_type)
-    return jsonify(services.dataset_json(dataset)), 201 if dataset.status == "ready" else 202
+    return jsonify(services.dataset_json(dataset)), 201 if dataset.status == DatasetStatus.READY else 202
 
 
 @api.get("")

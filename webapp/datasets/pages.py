@@ -6,14 +6,15 @@ from flask import Blueprint, current_app, render_template, send_file
 from engine.augment import PRESET_OPTIONS
 from engine.backbones import BACKBONES
 from engine.config import OPTIMIZERS, TrainConfig
+from engine.device import DEVICE_KINDS
 from engine.errors import StudioError
 from engine.weights import weights_status
 from webapp.datasets import services
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.models import Dataset, DatasetImage, ModelVersion
+from webapp.statuses import DatasetStatus
 from webapp.storage import data_dir
-from webapp.taskqueue import DEVICE_KINDS
 from webapp.workers import served_device_kinds
 
 pages = Blueprint("datasets", __name__, url_prefix="/datasets")
@@ -29,7 +30,7 @@ def index():
 @pages.get("/<int:dataset_id>")
 def show(dataset_id: int):
     dataset = get_or_404(Dataset, dataset_id, "Dataset")
-    if dataset.status != "ready":
+    if dataset.status != DatasetStatus.READY:
         return render_template("datasets/pending.html", dataset=services.dataset_json(dataset))
     classes = sorted(row["name"] for row in services.class_table(dataset.id))
     teachers = [{"version": v.version, "backbone": v.backbone, "val_acc": v.val_acc, "fits": sorted(v.class_names) == classes}

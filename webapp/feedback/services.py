@@ -27,6 +27,7 @@ from webapp.messages import translate
 from webapp.models import Dataset, DatasetImage, Feedback, iso, utcnow
 from webapp.release.services import get_version_or_404
 from webapp.release.stats import MARKED_WRONG
+from webapp.statuses import DatasetStatus
 from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
@@ -269,7 +270,7 @@ def add_to_dataset(payload) -> tuple[Dataset, int]:
 def _source_dataset(version: int) -> Dataset:
     row = get_version_or_404(version)
     dataset = db.session.get(Dataset, row.dataset_id) if row.dataset_id is not None else None
-    if dataset is None or dataset.status != "ready":
+    if dataset is None or dataset.status != DatasetStatus.READY:
         raise StudioError("source_dataset_gone", "The dataset version %(version)s was trained on has been deleted; "
                                                  "add the images to a new dataset instead.", {"version": version},
                           field="version")

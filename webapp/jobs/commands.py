@@ -11,6 +11,7 @@ from sqlalchemy import select
 from engine.bundle import BundleRejected, read_bundle
 from engine.config import TrainConfig
 from engine.data import class_order
+from engine.device import DEVICE_KINDS
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from webapp import lifecycle
@@ -25,7 +26,7 @@ from webapp.redisconn import redis_client
 from webapp.release.services import get_version_or_404
 from webapp.statuses import JobStatus
 from webapp.storage import data_dir
-from webapp.taskqueue import ANY_DEVICE, DEVICE_KINDS, TRAINING_QUEUE, device_of, training_queue
+from webapp.taskqueue import ANY_DEVICE, TRAINING_QUEUE, device_of, training_queue
 from webapp.workers import served_queues
 
 log = logging.getLogger(__name__)

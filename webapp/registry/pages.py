@@ -10,13 +10,14 @@ from webapp.models import Dataset
 from webapp.registry import services
 from webapp.release.evaluation import split_counts
 from webapp.release import services as release
+from webapp.statuses import DatasetStatus
 
 pages = Blueprint("registry", __name__, url_prefix="/models")
 
 
 @pages.get("")
 def index():
-    datasets = db.session.scalars(select(Dataset).where(Dataset.status == "ready").order_by(Dataset.id.desc()))
+    datasets = db.session.scalars(select(Dataset).where(Dataset.status == DatasetStatus.READY).order_by(Dataset.id.desc()))
     return render_template("models/index.html", models=services.list_versions(),
                            release=release.release_json(history=0),
                            datasets=[{"id": d.id, "name": d.name, "splits": split_counts(d.id)} for d in datasets])
