@@ -13,8 +13,10 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed-$(PADDLE): $(BIN)/activate setup.cfg pyproject.toml
+$(VENV)/.installed-$(PADDLE): $(BIN)/activate setup.cfg pyproject.toml clients/python/pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
+	@# The Python client and its `studio` command line (clients/python), editable like the studio itself.
+	$(BIN)/pip install --quiet -e clients/python
 	@# The CUDA build replaces the CPU one (both provide `paddle`); its other dependencies are the same.
 	@if [ "$(PADDLE)" = "gpu" ]; then \
 		$(BIN)/pip uninstall --yes paddlepaddle && \

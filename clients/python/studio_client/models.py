@@ -1,0 +1,146 @@
+"""The resources the studio's API answers with, as dataclasses. Each keeps the whole answer in `raw`, so a
+field the server adds is readable before this client names it."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ClassCount:
+    name: str
+    train: int
+    val: int
+    test: int
+
+
+@dataclass(frozen=True)
+class Dataset:
+    id: int
+    name: str
+    status: str  # processing | ready | failed
+    num_images: int | None
+    classes: list[ClassCount]
+    rejected: list[dict]
+    warnings: list[str]
+    error: str | None
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def of(cls, data: dict) -> "Dataset":
+        return cls(id=data["id"], name=data.get("name") or "", status=data["status"],
+                   num_images=data.get("num_images"),
+                   classes=[ClassCount(c["name"], c.get("train", 0), c.get("val", 0), c.get("test", 0))
+                            for c in data.get("classes") or []],
+                   rejected=data.get("rejected") or [], warnings=data.get("warnings") or [],
+                   error=data.get("error"), raw=data)
+
+
+@dataclass(frozen=True)
+class Epoch:
+    epoch: int
+    train_loss: float | None
+    train_acc: float | None
+    val_loss: float | None
+    val_acc: float | None
+    seconds: float | None
+
+    @classmethod
+    def of(cls, data: dict) -> "Epoch":
+        return cls(epoch=data["epoch"], train_loss=data.get("train_loss"), train_acc=data.get("train_acc"),
+                   val_loss=data.get("val_loss"), val_acc=data.get("val_acc"), seconds=data.get("seconds"))
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    status: str
+    finished: bool
+    dataset_id: int | None
+    backbone: str | None
+    progress: float
+    epoch: int | None
+    total_epochs: int | None
+    best_val_acc: float | None
+    model_version: int | None
+    epochs: list[Epoch]
+    error: str | None
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def of(cls, data: dict) -> "Job":
+        return cls(id=data["id"], status=data["status"], finished=bool(data.get("finished")),
+                   dataset_id=data.get("dataset_id"), backbone=data.get("backbone"),
+                   progress=data.get("progress") or 0.0, epoch=data.get("epoch"),
+                   total_epochs=data.get("total_epochs"), best_val_acc=data.get("best_val_acc"),
+                   model_version=data.get("model_version"),
+                   epochs=[Epoch.of(e) for e in data.get("epochs") or []], error=data.get("error"), raw=data)
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """One live event of a job: `snapshot` (the whole job), `progress`, `epoch` or `status`."""
+
+    type: str
+    data: dict[str, Any]
+
+    @property
+    def finished(self) -> bool:
+        return bool(self.data.get("finished"))
+
+
+@dataclass(frozen=True)
+class ModelVersion:
+    version: int
+    job_id: int | None
+    dataset_id: int | None
+    backbone: str | None
+    image_size: int | None
+    classes: list[str]
+    val_acc: float | None
+    release_role: str | None  # production | candidate | None
+    created_at: str | None
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def of(cls, data: dict) -> "ModelVersion":
+        return cls(version=data["version"], job_id=data.get("job_id"), dataset_id=data.get("dataset_id"),
+                   backbone=data.get("backbone"), image_size=data.get("image_size"),
+                   classes=data.get("classes") or [], val_acc=data.get("val_acc"),
+                   release_role=data.get("release_role"), created_at=data.get("created_at"), raw=data)
+
+
+@dataclass(frozen=True)
+class Release:
+    production: int | None
+    candidate: int | None
+    candidate_share: int | None
+    revision: int
+    previous_production: int | None
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def of(cls, data: dict) -> "Release":
+        return cls(production=data.get("production"), candidate=data.get("candidate"),
+                   candidate_share=data.get("candidate_share"), revision=data["revision"],
+                   previous_production=data.get("previous_production"), raw=data)
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    label: str | None  # the API's "class"; None when the version abstained
+    confidence: float
+    top_k: list[tuple[str, float]]
+    model_version: int
+    arm: str
+    runtime: str | None
+    elapsed_ms: float | None
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def of(cls, data: dict) -> "Prediction":
+        return cls(id=data["id"], label=data.get("class"), confidence=data["confidence"],
+                   top_k=[(item["class"], item["confidence"]) for item in data.get("top_k") or []],
+                   model_version=data["model_version"], arm=data.get("arm", ""), runtime=data.get("runtime"),
+                   elapsed_ms=data.get("elapsed_ms"), raw=data)
