@@ -26,6 +26,21 @@ export async function apiJson(url, options = {}) {
   return body;
 }
 
+// Every row of a paged list (`key` in each answer), following `next_before` from page to page.
+export async function apiAll(url, key) {
+  const rows = [];
+  let next = null;
+  do {
+    const page = new URL(url, window.location.origin);
+    page.searchParams.set("limit", "500");
+    if (next !== null) page.searchParams.set("before", String(next));
+    const body = await apiJson(`${page.pathname}${page.search}`);
+    rows.push(...body[key]);
+    next = body.next_before;
+  } while (next !== null && next !== undefined);
+  return rows;
+}
+
 export function show(element, text) {
   element.textContent = text;
   element.hidden = false;

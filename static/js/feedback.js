@@ -68,6 +68,7 @@ function row(item) {
 }
 
 async function refresh() {
+  // the newest 200 only: the table is a window on recent verdicts, the totals above count them all
   const query = new URLSearchParams({ kind: kindFilter.value, limit: "200" });
   if (versionFilter.value) query.set("version", versionFilter.value);
   let body;

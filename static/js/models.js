@@ -1,7 +1,7 @@
 // Models page: the release (production, candidate and its share, rollback), live figures per version,
 // promote and delete per version. Every change asks first, then updates the page without a reload.
 
-import { apiJson, formatFixed, formatMoment, show } from "./api.js";
+import { apiAll, apiJson, formatFixed, formatMoment, show } from "./api.js";
 import { formatNumber, formatPercent, t } from "./i18n.js";
 
 const panel = document.getElementById("release");
@@ -311,8 +311,8 @@ async function refreshComparison() {
   clearTimeout(compareTimer);
   if (!compareSplit.value) return;
   try {
-    const answer = await apiJson(`/api/evaluations?dataset_id=${compareDataset.value}&split=${compareSplit.value}`);
-    if (renderComparison(answer.evaluations)) compareTimer = setTimeout(refreshComparison, 1500);
+    const query = new URLSearchParams({ dataset_id: compareDataset.value, split: compareSplit.value });
+    if (renderComparison(await apiAll(`/api/evaluations?${query}`, "evaluations"))) compareTimer = setTimeout(refreshComparison, 1500);
   } catch (error) {
     show(compareError, error.message);
   }

@@ -14,7 +14,7 @@ from tests.images import class_files
 from webapp.datasets.receive import receive_upload
 
 from studio_client.cli import build_parser, main, option
-from studio_client.client import StudioAPIError, folder_parts
+from studio_client.client import PAGE_LIMIT, Studio, StudioAPIError, folder_parts
 from studio_client.multipart import CHUNK, FilePart, MultipartBody
 from studio_client.progress import ProgressBar
 
@@ -99,6 +99,23 @@ def test_refusals_become_one_error_type():
     assert str(error) == "Bad epochs. (epochs) [invalid_option]"
     page = StudioAPIError.of(_response(502, b"<html>Bad Gateway</html>", "text/html"))
     assert (page.status, page.code, page.field) == (502, "http_error", None)
+
+
+def test_a_listing_follows_next_before_to_its_last_page(monkeypatch):
+    """Five running jobs answered two a page: the client asks with each page's cursor and keeps the filter."""
+    asked = []
+
+    def answer(method, path, params):
+        asked.append(params)
+        below = [job for job in range(5, 0, -1) if job < params.get("before", 6)]
+        return {"jobs": [{"id": job, "status": "running"} for job in below[:2]],
+                "next_before": below[1] if len(below) > 2 else None}
+
+    studio = Studio("http://studio.invalid")
+    monkeypatch.setattr(studio, "_json", answer)
+    assert [job.id for job in studio.jobs(status="running")] == [5, 4, 3, 2, 1]
+    assert asked == [{"status": "running", "limit": PAGE_LIMIT}, {"status": "running", "limit": PAGE_LIMIT, "before": 4},
+                     {"status": "running", "limit": PAGE_LIMIT, "before": 2}]
 
 
 def test_the_progress_bar_writes_its_last_state_to_a_log():

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
+from webapp import paging
 from webapp.datasets import services
 from webapp.datasets.sandbox import announce, check_mode
 from webapp.errors import get_or_404
@@ -30,8 +31,9 @@ def create():
 
 @api.get("")
 def index():
-    datasets = db.session.scalars(db.select(Dataset).order_by(Dataset.id.desc())).all()
-    return jsonify({"datasets": [services.dataset_summary(d) for d in datasets]})
+    """The datasets, newest first, a page at a time (`limit`, `before`)."""
+    datasets, next_before = paging.fetch(db.select(Dataset), Dataset.id, paging.requested())
+    return jsonify({"datasets": [services.dataset_summary(d) for d in datasets], "next_before": next_before})
 
 
 @api.get("/<int:dataset_id>")

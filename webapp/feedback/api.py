@@ -4,13 +4,12 @@ from __future__ import annotations
 from flask import Blueprint, current_app, jsonify, request, send_file
 
 from engine.errors import StudioError
-from webapp import audit
+from webapp import audit, paging
 from webapp.datasets.services import dataset_json
 from webapp.errors import MAX_ID
 from webapp.feedback import services
 
 api = Blueprint("feedback_api", __name__, url_prefix="/api")
-MAX_LIST = 500
 
 
 @api.post("/predictions/<raw_id>/feedback")
@@ -20,24 +19,17 @@ def give(raw_id: str):
     return jsonify(services.feedback_json(row)), 201 if created else 200
 
 
-def _whole(name: str, low: int, high: int, default: int | None) -> int | None:
-    raw = request.args.get(name, "")
-    if raw == "":
-        return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
-        raise StudioError("invalid_field", "'%(name)s' must be a whole number from %(low)s to %(high)s.",
-                          {"name": name, "low": low, "high": high}, field=name)
-    return int(raw)
-
-
 @api.get("/feedback")
 def listing():
-    version = _whole("version", 1, MAX_ID, None)
-    limit = _whole("limit", 1, MAX_LIST, 100)
+    """Feedback, newest first, a page at a time (`limit`, `before`), of one `version` or all, every verdict
+    or only the corrections."""
+    version = paging.whole_number("version", 1, MAX_ID, None)
+    page = paging.requested()
     kind = request.args.get("kind", "all")
     if kind not in ("all", "corrections"):
         raise StudioError("invalid_field", "'kind' must be 'all' or 'corrections'.", field="kind")
-    return jsonify({"totals": services.totals(), "items": services.listing(version, kind, limit)})
+    items, next_before = services.listing(version, kind, page)
+    return jsonify({"totals": services.totals(), "items": items, "next_before": next_before})
 
 
 @api.get("/feedback/<int:feedback_id>/image")

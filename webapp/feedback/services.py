@@ -16,7 +16,7 @@ from engine.errors import StudioError
 from engine.imagecheck import check_image
 from engine.images import ImageRejected
 from engine.messages import N_
-from webapp import audit
+from webapp import audit, paging
 from webapp.datasets.archive import Entry
 from webapp.datasets.layout import MAX_CLASS_NAME, broken_class_name_rule
 from webapp.datasets.services import dataset_from_entries
@@ -194,13 +194,15 @@ def totals() -> dict:
             "hold_minutes": current_app.config["FEEDBACK_HOLD_SECONDS"] / 60}
 
 
-def listing(version: int | None, kind: str, limit: int) -> list[dict]:
-    query = select(Feedback).order_by(Feedback.id.desc()).limit(limit)
+def listing(version: int | None, kind: str, page: paging.Page) -> tuple[list[dict], int | None]:
+    """One page of feedback, newest first, and the id to list below next (None at the end)."""
+    query = select(Feedback)
     if version is not None:
         query = query.where(Feedback.version == version)
     if kind == "corrections":
         query = query.where(Feedback.correct.is_(False))
-    return [feedback_json(row) for row in db.session.scalars(query)]
+    rows, next_before = paging.fetch(query, Feedback.id, page)
+    return [feedback_json(row) for row in rows], next_before
 
 
 def _file_entry(path_in_upload: str, path) -> Entry:

@@ -11,7 +11,7 @@ from engine.backbones import BACKBONES
 from engine.config import TrainConfig
 from engine.errors import StudioError
 from engine.weights import weights_status
-from webapp import audit
+from webapp import audit, paging
 from webapp.accounts import policy
 from webapp.accounts.guard import effective_role, may
 from webapp.datasets.services import ready_dataset
@@ -53,15 +53,17 @@ def _may_not_promote() -> dict | None:
 
 @api.get("/jobs")
 def index():
-    query = db.select(Job).order_by(Job.id.desc())
+    """The jobs, newest first, a page at a time (`limit`, `before`), optionally only those in `status`."""
+    query = db.select(Job)
     status = request.args.get("status")
     if status:
         if status not in STATUSES:
             raise StudioError("invalid_field", "'status' must be one of: %(options)s.",
                               {"options": ", ".join(JobStatus)}, field="status")
         query = query.where(Job.status == status)
+    jobs, next_before = paging.fetch(query, Job.id, paging.requested())
     positions = queries.queue_positions()
-    return jsonify({"jobs": [serialize.job_summary(job, positions) for job in db.session.scalars(query)]})
+    return jsonify({"jobs": [serialize.job_summary(job, positions) for job in jobs], "next_before": next_before})
 
 
 @api.get("/jobs/<int:job_id>")

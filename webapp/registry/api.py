@@ -4,6 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, after_this_request, jsonify, request, send_file
 
 from engine.errors import StudioError
+from webapp import paging
 from webapp.registry import services
 from webapp.release import services as release
 
@@ -12,9 +13,11 @@ api = Blueprint("registry_api", __name__, url_prefix="/api/models")
 
 @api.get("")
 def index():
+    """The versions, newest first, a page at a time (`limit`, `before` a version number)."""
+    models, next_before = services.versions_page(paging.requested())
     state = release.current()
     return jsonify({"default_version": state.production, "candidate_version": state.candidate,
-                    "models": services.list_versions()})
+                    "models": models, "next_before": next_before})
 
 
 @api.get("/<int:version>")

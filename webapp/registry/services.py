@@ -14,7 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from engine.bundle import BundleRejected, publish_bundle, read_meta
 from engine.config import TrainConfig
 from engine.errors import StudioError
-from webapp import audit
+from webapp import audit, paging
 from webapp.extensions import db
 from webapp.messages import meta_form, rendered, text
 from webapp.models import Counter, Job, ModelVersion, Release, iso
@@ -119,11 +119,22 @@ def _meta_or_none(version: int) -> dict | None:
 
 
 def list_versions() -> list[dict]:
-    """All versions, newest first, with their release roles, how each serves and the abstain threshold
-    suggested for 95% precision."""
+    """All versions, newest first, as `_listed` shows them (the pages list every version)."""
+    return _listed(db.session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())))
+
+
+def versions_page(page: paging.Page) -> tuple[list[dict], int | None]:
+    """One page of versions, newest first, and the version number to list below next (None at the end)."""
+    rows, next_before = paging.fetch(select(ModelVersion), ModelVersion.version, page)
+    return _listed(rows), next_before
+
+
+def _listed(rows) -> list[dict]:
+    """The versions with their release roles, how each serves and the abstain threshold suggested for
+    95% precision."""
     state = release.current()
     listed = []
-    for row in db.session.scalars(select(ModelVersion).order_by(ModelVersion.version.desc())):
+    for row in rows:
         meta = _meta_or_none(row.version)
         listed.append({**version_json(row, state), "serving": serving_json(row.version, meta),
                        "suggested_threshold": threshold_suggestion(row.version, meta, DEFAULT_PRECISION)})

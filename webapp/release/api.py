@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 
 from engine.errors import StudioError
-from webapp import audit
+from webapp import audit, paging
 from webapp.errors import get_or_404, id_in_range
 from webapp.models import Evaluation
 from webapp.release import evaluation, services, stats
@@ -60,8 +60,9 @@ def list_evaluations():
     if split is not None and split not in evaluation.SPLITS:
         raise StudioError("invalid_field", "'split' must be one of %(options)s.",
                           {"options": ", ".join(evaluation.SPLITS)}, field="split")
-    return jsonify({"evaluations": evaluation.list_evaluations(_optional_id("dataset_id"), split,
-                                                               _optional_id("version"))})
+    evaluations, next_before = evaluation.list_evaluations(paging.requested(), _optional_id("dataset_id"), split,
+                                                           _optional_id("version"))
+    return jsonify({"evaluations": evaluations, "next_before": next_before})
 
 
 @evaluations_api.get("/<int:evaluation_id>")

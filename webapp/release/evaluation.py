@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from engine.metrics import suggest_threshold
-from webapp import lifecycle
+from webapp import lifecycle, paging
 from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
 from webapp.messages import rendered
@@ -99,15 +99,18 @@ def evaluation_json(row: Evaluation) -> dict:
             **report}
 
 
-def list_evaluations(dataset_id: int | None = None, split: str | None = None, version: int | None = None) -> list[dict]:
-    query = select(Evaluation).order_by(Evaluation.id.desc()).limit(500)
+def list_evaluations(page: paging.Page, dataset_id: int | None = None, split: str | None = None,
+                     version: int | None = None) -> tuple[list[dict], int | None]:
+    """One page of the evaluations that match, newest first, and the id to list below next."""
+    query = select(Evaluation)
     if dataset_id is not None:
         query = query.where(Evaluation.dataset_id == dataset_id)
     if split is not None:
         query = query.where(Evaluation.split == split)
     if version is not None:
         query = query.where(Evaluation.version == version)
-    return [evaluation_json(row) for row in db.session.scalars(query)]
+    rows, next_before = paging.fetch(query, Evaluation.id, page)
+    return [evaluation_json(row) for row in rows], next_before
 
 
 def threshold_suggestion(version: int, meta: dict | None, precision: float) -> dict | None:

@@ -15,6 +15,7 @@ from studio_client.multipart import FilePart, MultipartBody, Progress
 DEFAULT_URL = "http://127.0.0.1:5000"
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"})
 POLL_SECONDS = 1.0
+PAGE_LIMIT = 500  # the most rows the studio answers per page of a list
 # Answers that mean "the live stream is not for now": the job is polled, and the stream tried again later.
 STREAM_REFUSALS = frozenset({429, 503})
 STREAM_RETRY_SECONDS = 30.0
@@ -96,6 +97,18 @@ class Studio:
             raise StudioAPIError(response.status_code, "not_json",
                                  f"{method} {path} did not answer JSON; is {self.base_url} the studio?") from None
 
+    def _all(self, path: str, key: str, params: dict | None = None) -> list[dict]:
+        """Every row of the paged list at `path` (`key` in each answer), following `next_before`."""
+        rows: list[dict] = []
+        before = None
+        while True:
+            page = {**(params or {}), "limit": PAGE_LIMIT, **({"before": before} if before is not None else {})}
+            answer = self._json("GET", path, params=page)
+            rows.extend(answer[key])
+            before = answer.get("next_before")
+            if before is None:
+                return rows
+
     # Datasets
     def upload_dataset(self, path: str | os.PathLike, name: str | None = None,
                        progress: Progress | None = None) -> Dataset:
@@ -120,7 +133,7 @@ class Studio:
 
     def datasets(self) -> list[Dataset]:
         """Every dataset, newest first, without its classes (see `dataset`)."""
-        return [Dataset.of(row) for row in self._json("GET", "/api/datasets")["datasets"]]
+        return [Dataset.of(row) for row in self._all("/api/datasets", "datasets")]
 
     def wait_for_dataset(self, dataset_id: int, timeout: float | None = None) -> Dataset:
         """The dataset once its check is over (`ready` or `failed`)."""
@@ -141,8 +154,9 @@ class Studio:
         return Job.of(self._json("GET", f"/api/jobs/{job_id}"))
 
     def jobs(self, status: str | None = None) -> list[Job]:
+        """Every job (only those in `status` if given), newest first."""
         params = {"status": status} if status else None
-        return [Job.of(job) for job in self._json("GET", "/api/jobs", params=params)["jobs"]]
+        return [Job.of(job) for job in self._all("/api/jobs", "jobs", params)]
 
     def cancel_job(self, job_id: int) -> dict:
         return self._json("POST", f"/api/jobs/{job_id}/cancel")
@@ -197,7 +211,8 @@ class Studio:
 
     # Versions and the release
     def versions(self) -> list[ModelVersion]:
-        return [ModelVersion.of(row) for row in self._json("GET", "/api/models")["models"]]
+        """Every version, newest first."""
+        return [ModelVersion.of(row) for row in self._all("/api/models", "models")]
 
     def version(self, version: int) -> ModelVersion:
         return ModelVersion.of(self._json("GET", f"/api/models/{version}"))

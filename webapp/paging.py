@@ -1,0 +1,54 @@
+"""One way to page a JSON list that can grow without bound: `limit` rows, newest first, strictly `before`
+a cursor (an id, or a version number), and `next_before` in the answer to ask for the next page."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from flask import request
+
+from engine.errors import StudioError
+from webapp.errors import MAX_ID
+from webapp.extensions import db
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 500
+# ASCII digits only ("٣" and "²" pass str.isdigit), and few enough that int() stays cheap
+_WHOLE = re.compile(r"[0-9]{1,20}")
+
+
+@dataclass(frozen=True)
+class Page:
+    """What the caller asked for: at most `limit` rows whose cursor is below `before` (None: from the newest)."""
+    limit: int = DEFAULT_LIMIT
+    before: int | None = None
+
+
+def whole_number(name: str, low: int, high: int, default: int | None) -> int | None:
+    """The query parameter `name` as a whole number from `low` to `high`, `default` when absent or empty;
+    anything else (a sign, a fraction, `true`, out of range) is a 400 naming it."""
+    raw = request.args.get(name, "")
+    if raw == "":
+        return default
+    if not _WHOLE.fullmatch(raw) or not low <= int(raw) <= high:
+        raise StudioError("invalid_field", "'%(name)s' must be a whole number from %(low)s to %(high)s.",
+                          {"name": name, "low": low, "high": high}, field=name)
+    return int(raw)
+
+
+def requested() -> Page:
+    """The page this request asks for; `before` must be something that could name a row (1 to MAX_ID, the
+    range the database compares ids and version numbers in)."""
+    return Page(whole_number("limit", 1, MAX_LIMIT, DEFAULT_LIMIT), whole_number("before", 1, MAX_ID, None))
+
+
+def fetch(query, column, page: Page) -> tuple[list, int | None]:
+    """The rows of `query` on `page`, newest (highest `column`) first, and the cursor of the next page
+    (None when this one is the last). One row more than asked for tells whether another page exists."""
+    if page.before is not None:
+        query = query.where(column < page.before)
+    rows = list(db.session.scalars(query.order_by(column.desc()).limit(page.limit + 1)))
+    if len(rows) <= page.limit:
+        return rows, None
+    rows = rows[:page.limit]
+    return rows, getattr(rows[-1], column.key)
