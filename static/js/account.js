@@ -1,6 +1,6 @@
 // The account page: the signed-in person's password, API tokens (create, copy once, revoke) and
 // "sign out everywhere".
-import { apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
+import { apiAll, apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
 import { t } from "./i18n.js";
 
 const table = document.querySelector("#token-table tbody");
@@ -42,9 +42,9 @@ function row(token) {
 }
 
 async function load() {
-  const body = await apiJson("/api/tokens");
-  table.replaceChildren(...body.tokens.map(row));
-  empty.hidden = body.tokens.length > 0;
+  const tokens = (await apiAll("/api/tokens", "tokens")).sort((a, b) => a.id - b.id); // oldest first, as made
+  table.replaceChildren(...tokens.map(row));
+  empty.hidden = tokens.length > 0;
 }
 
 // Without sign-in (local mode) the page explains that and has no tokens to manage.

@@ -1,5 +1,5 @@
 // The users page (admins): add teammates, change roles, reset passwords, remove accounts.
-import { apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
+import { apiAll, apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
 import { t } from "./i18n.js";
 
 const ROLES = ["viewer", "member", "admin"];
@@ -64,8 +64,8 @@ function row(user) {
 }
 
 async function load() {
-  const body = await apiJson("/api/users");
-  table.replaceChildren(...body.users.map(row));
+  const users = (await apiAll("/api/users", "users")).sort((a, b) => (a.username < b.username ? -1 : 1)); // by name
+  table.replaceChildren(...users.map(row));
 }
 
 form.addEventListener("submit", async (event) => {

@@ -114,8 +114,8 @@ def test_a_listing_follows_next_before_to_its_last_page(monkeypatch):
     studio = Studio("http://studio.invalid")
     monkeypatch.setattr(studio, "_json", answer)
     assert [job.id for job in studio.jobs(status="running")] == [5, 4, 3, 2, 1]
-    assert asked == [{"status": "running", "limit": PAGE_LIMIT}, {"status": "running", "limit": PAGE_LIMIT, "before": 4},
-                     {"status": "running", "limit": PAGE_LIMIT, "before": 2}]
+    first = {"status": "running", "limit": PAGE_LIMIT}
+    assert asked == [first, {**first, "before": 4}, {**first, "before": 2}]
 
 
 def test_the_progress_bar_writes_its_last_state_to_a_log():

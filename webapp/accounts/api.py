@@ -6,7 +6,7 @@ from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
 from engine.errors import StudioError
-from webapp import audit
+from webapp import audit, paging
 from webapp.accounts import services
 from webapp.accounts.guard import effective_role, take_password_try, user_limit_key
 from webapp.accounts.limits import Attempt
@@ -88,7 +88,9 @@ def end_sessions():
 
 @api.get("/tokens")
 def list_tokens():
-    return jsonify({"tokens": [services.token_json(t) for t in services.user_tokens(_signed_in_user())]})
+    """The caller's tokens, newest first, a page at a time (`limit`, `before`)."""
+    tokens, next_before = services.user_tokens(_signed_in_user(), paging.requested())
+    return jsonify({"tokens": [services.token_json(t) for t in tokens], "next_before": next_before})
 
 
 @api.post("/tokens")
@@ -121,8 +123,9 @@ def _not_by_token() -> None:
 
 @api.get("/users")
 def list_users():
-    users = db.session.scalars(select(User).order_by(User.username)).all()
-    return jsonify({"users": [services.user_json(u) for u in users]})
+    """The users, newest first, a page at a time (`limit`, `before`)."""
+    users, next_before = paging.fetch(select(User), User.id, paging.requested())
+    return jsonify({"users": [services.user_json(u) for u in users], "next_before": next_before})
 
 
 @api.post("/users")

@@ -17,7 +17,7 @@ from sqlalchemy import delete, func, select
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from engine.errors import StudioError
-from webapp import audit
+from webapp import audit, paging
 from webapp.accounts.policy import ROLES
 from webapp.extensions import db
 from webapp.models import ApiToken, User, UserSession, iso, new_session_secret, utcnow
@@ -255,8 +255,9 @@ def token_owner(secret: str) -> tuple[User, ApiToken] | None:
     return token.user, token
 
 
-def user_tokens(user: User) -> list[ApiToken]:
-    return db.session.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id)).all()
+def user_tokens(user: User, page: paging.Page) -> tuple[list[ApiToken], int | None]:
+    """One page of the user's tokens, newest first, and the id to list below next (None at the end)."""
+    return paging.fetch(select(ApiToken).where(ApiToken.user_id == user.id), ApiToken.id, page)
 
 
 def token_json(token: ApiToken) -> dict:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import app_with_user
+from webapp.accounts import services
 from webapp.extensions import db
 from webapp.models import Dataset, Evaluation, Feedback, Job, ModelVersion
 from webapp.paging import MAX_LIMIT
@@ -43,13 +45,14 @@ LISTS = [("/api/jobs", "jobs", job, "id"),
          ("/api/feedback", "items", feedback, "id")]
 
 
-def walk(client, url: str, key: str, cursor: str, **filters) -> tuple[list[int], list[int | None]]:
+def walk(client, url: str, key: str, cursor: str, headers: dict | None = None,
+         **filters) -> tuple[list[int], list[int | None]]:
     """The cursors of every row met following `next_before` two rows at a time from the first page, and
     each page's `next_before`."""
     seen, nexts, before = [], [], None
     while True:
         query = {**filters, "limit": 2} | ({} if before is None else {"before": before})
-        answer = client.get(url, query_string=query)
+        answer = client.get(url, query_string=query, headers=headers)
         assert answer.status_code == 200, answer.get_json()
         body = answer.get_json()
         assert len(body[key]) <= 2
@@ -121,3 +124,31 @@ def test_a_bad_limit_or_cursor_is_refused_naming_the_field_in_english_and_chines
         assert english.get_json()["error"].startswith(f"'{field}' must be a whole number from 1 to ")
         chinese = client.get(url, query_string={field: raw}, headers=ZH).get_json()
         assert chinese["field"] == field and chinese["error"].startswith(f"'{field}' 必须是 1 到 ")
+
+
+@pytest.fixture
+def admin(tmp_path):
+    """An app with sign-in on, five users (the first an admin) and five tokens of the admin; the bearer
+    header of the first token."""
+    app = app_with_user(tmp_path, "boss", "correct horse 9", "admin")
+    with app.app_context():
+        for n in range(4):
+            services.create_user(f"user-{n}", "correct horse 9", "viewer")
+        boss = services.find_user("boss")
+        secret = services.create_token(boss, "token-1")[1]
+        for n in range(2, 6):
+            services.create_token(boss, f"token-{n}")
+    return app, {"Authorization": f"Bearer {secret}"}
+
+
+@pytest.mark.parametrize("url,key", [("/api/users", "users"), ("/api/tokens", "tokens")])
+def test_users_and_tokens_are_walked_newest_first(admin, url, key):
+    app, bearer = admin
+    client = app.test_client()
+    everything = client.get(url, headers=bearer).get_json()
+    ids = [row["id"] for row in everything[key]]
+    assert len(ids) == 5 and ids == sorted(ids, reverse=True) and everything["next_before"] is None
+    seen, nexts = walk(client, url, key, "id", headers=bearer)
+    assert seen == ids and nexts == [ids[1], ids[3], None]
+    refused = client.get(url, query_string={"limit": "1.5"}, headers=bearer)
+    assert refused.status_code == 400 and refused.get_json()["field"] == "limit"

@@ -82,7 +82,7 @@ def test_every_endpoint_refuses_anonymous_callers(secured):
 def test_roles_allow_and_refuse(secured):
     client = secured.test_client()
     viewer, member, admin = (bearer(token_for(secured, role)) for role in policy.ROLES)
-    assert client.get("/api/datasets", headers=viewer).json == {"datasets": []}
+    assert client.get("/api/datasets", headers=viewer).json == {"datasets": [], "next_before": None}
     refused = client.post("/api/jobs", json={"dataset_id": 1}, headers=viewer)
     assert refused.status_code == 403 and refused.json["code"] == "forbidden"
     assert "viewer" in refused.json["error"]

@@ -182,7 +182,8 @@ def test_a_studio_without_sign_in_behind_a_unix_socket_is_refused(tmp_path):
                                        environ_base={"gunicorn.socket": unix})
     assert answer.status_code == 403 and answer.json["code"] == "listening_beyond_loopback"
     assert "AUTH=on" in answer.json["error"]
-    assert app.test_client().get("/api/datasets").json == {"datasets": []}  # loopback TCP: the local person
+    # loopback TCP: the local person
+    assert app.test_client().get("/api/datasets").json == {"datasets": [], "next_before": None}
 
 
 @pytest.fixture

@@ -51,7 +51,7 @@ def test_a_refused_upload_in_the_request_leaves_no_dataset(client):
     response = client.post("/api/datasets", content_type="multipart/form-data",
                            data={"archive": (io.BytesIO(zip_bytes(class_files({"only": 3}))), "one.zip")})
     assert response.status_code == 422
-    assert client.get("/api/datasets").get_json() == {"datasets": []}
+    assert client.get("/api/datasets").get_json() == {"datasets": [], "next_before": None}
 
 
 def test_class_folders_with_control_characters_are_refused_by_file(client):
