@@ -184,3 +184,23 @@ def test_feedback_fuzz(served):
     for text in ODD_TEXT:
         check(client.get("/api/feedback", query_string={"version": text, "limit": text, "kind": text}))
         check(client.get(f"/api/feedback/{text.replace('/', '%2F')}/image", query_string={"thumbnail": text}))
+
+
+PAGED = ["/api/jobs", "/api/datasets", "/api/models", "/api/evaluations", "/api/feedback", "/api/tokens", "/api/users"]
+PAGE_TEXT = ODD_TEXT + [str(value) for value in ODD_VALUES] + ["1", "500", "501", "2147483647", "2147483648",
+                                                                 str(2**63), "+1", " 1", "1 ", "01", "1_0"]
+
+
+def test_paging_query_fuzz(client, dataset_id):
+    """Odd limits and cursors on every paged list, alone and beside its filters: a page with its
+    `next_before`, or a 4xx naming the field at fault."""
+    rng = random.Random(23)
+    for _ in range(250):
+        names = rng.sample(["limit", "before", "status", "dataset_id", "split", "version", "kind"], rng.randint(1, 3))
+        response = client.get(rng.choice(PAGED), query_string={name: rng.choice(PAGE_TEXT) for name in names})
+        check(response)
+        body = response.get_json()
+        if response.status_code == 200:
+            assert "next_before" in body
+        elif body["code"] == "invalid_field":
+            assert body["field"] in names
