@@ -24,16 +24,21 @@ class Page:
     before: int | None = None
 
 
+def whole(raw: str) -> int | None:
+    """`raw` as a whole number when it is written as one in ASCII digits, else None."""
+    return int(raw) if _WHOLE.fullmatch(raw) else None
+
+
 def whole_number(name: str, low: int, high: int, default: int | None) -> int | None:
     """The query parameter `name` as a whole number from `low` to `high`, `default` when absent or empty;
     anything else (a sign, a fraction, `true`, out of range) is a 400 naming it."""
     raw = request.args.get(name, "")
     if raw == "":
         return default
-    if not _WHOLE.fullmatch(raw) or not low <= int(raw) <= high:
+    if (value := whole(raw)) is None or not low <= value <= high:
         raise StudioError("invalid_field", "'%(name)s' must be a whole number from %(low)s to %(high)s.",
                           {"name": name, "low": low, "high": high}, field=name)
-    return int(raw)
+    return value
 
 
 def requested() -> Page:

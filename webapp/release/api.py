@@ -30,22 +30,22 @@ def rollback():
 
 @api.get("/stats")
 def live_stats():
-    raw = request.args.get("hours", "24")
-    if not raw.isdigit() or not 1 <= int(raw) <= 24 * 90:
+    hours = paging.whole(request.args.get("hours", "24"))
+    if hours is None or not 1 <= hours <= 24 * 90:
         raise StudioError("invalid_field", "'hours' must be a whole number of hours from 1 to 2160.", field="hours")
     release = services.release_json(history=0)
-    return jsonify({"hours": int(raw), "production": release["production"], "candidate": release["candidate"],
+    return jsonify({"hours": hours, "production": release["production"], "candidate": release["candidate"],
                     "candidate_share": release["candidate_share"], "revision": release["revision"],
-                    "versions": stats.summary(int(raw))})
+                    "versions": stats.summary(hours)})
 
 
 def _optional_id(name: str) -> int | None:
     raw = request.args.get(name)
     if raw in (None, ""):
         return None
-    if not raw.isdigit() or not id_in_range(int(raw)):
+    if (ident := paging.whole(raw)) is None or not id_in_range(ident):
         raise StudioError("invalid_field", "'%(name)s' must be an id.", {"name": name}, field=name)
-    return int(raw)
+    return ident
 
 
 @evaluations_api.post("")

@@ -188,7 +188,7 @@ def test_feedback_fuzz(served):
 
 PAGED = ["/api/jobs", "/api/datasets", "/api/models", "/api/evaluations", "/api/feedback", "/api/tokens", "/api/users"]
 PAGE_TEXT = ODD_TEXT + [str(value) for value in ODD_VALUES] + ["1", "500", "501", "2147483647", "2147483648",
-                                                                 str(2**63), "+1", " 1", "1 ", "01", "1_0"]
+                                                                 str(2**63), "+1", " 1", "1 ", "01", "1_0", "²"]
 
 
 def test_paging_query_fuzz(client, dataset_id):
@@ -204,3 +204,5 @@ def test_paging_query_fuzz(client, dataset_id):
             assert "next_before" in body
         elif body["code"] == "invalid_field":
             assert body["field"] in names
+    for text in PAGE_TEXT:  # "²" is a digit to str.isdigit, yet no number to int()
+        check(client.get("/api/release/stats", query_string={"hours": text}))
