@@ -148,11 +148,15 @@ def claim(kind: Kind, row_id: int, worker: str):
     return row
 
 
+def _stamped(kind: Kind, row_id: int, attempt: int, **values):
+    """The UPDATE that stamps the heartbeat (and writes `values`) only while `attempt` holds the running row."""
+    return update(kind.model).where(*kind.owned(row_id, attempt)).values({kind.heartbeat_column: utcnow(), **values})
+
+
 def hold(kind: Kind, row_id: int, attempt: int) -> None:
     """Stamp the heartbeat in the session's transaction if `attempt` still holds the running row (the row
     stays locked for the rest of the transaction); otherwise roll the session back and raise Superseded."""
-    held = db.session.execute(update(kind.model).where(*kind.owned(row_id, attempt))
-                              .values({kind.heartbeat_column: utcnow()})
+    held = db.session.execute(_stamped(kind, row_id, attempt)
                               .execution_options(synchronize_session=False)).rowcount
     if not held:
         db.session.rollback()
@@ -170,8 +174,7 @@ def stamp(kind: Kind, row_id: int, attempt: int, **values) -> bool:
     """Write progress (and the heartbeat) in a transaction of its own, only while `attempt` holds the row;
     False when it does not any more."""
     with db.engine.begin() as connection:
-        return bool(connection.execute(update(kind.model).where(*kind.owned(row_id, attempt))
-                                       .values({kind.heartbeat_column: utcnow(), **values})).rowcount)
+        return bool(connection.execute(_stamped(kind, row_id, attempt, **values)).rowcount)
 
 
 def finish(kind: Kind, row, attempt: int, target: StrEnum, **values) -> bool:
@@ -191,9 +194,9 @@ class Heartbeat(threading.Thread):
         self.stopped, self.lost = threading.Event(), threading.Event()
 
     def beat(self) -> bool:
+        """One stamp, on the engine taken when the thread was made (the thread has no app context)."""
         with self.engine.begin() as connection:
-            return bool(connection.execute(update(self.kind.model).where(*self.kind.owned(self.row_id, self.attempt))
-                                           .values({self.kind.heartbeat_column: utcnow()})).rowcount)
+            return bool(connection.execute(_stamped(self.kind, self.row_id, self.attempt)).rowcount)
 
     def run(self) -> None:
         while not self.stopped.wait(self.interval):

@@ -31,18 +31,28 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def _stored_entries(client: redis.Redis):
+    """Every current worker entry as Redis holds it (text fields; entries not yet named are skipped)."""
+    for key in client.scan_iter(redis_keys.WORKER_PATTERN, count=100):
+        entry = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+        if entry.get("name"):
+            yield entry
+
+
+def _queues(entry: dict) -> list[str]:
+    return entry["queues"].split(",") if entry.get("queues") else []
+
+
 def _entries(client: redis.Redis) -> list[dict]:
     """Every worker whose entry is current, as announced (queues as a list, and `sandbox` for a worker that
     announced one), by name; Redis only."""
     workers = []
-    for key in client.scan_iter(redis_keys.WORKER_PATTERN, count=100):
-        entry = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
-        if entry.get("name"):
-            worker = {field: entry.get(field) or None for field in FIELDS}
-            worker["queues"] = worker["queues"].split(",") if worker["queues"] else []
-            if entry.get("sandbox"):
-                worker["sandbox"] = entry["sandbox"]
-            workers.append(worker)
+    for entry in _stored_entries(client):
+        worker = {field: entry.get(field) or None for field in FIELDS}
+        worker["queues"] = _queues(entry)
+        if entry.get("sandbox"):
+            worker["sandbox"] = entry["sandbox"]
+        workers.append(worker)
     return sorted(workers, key=lambda worker: worker["name"])
 
 
@@ -60,11 +70,10 @@ def idle_queues(client: redis.Redis, seconds: float) -> set[str]:
     """Every queue served by a worker that has run no task for at least `seconds`: a message waiting there
     that long was lost, since that worker would have taken it (webapp.lifecycle.sweep_outbox)."""
     limit, idle = datetime.now(timezone.utc) - timedelta(seconds=seconds), set()
-    for key in client.scan_iter(redis_keys.WORKER_PATTERN, count=100):
-        entry = {k.decode(): v.decode() for k, v in client.hgetall(key).items()}
+    for entry in _stored_entries(client):
         since = entry.get(IDLE_SINCE)
-        if entry.get("name") and not entry.get(TASK) and since and datetime.fromisoformat(since) <= limit:
-            idle |= set(filter(None, entry.get("queues", "").split(",")))
+        if not entry.get(TASK) and since and datetime.fromisoformat(since) <= limit:
+            idle.update(_queues(entry))
     return idle
 
 

@@ -29,6 +29,11 @@ def probe_device(timeout: float = 120) -> str:
         return "unknown"
 
 
+def _lifetime(every: float) -> int:
+    """Seconds an entry lives unless renewed: three beats, and a second for the beat in flight."""
+    return int(every * 3) + 1
+
+
 class WorkerBeacon:
     """Renews this worker's entry every `every` seconds; the entry expires three beats after the last one."""
 
@@ -47,7 +52,7 @@ class WorkerBeacon:
             "queues": ",".join(self.queues), "heartbeat_at": now_iso(),
             "sandbox": self.sandbox or ""})
         self.client.hsetnx(key, IDLE_SINCE, now_iso())  # a worker starts idle; its tasks write the field then
-        self.client.expire(key, int(self.every * 3) + 1)
+        self.client.expire(key, _lifetime(self.every))
 
     def _beat_logged(self) -> None:
         with self._beating:
@@ -86,7 +91,7 @@ def _mark(redis_url: str, name: str, fields: dict) -> None:
     try:
         client = redis_client(redis_url)
         client.hset(key, mapping=fields)
-        client.expire(key, int(BEACON_SECONDS * 3) + 1)  # an entry whose beacon stopped still expires
+        client.expire(key, _lifetime(BEACON_SECONDS))  # an entry whose beacon stopped still expires
     except redis.RedisError as exc:
         log.warning("could not say what worker %s runs: %s", name, exc)
 
