@@ -20,7 +20,7 @@ from webapp.datasets.receive import ReceivedUpload, receive_upload
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.messages import rejected_json, rendered, stored
-from webapp.models import Dataset, DatasetImage, Job, iso, utcnow
+from webapp.models import Dataset, DatasetImage, Job, iso
 from webapp.statuses import ACTIVE, DATASET_TRANSITIONS, DatasetStatus
 from webapp.storage import data_dir
 from webapp.taskqueue import INGEST_QUEUE, INGEST_TASK
@@ -92,8 +92,7 @@ def receive_dataset(stream, content_type: str | None) -> Dataset:
                               field="archive")
         name = _clean_name(upload.name, _fallback_name(upload))
         with upload.entries(incoming, limits) as (entries, _):  # an unreadable archive or a zip bomb: refused now
-            dataset = Dataset(name=name, status=DatasetStatus.PROCESSING, ingest_total=len(entries),
-                              queued_at=utcnow())
+            dataset = Dataset(name=name, status=DatasetStatus.PROCESSING, ingest_total=len(entries))
         db.session.add(dataset)
         db.session.flush()
         target = data_dir().upload(dataset.id)

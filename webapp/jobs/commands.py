@@ -21,7 +21,7 @@ from webapp.jobs import events
 from webapp.jobs.recommendation import resolve
 from webapp.jobs.work import JOBS, transition
 from webapp.messages import stored
-from webapp.models import Dataset, DatasetImage, Job, utcnow
+from webapp.models import Dataset, DatasetImage, Job
 from webapp.redisconn import redis_client
 from webapp.release.services import get_version_or_404
 from webapp.statuses import JobStatus
@@ -64,8 +64,7 @@ def create_job(payload, by: str) -> Job:
         init_weights(config.init_version, config.backbone)
     job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
               config=config.to_dict(), suggested={name: stored(reason) for name, reason in suggested.items()},
-              promote_when_done=promote, queue=queue, created_by=by, promote_requested_by=by if promote else None,
-              queued_at=utcnow())
+              promote_when_done=promote, queue=queue, created_by=by, promote_requested_by=by if promote else None)
     db.session.add(job)
     db.session.commit()
     enqueue(job)

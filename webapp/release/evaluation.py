@@ -14,7 +14,7 @@ from webapp import lifecycle, paging
 from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
 from webapp.messages import rendered
-from webapp.models import DatasetImage, Evaluation, iso, utcnow
+from webapp.models import DatasetImage, Evaluation, iso
 from webapp.release.services import get_version_or_404
 from webapp.statuses import EVALUATION_TRANSITIONS, EvaluationStatus
 from webapp.taskqueue import EVALUATE_TASK, TRAINING_QUEUE
@@ -78,8 +78,7 @@ def create_evaluation(payload) -> Evaluation:
                                               "%(classes)s of dataset '%(dataset)s'.",
                           {"version": version.version, "classes": ", ".join(unknown_classes), "dataset": dataset.name},
                           field="dataset_id", unknown_classes=unknown_classes)
-    row = Evaluation(version=version.version, dataset_id=dataset.id, dataset_name=dataset.name, split=split,
-                     queued_at=utcnow())
+    row = Evaluation(version=version.version, dataset_id=dataset.id, dataset_name=dataset.name, split=split)
     db.session.add(row)
     db.session.commit()
     lifecycle.send_or_refuse(EVALUATIONS, row, StudioError("queue_unavailable", "The job queue (Redis) is not "
