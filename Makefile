@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PADDLE ?= cpu
 PADDLE_GPU_INDEX ?= https://www.paddlepaddle.org.cn/packages/stable/cu126/
 
-.PHONY: run test test-fast install browser compose-check postgres-server sandbox clean
+.PHONY: run test test-fast openapi install browser compose-check postgres-server sandbox clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,10 @@ test: install browser compose-check postgres-server sandbox
 # PostgreSQL). `make test` stays the whole suite, which CI runs.
 test-fast: install sandbox
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
+
+# The API's document, committed as openapi.json: write it after changing an operation, and review its diff.
+openapi: install
+	$(BIN)/python -m webapp.contract
 
 clean:
 	rm -rf $(VENV) build *.egg-info

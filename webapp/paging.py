@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Annotated
 
 from flask import request
+from pydantic import BeforeValidator, Field
+from pydantic_core import PydanticUseDefault
 
 from engine.errors import StudioError
+from engine.schema import Says
+from webapp.contract import Query
 from webapp.errors import MAX_ID
 from webapp.extensions import db
 
@@ -39,6 +44,34 @@ def whole_number(name: str, low: int, high: int, default: int | None) -> int | N
         raise StudioError("invalid_field", "'%(name)s' must be a whole number from %(low)s to %(high)s.",
                           {"name": name, "low": low, "high": high}, field=name)
     return value
+
+
+def _ascii_whole(raw):
+    """A query parameter's text as a whole number, when written in ASCII digits (no sign, no fraction)."""
+    if raw == "":
+        raise PydanticUseDefault()
+    if isinstance(raw, str):
+        if (value := whole(raw)) is None:
+            raise ValueError("not a whole number")
+        return value
+    return raw
+
+
+def Whole(low: int, high: int, optional: bool = False):  # noqa: N802 (a type, read as one)
+    """A whole-number query parameter from `low` to `high` (or absent, if `optional`), refused with its range."""
+    number = Annotated[int, Field(ge=low, le=high)]
+    return Annotated[number | None if optional else number, BeforeValidator(_ascii_whole), Says(
+        "'%(name)s' must be a whole number from %(low)s to %(high)s.", {"low": low, "high": high}, always=True)]
+
+
+class Paged(Query):
+    """`limit` rows at most, strictly `before` a cursor (the previous page's `next_before`)."""
+
+    limit: Whole(1, MAX_LIMIT) = Field(DEFAULT_LIMIT, description="Rows in the page.")
+    before: Whole(1, MAX_ID, optional=True) = Field(None, description="Only rows below this cursor.")
+
+    def page(self) -> Page:
+        return Page(self.limit, self.before)
 
 
 def requested() -> Page:

@@ -1,27 +1,21 @@
 """JSON API for the signed-in person's tokens, password and sessions and, for admins, the users."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, g, jsonify, request, session
+from flask import Blueprint, current_app, g, jsonify, session
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
 from engine.errors import StudioError
 from webapp import audit, paging
-from webapp.accounts import services
+from webapp.accounts import schemas, services
 from webapp.accounts.guard import effective_role, take_password_try, user_limit_key
 from webapp.accounts.limits import Attempt
+from webapp.contract import operation, parsed_body, parsed_query
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.models import ApiToken, User
 
 api = Blueprint("accounts_api", __name__, url_prefix="/api")
-
-
-def _json_object() -> dict:
-    payload = request.get_json(silent=True)
-    if not isinstance(payload, dict):
-        raise StudioError("invalid_body", "Send a JSON object (Content-Type: application/json).", field="body")
-    return payload
 
 
 def _signed_in_user() -> User:
@@ -53,29 +47,34 @@ def _count_password_try(user: User) -> Attempt:
 
 
 @api.get("/me")
+@operation(answers={200: schemas.Me}, tags=("accounts",))
 def me():
+    """Who is asking, and with which role."""
     user = current_user if current_user.is_authenticated else None
     return jsonify({"user": services.user_json(user) if user else None, "role": effective_role(),
                     "auth_required": current_app.config["AUTH_REQUIRED"]})
 
 
 @api.post("/me/password")
+@operation(body=schemas.PasswordChange, answers={200: schemas.UserOut}, errors=("browser_session_required",),
+           tags=("accounts",), first=lambda: _from_browser(_account_user()))
 def change_password():
     """The signed-in person's new password (the current one too): every session of theirs ends, and this
     one goes on as a new session."""
     user = _from_browser(_account_user())
-    payload = _json_object()
+    change = parsed_body()
     attempt = _count_password_try(user)
-    if not services.password_matches(user, payload.get("current_password")):
+    if not services.password_matches(user, change.current_password):
         raise StudioError("invalid_field", "The current password is wrong.", field="current_password")
     current_app.extensions["sign_in_limit"].give_back(attempt, clear=attempt.keys)
-    services.update_user(user, password=payload.get("password"))
+    services.update_user(user, password=change.password)
     services.start_session(user)
     login_user(user)
     return jsonify(services.user_json(user))
 
 
 @api.delete("/me/sessions")
+@operation(answers={200: schemas.SignedOut}, errors=("browser_session_required",), tags=("accounts",))
 def end_sessions():
     """Sign out everywhere: every session of the signed-in person ends, this one included."""
     user = _from_browser(_account_user())
@@ -87,22 +86,28 @@ def end_sessions():
 
 
 @api.get("/tokens")
+@operation(query=paging.Paged, answers={200: schemas.TokenList}, tags=("accounts",))
 def list_tokens():
     """The caller's tokens, newest first, a page at a time (`limit`, `before`)."""
-    tokens, next_before = services.user_tokens(_signed_in_user(), paging.requested())
+    tokens, next_before = services.user_tokens(_signed_in_user(), parsed_query().page())
     return jsonify({"tokens": [services.token_json(t) for t in tokens], "next_before": next_before})
 
 
 @api.post("/tokens")
+@operation(body=schemas.TokenRequest, answers={201: schemas.NewToken}, errors=("browser_session_required",),
+           tags=("accounts",), first=lambda: _from_browser(_signed_in_user()))
 def create_token():
-    payload = _json_object()
-    token, secret = services.create_token(_from_browser(_signed_in_user()), payload.get("name"),
-                                          payload.get("expires_in_days"))
+    """A new API token of the signed-in person; its secret is in this answer only."""
+    request_ = parsed_body()
+    token, secret = services.create_token(_from_browser(_signed_in_user()), request_.name,
+                                          request_.expires_in_days)
     return jsonify({**services.token_json(token), "token": secret}), 201
 
 
 @api.delete("/tokens/<int:token_id>")
+@operation(answers={200: schemas.Revoked}, errors=("token_not_found",), tags=("accounts",))
 def revoke_token(token_id: int):
+    """Revoke one of the caller's tokens: it stops working at once."""
     user = _signed_in_user()
     token = get_or_404(ApiToken, token_id, "Token")
     if token.user_id != user.id:
@@ -122,33 +127,39 @@ def _not_by_token() -> None:
 
 
 @api.get("/users")
+@operation(query=paging.Paged, answers={200: schemas.UserList}, tags=("users",))
 def list_users():
     """The users, newest first, a page at a time (`limit`, `before`)."""
-    users, next_before = paging.fetch(select(User), User.id, paging.requested())
+    users, next_before = paging.fetch(select(User), User.id, parsed_query().page())
     return jsonify({"users": [services.user_json(u) for u in users], "next_before": next_before})
 
 
 @api.post("/users")
+@operation(body=schemas.NewUser, answers={201: schemas.UserOut}, errors=("browser_session_required",),
+           tags=("users",), first=lambda: _not_by_token())
 def create_user():
+    """A new account (from a browser session, never with a token)."""
     _not_by_token()
-    payload = _json_object()
-    user = services.create_user(payload.get("username"), payload.get("password"), payload.get("role", "member"))
+    new = parsed_body()
+    user = services.create_user(new.username, new.password, new.role)
     return jsonify(services.user_json(user)), 201
 
 
 @api.patch("/users/<int:user_id>")
+@operation(body=schemas.UserChange, answers={200: schemas.UserOut},
+           errors=("browser_session_required", "user_not_found"), tags=("users",), first=lambda: _not_by_token())
 def update_user(user_id: int):
+    """Change an account's role or password (from a browser session, never with a token)."""
     _not_by_token()
-    payload = _json_object()
-    unknown = sorted(set(payload) - {"role", "password"})
-    if unknown:
-        raise StudioError("unknown_option", "Unknown field '%(name)s'.", {"name": unknown[0]}, field=unknown[0])
-    user = services.update_user(get_or_404(User, user_id, "User"), payload.get("role"), payload.get("password"))
+    change = parsed_body()
+    user = services.update_user(get_or_404(User, user_id, "User"), change.role, change.password)
     return jsonify(services.user_json(user))
 
 
 @api.delete("/users/<int:user_id>")
+@operation(answers={200: schemas.Deleted}, errors=("user_not_found",), tags=("users",))
 def delete_user(user_id: int):
+    """Delete an account (not one's own, nor the last admin)."""
     user = get_or_404(User, user_id, "User")
     if current_user.is_authenticated and user.id == current_user.id:
         raise StudioError("invalid_field", "You cannot delete your own account.", field="id")
