@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from engine.errors import StudioError
+from engine.messages import N_
 
 
 @dataclass(frozen=True, eq=False)  # hashed by identity: its params are a dict
@@ -45,29 +46,29 @@ class Strict(BaseModel):
 
 # Refusals by pydantic's error type, for fields without their own message.
 _BY_TYPE = {
-    "int_type": "'%(name)s' must be a whole number.",
-    "int_from_float": "'%(name)s' must be a whole number.",
-    "int_parsing": "'%(name)s' must be a whole number.",
-    "float_type": "'%(name)s' must be a number.",
-    "float_parsing": "'%(name)s' must be a number.",
-    "finite_number": "'%(name)s' must be a number.",
-    "bool_type": "'%(name)s' must be true or false.",
-    "bool_parsing": "'%(name)s' must be true or false.",
-    "string_type": "'%(name)s' must be text.",
-    "list_type": "'%(name)s' must be a list.",
-    "dict_type": "'%(name)s' must be a JSON object.",
-    "model_type": "'%(name)s' must be a JSON object.",
-    "model_attributes_type": "'%(name)s' must be a JSON object.",
+    "int_type": N_("'%(name)s' must be a whole number."),
+    "int_from_float": N_("'%(name)s' must be a whole number."),
+    "int_parsing": N_("'%(name)s' must be a whole number."),
+    "float_type": N_("'%(name)s' must be a number."),
+    "float_parsing": N_("'%(name)s' must be a number."),
+    "finite_number": N_("'%(name)s' must be a number."),
+    "bool_type": N_("'%(name)s' must be true or false."),
+    "bool_parsing": N_("'%(name)s' must be true or false."),
+    "string_type": N_("'%(name)s' must be text."),
+    "list_type": N_("'%(name)s' must be a list."),
+    "dict_type": N_("'%(name)s' must be a JSON object."),
+    "model_type": N_("'%(name)s' must be a JSON object."),
+    "model_attributes_type": N_("'%(name)s' must be a JSON object."),
 }
 _BY_LIMIT = {
-    "greater_than_equal": ("ge", "'%(name)s' must be at least %(limit)s."),
-    "greater_than": ("gt", "'%(name)s' must be above %(limit)s."),
-    "less_than_equal": ("le", "'%(name)s' must be at most %(limit)s."),
-    "less_than": ("lt", "'%(name)s' must be below %(limit)s."),
-    "string_too_short": ("min_length", "'%(name)s' must have at least %(limit)s characters."),
-    "string_too_long": ("max_length", "'%(name)s' must have at most %(limit)s characters."),
-    "too_short": ("min_length", "'%(name)s' must have at least %(limit)s items."),
-    "too_long": ("max_length", "'%(name)s' must have at most %(limit)s items."),
+    "greater_than_equal": ("ge", N_("'%(name)s' must be at least %(limit)s.")),
+    "greater_than": ("gt", N_("'%(name)s' must be above %(limit)s.")),
+    "less_than_equal": ("le", N_("'%(name)s' must be at most %(limit)s.")),
+    "less_than": ("lt", N_("'%(name)s' must be below %(limit)s.")),
+    "string_too_short": ("min_length", N_("'%(name)s' must have at least %(limit)s characters.")),
+    "string_too_long": ("max_length", N_("'%(name)s' must have at most %(limit)s characters.")),
+    "too_short": ("min_length", N_("'%(name)s' must have at least %(limit)s items.")),
+    "too_long": ("max_length", N_("'%(name)s' must have at most %(limit)s items.")),
 }
 
 
