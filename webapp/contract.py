@@ -9,6 +9,7 @@ model of its status. The document adds what spectree does not know: the role eac
 from __future__ import annotations
 
 import copy
+import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -223,10 +224,12 @@ def reference():
 
 @docs.get("/api/docs/assets/<path:name>")
 def asset(name: str):
-    """Swagger UI's files, from the installed swagger-ui-bundle package (never a CDN)."""
-    from swagger_ui_bundle import swagger_ui_path
+    """Swagger UI's files, from the installed flask-swagger-ui package's copy (never a CDN)."""
+    return send_from_directory(_SWAGGER_UI, name, max_age=3600)
 
-    return send_from_directory(swagger_ui_path, name, max_age=3600)
+
+# found without importing the package: its module makes a blueprint the studio does not use
+_SWAGGER_UI = Path(importlib.util.find_spec("flask_swagger_ui").origin).parent / "dist"
 
 
 def write_document(path: Path = DOCUMENT) -> None:
