@@ -206,3 +206,16 @@ def test_paging_query_fuzz(client, dataset_id):
             assert body["field"] in names
     for text in PAGE_TEXT:  # "²" is a digit to str.isdigit, yet no number to int()
         check(client.get("/api/release/stats", query_string={"hours": text}))
+
+
+def test_reference_and_document_fuzz(client):
+    """The document and the reference page's files take no input but their path: odd paths are a 404, never a
+    file outside Swagger UI's folder, and odd queries or bodies change nothing in the document."""
+    document = client.get("/api/openapi.json").get_json()
+    for text in ODD_TEXT:
+        check(client.get("/api/docs/assets/" + text.lstrip("/")))
+        assert client.get("/api/openapi.json", query_string={"x": text}).get_json() == document
+    for name in ("../../../etc/passwd", "..%2f..%2fsetup.cfg", "%2e%2e/%2e%2e/webapp/contract.py", "\\..\\x"):
+        answer = client.get("/api/docs/assets/" + name)
+        assert answer.status_code == 404 and answer.get_json()["code"] == "not_found", name
+    assert client.post("/api/openapi.json", json={}).status_code == 405
