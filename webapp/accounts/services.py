@@ -203,20 +203,15 @@ def end_all_sessions(user: User) -> int:
     return db.session.execute(delete(UserSession).where(UserSession.user_id == user.id)).rowcount
 
 
-def _token_expiry(days):
-    if days is None:
-        return None
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_TOKEN_DAYS:
-        raise StudioError("invalid_field", "A token lasts a whole number of days from 1 to %(max)s, or null "
-                                           "to last until it is revoked.", {"max": MAX_TOKEN_DAYS},
-                          field="expires_in_days")
-    return utcnow() + timedelta(days=days)
+def _token_expiry(days: int | None):
+    """When a token made now for `days` days expires (None: never); the API's model holds the range."""
+    return None if days is None else utcnow() + timedelta(days=days)
 
 
-def create_token(user: User, name, expires_in_days=None) -> tuple[ApiToken, str]:
+def create_token(user: User, name: str, expires_in_days: int | None = None) -> tuple[ApiToken, str]:
     """A new token of `user`, valid for `expires_in_days` days (None: until revoked); the secret is
     returned once and only its hash is kept."""
-    if not isinstance(name, str) or not name.strip():
+    if not name.strip():
         raise StudioError("missing_field", "Name the token, e.g. after the script that will use it.", field="name")
     name = name.strip()
     if len(name) > MAX_TOKEN_NAME or not name.isprintable():
