@@ -44,6 +44,12 @@ class ApiError(BaseModel):
     field: str | None = Field(None, description="The request field at fault, when there is one.")
 
 
+class Answer(BaseModel):
+    """An answer's model: exactly the fields listed, so a field the document does not name fails the check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class Query(BaseModel):
     """Query parameters: text in the URL, read as their types; unknown ones are ignored."""
 

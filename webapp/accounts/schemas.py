@@ -4,19 +4,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from engine.schema import Says, Strict
 from webapp.accounts.policy import ROLES
 from webapp.accounts.services import MAX_TOKEN_DAYS, MIN_PASSWORD
+from webapp.contract import Answer
 
 Role = Literal[ROLES]
-
-
-class Answer(BaseModel):
-    """An answer: exactly the fields listed (a field the document does not name is a bug)."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 class UserOut(Answer):
