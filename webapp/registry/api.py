@@ -1,45 +1,48 @@
 """JSON API for model versions."""
 from __future__ import annotations
 
-from flask import Blueprint, after_this_request, jsonify, request, send_file
+from flask import Blueprint, after_this_request, jsonify, send_file
 
-from engine.errors import StudioError
 from webapp import paging
-from webapp.registry import services
+from webapp.accounts.schemas import Deleted
+from webapp.contract import operation, parsed_body, parsed_query
+from webapp.registry import schemas, services
 from webapp.release import services as release
 
 api = Blueprint("registry_api", __name__, url_prefix="/api/models")
 
 
 @api.get("")
+@operation(query=paging.Paged, answers={200: schemas.ModelList}, tags=("models",))
 def index():
     """The versions, newest first, a page at a time (`limit`, `before` a version number)."""
-    models, next_before = services.versions_page(paging.requested())
+    models, next_before = services.versions_page(parsed_query().page())
     state = release.current()
     return jsonify({"default_version": state.production, "candidate_version": state.candidate,
                     "models": models, "next_before": next_before})
 
 
 @api.get("/<int:version>")
+@operation(query=schemas.ModelVersionQuery, answers={200: schemas.ModelVersionDetail},
+           errors=("model_version_not_found",), tags=("models",))
 def show(version: int):
-    raw = request.args.get("precision", "0.95")
-    try:
-        precision = float(raw)
-    except ValueError:
-        precision = -1.0
-    if not 0.5 <= precision < 1:
-        raise StudioError("invalid_field", "'precision' must be a number from 0.5 to below 1 (e.g. 0.95).",
-                          field="precision")
-    return jsonify(services.version_detail(release.get_version_or_404(version), precision))
+    """One version: its facts, how it serves, what its bundle records, and the abstain threshold that
+    would keep the `precision` asked for."""
+    return jsonify(services.version_detail(release.get_version_or_404(version), parsed_query().precision))
 
 
 @api.put("/<int:version>")
+@operation(body=schemas.ModelVersionSettings, answers={200: schemas.ModelVersionDetail},
+           errors=("model_version_not_found",), tags=("models",))
 def update(version: int):
-    return jsonify(services.update_version(release.get_version_or_404(version), request.get_json(silent=True)))
+    """Change the version's settings (its abstain threshold)."""
+    row = release.get_version_or_404(version)
+    return jsonify(services.update_version(row, parsed_body().model_dump(exclude_unset=True)))
 
 
 @api.get("/<int:version>/download")
 def download(version: int):
+    """The bundle as a zip file (not JSON, so not in the API's document)."""
     path = services.bundle_zip(release.get_version_or_404(version))
 
     @after_this_request
@@ -52,6 +55,8 @@ def download(version: int):
 
 
 @api.delete("/<int:version>")
+@operation(answers={200: Deleted}, errors=("model_version_not_found", "model_in_use"), tags=("models",))
 def delete(version: int):
+    """Delete a version that is neither production nor candidate."""
     services.delete_version(release.get_version_or_404(version))
     return jsonify({"deleted": version})

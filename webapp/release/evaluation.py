@@ -20,8 +20,6 @@ from webapp.statuses import EVALUATION_TRANSITIONS, EvaluationStatus
 from webapp.taskqueue import EVALUATE_TASK, TRAINING_QUEUE
 
 log = logging.getLogger(__name__)
-SPLITS = ("train", "val", "test")
-FIELDS = ("version", "dataset_id", "split")
 DEFAULT_PRECISION = 0.95
 
 
@@ -39,34 +37,19 @@ EVALUATIONS = lifecycle.Kind(
     claimed=lambda now: {"progress": 0.0}, requeued={"worker": None, "progress": 0.0})
 
 
-def _int_field(payload: dict, name: str) -> int:
-    value = payload.get(name)
-    if not isinstance(value, int) or isinstance(value, bool):
-        raise StudioError("invalid_field", "'%(name)s' must be a whole number.", {"name": name}, field=name)
-    return value
-
-
 def split_counts(dataset_id: int) -> dict[str, int]:
     rows = db.session.execute(select(DatasetImage.split, func.count()).where(DatasetImage.dataset_id == dataset_id)
                               .group_by(DatasetImage.split)).all()
     return {split: count for split, count in rows}
 
 
-def create_evaluation(payload) -> Evaluation:
-    """POST /api/evaluations: check that the version can be evaluated on the split, then queue it."""
-    if not isinstance(payload, dict):
-        raise StudioError("invalid_body", "Send the evaluation as a JSON object.", field="body")
-    unknown = sorted(set(payload) - set(FIELDS))
-    if unknown:
-        raise StudioError("invalid_field", "Unknown field '%(name)s'; use %(options)s.",
-                          {"name": unknown[0], "options": ", ".join(FIELDS)}, field=unknown[0])
-    version = get_version_or_404(_int_field(payload, "version"))
-    dataset = ready_dataset(_int_field(payload, "dataset_id"), field="dataset_id")
+def create_evaluation(version_number: int, dataset_id: int, split: str | None = None) -> Evaluation:
+    """POST /api/evaluations: check that the version can be evaluated on the split (None: the test split
+    when the dataset has one, else the validation split), then queue it."""
+    version = get_version_or_404(version_number)
+    dataset = ready_dataset(dataset_id, field="dataset_id")
     counts = split_counts(dataset.id)
-    split = payload.get("split", "test" if counts.get("test") else "val")
-    if split not in SPLITS:
-        raise StudioError("invalid_field", "'split' must be one of %(options)s.", {"options": ", ".join(SPLITS)},
-                          field="split")
+    split = split or ("test" if counts.get("test") else "val")
     if not counts.get(split):
         raise StudioError("empty_split", "Dataset '%(dataset)s' has no %(split)s images.",
                           {"dataset": dataset.name, "split": split}, field="split")

@@ -23,9 +23,9 @@ from webapp.storage import data_dir
 log = logging.getLogger(__name__)
 
 RELEASE_ID = 1
-FIELDS = ("production", "candidate", "candidate_share", "revision")
 SHARES = (1, 5, 25, 50)  # the gray-release steps the page offers
 PRODUCTION_ACTIONS = ("first_version", "promote", "promote_candidate", "promote_when_done")
+ACTIONS = (*PRODUCTION_ACTIONS, "rollback", "set_candidate", "set_share", "stop_experiment")  # of the history
 
 
 def current() -> Release:
@@ -104,19 +104,6 @@ def _release_after_conflict() -> dict:
     return release_json()
 
 
-def _version_field(payload: dict, name: str, nullable: bool) -> int | None:
-    value = payload[name]
-    if value is None and nullable:
-        return None
-    if not isinstance(value, int) or isinstance(value, bool):
-        if nullable:
-            raise StudioError("invalid_field", "'%(name)s' must be a model version number or null.", {"name": name},
-                              field=name)
-        raise StudioError("invalid_field", "'%(name)s' must be a model version number.", {"name": name}, field=name)
-    get_version_or_404(value, field=name)
-    return value
-
-
 def _warm(version: int, field: str) -> None:
     """Load the version in this process before traffic moves to it; a refused bundle cannot serve."""
     try:
@@ -125,39 +112,21 @@ def _warm(version: int, field: str) -> None:
         raise StudioError(exc.code, exc.template, exc.params, field=field) from None
 
 
-def parse_change(payload) -> dict:
-    if not isinstance(payload, dict):
-        raise StudioError("invalid_body", "Send the release change as a JSON object.", field="body")
-    unknown = sorted(set(payload) - set(FIELDS))
-    if unknown:
-        raise StudioError("invalid_field", "Unknown release field '%(name)s'; use %(options)s.",
-                          {"name": unknown[0], "options": ", ".join(FIELDS)}, field=unknown[0])
-    change = {}
-    if "production" in payload:
-        change["production"] = _version_field(payload, "production", nullable=False)
-    if "candidate" in payload:
-        change["candidate"] = _version_field(payload, "candidate", nullable=True)
-    if "candidate_share" in payload:
-        share = payload["candidate_share"]
-        if not isinstance(share, int) or isinstance(share, bool) or not 0 <= share <= 100:
-            raise StudioError("invalid_field", "'candidate_share' must be a whole percent from 0 to 100.",
-                              field="candidate_share")
-        change["candidate_share"] = share
-    if "revision" in payload:
-        revision = payload["revision"]
-        if not isinstance(revision, int) or isinstance(revision, bool) or not id_in_range(revision + 1):
-            raise StudioError("invalid_field", "'revision' must be the revision the change was made on.",
-                              field="revision")
-        change["revision"] = revision
+def _sent_versions(change: dict) -> None:
+    """Each version the change names exists (404 naming its field otherwise), and it names more than its
+    revision."""
     if not set(change) - {"revision"}:
         raise StudioError("invalid_body", "Send at least one of production, candidate and candidate_share.",
                           field="body")
-    return change
+    for name in ("production", "candidate"):
+        if change.get(name) is not None:
+            get_version_or_404(change[name], field=name)
 
 
-def change_release(payload, by: str) -> dict:
-    """PUT /api/release: validate, warm what will serve, then apply in one conditional update."""
-    change = parse_change(payload)
+def change_release(change: dict, by: str) -> dict:
+    """PUT /api/release with the fields `change` sends (typed by the request's model): check the versions
+    it names, warm what will serve, then apply in one conditional update."""
+    _sent_versions(change)
     release = current()
     if "revision" in change and change["revision"] != release.revision:
         raise StudioError("release_conflict", "The release changed meanwhile (revision %(current)s, not "

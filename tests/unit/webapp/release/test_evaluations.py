@@ -76,7 +76,7 @@ def test_the_threshold_is_calibrated_on_a_test_split_once_one_was_evaluated(serv
     ({"version": 1, "dataset_id": 999, "split": "test"}, 404, "dataset_not_found"),
     ({"version": 1, "dataset_id": 1, "split": "holdout"}, 400, "invalid_field"),
     ({"version": "1", "dataset_id": 1}, 400, "invalid_field"),
-    ({"version": 1, "dataset_id": 1, "colour": "red"}, 400, "invalid_field"),
+    ({"version": 1, "dataset_id": 1, "colour": "red"}, 400, "unknown_option"),
     ([], 400, "invalid_body"),
 ])
 def test_bad_evaluation_requests_are_refused(served, with_test_split, body, status, code):

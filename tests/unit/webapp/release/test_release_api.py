@@ -92,7 +92,7 @@ def test_a_keyed_client_keeps_its_arm(three):
     ({"candidate": 2, "candidate_share": -1}, 400, "invalid_field", "candidate_share"),
     ({"candidate": 2, "candidate_share": 2.5}, 400, "invalid_field", "candidate_share"),
     ({"candidate_share": 10}, 400, "no_candidate", "candidate_share"),
-    ({"weights": 3}, 400, "invalid_field", "weights"),
+    ({"weights": 3}, 400, "unknown_option", "weights"),
     ({}, 400, "invalid_body", "body"),
     ({"revision": 0}, 400, "invalid_body", "body"),
     ([1, 2], 400, "invalid_body", "body"),
