@@ -123,6 +123,21 @@ def test_an_evaluation_whose_worker_died_fails_by_the_reaper_never_by_a_get(serv
     assert client.get("/api/evaluations?dataset_id=abc").status_code == 400
 
 
+def test_an_evaluation_has_its_results_only_once_it_succeeded(served, with_test_split):
+    client, dataset_id = with_test_split
+    with served.app_context():
+        row = Evaluation(version=1, dataset_id=dataset_id, dataset_name="d", split="val")
+        db.session.add(row)
+        db.session.commit()
+        evaluation_id = row.id
+    queued = client.get(f"/api/evaluations/{evaluation_id}").get_json()
+    assert (queued["status"], queued["progress"], queued["error"], queued["finished_at"]) == ("queued", 0, None, None)
+    assert not {"runtime", "images", "accuracy", "per_class", "latency_ms"} & set(queued)
+    listed = client.get("/api/evaluations?split=val&version=1").get_json()
+    assert [item["id"] for item in listed["evaluations"]] == [evaluation_id] and listed["next_before"] is None
+    assert client.get("/api/evaluations?split=test").get_json()["evaluations"] == []
+
+
 def test_an_unexpected_evaluation_error_shows_no_path(served, with_test_split, monkeypatch):
     client, dataset_id = with_test_split
 

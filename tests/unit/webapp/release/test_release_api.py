@@ -97,6 +97,9 @@ def test_a_keyed_client_keeps_its_arm(three):
     ({"revision": 0}, 400, "invalid_body", "body"),
     ([1, 2], 400, "invalid_body", "body"),
     ({"production": 2, "revision": -5}, 400, "invalid_field", "revision"),
+    ({"production": 2, "revision": "0"}, 400, "invalid_field", "revision"),
+    ({"candidate": "2"}, 400, "invalid_field", "candidate"),
+    ({"candidate": 2, "candidate_share": True}, 400, "invalid_field", "candidate_share"),
 ])
 def test_bad_changes_are_refused_and_change_nothing(three, body, status, code, field):
     before = three.get("/api/release").get_json()
