@@ -19,14 +19,14 @@ SPLITS = ("train", "val", "test")  # of a dataset
 MAX_HOURS = 24 * 90
 
 
-def _left_out(schema: dict) -> None:
-    """A field that may be left out but not sent as null has no default the document could offer."""
+def _no_default(schema: dict) -> None:
     schema.pop("default", None)
 
 
-def optional(description: str):
-    """A field that keeps its value when left out, and cannot be null."""
-    return Field(None, description=description, json_schema_extra=_left_out)
+def left_out(description: str):
+    """A field that may be left out (its description says what that means) but cannot be null: the
+    document offers no null default for it."""
+    return Field(None, description=description, json_schema_extra=_no_default)
 
 
 # --- the release ------------------------------------------------------------------------------------------
@@ -39,14 +39,14 @@ class ReleaseUpdate(Strict):
 
     unknown_field = Says("Unknown release field '%(name)s'; use %(options)s.")
 
-    production: Version = optional("The version that answers unpinned predictions.")
+    production: Version = left_out("The version that answers unpinned predictions.")
     candidate: Annotated[int | None, Says("'%(name)s' must be a model version number or null.", always=True)] = \
         Field(None, description="The version on trial beside production; null stops the experiment.")
     candidate_share: Annotated[int, Field(ge=0, le=100), Says(
-        "'candidate_share' must be a whole percent from 0 to 100.", always=True)] = optional(
+        "'candidate_share' must be a whole percent from 0 to 100.", always=True)] = left_out(
         "The percent of clients the candidate answers (needs a candidate).")
     revision: Annotated[int, Field(ge=0, le=MAX_ID - 1), Says(
-        "'revision' must be the revision the change was made on.", always=True)] = optional(
+        "'revision' must be the revision the change was made on.", always=True)] = left_out(
         "The revision this change was made on: the change is refused (409 `release_conflict`) when the release "
         "changed meanwhile. Left out, the change applies to whatever the release is now.")
 
@@ -115,7 +115,7 @@ class EvaluationRequest(Strict):
 
     version: int = Field(description="The model version to evaluate.")
     dataset_id: int = Field(description="A ready dataset whose classes the version knows.")
-    split: Split = optional("The split to evaluate on; left out, the test split when the dataset has one, "
+    split: Split = left_out("The split to evaluate on; left out, the test split when the dataset has one, "
                             "else the validation split.")
 
 
