@@ -7,8 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from engine.schema import Says, Strict
-from webapp.accounts.schemas import Answer
-from webapp.contract import Query
+from webapp.contract import Answer, Query
 from webapp.release.evaluation import DEFAULT_PRECISION
 
 

@@ -8,8 +8,7 @@ from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticUseDefault
 
 from engine.schema import Says, Strict
-from webapp.accounts.schemas import Answer
-from webapp.contract import Query
+from webapp.contract import Answer, Query
 from webapp.errors import MAX_ID
 from webapp.paging import Paged, Whole
 from webapp.release.services import ACTIONS
