@@ -226,6 +226,12 @@ document.querySelectorAll(".save-threshold").forEach((button) => {
   button.addEventListener("click", async () => {
     const input = button.closest(".threshold-form").querySelector(".threshold-input");
     const raw = input.value.trim();
+    // a number field reads as empty when what was typed is no number: that must not turn the threshold off
+    if (input.validity.badInput || (raw !== "" && !Number.isFinite(Number(raw)))) {
+      input.classList.add("invalid");
+      show(errorBox, t("Enter a number from 0.01 to 0.99, or leave the field empty to turn the threshold off."));
+      return;
+    }
     const value = raw === "" ? null : Number(raw);
     button.disabled = true;
     try {

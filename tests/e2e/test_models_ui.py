@@ -102,4 +102,9 @@ def test_compare_versions_on_a_dataset_split_and_set_a_threshold(page, live_serv
     page.locator(f'tr[data-version="{version}"] .save-threshold').click()
     expect(page.locator("#models-error")).to_contain_text("between 0 and 1")
     assert stack_client.get(f"/api/models/{version}").get_json()["abstain_threshold"] == 0.7
+    threshold.fill("")
+    threshold.press_sequentially("1e")  # no number: the field reads as empty, which must not turn it off
+    page.locator(f'tr[data-version="{version}"] .save-threshold').click()
+    expect(page.locator("#models-error")).to_contain_text("Enter a number from 0.01 to 0.99")
+    assert stack_client.get(f"/api/models/{version}").get_json()["abstain_threshold"] == 0.7
     assert page.js_errors == []
