@@ -116,11 +116,19 @@ def _field_of(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | Non
         info = owner.model_fields.get(part)
         if info is None:
             return owner, None
-        says = next((item for item in info.metadata if isinstance(item, Says)), None)
+        says = _says_of(info)
         nested = _model_in(info.annotation)
         if part != loc[-1] and nested is not None:
             owner = nested
     return owner, says
+
+
+def _says_of(info) -> Says | None:
+    """The field's own message: in its metadata, or on a member of its union (`Annotated[int, Says(...)] | None`)."""
+    found = [item for item in info.metadata if isinstance(item, Says)]
+    for member in getattr(info.annotation, "__args__", ()) or ():
+        found += [item for item in getattr(member, "__metadata__", ()) if isinstance(item, Says)]
+    return found[0] if found else None
 
 
 def _model_in(annotation) -> type[BaseModel] | None:
