@@ -73,10 +73,11 @@ _NAMED: dict[str, type] = {}  # component name -> model: two models must not sha
 
 def operation(*, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               form: type[BaseModel] | None = None, answers: dict[int, type[BaseModel] | None] | None = None,
-              errors: tuple[str, ...] = (), tags: tuple[str, ...] = (), first=None):
+              errors: tuple[str, ...] = (), tags: tuple[str, ...] = (), first=None, raw: tuple[str, ...] = ()):
     """Declare a JSON operation: its body (`body`, a JSON object) or `form` (multipart, read by the view's
     own bounded parser, so only documented here), its `query`, its answers by status, and the error codes
-    it may answer beyond the ones every operation may. `first` checks who asks before what they sent (a
+    it may answer beyond the ones every operation may. `raw` names media types also taken as the whole body
+    (an image sent as itself), read by the view's own parser like `form`. `first` checks who asks before what they sent (a
     token where a browser session is needed is refused as such, whatever its body). Refusals keep the
     studio's error shape."""
     statuses = {status: model for status, model in (answers or {200: None}).items()}
@@ -97,7 +98,8 @@ def operation(*, body: type[BaseModel] | None = None, query: type[BaseModel] | N
         _name_once(model)
 
     def decorate(view):
-        view.contract = {"errors": codes, "form": form}
+        view.contract = {"errors": codes, "form": form, "raw": raw, "reads": body is not None or query is not None
+                         or form is not None}
         return contract.validate(json=body, query=query, form=form, resp=documented, tags=tags, before=before,
                                  skip_validation=form is not None)(view)
     return decorate
@@ -156,7 +158,8 @@ def document(app: Flask) -> dict[str, Any]:
                 entry = spec["paths"].get(path, {}).get(method.lower())
                 if entry is not None:
                     _describe(entry, rule, method, view)
-    spec["components"]["securitySchemes"] = SECURITY_SCHEMES
+    spec["components"]["securitySchemes"] = {
+        **SECURITY_SCHEMES, "session": {**SECURITY_SCHEMES["session"], "name": app.config["SESSION_COOKIE_NAME"]}}
     spec["servers"] = [{"url": "/", "description": "This studio."}]
     spec["security"] = []
     spec["paths"] = dict(sorted(spec["paths"].items()))
@@ -178,7 +181,8 @@ def _describe(entry: dict, rule, method: str, view) -> None:
     else:
         entry["security"] = [{"bearer": []}, {"session": [], "csrf": []}]
     responses = entry["responses"]
-    refusals = dict.fromkeys(sorted(view.contract["errors"] | _general_codes(rule, role, method)))
+    refusals = dict.fromkeys(sorted(view.contract["errors"] | _general_codes(rule, role, method,
+                                                                             view.contract["reads"])))
     for status in sorted({ERROR_STATUS[code] for code in refusals}):
         listed = ", ".join(f"`{code}`" for code in refusals if ERROR_STATUS[code] == status)
         responses[str(status)] = {"description": f"Refused: {listed}.",
@@ -191,11 +195,18 @@ def _describe(entry: dict, rule, method: str, view) -> None:
     entry["description"] = f"{entry['description']}\n\n{needs}" if entry.get("description") else needs
     if view.contract["form"] is not None and "requestBody" in entry:
         entry["requestBody"]["required"] = True
+        for media in view.contract["raw"]:
+            entry["requestBody"]["content"][media] = {"schema": {"type": "string", "format": "binary"}}
+    for parameter in entry.get("parameters", []):
+        if parameter["in"] == "query" and not parameter.get("required"):
+            parameter["allowEmptyValue"] = True  # `?limit=` is read as left out, as a form's empty field sends it
 
 
-def _general_codes(rule, role: str | None, method: str) -> set[str]:
+def _general_codes(rule, role: str | None, method: str, reads: bool) -> set[str]:
     """The errors any operation like this one may answer, whatever its view does."""
     codes = {"untrusted_host", "too_many_requests"}
+    if reads:  # the refusals of engine.schema.refusal
+        codes |= {"invalid_body", "invalid_field", "missing_field", "unknown_option"}
     if role is not None:
         codes |= {"unauthorized", "invalid_token", "token_expired", "forbidden"}
     if method not in policy.SAFE_METHODS:

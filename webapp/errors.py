@@ -150,7 +150,10 @@ def init_app(app: Flask) -> None:
             return _answer("untrusted_host", gettext("This studio does not answer to that host name; an operator "
                                                      "can add it to TRUSTED_HOSTS."), 400)
         code = HTTP_CODES.get(exc.code, "bad_request" if exc.code < 500 else "internal_error")
-        return _answer(code, _friendly(exc), exc.code)
+        body, status = _answer(code, _friendly(exc), exc.code)
+        # a 405 names the methods the address takes (RFC 9110); the body is ours, the headers are the exception's
+        allowed = dict(exc.get_headers()).get("Allow")
+        return (body, status, {"Allow": allowed}) if allowed else (body, status)
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):

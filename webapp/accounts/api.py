@@ -56,7 +56,8 @@ def me():
 
 
 @api.post("/me/password")
-@operation(body=schemas.PasswordChange, answers={200: schemas.UserOut}, errors=("browser_session_required",),
+@operation(body=schemas.PasswordChange, answers={200: schemas.UserOut},
+           errors=("browser_session_required", "rate_limit_unavailable"),
            tags=("accounts",), first=lambda: _from_browser(_account_user()))
 def change_password():
     """The signed-in person's new password (the current one too): every session of theirs ends, and this
@@ -157,7 +158,7 @@ def update_user(user_id: int):
 
 
 @api.delete("/users/<int:user_id>")
-@operation(answers={200: schemas.Deleted}, errors=("user_not_found",), tags=("users",))
+@operation(answers={200: schemas.Deleted}, errors=("user_not_found", "invalid_field"), tags=("users",))
 def delete_user(user_id: int):
     """Delete an account (not one's own, nor the last admin)."""
     user = get_or_404(User, user_id, "User")

@@ -34,11 +34,7 @@ EXAMPLES = 30  # examples per operation, valid and invalid ones drawn alike
 # Disagreements between the app and its document that the fuzz has found and that are not fixed yet: the
 # operation, and the words its failure shows. Such an operation's failure is expected (xfail); once it passes,
 # its entry must go.
-FINDINGS = {
-    # The view counts the current password as a sign-in try, in Redis: without Redis it answers 503
-    # rate_limit_unavailable, which the operation does not list (webapp/accounts/api.py, errors=).
-    "POST /api/me/password": "rate_limit_unavailable",
-}
+FINDINGS: dict[str, str] = {}
 
 CONFIG = {
     # The admin's credentials are sent by the test itself: no generated Authorization header, session cookie
@@ -197,8 +193,6 @@ def test_every_operation_answers_as_documented(admin, subtests, capsys):
     assert set(FINDINGS) <= {label for label, _, _ in operations}, "a finding names an operation the document lacks"
 
 
-@pytest.mark.xfail(strict=True, reason="webapp/errors.py answers 405 without the Allow header that RFC 9110 "
-                                       "requires (Schemathesis's unsupported_method check found it)")
 def test_an_undeclared_method_is_refused_naming_the_allowed_ones(admin):
     client = admin.app.test_client()
     for path, item in document(admin.app)["paths"].items():
