@@ -199,7 +199,7 @@ def studio_job(data: TrainData, config: TrainConfig, out: Path) -> dict:
         history.append({"val_acc": stats.val_acc, "at_seconds": round(elapsed, 1)})
     return {"val_acc": result.best_val_acc, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
             "stopped_early": result.stopped_early, "seconds": round(seconds, 1),
-            "seconds_outside_epochs": round(fixed, 1), "config": asdict(config), "history": history}
+            "seconds_outside_epochs": round(fixed, 1), "config": config.to_dict(), "history": history}
 
 
 # Each suggested choice undone one at a time, per regime (`--ablations`).

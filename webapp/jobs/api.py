@@ -14,11 +14,12 @@ from engine.weights import weights_status
 from webapp import audit, paging
 from webapp.accounts import policy
 from webapp.accounts.guard import effective_role, may
+from webapp.contract import operation, parsed_body, parsed_query
 from webapp.datasets.services import ready_dataset
 from webapp.errors import get_or_404
 from webapp.extensions import db
-from webapp.jobs import commands, events, queries, recommendation, serialize
-from webapp.statuses import STATUSES, JobStatus
+from webapp.jobs import commands, events, queries, recommendation, schemas, serialize
+from webapp.statuses import JobStatus
 from webapp.models import Job
 from webapp.redis_keys import job_events
 from webapp.redisconn import redis_client
@@ -29,17 +30,25 @@ KEEPALIVE_SECONDS = 15
 STREAM_RETRY_SECONDS = 30  # what a refused stream's Retry-After suggests
 
 
-@api.post("/jobs")
-def create():
+def _promotion_allowed() -> None:
+    """A job asked to promote its version when done changes what serves, so it needs what PUT /api/release
+    needs: refused as such whatever else the request holds."""
     payload = request.get_json(silent=True)
-    if payload is None:
-        raise StudioError("invalid_body", "Send the job options as a JSON object "
-                                          "(Content-Type: application/json).", field="body")
     if isinstance(payload, dict) and payload.get("promote_when_done") is True and (roles := _may_not_promote()):
         raise StudioError("forbidden", "Your role (%(role)s) cannot ask for 'promote_when_done': putting a "
                                        "version into production needs %(needed)s. Leave it off, or ask an admin.",
                           roles, field="promote_when_done")
-    job = commands.create_job(payload, by=audit.actor())
+
+
+@api.post("/jobs")
+@operation(body=schemas.JobRequest, answers={202: schemas.JobCreated}, tags=("jobs",), first=_promotion_allowed,
+           errors=("invalid_option", "unknown_option", "invalid_field", "missing_field", "dataset_not_found",
+                   "dataset_not_ready", "no_worker_for_device", "model_version_not_found", "model_bundle_rejected",
+                   "classes_mismatch", "conflicting_fields", "init_weights_missing", "queue_unavailable"))
+def create():
+    """Start a training job on a ready dataset: 202 once it is queued; 503 `queue_unavailable` (with the
+    job's `id`, now failed with the reason) when the queue cannot be reached."""
+    job = commands.create_job(parsed_body(), by=audit.actor())
     return jsonify({"id": job.id, "status": "queued"}), 202
 
 
@@ -52,38 +61,47 @@ def _may_not_promote() -> dict | None:
 
 
 @api.get("/jobs")
+@operation(query=schemas.JobListQuery, answers={200: schemas.JobList}, errors=("invalid_field",),
+           tags=("jobs",))
 def index():
     """The jobs, newest first, a page at a time (`limit`, `before`), optionally only those in `status`."""
-    query = db.select(Job)
-    status = request.args.get("status")
-    if status:
-        if status not in STATUSES:
-            raise StudioError("invalid_field", "'status' must be one of: %(options)s.",
-                              {"options": ", ".join(JobStatus)}, field="status")
-        query = query.where(Job.status == status)
-    jobs, next_before = paging.fetch(query, Job.id, paging.requested())
+    asked = parsed_query()
+    query = db.select(Job) if asked.status is None else db.select(Job).where(Job.status == asked.status)
+    jobs, next_before = paging.fetch(query, Job.id, asked.page())
     positions = queries.queue_positions()
     return jsonify({"jobs": [serialize.job_summary(job, positions) for job in jobs], "next_before": next_before})
 
 
 @api.get("/jobs/<int:job_id>")
+@operation(answers={200: schemas.JobOut}, errors=("job_not_found",), tags=("jobs",))
 def show(job_id: int):
+    """One job: its status, progress, options, epochs and final report."""
     return jsonify(serialize.job_json(get_or_404(Job, job_id, "Job")))
 
 
 @api.post("/jobs/<int:job_id>/cancel")
+@operation(answers={200: schemas.JobCancelled}, errors=("job_not_found", "job_finished", "queue_unavailable"),
+           tags=("jobs",))
 def cancel(job_id: int):
+    """Cancel a queued job, or ask a running one to stop at its next step."""
     job = commands.cancel_job(get_or_404(Job, job_id, "Job"))
     return jsonify({"id": job.id, "status": job.status, "cancel_requested": job.cancel_requested})
 
 
 @api.get("/jobs/<int:job_id>/confusion/<split>/<int:true>/<int:predicted>")
+@operation(answers={200: schemas.ConfusionCell}, errors=("job_not_found", "invalid_field", "results_not_ready"),
+           tags=("jobs",))
 def confusion_cell(job_id: int, split: str, true: int, predicted: int):
+    """The images of one cell of a finished job's confusion matrix (`split` val or test), surest first."""
     return jsonify(queries.confusion_cell(get_or_404(Job, job_id, "Job"), split, true, predicted))
 
 
 @api.post("/jobs/<int:job_id>/resume")
+@operation(answers={202: schemas.JobOut}, tags=("jobs",),
+           errors=("job_not_found", "job_not_resumable", "dataset_deleted", "no_worker_for_device",
+                   "queue_unavailable"))
 def resume(job_id: int):
+    """Start a failed or cancelled job again, after its last checkpoint."""
     job = get_or_404(Job, job_id, "Job")
     if job.promote_when_done and (roles := _may_not_promote()):
         raise StudioError("forbidden", "Your role (%(role)s) cannot resume job %(id)s: it puts its version into "
@@ -193,21 +211,27 @@ def _sse(data: dict, event: str) -> str:
 
 
 @api.get("/datasets/<int:dataset_id>/recommendation")
+@operation(query=schemas.RecommendationQuery, answers={200: schemas.Recommendation}, tags=("jobs",),
+           errors=("invalid_option", "unknown_option", "dataset_not_found", "dataset_not_ready"))
 def dataset_recommendation(dataset_id: int):
     """Suggested job options with their reasons and the time estimate; query parameters fix options
     (as POST /api/jobs would take them) and the rest is suggested around them."""
-    return jsonify(recommendation.recommendation(ready_dataset(dataset_id), request.args.to_dict()))
+    return jsonify(recommendation.recommendation(ready_dataset(dataset_id), parsed_query()))
 
 
 @api.post("/timing-probes")
+@operation(body=schemas.ProbeRequest, answers={200: schemas.ProbeAnswer, 202: schemas.ProbeAnswer}, tags=("jobs",),
+           errors=("invalid_option", "unknown_option", "missing_field", "no_training_worker", "too_many_probes",
+                   "queue_unavailable"))
 def request_timing_probe():
     """Ask a training worker to time a few steps of one backbone, image size and batch size, so estimates
     of that setting become measured ones: 202 when sent, 200 when it waits already or was measured."""
-    probe = recommendation.request_probe(request.get_json(silent=True))
+    probe = recommendation.request_probe(parsed_body())
     return jsonify(probe), 202 if probe["status"] == "queued" else 200
 
 
 @api.get("/backbones")
+@operation(answers={200: schemas.BackboneList}, tags=("jobs",))
 def backbones():
     """Backbones with their default options and whether pretrained weights are on this machine."""
     present = weights_status()

@@ -9,9 +9,7 @@ from flask import current_app
 from sqlalchemy import select
 
 from engine.bundle import BundleRejected, read_bundle
-from engine.config import TrainConfig
 from engine.data import class_order
-from engine.device import DEVICE_KINDS
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from webapp import lifecycle
@@ -19,6 +17,7 @@ from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
 from webapp.jobs import events
 from webapp.jobs.recommendation import resolve
+from webapp.jobs.schemas import JobRequest
 from webapp.jobs.work import JOBS, transition
 from webapp.messages import stored
 from webapp.models import Dataset, DatasetImage, Job
@@ -32,36 +31,21 @@ from webapp.workers import served_queues
 log = logging.getLogger(__name__)
 
 
-JOB_FIELDS = ("dataset_id", "promote_when_done", "device")  # the rest of a job request are training options
-
-
-def create_job(payload, by: str) -> Job:
-    """Validate the options, commit the row, then enqueue the task with the job id; `by` is who asked
-    (webapp.audit.actor), kept on the job and, when it asks for promotion, as the promotion's author."""
-    if not isinstance(payload, dict):
-        raise StudioError("invalid_body", "Send the job options as a JSON object.", field="body")
-    dataset_id = payload.get("dataset_id")
-    if not isinstance(dataset_id, int) or isinstance(dataset_id, bool):
-        raise StudioError("invalid_field", "'dataset_id' must be the id of a dataset.", field="dataset_id")
-    promote = payload.get("promote_when_done", False)
-    if not isinstance(promote, bool):
-        raise StudioError("invalid_field", "'promote_when_done' must be true or false.", field="promote_when_done")
-    device = payload.get("device")
-    device = ANY_DEVICE if device is None else device  # left out or null: any worker
-    if device not in (ANY_DEVICE, *DEVICE_KINDS):
-        raise StudioError("invalid_field", "'device' must be one of %(choices)s.",
-                          {"choices": ", ".join((ANY_DEVICE, *DEVICE_KINDS))}, field="device")
-    explicit = {k: v for k, v in payload.items() if k not in JOB_FIELDS}
-    TrainConfig.from_dict(explicit)  # a bad option is named before the dataset is looked at
-    dataset = ready_dataset(dataset_id, field="dataset_id")
+def create_job(request: JobRequest, by: str) -> Job:
+    """Check what the options need beyond their own rules (the dataset, a worker for the device, the teacher
+    and the weights to continue from), commit the row, then enqueue the task with the job id; `by` is who
+    asked (webapp.audit.actor), kept on the job and, when it asks for promotion, as the promotion's author."""
+    dataset = ready_dataset(request.dataset_id, field="dataset_id")
+    device = request.device or ANY_DEVICE  # left out or null: any worker
     queue = training_queue(device)
     if device != ANY_DEVICE:
         check_device_served(device, queue)
-    config, suggested, _ = resolve(dataset, explicit)
+    config, suggested, _ = resolve(dataset, request)
     if config.teacher_version is not None:
         check_teacher(config.teacher_version, dataset)
     if config.init_version is not None:
         init_weights(config.init_version, config.backbone)
+    promote = request.promote_when_done
     job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
               config=config.to_dict(), suggested={name: stored(reason) for name, reason in suggested.items()},
               promote_when_done=promote, queue=queue, created_by=by, promote_requested_by=by if promote else None)

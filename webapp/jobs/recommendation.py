@@ -18,9 +18,11 @@ from sqlalchemy import select
 from engine.config import TrainConfig
 from engine.errors import StudioError
 from engine.messages import N_, Message
+from engine.options import JobOptions
 from engine.recommend import HOURS_WARNING, DatasetProfile, StepTiming, estimate_seconds, seconds_per_image, suggest
 from engine.weights import weights_status
 from webapp.extensions import db
+from webapp.jobs.schemas import ProbeRequest
 from webapp.messages import text
 from webapp.models import Dataset, DatasetImage, StepTiming as StepTimingRow, utcnow
 from webapp.redis_keys import PROBES_WAITING
@@ -30,7 +32,6 @@ from webapp.workers import announced
 
 log = logging.getLogger(__name__)
 PROBE_SECONDS = 600  # a probe counts as waiting until it answers or this many seconds pass
-PROBE_FIELDS = ("backbone", "image_size", "batch_size")
 # Probes waiting for a worker (PROBES_WAITING), scored by when each stops counting. Atomically: forget lapsed
 # probes; 0 if this one waits already, -1 if as many wait as there are workers, else 1 after adding it.
 CLAIM_PROBE = """
@@ -49,13 +50,13 @@ def dataset_profile(dataset: Dataset) -> DatasetProfile:
     return DatasetProfile.from_images([tuple(row) for row in rows])
 
 
-def resolve(dataset: Dataset, explicit: dict, profile: DatasetProfile | None = None) -> tuple[TrainConfig, dict, str]:
-    """The job's full configuration: the person's options, and the dataset's suggestion for every option
-    left out. Returns (config, {option: reason} for the suggested ones, regime); each reason is an English
-    Message (engine.messages) that the caller translates or stores. Epochs left to the
+def resolve(dataset: Dataset, own: JobOptions,
+            profile: DatasetProfile | None = None) -> tuple[TrainConfig, dict, str]:
+    """The job's full configuration: the person's options (already checked), and the dataset's suggestion
+    for every option left out. Returns (config, {option: reason} for the suggested ones, regime); each
+    reason is an English Message (engine.messages) that the caller translates or stores. Epochs left to the
     suggestion are a ceiling (early stopping on); explicit epochs run in full unless a patience is given."""
-    own = TrainConfig.from_dict(explicit)  # the person's options alone: a bad one is named before anything else
-    explicit = {name: value for name, value in explicit.items() if value is not None}  # null: "choose for me"
+    explicit = own.chosen()
     profile = profile or dataset_profile(dataset)
     suggestion = suggest(profile, weights_status(), backbone=own.backbone if "backbone" in explicit else None)
     options = dict(suggestion.options)
@@ -93,12 +94,12 @@ def _estimate(config: TrainConfig, profile: DatasetProfile, timings: list[StepTi
     return round(estimate_seconds(profile, config.epochs, measured[0], config.trains_on_features)), measured[1]
 
 
-def recommendation(dataset: Dataset, explicit: dict) -> dict:
+def recommendation(dataset: Dataset, options: JobOptions) -> dict:
     """GET /api/datasets/<id>/recommendation: every job option, the reason for each suggested one, and the
     estimate on the current worker (with a warning and cheaper alternatives for runs of hours), its texts in
     the request's language."""
     profile = dataset_profile(dataset)
-    config, reasons, regime = resolve(dataset, explicit, profile)
+    config, reasons, regime = resolve(dataset, options, profile)
     worker, device, timings = _timings()
     estimate, exact = _estimate(config, profile, timings)
     answer = {"config": config.to_dict(), "reasons": {name: text(reason) for name, reason in reasons.items()},
@@ -112,7 +113,7 @@ def recommendation(dataset: Dataset, explicit: dict) -> dict:
     if estimate is not None and estimate > HOURS_WARNING and (device or "cpu") == "cpu":
         answer["warning"] = gettext("This run would take about %(hours)s hours on %(worker)s's CPU.",
                                     hours=format(estimate / 3600, ".1f"), worker=worker)
-        answer["alternatives"] = _alternatives(dataset, explicit, config, profile, timings)
+        answer["alternatives"] = _alternatives(dataset, options, config, profile, timings)
         for alternative in answer["alternatives"]:
             missing = alternative.pop("missing")
             if missing and missing not in answer["missing_measurements"]:
@@ -120,7 +121,8 @@ def recommendation(dataset: Dataset, explicit: dict) -> dict:
     return answer
 
 
-def _alternatives(dataset, explicit, config, profile, timings) -> list[dict]:
+def _alternatives(dataset: Dataset, options: JobOptions, config: TrainConfig, profile: DatasetProfile,
+                  timings: list[StepTiming]) -> list[dict]:
     """Cheaper runs to offer beside a long one: the head only on pretrained weights, a smaller network."""
     choices = []
     if weights_status().get(config.backbone) and not config.freeze_backbone:
@@ -130,10 +132,10 @@ def _alternatives(dataset, explicit, config, profile, timings) -> list[dict]:
         choices.append((gettext("Use the smaller %(backbone)s", backbone=CHEAPER_BACKBONE),
                         {"backbone": CHEAPER_BACKBONE}))
     alternatives = []
-    for label, options in choices:
-        cheaper = resolve(dataset, {**explicit, **options}, profile)[0]
+    for label, changes in choices:
+        cheaper = resolve(dataset, JobOptions.parse({**options.chosen(), **changes}), profile)[0]
         estimate, exact = _estimate(cheaper, profile, timings)
-        alternatives.append({"label": label, "options": options, "estimate_seconds": estimate,
+        alternatives.append({"label": label, "options": changes, "estimate_seconds": estimate,
                              "estimate_exact": exact, "missing": None if exact else _combination(cheaper)})
     return alternatives
 
@@ -143,29 +145,13 @@ def _combination(config: TrainConfig) -> dict:
     return {"backbone": config.backbone, "image_size": config.image_size, "batch_size": config.batch_size}
 
 
-def parse_probe(payload) -> TrainConfig:
-    """The combination a POST /api/timing-probes names, checked with the bounds of job options."""
-    if not isinstance(payload, dict):
-        raise StudioError("invalid_body", "Send the setting to time as a JSON object with %(fields)s.",
-                          {"fields": ", ".join(PROBE_FIELDS)}, field="body")
-    for name in payload:
-        if name not in PROBE_FIELDS:
-            raise StudioError("invalid_field", "'%(name)s' is not part of a timing probe; send %(fields)s.",
-                              {"name": name, "fields": ", ".join(PROBE_FIELDS)}, field=name)
-    for name in PROBE_FIELDS:
-        if payload.get(name) is None:
-            raise StudioError("missing_field", "A timing probe needs '%(name)s'; send %(fields)s.",
-                              {"name": name, "fields": ", ".join(PROBE_FIELDS)}, field=name)
-    return TrainConfig.from_dict({**payload, "pretrained": False})
-
-
-def request_probe(payload) -> dict:
+def request_probe(setting: ProbeRequest) -> dict:
     """POST /api/timing-probes: ask a training worker to time a few steps of one combination.
 
     Returns the combination with its `status`: "measured" (the worker estimates use has timed it),
     "waiting" (a probe of it waits already) or "queued" (sent now). At most one probe waits per announced
     training worker; beyond that the answer is 429 `too_many_probes`."""
-    config = parse_probe(payload)
+    config = TrainConfig(**setting.model_dump(), pretrained=False)
     combination = _combination(config)
     measured = seconds_per_image(_timings()[2], config.backbone, config.image_size, config.batch_size)
     if measured is not None and measured[1]:

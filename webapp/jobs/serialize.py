@@ -34,7 +34,7 @@ def job_json(job: Job) -> dict:
     """The API representation of one job, with its epochs and final report; its texts in the request's
     language."""
     suggested = {name: rendered(reason) for name, reason in (job.suggested or {}).items()}
-    return {**job_summary(job), "config": job.config, "classes": job.class_names,
+    return {**job_summary(job), "config": job.config, "classes": list(job.class_names or []),
             "step": job.step, "steps": job.steps, "best_epoch": job.best_epoch,
             "stopped_early": job.stopped_early, "stopped_early_reason": stopped_early_reason(job),
             "suggested": suggested, "cancel_requested": job.cancel_requested,

