@@ -31,7 +31,7 @@ COOKIE = "studio_lang"
 # What the extraction looks for (babel.cfg names the files): gettext calls, the pages' t(), and the
 # message templates of the studio's errors.
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "lazy_gettext": None, "t": None, "N_": None,
-            "StudioError": (2,), "ConfigError": (2,), "ImageRejected": (2,), "BundleRejected": (1,),
+            "StudioError": (2,), "ImageRejected": (2,), "BundleRejected": (1,),
             "PretrainedWeightsMissing": (1,), "Says": (1,)}
 SCRIPTS = "static/js/"
 ROLE_LABELS = {"viewer": lazy_gettext("viewer"), "member": lazy_gettext("member"), "admin": lazy_gettext("admin")}
