@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # pings, shutdowns) while the others keep both cores busy. The scripts start their own Redis, workers and web
 # server where they need them.
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
-              "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory")
+              "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -192,3 +192,11 @@ def test_worker_scaling_still_runs(tiny_figures):
         assert len(run["job_seconds"]) == figures["jobs"] and sum(run["jobs_per_worker"].values()) == figures["jobs"]
         assert_positive(run, "wall_seconds", "mean_job_seconds")
     assert_positive(figures, "speedup", "job_slowdown")
+
+
+@benchmark("api_contract")
+def test_api_contract_still_runs(tiny_figures):
+    figures = tiny_figures("api_contract")
+    for name in ("list", "one"):
+        assert figures[name]["path"].startswith("/api/jobs")
+        assert_positive(figures[name], "checked_ms", "unchecked_ms", "ratio")
