@@ -66,7 +66,7 @@ test-fast: install sandbox
 
 # The API's document, committed as openapi.json: write it after changing an operation, and review its diff.
 openapi: install
-	$(BIN)/python -m webapp.contract
+	$(BIN)/python -m webapp.api_docs
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -36,7 +36,7 @@ def create_app(config: dict | None = None) -> Flask:
     """Application factory; `config` overrides the environment-derived defaults (tests use it)."""
     # Imported here, not at the top: Python runs this file before any module of the package, so the
     # features (which import the shared modules of the package) load only once an app is made.
-    from webapp import board, contract, database, errors, health, i18n, taskqueue, workers_pages
+    from webapp import api_docs, board, database, errors, health, i18n, taskqueue, workers_pages
     from webapp.accounts import cli as accounts_cli, guard, settings as security
     from webapp.accounts.api import api as accounts_api
     from webapp.accounts.pages import pages as accounts_pages
@@ -74,7 +74,7 @@ def create_app(config: dict | None = None) -> Flask:
     accounts_cli.init_app(app)
     for blueprint in (accounts_pages, accounts_api, board.bp, health.bp, datasets_api, datasets_pages, jobs_api,
                       jobs_pages, registry_api, registry_pages, release_api, evaluations_api, predict_api, predict_pages, feedback_api,
-                      feedback_pages, workers_pages.api, workers_pages.pages, contract.docs):
+                      feedback_pages, workers_pages.api, workers_pages.pages, api_docs.docs):
         app.register_blueprint(blueprint)
     app.json.ensure_ascii = False
     app.json.sort_keys = False

@@ -19,7 +19,7 @@ from tests.client_package import CLIENT_DIR  # noqa: F401 (puts the client on sy
 from tests.images import image_bytes
 from tests.stack import app_config
 from webapp import create_app
-from webapp.contract import DOCUMENT
+from webapp.api_docs import DOCUMENT
 
 from studio_client import cli
 from studio_client import client as client_module

@@ -9,13 +9,13 @@ import re
 import pytest
 from openapi_spec_validator import validate
 
-from webapp.contract import DOCUMENT, document_json
+from webapp.api_docs import DOCUMENT, document_json
 
 # Routes that answer something other than JSON: pages, files, a stream, and the document itself.
 NOT_JSON = {
-    "contract.openapi": "the document itself",
-    "contract.reference": "the reference page (HTML)",
-    "contract.asset": "the reference page's files",
+    "api_docs.openapi": "the document itself",
+    "api_docs.reference": "the reference page (HTML)",
+    "api_docs.asset": "the reference page's files",
     "jobs_api.stream": "server-sent events (text/event-stream)",
     "registry_api.download": "a zip of the model bundle",
     "feedback_api.image": "an image",

@@ -22,7 +22,7 @@ from tests.images import class_files, zip_bytes
 from tests.stack import DATABASE_FILE, app_config
 from webapp import create_app
 from webapp.accounts import services
-from webapp.contract import document
+from webapp.api_docs import document
 from webapp.extensions import db
 
 ADMIN, PASSWORD, CSRF = "admin-fuzz", "correct horse 9", "fuzz-csrf-token"

@@ -26,8 +26,8 @@ DEFAULT_ROLE = frozenset({
     "jobs_api.cancel", "jobs_api.confusion_cell", "jobs_api.stream", "jobs_api.resume", "registry_api.index",
     "registry_api.show", "feedback_api.give", "release_api.show", "release_api.live_stats", "workers_api.report",
     "datasets.index", "datasets.show", "datasets.thumbnail", "feedback.index", "jobs.index", "jobs.show",
-    "registry.index", "predict.index", "board.proxy", "workers.index", "contract.openapi", "contract.reference",
-    "contract.asset",
+    "registry.index", "predict.index", "board.proxy", "workers.index", "api_docs.openapi", "api_docs.reference",
+    "api_docs.asset",
 })
 CALLERS = ("anonymous", "viewer", "member", "admin", "viewer-token", "member-token", "admin-token")
 # 401/403 answers that are not about the role: a token may not act as a browser session, whatever its role.
