@@ -9,20 +9,29 @@ from pathlib import Path
 from PIL import Image
 
 from tests.images import class_files, gbk_zip_bytes, image_bytes, zip_bytes
+from webapp.datasets.schemas import DatasetOut
 from webapp.extensions import db
 from webapp.models import Dataset, DatasetImage
+
+
+def documented(response):
+    """`response`, once an accepted upload's answer is seen to have the documented shape: the contract
+    does not check the answers of a streamed route itself."""
+    if response.status_code in (201, 202):
+        DatasetOut.model_validate(response.get_json())
+    return response
 
 
 def post_zip(client, data: bytes, name: str | None = "flowers", filename="flowers.zip"):
     form = {"archive": (io.BytesIO(data), filename)}
     if name:
         form["name"] = name
-    return client.post("/api/datasets", data=form, content_type="multipart/form-data")
+    return documented(client.post("/api/datasets", data=form, content_type="multipart/form-data"))
 
 
 def post_files(client, files: dict[str, bytes], name="folder"):
     form = {"name": name, "files": [(io.BytesIO(data), path) for path, data in files.items()]}
-    return client.post("/api/datasets", data=form, content_type="multipart/form-data")
+    return documented(client.post("/api/datasets", data=form, content_type="multipart/form-data"))
 
 
 def counts(body) -> dict:
