@@ -28,13 +28,18 @@ bp = Blueprint("health", __name__)
 Up = Literal["ok", "down"]
 
 
-class PublicHealth(Answer):
-    """What anyone may know: the states, without worker host names or addresses."""
+class HealthStates(Answer):
+    """The state of each part, which anyone may know."""
 
     status: Literal["ok", "degraded"] = Field(description="`ok` when the database and Redis answer, a worker "
                                                           "takes training jobs and no service is down.")
     database: Up
     redis: Up
+
+
+class PublicHealth(HealthStates):
+    """What anyone may know: the states, without worker host names or addresses."""
+
     workers_online: int
 
 
@@ -50,13 +55,9 @@ class ServiceDown(Answer):
     output: list[str] | None = Field(None, description="Admins only: its last lines of standard error.")
 
 
-class HealthReport(Answer):
+class HealthReport(HealthStates):
     """The full report, for people who may use the studio."""
 
-    status: Literal["ok", "degraded"] = Field(description="`ok` when the database and Redis answer, a worker "
-                                                          "takes training jobs and no service is down.")
-    database: Up
-    redis: Up
     workers: list[WorkerEntry]
     training_workers: int = Field(description="Workers on the shared training queue.")
     services_down: list[ServiceDown]
