@@ -14,8 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.accounts.guard import effective_role
 from webapp.accounts.policy import role_allows
-from webapp.accounts.schemas import Answer
-from webapp.contract import operation
+from webapp.contract import Answer, operation
 from webapp.datasets.sandbox import SANDBOX_STATES, sandbox_state
 from webapp.extensions import db
 from webapp.redisconn import redis_client

@@ -14,8 +14,7 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from engine.errors import StudioError
-from webapp.accounts.schemas import Answer
-from webapp.contract import operation
+from webapp.contract import Answer, operation
 from webapp.datasets.sandbox import SANDBOX_STATES
 from webapp.extensions import db
 from webapp.statuses import JobStatus

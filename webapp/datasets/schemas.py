@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from spectree.model_adapter.pydantic_adapter import BaseFile
 
-from webapp.accounts.schemas import Answer
+from webapp.contract import Answer
 from webapp.datasets.services import MAX_NAME_LENGTH
 from webapp.statuses import DatasetStatus
 

@@ -8,7 +8,7 @@ from typing import Annotated, ClassVar, Literal
 from pydantic import Field
 
 from engine.schema import Says, Strict
-from webapp.accounts.schemas import Answer
+from webapp.contract import Answer
 from webapp.datasets.schemas import DatasetOut
 from webapp.errors import MAX_ID
 from webapp.paging import Paged, Whole

@@ -8,8 +8,7 @@ from spectree.model_adapter.pydantic_adapter import BaseFile
 
 from engine.config import MAX_VERSION
 from engine.runtimes import RUNTIMES
-from webapp.accounts.schemas import Answer
-from webapp.contract import Query
+from webapp.contract import Answer, Query
 from webapp.feedback.schemas import Arm
 from webapp.paging import Whole
 
