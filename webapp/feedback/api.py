@@ -19,7 +19,8 @@ def _prediction_named() -> None:
 
 @api.post("/predictions/<raw_id>/feedback")
 @operation(body=schemas.Verdict, answers={200: schemas.FeedbackOut, 201: schemas.FeedbackOut},
-           errors=("prediction_not_found", "conflicting_fields"), tags=("feedback",), first=_prediction_named)
+           errors=("prediction_not_found", "invalid_field", "conflicting_fields"), tags=("feedback",),
+           first=_prediction_named)
 def give(raw_id: str):
     """The verdict on a recent prediction (of the last FEEDBACK_HOLD_SECONDS): 201 the first time, 200 when
     it changes an earlier verdict. The image is kept with it, within the disk cap."""
