@@ -139,7 +139,9 @@ def health_report() -> dict:
 @bp.get("/api/health")
 @operation(answers={200: Health, 503: Health}, tags=("health",))
 def health():
-    """The full report for people who may use the studio; anonymous callers (a load balancer, a
+    """The health of the database, Redis, the workers and the studio's services: 200 when ok, 503 when degraded.
+
+    The full report is for people who may use the studio; anonymous callers (a load balancer, a
     monitor) get the states only, without worker host names or addresses. Why a service is down (its
     exit and last output, which can name paths and hosts) is for admins."""
     report, role = health_report(), effective_role()

@@ -22,8 +22,10 @@ def _prediction_named() -> None:
            errors=("prediction_not_found", "invalid_field", "conflicting_fields"), tags=("feedback",),
            first=_prediction_named)
 def give(raw_id: str):
-    """The verdict on a recent prediction (of the last FEEDBACK_HOLD_SECONDS): 201 the first time, 200 when
-    it changes an earlier verdict. The image is kept with it, within the disk cap."""
+    """Say whether a recent prediction was right, and if not, the right class.
+
+    Taken for the answers of the last FEEDBACK_HOLD_SECONDS: 201 the first time, 200 when it changes an
+    earlier verdict. The image is kept with it, within the disk cap."""
     row, created = services.give_feedback(raw_id, parsed_body(), current_app.extensions["prediction_hold"],
                                           by=audit.actor())
     return jsonify(services.feedback_json(row)), 201 if created else 200
