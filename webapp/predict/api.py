@@ -16,7 +16,7 @@ from webapp.accounts.guard import effective_role
 from webapp.contract import operation
 from webapp.feedback.holding import HeldPrediction
 from webapp.predict import schemas
-from webapp.predict.body import PredictBody, parse_body
+from webapp.predict.body import RAW_MEDIA, PredictBody, parse_body
 from webapp.predict.serving import VersionUnloaded
 from webapp.release import services as release
 
@@ -99,8 +99,8 @@ REFUSALS = ("missing_field", "invalid_body", "invalid_field", "empty_file", "fil
 
 
 @api.post("/predict")
-@operation(form=schemas.PredictForm, query=schemas.PredictOptions, answers={200: schemas.Prediction},
-           errors=REFUSALS, tags=("predict",))
+@operation(form=schemas.PredictForm, raw=RAW_MEDIA, query=schemas.PredictOptions,
+           answers={200: schemas.Prediction}, errors=REFUSALS, tags=("predict",))
 def predict():
     """Classify one image with the released model version (or, signed in, the `version` asked for).
 

@@ -96,6 +96,7 @@ def test_the_document_describes_the_form_its_options_and_the_answer(app):
     predict = spec["paths"]["/api/predict"]["post"]
     form = predict["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
     assert set(spec["components"]["schemas"][form]["properties"]) == {"image", "version", "top_k"}
+    assert set(predict["requestBody"]["content"]) == {"multipart/form-data", "image/*", "application/octet-stream"}
     assert {parameter["name"] for parameter in predict["parameters"]} == {"version", "top_k"}
     answer = spec["components"]["schemas"]["Prediction"]
     assert set(answer["properties"]) == {"id", "class", "confidence", "abstained", "top_k", "model_version",
