@@ -3,22 +3,70 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import datetime
+from typing import Literal
 
 import redis
 from flask import Blueprint, current_app, jsonify, redirect, url_for
+from pydantic import Field, RootModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp.accounts.guard import effective_role
 from webapp.accounts.policy import role_allows
+from webapp.contract import Answer, operation
 from webapp.datasets.sandbox import SANDBOX_STATES, sandbox_state
 from webapp.extensions import db
 from webapp.redisconn import redis_client
 from webapp.storage import data_dir
 from webapp.taskqueue import INGEST_QUEUE, TRAINING_QUEUE
 from webapp.workers import announced
+from webapp.workers_pages import WorkerEntry
 
 bp = Blueprint("health", __name__)
+Up = Literal["ok", "down"]
+
+
+class HealthStates(Answer):
+    """The state of each part, which anyone may know."""
+
+    status: Literal["ok", "degraded"] = Field(description="`ok` when the database and Redis answer, a worker "
+                                                          "takes training jobs and no service is down.")
+    database: Up
+    redis: Up
+
+
+class PublicHealth(HealthStates):
+    """What anyone may know: the states, without worker host names or addresses."""
+
+    workers_online: int
+
+
+class ServiceDown(Answer):
+    """A service `python app.py` waits to start again; how it ended is for admins only."""
+
+    name: str
+    exited_at: datetime | None
+    next_start_at: datetime | None
+    exits_in_a_row: int | None = Field(description="How many times in a row it ended soon after starting.")
+    exit_code: int | None = Field(None, description="Admins only: its exit code (null when a signal ended it).")
+    signal: str | None = Field(None, description="Admins only: the signal that ended it.")
+    output: list[str] | None = Field(None, description="Admins only: its last lines of standard error.")
+
+
+class HealthReport(HealthStates):
+    """The full report, for people who may use the studio."""
+
+    workers: list[WorkerEntry]
+    training_workers: int = Field(description="Workers on the shared training queue.")
+    services_down: list[ServiceDown]
+    visualdl: str | None = Field(description="The training-curves board's address, when it runs.")
+    ingest_sandbox: Literal[SANDBOX_STATES] = Field(description="How upload images are checked: the weakest "
+                                                                "state the ingest workers announced.")
+
+
+class Health(RootModel[HealthReport | PublicHealth]):
+    """The full report for signed-in callers, the states alone for anyone else."""
 
 
 def _database_ok() -> bool:
@@ -89,8 +137,11 @@ def health_report() -> dict:
 
 
 @bp.get("/api/health")
+@operation(answers={200: Health, 503: Health}, tags=("health",))
 def health():
-    """The full report for people who may use the studio; anonymous callers (a load balancer, a
+    """The health of the database, Redis, the workers and the studio's services: 200 when ok, 503 when degraded.
+
+    The full report is for people who may use the studio; anonymous callers (a load balancer, a
     monitor) get the states only, without worker host names or addresses. Why a service is down (its
     exit and last output, which can name paths and hosts) is for admins."""
     report, role = health_report(), effective_role()

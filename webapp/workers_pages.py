@@ -5,11 +5,17 @@ own announcements in Redis (webapp.workers), what each one trains from the datab
 """
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Literal
+
 import redis
 from flask import Blueprint, current_app, jsonify, render_template
+from pydantic import Field
 from sqlalchemy import func, select
 
 from engine.errors import StudioError
+from webapp.contract import Answer, operation
+from webapp.datasets.sandbox import SANDBOX_STATES
 from webapp.extensions import db
 from webapp.statuses import JobStatus
 from webapp.models import Job
@@ -20,6 +26,30 @@ from webapp.workers import announced
 pages = Blueprint("workers", __name__, url_prefix="/workers")
 api = Blueprint("workers_api", __name__, url_prefix="/api")
 REDIS_TIMEOUT_SECONDS = 1.0
+
+
+class WorkerEntry(Answer):
+    """A worker as it announced itself (webapp.workers), with the job it is running."""
+
+    name: str = Field(description="The worker's Celery name, `name@host`.")
+    host: str | None
+    device: str | None = Field(description="The device it trains on (`cpu`, `gpu:0`, ...); null for an ingest "
+                                           "worker.")
+    queues: list[str] = Field(description="The task queues it takes work from.")
+    heartbeat_at: datetime | None = Field(description="When it last said it is alive.")
+    sandbox: Literal[SANDBOX_STATES] | None = Field(None, description="How it checks upload images (ingest "
+                                                                      "workers only; absent otherwise).")
+    job_id: int | None = Field(description="The training job it is running, if any.")
+
+
+class WorkerOut(WorkerEntry):
+    busy: bool = Field(description="Whether it is running a job.")
+    kind: Literal["training", "ingest"]
+
+
+class WorkersReport(Answer):
+    workers: list[WorkerOut] = Field(description="Every worker whose announcement is current, by name.")
+    queued_jobs: int = Field(description="Training jobs waiting for a worker.")
 
 
 def worker_kind(queues: list[str]) -> str:
@@ -43,7 +73,9 @@ def workers_report() -> dict:
 
 
 @api.get("/workers")
+@operation(answers={200: WorkersReport}, errors=("queue_unavailable",), tags=("workers",))
 def report():
+    """Every announced worker, whether it is busy and of which kind, and how many jobs wait."""
     return jsonify(workers_report())
 
 

@@ -292,7 +292,8 @@ def test_a_service_down_makes_health_degraded(app, tmp_path, monkeypatch):
     from webapp import health
 
     monkeypatch.setattr(health, "_redis_ok", lambda: True)
-    monkeypatch.setattr(health, "_workers", lambda: [{"name": "studio@lab", "queues": ["training"]}])
+    monkeypatch.setattr(health, "_workers", lambda: [{"name": "studio@lab", "host": "lab", "device": "cpu",
+                                                      "queues": ["training"], "heartbeat_at": None, "job_id": None}])
     client = app.test_client()
     assert client.get("/api/health").get_json()["status"] == "ok"
     write_whole(DataDir(tmp_path).service_status, json.dumps({"down": [DOWN]}).encode())

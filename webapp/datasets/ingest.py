@@ -28,6 +28,9 @@ IMBALANCE_RATIO = 10
 # while the next ones are on their way.
 CHECK_BATCH_FILES = 32
 CHECK_BATCH_BYTES = 16 * 2**20
+# Why ingest refuses a whole upload (the refusals about its images carry the `rejected` files).
+REFUSALS = ("no_usable_images", "too_few_classes", "class_too_small", "class_without_training_images",
+            "ingest_sandbox_unavailable")
 
 
 @dataclass

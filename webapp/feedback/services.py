@@ -23,6 +23,7 @@ from webapp.datasets.services import dataset_from_entries
 from webapp.errors import get_or_404, id_in_range
 from webapp.extensions import db
 from webapp.feedback.holding import HeldPrediction
+from webapp.feedback.schemas import FeedbackDatasetRequest, Verdict
 from webapp.messages import translate
 from webapp.models import Dataset, DatasetImage, Feedback, iso, utcnow
 from webapp.release.services import get_version_or_404
@@ -31,8 +32,6 @@ from webapp.statuses import DatasetStatus
 from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
-INCLUDE = ("corrections", "all")
-PURGE_SCOPES = ("added", "all")
 
 
 def prediction_id_or_404(raw: str) -> str:
@@ -51,25 +50,10 @@ def _gone(prediction_id: str) -> StudioError:
                        {"id": prediction_id[:40], "minutes": format(minutes, "g")})
 
 
-def _object(payload) -> dict:
-    if not isinstance(payload, dict):
-        raise StudioError("invalid_body", "Send a JSON object.")
-    return payload
-
-
-def _verdict(payload: dict, predicted_class: str) -> tuple[bool, str | None]:
+def _verdict(verdict: Verdict, predicted_class: str) -> tuple[bool, str | None]:
     """(correct, right class) from the request, checked against what the model answered."""
-    unknown = sorted(set(payload) - {"correct", "label"})
-    if unknown:
-        raise StudioError("unknown_option", "Unknown field '%(name)s'; send 'correct' and 'label'.",
-                          {"name": unknown[0]}, field=unknown[0])
-    correct = payload.get("correct")
-    if not isinstance(correct, bool):
-        raise StudioError("invalid_field", "'correct' must be true or false.", field="correct")
-    label = payload.get("label")
+    correct, label = verdict.correct, verdict.label
     if label is not None:
-        if not isinstance(label, str):
-            raise StudioError("invalid_field", "'label' must be a class name (text) or null.", field="label")
         label = unicodedata.normalize("NFC", label.strip())
         rule = broken_class_name_rule(label)
         if rule:
@@ -101,17 +85,16 @@ def _label_refused(rule: str) -> StudioError:
     return StudioError("invalid_field", "The class name contains control characters.", field="label")
 
 
-def give_feedback(raw_id: str, payload, hold, by: str) -> tuple[Feedback, bool]:
+def give_feedback(raw_id: str, verdict: Verdict, hold, by: str) -> tuple[Feedback, bool]:
     """Record (or change) the verdict on a recent prediction. Returns the row and whether it is new."""
     prediction_id = prediction_id_or_404(raw_id)
-    payload = _object(payload)
     row = db.session.scalar(select(Feedback).where(Feedback.prediction_id == prediction_id))
     if row is not None:
-        return _change(row, payload, by), False
+        return _change(row, verdict, by), False
     held = hold.find(prediction_id)
     if held is None:
         raise _gone(prediction_id)
-    correct, label = _verdict(payload, held.predicted_class)
+    correct, label = _verdict(verdict, held.predicted_class)
     row = Feedback(prediction_id=prediction_id, version=held.version, arm=held.arm,
                    predicted_class=held.predicted_class, confidence=held.confidence, abstained=held.abstained,
                    correct=correct, label=label, by=by)
@@ -122,12 +105,12 @@ def give_feedback(raw_id: str, payload, hold, by: str) -> tuple[Feedback, bool]:
     except IntegrityError:  # the same prediction's feedback arrived twice at once: the other one is stored
         db.session.rollback()
         row = db.session.scalar(select(Feedback).where(Feedback.prediction_id == prediction_id))
-        return _change(row, payload, by), False
+        return _change(row, verdict, by), False
     return row, True
 
 
-def _change(row: Feedback, payload: dict, by: str) -> Feedback:
-    row.correct, row.label = _verdict(payload, row.predicted_class)
+def _change(row: Feedback, verdict: Verdict, by: str) -> Feedback:
+    row.correct, row.label = _verdict(verdict, row.predicted_class)
     row.by, row.updated_at = by, utcnow()
     db.session.commit()
     return row
@@ -209,30 +192,16 @@ def _file_entry(path_in_upload: str, path) -> Entry:
     return Entry(path_in_upload, path.stat().st_size if path.exists() else 0, lambda: open(path, "rb"))
 
 
-def add_to_dataset(payload) -> tuple[Dataset, int]:
+def add_to_dataset(asked: FeedbackDatasetRequest) -> tuple[Dataset, int]:
     """A new dataset from the kept feedback images (their right classes), alone or added to a copy of
     the dataset a version was trained on; the source dataset is never changed. Returns it and the
     number of feedback images it took."""
-    payload = _object(payload)
-    unknown = sorted(set(payload) - {"mode", "version", "name", "include"})
-    if unknown:
-        raise StudioError("unknown_option", "Unknown field '%(name)s'.", {"name": unknown[0]}, field=unknown[0])
-    mode, include = payload.get("mode", "new"), payload.get("include", "corrections")
-    if mode not in ("new", "append"):
-        raise StudioError("invalid_field", "'mode' must be 'new' or 'append'.", field="mode")
-    if include not in INCLUDE:
-        raise StudioError("invalid_field", "'include' must be 'corrections' or 'all'.", field="include")
-    version = payload.get("version")
-    if version is not None and (isinstance(version, bool) or not isinstance(version, int)):
-        raise StudioError("invalid_field", "'version' must be a model version number.", field="version")
+    include, version, name = asked.include, asked.version, asked.name
     if version is not None and not id_in_range(version):
         raise StudioError("model_version_not_found", "Model version %(version)s does not exist.", {"version": version},
                           field="version")
-    name = payload.get("name")
-    if name is not None and not isinstance(name, str):
-        raise StudioError("invalid_field", "'name' must be text.", field="name")
     source = None
-    if mode == "append":
+    if asked.mode == "append":
         if version is None:
             raise StudioError("missing_field", "Name the 'version' whose training dataset gets the images.",
                               field="version")
@@ -292,12 +261,9 @@ def _nothing_to_add(include: str, version: int | None) -> StudioError:
                        {"version": version})
 
 
-def purge(payload) -> dict:
-    """Delete kept images (all, or those already added to a dataset); the verdicts stay counted."""
-    payload = _object(payload)
-    scope = payload.get("scope", "added")
-    if scope not in PURGE_SCOPES:
-        raise StudioError("invalid_field", "'scope' must be 'added' or 'all'.", field="scope")
+def purge(scope: str) -> dict:
+    """Delete kept images (all, or those already added to a dataset: `scope` is `all` or `added`); the
+    verdicts stay counted."""
     query = select(Feedback).where(Feedback.image_name.is_not(None))
     if scope == "added":
         query = query.where(Feedback.dataset_id.is_not(None))

@@ -5,14 +5,18 @@ import time
 import uuid
 
 from flask import Blueprint, current_app, jsonify, request
+from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from engine.bundle import BundleRejected
 from engine.errors import StudioError
 from engine.images import ACCEPTED_FORMATS, ImageRejected, open_checked
+from engine.schema import refusal
 from webapp.accounts.guard import effective_role
+from webapp.contract import operation
 from webapp.feedback.holding import HeldPrediction
-from webapp.predict.body import PredictBody, parse_body
+from webapp.predict import schemas
+from webapp.predict.body import RAW_MEDIA, PredictBody, parse_body
 from webapp.predict.serving import VersionUnloaded
 from webapp.release import services as release
 
@@ -44,18 +48,17 @@ def _read_body() -> PredictBody:
     return body
 
 
-def _int_field(body: PredictBody, name: str, default: int | None, low: int, high: int) -> int | None:
-    raw = body.fields.get(name, request.args.get(name))
-    if raw in (None, ""):
-        return default
+def _options(body: PredictBody) -> schemas.PredictOptions:
+    """The options sent as form fields or in the query (a form field wins). Without signing in, the
+    released model answers: a pin would reach unreleased versions and their classes."""
+    sent = {**request.args.to_dict(), **body.fields}
+    if effective_role() is None and sent.get("version") not in (None, ""):
+        raise StudioError("forbidden", "Without signing in, the released model answers; sign in or send an API "
+                                       "token to choose a version.", field="version")
     try:
-        value = int(raw)
-    except ValueError:
-        raise StudioError("invalid_field", "'%(name)s' must be a whole number.", {"name": name}, field=name) from None
-    if not low <= value <= high:
-        raise StudioError("invalid_field", "'%(name)s' must be between %(low)s and %(high)s.",
-                          {"name": name, "low": low, "high": high}, field=name)
-    return value
+        return schemas.PredictOptions.model_validate(sent)
+    except ValidationError as exc:
+        raise refusal(schemas.PredictOptions, exc) from None
 
 
 CLIENT_COOKIE = "studio_client"  # set by the predict page: keeps one browser on one arm
@@ -89,16 +92,24 @@ def _answering(version: int | None):
     return loaded, arm, catalog.thresholds.get(loaded.version)
 
 
+# Why a prediction can be refused: its body, its image, and the versions there are to answer it.
+REFUSALS = ("missing_field", "invalid_body", "invalid_field", "empty_file", "file_too_large", "not_an_image",
+            "unsupported_image_format", "image_too_large", "image_aspect_ratio", "image_corrupt", "no_model",
+            "model_version_not_found", "model_bundle_rejected", "model_busy", "rate_limit_unavailable")
+
+
 @api.post("/predict")
+@operation(form=schemas.PredictForm, raw=RAW_MEDIA, query=schemas.PredictOptions,
+           answers={200: schemas.Prediction}, errors=REFUSALS, tags=("predict",))
 def predict():
+    """Classify one image with the released model version (or, signed in, the `version` asked for).
+
+    The body is read whole up to PREDICT_MAX_BYTES (and a little for the form's own lines): the image as
+    the multipart field `image`, or as the body itself with an image Content-Type."""
     body = _read_body()
     data = body.image
-    if effective_role() is None and body.fields.get("version", request.args.get("version")) not in (None, ""):
-        # Public prediction serves what the release says: a pin would reach unreleased versions and their classes.
-        raise StudioError("forbidden", "Without signing in, the released model answers; sign in or send an API "
-                                       "token to choose a version.", field="version")
-    version = _int_field(body, "version", None, 1, 10**9)
-    top_k = _int_field(body, "top_k", 5, 1, 1000)
+    options = _options(body)
+    version, top_k = options.version, options.top_k
     started = time.perf_counter()
     for _ in range(3):
         loaded, arm, threshold = _answering(version)

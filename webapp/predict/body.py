@@ -13,7 +13,9 @@ from werkzeug.http import parse_options_header
 from engine.errors import StudioError
 from webapp.multipart import form_boundary
 
-RAW_TYPES = ("image/", "application/octet-stream")
+# The media types of a body that is the image itself (as the API document names them), and their prefixes.
+RAW_MEDIA = ("image/*", "application/octet-stream")
+RAW_TYPES = tuple(media.removesuffix("*") for media in RAW_MEDIA)
 MAX_PARTS = 16
 
 

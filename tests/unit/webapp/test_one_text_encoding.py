@@ -26,16 +26,16 @@ GAVE_UP = "The worker stopped while evaluating (attempts made: %(count)s); start
 
 # Rows as a studio at 0019 holds them: (table, values), texts in English with or without their templates.
 OLD_ROWS = [
-    ("datasets", {"id": 1, "name": "set", "status": "ready", "error": None,
+    ("datasets", {"id": 1, "name": "set", "status": "ready", "layout": "classes", "error": None,
                   "warnings": [IMBALANCED % IMBALANCED_PARAMS],
                   "text_templates": {"warnings": [{"template": IMBALANCED, "params": IMBALANCED_PARAMS}]},
                   "rejected": [{"path": "readme.txt", "reason": "not inside a class folder",
                                 "reason_template": "not inside a class folder", "reason_params": {}},
                                {"path": "b.png", "reason": "words kept before templates"}]}),
-    ("datasets", {"id": 2, "name": "broken", "status": "failed", "error": NOT_A_ZIP, "warnings": [], "rejected": [],
-                  "text_templates": {"error": {"template": NOT_A_ZIP, "params": {}}}}),
-    ("datasets", {"id": 3, "name": "old", "status": "ready", "error": None, "warnings": ["an old warning"],
-                  "rejected": [], "text_templates": None}),
+    ("datasets", {"id": 2, "name": "broken", "status": "failed", "layout": "classes", "error": NOT_A_ZIP,
+                  "warnings": [], "rejected": [], "text_templates": {"error": {"template": NOT_A_ZIP, "params": {}}}}),
+    ("datasets", {"id": 3, "name": "old", "status": "ready", "layout": "splits", "error": None,
+                  "warnings": ["an old warning"], "rejected": [], "text_templates": None}),
     ("jobs", {"id": 1, "dataset_id": 1, "dataset_name": "set", "status": "cancelled", "config": {},
               "error": CANCELLED % {"epoch": 3}, "suggested": {"epochs": "Few images: 30 epochs."},
               "text_templates": {"error": {"template": CANCELLED, "params": {"epoch": 3}},

@@ -88,5 +88,9 @@ def test_a_dataset_being_checked_cannot_be_deleted(app, client):
         db.session.commit()
     refused = client.delete("/api/datasets/1")
     assert refused.status_code == 409 and "still being checked" in refused.get_json()["error"]
+    checking = client.get("/api/datasets/1").get_json()  # the contract checks this answer against DatasetOut
+    assert (checking["status"], checking["progress"], checking["classes"]) == (
+        "processing", {"done": 10, "total": 40}, [])
+    assert (checking["content_hash"], checking["error"]) == (None, None)
     page = client.get("/datasets/1").get_data(as_text=True)
     assert "Checking every image" in page and 'data-status="processing"' in page

@@ -16,11 +16,17 @@ from PIL import Image
 from engine.images import open_checked
 from tests.factories import register_bundle
 from tests.images import image_bytes, noisy_image
+from webapp.predict.schemas import Prediction
 
 
 def predict(client, data: bytes, name="x.png", **fields):
+    """POST the image with `fields`; an answer is checked against its documented model (the contract does
+    not check the answers of a route that reads its own body)."""
     form = {"image": (io.BytesIO(data), name), **{k: str(v) for k, v in fields.items()}}
-    return client.post("/api/predict", data=form, content_type="multipart/form-data")
+    response = client.post("/api/predict", data=form, content_type="multipart/form-data")
+    if response.status_code == 200:
+        Prediction.model_validate(response.get_json())
+    return response
 
 
 def jpeg_rotated(color) -> bytes:
@@ -64,6 +70,14 @@ def test_answer_has_the_documented_shape(served):
     assert body["runtime"] == measured["cpu-1t"]["runtime"]
     assert [entry["class"] for entry in body["top_k"]][0] == "green" and len(body["top_k"]) == 2
     assert body["top_k"][0]["confidence"] == body["confidence"] >= body["top_k"][1]["confidence"]
+
+
+def test_an_answer_below_the_threshold_names_no_class(served):
+    client = served.test_client()
+    assert client.put("/api/models/1", json={"abstain_threshold": 0.999999}).status_code == 200
+    body = predict(client, noisy_image(42, (40, 200, 60)), version=1).get_json()
+    assert (body["class"], body["abstained"], body["arm"]) == (None, True, "pinned")
+    assert body["top_k"][0]["class"] == "green" and body["confidence"] == body["top_k"][0]["confidence"]
 
 
 def test_top_k_is_capped_by_the_classes(served):
@@ -116,8 +130,12 @@ def test_over_the_size_limit_is_413(served):
 def test_missing_field_bad_top_k_and_unknown_version(served):
     client = served.test_client()
     assert client.post("/api/predict", data={}, content_type="multipart/form-data").get_json()["field"] == "image"
-    response = predict(client, noisy_image(1, (1, 2, 3)), top_k="many")
-    assert response.status_code == 400 and response.get_json()["field"] == "top_k"
+    for top_k in ("many", "1.5", "-1", "0", "1001", "٣", " 3"):
+        response = predict(client, noisy_image(1, (1, 2, 3)), top_k=top_k)
+        assert response.status_code == 400 and response.get_json()["field"] == "top_k", top_k
+        assert "must be a whole number from 1 to 1000" in response.get_json()["error"]
+    response = predict(client, noisy_image(1, (1, 2, 3)), version="true")
+    assert response.status_code == 400 and response.get_json()["field"] == "version"
     response = predict(client, noisy_image(1, (1, 2, 3)), version=9)
     assert response.status_code == 404 and response.get_json()["error"] == "Model version 9 does not exist."
 

@@ -2,6 +2,8 @@
 bodies, and malformed bodies refused with 400."""
 from __future__ import annotations
 
+import io
+
 import pytest
 
 from engine.errors import StudioError
@@ -85,3 +87,33 @@ def test_the_endpoint_takes_a_raw_body_with_options_in_the_query(served):
     assert response.status_code == 400 and response.get_json()["code"] == "empty_file"
     response = client.post("/api/predict", data=b"{}", content_type="application/json")
     assert response.status_code == 400 and response.get_json()["field"] == "image"
+
+
+def test_the_document_describes_the_form_its_options_and_the_answer(app):
+    from webapp.contract import document
+
+    spec = document(app)
+    predict = spec["paths"]["/api/predict"]["post"]
+    form = predict["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
+    assert set(spec["components"]["schemas"][form]["properties"]) == {"image", "version", "top_k"}
+    assert set(predict["requestBody"]["content"]) == {"multipart/form-data", "image/*", "application/octet-stream"}
+    assert {parameter["name"] for parameter in predict["parameters"]} == {"version", "top_k"}
+    answer = spec["components"]["schemas"]["Prediction"]
+    assert set(answer["properties"]) == {"id", "class", "confidence", "abstained", "top_k", "model_version",
+                                         "runtime", "arm", "elapsed_ms"}
+    refusals = {status: answer["description"] for status, answer in predict["responses"].items()}
+    assert "`not_an_image`" in refusals["415"] and "`file_too_large`" in refusals["413"]
+    assert "`model_busy`" in refusals["503"] and "`no_model`" in refusals["409"]
+
+
+def test_options_are_read_from_the_form_or_the_query_before_any_model_is_needed(client):
+    def ask(query: dict, **fields):
+        form = {"image": (io.BytesIO(noisy_image(1, (1, 2, 3))), "x.png"), **fields}
+        return client.post("/api/predict", data=form, query_string=query, content_type="multipart/form-data")
+
+    for query, fields, name in (({}, {"top_k": "1e3"}, "top_k"), ({"top_k": "true"}, {}, "top_k"),
+                                ({}, {"version": "0"}, "version"), ({"version": "1.0"}, {}, "version")):
+        refused = ask(query, **fields)
+        assert (refused.status_code, refused.get_json()["field"]) == (400, name), (query, fields)
+        assert "must be a whole number from 1 to" in refused.get_json()["error"]
+    assert ask({"top_k": "x"}, top_k="2").get_json()["code"] == "no_model"  # the form's field wins

@@ -19,6 +19,7 @@ from tests.stack import app_config
 from webapp import create_app
 from webapp.extensions import db
 from webapp.models import ModelVersion
+from webapp.predict.schemas import Prediction
 from webapp.release import services as release
 
 RENAMED = ["赤", "緑", "青"]
@@ -29,6 +30,7 @@ def predict(client, client_id: str | None = None, **fields) -> dict:
     headers = {"X-Client-Id": client_id} if client_id else {}
     response = client.post("/api/predict", data=form, content_type="multipart/form-data", headers=headers)
     assert response.status_code == 200, response.get_json()
+    Prediction.model_validate(response.get_json())  # the documented answer, in every arm
     return response.get_json()
 
 

@@ -1,0 +1,54 @@
+"""The prediction API's models: the image and options it reads (with its own bounded parser), and its answer."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from spectree.model_adapter.pydantic_adapter import BaseFile
+
+from engine.config import MAX_VERSION
+from engine.runtimes import RUNTIMES
+from webapp.contract import Answer, Query
+from webapp.feedback.schemas import Arm
+from webapp.paging import Whole
+
+MAX_TOP_K = 1000
+
+
+class PredictOptions(Query):
+    """What a prediction may ask besides the image: form fields, or query parameters (a form field of the
+    same name wins)."""
+
+    version: Whole(1, MAX_VERSION, optional=True) = Field(
+        None, description="Answer with this model version (signed-in callers only); by default the release "
+                          "chooses (its production version, or its candidate for a share of the clients).")
+    top_k: Whole(1, MAX_TOP_K) = Field(5, description="How many classes to list, most likely first (at most the "
+                                                      "model's classes).")
+
+
+class PredictForm(PredictOptions):
+    """A prediction request as multipart/form-data. The image may also be the whole body instead, with an
+    image Content-Type (or application/octet-stream) and the options in the query. The
+    `X-Client-Id` header (or the predict page's cookie) keeps one client on one arm of the release."""
+
+    image: BaseFile = Field(description="The image (JPEG, PNG, GIF, BMP or WebP), at most PREDICT_MAX_BYTES.")
+
+
+class ClassScore(Answer):
+    class_: str = Field(alias="class")
+    confidence: float = Field(description="The model's probability for the class, 0 to 1.")
+
+
+class Prediction(Answer):
+    id: str = Field(description="The answer's id: send feedback on it to POST /api/predictions/{id}/feedback "
+                                "for a while (FEEDBACK_HOLD_SECONDS).")
+    class_: str | None = Field(alias="class", description="The predicted class; null when the model abstained.")
+    confidence: float = Field(description="The top class's probability, 0 to 1.")
+    abstained: bool = Field(description="True when the top class's probability is below the version's "
+                                        "threshold: the answer names no class (`top_k` still lists them).")
+    top_k: list[ClassScore]
+    model_version: int = Field(description="The model version that answered.")
+    runtime: Literal[RUNTIMES] = Field(description="The inference runtime that ran the model.")
+    arm: Arm = Field(description="How the version was chosen: the release's `production` or `candidate` arm, or "
+                                 "`pinned` by the request's `version`.")
+    elapsed_ms: float = Field(description="Time spent from decoding the image to the answer.")
