@@ -6,6 +6,8 @@ model of its status. webapp/api_docs.py publishes them as one OpenAPI 3.1 docume
 """
 from __future__ import annotations
 
+import functools
+
 from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from spectree import Response, SpecTree
@@ -83,9 +85,32 @@ def operation(*, body: type[BaseModel] | None = None, query: type[BaseModel] | N
     def decorate(view):
         view.contract = {"errors": codes, "form": form, "raw": raw, "reads": body is not None or query is not None
                          or form is not None}
-        return contract.validate(json=body, query=query, form=form, resp=documented, tags=tags, before=before,
-                                 skip_validation=form is not None)(view)
+        if form is None:
+            return contract.validate(json=body, query=query, resp=documented, tags=tags, before=before,
+                                     after=_after)(view)
+        # A streamed body is read by the view's own bounded parser, never by spectree (which would read the
+        # whole form first): the request is only described, and the answer is checked here.
+        return contract.validate(query=query, form=form, resp=documented, tags=tags,
+                                 skip_validation=True)(_answer_checked(view, documented))
     return decorate
+
+
+class AnswerMismatch(Exception):
+    """An answer that its operation's model refuses: a bug of the studio, answered as a 500 and logged."""
+
+
+def _after(req, resp, error, instance, adapter=None) -> None:
+    if error is not None:
+        raise AnswerMismatch(f"{req.method} {req.path} answered {resp.status_code} outside its model: {error}")
+
+
+def _answer_checked(view, documented: Response):
+    @functools.wraps(view)
+    def checked(*args, **kwargs):
+        response, error = contract.backend.validate_response(view(*args, **kwargs), documented, False, False)
+        _after(request, response, error, None)
+        return response
+    return checked
 
 
 def _name_once(model) -> None:

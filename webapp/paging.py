@@ -6,11 +6,9 @@ import re
 from dataclasses import dataclass
 from typing import Annotated
 
-from flask import request
 from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticUseDefault
 
-from engine.errors import StudioError
 from engine.schema import Says
 from webapp.contract import Query
 from webapp.errors import MAX_ID
@@ -32,18 +30,6 @@ class Page:
 def whole(raw: str) -> int | None:
     """`raw` as a whole number when it is written as one in ASCII digits, else None."""
     return int(raw) if _WHOLE.fullmatch(raw) else None
-
-
-def whole_number(name: str, low: int, high: int, default: int | None) -> int | None:
-    """The query parameter `name` as a whole number from `low` to `high`, `default` when absent or empty;
-    anything else (a sign, a fraction, `true`, out of range) is a 400 naming it."""
-    raw = request.args.get(name, "")
-    if raw == "":
-        return default
-    if (value := whole(raw)) is None or not low <= value <= high:
-        raise StudioError("invalid_field", "'%(name)s' must be a whole number from %(low)s to %(high)s.",
-                          {"name": name, "low": low, "high": high}, field=name)
-    return value
 
 
 def _ascii_whole(raw):
@@ -72,12 +58,6 @@ class Paged(Query):
 
     def page(self) -> Page:
         return Page(self.limit, self.before)
-
-
-def requested() -> Page:
-    """The page this request asks for; `before` must be something that could name a row (1 to MAX_ID, the
-    range the database compares ids and version numbers in)."""
-    return Page(whole_number("limit", 1, MAX_LIMIT, DEFAULT_LIMIT), whole_number("before", 1, MAX_ID, None))
 
 
 def fetch(query, column, page: Page) -> tuple[list, int | None]:

@@ -262,7 +262,7 @@ def test_unknown_dataset_is_json_404(client):
 
 
 def test_the_document_describes_the_streamed_upload_and_its_refusals(app):
-    from webapp.contract import document
+    from webapp.api_docs import document
 
     spec = document(app)
     upload = spec["paths"]["/api/datasets"]["post"]

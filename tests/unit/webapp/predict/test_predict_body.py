@@ -90,7 +90,7 @@ def test_the_endpoint_takes_a_raw_body_with_options_in_the_query(served):
 
 
 def test_the_document_describes_the_form_its_options_and_the_answer(app):
-    from webapp.contract import document
+    from webapp.api_docs import document
 
     spec = document(app)
     predict = spec["paths"]["/api/predict"]["post"]
