@@ -83,7 +83,7 @@ class FakeVersion:
 
     def classify(self, image, top_k, threshold):
         return {"class": CLASSES[0], "confidence": 0.9, "abstained": False, "model_version": self.version,
-                "runtime": "fake", "top_k": [{"class": CLASSES[0], "confidence": 0.9}]}
+                "runtime": "onnx", "top_k": [{"class": CLASSES[0], "confidence": 0.9}]}
 
 
 @pytest.fixture
