@@ -195,3 +195,28 @@ def test_predict_and_mark_the_answer_with_the_keyboard(page, live_server, popula
     page.keyboard.press("Enter")
     expect(page.locator(".prediction .feedback-row")).to_contain_text("Marked right: 蓝色")
     assert page.js_errors == []
+
+
+def test_form_errors_are_tied_to_their_fields(page, live_server, populated, first_run_studio):
+    page.goto(f"{live_server}/datasets/{populated['dataset_id']}")
+    epochs = page.locator('#train-form input[name="epochs"]')
+    epochs.fill("0")
+    epochs.press("Enter")
+    expect(epochs).to_have_attribute("aria-invalid", "true")
+    message = page.locator(f"#{epochs.get_attribute('aria-describedby')}")
+    expect(message).to_contain_text("between 1 and 500")
+    expect(epochs).to_be_focused()
+    assert severe_violations(page) == []
+
+    url, app = first_run_studio
+    with app.app_context():
+        accounts.create_user("admin", "first run password", "admin")
+    page.goto(f"{url}/sign-in")
+    page.fill("#username", "admin")
+    page.fill("#password", "not the password")
+    page.keyboard.press("Enter")
+    for field in ("#username", "#password"):
+        expect(page.locator(field)).to_have_attribute("aria-invalid", "true")
+        expect(page.locator(field)).to_have_attribute("aria-describedby", "sign-in-error")
+    expect(page.locator("#sign-in-error")).to_contain_text("wrong")
+    assert severe_violations(page) == []
