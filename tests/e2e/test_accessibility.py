@@ -12,7 +12,7 @@ from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import expect
 
 from tests.images import class_files, noisy_image, zip_bytes
-from tests.integration.test_training import COLOURS, finished, start, upload_colours, wait_for
+from tests.integration.test_training import COLOURS, finished, start, upload_colours, wait_for, worker_held
 from tests.stack import DATABASE_FILE, app_config, serving
 from webapp import create_app
 from webapp.accounts import services as accounts
@@ -220,3 +220,17 @@ def test_form_errors_are_tied_to_their_fields(page, live_server, populated, firs
         expect(page.locator(field)).to_have_attribute("aria-describedby", "sign-in-error")
     expect(page.locator("#sign-in-error")).to_contain_text("wrong")
     assert severe_violations(page) == []
+
+
+def test_the_job_page_announces_status_changes_politely(page, live_server, stack_client, populated):
+    with worker_held(stack_client, populated["dataset_id"]) as release:  # the page opens on a queued job
+        job_id = start(stack_client, populated["dataset_id"], epochs=2)
+        page.goto(f"{live_server}/jobs/{job_id}")
+        expect(page.locator("#job-status")).to_have_text("queued")
+        announcer = page.locator("#job-announcer")
+        expect(announcer).to_have_attribute("aria-live", "polite")
+        expect(announcer).to_be_empty()  # the status the page opens with is not announced
+        assert severe_violations(page) == []
+        release()
+    expect(announcer).to_have_text(f"Job #{job_id}: succeeded", timeout=120_000)
+    assert page.js_errors == []
