@@ -13,7 +13,7 @@ from playwright.sync_api import expect
 
 from tests.images import class_files, noisy_image, zip_bytes
 from tests.integration.test_training import COLOURS, finished, start, upload_colours, wait_for, worker_held
-from tests.stack import DATABASE_FILE, app_config, serving
+from tests.stack import DATABASE_FILE, app_config, serving, upload_dataset
 from webapp import create_app
 from webapp.accounts import services as accounts
 
@@ -60,17 +60,23 @@ def html_pages(client, paths: dict[str, str]) -> tuple[dict[str, str], set[str]]
 @pytest.fixture(scope="module")
 def populated(stack):
     """The stack's studio with a dataset, a finished job with its confusion matrix (its version in
-    production) and an answer marked wrong; the ids the page rules take, filled from those rows."""
+    production), an answer marked wrong and an upload that was refused; the ids the page rules take, filled
+    from those rows."""
     client = create_app(stack["config"]).test_client()
     dataset_id = upload_colours(client, per_class=16, seed=81_000)
     job = wait_for(client, start(client, dataset_id, epochs=2, promote_when_done=True), finished)
     assert job["status"] == "succeeded", job["error"]
     image = io.BytesIO(noisy_image(81_500, COLOURS["红色"]))
     answer = client.post("/api/predict", data={"image": (image, "a.png")}, content_type="multipart/form-data")
-    marked = client.post(f"/api/predictions/{answer.get_json()['id']}/feedback", json={"correct": False, "label": "绿色"})
+    marked = client.post(f"/api/predictions/{answer.get_json()['id']}/feedback",
+                         json={"correct": False, "label": "绿色"})
     assert marked.status_code == 201, marked.get_json()
     thumbnail = re.search(r"/thumbs/(\d+)\.jpg", client.get(f"/datasets/{dataset_id}").get_data(as_text=True))
-    return {"dataset_id": dataset_id, "job_id": job["id"], "image_id": int(thumbnail.group(1))}
+    not_images = io.BytesIO(zip_bytes({"a/x.png": b"text"}))
+    refused = upload_dataset(client, {"name": "无法使用的上传", "archive": (not_images, "x.zip")})
+    assert refused["status"] == "failed"
+    return {"dataset_id": dataset_id, "job_id": job["id"], "image_id": int(thumbnail.group(1)),
+            "refused_dataset_id": refused["id"]}
 
 
 @pytest.fixture
@@ -120,9 +126,11 @@ def test_every_page_has_no_serious_violation(browser, live_server, stack_app, st
     pages, others = html_pages(stack_client, {e: p for e, p in paths.items() if e not in FIRST_RUN})
     assert {"datasets.show", "jobs.show", "registry.index", "predict.index", "api_docs.reference"} <= set(pages)
     assert others <= {"health.home", "datasets.thumbnail"}, f"{others}: a new page that answers no HTML here?"
+    refused = page_paths(stack_app, {**populated, "dataset_id": populated["refused_dataset_id"]})["datasets.show"]
     context = browse(browser, language)
     page = context.new_page()
-    found = {path: check_page(page, live_server + path, language) for path in [*sorted(pages.values()), NOT_FOUND]}
+    found = {path: check_page(page, live_server + path, language)
+             for path in [*sorted(pages.values()), refused, NOT_FOUND]}
 
     url, app = first_run_studio
     found["/setup"] = check_page(page, url + paths["accounts.setup"], language)
