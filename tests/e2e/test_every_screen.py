@@ -1,0 +1,173 @@
+"""Every page of the studio, populated, at a phone's and a laptop's size in English and Chinese: nothing scrolls
+sideways and nothing sticks out of its card. The pages come from the app's URL map, so a new page is taken too;
+the screenshots go to screenshots/ (git-ignored) for a reviewer to look at."""
+from __future__ import annotations
+
+import io
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import func, select
+
+from engine.metrics import per_class_report
+from tests.factories import register_bundle
+from tests.images import class_files, zip_bytes
+from tests.stack import serving, upload_dataset
+from webapp import ROOT, create_app
+from webapp.extensions import db
+from webapp.models import DatasetImage, EpochMetric, Job, ModelVersion, utcnow
+from webapp.storage import DataDir
+
+pytestmark = pytest.mark.e2e
+
+SHOTS = ROOT / "screenshots"
+# Tables that fit their card on a laptop, without scrolling.
+FIT_ON_LAPTOP = ["#models-table", "#per-class", "#test-per-class", "#epoch-table", "#jobs-table"]
+SIZES = {"390x844": {"width": 390, "height": 844}, "1280x800": {"width": 1280, "height": 800}}
+LANGUAGES = {"en": "en-US", "zh": "zh-CN"}
+NOT_PAGES = ("/static/", "/visualdl/")  # files and the VisualDL board
+API = "/api/"  # JSON by id; of its rules without ids, those that answer HTML (the reference) are pages
+CLASSES = [f"{name}（{n}号样本，长名字）" for n, name in enumerate(
+    ["金毛寻回犬", "拉布拉多犬", "德国牧羊犬", "英国短毛猫", "暹罗猫", "布偶猫", "红腹锦鸡", "丹顶鹤",
+     "帝王企鹅", "大熊猫", "东北虎", "金丝猴"], start=1)]
+DATASET_NAME = "二〇二六年春季生产线质检图片（第三批，已人工复核）"
+
+# Elements that stick out of their card, or the document wider than the window. An element inside a container
+# that scrolls or clips sideways (a table's wrapper) is that container's business: the container is checked.
+LAYOUT_PROBLEMS = """([width, fitting]) => {
+  const problems = [];
+  for (const table of fitting.length ? document.querySelectorAll(fitting.join(", ")) : []) {
+    const wrapper = table.closest(".scroll");
+    if (wrapper && wrapper.scrollWidth > wrapper.clientWidth) {
+      problems.push(`${table.id} needs ${wrapper.scrollWidth} px in a ${wrapper.clientWidth} px wide card`);
+    }
+  }
+  if (document.documentElement.scrollWidth !== width) {
+    problems.push(`document is ${document.documentElement.scrollWidth} px wide in a ${width} px window`);
+  }
+  const clips = (node) => ["auto", "scroll", "hidden"].includes(getComputedStyle(node).overflowX);
+  const name = (node) => node.tagName.toLowerCase() + (node.id ? `#${node.id}` : "")
+    + (node.classList.length ? "." + [...node.classList].join(".") : "");
+  const reported = new Set();  // an element's descendants that stick out with it are not named again
+  for (const card of document.querySelectorAll(".card")) {
+    const box = card.getBoundingClientRect();
+    if (box.width === 0) continue;
+    for (const node of card.querySelectorAll("*")) {
+      if (reported.has(node.parentElement)) { reported.add(node); continue; }
+      const rect = node.getBoundingClientRect();
+      if (rect.width === 0 || rect.height === 0) continue;
+      let parent = node.parentElement, inside = false;
+      while (parent && parent !== card) { if (clips(parent)) { inside = true; break; } parent = parent.parentElement; }
+      if (inside) continue;
+      if (rect.left < box.left - 1 || rect.right > box.right + 1) {
+        reported.add(node);
+        problems.push(`${name(node)} spans ${Math.round(rect.left)}-${Math.round(rect.right)} px, outside its card `
+          + `${name(card)} (${Math.round(box.left)}-${Math.round(box.right)} px)`);
+      }
+    }
+  }
+  return problems;
+}"""
+
+
+def _finished_job(dataset: dict) -> Job:
+    """A succeeded job on the dataset with epochs, a confusion matrix and per-class figures on val and test."""
+    rng = np.random.default_rng(24)
+    size = len(CLASSES)
+    matrices = [np.diag(rng.integers(8, 30, size)) + rng.integers(0, 3, (size, size)) for _ in range(2)]
+    config = {"backbone": "mobilenet_v3_small", "pretrained": True, "freeze_backbone": False, "epochs": 8,
+              "batch_size": 32, "image_size": 224, "learning_rate": 0.001, "optimizer": "adamw",
+              "augmentation": "light", "early_stopping_patience": 3}
+    job = Job(dataset_id=dataset["id"], dataset_name=DATASET_NAME, status="succeeded", phase="done", config=config,
+              class_names=CLASSES, progress=1.0, epoch=8, step=12, steps=12, best_epoch=7, best_val_acc=0.91234,
+              confusion=matrices[0].tolist(), per_class=per_class_report(matrices[0], CLASSES),
+              test={"images": int(matrices[1].sum()), "accuracy": 0.9, "top5": 0.99, "loss": 0.31,
+                    "confusion": matrices[1].tolist(), "per_class": per_class_report(matrices[1], CLASSES)},
+              started_at=utcnow(), finished_at=utcnow())
+    job.epochs = [EpochMetric(epoch=n, train_loss=2.4 / n, train_acc=1 - 0.5 / n, val_loss=2.5 / n,
+                              val_acc=1 - 0.6 / n, val_top5=0.99, lr=0.001 / n, seconds=123.4,
+                              images_per_s=1234.5) for n in range(1, 9)]
+    return job
+
+
+@pytest.fixture(scope="module")
+def populated(stack, trained):
+    """The stack's app with a dataset of 12 long Chinese class names, a finished job and its version, and
+    several versions from the session's trained bundle; yields (base URL, the ids that fill page rules)."""
+    app = create_app(stack["config"])
+    client = app.test_client()
+    files = {}
+    for split, count, seed in (("train", 3, 24_000), ("val", 2, 24_100), ("test", 1, 24_200)):
+        for path, data in class_files({str(n): count for n in range(len(CLASSES))}, seed=seed).items():
+            number, image = path.split("/")
+            files[f"{split}/{CLASSES[int(number)]}/{image}"] = data
+    dataset = upload_dataset(client, {"name": DATASET_NAME, "archive": (io.BytesIO(zip_bytes(files)), "set.zip")})
+    assert dataset["status"] == "ready" and len(dataset["classes"]) == len(CLASSES)
+    with app.app_context():
+        newest = db.session.scalar(select(func.max(ModelVersion.version))) or 0
+    for version in range(newest + 1, newest + 4):
+        register_bundle(app, trained[1], version)
+    with app.app_context():
+        job = _finished_job(dataset)
+        db.session.add(job)
+        db.session.flush()
+        version = newest + 4
+        shutil.copytree(trained[1], DataDir(app.config["DATA_DIR"]).model(version))
+        db.session.add(ModelVersion(version=version, job_id=job.id, dataset_id=dataset["id"], image_size=224,
+                                    backbone="mobilenet_v3_small", class_names=CLASSES, val_acc=0.91234,
+                                    bundle_bytes=6_543_210))
+        db.session.commit()
+        ids = {"dataset_id": dataset["id"], "job_id": job.id,
+               "image_id": db.session.scalar(select(func.min(DatasetImage.id))
+                                             .where(DatasetImage.dataset_id == dataset["id"]))}
+    with serving(app) as url:
+        yield url, _pages(app, ids)
+
+
+def _pages(app, ids: dict) -> dict[str, str]:
+    """{page name: path} of every GET rule that answers HTML, its ids filled from the populated rows; a rule
+    that takes an id with no row to fill it, or that does not answer, fails here."""
+    client = app.test_client()
+    pages = {}
+    for rule in app.url_map.iter_rules():
+        if ("GET" not in rule.methods or rule.rule.startswith(NOT_PAGES)
+                or rule.rule.startswith(API) and rule.arguments):
+            continue
+        missing = rule.arguments - ids.keys()
+        assert not missing, f"{rule.rule}: no populated row fills {sorted(missing)}; add one to this module"
+        path = rule.build({name: ids[name] for name in rule.arguments})[1]
+        response = client.get(path, headers={"Accept": "text/html"})
+        assert response.status_code < 400 or path.startswith(API), f"{path} answers {response.status_code}"
+        if response.status_code == 200 and response.mimetype == "text/html":
+            pages[rule.endpoint.replace(".", "-").replace("_", "-")] = path
+    return pages
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+@pytest.mark.parametrize("size", SIZES)
+def test_every_page_fits_its_window(browser, populated, size, language):
+    url, pages = populated
+    assert {"datasets-show", "jobs-show", "registry-index", "predict-index"} <= pages.keys()
+    SHOTS.mkdir(exist_ok=True)
+    context = browser.new_context(viewport=SIZES[size], locale=LANGUAGES[language],
+                                  is_mobile=size == "390x844", has_touch=size == "390x844")
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    problems = {}
+    try:
+        for name, path in pages.items():
+            page.goto(url + path)
+            page.wait_for_load_state("networkidle")
+            page.evaluate("document.fonts.ready")
+            page.screenshot(path=SHOTS / f"{name}-{size}-{language}.png", full_page=True)
+            fitting = FIT_ON_LAPTOP if size == "1280x800" else []
+            found = page.evaluate(LAYOUT_PROBLEMS, [SIZES[size]["width"], fitting])
+            if found:
+                problems[path] = found
+    finally:
+        context.close()
+    assert errors == []
+    assert not problems, "\n".join(f"{path}: {line}" for path, lines in problems.items() for line in lines)
