@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from engine.metrics import per_class_report
@@ -171,3 +172,53 @@ def test_every_page_fits_its_window(browser, populated, size, language):
         context.close()
     assert errors == []
     assert not problems, "\n".join(f"{path}: {line}" for path, lines in problems.items() for line in lines)
+
+
+def test_the_header_menu_opens_and_closes_with_the_keyboard(browser, populated):
+    url, pages = populated
+    context = browser.new_context(viewport=SIZES["390x844"], is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        page.goto(url + pages["jobs-index"])
+        toggle = page.locator("#menu-toggle")
+        link = page.locator("#site-menu nav a", has_text="Models")
+        expect(toggle).to_have_attribute("aria-expanded", "false")
+        expect(link).to_be_hidden()
+        expect(page.locator("#health-badge")).to_be_hidden()
+        toggle.focus()
+        page.keyboard.press("Enter")
+        expect(toggle).to_have_attribute("aria-expanded", "true")
+        for part in (link, page.locator("#health-badge"), page.locator("#language-switch"),
+                     page.locator("#account-link")):
+            expect(part).to_be_visible()
+        page.keyboard.press("Tab")
+        expect(page.locator("#site-menu nav a").first).to_be_focused()
+        page.keyboard.press("Escape")
+        expect(toggle).to_have_attribute("aria-expanded", "false")
+        expect(toggle).to_be_focused()
+        expect(link).to_be_hidden()
+        toggle.press("Space")
+        link.click()
+        expect(page).to_have_url(url + pages["registry-index"])
+        page.set_viewport_size(SIZES["1280x800"])  # a wide window shows the links in a row, no button
+        expect(page.locator("#menu-toggle")).to_be_hidden()
+        expect(page.locator("#site-menu nav a", has_text="Models")).to_be_visible()
+    finally:
+        context.close()
+
+
+def test_charts_are_drawn_at_the_width_their_card_gives_them(browser, populated):
+    url, pages = populated
+    context = browser.new_context(viewport=SIZES["390x844"])
+    page = context.new_page()
+    drawn = "() => [...document.querySelectorAll('svg.chart')].map((svg) => [Math.round(svg.getBoundingClientRect().width), Number(svg.getAttribute('viewBox').split(' ')[2])])"
+    try:
+        page.goto(url + pages["jobs-show"])
+        expect(page.locator("#chart-loss polyline")).to_have_count(2)
+        page.wait_for_function(f"({drawn})().every(([width, drawn]) => width === drawn)")
+        narrow = page.evaluate(drawn)
+        page.set_viewport_size(SIZES["1280x800"])
+        page.wait_for_function(f"({drawn})().every(([width, drawn]) => width === drawn && width > {narrow[0][0]})")
+        expect(page.locator("#chart-acc polyline")).to_have_count(2)
+    finally:
+        context.close()
