@@ -55,6 +55,9 @@ LAYOUT_PROBLEMS = """([width, fitting]) => {
   for (const card of document.querySelectorAll(".card")) {
     const box = card.getBoundingClientRect();
     if (box.width === 0) continue;
+    if (card.scrollWidth > card.clientWidth + 1) {  // text too: what overflows a card widens its scroll area
+      problems.push(`${name(card)} holds ${card.scrollWidth} px of content in ${card.clientWidth} px`);
+    }
     for (const node of card.querySelectorAll("*")) {
       if (reported.has(node.parentElement)) { reported.add(node); continue; }
       const rect = node.getBoundingClientRect();
@@ -96,7 +99,7 @@ def _finished_job(dataset: dict) -> Job:
 @pytest.fixture(scope="module")
 def populated(stack, trained):
     """The stack's app with a dataset of 12 long Chinese class names, a finished job and its version, and
-    several versions from the session's trained bundle; yields (base URL, the ids that fill page rules)."""
+    several versions from the session's trained bundle; yields the base URL, the pages and what they show."""
     app = create_app(stack["config"])
     client = app.test_client()
     files = {}
@@ -123,8 +126,12 @@ def populated(stack, trained):
         ids = {"dataset_id": dataset["id"], "job_id": job.id,
                "image_id": db.session.scalar(select(func.min(DatasetImage.id))
                                              .where(DatasetImage.dataset_id == dataset["id"]))}
+    # what the pages show of these rows once their scripts have drawn them: {page: (selector, count)}
+    shown = {"jobs-show": ("#confusion tr", len(CLASSES) + 1), "jobs-index": (f'tr[data-job="{ids["job_id"]}"]', 1),
+             "datasets-show": ("#class-table tbody tr", len(CLASSES)),
+             "registry-index": (f'#models-table tr[data-version="{version}"]', 1)}
     with serving(app) as url:
-        yield url, _pages(app, ids)
+        yield url, _pages(app, ids), shown
 
 
 def _pages(app, ids: dict) -> dict[str, str]:
@@ -149,7 +156,7 @@ def _pages(app, ids: dict) -> dict[str, str]:
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("size", SIZES)
 def test_every_page_fits_its_window(browser, populated, size, language):
-    url, pages = populated
+    url, pages, shown = populated
     assert {"datasets-show", "jobs-show", "registry-index", "predict-index"} <= pages.keys()
     SHOTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport=SIZES[size], locale=LANGUAGES[language],
@@ -162,6 +169,8 @@ def test_every_page_fits_its_window(browser, populated, size, language):
         for name, path in pages.items():
             page.goto(url + path)
             page.wait_for_load_state("networkidle")
+            if name in shown:
+                expect(page.locator(shown[name][0])).to_have_count(shown[name][1])
             page.evaluate("document.fonts.ready")
             page.screenshot(path=SHOTS / f"{name}-{size}-{language}.png", full_page=True)
             fitting = FIT_ON_LAPTOP if size == "1280x800" else []
@@ -175,7 +184,7 @@ def test_every_page_fits_its_window(browser, populated, size, language):
 
 
 def test_the_header_menu_opens_and_closes_with_the_keyboard(browser, populated):
-    url, pages = populated
+    url, pages, _ = populated
     context = browser.new_context(viewport=SIZES["390x844"], is_mobile=True, has_touch=True)
     page = context.new_page()
     try:
@@ -208,7 +217,7 @@ def test_the_header_menu_opens_and_closes_with_the_keyboard(browser, populated):
 
 
 def test_charts_are_drawn_at_the_width_their_card_gives_them(browser, populated):
-    url, pages = populated
+    url, pages, _ = populated
     context = browser.new_context(viewport=SIZES["390x844"])
     page = context.new_page()
     drawn = "() => [...document.querySelectorAll('svg.chart')].map((svg) => [Math.round(svg.getBoundingClientRect().width), Number(svg.getAttribute('viewBox').split(' ')[2])])"
