@@ -202,6 +202,8 @@ def test_the_header_menu_opens_and_closes_with_the_keyboard(browser, populated):
             expect(part).to_be_visible()
         page.keyboard.press("Tab")
         expect(page.locator("#site-menu nav a").first).to_be_focused()
+        SHOTS.mkdir(exist_ok=True)
+        page.screenshot(path=SHOTS / "header-menu-open-390x844-en.png")
         page.keyboard.press("Escape")
         expect(toggle).to_have_attribute("aria-expanded", "false")
         expect(toggle).to_be_focused()
@@ -216,7 +218,7 @@ def test_the_header_menu_opens_and_closes_with_the_keyboard(browser, populated):
         context.close()
 
 
-def test_charts_are_drawn_at_the_width_their_card_gives_them(browser, populated):
+def test_charts_and_tables_follow_the_width_of_their_card(browser, populated):
     url, pages, _ = populated
     context = browser.new_context(viewport=SIZES["390x844"])
     page = context.new_page()
@@ -224,10 +226,16 @@ def test_charts_are_drawn_at_the_width_their_card_gives_them(browser, populated)
     try:
         page.goto(url + pages["jobs-show"])
         expect(page.locator("#chart-loss polyline")).to_have_count(2)
+        epochs = page.locator("#epoch-table").locator("xpath=..")  # wider than a phone: its wrapper scrolls
+        expect(epochs).to_have_attribute("tabindex", "0")
+        epochs.focus()
+        page.keyboard.press("ArrowRight")
+        page.wait_for_function("document.querySelector('#epoch-table').parentElement.scrollLeft > 0")
         page.wait_for_function(f"({drawn})().every(([width, drawn]) => width === drawn)")
         narrow = page.evaluate(drawn)
         page.set_viewport_size(SIZES["1280x800"])
         page.wait_for_function(f"({drawn})().every(([width, drawn]) => width === drawn && width > {narrow[0][0]})")
         expect(page.locator("#chart-acc polyline")).to_have_count(2)
+        expect(epochs).not_to_have_attribute("tabindex", "0")  # it fits a laptop: no stop for the keyboard
     finally:
         context.close()
