@@ -39,7 +39,8 @@ export function drawChart(svg, series, options = {}) {
   if (!drawn.has(svg)) resized.observe(svg);
   drawn.set(svg, { width: measured, args: [series, options] });
   svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  const { maxY = null, format = (v) => formatNumber(v, { minimumFractionDigits: 2, maximumFractionDigits: 2 }) } = options;
+  const twoDigits = (v) => formatNumber(v, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const { maxY = null, format = twoDigits } = options;
   svg.replaceChildren();
   const points = series.flatMap((s) => s.values.filter((v) => v !== null && Number.isFinite(v)));
   const epochs = Math.max(1, ...series.map((s) => s.values.length));

@@ -20,5 +20,7 @@ if (header && toggle && menu) {
     }
   });
   // Widening the window past the menu's breakpoint shows the header as a row again: nothing stays open.
-  window.matchMedia("(min-width: 1100px)").addEventListener("change", (event) => { if (event.matches) setOpen(false); });
+  window.matchMedia("(min-width: 1100px)").addEventListener("change", (event) => {
+    if (event.matches) setOpen(false);
+  });
 }

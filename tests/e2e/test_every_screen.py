@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 import shutil
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +73,12 @@ LAYOUT_PROBLEMS = """([width, fitting]) => {
   }
   return problems;
 }"""
+
+# Every chart is drawn at the width it has on the page (its viewBox), and that width is above `least`.
+CHARTS_DRAWN_WIDER_THAN = """(least) => [...document.querySelectorAll("svg.chart")].every((svg) => {
+  const width = Math.round(svg.getBoundingClientRect().width);
+  return width > least && width === Number(svg.getAttribute("viewBox").split(" ")[2]);
+})"""
 
 
 def _finished_job(dataset: dict) -> Job:
@@ -222,7 +227,6 @@ def test_charts_and_tables_follow_the_width_of_their_card(browser, populated):
     url, pages, _ = populated
     context = browser.new_context(viewport=SIZES["390x844"])
     page = context.new_page()
-    drawn = "() => [...document.querySelectorAll('svg.chart')].map((svg) => [Math.round(svg.getBoundingClientRect().width), Number(svg.getAttribute('viewBox').split(' ')[2])])"
     try:
         page.goto(url + pages["jobs-show"])
         expect(page.locator("#chart-loss polyline")).to_have_count(2)
@@ -230,11 +234,11 @@ def test_charts_and_tables_follow_the_width_of_their_card(browser, populated):
         expect(epochs).to_have_attribute("tabindex", "0")
         epochs.focus()
         page.keyboard.press("ArrowRight")
-        page.wait_for_function("document.querySelector('#epoch-table').parentElement.scrollLeft > 0")
-        page.wait_for_function(f"({drawn})().every(([width, drawn]) => width === drawn)")
-        narrow = page.evaluate(drawn)
+        page.wait_for_function("() => document.querySelector('#epoch-table').parentElement.scrollLeft > 0")
+        page.wait_for_function(CHARTS_DRAWN_WIDER_THAN, arg=0)
+        narrow = page.evaluate("() => document.querySelector('svg.chart').getBoundingClientRect().width")
         page.set_viewport_size(SIZES["1280x800"])
-        page.wait_for_function(f"({drawn})().every(([width, drawn]) => width === drawn && width > {narrow[0][0]})")
+        page.wait_for_function(CHARTS_DRAWN_WIDER_THAN, arg=narrow)
         expect(page.locator("#chart-acc polyline")).to_have_count(2)
         expect(epochs).not_to_have_attribute("tabindex", "0")  # it fits a laptop: no stop for the keyboard
     finally:
