@@ -1,6 +1,6 @@
 // The account page: the signed-in person's password, API tokens (create, copy once, revoke) and
 // "sign out everywhere".
-import { apiAll, apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
+import { apiAll, apiJson, flagField, formatMoment as when, show, showFormError, tableCell as cell, unflagFields } from "./api.js";
 import { t } from "./i18n.js";
 
 const table = document.querySelector("#token-table tbody");
@@ -52,6 +52,7 @@ if (form) {
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     errorBox.hidden = true;
+    unflagFields(form);
     try {
       const token = await apiJson("/api/tokens", {
         method: "POST", headers: { "Content-Type": "application/json" },
@@ -62,7 +63,7 @@ if (form) {
       nameInput.value = "";
       await load();
     } catch (error) {
-      show(errorBox, error.message);
+      showFormError(form, errorBox, error);
     }
   });
 
@@ -86,9 +87,12 @@ if (passwordForm) {
     event.preventDefault();
     passwordError.hidden = true;
     passwordDone.hidden = true;
+    unflagFields(passwordForm);
     const fields = passwordForm.elements;
     if (fields.password.value !== fields.confirm.value) {
       show(passwordError, t("The two passwords differ."));
+      flagField(fields.confirm, passwordError);
+      fields.confirm.focus();
       return;
     }
     try {
@@ -99,7 +103,7 @@ if (passwordForm) {
       passwordForm.reset();
       show(passwordDone, t("Password changed. Your other sessions have ended; this one goes on."));
     } catch (error) {
-      show(passwordError, error.message);
+      showFormError(passwordForm, passwordError, error);
     }
   });
 

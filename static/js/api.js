@@ -46,6 +46,41 @@ export function show(element, text) {
   element.hidden = false;
 }
 
+// Form errors tied to their fields for assistive technology: the field is marked invalid and described by the
+// element that shows its message; `unflagFields(root)` takes every such mark in `root` off again.
+function describedBy(input) {
+  return (input.getAttribute("aria-describedby") || "").split(" ").filter(Boolean);
+}
+
+export function flagField(input, message) {
+  if (!message.id) message.id = `${input.form ? input.form.id : "form"}-${input.name || "field"}-error`;
+  input.setAttribute("aria-describedby", [...new Set([...describedBy(input), message.id])].join(" "));
+  input.setAttribute("aria-invalid", "true");
+  input.dataset.errorId = message.id;
+}
+
+export function unflagFields(root) {
+  for (const input of root.querySelectorAll("[data-error-id]")) {
+    const kept = describedBy(input).filter((id) => id !== input.dataset.errorId);
+    if (kept.length) input.setAttribute("aria-describedby", kept.join(" "));
+    else input.removeAttribute("aria-describedby");
+    input.removeAttribute("aria-invalid");
+    delete input.dataset.errorId;
+  }
+}
+
+// A failed request's message in `box`; when the server named the field at fault and `form` has it, that
+// field is flagged and focused.
+export function showFormError(form, box, error) {
+  show(box, error.message);
+  const field = error.body && error.body.field;
+  const input = field && form.elements[field];
+  if (input instanceof HTMLElement) {
+    flagField(input, box);
+    input.focus();
+  }
+}
+
 // A duration for people: "45 s", "3 min 20 s", "2 h 5 min" (the server's formatter uses the same messages).
 export function formatSeconds(seconds) {
   if (!Number.isFinite(seconds) || seconds < 0) return "–";

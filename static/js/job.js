@@ -21,6 +21,23 @@ const POLL_MS = 2000;
 const STREAM_ERRORS_BEFORE_POLLING = 3; // the browser reconnects a dropped stream by itself until then
 const STREAM_RETRY_MS = 30000; // doubled after each fallback in a row, up to four times as long
 
+// Status changes are announced to screen readers politely, once they finish what they are reading; the
+// status the page opens with is not announced.
+const announcer = document.createElement("p");
+announcer.id = "job-announcer";
+announcer.className = "visually-hidden";
+announcer.setAttribute("role", "status");
+announcer.setAttribute("aria-live", "polite");
+$("progress-card").append(announcer);
+let announcedStatus = null;
+
+function announceStatus() {
+  if (announcedStatus !== null && announcedStatus !== job.status) {
+    announcer.textContent = t("Job #%(id)s: %(status)s", { id: jobId, status: STATUS_LABELS[job.status] || job.status });
+  }
+  announcedStatus = job.status;
+}
+
 const percent = (v) => (v === null || v === undefined ? "–" : formatPercent(v, 1));
 
 // The job's status and phase words as people read them (the server sends the plain values).
@@ -69,6 +86,7 @@ function renderStatus() {
   const pill = $("job-status");
   pill.textContent = STATUS_LABELS[job.status] || job.status;
   pill.className = `pill pill-${job.status}`;
+  announceStatus();
   $("cancel-job").hidden = job.finished;
   renderAttempts();
   const failed = job.status === "failed" || job.status === "cancelled";

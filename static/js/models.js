@@ -1,7 +1,7 @@
 // Models page: the release (production, candidate and its share, rollback), live figures per version,
 // promote and delete per version. Every change asks first, then updates the page without a reload.
 
-import { apiAll, apiJson, formatFixed, formatMoment, show } from "./api.js";
+import { apiAll, apiJson, flagField, formatFixed, formatMoment, show, unflagFields } from "./api.js";
 import { formatNumber, formatPercent, t } from "./i18n.js";
 
 const panel = document.getElementById("release");
@@ -230,6 +230,7 @@ document.querySelectorAll(".save-threshold").forEach((button) => {
     if (input.validity.badInput || (raw !== "" && !Number.isFinite(Number(raw)))) {
       input.classList.add("invalid");
       show(errorBox, t("Enter a number from 0.01 to 0.99, or leave the field empty to turn the threshold off."));
+      flagField(input, errorBox);
       return;
     }
     const value = raw === "" ? null : Number(raw);
@@ -240,11 +241,13 @@ document.querySelectorAll(".save-threshold").forEach((button) => {
       });
       input.value = saved.abstain_threshold === null ? "" : saved.abstain_threshold;
       input.classList.remove("invalid");
+      unflagFields(input.parentElement);
       button.textContent = t("Saved");
       setTimeout(() => { button.textContent = t("Save"); }, 1500);
     } catch (error) {
       input.classList.add("invalid");
       show(errorBox, error.message);
+      flagField(input, errorBox);
     } finally {
       button.disabled = false;
     }

@@ -1,10 +1,12 @@
 // Prediction page: drop, pick or paste images; each is classified in turn and listed with its top classes,
-// and a person can mark each answer right or wrong (with the right class).
+// and a person can mark each answer right or wrong (with the right class). Large photos are downscaled first.
 import { apiJson, csrfHeaders } from "./api.js";
+import { downscaleForUpload, jpegName } from "./downscale.js";
 import { formatNumber, formatPercent, t } from "./i18n.js";
 
 const dropzone = document.getElementById("drop-image");
 const input = document.getElementById("image-input");
+const camera = document.getElementById("camera-input");
 const picker = document.getElementById("version-picker");
 const topK = document.getElementById("top-k");
 const list = document.getElementById("predictions");
@@ -68,10 +70,29 @@ function bars(result) {
   return box;
 }
 
+// The decode size of the version that will answer: the one chosen, or the largest of the released arms.
+function decodeSize() {
+  const chosen = picker && picker.value ? picker.selectedOptions[0] : dropzone;
+  return Number.parseInt(chosen ? chosen.dataset.decodeSize : "", 10) || null;
+}
+
+async function upload(file, view) {
+  const smaller = await downscaleForUpload(file, decodeSize());
+  if (!smaller) return { blob: file, name: file.name || "pasted.png" };
+  const sent = document.createElement("p");
+  sent.className = "hint sent-size";
+  sent.textContent = t("sent %(sent)s of %(original)s", {
+    sent: `${smaller.width}×${smaller.height}`, original: `${smaller.original.width}×${smaller.original.height}`,
+  });
+  view.body.append(sent);
+  return { blob: smaller.blob, name: jpegName(file.name) };
+}
+
 async function classify({ file, view }) {
   view.status.textContent = t("Classifying…");
+  const image = await upload(file, view);
   const data = new FormData();
-  data.append("image", file, file.name || "pasted.png");
+  data.append("image", image.blob, image.name);
   if (picker && picker.value) data.append("version", picker.value);
   data.append("top_k", topK.value || "5");
   const started = performance.now();
@@ -231,7 +252,9 @@ if (dropzone) {
   ["dragenter", "dragover"].forEach((type) => dropzone.addEventListener(type, (e) => { e.preventDefault(); dropzone.classList.add("over"); }));
   ["dragleave", "drop"].forEach((type) => dropzone.addEventListener(type, () => dropzone.classList.remove("over")));
   dropzone.addEventListener("drop", (e) => { e.preventDefault(); add(e.dataTransfer.files); });
-  input.addEventListener("change", () => { add(input.files); input.value = ""; });
+  for (const picked of [input, camera]) {
+    picked.addEventListener("change", () => { add(picked.files); picked.value = ""; });
+  }
   document.addEventListener("paste", (e) => {
     const files = Array.from(e.clipboardData.items).filter((i) => i.kind === "file").map((i) => i.getAsFile());
     if (files.length) add(files);

@@ -1,6 +1,6 @@
 // Training form on the dataset page: defaults that follow the choices, errors beside their field.
 
-import { apiJson, formatSeconds, show } from "./api.js";
+import { apiJson, flagField, formatSeconds, show, unflagFields } from "./api.js";
 import { formatNumber, t } from "./i18n.js";
 
 const form = document.getElementById("train-form");
@@ -42,6 +42,7 @@ function clearErrors() {
   errorBox.hidden = true;
   form.querySelectorAll(".field-error").forEach((el) => { el.textContent = ""; });
   form.querySelectorAll(".invalid").forEach((el) => el.classList.remove("invalid"));
+  unflagFields(form);
 }
 
 // Suggested settings: the fields start at the dataset's suggestion with the reason beside each. Fields the
@@ -255,7 +256,11 @@ form.addEventListener("submit", async (event) => {
     if (slot) {
       slot.textContent = error.message;
       const input = form.elements[field];
-      if (input) { input.classList.add("invalid"); input.focus(); }
+      if (input) {
+        input.classList.add("invalid");
+        flagField(input, slot);
+        input.focus();
+      }
     } else {
       show(errorBox, error.message);
     }

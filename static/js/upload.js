@@ -1,6 +1,6 @@
 // Dataset upload: a folder (picker or drag and drop) or a .zip, sent with a progress bar.
 
-import { csrfHeaders, show } from "./api.js";
+import { csrfHeaders, show, showFormError, unflagFields } from "./api.js";
 import { formatBytes, formatNumber, t } from "./i18n.js";
 
 const form = document.getElementById("upload-form");
@@ -113,6 +113,7 @@ form.addEventListener("submit", (event) => {
   if (!chosen) return;
   button.disabled = true;
   errorBox.hidden = true;
+  unflagFields(form);
   const request = new XMLHttpRequest();
   request.open("POST", "/api/datasets");
   request.setRequestHeader("Accept", "application/json");
@@ -133,7 +134,8 @@ form.addEventListener("submit", (event) => {
     }
     progress.hidden = true;
     button.disabled = false;
-    show(errorBox, body && body.error ? body.error : t("Upload failed (%(status)s).", { status: request.status }));
+    const message = body && body.error ? body.error : t("Upload failed (%(status)s).", { status: request.status });
+    showFormError(form, errorBox, { message, body });
   });
   request.addEventListener("error", () => {
     progress.hidden = true;

@@ -1,5 +1,5 @@
 // The users page (admins): add teammates, change roles, reset passwords, remove accounts.
-import { apiAll, apiJson, formatMoment as when, show, tableCell as cell } from "./api.js";
+import { apiAll, apiJson, formatMoment as when, show, showFormError, tableCell as cell, unflagFields } from "./api.js";
 import { t } from "./i18n.js";
 
 const ROLES = ["viewer", "member", "admin"];
@@ -71,6 +71,7 @@ async function load() {
 form.addEventListener("submit", async (event) => {
   event.preventDefault();
   errorBox.hidden = true;
+  unflagFields(form);
   const data = Object.fromEntries(new FormData(form));
   try {
     await apiJson("/api/users", {
@@ -79,7 +80,7 @@ form.addEventListener("submit", async (event) => {
     form.reset();
     await load();
   } catch (error) {
-    show(errorBox, error.message);
+    showFormError(form, errorBox, error);
   }
 });
 
