@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import shutil
+from contextlib import ExitStack
 
 import numpy as np
 import pytest
@@ -12,10 +13,12 @@ from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from engine.metrics import per_class_report
+from tests.e2e.test_accessibility import FIRST_RUN, NOT_FOUND, html_pages, page_paths
 from tests.factories import register_bundle
 from tests.images import class_files, zip_bytes
-from tests.stack import serving, upload_dataset
+from tests.stack import DATABASE_FILE, app_config, serving, upload_dataset
 from webapp import ROOT, create_app
+from webapp.accounts import services as accounts
 from webapp.extensions import db
 from webapp.models import DatasetImage, EpochMetric, Job, ModelVersion, utcnow
 from webapp.storage import DataDir
@@ -27,8 +30,6 @@ SHOTS = ROOT / "screenshots"
 FIT_ON_LAPTOP = ["#models-table", "#per-class", "#test-per-class", "#epoch-table", "#jobs-table"]
 SIZES = {"390x844": {"width": 390, "height": 844}, "1280x800": {"width": 1280, "height": 800}}
 LANGUAGES = {"en": "en-US", "zh": "zh-CN"}
-NOT_PAGES = ("/static/", "/visualdl/")  # files and the VisualDL board
-API = "/api/"  # JSON by id; of its rules without ids, those that answer HTML (the reference) are pages
 CLASSES = [f"{name}（{n}号样本，长名字）" for n, name in enumerate(
     ["金毛寻回犬", "拉布拉多犬", "德国牧羊犬", "英国短毛猫", "暹罗猫", "布偶猫", "红腹锦鸡", "丹顶鹤",
      "帝王企鹅", "大熊猫", "东北虎", "金丝猴"], start=1)]
@@ -102,9 +103,9 @@ def _finished_job(dataset: dict) -> Job:
 
 
 @pytest.fixture(scope="module")
-def populated(stack, trained):
+def populated(stack, trained, first_run):
     """The stack's app with a dataset of 12 long Chinese class names, a finished job and its version, and
-    several versions from the session's trained bundle; yields the base URL, the pages and what they show."""
+    several versions from the session's trained bundle; yields {page name: URL} and what the pages show."""
     app = create_app(stack["config"])
     client = app.test_client()
     files = {}
@@ -136,32 +137,41 @@ def populated(stack, trained):
              "datasets-show": ("#class-table tbody tr", len(CLASSES)),
              "registry-index": (f'#models-table tr[data-version="{version}"]', 1)}
     with serving(app) as url:
-        yield url, _pages(app, ids), shown
+        yield {name: (path if "://" in path else url + path)
+               for name, path in _pages(app, ids, first_run).items()}, shown
 
 
-def _pages(app, ids: dict) -> dict[str, str]:
-    """{page name: path} of every GET rule that answers HTML, its ids filled from the populated rows; a rule
-    that takes an id with no row to fill it, or that does not answer, fails here."""
-    client = app.test_client()
-    pages = {}
-    for rule in app.url_map.iter_rules():
-        if ("GET" not in rule.methods or rule.rule.startswith(NOT_PAGES)
-                or rule.rule.startswith(API) and rule.arguments):
-            continue
-        missing = rule.arguments - ids.keys()
-        assert not missing, f"{rule.rule}: no populated row fills {sorted(missing)}; add one to this module"
-        path = rule.build({name: ids[name] for name in rule.arguments})[1]
-        response = client.get(path, headers={"Accept": "text/html"})
-        assert response.status_code < 400 or path.startswith(API), f"{path} answers {response.status_code}"
-        if response.status_code == 200 and response.mimetype == "text/html":
-            pages[rule.endpoint.replace(".", "-").replace("_", "-")] = path
-    return pages
+def _pages(app, ids: dict, first_run: dict[str, str]) -> dict[str, str]:
+    """{name: URL} of every page of the URL map (as the accessibility test finds them), with the ids of the
+    populated rows, the error page, and the pages of a first run (setup, sign-in) on studios of their own."""
+    paths = page_paths(app, ids)
+    pages, others = html_pages(app.test_client(), {e: p for e, p in paths.items() if e not in FIRST_RUN})
+    assert others <= {"health.home", "datasets.thumbnail"}, f"{others}: a new page that answers no HTML here?"
+    named = {endpoint.replace(".", "-").replace("_", "-"): path for endpoint, path in pages.items()}
+    return {**named, "error": NOT_FOUND, **{endpoint.replace(".", "-").replace("_", "-"): first_run[endpoint]
+                                             + paths[endpoint] for endpoint in FIRST_RUN}}
+
+
+@pytest.fixture(scope="module")
+def first_run(stack, migrated_sqlite, tmp_path_factory):
+    """{endpoint: base URL} of two studios with sign-in on: one before its first account (setup), one after."""
+    urls = {}
+    with ExitStack() as servers:
+        for endpoint in FIRST_RUN:
+            folder = tmp_path_factory.mktemp("first-run")
+            shutil.copyfile(migrated_sqlite, folder / DATABASE_FILE)
+            app = create_app(app_config(folder, REDIS_URL=stack["config"]["REDIS_URL"], AUTH="on"))
+            if endpoint == "accounts.sign_in":
+                with app.app_context():
+                    accounts.create_user("admin", "first run password", "admin")
+            urls[endpoint] = servers.enter_context(serving(app))
+        yield urls
 
 
 @pytest.mark.parametrize("language", LANGUAGES)
 @pytest.mark.parametrize("size", SIZES)
 def test_every_page_fits_its_window(browser, populated, size, language):
-    url, pages, shown = populated
+    pages, shown = populated
     assert {"datasets-show", "jobs-show", "registry-index", "predict-index"} <= pages.keys()
     SHOTS.mkdir(exist_ok=True)
     context = browser.new_context(viewport=SIZES[size], locale=LANGUAGES[language],
@@ -172,7 +182,7 @@ def test_every_page_fits_its_window(browser, populated, size, language):
     problems = {}
     try:
         for name, path in pages.items():
-            page.goto(url + path)
+            page.goto(path)
             page.wait_for_load_state("networkidle")
             if name in shown:
                 expect(page.locator(shown[name][0])).to_have_count(shown[name][1])
@@ -181,19 +191,19 @@ def test_every_page_fits_its_window(browser, populated, size, language):
             fitting = FIT_ON_LAPTOP if size == "1280x800" else []
             found = page.evaluate(LAYOUT_PROBLEMS, [SIZES[size]["width"], fitting])
             if found:
-                problems[path] = found
+                problems[name] = found
     finally:
         context.close()
     assert errors == []
-    assert not problems, "\n".join(f"{path}: {line}" for path, lines in problems.items() for line in lines)
+    assert not problems, "\n".join(f"{name}: {line}" for name, lines in problems.items() for line in lines)
 
 
 def test_the_header_menu_opens_and_closes_with_the_keyboard(browser, populated):
-    url, pages, _ = populated
+    pages, _ = populated
     context = browser.new_context(viewport=SIZES["390x844"], is_mobile=True, has_touch=True)
     page = context.new_page()
     try:
-        page.goto(url + pages["jobs-index"])
+        page.goto(pages["jobs-index"])
         toggle = page.locator("#menu-toggle")
         link = page.locator("#site-menu nav a", has_text="Models")
         expect(toggle).to_have_attribute("aria-expanded", "false")
@@ -215,7 +225,7 @@ def test_the_header_menu_opens_and_closes_with_the_keyboard(browser, populated):
         expect(link).to_be_hidden()
         toggle.press("Space")
         link.click()
-        expect(page).to_have_url(url + pages["registry-index"])
+        expect(page).to_have_url(pages["registry-index"])
         page.set_viewport_size(SIZES["1280x800"])  # a wide window shows the links in a row, no button
         expect(page.locator("#menu-toggle")).to_be_hidden()
         expect(page.locator("#site-menu nav a", has_text="Models")).to_be_visible()
@@ -224,11 +234,11 @@ def test_the_header_menu_opens_and_closes_with_the_keyboard(browser, populated):
 
 
 def test_charts_and_tables_follow_the_width_of_their_card(browser, populated):
-    url, pages, _ = populated
+    pages, _ = populated
     context = browser.new_context(viewport=SIZES["390x844"])
     page = context.new_page()
     try:
-        page.goto(url + pages["jobs-show"])
+        page.goto(pages["jobs-show"])
         expect(page.locator("#chart-loss polyline")).to_have_count(2)
         epochs = page.locator("#epoch-table").locator("xpath=..")  # wider than a phone: its wrapper scrolls
         expect(epochs).to_have_attribute("tabindex", "0")
