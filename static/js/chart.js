@@ -1,4 +1,5 @@
-// A small SVG line chart: one line per series over epochs, axes with a few ticks.
+// A small SVG line chart: one line per series over epochs, axes with a few ticks. It is drawn at the width its
+// container gives it (so its text keeps its size on a phone) and drawn again when that width changes.
 import { formatNumber, t } from "./i18n.js";
 
 const NS = "http://www.w3.org/2000/svg";
@@ -17,8 +18,29 @@ function niceMax(value) {
   return [1, 2, 2.5, 5, 10].map((m) => m * power).find((m) => m >= value);
 }
 
-export function drawChart(svg, series, { maxY = null, format = (v) => formatNumber(v, { minimumFractionDigits: 2, maximumFractionDigits: 2 }) } = {}) {
-  const [width, height] = [480, 240];
+const measure = (svg) => Math.round(svg.getBoundingClientRect().width);
+
+const drawn = new WeakMap();  // svg -> the arguments of its last drawing, to draw it again at a new width
+const resized = new ResizeObserver((entries) => {
+  for (const entry of entries) {
+    const last = drawn.get(entry.target);
+    if (last && measure(entry.target) !== last.width) drawChart(entry.target, ...last.args);
+  }
+});
+
+function size(measured) {
+  const width = measured || 480;  // not laid out yet (a hidden card): the first resize draws it again
+  return [Math.max(240, width), Math.round(Math.min(260, Math.max(180, width / 2)))];
+}
+
+export function drawChart(svg, series, options = {}) {
+  const measured = measure(svg);
+  const [width, height] = size(measured);
+  if (!drawn.has(svg)) resized.observe(svg);
+  drawn.set(svg, { width: measured, args: [series, options] });
+  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
+  const twoDigits = (v) => formatNumber(v, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+  const { maxY = null, format = twoDigits } = options;
   svg.replaceChildren();
   const points = series.flatMap((s) => s.values.filter((v) => v !== null && Number.isFinite(v)));
   const epochs = Math.max(1, ...series.map((s) => s.values.length));
