@@ -91,17 +91,6 @@ def predict_through_page(page, selector: str, data: bytes, name: str):
     return answer.value.request, answer.value.json()
 
 
-# The header's narrow layout is not this page's: until it fits a phone by itself, let its items wrap, so that it
-# does not widen the page and make the phone zoom out.
-WRAP_A_WIDE_HEADER = """() => {
-  const header = document.querySelector(".topbar");
-  const screen = document.documentElement.clientWidth;
-  if (header.scrollWidth <= screen && document.documentElement.scrollWidth <= screen) return;
-  header.style.flexWrap = "wrap";
-  header.querySelector("nav").style.flexWrap = "wrap";
-}"""
-
-
 def assert_fits(page) -> None:
     fit = page.evaluate(OVERFLOW)
     assert fit["right"] <= fit["screen"] and fit["width"] == fit["screen"] and fit["mainOverflow"] <= 0, fit
@@ -110,7 +99,6 @@ def assert_fits(page) -> None:
 def test_take_a_photo_get_the_answer_and_mark_it_on_a_phone(phone, live_server, released):
     page = phone
     page.goto(f"{live_server}/predict")
-    page.evaluate(WRAP_A_WIDE_HEADER)
     page.evaluate("() => { window.sameDocument = true; }")
     camera = page.locator(".camera-button")
     expect(camera).to_be_visible()
