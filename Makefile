@@ -31,11 +31,12 @@ install: $(VENV)/.installed-$(PADDLE)
 run: install sandbox
 	$(BIN)/python app.py
 
-# Debian's Chromium drives the end-to-end tests; install it when it is missing.
+# Debian's Chromium drives the end-to-end tests, with Noto CJK so that Chinese pages are measured (and their
+# screenshots read) with real glyphs; install them when missing.
 browser:
-	@command -v chromium >/dev/null 2>&1 || { \
-		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
-		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; fi; }
+	@command -v chromium >/dev/null 2>&1 && fc-list 2>/dev/null | grep -qi "Noto Sans CJK" || { \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-noto-cjk; fi; }
 
 # Debian's docker-compose checks the compose files in the tests (no Docker engine is needed for that).
 compose-check:

@@ -20,7 +20,7 @@ def register_bundle(app, bundle, version: int, promote: bool = False) -> None:
         db.session.add(ModelVersion(version=version, backbone="mobilenet_v3_small", image_size=32,
                                     class_names=CLASSES, val_acc=1.0, bundle_bytes=1))
         db.session.commit()
-        release.on_new_version(version, promote, by="test")
+        release.on_new_version(version, promote, by="测试员")  # a person's name, as on a Chinese team
 
 
 def form_token(client, path: str = "/sign-in", **request) -> str:

@@ -28,7 +28,7 @@ def three(served, trained):
 def test_first_version_is_production_and_new_ones_wait_to_be_promoted(three):
     state = three.get("/api/release").get_json()
     assert (state["production"], state["candidate"], state["candidate_share"]) == (1, None, 0)
-    assert [(c["action"], c["to"], c["by"]) for c in state["history"]] == [("first_version", 1, "test")]
+    assert [(c["action"], c["to"], c["by"]) for c in state["history"]] == [("first_version", 1, "测试员")]
     listed = three.get("/api/models").get_json()
     assert listed["default_version"] == 1
     assert [(m["version"], m["release_role"], m["is_default"]) for m in listed["models"]] == \
