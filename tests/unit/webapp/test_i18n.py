@@ -83,6 +83,13 @@ def test_every_message_has_a_chinese_translation_with_the_same_placeholders():
             assert wanted - {"num"} <= set(PLACEHOLDER.findall(string)) <= wanted, (msgid, string)
 
 
+@pytest.mark.parametrize("language", ["zh_CN", "en"])
+def test_every_catalog_entry_is_well_formed(language):
+    """An entry that lost its msgstr line (a merge can drop it) is read with a warning and never translated."""
+    with (TRANSLATIONS / language / "LC_MESSAGES" / "messages.po").open("rb") as source:
+        read_po(source, locale=language, abort_invalid=True)
+
+
 def test_messages_are_extractable(capsys):
     extract_catalog()
     assert "Skipping f-string" not in capsys.readouterr().err
