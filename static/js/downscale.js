@@ -3,6 +3,8 @@
 // The server resizes the shorter side to that size anyway; sending exactly that keeps its answer.
 
 const JPEG_QUALITY = 0.92;
+// Files smaller than this go as they are: re-encoding them saves little and changes pixels for nothing.
+const SMALL_FILE_BYTES = 256 * 1024;
 
 // Upright, with the photo's own colour values: the server ignores colour profiles, so the browser must not apply
 // them either, or the pixels the model sees would change.
@@ -31,10 +33,11 @@ async function encodeJpeg(bitmap, width, height) {
  * The image to upload for `file` when a model decodes images to `shorterSide` pixels (their shorter side):
  * `{ blob, width, height, original: { width, height } }` with the shorter side exactly `shorterSide`, sizes
  * as a person sees the photo (EXIF orientation applied). Null means "send the file as it is": no size known,
- * the photo is already that small, the browser cannot decode it, or the JPEG would not be smaller.
+ * the photo is already that small, the file is small anyway (SMALL_FILE_BYTES), the browser cannot decode it, or
+ * the JPEG would not be smaller.
  */
 export async function downscaleForUpload(file, shorterSide) {
-  if (!(shorterSide > 0) || typeof createImageBitmap !== "function") return null;
+  if (!(shorterSide > 0) || typeof createImageBitmap !== "function" || file.size < SMALL_FILE_BYTES) return null;
   let bitmap;
   try {
     bitmap = await createImageBitmap(file, DECODE_OPTIONS);
