@@ -20,19 +20,23 @@ class WrongDataDir(RuntimeError):
 
 
 def folder_install_id(folder: DataDir) -> str:
-    """The data folder's id, made by whichever process asks first."""
+    """The data folder's id, made by whichever process asks first. The id is written to a file of its own and
+    then linked into place, which fails if another process linked first: nobody ever reads a half-written id
+    (processes that start together, such as a training and an ingest worker, both ask at once)."""
     path = folder.install_id
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
+    draft = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    draft.write_text(uuid.uuid4().hex)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        os.link(draft, path)
     except FileExistsError:  # another process made it first
-        return path.read_text().strip()
-    with os.fdopen(descriptor, "w") as stream:
-        stream.write(uuid.uuid4().hex)
+        pass
+    finally:
+        draft.unlink()
     return path.read_text().strip()
 
 

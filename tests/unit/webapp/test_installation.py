@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,8 @@ import pytest
 from tests.stack import app_config
 from webapp import create_app
 from webapp.database import upgrade_schema
-from webapp.installation import WrongDataDir, check_data_dir
+from webapp.installation import WrongDataDir, check_data_dir, folder_install_id
+from webapp.storage import DataDir
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -43,3 +45,22 @@ def test_a_worker_on_the_wrong_data_folder_refuses_to_start(tmp_path):
                              capture_output=True, text=True, timeout=120)
     assert started.returncode == 1
     assert "This worker will not start: DATA_DIR" in started.stderr and "elsewhere" in started.stderr
+
+
+def test_processes_that_start_together_read_one_whole_install_id(tmp_path):
+    """The first to ask makes the id; others asking at the same moment read it whole, never an empty file."""
+    for round_ in range(30):
+        folder = DataDir(tmp_path / str(round_))
+        start, ids = threading.Barrier(8), []
+
+        def ask():
+            start.wait()
+            ids.append(folder_install_id(folder))
+
+        threads = [threading.Thread(target=ask) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert len(set(ids)) == 1 and len(ids[0]) == 32, ids
+        assert sorted(path.name for path in folder.root.iterdir()) == ["install.id"]
