@@ -217,9 +217,9 @@ function renderReport(confusion, perClass, tableId, perClassId, split, galleryId
       const share = count / total;
       cell.textContent = formatNumber(count);
       cell.title = `${names[i]} → ${names[j]}: ${formatNumber(count)} (${formatPercent(share, 0)})`;
-      const hue = i === j ? 140 : 0;
-      cell.style.background = count ? `hsla(${hue}, 65%, 45%, ${0.12 + 0.78 * share})` : "";
-      if (share > 0.55) cell.style.color = "#fff";
+      // light enough at full strength that the page's dark text keeps a 4.5:1 contrast on every cell
+      const tint = i === j ? "140, 60%, 55%" : "0, 70%, 62%";
+      cell.style.background = count ? `hsla(${tint}, ${0.12 + 0.78 * share})` : "";
       if (count) {
         cell.tabIndex = 0;
         cell.className = "clickable";
