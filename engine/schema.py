@@ -72,12 +72,17 @@ _BY_LIMIT = {
 }
 
 
+def not_an_object() -> StudioError:
+    """The refusal of a body that is no JSON object (a list, a number, no JSON at all)."""
+    return StudioError("invalid_body", "Send a JSON object (Content-Type: application/json).", field="body")
+
+
 def refusal(model: type[BaseModel], exc: ValidationError) -> StudioError:
     """The first of `exc`'s errors as the studio's error, naming the field (dotted for nested ones)."""
     error = exc.errors(include_url=False)[0]
     where = [str(part) for part in error["loc"]]
     if not where:
-        return StudioError("invalid_body", "Send a JSON object (Content-Type: application/json).", field="body")
+        return not_an_object()
     name = ".".join(where)
     kind = error["type"]
     owner, says = _field_of(model, error["loc"])
@@ -117,7 +122,7 @@ def _field_of(model: type[BaseModel], loc: tuple) -> tuple[type[BaseModel] | Non
         if info is None:
             return owner, None
         says = _says_of(info)
-        nested = _model_in(info.annotation)
+        nested = next(models_in(info.annotation), None)
         if part != loc[-1] and nested is not None:
             owner = nested
     return owner, says
@@ -131,11 +136,9 @@ def _says_of(info) -> Says | None:
     return found[0] if found else None
 
 
-def _model_in(annotation) -> type[BaseModel] | None:
+def models_in(annotation):
+    """The models an annotation names, at any depth (`list[Item] | None` names Item)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
+        yield annotation
     for arg in getattr(annotation, "__args__", ()) or ():
-        found = _model_in(arg)
-        if found is not None:
-            return found
-    return None
+        yield from models_in(arg)

@@ -66,8 +66,7 @@ def _describe(entry: dict, rule, method: str, view) -> None:
     else:
         entry["security"] = [{"bearer": []}, {"session": [], "csrf": []}]
     responses = entry["responses"]
-    refusals = dict.fromkeys(sorted(view.contract["errors"] | _general_codes(rule, role, method,
-                                                                             view.contract["reads"])))
+    refusals = dict.fromkeys(sorted(view.contract["errors"] | _general_codes(rule, role, method)))
     for status in sorted({ERROR_STATUS[code] for code in refusals}):
         listed = ", ".join(f"`{code}`" for code in refusals if ERROR_STATUS[code] == status)
         responses[str(status)] = {"description": f"Refused: {listed}.",
@@ -87,11 +86,9 @@ def _describe(entry: dict, rule, method: str, view) -> None:
             parameter["allowEmptyValue"] = True  # `?limit=` is read as left out, as a form's empty field sends it
 
 
-def _general_codes(rule, role: str | None, method: str, reads: bool) -> set[str]:
+def _general_codes(rule, role: str | None, method: str) -> set[str]:
     """The errors any operation like this one may answer, whatever its view does."""
     codes = {"untrusted_host", "too_many_requests"}
-    if reads:  # the refusals of engine.schema.refusal
-        codes |= {"invalid_body", "invalid_field", "missing_field", "unknown_option"}
     if role is not None:
         codes |= {"unauthorized", "invalid_token", "token_expired", "forbidden"}
     if method not in policy.SAFE_METHODS:

@@ -12,8 +12,7 @@ from flask import request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from spectree import Response, SpecTree
 
-from engine.errors import StudioError
-from engine.schema import Strict, refusal
+from engine.schema import Strict, models_in, not_an_object, refusal
 from webapp.errors import ERROR_STATUS
 
 VERSION = "1"
@@ -53,6 +52,8 @@ contract = SpecTree(
     title="Image Studio API", version=VERSION, description=_DESCRIPTION, validation_error_status=400,
     validation_error_model=ApiError, naming_strategy=lambda model: model.__name__,
     nested_naming_strategy=lambda parent, child: child)
+# the refusals of engine.schema.refusal, which any operation that reads a body or a query may answer
+VALIDATION_CODES = frozenset({"invalid_body", "invalid_field", "missing_field", "unknown_option"})
 _NAMED: dict[str, type] = {}  # component name -> model: two models must not share a name
 
 
@@ -65,16 +66,17 @@ def operation(*, body: type[BaseModel] | None = None, query: type[BaseModel] | N
     (an image sent as itself), read by the view's own parser like `form`. `first` checks who asks before what they sent (a
     token where a browser session is needed is refused as such, whatever its body). Refusals keep the
     studio's error shape."""
-    statuses = {status: model for status, model in (answers or {200: None}).items()}
-    codes = set(errors)
+    statuses = dict(answers or {200: None})
+    reads = body is not None or query is not None or form is not None
+    codes = set(errors) | (VALIDATION_CODES if reads else set()) | ({"request_too_large"} if body or form else set())
     documented = Response(**{f"HTTP_{status}": model for status, model in statuses.items()},
-                          **{f"HTTP_{status}": ApiError for status in _error_statuses(codes, body or form, query)})
+                          **{f"HTTP_{status}": ApiError for status in {ERROR_STATUS[code] for code in codes}})
 
     def before(req, resp, error, instance, adapter=None) -> None:
         if first is not None:
             first()
         if body is not None and not isinstance(req.get_json(silent=True), dict):
-            raise StudioError("invalid_body", "Send a JSON object (Content-Type: application/json).", field="body")
+            raise not_an_object()
         if isinstance(error, ValidationError):
             model = query if query is not None and error.title == query.__name__ else body
             raise refusal(model or Strict, error)
@@ -83,8 +85,7 @@ def operation(*, body: type[BaseModel] | None = None, query: type[BaseModel] | N
         _name_once(model)
 
     def decorate(view):
-        view.contract = {"errors": codes, "form": form, "raw": raw, "reads": body is not None or query is not None
-                         or form is not None}
+        view.contract = {"errors": codes, "form": form, "raw": raw}
         if form is None:
             return contract.validate(json=body, query=query, resp=documented, tags=tags, before=before,
                                      after=_after)(view)
@@ -115,16 +116,14 @@ def _answer_checked(view, documented: Response):
 
 def _name_once(model) -> None:
     """Components are named after their models: a second model of the same name would replace the first."""
-    if model is None:
+    if model is None or _NAMED.get(model.__name__) is model:
         return
-    for name, field in getattr(model, "model_fields", {}).items():
-        for inner in (field.annotation, *getattr(field.annotation, "__args__", ())):
-            for nested in (inner, *getattr(inner, "__args__", ())):
-                if isinstance(nested, type) and issubclass(nested, BaseModel):
-                    _name_once(nested)
     known = _NAMED.setdefault(model.__name__, model)
     if known is not model:
         raise TypeError(f"two API models are named {model.__name__}: {known.__module__} and {model.__module__}")
+    for field in getattr(model, "model_fields", {}).values():
+        for nested in models_in(field.annotation):
+            _name_once(nested)
 
 
 def parsed_body():
@@ -135,12 +134,3 @@ def parsed_body():
 def parsed_query():
     """The request's query parameters as its operation's model."""
     return request.context.query
-
-
-def _error_statuses(codes: set[str], body, query) -> set[int]:
-    statuses = {ERROR_STATUS[code] for code in codes}
-    if body is not None or query is not None:
-        statuses.add(400)
-    if body is not None:
-        statuses.add(413)
-    return statuses
