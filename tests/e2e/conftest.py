@@ -26,16 +26,23 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def open_page(browser, **context_options):
+    """A page in a context of its own (`context_options` as Playwright's new_context takes them), whose
+    uncaught script errors collect in `page.js_errors`; close its context when done."""
+    context = browser.new_context(**context_options)
     context.set_default_timeout(ACTION_SECONDS * 1000)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.js_errors = errors
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    page = open_page(browser, viewport={"width": 1280, "height": 900})
     yield page
-    context.close()
+    page.context.close()
 
 
 DROP = """([selector, payload, name, type]) => {

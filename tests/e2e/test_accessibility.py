@@ -166,6 +166,15 @@ def focus_is_visible(page) -> bool:
     return page.evaluate("() => getComputedStyle(document.activeElement).outlineStyle !== 'none'")
 
 
+def open_picker_by_keyboard(page, selector: str, key: str):
+    """Tab to the element `selector` names, see its focus, and press `key`: the file chooser that opens."""
+    tab_to(page, selector)
+    assert focus_is_visible(page)
+    with page.expect_file_chooser() as opened:
+        page.keyboard.press(key)
+    return opened.value
+
+
 def test_upload_a_dataset_with_the_keyboard(page, live_server, tmp_path):
     files = class_files({"red": 6, "green": 6}, seed=82_000)
     for path, data in files.items():
@@ -175,11 +184,8 @@ def test_upload_a_dataset_with_the_keyboard(page, live_server, tmp_path):
     page.goto(f"{live_server}/datasets")
     page.locator("#dataset-name").focus()
     page.keyboard.type("keyboard only")
-    tab_to(page, "#dropzone")
-    assert focus_is_visible(page)
-    with page.expect_file_chooser() as opened:
-        page.keyboard.press("Enter")
-    opened.value.set_files(str(tmp_path / "pictures"))  # the folder picker, the drop zone's first
+    chooser = open_picker_by_keyboard(page, "#dropzone", "Enter")
+    chooser.set_files(str(tmp_path / "pictures"))  # the folder picker, the drop zone's first
     expect(page.locator("#selection")).to_contain_text("12")
     tab_to(page, "#upload-button")
     page.keyboard.press("Enter")
@@ -195,12 +201,9 @@ def test_upload_a_dataset_with_the_keyboard(page, live_server, tmp_path):
     other = page.context.new_page()
     intercept_file_choosers(other)
     other.goto(f"{live_server}/datasets")
-    tab_to(other, "label.button:has(#zip-input)")
-    assert focus_is_visible(other)
-    with other.expect_file_chooser() as opened:
-        other.keyboard.press(" ")
-    assert not opened.value.is_multiple()
-    opened.value.set_files(str(archive))
+    chooser = open_picker_by_keyboard(other, "label.button:has(#zip-input)", " ")
+    assert not chooser.is_multiple()
+    chooser.set_files(str(archive))
     expect(other.locator("#selection")).to_contain_text("keyboard.zip")
 
 
@@ -209,11 +212,7 @@ def test_predict_and_mark_the_answer_with_the_keyboard(page, live_server, popula
     image.write_bytes(noisy_image(82_500, COLOURS["蓝色"], size=(60, 60)))
     intercept_file_choosers(page)
     page.goto(f"{live_server}/predict")
-    tab_to(page, "#drop-image")
-    assert focus_is_visible(page)
-    with page.expect_file_chooser() as opened:
-        page.keyboard.press("Enter")
-    opened.value.set_files(str(image))
+    open_picker_by_keyboard(page, "#drop-image", "Enter").set_files(str(image))
     expect(page.locator(".prediction .answer")).to_have_text("蓝色")
     expect(page.locator(".prediction [data-verdict=right]")).to_be_visible()
     assert severe_violations(page) == []  # the answer, its bars and the feedback buttons

@@ -10,7 +10,7 @@ from PIL import Image
 from playwright.sync_api import expect
 from sqlalchemy import func, select
 
-from tests.e2e.conftest import ACTION_SECONDS
+from tests.e2e.conftest import open_page
 from tests.factories import register_bundle
 from webapp import create_app
 from webapp.extensions import db
@@ -46,14 +46,9 @@ def released(stack, trained):
 
 @pytest.fixture
 def phone(browser):
-    context = browser.new_context(**PHONE)
-    context.set_default_timeout(ACTION_SECONDS * 1000)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.js_errors = errors
+    page = open_page(browser, **PHONE)
     yield page
-    context.close()
+    page.context.close()
 
 
 def photo(colour, size=(3000, 2000), band=None, orientation=None, seed=0) -> bytes:

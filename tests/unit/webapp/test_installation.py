@@ -4,12 +4,12 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.stack import app_config
+from tests.threads import at_once
 from webapp import create_app
 from webapp.database import upgrade_schema
 from webapp.installation import WrongDataDir, check_data_dir, folder_install_id
@@ -51,16 +51,6 @@ def test_processes_that_start_together_read_one_whole_install_id(tmp_path):
     """The first to ask makes the id; others asking at the same moment read it whole, never an empty file."""
     for round_ in range(30):
         folder = DataDir(tmp_path / str(round_))
-        start, ids = threading.Barrier(8), []
-
-        def ask():
-            start.wait()
-            ids.append(folder_install_id(folder))
-
-        threads = [threading.Thread(target=ask) for _ in range(8)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        ids = at_once(lambda: folder_install_id(folder))
         assert len(set(ids)) == 1 and len(ids[0]) == 32, ids
         assert sorted(path.name for path in folder.root.iterdir()) == ["install.id"]

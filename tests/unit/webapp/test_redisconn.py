@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import os
-import threading
 
+from tests.threads import at_once
 from webapp import redisconn
 from webapp.redisconn import redis_client
 
@@ -30,17 +30,7 @@ def test_a_forked_child_makes_its_own_client_and_drops_the_parent_s(monkeypatch)
 
 
 def test_threads_asking_at_once_share_one_client():
-    url, asked = URL.replace("/0", "/2"), []
-    start = threading.Barrier(8)
-
-    def ask() -> None:
-        start.wait()
-        asked.append(redis_client(url))
-
-    threads = [threading.Thread(target=ask) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    url = URL.replace("/0", "/2")
+    asked = at_once(lambda: redis_client(url))
     assert len(asked) == 8 and len({id(client) for client in asked}) == 1
 
