@@ -8,7 +8,7 @@ from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConst
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
-from webapp.statuses import DatasetStatus, EvaluationStatus, JobStatus
+from webapp.statuses import DatasetStatus, EvaluationStatus, JobStatus, LabelSearchStatus, ScanStatus
 from webapp.taskqueue import TRAINING_QUEUE
 
 
@@ -56,21 +56,60 @@ class Dataset(db.Model):
     retries: Mapped[int] = mapped_column(default=0, server_default="0")
     queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+    # Revision numbers given so far: the next revision is numbered one more, so a deleted revision's
+    # number is never given again.
+    revision_count: Mapped[int] = mapped_column(default=0, server_default="0")
 
     images: Mapped[list["DatasetImage"]] = relationship(
         back_populates="dataset", cascade="all, delete-orphan", passive_deletes=True
     )
+    revisions: Mapped[list["DatasetRevision"]] = relationship(
+        back_populates="dataset", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="DatasetRevision.number")
 
 
-class DatasetImage(db.Model):
-    """One accepted image: its class, split and where its bytes live."""
+class DatasetRevision(db.Model):
+    """One immutable state of a dataset's content: its manifest is its rows of dataset_images (content hash,
+    class and split per image; the bytes stored once per content in the dataset's folder). A fix makes a
+    new revision from an older one and never edits one in place."""
 
-    __tablename__ = "dataset_images"
-    __table_args__ = (Index("ix_dataset_images_dataset_class", "dataset_id", "class_name"),
+    __tablename__ = "dataset_revisions"
+    __table_args__ = (UniqueConstraint("dataset_id", "number", name="uq_dataset_revisions_number"),
                       {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    number: Mapped[int]  # 1, 2, ... within its dataset, never given twice
+    parent: Mapped[int | None]  # the number of the revision it was made from (None: the upload)
+    # What changed, for people (webapp.messages.stored), and the counts of it: added, removed, relabelled,
+    # moved (to another split).
+    note: Mapped[dict | None] = mapped_column(STORED_TEXT)
+    comment: Mapped[str | None] = mapped_column(String(500))  # the person's own words, when given
+    changes: Mapped[dict] = mapped_column(JSON, default=dict)
+    num_images: Mapped[int] = mapped_column(default=0)
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    # The quality report (engine.quality.report) of this revision; None until its images' signatures are
+    # known (a dataset uploaded before the report waits for its scan).
+    quality: Mapped[dict | None] = mapped_column(JSON)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    dataset: Mapped[Dataset] = relationship(back_populates="revisions")
+
+
+class DatasetImage(db.Model):
+    """One image of one revision's manifest: its class, split and where its bytes live (by content, shared
+    by every revision that holds it)."""
+
+    __tablename__ = "dataset_images"
+    __table_args__ = (Index("ix_dataset_images_dataset_class", "dataset_id", "class_name"),
+                      Index("ix_dataset_images_revision_class", "revision_id", "class_name"),
+                      {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    revision_id: Mapped[int] = mapped_column(ForeignKey("dataset_revisions.id", ondelete="CASCADE",
+                                                        name="fk_dataset_images_revision"))
     class_name: Mapped[str] = mapped_column(String(255))
     split: Mapped[str] = mapped_column(String(10))
     original_path: Mapped[str] = mapped_column(Text)
@@ -80,6 +119,9 @@ class DatasetImage(db.Model):
     width: Mapped[int]
     height: Mapped[int]
     num_bytes: Mapped[int]
+    # What the quality report reads of the image (engine.quality.Signature as JSON), measured by the
+    # upload's checker; None until a scan measured an image uploaded before the report.
+    signature: Mapped[dict | None] = mapped_column(JSON)
 
     dataset: Mapped[Dataset] = relationship(back_populates="images")
 
@@ -93,6 +135,10 @@ class Job(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     dataset_name: Mapped[str] = mapped_column(String(200))
+    # The revision it trains on (its number stays when the revision is deleted with its dataset).
+    revision_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_revisions.id", ondelete="SET NULL",
+                                                               name="fk_jobs_revision"))
+    revision: Mapped[int | None]
     status: Mapped[str] = mapped_column(String(20), default=JobStatus.QUEUED)  # moves by jobs.services.transition
     phase: Mapped[str | None] = mapped_column(String(20))
     config: Mapped[dict] = mapped_column(JSON)
@@ -173,6 +219,10 @@ class ModelVersion(db.Model):
     version: Mapped[int] = mapped_column(unique=True)
     job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    # The dataset revision it was trained on: a revision a version depends on cannot be deleted alone.
+    revision_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_revisions.id", ondelete="SET NULL",
+                                                               name="fk_model_versions_revision"))
+    revision: Mapped[int | None]
     backbone: Mapped[str] = mapped_column(String(40))
     image_size: Mapped[int]
     class_names: Mapped[list] = mapped_column(JSON)
@@ -272,6 +322,9 @@ class Evaluation(db.Model):
     version: Mapped[int]
     dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
     dataset_name: Mapped[str] = mapped_column(String(200))
+    revision_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_revisions.id", ondelete="SET NULL",
+                                                               name="fk_evaluations_revision"))
+    revision: Mapped[int | None]  # the revision whose split it read
     split: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(20), default=EvaluationStatus.QUEUED)
     progress: Mapped[float] = mapped_column(default=0.0)
@@ -283,6 +336,59 @@ class Evaluation(db.Model):
     finished_at: Mapped[datetime | None]
     attempt: Mapped[int] = mapped_column(default=0, server_default="0")  # claims by workers, the write fence
     retries: Mapped[int] = mapped_column(default=0, server_default="0")  # automatic re-queues after a lost worker
+    queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class QualityScan(db.Model):
+    """A dataset's images measured for the quality report in the background (webapp.lifecycle), for a
+    dataset uploaded before the report existed; an ingest worker decodes them as an upload's checker does."""
+
+    __tablename__ = "quality_scans"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    status: Mapped[str] = mapped_column(String(20), default=ScanStatus.QUEUED)
+    progress: Mapped[float] = mapped_column(default=0.0)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[dict | None] = mapped_column(STORED_TEXT)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    attempt: Mapped[int] = mapped_column(default=0)
+    retries: Mapped[int] = mapped_column(default=0)
+    queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class LabelSearch(db.Model):
+    """A search for likely label errors in one revision's training images, by K-fold training on a training
+    worker (webapp.lifecycle); its result ranks the images whose label the out-of-fold model doubts most."""
+
+    __tablename__ = "label_searches"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="CASCADE"))
+    revision_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_revisions.id", ondelete="CASCADE"))
+    revision: Mapped[int]
+    status: Mapped[str] = mapped_column(String(20), default=LabelSearchStatus.QUEUED)
+    phase: Mapped[str | None] = mapped_column(String(20))
+    progress: Mapped[float] = mapped_column(default=0.0)
+    config: Mapped[dict] = mapped_column(JSON)  # the recipe of each fold's training and the number of folds
+    estimate_seconds: Mapped[float | None]  # the pre-flight estimate shown before it started
+    issues: Mapped[list | None] = mapped_column(JSON)  # ranked: {"image_id", "given", "suggested", ...}
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[dict | None] = mapped_column(STORED_TEXT)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    attempt: Mapped[int] = mapped_column(default=0)
+    retries: Mapped[int] = mapped_column(default=0)
     queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
 

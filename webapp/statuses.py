@@ -40,6 +40,25 @@ class DatasetStatus(StrEnum):
     FAILED = "failed"
 
 
+class ScanStatus(StrEnum):
+    """A dataset's images measured for its quality report."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+class LabelSearchStatus(StrEnum):
+    """A search for likely label errors."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 STATUSES = tuple(status.value for status in JobStatus)
 ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -59,6 +78,21 @@ EVALUATION_TRANSITIONS: dict[EvaluationStatus, frozenset[EvaluationStatus]] = {
                                          EvaluationStatus.QUEUED}),
     EvaluationStatus.SUCCEEDED: frozenset(),
     EvaluationStatus.FAILED: frozenset(),
+}
+SCAN_TRANSITIONS: dict[ScanStatus, frozenset[ScanStatus]] = {
+    ScanStatus.QUEUED: frozenset({ScanStatus.RUNNING, ScanStatus.FAILED}),
+    ScanStatus.RUNNING: frozenset({ScanStatus.SUCCEEDED, ScanStatus.FAILED, ScanStatus.QUEUED}),
+    ScanStatus.SUCCEEDED: frozenset(),
+    ScanStatus.FAILED: frozenset(),
+}
+LABEL_SEARCH_TRANSITIONS: dict[LabelSearchStatus, frozenset[LabelSearchStatus]] = {
+    LabelSearchStatus.QUEUED: frozenset({LabelSearchStatus.RUNNING, LabelSearchStatus.FAILED,
+                                         LabelSearchStatus.CANCELLED}),
+    LabelSearchStatus.RUNNING: frozenset({LabelSearchStatus.SUCCEEDED, LabelSearchStatus.FAILED,
+                                          LabelSearchStatus.CANCELLED, LabelSearchStatus.QUEUED}),
+    LabelSearchStatus.SUCCEEDED: frozenset(),
+    LabelSearchStatus.FAILED: frozenset(),
+    LabelSearchStatus.CANCELLED: frozenset(),
 }
 # A dataset's check is claimed and given back without a change of status (its `worker` changes).
 DATASET_TRANSITIONS: dict[DatasetStatus, frozenset[DatasetStatus]] = {
