@@ -6,8 +6,8 @@ path and `-s` the user's site-packages. It imports Pillow and numpy only: no Pad
 
 The process answers `{"ready": true}` once its limits are set, before it reads any file. Then it reads files
 from stdin, each a JSON line `{"size": N}` followed by N bytes, and answers each on stdout with a JSON line:
-`{"format", "extension", "width", "height", "thumbnail": M}` followed by the M bytes of the JPEG thumbnail,
-or `{"rejected": {"template", "params"}}`. A file that needs more memory than MEMORY_MB beyond the checker's
+`{"format", "extension", "width", "height", "signature", "thumbnail": M}` followed by the M bytes of the JPEG
+thumbnail (`signature`: engine.quality.Signature.to_json() of the thumbnail, for the dataset's quality report), or `{"rejected": {"template", "params"}}`. A file that needs more memory than MEMORY_MB beyond the checker's
 own ends it with MEMORY_EXIT; one that takes more than CPU_SECONDS of CPU time ends it by SIGXCPU. It takes
 at most FILES files, then ends (the caller starts another for the rest), and its CPU time in all is bounded
 by a hard limit that it cannot raise itself: CPU_SECONDS for each of its files and one more share for the
@@ -27,6 +27,7 @@ from typing import IO
 from PIL import Image
 
 from engine.images import ACCEPTED_FORMATS, ImageRejected, open_checked, upright_rgb
+from engine.quality import Signature, signature
 
 THUMB_SIZE = 192
 MEMORY_EXIT = 75
@@ -39,21 +40,30 @@ class CheckedImage:
     width: int
     height: int
     thumbnail: bytes
+    signature: Signature
 
 
 def check_image(data: bytes, max_pixels: int) -> CheckedImage:
-    """Decode `data` completely (by content, not name) and return its facts and thumbnail.
+    """Decode `data` completely (by content, not name) and return its facts, thumbnail and signature (taken
+    from the thumbnail before it is encoded: no second decode).
 
     Raises engine.images.ImageRejected with the reason.
     """
     image, (width, height) = open_checked(data, max_pixels, draft=THUMB_SIZE * 2)
     with image:
-        return CheckedImage(image.format, ACCEPTED_FORMATS[image.format], width, height, _thumbnail(image))
+        thumb = thumbnail_image(image)
+        return CheckedImage(image.format, ACCEPTED_FORMATS[image.format], width, height, _jpeg(thumb),
+                            signature(thumb))
 
 
-def _thumbnail(image: Image.Image) -> bytes:
+def thumbnail_image(image: Image.Image) -> Image.Image:
+    """The decoded image upright, in RGB, within THUMB_SIZE x THUMB_SIZE."""
     thumb = upright_rgb(image)
     thumb.thumbnail((THUMB_SIZE, THUMB_SIZE))
+    return thumb
+
+
+def _jpeg(thumb: Image.Image) -> bytes:
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=82)
     return out.getvalue()
@@ -81,7 +91,8 @@ def main(argv: list[str]) -> None:
         except MemoryError:
             os._exit(MEMORY_EXIT)
         _answer(answers, {"format": checked.format, "extension": checked.extension, "width": checked.width,
-                          "height": checked.height, "thumbnail": len(checked.thumbnail)}, checked.thumbnail)
+                          "height": checked.height, "signature": checked.signature.to_json(),
+                          "thumbnail": len(checked.thumbnail)}, checked.thumbnail)
     os._exit(0)  # every answer is flushed: the interpreter's teardown would only keep the ingest waiting
 
 

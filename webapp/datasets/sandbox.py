@@ -35,6 +35,7 @@ from engine.errors import StudioError
 from engine.imagecheck import MEMORY_EXIT, THUMB_SIZE, CheckedImage
 from engine.images import ACCEPTED_FORMATS
 from engine.messages import N_, Message
+from engine.quality import Signature
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,8 @@ SYSTEM_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 # Files one checker takes: its CPU time in all is bounded by theirs (a hard limit), then a new one starts.
 FILES_PER_CHECKER = 256
 START_SECONDS = 30  # for a checker to say it is ready, before it has read any file
-# The most an answer may hold: a JSON line, a rejection's text, a thumbnail (a THUMB_SIZE JPEG is tens of kB).
+# The most an answer may hold: a JSON line (with an image's signature, a few hundred bytes), a rejection's text,
+# a thumbnail (a THUMB_SIZE JPEG is tens of kB).
 MAX_ANSWER_LINE = 4096
 MAX_REASON_CHARS = 500
 MAX_THUMBNAIL_BYTES = THUMB_SIZE * THUMB_SIZE * 3
@@ -225,7 +227,8 @@ class ImageChecker:
         return process
 
     def _read_outcome(self, deadline: float) -> CheckedImage | Message:
-        """The next answer, checked against the caps (ValueError when over them)."""
+        """The next answer, checked against the caps (ValueError when over them or malformed, a signature
+        included)."""
         answer = self._answers.line(deadline)
         if "rejected" in answer:
             reason = Message(str(answer["rejected"]["template"]), dict(answer["rejected"]["params"] or {}))
@@ -235,8 +238,9 @@ class ImageChecker:
         size = int(answer["thumbnail"])
         if not 0 < size <= MAX_THUMBNAIL_BYTES:
             raise ValueError(f"a thumbnail of {size} bytes")
+        signature = Signature.from_json(answer["signature"])
         checked = CheckedImage(answer["format"], answer["extension"], int(answer["width"]), int(answer["height"]),
-                               self._answers.exactly(size, deadline))
+                               self._answers.exactly(size, deadline), signature)
         if ACCEPTED_FORMATS.get(checked.format) != checked.extension:
             raise ValueError(f"not an answer of the checker: {answer}")
         return checked

@@ -150,18 +150,28 @@ def test_a_checker_that_ends_names_the_limit_or_the_crash():
 
 # A checker whose decoder misbehaves on a few marked files and decodes the others as the real one does.
 MISBEHAVING_DECODER = """
-import resource, sys, time
+import dataclasses, resource, sys, time
 import engine.imagecheck as checker
 from engine.images import ImageRejected
+from engine.quality import signature
+from PIL import Image
 
 decode = checker.check_image
+
+
+class BadSignature:
+    def to_json(self):
+        return {"spectra": ["not base64"], "blur": float("nan")}
 
 
 def check_image(data, max_pixels):
     if data == b"hang":
         time.sleep(600)
     if data == b"huge thumbnail":
-        return checker.CheckedImage("PNG", "png", 1, 1, bytes(8 * 2**20))
+        return checker.CheckedImage("PNG", "png", 1, 1, bytes(8 * 2**20), signature(Image.new("RGB", (1, 1))))
+    if data.startswith(b"bad signature"):
+        checked = decode(data[len(b"bad signature"):], max_pixels)
+        return dataclasses.replace(checked, signature=BadSignature())
     if data == b"long reason":
         raise ImageRejected("image_corrupt", "x" * 100_000)
     if data == b"raise the cpu limit":
@@ -216,10 +226,11 @@ def test_a_checker_that_hangs_without_using_cpu_is_stopped_at_the_wall_clock_dea
 def test_answers_of_the_checker_over_the_caps_count_as_a_crash(tmp_path, misbehaving_decoder):
     with ImageChecker(tmp_path / "check", LIMITS) as checker:
         outcomes = checker.check_files([b"huge thumbnail", image_bytes(fmt="PNG"), b"long reason",
-                                        image_bytes(fmt="JPEG")])
+                                        image_bytes(fmt="JPEG"), b"bad signature" + image_bytes(fmt="PNG"),
+                                        image_bytes(fmt="PNG")])
     crash = "the image decoder crashed on it (SIGKILL)"
-    assert reasons(outcomes) == [crash, "PNG", crash, "JPEG"]
-    assert len(misbehaving_decoder) == 3
+    assert reasons(outcomes) == [crash, "PNG", crash, "JPEG", crash, "PNG"]
+    assert len(misbehaving_decoder) == 4
 
 
 def test_a_checker_without_the_sandbox_cannot_raise_its_cpu_limit_and_is_replaced_when_its_budget_is_spent(

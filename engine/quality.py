@@ -1,0 +1,288 @@
+"""Data quality: a small signature per image, and a dataset's quality report from those signatures.
+
+The upload checker (engine.imagecheck) computes each image's `Signature` from the thumbnail it already makes
+(no second decode); the report compares the signatures of a whole dataset: near duplicates within a class,
+leakage across splits, conflicts across classes, image issues (blurry, dark, bright, almost no information, odd
+size or aspect, greyscale in a colour set) and the class balance. numpy and Pillow only.
+
+Near duplicates are found by the shape of each image's low frequencies: the lowest 8x8 DCT coefficients (DC
+left out) of a 32x32 grey image, as a unit vector stored in int8, of the whole image and of its centre with CROPS
+cut off each side. A copy cropped by up to 10% per side then lines up with one of the other image's centres to
+within 2.5% of its side, and resizing, recompression and brightness barely move those frequencies. The distance
+of two images is 1 - the largest cosine between those vectors (the whole image of each against every centre of
+the other): 0 for the same picture, about 1 for unrelated ones. The pair search multiplies the vectors' matrix
+block by block (numpy's matrix product, one core, no index).
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from PIL import Image
+
+# The grey square, SIGNATURE_SIDE x SIGNATURE_SIDE, every measure but the spectra is taken at: blur, brightness
+# and information depend on scale, so every image is measured at this one size (whatever its own).
+SIGNATURE_SIDE = 128
+SPECTRUM_SIDE = 32  # the grey square the spectra's DCT is taken of
+SPECTRUM_FREQUENCIES = 8  # the lowest 8x8 frequencies, the DC term left out: 63 coefficients
+SPECTRUM_LENGTH = SPECTRUM_FREQUENCIES ** 2 - 1
+CROPS = (0.0, 0.05, 0.1)  # the part cut off each side for each spectrum: the whole image, then two centres
+_MEASURES = ("blur", "brightness", "information", "colourfulness")
+
+
+@dataclass(frozen=True)
+class Signature:
+    """What the report needs of one image, a few hundred bytes as JSON.
+
+    spectra: per CROPS entry, the unit vector of the low DCT coefficients times 127, in int8 (bytes).
+    blur: variance of the Laplacian of the grey image at SIGNATURE_SIDE (low: blurry). brightness: mean grey
+    level, 0-255. information: grey-level entropy in bits, 0 (flat) to 8. colourfulness: mean spread between
+    the RGB channels of a pixel, 0-255, 0 for a greyscale image.
+    """
+    spectra: tuple[bytes, ...]
+    blur: float
+    brightness: float
+    information: float
+    colourfulness: float
+
+    def to_json(self) -> dict:
+        return {"spectra": [base64.b64encode(spectrum).decode() for spectrum in self.spectra],
+                **{name: round(getattr(self, name), 3) for name in _MEASURES}}
+
+    @classmethod
+    def from_json(cls, data: object) -> "Signature":
+        """The signature `data` holds, or ValueError when it is not exactly a to_json() of one: it comes back
+        from the untrusted checker process."""
+        if not isinstance(data, dict) or set(data) != {"spectra", *_MEASURES}:
+            raise ValueError("a signature is an object with spectra and measures")
+        spectra = data["spectra"]
+        if not (isinstance(spectra, list) and len(spectra) == len(CROPS) and all(isinstance(v, str) for v in spectra)):
+            raise ValueError(f"a signature's spectra are {len(CROPS)} strings")
+        decoded = tuple(_decoded(value) for value in spectra)
+        measures = {name: data[name] for name in _MEASURES}
+        for name, value in measures.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(f"a signature's {name} is a finite number")
+            if value < 0:
+                raise ValueError(f"a signature's {name} is not negative")
+        return cls(decoded, **{name: float(value) for name, value in measures.items()})
+
+
+def _decoded(value: str) -> bytes:
+    try:
+        spectrum = base64.b64decode(value, validate=True)
+    except (ValueError, binascii.Error):
+        raise ValueError("a signature's spectrum is base64") from None
+    if len(spectrum) != SPECTRUM_LENGTH:
+        raise ValueError(f"a signature's spectrum holds {SPECTRUM_LENGTH} bytes")
+    return spectrum
+
+
+def signature(image: Image.Image) -> Signature:
+    """The signature of an upright RGB image (the checker's thumbnail, before it is encoded)."""
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    grey = rgb.convert("L")
+    square = np.asarray(grey.resize((SIGNATURE_SIDE, SIGNATURE_SIDE), Image.BILINEAR), dtype=np.float32)
+    return Signature(spectra=tuple(_spectrum(grey, crop) for crop in CROPS), blur=_laplacian_variance(square),
+                     brightness=float(square.mean()), information=_entropy(square),
+                     colourfulness=_colourfulness(rgb))
+
+
+def _dct_matrix(side: int) -> np.ndarray:
+    """The orthonormal DCT-II matrix: its rows are the cosines of frequency 0..side-1."""
+    k, n = np.mgrid[0:side, 0:side]
+    matrix = np.cos(np.pi * (2 * n + 1) * k / (2 * side)) * np.sqrt(2 / side)
+    matrix[0] /= np.sqrt(2)
+    return matrix.astype(np.float32)
+
+
+_DCT = _dct_matrix(SPECTRUM_SIDE)[:SPECTRUM_FREQUENCIES]
+
+
+def _spectrum(grey: Image.Image, crop: float) -> bytes:
+    """The low frequencies of the centre (`crop` cut off each side) as a unit vector times 127, in int8."""
+    width, height = grey.size
+    box = (crop * width, crop * height, (1 - crop) * width, (1 - crop) * height)
+    pixels = np.asarray(grey.resize((SPECTRUM_SIDE, SPECTRUM_SIDE), Image.BILINEAR, box=box), dtype=np.float32)
+    low = (_DCT @ pixels @ _DCT.T).ravel()[1:]
+    norm = float(np.linalg.norm(low))
+    unit = low / norm if norm > 1e-3 else low * 0  # a flat image has no shape: it matches nothing
+    return np.round(unit * 127).astype(np.int8).tobytes()
+
+
+def _laplacian_variance(square: np.ndarray) -> float:
+    laplacian = (square[:-2, 1:-1] + square[2:, 1:-1] + square[1:-1, :-2] + square[1:-1, 2:]
+                 - 4 * square[1:-1, 1:-1])
+    return float(laplacian.var())
+
+
+def _entropy(square: np.ndarray) -> float:
+    counts = np.bincount(square.astype(np.uint8).ravel(), minlength=256)
+    p = counts[counts > 0] / counts.sum()
+    return float(max(0.0, -(p * np.log2(p)).sum()))
+
+
+def _colourfulness(rgb: Image.Image) -> float:
+    pixels = np.asarray(rgb, dtype=np.int16)
+    return float((pixels.max(axis=2) - pixels.min(axis=2)).mean())
+
+
+# The spectra compared: the whole image of each against every spectrum of the other (a copy is a crop of the
+# original, never the other way round in both).
+_COMPARED = tuple((0, other) for other in range(len(CROPS))) + tuple((other, 0) for other in range(1, len(CROPS)))
+_BLOCK = 1024  # rows compared at once: a block x n matrix of floats
+
+
+def spectrum_matrix(signatures: list[Signature]) -> np.ndarray:
+    """The signatures' spectra as an (n, len(CROPS), SPECTRUM_LENGTH) float32 array of unit vectors, the pair
+    search's input."""
+    raw = np.frombuffer(b"".join(b"".join(s.spectra) for s in signatures), dtype=np.int8)
+    vectors = raw.reshape(len(signatures), len(CROPS), SPECTRUM_LENGTH).astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=2, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+
+
+def near_duplicate_pairs(spectra: np.ndarray, max_distance: float, others: np.ndarray | None = None
+                         ) -> list[tuple[int, int, float]]:
+    """Pairs of rows of `spectra` (spectrum_matrix) at most `max_distance` apart, as (i, j, distance) with
+    i < j; with `others`, the pairs (i, j) of a row i of `spectra` and a row j of `others` instead (e.g. "which
+    val images near-copy a train image": the val spectra against the train spectra)."""
+    pairs = []
+    for start in range(0, len(spectra), _BLOCK):
+        rows = spectra[start:start + _BLOCK]
+        columns, offset = (others, 0) if others is not None else (spectra[start:], start)
+        distances = 1 - _block_similarity(rows, columns)
+        if others is None:
+            distances[np.tril_indices(len(rows), 0, len(columns))] = np.inf
+        for i, j in zip(*np.nonzero(distances <= max_distance)):
+            pairs.append((start + int(i), offset + int(j), round(max(0.0, float(distances[i, j])), 4)))
+    return pairs
+
+
+def _block_similarity(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
+    """The cosine of every row against every column, the largest over the _COMPARED spectra."""
+    best = None
+    for mine, theirs in _COMPARED:
+        cosines = rows[:, mine] @ columns[:, theirs].T
+        best = cosines if best is None else np.maximum(best, cosines, out=best)
+    return best
+
+
+@dataclass
+class Thresholds:
+    """When the report flags something; each a plain number (the web app's settings)."""
+    near_duplicate_distance: float = 0.28  # two images at most this far apart (0 same, ~1 unrelated) are copies
+    blurry: float = 60.0  # Laplacian variance at SIGNATURE_SIDE under this: blurry
+    dark: float = 40.0  # mean grey level (0-255) under this: too dark
+    bright: float = 220.0  # mean grey level (0-255) over this: too bright
+    low_information: float = 2.0  # grey-level entropy (bits, 0-8) under this: flat or blank
+    odd_size_factor: float = 3.0  # sqrt(width x height) over or under the dataset's median by this factor
+    odd_aspect_factor: float = 1.8  # width / height over or under the dataset's median by this factor
+    greyscale_colourfulness: float = 3.0  # mean channel spread (0-255) under this: a greyscale image
+    greyscale_max_fraction: float = 0.2  # greyscale images are flagged only when at most this part of the set
+    max_findings: int = 500  # each list of the report holds at most this many (the true number is in counts)
+
+
+@dataclass
+class Item:
+    """One image of a dataset, as the report sees it (`key`: the caller's id for it)."""
+    key: int
+    class_name: str
+    split: str
+    width: int
+    height: int
+    signature: Signature
+    sha256: str
+
+
+PAIR_KINDS = ("duplicates", "leakage", "conflicts")
+ISSUE_KINDS = ("blurry", "dark", "bright", "low_information", "odd_size", "odd_aspect", "greyscale")
+
+
+def report(items: list[Item], thresholds: Thresholds) -> dict:
+    """The dataset's quality report (JSON-able). A pair in the same class and split is a duplicate; in two
+    splits it is leakage; in two classes a conflict; in two classes and two splits, both leakage and conflict."""
+    pairs = _pair_findings(items, thresholds.near_duplicate_distance)
+    issues = image_issues(items, thresholds)
+    counts = {kind: len(pairs[kind]) for kind in PAIR_KINDS}
+    counts.update({kind: sum(1 for issue in issues if issue["kind"] == kind) for kind in ISSUE_KINDS})
+    cap = thresholds.max_findings
+    return {"measured_at": SIGNATURE_SIDE, "thresholds": asdict(thresholds), "counts": counts,
+            **{kind: pairs[kind][:cap] for kind in PAIR_KINDS}, "issues": _capped_issues(issues, cap),
+            "balance": balance(items)}
+
+
+def _pair_findings(items: list[Item], max_distance: float) -> dict[str, list[dict]]:
+    found = {kind: [] for kind in PAIR_KINDS}
+    pairs = near_duplicate_pairs(spectrum_matrix([item.signature for item in items]), max_distance)
+    for i, j, distance in pairs:
+        first, second = sorted((items[i], items[j]), key=lambda item: item.key)
+        exact = first.sha256 == second.sha256
+        finding = {"a": first.key, "b": second.key, "distance": 0.0 if exact else distance, "exact": exact}
+        if first.split != second.split:
+            found["leakage"].append({**finding, "splits": [first.split, second.split]})
+        if first.class_name != second.class_name:
+            found["conflicts"].append(finding)
+        if first.split == second.split and first.class_name == second.class_name:
+            found["duplicates"].append(finding)
+    for findings in found.values():
+        findings.sort(key=lambda finding: (finding["distance"], finding["a"], finding["b"]))
+    return found
+
+
+def image_issues(items: list[Item], thresholds: Thresholds) -> list[dict]:
+    """Every image issue of `items`, in the order of the items."""
+    if not items:
+        return []
+    median_side = float(np.median([math.sqrt(item.width * item.height) for item in items]))
+    median_aspect = float(np.median([item.width / item.height for item in items]))
+    greyscale = [item.signature.colourfulness < thresholds.greyscale_colourfulness for item in items]
+    colour_set = sum(greyscale) <= thresholds.greyscale_max_fraction * len(items)
+    issues = []
+    for item, grey in zip(items, greyscale):
+        issues += _issues_of(item, thresholds, median_side, median_aspect, grey and colour_set)
+    return issues
+
+
+def _issues_of(item: Item, limits: Thresholds, median_side: float, median_aspect: float,
+               greyscale_in_colour: bool) -> list[dict]:
+    s = item.signature
+    checks = [("blurry", s.blur, limits.blurry, s.blur < limits.blurry),
+              ("dark", s.brightness, limits.dark, s.brightness < limits.dark),
+              ("bright", s.brightness, limits.bright, s.brightness > limits.bright),
+              ("low_information", s.information, limits.low_information, s.information < limits.low_information),
+              ("greyscale", s.colourfulness, limits.greyscale_colourfulness, greyscale_in_colour)]
+    checks.append(_relative("odd_size", math.sqrt(item.width * item.height) / median_side, limits.odd_size_factor))
+    checks.append(_relative("odd_aspect", item.width / item.height / median_aspect, limits.odd_aspect_factor))
+    return [{"key": item.key, "kind": kind, "value": round(value, 3), "limit": round(limit, 3)}
+            for kind, value, limit, flagged in checks if flagged]
+
+
+def _relative(kind: str, ratio: float, factor: float) -> tuple[str, float, float, bool]:
+    """A measure relative to the dataset's median, flagged past `factor` either way (the limit it passed)."""
+    limit = factor if ratio >= 1 else 1 / factor
+    return kind, ratio, limit, ratio > factor or ratio < 1 / factor
+
+
+def _capped_issues(issues: list[dict], cap: int) -> list[dict]:
+    """At most `cap` issues of each kind, in the order of the items."""
+    taken = {kind: 0 for kind in ISSUE_KINDS}
+    kept = []
+    for issue in issues:
+        if taken[issue["kind"]] < cap:
+            taken[issue["kind"]] += 1
+            kept.append(issue)
+    return kept
+
+
+def balance(items: list[Item]) -> dict:
+    """The training images per class, and the largest count over the smallest (None without training images)."""
+    train: dict[str, int] = {}
+    for item in items:
+        if item.split == "train":
+            train[item.class_name] = train.get(item.class_name, 0) + 1
+    ratio = round(max(train.values()) / min(train.values()), 3) if train else None
+    return {"train": dict(sorted(train.items())), "ratio": ratio}
