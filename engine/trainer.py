@@ -351,6 +351,14 @@ class Trainer:
         labels_all = np.concatenate(labels)
         return sum(losses) / len(labels_all), np.concatenate(probabilities), labels_all
 
+    def predict(self, samples: list[Sample]) -> np.ndarray:
+        """Class probabilities of `samples` (un-augmented, in their order) from the model as it stands, after
+        `fit` its best epoch: images outside the run's splits, such as a held-out fold. Decoded through the
+        image cache."""
+        labels = np.array([sample.label for sample in samples], dtype=np.int64)
+        loader = BatchLoader(self.cache.load_all(samples), labels, self.config.batch_size, self.preprocess, False)
+        return self.evaluate(loader)[1]
+
     def fit(self, checkpoints: CheckpointStore | None = None, resume_from: Checkpoint | None = None) -> FitResult:
         """Train for the configured epochs, keep the best epoch by val accuracy, stop early if asked.
 
