@@ -41,3 +41,11 @@ def app_with_user(data_dir, username: str, password: str, role: str, **config):
     with app.app_context():
         services.create_user(username, password, role)
     return app
+
+
+def newest_revision(dataset_id: int) -> dict:
+    """A job row's link to its dataset's newest revision (inside an app context): what POST /api/jobs sets."""
+    from webapp.datasets.revisions import newest
+
+    revision = newest(dataset_id)
+    return {"revision_id": revision.id, "revision": revision.number}

@@ -1,11 +1,13 @@
 """Configuration read from the environment, with defaults for a laptop install."""
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
+from engine.quality import Thresholds
 from engine.runtimes import RUNTIMES
 from webapp.storage import DataDir
 
@@ -24,6 +26,22 @@ def _list_env(name: str) -> list[str] | None:
 def data_dir_from_env(override: str | None = None) -> DataDir:
     """`override`, else DATA_DIR, else ./instance, as an absolute path."""
     return DataDir(Path(override or os.environ.get("DATA_DIR") or "instance").resolve())
+
+
+def quality_thresholds(environ=os.environ) -> dict:
+    """The quality report's thresholds: each of engine.quality.Thresholds' defaults, or the setting
+    QUALITY_<NAME> (e.g. QUALITY_NEAR_DUPLICATE_DISTANCE) when it is set; a setting that is no number stops
+    the start with a message."""
+    values = {}
+    for item in dataclasses.fields(Thresholds):
+        setting = environ.get(f"QUALITY_{item.name.upper()}")
+        if setting:
+            kind = type(getattr(Thresholds(), item.name))
+            try:
+                values[item.name] = kind(setting)
+            except ValueError:
+                raise ValueError(f"QUALITY_{item.name.upper()} must be a number, not {setting!r}") from None
+    return dataclasses.asdict(Thresholds(**values))
 
 
 @dataclass(frozen=True)
@@ -90,6 +108,8 @@ def default_config(data_dir: str | None = None) -> dict:
         # Werkzeug spools every uploaded file above this size to disk.
         "MAX_FORM_MEMORY_SIZE": 2 * 1024 * 1024,
         "MAX_FORM_PARTS": _int_env("MAX_UPLOAD_FILES", 50_000) + 100,
+        # What the quality report counts as a near duplicate, blurry, dark, ... (engine.quality.Thresholds)
+        "QUALITY_THRESHOLDS": quality_thresholds(),
         "INGEST_LIMITS": {
             "max_entries": _int_env("MAX_UPLOAD_FILES", 50_000),
             "max_total_bytes": _int_env("MAX_DATASET_MB", 8192) * 1024 * 1024,

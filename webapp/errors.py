@@ -63,12 +63,21 @@ ERROR_STATUS: dict[str, int] = {
     "image_not_found": 404,
     "user_not_found": 404,
     "token_not_found": 404,
+    "revision_not_found": 404,
+    "label_search_not_found": 404,
+    "image_not_in_revision": 400,
     # the state of things
     "dataset_not_ready": 409,
     "no_worker_for_device": 409,
     "no_training_worker": 409,  # a timing probe with no training worker to run it
     "wrong_device": 409,  # recorded on a job that reached a worker of another device kind
     "dataset_in_use": 409,
+    "revision_in_use": 409,
+    "nothing_to_change": 409,
+    "nothing_to_scan": 409,
+    "report_not_ready": 409,
+    "report_truncated": 409,
+    "label_search_finished": 409,
     "job_finished": 409,
     "job_not_resumable": 409,
     "results_not_ready": 409,
@@ -120,6 +129,7 @@ def get_or_404(model, ident: int, label: str, **details):
                "Feedback": lambda: StudioError(code, "Feedback %(id)s does not exist.", params, **details),
                "Image": lambda: StudioError(code, "Image %(id)s does not exist.", params, **details),
                "Job": lambda: StudioError(code, "Job %(id)s does not exist.", params, **details),
+               "Label search": lambda: StudioError(code, "Label search %(id)s does not exist.", params, **details),
                "Token": lambda: StudioError(code, "Token %(id)s does not exist.", params, **details),
                "User": lambda: StudioError(code, "User %(id)s does not exist.", params, **details)}[label]()
     return row

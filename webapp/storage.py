@@ -159,6 +159,10 @@ class DataDir:
         """Where one attempt at checking an upload writes its accepted images before they move into place."""
         return self.tmp / f"ingest-{dataset_id}-{attempt}"
 
+    def scan_folder(self, scan_id: int, attempt: int) -> Path:
+        """The checker's working folder for one attempt at a quality scan."""
+        return self.tmp / f"scan-{scan_id}-{attempt}"
+
     def entries_staging(self, token: str) -> Path:
         """Where images given in one call (not uploaded) are checked before they move into place."""
         return self.tmp / f"upload-{token}"

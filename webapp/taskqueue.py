@@ -18,6 +18,8 @@ DESCRIBE_TASK = "worker.describe"
 EVALUATE_TASK = "worker.evaluate"
 MEASURE_TASK = "worker.measure_step"
 INGEST_TASK = "worker.ingest_dataset"
+SCAN_TASK = "worker.scan_dataset"
+LABEL_SEARCH_TASK = "worker.find_label_errors"
 
 
 def training_queue(kind: str = ANY_DEVICE) -> str:

@@ -29,12 +29,12 @@ def _samples(row: Evaluation, classes: list[str]) -> list[tuple]:
     index = {name: i for i, name in enumerate(classes)}
     folder = data_dir().dataset_files(row.dataset_id).images
     images = db.session.scalars(select(DatasetImage).where(
-        DatasetImage.dataset_id == row.dataset_id, DatasetImage.split == row.split).order_by(DatasetImage.id))
+        DatasetImage.revision_id == row.revision_id, DatasetImage.split == row.split).order_by(DatasetImage.id))
     return [(folder / image.stored_name, index[image.class_name]) for image in images if image.class_name in index]
 
 
 def _evaluate(row: Evaluation, progress) -> dict:
-    if row.dataset_id is None:
+    if row.dataset_id is None or row.revision_id is None:
         raise StudioError("dataset_not_found", "The dataset was deleted before the evaluation ran.")
     if db.session.scalar(select(ModelVersion.id).where(ModelVersion.version == row.version)) is None:
         raise StudioError("model_version_not_found", "Model version %(version)s was deleted.",

@@ -10,15 +10,17 @@ import redis
 from flask import Flask
 
 from webapp import lifecycle, redis_keys
+from webapp.datasets.quality import QUALITY_SCANS
 from webapp.datasets.services import UPLOAD_CHECKS
 from webapp.extensions import db
+from webapp.jobs.label_search import LABEL_SEARCHES
 from webapp.jobs.work import JOBS
 from webapp.redisconn import redis_client
 from webapp.release.evaluation import EVALUATIONS
 from webapp.workers import idle_queues
 
 log = logging.getLogger(__name__)
-KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS)
+KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES)
 
 
 def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list[int]]]:

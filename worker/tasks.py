@@ -9,7 +9,8 @@ import socket
 from celery import shared_task
 
 from engine.errors import StudioError
-from webapp.taskqueue import DESCRIBE_TASK, EVALUATE_TASK, INGEST_TASK, MEASURE_TASK, TRAIN_TASK
+from webapp.taskqueue import (DESCRIBE_TASK, EVALUATE_TASK, INGEST_TASK, LABEL_SEARCH_TASK, MEASURE_TASK, SCAN_TASK,
+                              TRAIN_TASK)
 
 
 @shared_task(name=DESCRIBE_TASK)
@@ -36,12 +37,28 @@ def evaluate(self, evaluation_id: int) -> str:
     return run_evaluation(evaluation_id, worker=self.request.hostname or socket.gethostname())
 
 
+@shared_task(name=LABEL_SEARCH_TASK, bind=True, ignore_result=True)
+def find_label_errors(self, search_id: int) -> str:
+    """Search one revision's training images for likely label errors; the findings are on the search's row."""
+    from worker.label_search import run_label_search
+
+    return run_label_search(search_id, worker=self.request.hostname or socket.gethostname())
+
+
 @shared_task(name=MEASURE_TASK, bind=True, ignore_result=True)
 def measure_step(self, backbone: str, image_size: int, batch_size: int) -> float:
     """Time a few training steps of one combination on this worker, for pre-flight estimates."""
     from worker.probe import measure_on_worker
 
     return measure_on_worker(self.request.hostname or socket.gethostname(), backbone, image_size, batch_size)
+
+
+@shared_task(name=SCAN_TASK, bind=True, ignore_result=True)
+def scan_dataset(self, scan_id: int) -> str:
+    """Measure the images of a dataset uploaded before the quality report; the outcome is on the scan's row."""
+    from webapp.datasets.quality import run_scan
+
+    return run_scan(scan_id, worker=self.request.hostname or socket.gethostname())
 
 
 @shared_task(name=INGEST_TASK, bind=True, ignore_result=True)

@@ -27,7 +27,7 @@ from webapp.jobs.work import JOBS
 from webapp.lifecycle import Superseded
 from webapp.statuses import JobStatus
 from webapp.redisconn import redis_client
-from webapp.models import Dataset, DatasetImage, EpochMetric, Job
+from webapp.models import Dataset, DatasetImage, DatasetRevision, EpochMetric, Job
 from webapp.registry.services import register_version
 from webapp.storage import data_dir
 from webapp.taskqueue import ANY_DEVICE, device_of
@@ -43,7 +43,10 @@ def describe_worker() -> dict:
 def training_data(job: Job) -> TrainData:
     if job.dataset_id is None:
         raise StudioError("dataset_not_found", "The dataset of this job was deleted.")
-    images = db.session.scalars(select(DatasetImage).where(DatasetImage.dataset_id == job.dataset_id)
+    if job.revision_id is None:
+        raise StudioError("revision_not_found", "Dataset '%(name)s' has no revision %(number)s.",
+                          {"name": job.dataset_name, "number": job.revision})
+    images = db.session.scalars(select(DatasetImage).where(DatasetImage.revision_id == job.revision_id)
                                 .order_by(DatasetImage.id)).all()
     names = class_order(image.class_name for image in images)
     index = {name: i for i, name in enumerate(names)}
@@ -145,11 +148,11 @@ class JobReporter(Callbacks):
 def export_version(job: Job, trainer: Trainer, result) -> None:
     """Write the bundle to a staging folder, then register it as the next model version."""
     staging = data_dir().model_staging(f"{job.id}-{uuid.uuid4().hex}")
-    dataset = db.session.get(Dataset, job.dataset_id) if job.dataset_id else None
+    revision = db.session.get(DatasetRevision, job.revision_id) if job.revision_id else None
     try:
         trainer.export(staging, {"job_id": job.id, "dataset": {
-            "id": job.dataset_id, "name": job.dataset_name,
-            "content_hash": dataset.content_hash if dataset else None}}, result)
+            "id": job.dataset_id, "name": job.dataset_name, "revision": job.revision,
+            "content_hash": revision.content_hash if revision else None}}, result)
         register_version(staging, job, trainer.config, trainer.data.class_names, result.best_val_acc)
     finally:
         shutil.rmtree(staging, ignore_errors=True)  # gone already when the bundle was published

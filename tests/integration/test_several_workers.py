@@ -10,6 +10,7 @@ import pytest
 import redis
 
 from engine.config import TrainConfig
+from tests.factories import newest_revision
 from tests.integration.test_training import EPOCHS_TO_KILL, FAST, finished, start, upload_colours, wait_for
 from launcher import worker_process
 from tests.postgres import new_database
@@ -106,6 +107,7 @@ def test_a_job_committed_but_never_sent_is_sent_by_the_sweep(team_stack):
     dataset_id = upload_colours(client, per_class=6, seed=900)
     with app.app_context():
         job = Job(dataset_id=dataset_id, dataset_name="colours", status="queued", phase="queued",
+                  **newest_revision(dataset_id),
                   config=TrainConfig(**FAST).to_dict())
         db.session.add(job)
         db.session.commit()
@@ -123,6 +125,7 @@ def test_a_task_the_broker_lost_is_sent_again_once_a_worker_of_its_queue_is_idle
     dataset_id = upload_colours(client, per_class=6, seed=901)
     with app.app_context():
         job = Job(dataset_id=dataset_id, dataset_name="colours", status="queued", phase="queued",
+                  **newest_revision(dataset_id),
                   config=TrainConfig(**FAST).to_dict(), sent_at=utcnow())
         db.session.add(job)
         db.session.commit()
@@ -160,6 +163,7 @@ def test_a_job_that_reaches_a_worker_of_the_wrong_device_fails_with_the_reason(t
     dataset_id = upload_colours(client, per_class=6, seed=1000)
     with app.app_context():  # as if a GPU job's task had reached a CPU worker's queue
         job = Job(dataset_id=dataset_id, dataset_name="colours", status="queued", phase="queued",
+                  **newest_revision(dataset_id),
                   config=TrainConfig(**FAST).to_dict(), queue="training.gpu")
         db.session.add(job)
         db.session.commit()

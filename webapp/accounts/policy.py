@@ -19,6 +19,7 @@ PREDICT_PUBLIC = frozenset({"predict_api.predict", "predict.index"})
 NEEDS = {
     # reads that hand out more than a page shows
     "registry_api.download": "member",
+    "datasets_api.download_revision": "member",
     # a few timed training steps on a worker, for the train form's estimate
     "jobs_api.request_timing_probe": "member",
     # users, deletes and release changes
@@ -28,6 +29,7 @@ NEEDS = {
     "accounts_api.delete_user": "admin",
     "accounts.users": "admin",
     "datasets_api.delete": "admin",
+    "datasets_api.delete_revision": "admin",
     "registry_api.delete": "admin",
     "registry_api.update": "admin",
     "release_api.change": "admin",

@@ -44,6 +44,7 @@ class AcceptedImage:
     width: int
     height: int
     num_bytes: int
+    signature: dict | None = None  # engine.quality.Signature as JSON, measured by the checker
 
 
 @dataclass
@@ -63,6 +64,8 @@ class IngestResult:
     images: list[AcceptedImage]
     rejected: list[dict] = field(default_factory=list)  # {"path", "reason"}, its reason in its stored form
     warnings: list[Message] = field(default_factory=list)
+    # Files with the same bytes as an earlier one: kept under their own path, class and split (their
+    # content stored once), and listed with the first's path; the quality report lists them too.
     duplicates: list[dict] = field(default_factory=list)
 
     @property
@@ -72,9 +75,11 @@ class IngestResult:
 
 
 def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: dict,
-           progress: Callable[[int, int], None] | None = None) -> IngestResult:
+           progress: Callable[[int, int], None] | None = None, whole: bool = True) -> IngestResult:
     """Check every entry and write the accepted ones under `staging`; raise StudioError if unusable.
-    `progress(done, total)` is told after each entry."""
+    `progress(done, total)` is told after each entry. `whole=False` checks images to add to a dataset:
+    the classes and splits are the dataset's business, so only an upload without any usable image is
+    refused."""
     files = DatasetFiles(staging)
     files.images.mkdir(parents=True, exist_ok=True)
     files.thumbs.mkdir(exist_ok=True)
@@ -97,6 +102,11 @@ def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: 
             _check_batch(batch, staging, seen, result, checker)
     finally:
         shutil.rmtree(staging / "check", ignore_errors=True)
+    if not whole:
+        if not result.images:
+            raise StudioError("no_usable_images", "No usable images were found in the upload.",
+                              rejected=result.rejected)
+        return result
     _check_classes(result)
     _split_missing_val(result)
     _warn_imbalance(result)
@@ -143,6 +153,9 @@ def _check_batch(batch: list[_Read], staging: Path, seen: dict[str, AcceptedImag
             first = seen[item.sha]
             result.duplicates.append({"path": item.path, "duplicate_of": first.original_path,
                                       "same_class": first.class_name == item.placement.class_name})
+            result.images.append(AcceptedImage(item.placement.class_name, item.placement.split, item.path,
+                                               first.stored_name, item.sha, first.format, first.width, first.height,
+                                               first.num_bytes, first.signature))
         elif isinstance(outcomes[item.sha], Message):
             result.rejected.append(rejection(item.path, outcomes[item.sha]))
         else:
@@ -156,7 +169,7 @@ def _keep(item: _Read, checked: CheckedImage, staging: Path, seen: dict[str, Acc
     files.image(stored_name).write_bytes(item.data)
     files.thumbnail(item.sha).write_bytes(checked.thumbnail)
     image = AcceptedImage(item.placement.class_name, item.placement.split, item.path, stored_name, item.sha,
-                          checked.format, checked.width, checked.height, len(item.data))
+                          checked.format, checked.width, checked.height, len(item.data), checked.signature.to_json())
     seen[item.sha] = image
     result.images.append(image)
 
@@ -180,9 +193,11 @@ def _check_classes(result: IngestResult) -> None:
     if result.duplicates:
         across = sum(1 for dup in result.duplicates if not dup["same_class"])
         counts = {"count": len(result.duplicates), "across": across}
-        result.warnings.append(Message(N_("%(count)s duplicate files were stored once. %(across)s of them appeared "
-                                          "under a different class too (kept in the first)."), counts) if across
-                               else Message(N_("%(count)s duplicate files were stored once."), counts))
+        result.warnings.append(Message(N_("%(count)s files are exact copies of another file, %(across)s of them "
+                                          "under a different class; the quality report lists them."), counts)
+                               if across else
+                               Message(N_("%(count)s files are exact copies of another file; the quality report "
+                                          "lists them."), counts))
 
 
 def _split_missing_val(result: IngestResult) -> None:
@@ -198,11 +213,16 @@ def _split_missing_val(result: IngestResult) -> None:
             image.split = "train"
         if name in has_val:
             continue
-        images.sort(key=lambda image: image.sha256)
-        take = min(len(images) - 1, max(1, round(len(images) * VAL_FRACTION)))
-        for image in images[:take]:
-            image.split = "val"
-        moved += take
+        # Copies of one content go to one split together: a split never leaks an image into another.
+        contents: dict[str, list[AcceptedImage]] = defaultdict(list)
+        for image in images:
+            contents[image.sha256].append(image)
+        order = sorted(contents)
+        take = min(len(order) - 1, max(1, round(len(order) * VAL_FRACTION)))
+        for sha in order[:take]:
+            for image in contents[sha]:
+                image.split = "val"
+            moved += len(contents[sha])
     if result.layout == "classes":
         result.warnings.append(Message(N_("No validation split was given: %(count)s images (20%% of each class, "
                                           "at least one) were set aside for validation."), {"count": moved}))

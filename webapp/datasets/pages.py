@@ -9,7 +9,7 @@ from engine.config import OPTIMIZERS, TrainConfig
 from engine.device import DEVICE_KINDS
 from engine.errors import StudioError
 from engine.weights import weights_status
-from webapp.datasets import services
+from webapp.datasets import revisions, services
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.models import Dataset, DatasetImage, ModelVersion
@@ -32,11 +32,12 @@ def show(dataset_id: int):
     dataset = get_or_404(Dataset, dataset_id, "Dataset")
     if dataset.status != DatasetStatus.READY:
         return render_template("datasets/pending.html", dataset=services.dataset_json(dataset))
-    classes = sorted(row["name"] for row in services.class_table(dataset.id))
+    revision = revisions.get_revision(dataset, None)
+    classes = sorted(row["name"] for row in revisions.class_table(revision.id))
     teachers = [{"version": v.version, "backbone": v.backbone, "val_acc": v.val_acc, "fits": sorted(v.class_names) == classes}
                 for v in db.session.scalars(db.select(ModelVersion).order_by(ModelVersion.version.desc()))]
     return render_template("datasets/show.html", dataset=services.dataset_json(dataset), teachers=teachers,
-                           thumbnails=services.thumbnails(dataset), defaults=TrainConfig(),
+                           thumbnails=services.thumbnails(revision), defaults=TrainConfig(),
                            backbones=BACKBONES, optimizers=OPTIMIZERS, weights=weights_status(),
                            learning_rates=TrainConfig.learning_rate_rule(), augmentation_presets=PRESET_OPTIONS,
                            device_kinds=DEVICE_KINDS,

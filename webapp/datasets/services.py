@@ -15,14 +15,15 @@ from sqlalchemy import func, select
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from webapp import audit, lifecycle
+from webapp.datasets import revisions
 from webapp.datasets.ingest import ingest
 from webapp.datasets.receive import ReceivedUpload, receive_upload
 from webapp.errors import get_or_404
 from webapp.extensions import db
 from webapp.messages import rejected_json, rendered, stored
-from webapp.models import Dataset, DatasetImage, Job, iso
+from webapp.models import Dataset, DatasetImage, DatasetRevision, Job, iso
 from webapp.statuses import ACTIVE, DATASET_TRANSITIONS, DatasetStatus
-from webapp.storage import data_dir
+from webapp.storage import DatasetFiles, data_dir
 from webapp.taskqueue import INGEST_QUEUE, INGEST_TASK
 
 log = logging.getLogger(__name__)
@@ -192,6 +193,41 @@ def dataset_from_entries(name: str, entries: list, refused: list | None = None) 
     return dataset
 
 
+def uploaded_note(count: int) -> Message:
+    """The note of every first revision (migration 0021 writes the same)."""
+    return Message(N_("Uploaded: %(count)s images."), {"count": count})
+
+
+def append_to_dataset(dataset: Dataset, entries: list, note: Message) -> revisions.DatasetRevision:
+    """A new revision of the dataset: its newest revision and the images of `entries` (paths as in an upload
+    with split folders, `train/class/file`), checked as an upload's are; their contents are stored once
+    beside the dataset's."""
+    base = revisions.get_revision(dataset, None)
+    staging = data_dir().entries_staging(uuid.uuid4().hex)
+    try:
+        result = ingest(entries, [], staging, current_app.config["INGEST_LIMITS"], whole=False)
+        staged, files = DatasetFiles(staging), data_dir().dataset_files(dataset.id)
+        for image in result.images:
+            for source, target in ((staged.image(image.stored_name), files.image(image.stored_name)),
+                                   (staged.thumbnail(image.sha256), files.thumbnail(image.sha256))):
+                if source.exists() and not target.exists():
+                    os.replace(source, target)
+        rows = [revisions.row_fields(row) for row in revisions.manifest(base.id)]
+        rows += [vars(image) for image in result.images]
+        revisions.check_usable(revisions.ManifestRow(**row) for row in rows)
+        revision = revisions.add_revision(dataset, rows, note, {"added": len(result.images)}, parent=base.number,
+                                          by=audit.actor())
+        audit.record("dataset.revise", "dataset", dataset.id, {"revision": revision.number, "from": base.number,
+                                                               "added": len(result.images)})
+        db.session.commit()
+    except BaseException:
+        db.session.rollback()
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return revision
+
+
 def _store(dataset: Dataset, result, staging: Path, attempt: int | None = None) -> None:
     """Fill the dataset's row and rows of images from an ingest result and move its files into place; for
     a check (`attempt`), only while that attempt still holds it (else lifecycle.Superseded)."""
@@ -202,7 +238,8 @@ def _store(dataset: Dataset, result, staging: Path, attempt: int | None = None) 
     dataset.warnings, dataset.duplicates = [stored(warning) for warning in result.warnings], result.duplicates
     dataset.ingest_done = dataset.ingest_total
     db.session.flush()
-    db.session.add_all(DatasetImage(dataset_id=dataset.id, **vars(image)) for image in result.images)
+    revisions.add_revision(dataset, [vars(image) for image in result.images], uploaded_note(len(result.images)),
+                           {"added": len(result.images)})
     target = data_dir().dataset(dataset.id)
     if target.exists():  # left over from a row that a crash never committed
         shutil.rmtree(target)
@@ -246,45 +283,36 @@ def _prune_image_cache() -> None:
                  removed["removed_bytes"] / 2**20)
 
 
-def class_table(dataset_id: int) -> list[dict]:
-    """Image counts per class and split, sorted by class name."""
-    rows = db.session.execute(
-        select(DatasetImage.class_name, DatasetImage.split, func.count())
-        .where(DatasetImage.dataset_id == dataset_id)
-        .group_by(DatasetImage.class_name, DatasetImage.split)
-    ).all()
-    table: dict[str, dict] = {}
-    for name, split, count in rows:
-        table.setdefault(name, {"name": name, "train": 0, "val": 0, "test": 0})[split] = count
-    return [table[name] for name in sorted(table)]
-
-
-def dataset_summary(dataset: Dataset, classes: list[dict] | None = None) -> dict:
-    classes = class_table(dataset.id) if classes is None else classes
+def dataset_summary(dataset: Dataset, revision: DatasetRevision | None = None,
+                    classes: list[dict] | None = None) -> dict:
+    """A dataset as lists show it: the counts of its newest revision (of the upload while it is checked)."""
+    revision = revision or revisions.newest(dataset.id)
+    classes = (revisions.class_table(revision.id) if revision else []) if classes is None else classes
     return {"id": dataset.id, "name": dataset.name, "status": dataset.status,
-            "num_images": dataset.num_images, "num_classes": len(classes),
-            "created_at": iso(dataset.created_at)}
+            "num_images": revision.num_images if revision else dataset.num_images, "num_classes": len(classes),
+            "revision": revision.number if revision else None, "created_at": iso(dataset.created_at)}
 
 
 def dataset_json(dataset: Dataset) -> dict:
     """The API representation of a dataset; its warnings, rejected files' reasons and error in the
     request's language."""
-    classes = class_table(dataset.id)
-    return {**dataset_summary(dataset, classes), "layout": dataset.layout,
-            "content_hash": dataset.content_hash, "classes": classes,
+    revision = revisions.newest(dataset.id)
+    classes = revisions.class_table(revision.id) if revision else []
+    return {**dataset_summary(dataset, revision, classes), "layout": dataset.layout,
+            "content_hash": revision.content_hash if revision else dataset.content_hash, "classes": classes,
             "rejected": rejected_json(dataset.rejected),
             "warnings": [rendered(warning) for warning in dataset.warnings or []],
             "duplicates": dataset.duplicates or [], "error": rendered(dataset.error),
             "progress": {"done": dataset.ingest_done, "total": dataset.ingest_total}}
 
 
-def thumbnails(dataset: Dataset, per_class: int = 6) -> dict[str, list[DatasetImage]]:
-    """A few images of each class, for the dataset page."""
+def thumbnails(revision: DatasetRevision, per_class: int = 6) -> dict[str, list[DatasetImage]]:
+    """A few images of each class of a revision, for the dataset page."""
     shown = {}
-    for row in class_table(dataset.id):
+    for row in revisions.class_table(revision.id):
         shown[row["name"]] = db.session.scalars(
             select(DatasetImage)
-            .where(DatasetImage.dataset_id == dataset.id, DatasetImage.class_name == row["name"])
+            .where(DatasetImage.revision_id == revision.id, DatasetImage.class_name == row["name"])
             .order_by(DatasetImage.id).limit(per_class)
         ).all()
     return shown

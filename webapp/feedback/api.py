@@ -54,10 +54,10 @@ def image(feedback_id: int):
            errors=("model_version_not_found", "source_dataset_gone", "no_feedback_images", "missing_field",
                    "invalid_field", *ingest.REFUSALS), tags=("feedback",))
 def to_dataset():
-    """A new dataset from the kept feedback images, alone or added to a copy of a version's training
-    dataset (which is never changed); each image is added once."""
-    dataset, taken = services.add_to_dataset(parsed_body())
-    return jsonify({"dataset": dataset_json(dataset), "feedback_images": taken}), 201
+    """A new dataset from the kept feedback images, or a new revision of a version's training dataset with
+    them added (its older revisions never change); each image is added once."""
+    dataset, revision, taken = services.add_to_dataset(parsed_body())
+    return jsonify({"dataset": dataset_json(dataset), "revision": revision, "feedback_images": taken}), 201
 
 
 @api.post("/feedback/purge")

@@ -31,8 +31,9 @@ class FeedbackDatasetRequest(Strict):
     """Which kept images go into the new dataset, and where."""
 
     mode: Annotated[Literal["new", "append"], Says("'mode' must be 'new' or 'append'.")] = Field(
-        "new", description="`new`: a dataset of the feedback images alone; `append`: a copy of the dataset "
-                           "`version` was trained on, with the images added to its training split.")
+        "new", description="`new`: a dataset of the feedback images alone; `append`: a new revision of the "
+                           "dataset `version` was trained on (its newest revision with the images added to its "
+                           "training split).")
     include: Annotated[Literal["corrections", "all"], Says("'include' must be 'corrections' or 'all'.")] = Field(
         "corrections", description="`corrections`: only answers marked wrong with the right class; `all`: every "
                                    "kept image with a known class.")
@@ -91,6 +92,7 @@ class FeedbackList(Answer):
 
 class FeedbackDataset(Answer):
     dataset: DatasetOut
+    revision: int = Field(description="The dataset's revision that holds the images (1 for a new dataset).")
     feedback_images: int = Field(description="Feedback images added to it.")
 
 

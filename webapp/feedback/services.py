@@ -15,17 +15,17 @@ from sqlalchemy.exc import IntegrityError
 from engine.errors import StudioError
 from engine.imagecheck import check_image
 from engine.images import ImageRejected
-from engine.messages import N_
+from engine.messages import N_, Message
 from webapp import audit, paging
 from webapp.datasets.archive import Entry
 from webapp.datasets.layout import MAX_CLASS_NAME, broken_class_name_rule
-from webapp.datasets.services import dataset_from_entries
+from webapp.datasets.services import append_to_dataset, dataset_from_entries
 from webapp.errors import get_or_404, id_in_range
 from webapp.extensions import db
 from webapp.feedback.holding import HeldPrediction
 from webapp.feedback.schemas import FeedbackDatasetRequest, Verdict
 from webapp.messages import translate
-from webapp.models import Dataset, DatasetImage, Feedback, iso, utcnow
+from webapp.models import Dataset, Feedback, iso, utcnow
 from webapp.release.services import get_version_or_404
 from webapp.release.stats import MARKED_WRONG
 from webapp.statuses import DatasetStatus
@@ -192,10 +192,10 @@ def _file_entry(path_in_upload: str, path) -> Entry:
     return Entry(path_in_upload, path.stat().st_size if path.exists() else 0, lambda: open(path, "rb"))
 
 
-def add_to_dataset(asked: FeedbackDatasetRequest) -> tuple[Dataset, int]:
-    """A new dataset from the kept feedback images (their right classes), alone or added to a copy of
-    the dataset a version was trained on; the source dataset is never changed. Returns it and the
-    number of feedback images it took."""
+def add_to_dataset(asked: FeedbackDatasetRequest) -> tuple[Dataset, int, int]:
+    """A new dataset from the kept feedback images (their right classes), or a new revision of the dataset
+    a version was trained on with them added to its training split (no revision is changed). Returns the
+    dataset, the number of the revision that holds them and the number of feedback images it took."""
     include, version, name = asked.include, asked.version, asked.name
     if version is not None and not id_in_range(version):
         raise StudioError("model_version_not_found", "Model version %(version)s does not exist.", {"version": version},
@@ -216,26 +216,22 @@ def add_to_dataset(asked: FeedbackDatasetRequest) -> tuple[Dataset, int]:
     rows = [row for row in db.session.scalars(query) if folders.feedback_image(row.image_name).is_file()]
     if not rows:
         raise _nothing_to_add(include, version)
-    entries = []
-    if source is not None:
-        files = folders.dataset_files(source.id)
-        for image in db.session.scalars(select(DatasetImage).where(DatasetImage.dataset_id == source.id)):
-            entries.append(_file_entry(f"{image.split}/{image.class_name}/{image.stored_name}",
-                                       files.image(image.stored_name)))
     prefix = "train/" if source is not None else ""
-    for row in rows:
-        extension = row.image_name.rsplit(".", 1)[1]
-        entries.append(_file_entry(f"{prefix}{row.label}/feedback-{row.prediction_id}.{extension}",
-                                   folders.feedback_image(row.image_name)))
-    # the default name, in the language of the person who makes the dataset
-    default = translate(N_("%(name)s + feedback"), {"name": source.name}) if source is not None else \
-        (translate(N_("Feedback on v%(version)s"), {"version": version}) if version is not None
-         else translate(N_("Feedback")))
-    dataset = dataset_from_entries((name or "").strip() or default, entries)
+    entries = [_file_entry(f"{prefix}{row.label}/feedback-{row.prediction_id}.{row.image_name.rsplit('.', 1)[1]}",
+                           folders.feedback_image(row.image_name)) for row in rows]
+    if source is not None:
+        revision = append_to_dataset(source, entries, Message(N_(
+            "Added %(count)s images from feedback on version %(version)s."), {"count": len(rows), "version": version}))
+        dataset, number = source, revision.number
+    else:
+        # the default name, in the language of the person who makes the dataset
+        default = translate(N_("Feedback on v%(version)s"), {"version": version}) if version is not None \
+            else translate(N_("Feedback"))
+        dataset, number = dataset_from_entries((name or "").strip() or default, entries), 1
     for row in rows:
         row.dataset_id = dataset.id
     db.session.commit()
-    return dataset, len(rows)
+    return dataset, number, len(rows)
 
 
 def _source_dataset(version: int) -> Dataset:

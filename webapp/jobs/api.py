@@ -18,9 +18,9 @@ from webapp.contract import operation, parsed_body, parsed_query
 from webapp.datasets.services import ready_dataset
 from webapp.errors import get_or_404
 from webapp.extensions import db
-from webapp.jobs import commands, events, queries, recommendation, schemas, serialize
+from webapp.jobs import commands, events, label_search, queries, recommendation, schemas, serialize
 from webapp.statuses import JobStatus
-from webapp.models import Job
+from webapp.models import Dataset, Job
 from webapp.redis_keys import job_events
 from webapp.redisconn import redis_client
 
@@ -43,7 +43,7 @@ def _promotion_allowed() -> None:
 @api.post("/jobs")
 @operation(body=schemas.JobRequest, answers={202: schemas.JobCreated}, tags=("jobs",), first=_promotion_allowed,
            errors=("invalid_option", "unknown_option", "invalid_field", "missing_field", "dataset_not_found",
-                   "dataset_not_ready", "no_worker_for_device", "model_version_not_found", "model_bundle_rejected",
+                   "dataset_not_ready", "revision_not_found", "no_worker_for_device", "model_version_not_found", "model_bundle_rejected",
                    "classes_mismatch", "conflicting_fields", "init_weights_missing", "queue_unavailable"))
 def create():
     """Start a training job on a ready dataset: 202 once it is queued; 503 `queue_unavailable` (with the
@@ -212,11 +212,13 @@ def _sse(data: dict, event: str) -> str:
 
 @api.get("/datasets/<int:dataset_id>/recommendation")
 @operation(query=schemas.RecommendationQuery, answers={200: schemas.Recommendation}, tags=("jobs",),
-           errors=("invalid_option", "unknown_option", "dataset_not_found", "dataset_not_ready"))
+           errors=("invalid_option", "unknown_option", "invalid_field", "dataset_not_found", "dataset_not_ready",
+                   "revision_not_found"))
 def dataset_recommendation(dataset_id: int):
     """Suggested job options with their reasons and the time estimate; query parameters fix options
     (as POST /api/jobs would take them) and the rest is suggested around them."""
-    return jsonify(recommendation.recommendation(ready_dataset(dataset_id), parsed_query()))
+    query = parsed_query()
+    return jsonify(recommendation.recommendation(ready_dataset(dataset_id), query, query.revision))
 
 
 @api.post("/timing-probes")
@@ -239,3 +241,53 @@ def backbones():
                 "defaults": {**TrainConfig(backbone=name).to_dict(), "pretrained": present[name]}}
                for name, spec in BACKBONES.items()]
     return jsonify({"backbones": choices, "learning_rates": TrainConfig.learning_rate_rule()})
+
+
+# --- likely label errors --------------------------------------------------------------------------------
+
+@api.get("/datasets/<int:dataset_id>/label-searches/plan")
+@operation(query=schemas.LabelSearchQuery, answers={200: schemas.LabelSearchPlan}, tags=("datasets",),
+           errors=("dataset_not_found", "dataset_not_ready", "revision_not_found", "class_too_small"))
+def plan_label_search(dataset_id: int):
+    """What a search for likely label errors would do (K trainings of the dataset's cheap recipe) and how
+    long it would take, before it is started."""
+    query = parsed_query()
+    return jsonify(label_search.plan_json(label_search.plan(ready_dataset(dataset_id), query.revision, query.folds)))
+
+
+@api.post("/datasets/<int:dataset_id>/label-searches")
+@operation(body=schemas.LabelSearchRequest, answers={202: schemas.LabelSearchOut}, tags=("datasets",),
+           errors=("dataset_not_found", "dataset_not_ready", "revision_not_found", "class_too_small",
+                   "queue_unavailable"))
+def start_label_search(dataset_id: int):
+    """Search a revision's training images for likely label errors, on a training worker."""
+    asked = parsed_body()
+    search = label_search.start_search(ready_dataset(dataset_id), asked.revision, asked.folds)
+    return jsonify(label_search.search_json(search)), 202
+
+
+@api.get("/datasets/<int:dataset_id>/label-searches")
+@operation(answers={200: schemas.LabelSearchList}, errors=("dataset_not_found",), tags=("datasets",))
+def list_label_searches(dataset_id: int):
+    """The dataset's newest searches for label errors (20 at most), without their findings."""
+    dataset = get_or_404(Dataset, dataset_id, "Dataset")
+    return jsonify({"searches": [label_search.search_json(search, with_issues=False)
+                                 for search in label_search.searches_of(dataset)]})
+
+
+@api.get("/datasets/<int:dataset_id>/label-searches/<int:search_id>")
+@operation(answers={200: schemas.LabelSearchOut}, errors=("dataset_not_found", "label_search_not_found"),
+           tags=("datasets",))
+def show_label_search(dataset_id: int, search_id: int):
+    """A search: how far it got, and once done, the doubted images, the most doubtful first."""
+    dataset = get_or_404(Dataset, dataset_id, "Dataset")
+    return jsonify(label_search.search_json(label_search.get_search(dataset, search_id)))
+
+
+@api.post("/datasets/<int:dataset_id>/label-searches/<int:search_id>/cancel")
+@operation(answers={200: schemas.LabelSearchOut}, tags=("datasets",),
+           errors=("dataset_not_found", "label_search_not_found", "label_search_finished"))
+def cancel_label_search(dataset_id: int, search_id: int):
+    """Stop a search: a waiting one at once, a running one at its next training step."""
+    dataset = get_or_404(Dataset, dataset_id, "Dataset")
+    return jsonify(label_search.search_json(label_search.cancel_search(label_search.get_search(dataset, search_id))))

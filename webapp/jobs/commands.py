@@ -13,14 +13,15 @@ from engine.data import class_order
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from webapp import lifecycle
+from webapp.datasets.revisions import get_revision
 from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
 from webapp.jobs import events
-from webapp.jobs.recommendation import resolve
+from webapp.jobs.recommendation import dataset_profile, resolve
 from webapp.jobs.schemas import JobRequest
 from webapp.jobs.work import JOBS, transition
 from webapp.messages import stored
-from webapp.models import Dataset, DatasetImage, Job
+from webapp.models import Dataset, DatasetImage, DatasetRevision, Job
 from webapp.redisconn import redis_client
 from webapp.release.services import get_version_or_404
 from webapp.statuses import JobStatus
@@ -36,17 +37,19 @@ def create_job(request: JobRequest, by: str) -> Job:
     and the weights to continue from), commit the row, then enqueue the task with the job id; `by` is who
     asked (webapp.audit.actor), kept on the job and, when it asks for promotion, as the promotion's author."""
     dataset = ready_dataset(request.dataset_id, field="dataset_id")
+    revision = get_revision(dataset, request.revision, field="revision")
     device = request.device or ANY_DEVICE  # left out or null: any worker
     queue = training_queue(device)
     if device != ANY_DEVICE:
         check_device_served(device, queue)
-    config, suggested, _ = resolve(dataset, request)
+    config, suggested, _ = resolve(dataset, request, dataset_profile(revision))
     if config.teacher_version is not None:
-        check_teacher(config.teacher_version, dataset)
+        check_teacher(config.teacher_version, dataset, revision)
     if config.init_version is not None:
         init_weights(config.init_version, config.backbone)
     promote = request.promote_when_done
-    job = Job(dataset_id=dataset.id, dataset_name=dataset.name, status=JobStatus.QUEUED, phase="queued",
+    job = Job(dataset_id=dataset.id, dataset_name=dataset.name, revision_id=revision.id, revision=revision.number,
+              status=JobStatus.QUEUED, phase="queued",
               config=config.to_dict(), suggested={name: stored(reason) for name, reason in suggested.items()},
               promote_when_done=promote, queue=queue, created_by=by, promote_requested_by=by if promote else None)
     db.session.add(job)
@@ -69,10 +72,10 @@ def check_device_served(device: str, queue: str) -> None:
                           {"device": device.upper()}, field="device", queue=queue)
 
 
-def dataset_classes(dataset_id: int) -> list[str]:
-    """The class names a job on this dataset trains, in output order (the runner's rule)."""
-    return class_order(db.session.scalars(select(DatasetImage.class_name).where(DatasetImage.dataset_id == dataset_id)
-                                          .distinct()))
+def revision_classes(revision: DatasetRevision) -> list[str]:
+    """The class names a job on this revision trains, in output order (the runner's rule)."""
+    return class_order(db.session.scalars(select(DatasetImage.class_name).where(
+        DatasetImage.revision_id == revision.id).distinct()))
 
 
 def init_weights(version: int, backbone: str):
@@ -97,7 +100,7 @@ def init_weights(version: int, backbone: str):
                           {"version": version, "problem": exc.message}, field="init_version") from None
 
 
-def check_teacher(version: int, dataset: Dataset) -> None:
+def check_teacher(version: int, dataset: Dataset, revision: DatasetRevision) -> None:
     """A teacher must exist, pass its files' check and know exactly the dataset's classes."""
     try:
         get_version_or_404(version)
@@ -108,7 +111,7 @@ def check_teacher(version: int, dataset: Dataset) -> None:
     except BundleRejected as exc:
         raise StudioError(exc.code, "Model version %(version)s cannot teach: %(reason)s",
                           {"version": version, "reason": exc}, field="teacher_version") from None
-    classes = dataset_classes(dataset.id)
+    classes = revision_classes(revision)
     if sorted(bundle.classes) != classes:
         missing = sorted(set(classes) - set(bundle.classes))
         extra = sorted(set(bundle.classes) - set(classes))
@@ -172,6 +175,10 @@ def resume_job(job: Job, by: str) -> Job:
     if dataset is None:
         raise StudioError("dataset_deleted", "The dataset of job %(id)s ('%(dataset)s') was deleted, so "
                                              "the job cannot be resumed.", {"id": job.id, "dataset": job.dataset_name})
+    if job.revision is not None and job.revision_id is None:
+        raise StudioError("dataset_deleted", "Revision %(number)s of dataset '%(dataset)s', which job %(id)s trains "
+                                             "on, was deleted, so the job cannot be resumed.",
+                          {"id": job.id, "dataset": job.dataset_name, "number": job.revision})
     if job.queue != TRAINING_QUEUE:
         check_device_served(device_of(job.queue), job.queue)
     try:

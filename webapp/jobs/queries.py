@@ -5,7 +5,7 @@ from sqlalchemy import select
 
 from engine.errors import StudioError
 from webapp.extensions import db
-from webapp.models import DatasetImage, Job
+from webapp.models import DatasetImage, DatasetRevision, Job
 from webapp.statuses import JobStatus
 
 
@@ -38,10 +38,10 @@ def confusion_cell(job: Job, split: str, true: int, predicted: int) -> dict:
     chosen = sorted((a for a in answers if a["label"] == true and a["predicted"] == predicted),
                     key=lambda a: -a["top"][0][1])
     images = {}
-    if job.dataset_id is not None and chosen:
+    if job.revision_id is not None and chosen:
         keys = [a["key"] for a in chosen[:CELL_LIMIT]]
         images = {row.sha256: row for row in db.session.scalars(select(DatasetImage).where(
-            DatasetImage.dataset_id == job.dataset_id, DatasetImage.sha256.in_(keys)))}
+            DatasetImage.revision_id == job.revision_id, DatasetImage.sha256.in_(keys)))}
     items = []
     for answer in chosen[:CELL_LIMIT]:
         image = images.get(answer["key"])
@@ -52,3 +52,37 @@ def confusion_cell(job: Job, split: str, true: int, predicted: int) -> dict:
     return {"split": split, "true": names[true], "predicted": names[predicted], "count": len(chosen),
             "shown": len(items), "items": items}
 
+
+
+def leakage(job: Job) -> dict | None:
+    """How much the job's validation (and test) figures owe to images that near-copy a training image of the
+    revision it trained on (its quality report's leakage), and its accuracy on each split without them;
+    None before the job has per-image results or while the revision's report is not there."""
+    revision = db.session.get(DatasetRevision, job.revision_id) if job.revision_id else None
+    if revision is None or revision.quality is None or not job.predictions:
+        return None
+    pairs = revision.quality.get("leakage", [])
+    keys = {key for pair in pairs for key in (pair["a"], pair["b"])}
+    rows = {row.id: row for row in db.session.scalars(select(DatasetImage).where(
+        DatasetImage.id.in_(sorted(keys))))} if keys else {}
+    near_train: dict[str, set[str]] = {"val": set(), "test": set()}
+    for pair in pairs:
+        sides = [rows.get(pair["a"]), rows.get(pair["b"])]
+        if None in sides:
+            continue
+        for this, other in (sides, sides[::-1]):
+            if this.split in near_train and other.split == "train":
+                near_train[this.split].add(this.sha256)
+    answer = {"partial": revision.quality["counts"].get("leakage", 0) > len(pairs)}
+    for split, leaked in near_train.items():
+        answers = job.predictions.get(split)
+        if answers is None:
+            continue
+        clean = [item for item in answers if item["key"] not in leaked]
+        answer[split] = {"images": len(answers), "near_train": len(answers) - len(clean),
+                         "accuracy": _accuracy(answers), "accuracy_without": _accuracy(clean)}
+    return answer
+
+
+def _accuracy(answers: list[dict]) -> float | None:
+    return round(sum(item["label"] == item["predicted"] for item in answers) / len(answers), 4) if answers else None

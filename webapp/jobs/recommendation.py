@@ -24,7 +24,8 @@ from engine.weights import weights_status
 from webapp.extensions import db
 from webapp.jobs.schemas import ProbeRequest
 from webapp.messages import text
-from webapp.models import Dataset, DatasetImage, StepTiming as StepTimingRow, utcnow
+from webapp.datasets.revisions import get_revision
+from webapp.models import Dataset, DatasetImage, DatasetRevision, StepTiming as StepTimingRow, utcnow
 from webapp.redis_keys import PROBES_WAITING
 from webapp.redisconn import redis_client
 from webapp.taskqueue import MEASURE_TASK, TRAINING_QUEUE, trains
@@ -44,9 +45,10 @@ return 1
 CHEAPER_BACKBONE = "mobilenet_v3_small"
 
 
-def dataset_profile(dataset: Dataset) -> DatasetProfile:
+def dataset_profile(revision: DatasetRevision) -> DatasetProfile:
+    """What the suggestion reads of a revision: its images' classes, splits and sizes."""
     rows = db.session.execute(select(DatasetImage.class_name, DatasetImage.split, DatasetImage.width,
-                                     DatasetImage.height).where(DatasetImage.dataset_id == dataset.id)).all()
+                                     DatasetImage.height).where(DatasetImage.revision_id == revision.id)).all()
     return DatasetProfile.from_images([tuple(row) for row in rows])
 
 
@@ -57,7 +59,7 @@ def resolve(dataset: Dataset, own: JobOptions,
     reason is an English Message (engine.messages) that the caller translates or stores. Epochs left to the
     suggestion are a ceiling (early stopping on); explicit epochs run in full unless a patience is given."""
     explicit = own.chosen()
-    profile = profile or dataset_profile(dataset)
+    profile = profile or dataset_profile(get_revision(dataset, None))
     suggestion = suggest(profile, weights_status(), backbone=own.backbone if "backbone" in explicit else None)
     options = dict(suggestion.options)
     if "epochs" in explicit and "early_stopping_patience" not in explicit:
@@ -76,7 +78,7 @@ def resolve(dataset: Dataset, own: JobOptions,
     return config, taken, suggestion.regime
 
 
-def _timings() -> tuple[str | None, str | None, list[StepTiming]]:
+def measured_timings() -> tuple[str | None, str | None, list[StepTiming]]:
     """The measurements of the worker that measured most recently (the one likely to take the job)."""
     latest = db.session.scalars(select(StepTimingRow).order_by(StepTimingRow.measured_at.desc()).limit(1)).first()
     if latest is None:
@@ -94,16 +96,17 @@ def _estimate(config: TrainConfig, profile: DatasetProfile, timings: list[StepTi
     return round(estimate_seconds(profile, config.epochs, measured[0], config.trains_on_features)), measured[1]
 
 
-def recommendation(dataset: Dataset, options: JobOptions) -> dict:
+def recommendation(dataset: Dataset, options: JobOptions, revision: int | None = None) -> dict:
     """GET /api/datasets/<id>/recommendation: every job option, the reason for each suggested one, and the
     estimate on the current worker (with a warning and cheaper alternatives for runs of hours), its texts in
-    the request's language."""
-    profile = dataset_profile(dataset)
+    the request's language; for a revision (None: the newest)."""
+    chosen = get_revision(dataset, revision, field="revision")
+    profile = dataset_profile(chosen)
     config, reasons, regime = resolve(dataset, options, profile)
-    worker, device, timings = _timings()
+    worker, device, timings = measured_timings()
     estimate, exact = _estimate(config, profile, timings)
     answer = {"config": config.to_dict(), "reasons": {name: text(reason) for name, reason in reasons.items()},
-              "regime": regime,
+              "regime": regime, "revision": chosen.number,
               "profile": {"classes": profile.num_classes, "train_images": profile.train_images,
                           "val_images": profile.val_images, "test_images": profile.test_images,
                           "smallest_class": profile.smallest_class, "median_side": profile.median_side},
@@ -153,7 +156,7 @@ def request_probe(setting: ProbeRequest) -> dict:
     training worker; beyond that the answer is 429 `too_many_probes`."""
     config = TrainConfig(**setting.model_dump(), pretrained=False)
     combination = _combination(config)
-    measured = seconds_per_image(_timings()[2], config.backbone, config.image_size, config.batch_size)
+    measured = seconds_per_image(measured_timings()[2], config.backbone, config.image_size, config.batch_size)
     if measured is not None and measured[1]:
         return {**combination, "status": "measured"}
     member = "{backbone}:{image_size}:{batch_size}".format(**combination)

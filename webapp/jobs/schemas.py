@@ -13,8 +13,10 @@ from engine.epochs import EpochStats
 from engine.options import Backbone, BatchSize, ImageSize, JobOptions
 from engine.schema import Says, Strict
 from webapp.accounts.schemas import Answer
-from webapp.paging import Paged
-from webapp.statuses import JobStatus
+from webapp.contract import Query
+from webapp.errors import MAX_ID
+from webapp.paging import Paged, Whole
+from webapp.statuses import JobStatus, LabelSearchStatus
 from webapp.taskqueue import ANY_DEVICE
 
 DEVICES = (ANY_DEVICE, *DEVICE_KINDS)
@@ -29,6 +31,9 @@ class JobRequest(JobOptions):
                                          {"options": ", ".join(JobOptions.model_fields)})
 
     dataset_id: Annotated[int, Says("'dataset_id' must be the id of a dataset.", always=True, code="invalid_field")]
+    revision: Annotated[int | None, Says("'revision' must be the number of one of the dataset's revisions.",
+                                         always=True, code="invalid_field")] = Field(
+        None, description="The dataset revision to train on; left out or null: its newest.")
     promote_when_done: Annotated[bool, Says("'promote_when_done' must be true or false.", always=True,
                                             code="invalid_field")] = Field(
         False, description="Put the trained version into production when the job succeeds (needs the release role).")
@@ -39,9 +44,14 @@ class JobRequest(JobOptions):
 
 
 class RecommendationQuery(JobOptions):
-    """Options to hold fixed, as query parameters (text, read as each option's type); the rest is suggested."""
+    """Options to hold fixed, as query parameters (text, read as each option's type); the rest is suggested,
+    for a revision of the dataset (`revision`; left out: its newest)."""
 
     model_config = ConfigDict(strict=False)
+
+    revision: Annotated[int | None, Says("'revision' must be the number of one of the dataset's revisions.",
+                                         always=True, code="invalid_field")] = Field(
+        None, description="The dataset revision to suggest for; left out: its newest.")
 
 
 def _status_or_all(raw: Any) -> Any:
@@ -70,6 +80,7 @@ class JobSummary(Answer):
     phase: str | None
     dataset_id: int | None = Field(description="Null once the dataset was deleted.")
     dataset_name: str
+    revision: int | None = Field(description="The number of the dataset revision it trains on.")
     backbone: str | None
     progress: float = Field(description="From 0 to 1.")
     epoch: int = Field(description="The epoch in progress, from 1.")
@@ -82,6 +93,19 @@ class JobSummary(Answer):
     started_at: datetime | None
     finished_at: datetime | None
     model_version: int | None = Field(description="The model version it trained, once registered.")
+
+
+class SplitLeakage(Answer):
+    images: int = Field(description="Images of the split with a per-image answer.")
+    near_train: int = Field(description="Of them, near copies of a training image (the quality report's leakage).")
+    accuracy: float | None = Field(description="The best epoch's accuracy on the split.")
+    accuracy_without: float | None = Field(description="The same without the near copies.")
+
+
+class JobLeakage(Answer):
+    partial: bool = Field(description="The report lists only part of its leakage; the counts are at least these.")
+    val: SplitLeakage | None = None
+    test: SplitLeakage | None = None
 
 
 class JobOut(JobSummary):
@@ -112,6 +136,8 @@ class JobOut(JobSummary):
     traceback: str | None = Field(description="For admins only.")
     worker: str | None
     heartbeat_at: datetime | None
+    leakage: JobLeakage | None = Field(description="How much validation and test accuracy owe to near copies of "
+                                                   "training images; null without per-image results or report.")
 
 
 class JobList(Answer):
@@ -193,6 +219,7 @@ class Recommendation(Answer):
     config: JobOptions
     reasons: dict[str, str]
     regime: str
+    revision: int = Field(description="The dataset revision the suggestion read.")
     profile: RecommendationProfile
     estimate_seconds: int | None = Field(description="Null until a worker has measured its speed.")
     estimate_is_upper_bound: bool = Field(description="Early stopping may end the run sooner.")
@@ -220,3 +247,70 @@ class BackboneOut(Answer):
 class BackboneList(Answer):
     backbones: list[BackboneOut]
     learning_rates: dict[str, LearningRates] = Field(description="The automatic learning rate per optimizer.")
+
+
+# --- likely label errors --------------------------------------------------------------------------------
+
+class LabelSearchPlan(Answer):
+    revision: int
+    folds: int = Field(description="Trainings made: each judges the images it left out.")
+    images: int = Field(description="Training images judged.")
+    backbone: str
+    image_size: int
+    epochs: int = Field(description="Epochs of each training, at most.")
+    head_only: bool = Field(description="Trains the head on pretrained features, computed once: fast.")
+    estimate_seconds: int | None = Field(description="The whole search on the worker that measured last; null "
+                                                     "before any worker measured its speed.")
+    measured_on: str | None
+
+
+class LabelSearchQuery(Query):
+    revision: Whole(1, MAX_ID, optional=True) = Field(None, description="The revision; left out: the newest.")
+    folds: Whole(2, 10, optional=True) = Field(None, description="Trainings (2 to 10; 5 when left out).")
+
+
+class LabelSearchRequest(Strict):
+    unknown_field: ClassVar[Says] = Says("Unknown field '%(name)s'; use %(options)s.")
+
+    revision: Annotated[int | None, Says("'revision' must be the number of one of the dataset's revisions.",
+                                         always=True, code="invalid_field")] = Field(
+        None, description="The revision whose training images are judged; left out or null: the newest.")
+    folds: Annotated[int | None, Field(ge=2, le=10), Says("'folds' must be a whole number from 2 to 10.",
+                                                          always=True, code="invalid_field")] = Field(
+        None, description="Trainings (2 to 10; 5 when left out, fewer when a class has fewer training images).")
+
+
+class LabelIssueOut(Answer):
+    image_id: int
+    path: str
+    thumbnail_url: str
+    given: str = Field(description="The class it is filed under.")
+    suggested: str = Field(description="The class the models that never saw it are confident of.")
+    given_probability: float
+    suggested_probability: float
+    score: float = Field(description="p(given) - the largest other p: from -1 (surely another class) to 1; the "
+                                     "lowest first.")
+
+
+class LabelSearchOut(Answer):
+    id: int
+    dataset_id: int | None
+    revision: int
+    status: Literal[tuple(status.value for status in LabelSearchStatus)]
+    phase: str | None
+    progress: float
+    folds: int
+    backbone: str | None
+    estimate_seconds: float | None
+    error: str | None
+    cancel_requested: bool
+    created_by: str | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    found: int = Field(description="Images it doubts.")
+    issues: list[LabelIssueOut] = Field(description="The doubted images, the most doubtful first.")
+
+
+class LabelSearchList(Answer):
+    searches: list[LabelSearchOut] = Field(description="Newest first, without their issues.")

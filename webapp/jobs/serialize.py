@@ -6,7 +6,7 @@ from flask_babel import ngettext
 
 from engine.epochs import EpochStats
 from webapp.accounts.guard import effective_role
-from webapp.jobs.queries import queue_positions
+from webapp.jobs.queries import leakage, queue_positions
 from webapp.messages import rendered
 from webapp.models import Job, iso, utcnow
 from webapp.statuses import JobStatus
@@ -21,7 +21,8 @@ def job_summary(job: Job, positions: dict[int, int] | None = None) -> dict:
     positions = queue_positions() if positions is None and job.status == JobStatus.QUEUED else positions or {}
     end = job.finished_at or (utcnow() if job.started_at else None)
     return {"id": job.id, "status": job.status, "finished": JobStatus(job.status).finished, "phase": job.phase,
-            "dataset_id": job.dataset_id, "dataset_name": job.dataset_name, "backbone": job.config.get("backbone"),
+            "dataset_id": job.dataset_id, "dataset_name": job.dataset_name, "revision": job.revision,
+            "backbone": job.config.get("backbone"),
             "progress": round(job.progress, 4), "epoch": job.epoch, "total_epochs": job.config.get("epochs"),
             "best_val_acc": job.best_val_acc, "queue_position": positions.get(job.id),
             "duration_seconds": round((end - job.started_at).total_seconds(), 1) if job.started_at else None,
@@ -45,7 +46,7 @@ def job_json(job: Job) -> dict:
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
             "per_class": job.per_class, "test": job.test, "error": rendered(job.error),
             "traceback": _traceback_for_caller(job),
-            "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at)}
+            "worker": job.worker, "heartbeat_at": iso(job.heartbeat_at), "leakage": leakage(job)}
 
 
 def _traceback_for_caller(job: Job) -> str | None:

@@ -74,6 +74,7 @@ class VersionFacts(Answer):
     job_id: int | None = Field(description="The job that trained it; null once the job was deleted.")
     dataset_id: int | None
     dataset_name: str | None
+    revision: int | None = Field(description="The number of the dataset revision it was trained on.")
     backbone: str
     image_size: int
     classes: list[str] = Field(description="The class names, in the order of the model's outputs.")

@@ -49,7 +49,8 @@ def register_version(staging: Path, job: Job, config: TrainConfig, class_names: 
     size = sum(path.stat().st_size for path in staging.iterdir())
     for _ in range(attempts):
         number = next_version_number()
-        version = ModelVersion(version=number, job_id=job.id, dataset_id=job.dataset_id, backbone=config.backbone,
+        version = ModelVersion(version=number, job_id=job.id, dataset_id=job.dataset_id, revision_id=job.revision_id,
+                               revision=job.revision, backbone=config.backbone,
                                image_size=config.image_size, class_names=class_names, val_acc=val_acc,
                                bundle_bytes=size)
         db.session.add(version)
@@ -76,7 +77,8 @@ def version_json(row: ModelVersion, state: Release | None = None) -> dict:
     """The version's facts and its part in the release (`is_default`: it answers unpinned predictions)."""
     role = release.role_of(row.version, state)
     return {"version": row.version, "job_id": row.job_id, "dataset_id": row.dataset_id,
-            "dataset_name": row.job.dataset_name if row.job else None, "backbone": row.backbone,
+            "dataset_name": row.job.dataset_name if row.job else None, "revision": row.revision,
+            "backbone": row.backbone,
             "image_size": row.image_size, "classes": row.class_names, "val_acc": row.val_acc,
             "bundle_bytes": row.bundle_bytes, "created_at": iso(row.created_at),
             "release_role": role, "is_default": role == "production", "abstain_threshold": row.abstain_threshold,

@@ -54,12 +54,12 @@ def live_stats():
 
 @evaluations_api.post("")
 @operation(body=schemas.EvaluationRequest, answers={202: schemas.EvaluationOut},
-           errors=("model_version_not_found", "dataset_not_found", "dataset_not_ready", "empty_split",
-                   "classes_mismatch", "queue_unavailable"), tags=("evaluations",))
+           errors=("model_version_not_found", "dataset_not_found", "dataset_not_ready", "revision_not_found",
+                   "empty_split", "classes_mismatch", "queue_unavailable"), tags=("evaluations",))
 def create_evaluation():
     """Evaluate a version on a dataset split in the background, as serving would answer."""
     request_ = parsed_body()
-    row = evaluation.create_evaluation(request_.version, request_.dataset_id, request_.split)
+    row = evaluation.create_evaluation(request_.version, request_.dataset_id, request_.split, request_.revision)
     return jsonify(evaluation.evaluation_json(row)), 202
 
 

@@ -11,6 +11,7 @@ from engine.errors import StudioError
 from engine.messages import N_, Message
 from engine.metrics import suggest_threshold
 from webapp import lifecycle, paging
+from webapp.datasets.revisions import get_revision
 from webapp.datasets.services import ready_dataset
 from webapp.extensions import db
 from webapp.messages import rendered
@@ -37,31 +38,34 @@ EVALUATIONS = lifecycle.Kind(
     claimed=lambda now: {"progress": 0.0}, requeued={"worker": None, "progress": 0.0})
 
 
-def split_counts(dataset_id: int) -> dict[str, int]:
-    rows = db.session.execute(select(DatasetImage.split, func.count()).where(DatasetImage.dataset_id == dataset_id)
+def split_counts(revision_id: int) -> dict[str, int]:
+    rows = db.session.execute(select(DatasetImage.split, func.count()).where(DatasetImage.revision_id == revision_id)
                               .group_by(DatasetImage.split)).all()
     return {split: count for split, count in rows}
 
 
-def create_evaluation(version_number: int, dataset_id: int, split: str | None = None) -> Evaluation:
+def create_evaluation(version_number: int, dataset_id: int, split: str | None = None,
+                      revision_number: int | None = None) -> Evaluation:
     """POST /api/evaluations: check that the version can be evaluated on the split (None: the test split
-    when the dataset has one, else the validation split), then queue it."""
+    when the dataset has one, else the validation split) of the revision (None: the newest), then queue it."""
     version = get_version_or_404(version_number)
     dataset = ready_dataset(dataset_id, field="dataset_id")
-    counts = split_counts(dataset.id)
+    revision = get_revision(dataset, revision_number, field="revision")
+    counts = split_counts(revision.id)
     split = split or ("test" if counts.get("test") else "val")
     if not counts.get(split):
         raise StudioError("empty_split", "Dataset '%(dataset)s' has no %(split)s images.",
                           {"dataset": dataset.name, "split": split}, field="split")
     classes = set(db.session.scalars(select(DatasetImage.class_name).where(
-        DatasetImage.dataset_id == dataset.id, DatasetImage.split == split).distinct()))
+        DatasetImage.revision_id == revision.id, DatasetImage.split == split).distinct()))
     unknown_classes = sorted(classes - set(version.class_names))
     if unknown_classes:
         raise StudioError("classes_mismatch", "Model version %(version)s does not know the classes "
                                               "%(classes)s of dataset '%(dataset)s'.",
                           {"version": version.version, "classes": ", ".join(unknown_classes), "dataset": dataset.name},
                           field="dataset_id", unknown_classes=unknown_classes)
-    row = Evaluation(version=version.version, dataset_id=dataset.id, dataset_name=dataset.name, split=split)
+    row = Evaluation(version=version.version, dataset_id=dataset.id, dataset_name=dataset.name,
+                     revision_id=revision.id, revision=revision.number, split=split)
     db.session.add(row)
     db.session.commit()
     lifecycle.send_or_refuse(EVALUATIONS, row, StudioError("queue_unavailable", "The job queue (Redis) is not "
@@ -76,7 +80,7 @@ def evaluation_json(row: Evaluation) -> dict:
     report.pop("calibration", None)
     report.pop("confusion", None)
     return {"id": row.id, "version": row.version, "dataset_id": row.dataset_id, "dataset_name": row.dataset_name,
-            "split": row.split, "status": row.status, "progress": round(row.progress, 4), "error": rendered(row.error),
+            "revision": row.revision, "split": row.split, "status": row.status, "progress": round(row.progress, 4), "error": rendered(row.error),
             "worker": row.worker, "created_at": iso(row.created_at), "finished_at": iso(row.finished_at),
             **report}
 
@@ -103,7 +107,8 @@ def threshold_suggestion(version: int, meta: dict | None, precision: float) -> d
         .order_by(Evaluation.id.desc()).limit(1))
     if evaluation is not None and (evaluation.report or {}).get("calibration"):
         sample = evaluation.report["calibration"]
-        source = gettext("test split of dataset '%(dataset)s'", dataset=evaluation.dataset_name)
+        source = gettext("test split of revision %(revision)s of dataset '%(dataset)s'",
+                         dataset=evaluation.dataset_name, revision=evaluation.revision or 1)
     elif ((meta or {}).get("metrics") or {}).get("calibration"):
         sample = meta["metrics"]["calibration"]
         source = gettext("test split at training") if sample.get("split") == "test" \

@@ -114,6 +114,7 @@ class EvaluationRequest(Strict):
 
     version: int = Field(description="The model version to evaluate.")
     dataset_id: int = Field(description="A ready dataset whose classes the version knows.")
+    revision: int = left_out("The dataset revision to read; left out, its newest.")
     split: Split = left_out("The split to evaluate on; left out, the test split when the dataset has one, "
                             "else the validation split.")
 
@@ -155,6 +156,7 @@ class EvaluationOut(Answer):
     version: int
     dataset_id: int | None = Field(description="Null once the dataset was deleted; its name stays.")
     dataset_name: str
+    revision: int | None = Field(description="The number of the dataset revision it read.")
     split: Literal[SPLITS]
     status: EvaluationStatus
     progress: float = Field(description="From 0 to 1.")

@@ -18,6 +18,7 @@ NOT_JSON = {
     "api_docs.asset": "the reference page's files",
     "jobs_api.stream": "server-sent events (text/event-stream)",
     "registry_api.download": "a zip of the model bundle",
+    "datasets_api.download_revision": "a zip of a dataset revision in the upload layout",
     "feedback_api.image": "an image",
 }
 

@@ -27,7 +27,10 @@ DEFAULT_ROLE = frozenset({
     "registry_api.show", "feedback_api.give", "release_api.show", "release_api.live_stats", "workers_api.report",
     "datasets.index", "datasets.show", "datasets.thumbnail", "feedback.index", "jobs.index", "jobs.show",
     "registry.index", "predict.index", "board.proxy", "workers.index", "api_docs.openapi", "api_docs.reference",
-    "api_docs.asset",
+    "api_docs.asset", "datasets_api.list_revisions", "datasets_api.create_revision", "datasets_api.show_revision",
+    "datasets_api.diff_revision", "datasets_api.show_quality", "datasets_api.scan_quality",
+    "jobs_api.plan_label_search", "jobs_api.start_label_search", "jobs_api.list_label_searches",
+    "jobs_api.show_label_search", "jobs_api.cancel_label_search",
 })
 CALLERS = ("anonymous", "viewer", "member", "admin", "viewer-token", "member-token", "admin-token")
 # 401/403 answers that are not about the role: a token may not act as a browser session, whatever its role.

@@ -12,6 +12,7 @@ from tests.images import class_files, gbk_zip_bytes, image_bytes, zip_bytes
 from webapp.datasets.schemas import DatasetOut
 from webapp.extensions import db
 from webapp.models import Dataset, DatasetImage
+from webapp.storage import data_dir
 
 
 def documented(response):
@@ -127,16 +128,27 @@ def test_decompression_bomb_is_rejected(app, client):
                                  "reason": "The image is 200x200 pixels; the limit is 0.01 megapixels."}]
 
 
-def test_duplicates_are_stored_once_and_reported(app, client):
+def test_exact_duplicates_are_kept_under_their_own_paths_stored_once_and_reported(app, client):
     files = class_files({"rose": 3, "tulip": 3})
     files["rose/zcopy.png"] = files["rose/img0.png"]
     files["tulip/stolen.png"] = files["rose/img1.png"]
     body = post_zip(client, zip_bytes(files)).get_json()
-    assert body["num_images"] == 6
+    assert body["num_images"] == 8  # no copy silently dropped: each path keeps its class
     assert {d["path"]: d["same_class"] for d in body["duplicates"]} == {
         "rose/zcopy.png": True, "tulip/stolen.png": False}
-    assert any("2 duplicate files" in w and "different class" in w for w in body["warnings"])
-    assert len({i.sha256 for i in stored_images(app, body["id"])}) == 6
+    assert any("2 files are exact copies" in w and "1 of them under a different class" in w
+               for w in body["warnings"])
+    images = stored_images(app, body["id"])
+    assert len({i.sha256 for i in images}) == 6
+    with app.app_context():
+        assert len(list(data_dir().dataset_files(body["id"]).images.iterdir())) == 6  # bytes stored once
+    by_path = {image.original_path: image for image in images}
+    # copies of one content go to one split together: the automatic split leaks nothing
+    assert by_path["rose/zcopy.png"].split == by_path["rose/img0.png"].split
+    quality = client.get(f"/api/datasets/{body['id']}/quality").get_json()
+    conflict = [pair for pair in quality["report"]["conflicts"] if pair["exact"]]
+    assert [(quality["images"][str(pair["a"])]["path"], quality["images"][str(pair["b"])]["path"])
+            for pair in conflict] == [("rose/img1.png", "tulip/stolen.png")]
 
 
 def test_imbalance_is_a_warning(client):

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from tests.images import class_files, zip_bytes
+from tests.factories import newest_revision
 from webapp.extensions import db
 from webapp import lifecycle
 from webapp.jobs.work import JOBS
@@ -98,7 +99,7 @@ def test_unreachable_queue_fails_the_job_with_a_reason(app, client, dataset_id):
 def _job(app, dataset_id, status, heartbeat_age):
     with app.app_context():
         job = Job(dataset_id=dataset_id, dataset_name="pets", status=status, config={"epochs": 3,
-                  "backbone": "resnet18"}, started_at=utcnow(), heartbeat_at=utcnow() - timedelta(seconds=heartbeat_age))
+                  "backbone": "resnet18"}, **newest_revision(dataset_id), started_at=utcnow(), heartbeat_at=utcnow() - timedelta(seconds=heartbeat_age))
         db.session.add(job)
         db.session.commit()
         return job.id
