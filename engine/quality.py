@@ -174,7 +174,7 @@ def _block_similarity(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
 @dataclass
 class Thresholds:
     """When the report flags something; each a plain number (the web app's settings)."""
-    near_duplicate_distance: float = 0.28  # two images at most this far apart (0 same, ~1 unrelated) are copies
+    near_duplicate_distance: float = 0.12  # two images at most this far apart (0 same, ~1 unrelated) are copies
     blurry: float = 60.0  # Laplacian variance at SIGNATURE_SIDE under this: blurry
     dark: float = 40.0  # mean grey level (0-255) under this: too dark
     bright: float = 220.0  # mean grey level (0-255) over this: too bright
