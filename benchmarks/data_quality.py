@@ -13,11 +13,12 @@ Figures per set, with the one default threshold (engine.quality.Thresholds().nea
   `false_pairs`, the pairs it makes between distinct originals;
 - `leakage_planted_found` of `leakage_planted` (train originals, near copies of some of them planted in val,
   plus distinct val images) and `leakage_on_clean_split` (distinct images in train and val: should be 0);
-Costs: `report_seconds_10k` (engine.quality.report over `--report-items` items) and `signature_ratio`, the
-signature's time over the check's decode + thumbnail time, per image in the same process.
+Costs: `report_seconds` (engine.quality.report over `report_items` items) and `signature_ratio`, the
+signature's time over the check's decode + thumbnail time, per image in the same process, on photo-like JPEGs
+of an upload's size (`cost_photo_size`).
 
     .venv/bin/python benchmarks/data_quality.py [--originals 400] [--copies 2] [--photo-size 320x240]
-        [--report-items 10000] [--sets photo_like digits] [--tiny]
+        [--report-items 10000] [--cost-size 2000x1500] [--cost-images 30] [--sets photo_like digits] [--tiny]
 """
 from __future__ import annotations
 
@@ -25,9 +26,13 @@ import argparse
 import hashlib
 import io
 import json
+import os
 import sys
 import time
 from pathlib import Path
+
+for _library_threads in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):  # one core, as the ingest
+    os.environ.setdefault(_library_threads, "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -40,7 +45,8 @@ from engine.imagecheck import THUMB_SIZE, _jpeg, check_image, thumbnail_image  #
 from engine.images import open_checked  # noqa: E402
 
 MAX_PIXELS = 40_000_000
-TINY = {"originals": 12, "copies": 1, "photo_size": "96x72", "report_items": 300}
+TINY = {"originals": 12, "copies": 1, "photo_size": "96x72", "report_items": 300, "cost_size": "320x240",
+        "cost_images": 3}
 
 
 def photo_like(rng: np.random.Generator, size: tuple[int, int]) -> Image.Image:
@@ -161,6 +167,13 @@ def report_seconds(count: int, rng: np.random.Generator) -> float:
     return round(time.perf_counter() - started, 3)
 
 
+def upload_photos(size_text: str, count: int, rng: np.random.Generator) -> list[bytes]:
+    """Photo-like JPEGs (quality 90) at an upload's size (made at a quarter of it, then enlarged)."""
+    width, height = (int(side) for side in size_text.split("x"))
+    return [encoded(photo_like(rng, (width // 4, height // 4)).resize((width, height), Image.BICUBIC), "JPEG",
+                    quality=90) for _ in range(count)]
+
+
 def signature_cost(files: list[bytes]) -> dict:
     """Per image: the check's decode + thumbnail (+ its JPEG) against the signature of the thumbnail."""
     check = sign = 0.0
@@ -183,6 +196,8 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=2, help="near copies of each original")
     parser.add_argument("--photo-size", default="320x240", help="WIDTHxHEIGHT of the photo-like originals")
     parser.add_argument("--report-items", type=int, default=10_000)
+    parser.add_argument("--cost-size", default="2000x1500", help="WIDTHxHEIGHT of the JPEGs the costs are timed on")
+    parser.add_argument("--cost-images", type=int, default=30)
     parser.add_argument("--sets", nargs="*", default=["photo_like", "digits"])
     args = parse_args(parser, TINY)
     size = tuple(int(side) for side in args.photo_size.split("x"))
@@ -193,8 +208,8 @@ def main() -> None:
     for name in args.sets:
         originals = sets[name]()
         figures[name] = {**detection(originals, args.copies, rng), **leakage(originals, rng)}
-    photos = [photo_like(rng, size) for _ in range(max(4, args.originals // 10))]
-    figures.update(signature_cost([encoded(image) for image in photos] + [near_copy(image, rng) for image in photos]))
+    figures["cost_photo_size"] = args.cost_size
+    figures.update(signature_cost(upload_photos(args.cost_size, args.cost_images, rng)))
     figures["report_items"] = args.report_items
     figures["report_seconds"] = report_seconds(args.report_items, rng)
     print(json.dumps(figures, indent=2))
