@@ -8,7 +8,8 @@ side independently, brightened or darkened by up to 20%, re-encoded as JPEG at q
   objects of random size, place, colours and stripe width);
 - `digits`: scikit-learn's bundled handwritten digits (8x8) upscaled to 32 px before the copies are made:
   distinct images of one class look alike, and some of the originals are near-identical already.
-Figures per set, with the one default threshold (engine.quality.Thresholds().near_duplicate_distance):
+Figures per set, with one threshold for every set (`--threshold`, by default the studio's own,
+engine.quality.Thresholds().near_duplicate_distance):
 - `recall` and `precision` over pairs (a pair is true when both images come from the same original), and
   `false_pairs`, the pairs it makes between distinct originals;
 - `leakage_planted_found` of `leakage_planted` (train originals, near copies of some of them planted in val,
@@ -18,7 +19,7 @@ signature's time over the check's decode + thumbnail time, per image in the same
 of an upload's size (`cost_photo_size`).
 
     .venv/bin/python benchmarks/data_quality.py [--originals 400] [--copies 2] [--photo-size 320x240]
-        [--report-items 10000] [--cost-size 2000x1500] [--cost-images 30] [--sets photo_like digits] [--tiny]
+        [--report-items 10000] [--cost-size 2000x1500] [--cost-images 30] [--sets photo_like digits] [--threshold D] [--tiny]
 """
 from __future__ import annotations
 
@@ -118,14 +119,15 @@ def checked_items(files: list[tuple[bytes, str, str]]) -> list[quality.Item]:
     return items
 
 
-def detection(originals: list[Image.Image], copies: int, rng: np.random.Generator) -> dict:
+def detection(originals: list[Image.Image], copies: int, rng: np.random.Generator, limits: quality.Thresholds
+              ) -> dict:
     """Pair recall and precision over the originals and `copies` near copies of each, all in one class."""
     files, groups = [], []
     for group, image in enumerate(originals):
         files.append((encoded(image), "one", "train"))
         files += [(near_copy(image, rng), "one", "train") for _ in range(copies)]
         groups += [group] * (copies + 1)
-    found = quality.report(checked_items(files), quality.Thresholds(max_findings=10**9))["duplicates"]
+    found = quality.report(checked_items(files), limits)["duplicates"]
     true_found = sum(1 for pair in found if groups[pair["a"]] == groups[pair["b"]])
     true_pairs = len(originals) * (copies + 1) * copies // 2
     return {"images": len(files), "true_pairs": true_pairs, "recall": round(true_found / true_pairs, 4),
@@ -134,7 +136,7 @@ def detection(originals: list[Image.Image], copies: int, rng: np.random.Generato
             "false_pair_distances": sorted(p["distance"] for p in found if groups[p["a"]] != groups[p["b"]])[:10]}
 
 
-def leakage(originals: list[Image.Image], rng: np.random.Generator) -> dict:
+def leakage(originals: list[Image.Image], rng: np.random.Generator, limits: quality.Thresholds) -> dict:
     """Planted val near copies of train images found, and leakage reported on a clean split."""
     half = len(originals) // 2
     train, distinct_val = originals[:half], originals[half:]
@@ -142,12 +144,12 @@ def leakage(originals: list[Image.Image], rng: np.random.Generator) -> dict:
     files = [(encoded(image), "one", "train") for image in train]
     files += [(near_copy(train[index], rng), "one", "val") for index in planted]
     files += [(encoded(image), "one", "val") for image in distinct_val]
-    found = quality.report(checked_items(files), quality.Thresholds(max_findings=10**9))["leakage"]
+    found = quality.report(checked_items(files), limits)["leakage"]
     hits = {(pair["a"], pair["b"]) for pair in found}
     planted_found = sum(1 for n, index in enumerate(planted) if (index, half + n) in hits)
     clean = quality.report(checked_items([(encoded(image), "one", "train") for image in train]
                                          + [(encoded(image), "one", "val") for image in distinct_val]),
-                           quality.Thresholds())
+                           limits)
     return {"leakage_planted": len(planted), "leakage_planted_found": planted_found,
             "leakage_on_clean_split": clean["counts"]["leakage"]}
 
@@ -199,15 +201,18 @@ def main() -> None:
     parser.add_argument("--cost-size", default="2000x1500", help="WIDTHxHEIGHT of the JPEGs the costs are timed on")
     parser.add_argument("--cost-images", type=int, default=30)
     parser.add_argument("--sets", nargs="*", default=["photo_like", "digits"])
+    parser.add_argument("--threshold", type=float, default=quality.Thresholds().near_duplicate_distance,
+                        help="the near-duplicate distance (default: the studio's)")
     args = parse_args(parser, TINY)
     size = tuple(int(side) for side in args.photo_size.split("x"))
     rng = np.random.default_rng(25)
     sets = {"photo_like": lambda: [photo_like(rng, size) for _ in range(args.originals)],
             "digits": lambda: digits(args.originals)}
-    figures = {"threshold": quality.Thresholds().near_duplicate_distance, "measured_at": quality.SIGNATURE_SIDE}
+    limits = quality.Thresholds(near_duplicate_distance=args.threshold, max_findings=10**9)
+    figures = {"threshold": args.threshold, "measured_at": quality.SIGNATURE_SIDE}
     for name in args.sets:
         originals = sets[name]()
-        figures[name] = {**detection(originals, args.copies, rng), **leakage(originals, rng)}
+        figures[name] = {**detection(originals, args.copies, rng, limits), **leakage(originals, rng, limits)}
     figures["cost_photo_size"] = args.cost_size
     figures.update(signature_cost(upload_photos(args.cost_size, args.cost_images, rng)))
     figures["report_items"] = args.report_items

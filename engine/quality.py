@@ -5,13 +5,13 @@ The upload checker (engine.imagecheck) computes each image's `Signature` from th
 leakage across splits, conflicts across classes, image issues (blurry, dark, bright, almost no information, odd
 size or aspect, greyscale in a colour set) and the class balance. numpy and Pillow only.
 
-Near duplicates are found by the shape of each image's low frequencies: the lowest 8x8 DCT coefficients (DC
-left out) of a 32x32 grey image, as a unit vector stored in int8, of the whole image and of its centre with CROPS
-cut off each side. A copy cropped by up to 10% per side then lines up with one of the other image's centres to
-within 2.5% of its side, and resizing, recompression and brightness barely move those frequencies. The distance
-of two images is 1 - the largest cosine between those vectors (the whole image of each against every centre of
-the other): 0 for the same picture, about 1 for unrelated ones. The pair search multiplies the vectors' matrix
-block by block (numpy's matrix product, one core, no index).
+Near duplicates are found by the shape of each image's low frequencies: the lowest 6x6 DCT coefficients (DC
+left out) of a 32x32 grey image, as a unit vector stored in int8, of the whole image and of the CROPS of it (its
+centre with 5% and 10% cut off each side, and 10% cut off one side, for each side). A copy cropped by up to 10%
+per side lines up with one of those crops of its original far better than with the whole; resizing,
+recompression and brightness barely move those frequencies. The distance of two images is 1 - the largest
+cosine between the whole of one and any crop of the other: 0 for the same picture, about 1 for unrelated ones.
+The pair search multiplies the vectors' matrix block by block (numpy's matrix product on one core, no index).
 """
 from __future__ import annotations
 
@@ -27,10 +27,13 @@ from PIL import Image
 # and information depend on scale, so every image is measured at this one size (whatever its own).
 SIGNATURE_SIDE = 128
 SPECTRUM_SIDE = 32  # the grey square the spectra's DCT is taken of
-SPECTRUM_FREQUENCIES = 8  # the lowest 8x8 frequencies, the DC term left out: 63 coefficients
+SPECTRUM_FREQUENCIES = 6  # the lowest 6x6 frequencies, the DC term left out: 35 coefficients
 SPECTRUM_LENGTH = SPECTRUM_FREQUENCIES ** 2 - 1
 COLOUR_SIDE = 64  # the grid of pixels colourfulness is measured on
-CROPS = (0.0, 0.05, 0.1)  # the part cut off each side for each spectrum: the whole image, then two centres
+# The part of the image each spectrum leaves out, as fractions cut off (left, top, right, bottom): the whole
+# image first, then two centres and one side cut for each side.
+CROPS = ((0, 0, 0, 0), (0.05, 0.05, 0.05, 0.05), (0.1, 0.1, 0.1, 0.1),
+         (0.1, 0, 0, 0), (0, 0.1, 0, 0), (0, 0, 0.1, 0), (0, 0, 0, 0.1))
 _MEASURES = ("blur", "brightness", "information", "colourfulness")
 
 
@@ -104,10 +107,11 @@ def _dct_matrix(side: int) -> np.ndarray:
 _DCT = _dct_matrix(SPECTRUM_SIDE)[:SPECTRUM_FREQUENCIES]
 
 
-def _spectrum(grey: Image.Image, crop: float) -> bytes:
-    """The low frequencies of the centre (`crop` cut off each side) as a unit vector times 127, in int8."""
+def _spectrum(grey: Image.Image, crop: tuple[float, float, float, float]) -> bytes:
+    """The low frequencies of the image with `crop` cut off, as a unit vector times 127, in int8."""
     width, height = grey.size
-    box = (crop * width, crop * height, (1 - crop) * width, (1 - crop) * height)
+    left, top, right, bottom = crop
+    box = (left * width, top * height, (1 - right) * width, (1 - bottom) * height)
     pixels = np.asarray(grey.resize((SPECTRUM_SIDE, SPECTRUM_SIDE), Image.BILINEAR, box=box), dtype=np.float32)
     low = (_DCT @ pixels @ _DCT.T).ravel()[1:]
     norm = float(np.linalg.norm(low))
@@ -137,7 +141,7 @@ def _colourfulness(rgb: Image.Image) -> float:
 # The spectra compared: the whole image of each against every spectrum of the other (a copy is a crop of the
 # original, never the other way round in both).
 _COMPARED = tuple((0, other) for other in range(len(CROPS))) + tuple((other, 0) for other in range(1, len(CROPS)))
-_BLOCK = 1024  # rows compared at once: a block x n matrix of floats
+_BLOCK = 512  # rows compared at once: two block x n matrices of floats (20 MB each for 10,000 images)
 
 
 def spectrum_matrix(signatures: list[Signature]) -> np.ndarray:
@@ -178,7 +182,7 @@ def _block_similarity(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
 @dataclass
 class Thresholds:
     """When the report flags something; each a plain number (the web app's settings)."""
-    near_duplicate_distance: float = 0.12  # two images at most this far apart (0 same, ~1 unrelated) are copies
+    near_duplicate_distance: float = 0.085  # two images at most this far apart (0 same, ~1 unrelated) are copies
     blurry: float = 60.0  # Laplacian variance at SIGNATURE_SIDE under this: blurry
     dark: float = 40.0  # mean grey level (0-255) under this: too dark
     bright: float = 220.0  # mean grey level (0-255) over this: too bright
