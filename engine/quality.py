@@ -6,7 +6,7 @@ leakage across splits, conflicts across classes, image issues (blurry, dark, bri
 size or aspect, greyscale in a colour set) and the class balance. numpy and Pillow only.
 
 Near duplicates are found by the shape of each image's low frequencies: the lowest 6x6 DCT coefficients (DC
-left out) of a 32x32 grey image, as a unit vector stored in int8, of the whole image and of the CROPS of it (its
+left out) of the grey square, as a unit vector stored in int8, of the whole image and of the CROPS of it (its
 centre with 5% and 10% cut off each side, and 10% cut off one side, for each side). A copy cropped by up to 10%
 per side lines up with one of those crops of its original far better than with the whole; resizing,
 recompression and brightness barely move those frequencies. The distance of two images is 1 - the largest
@@ -26,7 +26,6 @@ from PIL import Image
 # The grey square, SIGNATURE_SIDE x SIGNATURE_SIDE, every measure but the spectra is taken at: blur, brightness
 # and information depend on scale, so every image is measured at this one size (whatever its own).
 SIGNATURE_SIDE = 128
-SPECTRUM_SIDE = 32  # the grey square the spectra's DCT is taken of
 SPECTRUM_FREQUENCIES = 6  # the lowest 6x6 frequencies, the DC term left out: 35 coefficients
 SPECTRUM_LENGTH = SPECTRUM_FREQUENCIES ** 2 - 1
 COLOUR_SIDE = 64  # the grid of pixels colourfulness is measured on
@@ -91,31 +90,36 @@ def signature(image: Image.Image) -> Signature:
     rgb = image if image.mode == "RGB" else image.convert("RGB")
     grey = rgb.convert("L").resize((SIGNATURE_SIDE, SIGNATURE_SIDE), Image.BILINEAR)
     square = np.asarray(grey, dtype=np.float32)
-    return Signature(spectra=tuple(_spectrum(grey, crop) for crop in CROPS), blur=_laplacian_variance(square),
+    return Signature(spectra=tuple(_spectrum(square, *cosines) for cosines in _CROP_COSINES),
+                     blur=_laplacian_variance(square),
                      brightness=float(square.mean()), information=_entropy(square),
                      colourfulness=_colourfulness(rgb))
 
 
-def _dct_matrix(side: int) -> np.ndarray:
-    """The orthonormal DCT-II matrix: its rows are the cosines of frequency 0..side-1."""
-    k, n = np.mgrid[0:side, 0:side]
-    matrix = np.cos(np.pi * (2 * n + 1) * k / (2 * side)) * np.sqrt(2 / side)
-    matrix[0] /= np.sqrt(2)
-    return matrix.astype(np.float32)
+def _cosines(low: float, high: float) -> np.ndarray:
+    """The DCT's lowest SPECTRUM_FREQUENCIES cosines over the part [low, high] of a SIGNATURE_SIDE axis, sampled
+    at its pixels (a pixel on the edge by the part of it inside); 0 outside. Summing over every pixel of the part
+    is the low-pass filter: no resize is needed, and no aliasing comes from one."""
+    edges = np.arange(SIGNATURE_SIDE + 1) / SIGNATURE_SIDE
+    start, end = np.maximum(edges[:-1], low), np.minimum(edges[1:], high)
+    inside = np.clip(end - start, 0, None) * SIGNATURE_SIDE
+    place = ((start + end) / 2 - low) / (high - low)
+    frequency = np.arange(SPECTRUM_FREQUENCIES)[:, None]
+    cosines = np.cos(np.pi * frequency * place[None, :]) * inside[None, :]
+    cosines[0] /= np.sqrt(2)  # the DCT's own weight of its constant term against the others
+    return cosines.astype(np.float32)
 
 
-_DCT = _dct_matrix(SPECTRUM_SIDE)[:SPECTRUM_FREQUENCIES]
+# Per crop, the cosines down (rows) and across (columns) of the part it keeps.
+_CROP_COSINES = tuple((_cosines(top, 1 - bottom), _cosines(left, 1 - right)) for left, top, right, bottom in CROPS)
 
 
-def _spectrum(grey: Image.Image, crop: tuple[float, float, float, float]) -> bytes:
-    """The low frequencies of the image with `crop` cut off, as a unit vector times 127, in int8."""
-    width, height = grey.size
-    left, top, right, bottom = crop
-    box = (left * width, top * height, (1 - right) * width, (1 - bottom) * height)
-    pixels = np.asarray(grey.resize((SPECTRUM_SIDE, SPECTRUM_SIDE), Image.BILINEAR, box=box), dtype=np.float32)
-    low = (_DCT @ pixels @ _DCT.T).ravel()[1:]
+def _spectrum(square: np.ndarray, down: np.ndarray, across: np.ndarray) -> bytes:
+    """The low frequencies of the part of `square` the cosines cover, as a unit vector times 127, in int8."""
+    low = (down @ square @ across.T).ravel()[1:]
     norm = float(np.linalg.norm(low))
-    unit = low / norm if norm > 1e-3 else low * 0  # a flat image has no shape: it matches nothing
+    # A flat image (under half a grey level of shape, e.g. its JPEG noise) has no shape: it matches nothing.
+    unit = low / norm if norm > 0.5 * square.size else low * 0
     return np.round(unit * 127).astype(np.int8).tobytes()
 
 
