@@ -19,7 +19,8 @@ signature's time over the check's decode + thumbnail time, per image in the same
 of an upload's size (`cost_photo_size`).
 
     .venv/bin/python benchmarks/data_quality.py [--originals 400] [--copies 2] [--photo-size 320x240]
-        [--report-items 10000] [--cost-size 2000x1500] [--cost-images 30] [--sets photo_like digits] [--threshold D] [--tiny]
+        [--report-items 10000] [--cost-size 2000x1500] [--cost-images 30] [--sets photo_like digits]
+        [--threshold D] [--tiny]
 """
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ from PIL import Image, ImageEnhance  # noqa: E402
 
 from benchmarks.tiny_mode import parse_args  # noqa: E402
 from engine import quality  # noqa: E402
-from engine.imagecheck import THUMB_SIZE, _jpeg, check_image, thumbnail_image  # noqa: E402
+from engine.imagecheck import THUMB_SIZE, check_image, thumbnail_image, thumbnail_jpeg  # noqa: E402
 from engine.images import open_checked  # noqa: E402
 
 MAX_PIXELS = 40_000_000
@@ -183,7 +184,7 @@ def signature_cost(files: list[bytes]) -> dict:
         started = time.perf_counter()
         image, _ = open_checked(data, MAX_PIXELS, draft=THUMB_SIZE * 2)
         thumb = thumbnail_image(image)
-        _jpeg(thumb)
+        thumbnail_jpeg(thumb)
         middle = time.perf_counter()
         quality.signature(thumb)
         check, sign = check + middle - started, sign + time.perf_counter() - middle
