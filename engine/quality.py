@@ -187,7 +187,7 @@ def _block_similarity(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
 class Thresholds:
     """When the report flags something; each a plain number (the web app's settings)."""
     near_duplicate_distance: float = 0.085  # two images at most this far apart (0 same, ~1 unrelated) are copies
-    blurry: float = 60.0  # Laplacian variance at SIGNATURE_SIDE under this: blurry
+    blurry: float = 100.0  # Laplacian variance at SIGNATURE_SIDE under this: blurry (a sharp photo: thousands)
     dark: float = 40.0  # mean grey level (0-255) under this: too dark
     bright: float = 220.0  # mean grey level (0-255) over this: too bright
     low_information: float = 2.0  # grey-level entropy (bits, 0-8) under this: flat or blank
