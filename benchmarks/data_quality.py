@@ -25,6 +25,7 @@ of an upload's size (`cost_photo_size`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import io
 import json
@@ -156,14 +157,15 @@ def leakage(originals: list[Image.Image], rng: np.random.Generator, limits: qual
 
 
 def report_seconds(count: int, rng: np.random.Generator) -> float:
-    """engine.quality.report over `count` items with random spectra (distinct images) and real measures."""
+    """engine.quality.report over `count` items with random spectra (distinct images of one colour) and real
+    measures."""
     base = quality.signature(photo_like(rng, (96, 72)))
     items = []
     for key in range(count):
         spectra = tuple(rng.integers(-60, 61, quality.SPECTRUM_LENGTH, dtype=np.int8).tobytes()
                         for _ in quality.CROPS)
-        signature = quality.Signature(spectra, base.blur, base.brightness, base.information, base.colourfulness)
-        items.append(quality.Item(key, f"class{key % 10}", "train" if key % 5 else "val", 640, 480, signature,
+        items.append(quality.Item(key, f"class{key % 10}", "train" if key % 5 else "val", 640, 480,
+                                  dataclasses.replace(base, spectra=spectra),
                                   f"{key:064x}"))
     started = time.perf_counter()
     quality.report(items, quality.Thresholds())

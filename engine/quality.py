@@ -9,9 +9,12 @@ Near duplicates are found by the shape of each image's low frequencies: the lowe
 left out) of the grey square, as a unit vector stored in int8, of the whole image and of the CROPS of it (its
 centre with 5% and 10% cut off each side, and 10% cut off one side, for each side). A copy cropped by up to 10%
 per side lines up with one of those crops of its original far better than with the whole; resizing,
-recompression and brightness barely move those frequencies. The distance of two images is 1 - the largest
-cosine between the whole of one and any crop of the other: 0 for the same picture, about 1 for unrelated ones.
-The pair search multiplies the vectors' matrix block by block (numpy's matrix product on one core, no index).
+recompression and brightness barely move those frequencies. Colour tells apart images of a like shape: each
+keeps the chromaticity (r and g over r + g + b, which brightness does not move) of a 3x3 grid of its regions.
+The distance of two images is 1 - the largest cosine between the whole of one and any crop of the other, plus
+the largest difference between their chromaticities: 0 for the same picture, about 1 for unrelated ones.
+The pair search multiplies the vectors' matrix block by block (numpy's matrix product on one core, no index),
+then adds the colour term to the pairs whose shape alone is within the threshold.
 """
 from __future__ import annotations
 
@@ -29,6 +32,8 @@ SIGNATURE_SIDE = 128
 SPECTRUM_FREQUENCIES = 6  # the lowest 6x6 frequencies, the DC term left out: 35 coefficients
 SPECTRUM_LENGTH = SPECTRUM_FREQUENCIES ** 2 - 1
 COLOUR_SIDE = 64  # the grid of pixels colourfulness is measured on
+CHROMA_GRID = 3  # the regions across and down whose chromaticity is kept
+CHROMA_LENGTH = CHROMA_GRID * CHROMA_GRID * 2
 # The part of the image each spectrum leaves out, as fractions cut off (left, top, right, bottom): the whole
 # image first, then two centres and one side cut for each side.
 CROPS = ((0, 0, 0, 0), (0.05, 0.05, 0.05, 0.05), (0.1, 0.1, 0.1, 0.1),
@@ -41,11 +46,14 @@ class Signature:
     """What the report needs of one image, a few hundred bytes as JSON.
 
     spectra: per CROPS entry, the unit vector of the low DCT coefficients times 127, in int8 (bytes).
+    chroma: per region of a CHROMA_GRID x CHROMA_GRID grid, r / (r + g + b) and g / (r + g + b) times 255, in
+    uint8 (bytes).
     blur: variance of the Laplacian of the grey image at SIGNATURE_SIDE (low: blurry). brightness: mean grey
     level, 0-255. information: grey-level entropy in bits, 0 (flat) to 8. colourfulness: mean spread between
     the RGB channels of a pixel, 0-255, 0 for a greyscale image.
     """
     spectra: tuple[bytes, ...]
+    chroma: bytes
     blur: float
     brightness: float
     information: float
@@ -53,35 +61,39 @@ class Signature:
 
     def to_json(self) -> dict:
         return {"spectra": [base64.b64encode(spectrum).decode() for spectrum in self.spectra],
+                "chroma": base64.b64encode(self.chroma).decode(),
                 **{name: round(getattr(self, name), 3) for name in _MEASURES}}
 
     @classmethod
     def from_json(cls, data: object) -> "Signature":
         """The signature `data` holds, or ValueError when it is not exactly a to_json() of one: it comes back
         from the untrusted checker process."""
-        if not isinstance(data, dict) or set(data) != {"spectra", *_MEASURES}:
-            raise ValueError("a signature is an object with spectra and measures")
+        if not isinstance(data, dict) or set(data) != {"spectra", "chroma", *_MEASURES}:
+            raise ValueError("a signature is an object with spectra, chroma and measures")
         spectra = data["spectra"]
         if not (isinstance(spectra, list) and len(spectra) == len(CROPS) and all(isinstance(v, str) for v in spectra)):
             raise ValueError(f"a signature's spectra are {len(CROPS)} strings")
-        decoded = tuple(_decoded(value) for value in spectra)
+        decoded = tuple(_decoded(value, SPECTRUM_LENGTH) for value in spectra)
+        if not isinstance(data["chroma"], str):
+            raise ValueError("a signature's chroma is a string")
+        chroma = _decoded(data["chroma"], CHROMA_LENGTH)
         measures = {name: data[name] for name in _MEASURES}
         for name, value in measures.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
                 raise ValueError(f"a signature's {name} is a finite number")
             if value < 0:
                 raise ValueError(f"a signature's {name} is not negative")
-        return cls(decoded, **{name: float(value) for name, value in measures.items()})
+        return cls(decoded, chroma, **{name: float(value) for name, value in measures.items()})
 
 
-def _decoded(value: str) -> bytes:
+def _decoded(value: str, length: int) -> bytes:
     try:
-        spectrum = base64.b64decode(value, validate=True)
+        decoded = base64.b64decode(value, validate=True)
     except (ValueError, binascii.Error):
-        raise ValueError("a signature's spectrum is base64") from None
-    if len(spectrum) != SPECTRUM_LENGTH:
-        raise ValueError(f"a signature's spectrum holds {SPECTRUM_LENGTH} bytes")
-    return spectrum
+        raise ValueError("a signature's spectra and chroma are base64") from None
+    if len(decoded) != length:
+        raise ValueError(f"a signature's spectrum or chroma of {len(decoded)} bytes, not {length}")
+    return decoded
 
 
 def signature(image: Image.Image) -> Signature:
@@ -91,7 +103,7 @@ def signature(image: Image.Image) -> Signature:
     grey = rgb.convert("L").resize((SIGNATURE_SIDE, SIGNATURE_SIDE), Image.BILINEAR)
     square = np.asarray(grey, dtype=np.float32)
     return Signature(spectra=tuple(_spectrum(square, *cosines) for cosines in _CROP_COSINES),
-                     blur=_laplacian_variance(square),
+                     chroma=_chroma(rgb), blur=_laplacian_variance(square),
                      brightness=float(square.mean()), information=_entropy(square),
                      colourfulness=_colourfulness(rgb))
 
@@ -123,6 +135,13 @@ def _spectrum(square: np.ndarray, down: np.ndarray, across: np.ndarray) -> bytes
     return np.round(unit * 127).astype(np.int8).tobytes()
 
 
+def _chroma(rgb: Image.Image) -> bytes:
+    """r / (r + g + b) and g / (r + g + b) of each region of a CHROMA_GRID grid, times 255, in uint8."""
+    regions = np.asarray(rgb.resize((CHROMA_GRID, CHROMA_GRID), Image.BOX), dtype=np.float32) + 1
+    chromaticity = regions[..., :2] / regions.sum(axis=2, keepdims=True)
+    return np.round(chromaticity * 255).astype(np.uint8).tobytes()
+
+
 def _laplacian_variance(square: np.ndarray) -> float:
     laplacian = (square[:-2, 1:-1] + square[2:, 1:-1] + square[1:-1, :-2] + square[1:-1, 2:]
                  - 4 * square[1:-1, 1:-1])
@@ -148,29 +167,39 @@ _COMPARED = tuple((0, other) for other in range(len(CROPS))) + tuple((other, 0) 
 _BLOCK = 512  # rows compared at once: two block x n matrices of floats (20 MB each for 10,000 images)
 
 
-def spectrum_matrix(signatures: list[Signature]) -> np.ndarray:
-    """The signatures' spectra as an (n, len(CROPS), SPECTRUM_LENGTH) float32 array of unit vectors, the pair
-    search's input."""
+def _spectrum_matrix(signatures: list[Signature]) -> np.ndarray:
+    """The signatures' spectra as an (n, len(CROPS), SPECTRUM_LENGTH) float32 array of unit vectors."""
     raw = np.frombuffer(b"".join(b"".join(s.spectra) for s in signatures), dtype=np.int8)
     vectors = raw.reshape(len(signatures), len(CROPS), SPECTRUM_LENGTH).astype(np.float32)
     norms = np.linalg.norm(vectors, axis=2, keepdims=True)
     return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
 
 
-def near_duplicate_pairs(spectra: np.ndarray, max_distance: float, others: np.ndarray | None = None
+def _chroma_matrix(signatures: list[Signature]) -> np.ndarray:
+    """The signatures' chromaticities as an (n, CHROMA_LENGTH) array of fractions."""
+    raw = np.frombuffer(b"".join(s.chroma for s in signatures), dtype=np.uint8)
+    return raw.reshape(len(signatures), CHROMA_LENGTH).astype(np.float32) / 255
+
+
+def near_duplicate_pairs(signatures: list[Signature], max_distance: float, others: list[Signature] | None = None
                          ) -> list[tuple[int, int, float]]:
-    """Pairs of rows of `spectra` (spectrum_matrix) at most `max_distance` apart, as (i, j, distance) with
-    i < j; with `others`, the pairs (i, j) of a row i of `spectra` and a row j of `others` instead (e.g. "which
-    val images near-copy a train image": the val spectra against the train spectra)."""
+    """The pairs of `signatures` at most `max_distance` apart, as (i, j, distance) with i < j; with `others`,
+    the pairs (i, j) of signatures[i] and others[j] instead (e.g. "which val images near-copy a train image":
+    the val signatures against the train signatures)."""
+    within = others is None
+    spectra, chroma = _spectrum_matrix(signatures), _chroma_matrix(signatures)
+    other_spectra, other_chroma = (spectra, chroma) if within else (_spectrum_matrix(others), _chroma_matrix(others))
     pairs = []
-    for start in range(0, len(spectra), _BLOCK):
-        rows = spectra[start:start + _BLOCK]
-        columns, offset = (others, 0) if others is not None else (spectra[start:], start)
-        distances = 1 - _block_similarity(rows, columns)
-        if others is None:
-            distances[np.tril_indices(len(rows), 0, len(columns))] = np.inf
-        for i, j in zip(*np.nonzero(distances <= max_distance)):
-            pairs.append((start + int(i), offset + int(j), round(max(0.0, float(distances[i, j])), 4)))
+    for start in range(0, len(signatures), _BLOCK):
+        offset = start if within else 0  # within one list, only the pairs right of the diagonal
+        distances = 1 - _block_similarity(spectra[start:start + _BLOCK], other_spectra[offset:])
+        if within:
+            distances[np.tril_indices(len(distances), 0, distances.shape[1])] = np.inf
+        rows, columns = np.nonzero(distances <= max_distance)
+        colour = np.abs(chroma[start + rows] - other_chroma[offset + columns]).max(axis=1)
+        total = distances[rows, columns] + colour
+        pairs += [(start + int(i), offset + int(j), round(max(0.0, float(d)), 4))
+                  for i, j, d in zip(rows, columns, total) if d <= max_distance]
     return pairs
 
 
@@ -186,7 +215,7 @@ def _block_similarity(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
 @dataclass
 class Thresholds:
     """When the report flags something; each a plain number (the web app's settings)."""
-    near_duplicate_distance: float = 0.085  # two images at most this far apart (0 same, ~1 unrelated) are copies
+    near_duplicate_distance: float = 0.14  # two images at most this far apart (0 same, ~1 unrelated) are copies
     blurry: float = 100.0  # Laplacian variance at SIGNATURE_SIDE under this: blurry (a sharp photo: thousands)
     dark: float = 40.0  # mean grey level (0-255) under this: too dark
     bright: float = 220.0  # mean grey level (0-255) over this: too bright
@@ -229,7 +258,7 @@ def report(items: list[Item], thresholds: Thresholds) -> dict:
 
 def _pair_findings(items: list[Item], max_distance: float) -> dict[str, list[dict]]:
     found = {kind: [] for kind in PAIR_KINDS}
-    pairs = near_duplicate_pairs(spectrum_matrix([item.signature for item in items]), max_distance)
+    pairs = near_duplicate_pairs([item.signature for item in items], max_distance)
     for i, j, distance in pairs:
         first, second = sorted((items[i], items[j]), key=lambda item: item.key)
         exact = first.sha256 == second.sha256
