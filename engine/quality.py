@@ -26,8 +26,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from PIL import Image
 
-# The grey square, SIGNATURE_SIDE x SIGNATURE_SIDE, every measure but the spectra is taken at: blur, brightness
-# and information depend on scale, so every image is measured at this one size (whatever its own).
+# The grey square, SIGNATURE_SIDE x SIGNATURE_SIDE, the shape and grey measures are taken at: blur, brightness
+# and information depend on scale, so every image is measured at this one size (whatever its own). The colour
+# measures are taken of the checker's thumbnail (its longer side THUMB_SIZE at most).
 SIGNATURE_SIDE = 128
 SPECTRUM_FREQUENCIES = 6  # the lowest 6x6 frequencies, the DC term left out: 35 coefficients
 SPECTRUM_LENGTH = SPECTRUM_FREQUENCIES ** 2 - 1
