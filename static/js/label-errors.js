@@ -4,7 +4,7 @@
 // page takes both from the server again, without a reload.
 
 import { apiJson, formatMoment, formatSeconds, show, SLOT, withNode } from "./api.js";
-import { formatNumber, formatPercent, t } from "./i18n.js";
+import { formatNumber, formatPercent, locale, t } from "./i18n.js";
 
 const root = document.getElementById("label-errors");
 const datasetId = root.dataset.datasetId;
@@ -14,6 +14,7 @@ const planText = document.getElementById("plan-text");
 const planError = document.getElementById("plan-error");
 const startButton = document.getElementById("start-search");
 const POLL_MS = 1000;
+const SENTENCE_GAP = locale.startsWith("zh") ? "" : " "; // Chinese sentences follow one another without a space
 
 const STATUS_LABELS = {
   queued: t("queued"), running: t("running"), succeeded: t("succeeded"), failed: t("failed"), cancelled: t("cancelled"),
@@ -56,7 +57,7 @@ async function loadPlan() {
     const plan = await apiJson(`${api}/plan?${query}`);
     if (asked !== planAsked) return;
     planText.textContent = [planSentence(plan), estimateSentence(plan), foldsSentence(plan, Number(query.get("folds")))]
-      .filter(Boolean).join(" ");
+      .filter(Boolean).join(SENTENCE_GAP);
     if (startButton) startButton.disabled = false;
   } catch (error) {
     if (asked !== planAsked) return;

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from tests.factories import app_with_user
 from tests.images import class_files, zip_bytes
 from webapp import lifecycle
 from webapp.extensions import db
@@ -166,3 +167,28 @@ def test_the_job_page_tells_when_near_copies_of_training_images_inflate_its_figu
     assert (f"1 validation image is a near copy of a training image; validation accuracy is {with_them} with it, "
             f"{without} without.") in notice
     assert "revision 1" in notice and f'href="/datasets/{dataset_id}#quality"' in notice
+
+
+def test_a_viewer_reads_the_findings_but_neither_starts_a_search_nor_decides(tmp_path):
+    from webapp.accounts import services as accounts
+
+    app = app_with_user(tmp_path, "ann", "a password 1", "member")
+    with app.app_context():
+        accounts.create_user("vic", "a password 2", "viewer")
+        _, member = accounts.create_token(accounts.find_user("ann"), "script")
+        _, viewer = accounts.create_token(accounts.find_user("vic"), "script")
+    client = app.test_client()
+    uploaded = client.post("/api/datasets", headers={"Authorization": f"Bearer {member}"},
+                           content_type="multipart/form-data",
+                           data={"archive": (io.BytesIO(zip_bytes(class_files({"猫": 3, "狗": 3}))), "pets.zip")})
+    dataset_id = uploaded.get_json()["id"]
+    _, rows = images_of(app, dataset_id)
+    finished_search(app, dataset_id, [{"image_id": rows[0].id, "given": "猫", "suggested": "狗",
+                                       "given_probability": 0.1, "suggested_probability": 0.9, "score": 0.8}])
+    page = client.get(f"/datasets/{dataset_id}/label-errors", headers={"Authorization": f"Bearer {viewer}"})
+    html = page.get_data(as_text=True)
+    assert page.status_code == 200 and rows[0].original_path in html and 'id="viewer-note"' in html
+    assert 'id="start-search"' not in html and 'type="radio"' not in html and 'id="make-revision"' not in html
+    refused = client.post(f"/api/datasets/{dataset_id}/label-searches", json={},
+                          headers={"Authorization": f"Bearer {viewer}"})
+    assert refused.status_code == 403
