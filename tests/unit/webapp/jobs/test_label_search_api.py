@@ -13,7 +13,7 @@ from tests.images import class_files, zip_bytes
 from webapp import lifecycle
 from webapp.extensions import db
 from webapp.jobs.recommendation import record_timing
-from webapp.models import DatasetImage, DatasetRevision, Job, LabelSearch, utcnow
+from webapp.models import DatasetImage, DatasetRevision, Job, LabelSearch, ModelVersion, utcnow
 from webapp.taskqueue import LABEL_SEARCH_TASK
 
 
@@ -192,3 +192,14 @@ def test_a_viewer_reads_the_findings_but_neither_starts_a_search_nor_decides(tmp
     refused = client.post(f"/api/datasets/{dataset_id}/label-searches", json={},
                           headers={"Authorization": f"Bearer {viewer}"})
     assert refused.status_code == 403
+
+
+def test_the_models_page_names_the_revision_each_version_was_trained_on(app, client, dataset_id):
+    revision_id, _ = images_of(app, dataset_id)
+    with app.app_context():
+        db.session.add(ModelVersion(version=1, backbone="resnet18", image_size=32, class_names=["狗", "猫"],
+                                    val_acc=0.5, bundle_bytes=1, dataset_id=dataset_id, revision_id=revision_id,
+                                    revision=1))
+        db.session.commit()
+    row = re.search(r'<tr data-version="1">.*?</tr>', client.get("/models").get_data(as_text=True), re.S).group(0)
+    assert f'href="/datasets/{dataset_id}"' in row and "(revision 1)" in row
