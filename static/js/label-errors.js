@@ -102,16 +102,15 @@ function showMoments(container) {
   }
 }
 
-// Take the search slot and the list of searches from the server's page for search `id`.
+// Take the search slot and the list of searches from the server's page for search `id` (null: the newest).
 async function openSearch(id, remember) {
-  const url = `/datasets/${datasetId}/label-errors?search=${id}`;
+  const url = `/datasets/${datasetId}/label-errors${id ? `?search=${id}` : ""}`;
   const response = await fetch(url, { headers: { Accept: "text/html" } });
   if (!response.ok) throw new Error(t("The server answered %(status)s.", { status: response.status }));
   const fresh = new DOMParser().parseFromString(await response.text(), "text/html");
-  for (const id of ["search-slot", "searches-card"]) {
-    const part = fresh.getElementById(id);
-    document.getElementById(id).replaceWith(document.adoptNode(part));
-    showMoments(document.getElementById(id));
+  for (const part of ["search-slot", "searches-card"]) {
+    document.getElementById(part).replaceWith(document.adoptNode(fresh.getElementById(part)));
+    showMoments(document.getElementById(part));
   }
   if (remember) window.history.pushState({ search: id }, "", url);
   followSearch();
@@ -306,7 +305,7 @@ document.addEventListener("submit", async (event) => {
 
 window.addEventListener("popstate", () => {
   const id = new URLSearchParams(window.location.search).get("search");
-  if (id) openSearch(id, false).catch((error) => show(planError, error.message));
+  openSearch(id, false).catch((error) => show(planError, error.message));
 });
 
 loadPlan();
