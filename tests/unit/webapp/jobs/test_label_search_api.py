@@ -202,4 +202,4 @@ def test_the_models_page_names_the_revision_each_version_was_trained_on(app, cli
                                     revision=1))
         db.session.commit()
     row = re.search(r'<tr data-version="1">.*?</tr>', client.get("/models").get_data(as_text=True), re.S).group(0)
-    assert f'href="/datasets/{dataset_id}"' in row and "trained on revision 1 · 2 classes" in row
+    assert f'href="/datasets/{dataset_id}"' in row and "trained on revision 1</span> · 2 classes" in row
