@@ -92,6 +92,15 @@ const makeButton = document.getElementById("make-dataset");
 const datasetError = document.getElementById("dataset-error");
 const datasetDone = document.getElementById("dataset-done");
 
+// The button says what it makes: a dataset, or a revision of the version's dataset.
+function makeLabel() {
+  return document.querySelector("input[name=mode]:checked").value === "append" ? t("Make the revision") : t("Create dataset");
+}
+
+for (const radio of document.querySelectorAll("input[name=mode]")) {
+  radio.addEventListener("change", () => { makeButton.textContent = makeLabel(); });
+}
+
 makeButton.addEventListener("click", async () => {
   datasetError.hidden = true;
   datasetDone.hidden = true;
@@ -114,9 +123,13 @@ makeButton.addEventListener("click", async () => {
     const link = document.createElement("a");
     link.href = `/datasets/${body.dataset.id}`;
     link.textContent = body.dataset.name;
-    const text = t("Created dataset %(name)s with %(images)s images, %(feedback)s of them from feedback.", {
-      name: SLOT, images: formatNumber(body.dataset.num_images), feedback: formatNumber(body.feedback_images),
-    });
+    const text = mode === "append"
+      ? t("Made revision %(revision)s of %(name)s: %(feedback)s images from feedback added to its training split.", {
+        revision: formatNumber(body.revision), name: SLOT, feedback: formatNumber(body.feedback_images),
+      })
+      : t("Created dataset %(name)s with %(images)s images, %(feedback)s of them from feedback.", {
+        name: SLOT, images: formatNumber(body.dataset.num_images), feedback: formatNumber(body.feedback_images),
+      });
     datasetDone.replaceChildren(...withNode(text, link));
     datasetDone.hidden = false;
     refresh();
@@ -124,7 +137,7 @@ makeButton.addEventListener("click", async () => {
     show(datasetError, error.message);
   } finally {
     makeButton.disabled = false;
-    makeButton.textContent = t("Create dataset");
+    makeButton.textContent = makeLabel();
   }
 });
 

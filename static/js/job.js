@@ -263,8 +263,26 @@ function renderResults() {
   }
 }
 
+// A job that ends while the page is open may turn out to owe its figures to leaked images: the server's
+// notice (rendered with the page) is taken from the page again, once.
+let leakageShown = Boolean(document.getElementById("leakage-notice"));
+
+async function renderLeakage() {
+  const leak = job.leakage;
+  if (leakageShown || !job.finished || !leak || !["val", "test"].some((split) => leak[split] && leak[split].near_train)) return;
+  leakageShown = true;
+  try {
+    const response = await fetch(window.location.pathname, { headers: { Accept: "text/html" } });
+    const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById("leakage-slot");
+    if (fresh) $("leakage-slot").replaceWith(document.adoptNode(fresh));
+  } catch (error) {
+    console.warn("could not show the leakage notice", error);
+  }
+}
+
 function render(next) {
   job = next;
+  renderLeakage();
   if (job.duration_seconds !== null) startedLocal = Date.now() - job.duration_seconds * 1000;
   renderStatus();
   renderProgress();

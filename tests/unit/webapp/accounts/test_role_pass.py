@@ -30,7 +30,7 @@ DEFAULT_ROLE = frozenset({
     "api_docs.asset", "datasets_api.list_revisions", "datasets_api.create_revision", "datasets_api.show_revision",
     "datasets_api.diff_revision", "datasets_api.show_quality", "datasets_api.scan_quality",
     "jobs_api.plan_label_search", "jobs_api.start_label_search", "jobs_api.list_label_searches",
-    "jobs_api.show_label_search", "jobs_api.cancel_label_search",
+    "jobs_api.show_label_search", "jobs_api.cancel_label_search", "jobs.label_errors",
 })
 CALLERS = ("anonymous", "viewer", "member", "admin", "viewer-token", "member-token", "admin-token")
 # 401/403 answers that are not about the role: a token may not act as a browser session, whatever its role.
