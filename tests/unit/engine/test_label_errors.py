@@ -112,7 +112,8 @@ def test_search_takes_the_head_only_path_when_weights_are_present():
 
 
 @pytest.mark.slow  # trains two tiny models
-def test_out_of_sample_probabilities_end_to_end(tmp_path, monkeypatch):
+@pytest.mark.parametrize("head_only", [False, True])
+def test_out_of_sample_probabilities_end_to_end(tmp_path, monkeypatch, head_only):
     train = make_samples(tmp_path / "train", 3)
     answered = {}
     real_predict = Trainer.predict
@@ -125,7 +126,8 @@ def test_out_of_sample_probabilities_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "predict", predict)
     seen = []
-    probabilities = out_of_sample_probabilities(train, ["red", "green", "blue"], TrainConfig(**TINY), 2, "cpu",
+    config = TrainConfig(**TINY, freeze_backbone=head_only)
+    probabilities = out_of_sample_probabilities(train, ["red", "green", "blue"], config, 2, "cpu",
                                                 tmp_path / "work", progress=lambda done, total: seen.append(
                                                     (done, total)))
     assert probabilities.shape == (9, 3)
@@ -133,6 +135,8 @@ def test_out_of_sample_probabilities_end_to_end(tmp_path, monkeypatch):
     assert len(answered) == 9
     assert all((probabilities[i] == answered[sample.key]).all() for i, sample in enumerate(train))
     assert seen[-1] == (2, 2) and [done for done, _ in seen] == sorted(done for done, _ in seen)
+    features = tmp_path / "work" / "features"  # the head-only path caches backbone features beside the images
+    assert features.is_dir() == head_only
 
 
 def test_a_stop_request_cancels_before_training(tmp_path):
