@@ -59,6 +59,13 @@ def test_ranking_is_deterministic_and_ties_go_by_index():
     assert [issue.index for issue in tied] == [3, 0, 1]
 
 
+def test_an_image_the_model_prefers_in_another_class_is_doubted_below_confident_ones():
+    probabilities = np.array([[0.95, 0.05], [0.95, 0.05], [0.1, 0.9], [0.1, 0.9], [0.6, 0.4], [0.95, 0.05]])
+    issues = rank_label_issues(probabilities, np.array([0, 0, 1, 1, 1, 1]))
+    assert [(issue.index, issue.suggested) for issue in issues] == [(5, 0), (4, 0)]
+    assert [issue.score for issue in issues] == pytest.approx([-0.9, -0.2])
+
+
 def test_thresholds_are_each_class_mean_own_probability():
     probabilities = np.array([[0.9, 0.1, 0.0], [0.7, 0.3, 0.0], [0.4, 0.6, 0.0]])
     thresholds = class_thresholds(probabilities, np.array([0, 0, 1]))
