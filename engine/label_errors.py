@@ -46,9 +46,9 @@ class LabelIssue:
 
 def rank_label_issues(probabilities: np.ndarray, labels: np.ndarray) -> list[LabelIssue]:
     """The images the model puts in another class than their label (`suggested_classes`), most doubtful
-    first (lowest score; equal scores by index). `probabilities` (n, k) are out-of-sample, each row summing to 1; `labels` (n,) the
-    given classes. A class no image is labelled with has no threshold and is never suggested. Raises
-    ValueError for shapes that do not match, labels out of range, NaN or rows that are no probabilities."""
+    first (lowest score; equal scores by index). `probabilities` (n, k) are out-of-sample, each row summing
+    to 1; `labels` (n,) the given classes. Raises ValueError for shapes that do not match, labels out of
+    range, NaN or rows that are no probabilities."""
     probabilities, labels = _checked(probabilities, labels)
     count, classes = probabilities.shape
     if count == 0 or classes < 2:
