@@ -59,6 +59,13 @@ def test_ranking_is_deterministic_and_ties_go_by_index():
     assert [issue.index for issue in tied] == [3, 0, 1]
 
 
+def test_an_image_the_model_prefers_in_another_class_is_doubted_below_confident_ones():
+    probabilities = np.array([[0.95, 0.05], [0.95, 0.05], [0.1, 0.9], [0.1, 0.9], [0.6, 0.4], [0.95, 0.05]])
+    issues = rank_label_issues(probabilities, np.array([0, 0, 1, 1, 1, 1]))
+    assert [(issue.index, issue.suggested) for issue in issues] == [(5, 0), (4, 0)]
+    assert [issue.score for issue in issues] == pytest.approx([-0.9, -0.2])
+
+
 def test_thresholds_are_each_class_mean_own_probability():
     probabilities = np.array([[0.9, 0.1, 0.0], [0.7, 0.3, 0.0], [0.4, 0.6, 0.0]])
     thresholds = class_thresholds(probabilities, np.array([0, 0, 1]))
@@ -112,7 +119,8 @@ def test_search_takes_the_head_only_path_when_weights_are_present():
 
 
 @pytest.mark.slow  # trains two tiny models
-def test_out_of_sample_probabilities_end_to_end(tmp_path, monkeypatch):
+@pytest.mark.parametrize("head_only", [False, True])
+def test_out_of_sample_probabilities_end_to_end(tmp_path, monkeypatch, head_only):
     train = make_samples(tmp_path / "train", 3)
     answered = {}
     real_predict = Trainer.predict
@@ -125,7 +133,8 @@ def test_out_of_sample_probabilities_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Trainer, "predict", predict)
     seen = []
-    probabilities = out_of_sample_probabilities(train, ["red", "green", "blue"], TrainConfig(**TINY), 2, "cpu",
+    config = TrainConfig(**TINY, freeze_backbone=head_only)
+    probabilities = out_of_sample_probabilities(train, ["red", "green", "blue"], config, 2, "cpu",
                                                 tmp_path / "work", progress=lambda done, total: seen.append(
                                                     (done, total)))
     assert probabilities.shape == (9, 3)
@@ -133,6 +142,8 @@ def test_out_of_sample_probabilities_end_to_end(tmp_path, monkeypatch):
     assert len(answered) == 9
     assert all((probabilities[i] == answered[sample.key]).all() for i, sample in enumerate(train))
     assert seen[-1] == (2, 2) and [done for done, _ in seen] == sorted(done for done, _ in seen)
+    features = tmp_path / "work" / "features"  # the head-only path caches backbone features beside the images
+    assert features.is_dir() == head_only
 
 
 def test_a_stop_request_cancels_before_training(tmp_path):
