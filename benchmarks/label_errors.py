@@ -4,7 +4,7 @@ Prints JSON. The bundled digits of scikit-learn (as PNG files, the training spli
 `benchmarks/recipe_quality.py`) with a share of the training labels (5%) flipped at random to another class
 (seeded); out-of-sample probabilities of every training image by stratified K-fold training
 (`engine.label_errors.out_of_sample_probabilities`) with the dataset's suggested recipe on this CPU (the
-head-only path when pretrained weights of its backbone are present: `engine.label_errors.search_options`),
+head-only path when pretrained weights of its backbone are present: `engine.label_ranking.search_options`),
 then the confident-learning ranking (`rank_label_issues`). `precision_at_k` and `recall_at_k`: how many of the
 k top-ranked images are flipped ones, k = the number flipped (the two are equal at that k). `estimate_seconds`
 is the pre-flight estimate from a timed probe of the recipe's training step, beside the `seconds` it took.
@@ -32,8 +32,8 @@ from benchmarks.recipe_quality import digits, profile_of, split  # noqa: E402
 from benchmarks.tiny_mode import parse_args  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Sample  # noqa: E402
-from engine.label_errors import (estimate_seconds, out_of_sample_probabilities, rank_label_issues,  # noqa: E402
-                                 search_options)
+from engine.label_errors import out_of_sample_probabilities  # noqa: E402
+from engine.label_ranking import estimate_seconds, rank_label_issues, search_options  # noqa: E402
 from engine.recommend import suggest  # noqa: E402
 from engine.trainer import measure_seconds_per_image  # noqa: E402
 from engine.weights import weights_status  # noqa: E402

@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # pings, shutdowns) while the others keep both cores busy. The scripts start their own Redis, workers and web
 # server where they need them.
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
-              "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract")
+              "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
+              "data_quality")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -200,3 +201,13 @@ def test_api_contract_still_runs(tiny_figures):
     for name in ("list", "one"):
         assert figures[name]["path"].startswith("/api/jobs")
         assert_positive(figures[name], "checked_ms", "unchecked_ms", "ratio")
+
+
+@benchmark("label_errors")
+def test_label_errors_still_runs(tiny_figures):
+    figures = tiny_figures("label_errors")
+    assert figures["dataset"] == "digits" and figures["flipped"] == figures["k"] > 0
+    assert_positive(figures, "train_images", "folds", "seconds", "estimate_seconds", "probe_seconds_per_image")
+    for key in ("precision_at_k", "recall_at_k", "suggested_true_class"):
+        assert is_number(figures[key]) and 0 <= figures[key] <= 1, (key, figures)
+    assert set(figures["out_of_sample_accuracy"]) == {"given_labels", "true_labels"}

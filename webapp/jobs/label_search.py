@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from engine.config import TrainConfig
 from engine.errors import StudioError
+from engine.label_ranking import estimate_seconds, rank_label_issues, search_options
 from engine.messages import N_, Message
 from engine.options import JobOptions
 from engine.recommend import seconds_per_image
@@ -65,7 +66,6 @@ def plan(dataset: Dataset, revision_number: int | None, folds: int | None = None
     """The search of a revision's training images: the dataset's cheap suggested recipe (head-only on
     pretrained weights when they are here), K folds (at most the smallest class's training images), and
     the estimate from the worker's measured speed."""
-    from engine.label_errors import estimate_seconds, search_options
 
     revision = revisions.get_revision(dataset, revision_number, field="revision")
     counts = [row["train"] for row in revisions.class_table(revision.id)]
@@ -150,8 +150,6 @@ def search_json(search: LabelSearch, with_issues: bool = True) -> dict:
 
 def ranked_issues(images: list[DatasetImage], class_names: list[str], probabilities) -> list[dict]:
     """The ranked findings as stored: each doubted image by id, its given and suggested classes by name."""
-    from engine.label_errors import rank_label_issues
-
     index = {name: i for i, name in enumerate(class_names)}
     labels = np.asarray([index[image.class_name] for image in images], dtype=np.int64)
     found = rank_label_issues(np.asarray(probabilities), labels)

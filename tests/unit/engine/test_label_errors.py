@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from engine.config import TrainConfig
-from engine.label_errors import (LabelIssue, class_thresholds, estimate_seconds, out_of_sample_probabilities,
-                                 rank_label_issues, search_options, stratified_folds)
+from engine.label_errors import out_of_sample_probabilities
+from engine.label_ranking import (LabelIssue, class_thresholds, estimate_seconds, rank_label_issues, search_options,
+                                  stratified_folds)
 from engine.trainer import Trainer, TrainingCancelled
 from tests.images import make_samples
 
