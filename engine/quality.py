@@ -385,8 +385,10 @@ def report(items: list[Item], thresholds: Thresholds) -> dict:
 
 def _pair_findings(items: list[Item], max_distance: float) -> dict[str, list[dict]]:
     found = {kind: [] for kind in PAIR_KINDS}
-    pairs = near_duplicate_pairs([item.signature for item in items], max_distance)
-    for i, j, distance in pairs:
+    pairs = {(i, j): distance for i, j, distance in near_duplicate_pairs([item.signature for item in items],
+                                                                         max_distance)}
+    pairs.update(dict.fromkeys(_exact_pairs(items), 0.0))
+    for (i, j), distance in pairs.items():
         first, second = sorted((items[i], items[j]), key=lambda item: item.key)
         exact = first.sha256 == second.sha256
         finding = {"a": first.key, "b": second.key, "distance": 0.0 if exact else distance, "exact": exact}
@@ -399,6 +401,15 @@ def _pair_findings(items: list[Item], max_distance: float) -> dict[str, list[dic
     for findings in found.values():
         findings.sort(key=lambda finding: (finding["distance"], finding["a"], finding["b"]))
     return found
+
+
+def _exact_pairs(items: list[Item]) -> list[tuple[int, int]]:
+    """The pairs (i, j), i < j, of items with the same bytes: copies even when they have no shape to compare
+    (a flat image)."""
+    by_content: dict[str, list[int]] = {}
+    for index, item in enumerate(items):
+        by_content.setdefault(item.sha256, []).append(index)
+    return [(i, j) for same in by_content.values() for n, i in enumerate(same) for j in same[n + 1:]]
 
 
 def image_issues(items: list[Item], thresholds: Thresholds) -> list[dict]:

@@ -140,6 +140,13 @@ def test_in_a_set_of_look_alike_images_the_near_copy_stands_out():
     assert report["duplicates"][0]["distance"] < 0.05
 
 
+def test_exact_copies_of_a_shapeless_image_are_still_exact_pairs():
+    flat = Image.new("RGB", SIZE, (90, 120, 150))
+    report = run(distinct(3) + [item(10, flat, split="val"), item(11, flat, class_name="dog")])
+    assert [(p["a"], p["b"], p["exact"], p["distance"]) for p in report["leakage"]] == [(10, 11, True, 0.0)]
+    assert [(p["a"], p["b"]) for p in report["conflicts"]] == [(10, 11)]
+
+
 def test_blur_is_measured_at_a_small_images_own_size():
     sharp, blurred = item(1, shapes()), item(2, shapes().filter(ImageFilter.GaussianBlur(2)))
     report = run(distinct(6) + [sharp, blurred])
@@ -186,7 +193,7 @@ def test_the_balance_counts_training_images_per_class():
 
 def test_each_list_is_capped_and_counts_keep_the_true_number():
     copies = [item(key, scene(1)) for key in range(4)]  # 6 pairs
-    flat = [item(10 + key, Image.new("RGB", SIZE, (100, 100, 100))) for key in range(4)]  # no shape: no pair
+    flat = [item(10 + key, Image.new("RGB", SIZE, (100 + key,) * 3)) for key in range(4)]  # no shape: no pair
     report = run(copies + flat, max_findings=2)
     assert len(report["duplicates"]) == 2 and report["counts"]["duplicates"] == 6
     assert [p["distance"] for p in report["duplicates"]] == [0.0, 0.0]
