@@ -343,7 +343,9 @@ def _second_stage(rows: _Side, columns: _Side, i: np.ndarray, j: np.ndarray) -> 
 class Thresholds:
     """When the report flags something; each a plain number (the web app's settings)."""
     near_duplicate_distance: float = 0.25  # two images at most this far apart (0 same, ~1 unrelated) are copies
-    blurry: float = 100.0  # Laplacian variance at SIGNATURE_SIDE under this: blurry (a sharp photo: thousands)
+    # Laplacian variance (at the image's size, SIGNATURE_SIDE a side at most) under this: blurry (a sharp photo:
+    # thousands)
+    blurry: float = 100.0
     dark: float = 40.0  # mean grey level (0-255) under this: too dark
     bright: float = 220.0  # mean grey level (0-255) over this: too bright
     low_information: float = 2.0  # grey-level entropy (bits, 0-8) under this: flat or blank
@@ -372,7 +374,9 @@ ISSUE_KINDS = ("blurry", "dark", "bright", "low_information", "odd_size", "odd_a
 
 def report(items: list[Item], thresholds: Thresholds) -> dict:
     """The dataset's quality report (JSON-able). A pair in the same class and split is a duplicate; in two
-    splits it is leakage; in two classes a conflict; in two classes and two splits, both leakage and conflict."""
+    splits it is leakage; in two classes a conflict; in two classes and two splits, both leakage and conflict.
+    `measured_at`: the most pixels a side the measures were taken at (SIGNATURE_SIDE; a smaller image's blur at
+    its own size)."""
     pairs = _pair_findings(items, thresholds.near_duplicate_distance)
     issues = image_issues(items, thresholds)
     counts = {kind: len(pairs[kind]) for kind in PAIR_KINDS}
