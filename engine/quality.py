@@ -209,7 +209,7 @@ def _crop_spectra(coefficients: np.ndarray, crops: tuple[tuple[int, int], ...]) 
     cut = cut_down @ _AXIS_MAPS[acrosses].reshape(-1, kept).T  # then its columns
     cut = cut.reshape(len(downs), compared, count, len(acrosses), compared).transpose(2, 0, 3, 1, 4)
     spectra = cut[:, [downs.index(down) for down, _ in crops], [acrosses.index(across) for _, across in crops]]
-    spectra = spectra.reshape(count, len(crops), -1)[..., 1:]
+    spectra = spectra.reshape(count, len(crops), compared * compared)[..., 1:]
     norms = np.linalg.norm(spectra, axis=2, keepdims=True)
     return np.divide(spectra, norms, out=np.zeros_like(spectra), where=norms > 1e-6)
 
@@ -260,13 +260,12 @@ def near_duplicate_pairs(signatures: list[Signature], max_distance: float, other
     i < j; with `others`, the pairs (i, j) of signatures[i] and others[j] instead (e.g. "which val images
     near-copy a train image": the val signatures against the train signatures). The set compared (both lists)
     is what the spectra are whitened over and what each image's crowd is."""
-    rows = _Side(signatures) if others is None else None
-    if others is not None:
+    if others is None:
+        rows = columns = _Side(signatures)
+    else:
         whitening = _Whitening.of(np.concatenate([_crop_spectra(_coefficients(part), FIRST_CROPS[:1])[:, 0]
                                                   for part in (signatures, others)]))
         rows, columns = _Side(signatures, whitening), _Side(others, whitening)
-    else:
-        columns = rows
     candidates, row_crowd, column_crowd = _first_stage(rows, columns, others is None, max_distance + _MARGIN)
     i, j, first = candidates
     crowd = (row_crowd[i] + column_crowd[j]) / 2

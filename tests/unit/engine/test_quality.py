@@ -155,6 +155,14 @@ def test_blur_is_measured_at_a_small_images_own_size():
     assert report["measured_at"] == quality.SIGNATURE_SIDE  # the most: a smaller image at its own size
 
 
+def test_the_pair_search_takes_empty_and_single_lists():
+    one = quality.signature(Image.new("RGB", (1, 1)))
+    assert one.blur == 0.0
+    assert quality.near_duplicate_pairs([], 0.25) == quality.near_duplicate_pairs([one], 0.25) == []
+    assert quality.near_duplicate_pairs([one], 0.25, []) == quality.near_duplicate_pairs([], 0.25, [one]) == []
+    assert run([])["counts"] == {kind: 0 for kind in (*quality.PAIR_KINDS, *quality.ISSUE_KINDS)}
+
+
 def test_blurry_dark_bright_and_flat_images_are_flagged_with_their_figure():
     sharp = scene(1)
     items = distinct(6) + [item(10, sharp.filter(ImageFilter.GaussianBlur(4))),
