@@ -16,7 +16,9 @@ blob, a common background) stops counting and what tells them apart counts. The 
 unrelated). A pair is a near copy when its shape distance plus the largest difference between the two images'
 chromaticities (r and g over r + g + b, of a 3x3 grid of regions: brightness does not move them) is within the
 threshold, AND its shape distance is at most NEIGHBOUR_RATIO of either image's distance to its NEIGHBOURS-th
-nearest image: in a set whose distinct images look alike (digits), a copy must stand out of its crowd.
+nearest image: in a set whose distinct images look alike (digits), a copy must stand out of its crowd. (So a
+burst of more than NEIGHBOURS copies of one picture is its own crowd: some of its pairs go unreported, each
+copy still in some.)
 The search runs in two stages: every pair on a few crops (numpy's matrix product, block by block, one core), then
 the candidates on every crop.
 """
