@@ -18,7 +18,7 @@ chromaticities (r and g over r + g + b, of a 3x3 grid of regions: brightness doe
 threshold, AND its shape distance is at most NEIGHBOUR_RATIO of either image's distance to its NEIGHBOURS-th
 nearest image: in a set whose distinct images look alike (digits), a copy must stand out of its crowd. (So a
 burst of more than NEIGHBOURS copies of one picture is its own crowd: some of its pairs go unreported, each
-copy still in some.)
+copy usually still in some.)
 The search runs in two stages: every pair on a few crops (numpy's matrix product, block by block, one core), then
 the candidates on every crop.
 """
