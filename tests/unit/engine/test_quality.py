@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from PIL import Image, ImageEnhance, ImageFilter
+from PIL import Image, ImageDraw, ImageEnhance, ImageFilter
 
 from engine import quality
 from engine.imagecheck import check_image
@@ -31,6 +31,28 @@ def scene(seed: int, size=SIZE) -> Image.Image:
     pixels[top:top + side, left:left + side][stripes] = rng.integers(170, 256, 3)
     pixels[top:top + side, left:left + side][~stripes] = rng.integers(0, 80, 3)
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+
+
+def look_alike(seed: int) -> Image.Image:
+    """A small picture alike every other one (as digits are): the same light ring centred on black, and two
+    strokes of its own."""
+    rng = np.random.default_rng(seed)
+    image = Image.new("L", (32, 32), 0)
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((8, 6, 24, 26), outline=200, width=3)
+    for _ in range(2):
+        draw.line(tuple(int(v) for v in rng.integers(4, 28, 4)), fill=255, width=3)
+    return image.filter(ImageFilter.GaussianBlur(1)).convert("RGB")
+
+
+def shapes(size=(64, 48)) -> Image.Image:
+    """A small sharp picture of shapes."""
+    image = Image.new("RGB", size, (200, 190, 170))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((6, 8, 26, 30), fill=(30, 60, 140))
+    draw.ellipse((32, 10, 58, 40), fill=(170, 40, 30))
+    draw.line((0, 44, 63, 30), fill=(20, 20, 20), width=2)
+    return image
 
 
 def encoded(image: Image.Image, fmt: str = "PNG", **options) -> bytes:
@@ -109,6 +131,38 @@ def test_val_images_that_near_copy_a_train_image_are_found_by_the_pair_search():
     assert [(i, j) for i, j, _ in pairs] == [(0, 2)]
 
 
+def test_in_a_set_of_look_alike_images_the_near_copy_stands_out():
+    # What every image shares (the ring) is taken away before comparing: without it, distinct images of this set
+    # sat closer to one another than the near copy to its original.
+    items = [item(key, look_alike(key)) for key in range(30)] + [item(30, near_copy(look_alike(3)))]
+    report = run(items, near_duplicate_distance=0.15)
+    assert [(p["a"], p["b"]) for p in report["duplicates"]] == [(3, 30)]
+    assert report["duplicates"][0]["distance"] < 0.05
+
+
+def test_exact_copies_of_a_shapeless_image_are_still_exact_pairs():
+    flat = Image.new("RGB", SIZE, (90, 120, 150))
+    report = run(distinct(3) + [item(10, flat, split="val"), item(11, flat, class_name="dog")])
+    assert [(p["a"], p["b"], p["exact"], p["distance"]) for p in report["leakage"]] == [(10, 11, True, 0.0)]
+    assert [(p["a"], p["b"]) for p in report["conflicts"]] == [(10, 11)]
+
+
+def test_blur_is_measured_at_a_small_images_own_size():
+    sharp, blurred = item(1, shapes()), item(2, shapes().filter(ImageFilter.GaussianBlur(2)))
+    report = run(distinct(6) + [sharp, blurred])
+    assert kinds(report) == {2: {"blurry"}}
+    assert sharp.signature.blur > 10 * Thresholds().blurry and blurred.signature.blur < Thresholds().blurry
+    assert report["measured_at"] == quality.SIGNATURE_SIDE  # the most: a smaller image at its own size
+
+
+def test_the_pair_search_takes_empty_and_single_lists():
+    one = quality.signature(Image.new("RGB", (1, 1)))
+    assert one.blur == 0.0
+    assert quality.near_duplicate_pairs([], 0.25) == quality.near_duplicate_pairs([one], 0.25) == []
+    assert quality.near_duplicate_pairs([one], 0.25, []) == quality.near_duplicate_pairs([], 0.25, [one]) == []
+    assert run([])["counts"] == {kind: 0 for kind in (*quality.PAIR_KINDS, *quality.ISSUE_KINDS)}
+
+
 def test_blurry_dark_bright_and_flat_images_are_flagged_with_their_figure():
     sharp = scene(1)
     items = distinct(6) + [item(10, sharp.filter(ImageFilter.GaussianBlur(4))),
@@ -147,7 +201,7 @@ def test_the_balance_counts_training_images_per_class():
 
 def test_each_list_is_capped_and_counts_keep_the_true_number():
     copies = [item(key, scene(1)) for key in range(4)]  # 6 pairs
-    flat = [item(10 + key, Image.new("RGB", SIZE, (100, 100, 100))) for key in range(4)]  # no shape: no pair
+    flat = [item(10 + key, Image.new("RGB", SIZE, (100 + key,) * 3)) for key in range(4)]  # no shape: no pair
     report = run(copies + flat, max_findings=2)
     assert len(report["duplicates"]) == 2 and report["counts"]["duplicates"] == 6
     assert [p["distance"] for p in report["duplicates"]] == [0.0, 0.0]
@@ -170,11 +224,12 @@ def test_a_signature_survives_json_and_is_small():
     lambda d: d.update(blur="1"),
     lambda d: d.update(blur=True),
     lambda d: d.update(brightness=-1),
-    lambda d: d.update(spectra=d["spectra"][:2]),
-    lambda d: d.update(spectra=[*d["spectra"][:2], "AAAA"]),
-    lambda d: d.update(spectra=[*d["spectra"][:2], "not base64!"]),
-    lambda d: d.update(spectra=[*d["spectra"][:2], 7]),
-    lambda d: d.update(spectra="AAAA"),
+    lambda d: d.update(shape=d["shape"][:-4]),
+    lambda d: d.update(shape="AAAA"),
+    lambda d: d.update(shape="not base64!"),
+    lambda d: d.update(shape=[d["shape"]]),
+    lambda d: d.update(shape=7),
+    lambda d: d.update(spectra=[d["shape"]]),
     lambda d: d.update(chroma="AAAA"),
     lambda d: d.update(chroma=None),
     lambda d: d.pop("chroma"),
