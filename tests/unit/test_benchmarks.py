@@ -211,3 +211,17 @@ def test_label_errors_still_runs(tiny_figures):
     for key in ("precision_at_k", "recall_at_k", "suggested_true_class"):
         assert is_number(figures[key]) and 0 <= figures[key] <= 1, (key, figures)
     assert set(figures["out_of_sample_accuracy"]) == {"given_labels", "true_labels"}
+
+
+@benchmark("data_quality")
+def test_data_quality_still_runs(tiny_figures):
+    figures = tiny_figures("data_quality")
+    for name in ("photo_like", "digits"):
+        found = figures[name]
+        for key in ("recall", "precision"):
+            assert is_number(found[key]) and 0 <= found[key] <= 1, (name, key, found)
+        assert found["true_pairs"] > 0 and 0 <= found["leakage_planted_found"] <= found["leakage_planted"]
+        assert_not_negative(found, "false_pairs", "leakage_on_clean_split", "report_seconds")
+    assert_positive(figures, "threshold", "check_ms_per_image", "signature_ms_per_image", "signature_ratio",
+                    "report_items")
+    assert_not_negative(figures, "report_seconds")

@@ -241,7 +241,8 @@ class Balance(Answer):
 
 
 class QualityReport(Answer):
-    measured_at: int = Field(description="The side (pixels) the images were decoded at for the measures.")
+    measured_at: int = Field(description="The most side (pixels) the measures were taken at; a smaller image is "
+                                         "measured at its own size, never enlarged.")
     thresholds: dict[str, float]
     counts: dict[str, int] = Field(description="The number of findings of each kind (lists hold at most "
                                                "`thresholds.max_findings`).")
