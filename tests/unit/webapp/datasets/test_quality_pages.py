@@ -16,7 +16,7 @@ CLASSES = ("cat", "dog")
 def scene(seed: int, size=(64, 48)) -> Image.Image:
     """A distinct picture per seed: smooth colour patches under pixel noise (sharp, colourful, rich)."""
     rng = np.random.default_rng(seed)
-    low = Image.fromarray(rng.integers(0, 256, (4, 5, 3), dtype=np.uint8))
+    low = Image.fromarray(rng.integers(0, 256, (6, 8, 3), dtype=np.uint8))
     smooth = np.asarray(low.resize(size, Image.BICUBIC), dtype=np.int16)
     return Image.fromarray(np.clip(smooth + rng.integers(-40, 41, smooth.shape), 0, 255).astype(np.uint8))
 
