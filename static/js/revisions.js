@@ -84,7 +84,7 @@ function changedImage(kind, item) {
   caption.append(element("span", "path", item.path));
   let facts = `${item.class_name} · ${SPLITS[item.split] || item.split}`;
   if (kind === "relabelled") facts = `${item.from} → ${item.to}`;
-  if (kind === "moved") facts = `${SPLITS[item.from] || item.from} → ${SPLITS[item.to] || item.to}`;
+  if (kind === "moved") facts = `${item.class_name} · ${SPLITS[item.from] || item.from} → ${SPLITS[item.to] || item.to}`;
   caption.append(element("span", "image-facts", facts));
   figure.append(img, caption);
   li.append(figure);
