@@ -7,8 +7,11 @@ import re
 
 import numpy as np
 from PIL import Image
+from sqlalchemy import null, update
 
 from tests.images import zip_bytes
+from webapp.extensions import db
+from webapp.models import DatasetImage, DatasetRevision, QualityScan
 
 CLASSES = ("cat", "dog")
 
@@ -109,3 +112,21 @@ def test_a_clean_dataset_says_nothing_was_found(client):
     assert "Nothing found: no near duplicates" in html
     assert 'class="quality-kind"' not in html and "data-fix=" not in html
     assert 'data-delete-revision' not in html  # the only revision cannot be deleted
+
+
+def test_a_dataset_uploaded_before_the_report_offers_to_measure_it_then_shows_the_scan_moving(app, client):
+    dataset = upload(client, planted_files(seed=3000))
+    with app.app_context():
+        db.session.execute(update(DatasetImage).where(DatasetImage.dataset_id == dataset["id"]).values(signature=null()))
+        db.session.execute(update(DatasetRevision).where(DatasetRevision.dataset_id == dataset["id"]).values(quality=null()))
+        db.session.commit()
+    html = client.get(f"/datasets/{dataset['id']}").get_data(as_text=True)
+    assert "13 images are not measured yet." in html and 'id="scan-quality"' in html
+    assert "data-scan-active" not in html and 'class="quality-kind"' not in html
+
+    with app.app_context():
+        db.session.add(QualityScan(dataset_id=dataset["id"], status="running", progress=0.4))
+        db.session.commit()
+    html = client.get(f"/datasets/{dataset['id']}").get_data(as_text=True)
+    assert "data-scan-active" in html and 'aria-valuenow="40"' in html and "Measuring the images… 40%" in html
+    assert 'id="scan-quality"' not in html
