@@ -39,13 +39,14 @@ def show(dataset_id: int):
     all_revisions = revisions.revisions_of(dataset)
     shown = revisions.revision_json(revision)
     classes = sorted(row["name"] for row in shown["classes"])
-    teachers = [{"version": v.version, "backbone": v.backbone, "val_acc": v.val_acc, "fits": sorted(v.class_names) == classes}
+    teachers = [{"version": v.version, "backbone": v.backbone, "val_acc": v.val_acc,
+                 "fits": sorted(v.class_names) == classes}
                 for v in db.session.scalars(db.select(ModelVersion).order_by(ModelVersion.version.desc()))]
     return render_template("datasets/show.html", dataset=services.dataset_json(dataset), teachers=teachers,
                            revision=shown, newest=all_revisions[0].number,
                            revisions=[revisions.revision_json(r, with_classes=False) for r in all_revisions],
-                           quality=quality.quality_json(dataset, revision), label_errors_url=label_errors_url(dataset.id),
-                           thumbnails=services.thumbnails(revision), defaults=TrainConfig(),
+                           quality=quality.quality_json(dataset, revision),
+                           label_errors_url=label_errors_url(dataset.id), thumbnails=services.thumbnails(revision), defaults=TrainConfig(),
                            backbones=BACKBONES, optimizers=OPTIMIZERS, weights=weights_status(),
                            learning_rates=TrainConfig.learning_rate_rule(), augmentation_presets=PRESET_OPTIONS,
                            device_kinds=DEVICE_KINDS,

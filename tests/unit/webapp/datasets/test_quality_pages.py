@@ -38,7 +38,8 @@ def planted_files(seed: int = 0) -> dict[str, bytes]:
     for index, name in enumerate(CLASSES):
         for split, count in (("train", 4), ("val", 2)):
             for n in range(count):
-                files[f"{split}/{name}/{n}.png"] = encoded(scene(seed + index * 100 + (50 if split == "val" else 0) + n))
+                offset = index * 100 + (50 if split == "val" else 0) + n
+                files[f"{split}/{name}/{n}.png"] = encoded(scene(seed + offset))
     files["val/cat/leak.jpg"] = encoded(scene(seed).resize((96, 72), Image.BILINEAR), "JPEG", quality=80)
     files["train/dog/copy.png"] = files["train/dog/0.png"]
     return files
@@ -117,8 +118,10 @@ def test_a_clean_dataset_says_nothing_was_found(client):
 def test_a_dataset_uploaded_before_the_report_offers_to_measure_it_then_shows_the_scan_moving(app, client):
     dataset = upload(client, planted_files(seed=3000))
     with app.app_context():
-        db.session.execute(update(DatasetImage).where(DatasetImage.dataset_id == dataset["id"]).values(signature=null()))
-        db.session.execute(update(DatasetRevision).where(DatasetRevision.dataset_id == dataset["id"]).values(quality=null()))
+        db.session.execute(update(DatasetImage).where(DatasetImage.dataset_id == dataset["id"])
+                           .values(signature=null()))
+        db.session.execute(update(DatasetRevision).where(DatasetRevision.dataset_id == dataset["id"])
+                           .values(quality=null()))
         db.session.commit()
     html = client.get(f"/datasets/{dataset['id']}").get_data(as_text=True)
     assert "13 images are not measured yet." in html and 'id="scan-quality"' in html
