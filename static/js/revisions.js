@@ -48,14 +48,26 @@ export async function showRevision(number, { remember = true } = {}) {
   root.dataset.newest = freshRoot.dataset.newest;
   formatTimes(root);
   refreshRevisionChoice(fresh, shown);
-  if (remember) window.history.pushState({ revision: shown }, "", pageUrl(number === null ? null : shown));
+  if (remember) rememberEntry(number === null ? null : shown);
   document.dispatchEvent(new CustomEvent("revision-shown", { detail: { revision: shown } }));
   return shown;
 }
 
-window.addEventListener("popstate", () => {
-  const asked = new URLSearchParams(window.location.search).get("revision");
-  showRevision(asked ? Number(asked) : null, { remember: false }).catch(() => window.location.reload());
+// The history remembers which revision each entry asked for (null: the newest), so that Back shows it again;
+// entries without that (a jump to a finding's anchor) are left to the browser.
+let remembered = new URLSearchParams(window.location.search).get("revision");
+remembered = remembered ? Number(remembered) : null;
+window.history.replaceState({ revision: remembered }, "");
+
+function rememberEntry(asked) {
+  remembered = asked;
+  window.history.pushState({ revision: asked }, "", pageUrl(asked));
+}
+
+window.addEventListener("popstate", (event) => {
+  if (!event.state || !("revision" in event.state) || event.state.revision === remembered) return;
+  remembered = event.state.revision;
+  showRevision(remembered, { remember: false }).catch(() => window.location.reload());
 });
 
 // --- comparing a revision with the one it was made from ---
