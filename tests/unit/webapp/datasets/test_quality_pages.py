@@ -133,3 +133,14 @@ def test_a_dataset_uploaded_before_the_report_offers_to_measure_it_then_shows_th
     html = client.get(f"/datasets/{dataset['id']}").get_data(as_text=True)
     assert "data-scan-active" in html and 'aria-valuenow="40"' in html and "Measuring the images… 40%" in html
     assert 'id="scan-quality"' not in html
+
+
+def test_a_long_list_of_revisions_shows_the_newest_five_and_the_shown_one(client):
+    dataset = upload(client, planted_files(seed=4000))
+    for _ in range(6):
+        made = client.post(f"/api/datasets/{dataset['id']}/revisions", json={"base": 1, "fix": "move_leaked_to_train"})
+        assert made.status_code == 201, made.get_json()
+    html = client.get(f"/datasets/{dataset['id']}?revision=1").get_data(as_text=True)
+    assert re.findall(r'data-number="(\d+)"', html) == ["7", "6", "5", "4", "3", "2", "1"]
+    assert re.findall(r'data-number="(\d+)"[^>]*hidden>', html) == ["2"]  # revision 1 is shown: never hidden
+    assert 'data-show-all="revisions"' in html and "Show all 7" in html
