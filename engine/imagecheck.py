@@ -7,7 +7,8 @@ path and `-s` the user's site-packages. It imports Pillow and numpy only: no Pad
 The process answers `{"ready": true}` once its limits are set, before it reads any file. Then it reads files
 from stdin, each a JSON line `{"size": N}` followed by N bytes, and answers each on stdout with a JSON line:
 `{"format", "extension", "width", "height", "signature", "thumbnail": M}` followed by the M bytes of the JPEG
-thumbnail (`signature`: engine.quality.Signature.to_json() of the thumbnail, for the dataset's quality report), or `{"rejected": {"template", "params"}}`. A file that needs more memory than MEMORY_MB beyond the checker's
+thumbnail (`signature`: engine.quality.Signature.to_json() of the thumbnail, for the dataset's quality report),
+or `{"rejected": {"template", "params"}}`. A file that needs more memory than MEMORY_MB beyond the checker's
 own ends it with MEMORY_EXIT; one that takes more than CPU_SECONDS of CPU time ends it by SIGXCPU. It takes
 at most FILES files, then ends (the caller starts another for the rest), and its CPU time in all is bounded
 by a hard limit that it cannot raise itself: CPU_SECONDS for each of its files and one more share for the
@@ -52,7 +53,7 @@ def check_image(data: bytes, max_pixels: int) -> CheckedImage:
     image, (width, height) = open_checked(data, max_pixels, draft=THUMB_SIZE * 2)
     with image:
         thumb = thumbnail_image(image)
-        return CheckedImage(image.format, ACCEPTED_FORMATS[image.format], width, height, _jpeg(thumb),
+        return CheckedImage(image.format, ACCEPTED_FORMATS[image.format], width, height, thumbnail_jpeg(thumb),
                             signature(thumb))
 
 
@@ -63,7 +64,8 @@ def thumbnail_image(image: Image.Image) -> Image.Image:
     return thumb
 
 
-def _jpeg(thumb: Image.Image) -> bytes:
+def thumbnail_jpeg(thumb: Image.Image) -> bytes:
+    """The thumbnail as the JPEG the studio keeps and shows."""
     out = io.BytesIO()
     thumb.save(out, "JPEG", quality=82)
     return out.getvalue()

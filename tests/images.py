@@ -6,7 +6,7 @@ import io
 import zipfile
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 from engine.data import Sample
 
@@ -84,3 +84,40 @@ def make_samples(folder, per_class: int, seed_offset: int = 0, size=(40, 40)) ->
             path.write_bytes(data)
             samples.append(Sample(str(path), label, hashlib.sha256(data).hexdigest()))
     return samples
+
+
+def scene(seed: int, size=(64, 48)) -> Image.Image:
+    """A distinct picture per seed: a few coloured shapes on a shaded background (what near-duplicate
+    detection tells apart, unlike flat images that differ by a pixel)."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    image = Image.new("RGB", size, tuple(int(value) for value in rng.integers(40, 216, 3)))
+    draw = ImageDraw.Draw(image)
+    for _ in range(6):
+        x0, y0 = int(rng.integers(0, width - 12)), int(rng.integers(0, height - 12))
+        box = (x0, y0, x0 + int(rng.integers(8, width // 2)), y0 + int(rng.integers(8, height // 2)))
+        colour = tuple(int(value) for value in rng.integers(0, 256, 3))
+        (draw.ellipse if rng.random() < 0.5 else draw.rectangle)(box, fill=colour)
+    return image
+
+
+def encoded(image: Image.Image, fmt: str = "PNG", **save_args) -> bytes:
+    out = io.BytesIO()
+    image.save(out, fmt, **save_args)
+    return out.getvalue()
+
+
+def near_copy(image: Image.Image, scale: float = 0.75, quality: int = 60) -> bytes:
+    """`image` resized and re-encoded as a JPEG: another file of the same picture."""
+    resized = image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.BILINEAR)
+    return encoded(resized, "JPEG", quality=quality)
+
+
+def scene_files(classes: dict[str, int], prefix: str = "", seed: int = 0) -> dict[str, bytes]:
+    """{'prefix/class/scene3.png': bytes} with `count` distinct scenes per class."""
+    files = {}
+    for name, count in classes.items():
+        for n in range(count):
+            seed += 1
+            files[f"{prefix}{name}/scene{n}.png"] = encoded(scene(seed))
+    return files

@@ -90,7 +90,7 @@ class DatasetRevision(db.Model):
     content_hash: Mapped[str | None] = mapped_column(String(64))
     # The quality report (engine.quality.report) of this revision; None until its images' signatures are
     # known (a dataset uploaded before the report waits for its scan).
-    quality: Mapped[dict | None] = mapped_column(JSON)
+    quality: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
     created_by: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
@@ -121,7 +121,7 @@ class DatasetImage(db.Model):
     num_bytes: Mapped[int]
     # What the quality report reads of the image (engine.quality.Signature as JSON), measured by the
     # upload's checker; None until a scan measured an image uploaded before the report.
-    signature: Mapped[dict | None] = mapped_column(JSON)
+    signature: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
     dataset: Mapped[Dataset] = relationship(back_populates="images")
 

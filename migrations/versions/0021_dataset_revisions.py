@@ -127,6 +127,9 @@ def _add_revision_links(drop: bool = False) -> None:
 
 
 def _change_links(drop: bool) -> None:
+    if drop:  # a rebuild of datasets, the parent of most tables: only with foreign keys off
+        with op.batch_alter_table('datasets', table_kwargs={'sqlite_autoincrement': True}) as batch_op:
+            batch_op.drop_column('revision_count')
     for table in NAMING_TABLES:
         with op.batch_alter_table(table, table_kwargs={'sqlite_autoincrement': True}) as batch_op:
             if drop:
@@ -181,8 +184,6 @@ def downgrade():
         batch_op.drop_column('signature')
         batch_op.drop_column('revision_id')
     _add_revision_links(drop=True)
-    with op.batch_alter_table('datasets') as batch_op:
-        batch_op.drop_column('revision_count')
     op.drop_table('label_searches')
     op.drop_table('quality_scans')
     op.drop_table('dataset_revisions')

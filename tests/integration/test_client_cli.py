@@ -11,7 +11,7 @@ import pytest
 
 from tests.client_package import CLIENT_DIR
 from studio_client import Studio
-from tests.images import class_files
+from tests.images import class_files, scene_files
 from tests.stack import serving
 from webapp import create_app
 from webapp.accounts import services
@@ -47,7 +47,9 @@ def write_folder(root, files: dict[str, bytes]):
 
 def test_upload_train_follow_and_predict_a_folder(signed_studio, tmp_path):
     url, token = signed_studio
-    folder = write_folder(tmp_path / "flowers", class_files({"玫瑰": 6, "tulip": 6}))
+    files = scene_files({"玫瑰": 6, "tulip": 6})
+    files["tulip/copy.png"] = files["tulip/scene0.png"]  # an exact copy: revision 2 removes it
+    folder = write_folder(tmp_path / "flowers", files)
 
     uploaded = studio(url, token, "upload", str(folder), "--name", "花 flowers")
     assert uploaded.returncode == 0, uploaded.stderr
@@ -55,12 +57,21 @@ def test_upload_train_follow_and_predict_a_folder(signed_studio, tmp_path):
     dataset_id = int(uploaded.stdout.split()[1])
     assert "ready" in uploaded.stdout and "玫瑰" in uploaded.stdout and "tulip" in uploaded.stdout
 
-    trained = studio(url, token, "train", str(dataset_id), *FAST_OPTIONS, "--follow")
+    client = Studio(url, token)
+    second = client.revise(dataset_id, fix="remove_duplicates", comment="from the command line")
+    assert (second.number, second.parent, second.changes["removed"], second.num_images) == (2, 1, 1, 12)
+    listed = studio(url, token, "revisions", str(dataset_id))
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split() for line in listed.stdout.splitlines()[1:]]
+    assert [(row[0], row[2]) for row in rows] == [("2", "12"), ("1", "13")]
+
+    trained = studio(url, token, "train", str(dataset_id), "--revision", "1", *FAST_OPTIONS, "--follow")
     assert trained.returncode == 0, trained.stdout + trained.stderr
     lines = trained.stdout.splitlines()
     assert [line.split()[1] for line in lines if line.startswith("epoch ")] == ["1/2", "2/2"]
     assert "succeeded: model version" in lines[-1]
     version = lines[-1].split("model version ")[1].split(",")[0]
+    assert client.version(int(version)).raw["revision"] == 1  # the revision asked for, not the newest
 
     versions = studio(url, token, "versions")
     assert versions.returncode == 0 and any(line.split()[0] == version for line in versions.stdout.splitlines()[1:])

@@ -111,8 +111,14 @@ def threshold_suggestion(version: int, meta: dict | None, precision: float) -> d
                          dataset=evaluation.dataset_name, revision=evaluation.revision or 1)
     elif ((meta or {}).get("metrics") or {}).get("calibration"):
         sample = meta["metrics"]["calibration"]
-        source = gettext("test split at training") if sample.get("split") == "test" \
-            else gettext("validation split at training")
+        revision = ((meta or {}).get("dataset") or {}).get("revision")
+        if revision is None:  # a bundle made before dataset revisions
+            source = gettext("test split at training") if sample.get("split") == "test" \
+                else gettext("validation split at training")
+        else:
+            source = gettext("test split of revision %(revision)s at training", revision=revision) \
+                if sample.get("split") == "test" else \
+                gettext("validation split of revision %(revision)s at training", revision=revision)
     else:
         return None
     return {**suggest_threshold(sample["confidence"], sample["correct"], precision), "calibrated_on": source}

@@ -1,5 +1,6 @@
 """A typed client for the image-classification studio's JSON API, and the `studio` command line on it."""
 from studio_client.client import Studio, StudioAPIError
-from studio_client.models import Dataset, Job, JobEvent, ModelVersion, Prediction, Release
+from studio_client.models import Dataset, Job, JobEvent, ModelVersion, Prediction, Release, Revision
 
-__all__ = ["Dataset", "Job", "JobEvent", "ModelVersion", "Prediction", "Release", "Studio", "StudioAPIError"]
+__all__ = ["Dataset", "Job", "JobEvent", "ModelVersion", "Prediction", "Release", "Revision", "Studio",
+           "StudioAPIError"]

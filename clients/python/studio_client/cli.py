@@ -53,11 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="start a training job", description="Start a training job on a "
                                 "ready dataset. Options not given are the studio's defaults.")
     train.add_argument("dataset_id", type=positive_int, metavar="DATASET_ID")
+    train.add_argument("--revision", type=positive_int, help="the dataset revision to train on (default: its newest; "
+                                                             "see `studio revisions DATASET_ID`)")
     train.add_argument("--epochs", type=positive_int)
     train.add_argument("--backbone", help="e.g. resnet18, resnet50, mobilenet_v3_small (GET /api/backbones)")
     train.add_argument("--option", "-o", type=option, action="append", default=[], metavar="KEY=VALUE",
                        help="any job option of POST /api/jobs, e.g. -o image_size=64 -o pretrained=false")
     train.add_argument("--follow", "-f", action="store_true", help="print the epochs live until the job ends")
+
+    revisions = commands.add_parser("revisions", help="list a dataset's revisions",
+                                    description="List a dataset's revisions, newest first: what each changed and "
+                                                "its images per split.")
+    revisions.add_argument("dataset_id", type=positive_int, metavar="DATASET_ID")
 
     jobs = commands.add_parser("jobs", help="list jobs, or show one", description="Without ID, list the jobs; "
                                "with ID, show that job and its epochs.")
@@ -128,9 +135,19 @@ def cmd_train(studio: Studio, args: argparse.Namespace) -> int:
         options["epochs"] = args.epochs
     if args.backbone is not None:
         options["backbone"] = args.backbone
-    job = studio.create_job(args.dataset_id, **options)
+    job = studio.create_job(args.dataset_id, args.revision, **options)
     print(f"job {job.id} {job.status}")
     return follow(studio, job.id) if args.follow else OK
+
+
+def cmd_revisions(studio: Studio, args: argparse.Namespace) -> int:
+    rows = []
+    for revision in studio.revisions(args.dataset_id):
+        splits = [sum(getattr(c, split) for c in revision.classes) for split in ("train", "val", "test")]
+        rows.append([revision.number, revision.parent, revision.num_images, *splits, len(revision.classes),
+                     revision.created_by, revision.created_at, revision.note])
+    _print_table(rows, ["revision", "from", "images", "train", "val", "test", "classes", "by", "created", "note"])
+    return OK
 
 
 def _epoch_line(data: dict, total: int | None) -> str:
@@ -243,7 +260,7 @@ def cmd_predict(studio: Studio, args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[Studio, argparse.Namespace], int]] = {
-    "upload": cmd_upload, "train": cmd_train, "jobs": cmd_jobs, "cancel": cmd_cancel, "resume": cmd_resume,
+    "upload": cmd_upload, "train": cmd_train, "revisions": cmd_revisions, "jobs": cmd_jobs, "cancel": cmd_cancel, "resume": cmd_resume,
     "versions": cmd_versions, "promote": cmd_promote, "rollback": cmd_rollback, "predict": cmd_predict,
 }
 

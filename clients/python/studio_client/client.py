@@ -9,7 +9,7 @@ from typing import Any, Iterable, Iterator
 
 import requests
 
-from studio_client.models import Dataset, Job, JobEvent, ModelVersion, Prediction, Release
+from studio_client.models import Dataset, Job, JobEvent, ModelVersion, Prediction, Release, Revision
 from studio_client.multipart import FilePart, MultipartBody, Progress
 
 DEFAULT_URL = "http://127.0.0.1:5000"
@@ -144,10 +144,24 @@ class Studio:
             time.sleep(POLL_SECONDS / 2)
         return dataset
 
+    def revisions(self, dataset_id: int) -> list[Revision]:
+        """The dataset's revisions, newest first."""
+        return [Revision.of(row) for row in self._json("GET", f"/api/datasets/{dataset_id}/revisions")["revisions"]]
+
+    def revision(self, dataset_id: int, number: int) -> Revision:
+        return Revision.of(self._json("GET", f"/api/datasets/{dataset_id}/revisions/{number}"))
+
+    def revise(self, dataset_id: int, **changes: Any) -> Revision:
+        """A new revision from an older one; `changes` as POST /api/datasets/<id>/revisions takes them
+        (fix, kinds, drop, relabel, move, base, comment)."""
+        return Revision.of(self._json("POST", f"/api/datasets/{dataset_id}/revisions", json=changes))
+
     # Jobs
-    def create_job(self, dataset_id: int, **options: Any) -> Job:
-        """Queue a training job; `options` are the job options of POST /api/jobs (backbone, epochs, ...)."""
-        created = self._json("POST", "/api/jobs", json={"dataset_id": dataset_id, **options})
+    def create_job(self, dataset_id: int, revision: int | None = None, **options: Any) -> Job:
+        """Queue a training job on a revision of the dataset (None: its newest); `options` are the job
+        options of POST /api/jobs (backbone, epochs, ...)."""
+        chosen = {"revision": revision} if revision is not None else {}
+        created = self._json("POST", "/api/jobs", json={"dataset_id": dataset_id, **chosen, **options})
         return self.job(created["id"])
 
     def job(self, job_id: int) -> Job:

@@ -37,6 +37,31 @@ class Dataset:
 
 
 @dataclass(frozen=True)
+class Revision:
+    """One immutable state of a dataset's content (a fix makes a new one)."""
+
+    number: int
+    parent: int | None
+    note: str | None
+    comment: str | None
+    num_images: int
+    changes: dict[str, int]
+    created_by: str | None
+    created_at: str | None
+    classes: list[ClassCount]
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def of(cls, data: dict) -> "Revision":
+        return cls(number=data["number"], parent=data.get("parent"), note=data.get("note"),
+                   comment=data.get("comment"), num_images=data.get("num_images") or 0,
+                   changes=data.get("changes") or {}, created_by=data.get("created_by"),
+                   created_at=data.get("created_at"),
+                   classes=[ClassCount(c["name"], c.get("train", 0), c.get("val", 0), c.get("test", 0))
+                            for c in data.get("classes") or []], raw=data)
+
+
+@dataclass(frozen=True)
 class Epoch:
     epoch: int
     train_loss: float | None

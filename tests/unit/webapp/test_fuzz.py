@@ -219,3 +219,40 @@ def test_reference_and_document_fuzz(client):
         answer = client.get("/api/docs/assets/" + name)
         assert answer.status_code == 404 and answer.get_json()["code"] == "not_found", name
     assert client.post("/api/openapi.json", json={}).status_code == 405
+
+
+REVISION_FIELDS = ["base", "fix", "kinds", "drop", "relabel", "move", "comment", "image", "class_name", "split", ""]
+
+
+def test_revision_bodies_and_urls_fuzz(client, dataset_id):
+    """Odd bodies for a new revision, odd revision numbers, queries and label-search bodies: a 4xx with words,
+    and nothing made by a refusal beyond what a valid body makes."""
+    rng = random.Random(29)
+    odd_items = ODD_VALUES + [[{"image": 1, "class_name": "a"}], [{"image": "1", "split": "val"}],
+                              [{"image": 2**70, "split": "train"}], ["blurry", "x"], "remove_duplicates",
+                              "drop_flagged"]
+    for _ in range(250):
+        body = {rng.choice(REVISION_FIELDS): rng.choice(odd_items) for _ in range(rng.randint(0, 4))}
+        check(client.post(f"/api/datasets/{dataset_id}/revisions", data=safe_json(body),
+                          content_type="application/json"))
+    for raw in ["", "{", "[1,2", "\"text\"", "1e999", "NaN", "\xff\xfe", "null", "[]"]:
+        check(client.post(f"/api/datasets/{dataset_id}/revisions", data=raw, content_type="application/json"))
+        check(client.post(f"/api/datasets/{dataset_id}/label-searches", data=raw, content_type="application/json"))
+    for _ in range(100):
+        body = {rng.choice(["revision", "folds", "x"]): rng.choice(ODD_VALUES) for _ in range(rng.randint(0, 3))}
+        check(client.post(f"/api/datasets/{dataset_id}/label-searches", data=safe_json(body),
+                          content_type="application/json"))
+    for text in ODD_TEXT + ["0", "-1", str(2**63), str(2**64)]:
+        number = text.replace("/", "%2F")
+        for path in (f"revisions/{number}", f"revisions/{number}/diff", f"revisions/{number}/archive",
+                     f"label-searches/{number}"):
+            check(client.get(f"/api/datasets/{dataset_id}/{path}"))
+        check(client.delete(f"/api/datasets/{dataset_id}/revisions/{number}"))
+        check(client.post(f"/api/datasets/{dataset_id}/label-searches/{number}/cancel"))
+        for query in ("against", "revision"):
+            check(client.get(f"/api/datasets/{dataset_id}/revisions/1/diff", query_string={query: text}))
+            check(client.get(f"/api/datasets/{dataset_id}/quality", query_string={query: text}))
+        check(client.get(f"/api/datasets/{dataset_id}/label-searches/plan", query_string={"folds": text}))
+    numbers = [revision["number"] for revision in
+               client.get(f"/api/datasets/{dataset_id}/revisions").get_json()["revisions"]]
+    assert numbers == sorted(numbers, reverse=True) and numbers[-1] == 1

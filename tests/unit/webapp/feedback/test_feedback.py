@@ -139,7 +139,7 @@ def test_corrections_become_a_new_dataset_once(served, client):
     assert again.status_code == 400 and again.get_json()["code"] == "no_feedback_images"
 
 
-def test_corrections_added_to_a_copy_of_the_training_dataset(served, client):
+def test_corrections_added_as_a_new_revision_of_the_training_dataset(served, client):
     upload = client.post("/api/datasets", data={"archive": (io.BytesIO(zip_bytes(class_files({"red": 4, "green": 4}))),
                                                             "colours.zip")}, content_type="multipart/form-data")
     source = upload.get_json()
@@ -149,15 +149,23 @@ def test_corrections_added_to_a_copy_of_the_training_dataset(served, client):
     _correct(client, {"green": 2, "orange": 2})
     made = client.post("/api/feedback/dataset", json={"mode": "append", "version": 1})
     assert made.status_code == 201, made.get_json()
-    copy = made.get_json()["dataset"]
-    assert copy["name"] == "colours + feedback" and copy["id"] != source["id"]
-    counts = {c["name"]: (c["train"], c["val"]) for c in copy["classes"]}
+    answer = made.get_json()
+    dataset = answer["dataset"]
+    assert (dataset["id"], dataset["name"], answer["revision"], dataset["revision"]) == (source["id"], "colours", 2, 2)
+    assert answer["feedback_images"] == 4
+    counts = {c["name"]: (c["train"], c["val"]) for c in dataset["classes"]}
     source_counts = {c["name"]: (c["train"], c["val"]) for c in source["classes"]}
     assert counts["red"] == source_counts["red"]
     assert counts["green"] == (source_counts["green"][0] + 2, source_counts["green"][1])
-    assert sum(counts["orange"]) == 2
-    unchanged = client.get(f"/api/datasets/{source['id']}").get_json()
-    assert unchanged["num_images"] == 8 and unchanged["content_hash"] == source["content_hash"]
+    assert counts["orange"] == (2, 0)  # into the training split
+    revision = client.get(f"/api/datasets/{source['id']}/revisions/2").get_json()
+    assert revision["parent"] == 1 and revision["changes"]["added"] == 4
+    assert revision["note"] == "Added 4 images from feedback on version 1."
+    first = client.get(f"/api/datasets/{source['id']}/revisions/1").get_json()  # never changed
+    assert first["num_images"] == 8 and first["content_hash"] == source["content_hash"]
+    diff = client.get(f"/api/datasets/{source['id']}/revisions/2/diff").get_json()
+    assert diff["counts"] == {"added": 4, "removed": 0, "relabelled": 0, "moved": 0}
+    assert all(item["path"].startswith("train/") and "/feedback-" in item["path"] for item in diff["added"])
 
 
 def test_dataset_requests_that_cannot_work_say_why(served, client):

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from tests.factories import register_bundle
+from tests.factories import newest_revision, register_bundle
 from tests.images import class_files, zip_bytes
 from webapp import lifecycle
 from webapp.extensions import db
@@ -35,7 +35,8 @@ def with_test_split(served):
 def evaluate(app, version: int, dataset_id: int, split: str) -> dict:
     """Queue an evaluation row and run it as the worker would (the unit app has no broker)."""
     with app.app_context():
-        row = Evaluation(version=version, dataset_id=dataset_id, dataset_name="d", split=split)
+        row = Evaluation(version=version, dataset_id=dataset_id, dataset_name="d", split=split,
+                         **newest_revision(dataset_id))
         db.session.add(row)
         db.session.commit()
         assert run_evaluation(row.id, "test-worker") == "succeeded"
@@ -65,7 +66,7 @@ def test_the_threshold_is_calibrated_on_a_test_split_once_one_was_evaluated(serv
     assert before["samples"] > 0 and "calibration" not in client.get("/api/models/1").get_json()["metrics"]
     evaluate(served, 1, dataset_id, "test")
     after = client.get("/api/models/1").get_json()["suggested_threshold"]
-    assert after["calibrated_on"].startswith("test split of dataset") and after["samples"] == 15
+    assert after["calibrated_on"] == "test split of revision 1 of dataset 'd'" and after["samples"] == 15
     for bad in ("0.3", "1", "abc", "nan", "inf"):
         response = client.get(f"/api/models/1?precision={bad}")
         assert response.status_code == 400 and response.get_json()["field"] == "precision"
@@ -146,7 +147,8 @@ def test_an_unexpected_evaluation_error_shows_no_path(served, with_test_split, m
 
     monkeypatch.setattr("worker.evaluation.evaluate_bundle", broken)
     with served.app_context():
-        row = Evaluation(version=1, dataset_id=dataset_id, dataset_name="d", split="test")
+        row = Evaluation(version=1, dataset_id=dataset_id, dataset_name="d", split="test",
+                         **newest_revision(dataset_id))
         db.session.add(row)
         db.session.commit()
         assert run_evaluation(row.id, "test-worker") == "failed"
