@@ -174,6 +174,7 @@ async function loadSuggestion() {
     if (value !== "") query.set(name, String(value));
   }
   if (freeze.checked) query.set("freeze_backbone", "true");
+  query.set("revision", form.elements.revision.value);
   try {
     applySuggestion(await apiJson(`/api/datasets/${form.dataset.datasetId}/recommendation?${query}`));
   } catch (error) {
@@ -190,13 +191,15 @@ for (const name of [...SUGGESTED, "freeze_backbone"]) {
   form.elements[name].addEventListener("input", mark);
   form.elements[name].addEventListener("change", () => { mark(); scheduleEstimate(); });
 }
+// The suggestion is for the revision the job would train on: another choice asks again.
+form.elements.revision.addEventListener("change", () => scheduleEstimate());
 loadSuggestion();
 
 // Options left as suggested are left out (the server applies the suggestion); empty fields are left out
 // too, so the server's defaults apply; text that is not a number is sent as typed and the server names
 // the field in its answer.
 function payload() {
-  const body = { dataset_id: Number(form.dataset.datasetId) };
+  const body = { dataset_id: Number(form.dataset.datasetId), revision: Number(form.elements.revision.value) };
   body.freeze_backbone = freeze.checked;
   // Offered only to roles that may change what serves (the policy table decides on the page).
   if (form.elements.promote_when_done) body.promote_when_done = form.elements.promote_when_done.checked;
