@@ -110,6 +110,9 @@ def default_config(data_dir: str | None = None) -> dict:
         "MAX_FORM_PARTS": _int_env("MAX_UPLOAD_FILES", 50_000) + 100,
         # What the quality report counts as a near duplicate, blurry, dark, ... (engine.quality.Thresholds)
         "QUALITY_THRESHOLDS": quality_thresholds(),
+        # A revision made in a request (a fix, feedback appended) gets its report in that request up to this many
+        # images; a larger one gets it from a quality scan in the background (the pair search grows as n^2).
+        "QUALITY_REPORT_IN_REQUEST_MAX_IMAGES": _int_env("QUALITY_REPORT_IN_REQUEST_MAX_IMAGES", 5000),
         "INGEST_LIMITS": {
             "max_entries": _int_env("MAX_UPLOAD_FILES", 50_000),
             "max_total_bytes": _int_env("MAX_DATASET_MB", 8192) * 1024 * 1024,

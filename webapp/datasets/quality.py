@@ -86,15 +86,36 @@ def latest_scan(dataset_id: int) -> QualityScan | None:
                              .order_by(QualityScan.id.desc()).limit(1))
 
 
+def without_report(dataset_id: int) -> int:
+    """How many of the dataset's revisions have no report yet."""
+    return db.session.scalar(select(func.count()).where(DatasetRevision.dataset_id == dataset_id,
+                                                        DatasetRevision.quality.is_(None)))
+
+
+def queue_report(dataset: Dataset) -> None:
+    """A scan for a revision made in a request too large to report on there (the one already waiting or
+    running does it too); a broker that cannot be reached leaves it to the outbox's next sweep."""
+    if active_scan(dataset.id) is not None:
+        return
+    scan = QualityScan(dataset_id=dataset.id)
+    db.session.add(scan)
+    db.session.commit()
+    try:
+        lifecycle.send(QUALITY_SCANS, scan)
+    except Exception:
+        db.session.rollback()
+        log.warning("could not send the quality scan %s of dataset %s; the next sweep sends it", scan.id, dataset.id)
+
+
 def start_scan(dataset: Dataset) -> QualityScan:
-    """POST .../quality/scan: queue a scan of the dataset's unmeasured images (the one already waiting or
-    running when there is one); refused when every image is measured."""
+    """POST .../quality/scan: queue a scan of the dataset's unmeasured images and revisions without a report
+    (the one already waiting or running when there is one); refused when there is nothing to do."""
     if dataset.status != DatasetStatus.READY:
         raise StudioError("dataset_not_ready", "Dataset '%(name)s' is not ready (%(status)s).",
                           {"name": dataset.name, "status": dataset.status})
     if (scan := active_scan(dataset.id)) is not None:
         return scan
-    if not unmeasured(dataset.id):
+    if not unmeasured(dataset.id) and not without_report(dataset.id):
         raise StudioError("nothing_to_scan", "Every image of dataset '%(name)s' is measured already.",
                           {"name": dataset.name})
     scan = QualityScan(dataset_id=dataset.id)
@@ -136,7 +157,8 @@ def run_scan(scan_id: int, worker: str) -> str:
                 lifecycle.fenced_commit(QUALITY_SCANS, scan.id, attempt)
                 lifecycle.stamp(QUALITY_SCANS, scan.id, attempt, progress=min(1.0, (start + len(batch)) / len(pending)))
         shutil.rmtree(folder, ignore_errors=True)
-        for revision in db.session.scalars(select(DatasetRevision).where(DatasetRevision.dataset_id == dataset_id)):
+        for revision in db.session.scalars(select(DatasetRevision).where(
+                DatasetRevision.dataset_id == dataset_id, DatasetRevision.quality.is_(None))):
             refresh_report(revision, partial=True)
         lifecycle.fenced_commit(QUALITY_SCANS, scan.id, attempt)
         lifecycle.finish(QUALITY_SCANS, scan, attempt, ScanStatus.SUCCEEDED, progress=1.0, finished_at=utcnow())

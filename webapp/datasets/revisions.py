@@ -14,6 +14,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
+from flask import current_app
 from sqlalchemy import delete, func, select, update
 
 from engine.errors import StudioError
@@ -102,10 +103,11 @@ def check_usable(rows: Iterable) -> None:
 
 
 def add_revision(dataset: Dataset, rows: list[dict], note: Message, changes: dict, parent: int | None = None,
-                 comment: str | None = None, by: str | None = None) -> DatasetRevision:
+                 comment: str | None = None, by: str | None = None, report_now: bool = True) -> DatasetRevision:
     """Add the dataset's next revision with these image rows (dicts of CONTENT_FIELDS) to the session,
-    with its quality report when every image's signature is known. The number is taken by one
-    conditional update, so two revisions made at once never share one."""
+    with its quality report when every image's signature is known (`report_now=False`: a scan makes it
+    later, see `report_in_request`). The number is taken by one conditional update, so two revisions made at
+    once never share one."""
     taken = db.session.execute(update(Dataset).where(Dataset.id == dataset.id)
                                .values(revision_count=Dataset.revision_count + 1)
                                .returning(Dataset.revision_count)).scalar_one()
@@ -119,10 +121,16 @@ def add_revision(dataset: Dataset, rows: list[dict], note: Message, changes: dic
     images = [DatasetImage(dataset_id=dataset.id, revision_id=revision.id, **row) for row in rows]
     db.session.add_all(images)
     db.session.flush()
-    from webapp.datasets.quality import refresh_report
+    if report_now:
+        from webapp.datasets.quality import refresh_report
 
-    refresh_report(revision, images)
+        refresh_report(revision, images)
     return revision
+
+
+def report_in_request(num_images: int) -> bool:
+    """Whether a revision of this many images made in a request gets its report in that request."""
+    return num_images <= current_app.config["QUALITY_REPORT_IN_REQUEST_MAX_IMAGES"]
 
 
 @dataclass
@@ -192,11 +200,16 @@ def change(dataset: Dataset, base_number: int | None, changes: Changes, fix_note
                                                "made.", {"number": base.number})
     check_usable(ManifestRow(**row) for row in new_rows)
     note = fix_note or change_note(counts)
+    now = report_in_request(len(new_rows))
     revision = add_revision(dataset, new_rows, note, dict(counts), parent=base.number, comment=comment,
-                            by=audit.actor())
+                            by=audit.actor(), report_now=now)
     audit.record("dataset.revise", "dataset", dataset.id, {"revision": revision.number, "from": base.number,
                                                            **counts})
     db.session.commit()
+    if not now:
+        from webapp.datasets.quality import queue_report
+
+        queue_report(dataset)
     return revision
 
 

@@ -215,11 +215,16 @@ def append_to_dataset(dataset: Dataset, entries: list, note: Message) -> revisio
         rows = [revisions.row_fields(row) for row in revisions.manifest(base.id)]
         rows += [vars(image) for image in result.images]
         revisions.check_usable(revisions.ManifestRow(**row) for row in rows)
+        now = revisions.report_in_request(len(rows))
         revision = revisions.add_revision(dataset, rows, note, {"added": len(result.images)}, parent=base.number,
-                                          by=audit.actor())
+                                          by=audit.actor(), report_now=now)
         audit.record("dataset.revise", "dataset", dataset.id, {"revision": revision.number, "from": base.number,
                                                                "added": len(result.images)})
         db.session.commit()
+        if not now:
+            from webapp.datasets.quality import queue_report
+
+            queue_report(dataset)
     except BaseException:
         db.session.rollback()
         raise

@@ -215,3 +215,20 @@ def test_revisions_of_ids_out_of_range_and_bad_bodies_are_refused_in_words(clien
         response = getattr(client, method)(url, **({"json": body} if body is not None else {}))
         assert (response.status_code, response.get_json()["code"]) == (status, code), (url, body)
         assert response.get_json()["error"]
+
+
+def test_a_revision_too_large_to_report_on_in_its_request_gets_its_report_from_a_scan(app, client, monkeypatch):
+    dataset = upload(client, planted())
+    app.config["QUALITY_REPORT_IN_REQUEST_MAX_IMAGES"] = 5
+    sent = []
+    monkeypatch.setattr(quality.lifecycle, "send", lambda kind, row: sent.append(row.id))
+    made = client.post(f"/api/datasets/{dataset['id']}/revisions", json={"fix": "move_leaked_to_train"}).get_json()
+    assert made["number"] == 2 and made["quality_ready"] is False and len(sent) == 1
+    waiting = client.get(f"/api/datasets/{dataset['id']}/quality").get_json()
+    assert waiting["report"] is None and waiting["unmeasured"] == 0 and waiting["scan"]["status"] == "queued"
+    with app.app_context():
+        assert quality.run_scan(sent[0], "ingest-test") == ScanStatus.SUCCEEDED
+    report = client.get(f"/api/datasets/{dataset['id']}/quality").get_json()["report"]
+    assert report["counts"]["leakage"] == 0 and report["counts"]["duplicates"] == 2  # the moved copy, the twins
+    first = client.get(f"/api/datasets/{dataset['id']}/quality?revision=1").get_json()["report"]
+    assert first["counts"]["leakage"] == 1  # an older revision's report is left as it was
