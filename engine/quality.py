@@ -8,7 +8,8 @@ size or aspect, greyscale in a colour set) and the class balance. numpy and Pill
 Near duplicates are found by shape and colour. Each image keeps its shape as the lowest 16x16 DCT coefficients
 of its grey square (a low-passed image, a few hundred bytes); the report rebuilds from them the lowest 8x8
 frequencies of the whole image and of CROPS of it (up to 10% cut off any side, in steps of 2.5%), so a copy
-cropped by up to 10% per side lines up with a crop of its original within 1.25% a side. Resizing, recompression and brightness barely move those frequencies.
+cropped by up to 10% per side lines up with a crop of its original within 1.25% a side. Resizing, recompression
+and brightness barely move those frequencies.
 Before comparing, the frequencies are WHITENED over the set being compared: the set's mean spectrum is taken
 away and each frequency divided by its spread over the set, so what every image of the set shares (a centred
 blob, a common background) stops counting and what tells them apart counts. The shape distance of two images is
