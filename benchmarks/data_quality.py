@@ -137,7 +137,8 @@ def detection(originals: list[Image.Image], copies: int, rng: np.random.Generato
     seconds = time.perf_counter() - started
     true_found = sum(1 for pair in found if groups[pair["a"]] == groups[pair["b"]])
     true_pairs = len(originals) * (copies + 1) * copies // 2
-    return {"images": len(files), "report_seconds": round(seconds, 3), "true_pairs": true_pairs, "recall": round(true_found / true_pairs, 4),
+    return {"images": len(files), "report_seconds": round(seconds, 3), "true_pairs": true_pairs,
+            "recall": round(true_found / true_pairs, 4),
             "precision": round(true_found / len(found), 4) if found else None,
             "false_pairs": len(found) - true_found,
             "false_pair_distances": sorted(p["distance"] for p in found if groups[p["a"]] != groups[p["b"]])[:10]}

@@ -7,8 +7,9 @@ size or aspect, greyscale in a colour set) and the class balance. numpy and Pill
 
 Near duplicates are found by shape and colour. Each image keeps its shape as the lowest 16x16 DCT coefficients
 of its grey square (a low-passed image, a few hundred bytes); the report rebuilds from them the lowest 8x8
-frequencies of the whole image and of CROPS of it (up to 10% cut off any side), so a copy cropped by up to 10% per
-side lines up with a crop of its original. Resizing, recompression and brightness barely move those frequencies.
+frequencies of the whole image and of CROPS of it (up to 10% cut off any side, in steps of 2.5%), so a copy
+cropped by up to 10% per side lines up with a crop of its original within 1.25% a side. Resizing, recompression
+and brightness barely move those frequencies.
 Before comparing, the frequencies are WHITENED over the set being compared: the set's mean spectrum is taken
 away and each frequency divided by its spread over the set, so what every image of the set shares (a centred
 blob, a common background) stops counting and what tells them apart counts. The shape distance of two images is
@@ -19,8 +20,10 @@ threshold, AND its shape distance is at most NEIGHBOUR_RATIO of either image's d
 nearest image: in a set whose distinct images look alike (digits), a copy must stand out of its crowd. (So a
 burst of more than NEIGHBOURS copies of one picture is its own crowd: some of its pairs go unreported, each
 copy usually still in some.)
-The search runs in two stages: every pair on a few crops (numpy's matrix product, block by block, one core), then
-the candidates on every crop.
+The search runs in stages: every pair on a few crops (numpy's matrix product, block by block, one core), then
+the candidates on the crops of 5% steps, then those still within twice their limit on every crop. The fine
+steps matter to the crowd rule: a copy matched more closely stands further out of its crowd, so the ratio can
+be strict enough to pass over most distinct look-alikes.
 """
 from __future__ import annotations
 
@@ -43,13 +46,25 @@ COMPARED_FREQUENCIES = 8  # the lowest 8x8 frequencies (DC left out) of the whol
 COLOUR_SIDE = 64  # the grid of pixels colourfulness is measured on
 CHROMA_GRID = 3  # the regions across and down whose chromaticity is kept
 CHROMA_LENGTH = CHROMA_GRID * CHROMA_GRID * 2
-# The crops' cuts along one axis, as fractions cut off (start, end): every pair of 0, 5% and 10%.
-AXIS_CUTS = tuple((start, end) for start in (0, 0.05, 0.1) for end in (0, 0.05, 0.1))
+# The crops' cuts along one axis, as fractions cut off (start, end): every pair of 0 to 10% in steps of 2.5% (a
+# copy's crop is matched within 1.25% a side: coarser steps leave a heavily cropped copy's distance near a
+# look-alike's).
+CUT_STEPS = (0, 0.025, 0.05, 0.075, 0.1)
+AXIS_CUTS = tuple((start, end) for start in CUT_STEPS for end in CUT_STEPS)
+
+
+def _cut(start: float, end: float) -> int:
+    """The index into AXIS_CUTS of the cut of `start` and `end` off an axis."""
+    return AXIS_CUTS.index((start, end))
+
+
 # The crops compared in the first stage, as indices into AXIS_CUTS (down, across): the whole image first, the
 # centre with 5% and 10% cut off each side, and 10% cut off one side, for each side.
-FIRST_CROPS = ((0, 0), (4, 4), (8, 8), (0, 6), (6, 0), (0, 2), (2, 0))
+FIRST_CROPS = ((_cut(0, 0), _cut(0, 0)), (_cut(0.05, 0.05), _cut(0.05, 0.05)), (_cut(0.1, 0.1), _cut(0.1, 0.1)),
+               (_cut(0, 0), _cut(0.1, 0)), (_cut(0.1, 0), _cut(0, 0)), (_cut(0, 0), _cut(0, 0.1)),
+               (_cut(0, 0.1), _cut(0, 0)))
 NEIGHBOURS = 10  # the crowd an image's near copies must stand out of: its 10 nearest images...
-NEIGHBOUR_RATIO = 0.35  # ...a near copy is at most 0.35 of the way to the farthest of them (the pair's mean)
+NEIGHBOUR_RATIO = 0.27  # ...a near copy is at most 0.27 of the way to the farthest of them (the pair's mean)
 _MEASURES = ("blur", "brightness", "information", "colourfulness")
 
 
@@ -189,7 +204,7 @@ _AXIS_MAPS = np.stack([_cosines(COMPARED_FREQUENCIES, start, 1 - end) @ _RECONST
                        for start, end in AXIS_CUTS]).astype(np.float32)
 _SPECTRUM_LENGTH = COMPARED_FREQUENCIES ** 2 - 1
 _BLOCK = 512  # rows compared at once: a few block x n matrices of floats (20 MB each for 10,000 images)
-_CHUNK = 2048  # candidate pairs compared on every crop at once
+_CHUNK_CROPS = 160_000  # pairs x crops compared at once in the second stage (about 40 MB a side)
 _MARGIN = 0.2  # how much closer the second stage's crops may line a pair up than the first stage's
 _PRIOR_WEIGHT = 8  # whitening: the set's statistics weigh as this many images against a plain cosine's
 
@@ -273,8 +288,13 @@ def near_duplicate_pairs(signatures: list[Signature], max_distance: float, other
     crowd = (row_crowd[i] + column_crowd[j]) / 2
     keep = first <= NEIGHBOUR_RATIO * crowd + _MARGIN
     i, j, crowd = i[keep], j[keep], crowd[keep]
-    shape = _second_stage(rows, columns, i, j)
-    total = shape + np.abs(rows.chroma[i] - columns.chroma[j]).max(axis=1)
+    chroma = np.abs(rows.chroma[i] - columns.chroma[j]).max(axis=1)
+    limit = np.minimum(max_distance - chroma, NEIGHBOUR_RATIO * crowd)  # the most shape distance a copy has
+    shape = _second_stage(rows, columns, i, j, _COARSE_CROPS)
+    # Only the pairs a finer crop may still bring within their limit are compared on every crop.
+    refine = np.nonzero((shape > limit) & (shape <= _REFINE_REACH * limit))[0]
+    shape[refine] = _second_stage(rows, columns, i[refine], j[refine], _EVERY_CROP)
+    total = shape + chroma
     found = (total <= max_distance) & (shape <= NEIGHBOUR_RATIO * crowd)
     return [(int(a), int(b), round(max(0.0, float(d)), 4)) for a, b, d in zip(i[found], j[found], total[found])]
 
@@ -322,18 +342,27 @@ def _block_similarity(rows: np.ndarray, columns: np.ndarray) -> np.ndarray:
 
 
 _EVERY_CROP = tuple((down, across) for down in range(len(AXIS_CUTS)) for across in range(len(AXIS_CUTS)))
+# The second stage's crops: those of cuts in steps of 5% (a ninth of every crop); a pair they leave past its
+# limit, but within _REFINE_REACH times it, is compared on every crop (cuts in steps of 2.5%), so the look-alikes
+# of a large set are not all cut 625 ways.
+_COARSE_CUTS = tuple(index for index, (start, end) in enumerate(AXIS_CUTS) if start in (0, 0.05, 0.1)
+                     and end in (0, 0.05, 0.1))
+_COARSE_CROPS = tuple((down, across) for down in _COARSE_CUTS for across in _COARSE_CUTS)
+_REFINE_REACH = 2.0
 
 
-def _second_stage(rows: _Side, columns: _Side, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-    """The shape distance of the pairs (rows i, columns j): the whole of each against every crop of the other.
-    Each chunk's images are cut once, however many of its pairs they are in."""
+def _second_stage(rows: _Side, columns: _Side, i: np.ndarray, j: np.ndarray,
+                  crops: tuple[tuple[int, int], ...]) -> np.ndarray:
+    """The shape distance of the pairs (rows i, columns j): the whole of each against each of `crops` (the
+    whole first) of the other. Each chunk's images are cut once, however many of its pairs they are in."""
     distances = np.empty(len(i), np.float32)
-    for start in range(0, len(i), _CHUNK):
-        mine, theirs = i[start:start + _CHUNK], j[start:start + _CHUNK]
+    chunk = max(1, _CHUNK_CROPS // len(crops))
+    for start in range(0, len(i), chunk):
+        mine, theirs = i[start:start + chunk], j[start:start + chunk]
         row_images, row_of = np.unique(mine, return_inverse=True)
         column_images, column_of = np.unique(theirs, return_inverse=True)
-        a = rows.whitening(_crop_spectra(rows.coefficients[row_images], _EVERY_CROP))[row_of]
-        b = rows.whitening(_crop_spectra(columns.coefficients[column_images], _EVERY_CROP))[column_of]
+        a = rows.whitening(_crop_spectra(rows.coefficients[row_images], crops))[row_of]
+        b = rows.whitening(_crop_spectra(columns.coefficients[column_images], crops))[column_of]
         best = np.maximum(np.einsum("pk,pck->pc", a[:, 0], b).max(axis=1),
                           np.einsum("pk,pck->pc", b[:, 0], a).max(axis=1))
         distances[start:start + len(mine)] = 1 - best

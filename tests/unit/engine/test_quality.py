@@ -140,6 +140,17 @@ def test_in_a_set_of_look_alike_images_the_near_copy_stands_out():
     assert report["duplicates"][0]["distance"] < 0.05
 
 
+def test_a_copy_cropped_between_the_coarse_steps_lines_up_on_the_fine_crops():
+    # 7.8% and 7.3% cut off each side: between the 5% steps, on the 2.5% ones. Lined up closer, the copy stands
+    # further out of a crowd of look-alikes.
+    copy = Image.open(io.BytesIO(encoded(scene(2).crop((10, 7, 118, 89)), "JPEG", quality=80)))
+    side = quality._Side([i.signature for i in distinct(12) + [item(12, copy)]])
+    pair = np.array([2]), np.array([12])
+    coarse = quality._second_stage(side, side, *pair, quality._COARSE_CROPS)[0]
+    fine = quality._second_stage(side, side, *pair, quality._EVERY_CROP)[0]
+    assert fine < 0.01 < coarse < 0.05
+
+
 def test_exact_copies_of_a_shapeless_image_are_still_exact_pairs():
     flat = Image.new("RGB", SIZE, (90, 120, 150))
     report = run(distinct(3) + [item(10, flat, split="val"), item(11, flat, class_name="dog")])
