@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # server where they need them.
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
               "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
-              "data_quality")
+              "data_quality", "quality_overhead")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -225,3 +225,11 @@ def test_data_quality_still_runs(tiny_figures):
     assert_positive(figures, "threshold", "check_ms_per_image", "signature_ms_per_image", "signature_ratio",
                     "report_items")
     assert_not_negative(figures, "report_seconds")
+
+
+@benchmark("quality_overhead")
+def test_quality_overhead_still_runs(tiny_figures):
+    figures = tiny_figures("quality_overhead")
+    assert figures["images"] > 0 and set(figures["findings"]) >= {"duplicates", "leakage", "conflicts"}
+    assert_positive(figures, "ingest_seconds", "check_ms_per_image_without_signature", "report_share_of_ingest")
+    assert_not_negative(figures, "report_seconds", "signature_ms_per_image")
