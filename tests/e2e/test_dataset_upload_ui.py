@@ -42,6 +42,8 @@ def test_upload_a_folder_and_see_the_classes(page, live_server, tmp_path):
     expect(page.locator("#rejected")).to_contain_text("broken.jpg")
     expect(page.locator("#rejected")).to_contain_text("not an image")
     expect(page.locator(".thumbs img")).to_have_count(10)
+    page.locator("#samples").scroll_into_view_if_needed()  # thumbnails load lazily, once in view
+    page.wait_for_function("() => [...document.querySelectorAll('.thumbs img')].every(image => image.complete)")
     widths = page.eval_on_selector_all(".thumbs img", "imgs => imgs.map(i => i.naturalWidth)")
     assert all(0 < width <= 192 for width in widths)
     assert page.js_errors == []

@@ -89,7 +89,7 @@ def test_upload_train_follow_and_predict_a_folder(signed_studio, tmp_path):
     predicted = studio(url, token, "predict", str(folder), "--json", "--version", version)
     assert predicted.returncode == 0, predicted.stderr
     answers = [json.loads(line) for line in predicted.stdout.splitlines()]
-    assert len(answers) == 12 and {a["model_version"] for a in answers} == {int(version)}
+    assert len(answers) == len(files) == 13 and {a["model_version"] for a in answers} == {int(version)}
     assert {a["class"] for a in answers} <= {"玫瑰", "tulip"}
     table = studio(url, token, "predict", str(folder / "玫瑰"))
     assert table.returncode == 0 and table.stdout.splitlines()[0].split() == ["path", "class", "confidence",

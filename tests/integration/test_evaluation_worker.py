@@ -40,4 +40,4 @@ def test_worker_compares_versions_on_a_test_split(stack_app, stack_client, train
     assert rows[0]["images"] == rows[1]["images"] == 12
     assert rows[0]["accuracy"] == rows[1]["accuracy"] >= 0.8 and rows[0]["worker"]
     suggestion = stack_client.get(f"/api/models/{versions[0]}").get_json()["suggested_threshold"]
-    assert suggestion["calibrated_on"] == "test split of dataset 'held-out'" and suggestion["samples"] == 12
+    assert suggestion["calibrated_on"] == "test split of revision 1 of dataset 'held-out'" and suggestion["samples"] == 12

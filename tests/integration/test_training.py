@@ -138,7 +138,8 @@ def test_a_test_split_is_evaluated_on_the_best_epoch_and_kept_apart(stack, stack
     assert meta["metrics"]["test"] == test and meta["metrics"]["calibration"]["split"] == "test"
     version = stack_client.get(f"/api/models/{job['model_version']}").get_json()
     assert version["metrics"]["test"]["accuracy"] == test["accuracy"]
-    assert version["suggested_threshold"] is None or version["suggested_threshold"]["calibrated_on"] == "test split at training"
+    assert version["suggested_threshold"] is None or version["suggested_threshold"]["calibrated_on"] == \
+        "test split of revision 1 at training"
     for split, matrix in (("val", job["confusion"]), ("test", test["confusion"])):
         for i, row in enumerate(matrix):
             for j, count in enumerate(row):

@@ -5,6 +5,7 @@ from flask import Blueprint, render_template
 
 from sqlalchemy import select
 
+from webapp.datasets.revisions import newest
 from webapp.extensions import db
 from webapp.models import Dataset
 from webapp.registry import services
@@ -20,4 +21,11 @@ def index():
     datasets = db.session.scalars(select(Dataset).where(Dataset.status == DatasetStatus.READY).order_by(Dataset.id.desc()))
     return render_template("models/index.html", models=services.list_versions(),
                            release=release.release_json(history=0),
-                           datasets=[{"id": d.id, "name": d.name, "splits": split_counts(d.id)} for d in datasets])
+                           datasets=[_dataset(d) for d in datasets])
+
+
+def _dataset(dataset: Dataset) -> dict:
+    """A dataset as the compare form offers it: the splits of its newest revision, which an evaluation reads."""
+    revision = newest(dataset.id)
+    return {"id": dataset.id, "name": dataset.name, "revision": revision.number if revision else None,
+            "splits": split_counts(revision.id) if revision else {}}
