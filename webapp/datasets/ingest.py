@@ -12,7 +12,7 @@ import shutil
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from engine.errors import StudioError
 from engine.imagecheck import CheckedImage
@@ -70,8 +70,14 @@ class IngestResult:
 
     @property
     def content_hash(self) -> str:
-        lines = sorted(f"{i.split}\t{i.class_name}\t{i.sha256}" for i in self.images)
-        return hashlib.sha256("\n".join(lines).encode()).hexdigest()
+        return content_hash(self.images)
+
+
+def content_hash(images: Iterable[AcceptedImage]) -> str:
+    """A hash of the images, classes and splits kept (of an upload, or of a revision's manifest): equal
+    contents have equal hashes."""
+    lines = sorted(f"{image.split}\t{image.class_name}\t{image.sha256}" for image in images)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def ingest(entries: list[Entry], refused: list[Refusal], staging: Path, limits: dict,

@@ -7,7 +7,6 @@ what changed. Revisions are numbered within their dataset from 1, and a number i
 """
 from __future__ import annotations
 
-import hashlib
 import posixpath
 import zipfile
 from collections import Counter
@@ -20,6 +19,7 @@ from sqlalchemy import delete, func, select, update
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from webapp import audit
+from webapp.datasets.ingest import AcceptedImage, content_hash
 from webapp.errors import id_in_range
 from webapp.extensions import db
 from webapp.messages import rendered, stored
@@ -32,12 +32,6 @@ SPLITS = ("train", "val", "test")
 # What a revision copies of each image row of the one it is made from.
 CONTENT_FIELDS = ("class_name", "split", "original_path", "stored_name", "sha256", "format", "width", "height",
                   "num_bytes", "signature")
-
-
-def content_hash(rows: Iterable) -> str:
-    """A hash of the images, classes and splits of a manifest: equal manifests have equal hashes."""
-    lines = sorted(f"{row.split}\t{row.class_name}\t{row.sha256}" for row in rows)
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()
 
 
 def newest(dataset_id: int) -> DatasetRevision | None:
@@ -114,7 +108,7 @@ def add_revision(dataset: Dataset, rows: list[dict], note: Message, changes: dic
     db.session.refresh(dataset, ["revision_count"])
     revision = DatasetRevision(dataset_id=dataset.id, number=taken, parent=parent, note=stored(note),
                                comment=comment or None, changes=changes, num_images=len(rows),
-                               content_hash=content_hash(ManifestRow(**row) for row in rows),
+                               content_hash=content_hash(AcceptedImage(**row) for row in rows),
                                created_by=by)
     db.session.add(revision)
     db.session.flush()
@@ -131,22 +125,6 @@ def add_revision(dataset: Dataset, rows: list[dict], note: Message, changes: dic
 def report_in_request(num_images: int) -> bool:
     """Whether a revision of this many images made in a request gets its report in that request."""
     return num_images <= current_app.config["QUALITY_REPORT_IN_REQUEST_MAX_IMAGES"]
-
-
-@dataclass
-class ManifestRow:
-    """A manifest entry as a plain object (for the hash and the checks before any row exists)."""
-
-    class_name: str
-    split: str
-    original_path: str = ""
-    stored_name: str = ""
-    sha256: str = ""
-    format: str = ""
-    width: int = 0
-    height: int = 0
-    num_bytes: int = 0
-    signature: dict | None = None
 
 
 def row_fields(row: DatasetImage) -> dict:
@@ -198,7 +176,7 @@ def change(dataset: Dataset, base_number: int | None, changes: Changes, fix_note
     if not counts:
         raise StudioError("nothing_to_change", "These changes leave revision %(number)s as it is; no revision was "
                                                "made.", {"number": base.number})
-    check_usable(ManifestRow(**row) for row in new_rows)
+    check_usable(AcceptedImage(**row) for row in new_rows)
     note = fix_note or change_note(counts)
     now = report_in_request(len(new_rows))
     revision = add_revision(dataset, new_rows, note, dict(counts), parent=base.number, comment=comment,

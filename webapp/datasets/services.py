@@ -16,7 +16,7 @@ from engine.errors import StudioError
 from engine.messages import N_, Message
 from webapp import audit, lifecycle
 from webapp.datasets import revisions
-from webapp.datasets.ingest import ingest
+from webapp.datasets.ingest import AcceptedImage, ingest
 from webapp.datasets.receive import ReceivedUpload, receive_upload
 from webapp.errors import get_or_404
 from webapp.extensions import db
@@ -214,7 +214,7 @@ def append_to_dataset(dataset: Dataset, entries: list, note: Message) -> revisio
                     os.replace(source, target)
         rows = [revisions.row_fields(row) for row in revisions.manifest(base.id)]
         rows += [vars(image) for image in result.images]
-        revisions.check_usable(revisions.ManifestRow(**row) for row in rows)
+        revisions.check_usable(AcceptedImage(**row) for row in rows)
         now = revisions.report_in_request(len(rows))
         revision = revisions.add_revision(dataset, rows, note, {"added": len(result.images)}, parent=base.number,
                                           by=audit.actor(), report_now=now)
