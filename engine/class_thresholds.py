@@ -36,10 +36,6 @@ class ClassThreshold:
     coverage: float | None
     reason: Message | None = None
 
-    @property
-    def met(self) -> bool:
-        return self.status in ("threshold", "not_needed")
-
 
 def calibrate_classes(predicted: np.ndarray, labels: np.ndarray, confidence: np.ndarray, class_names: list[str],
                       precision: float, min_images: int = MIN_CLASS_IMAGES) -> list[ClassThreshold]:

@@ -265,6 +265,7 @@ document.querySelectorAll(".save-threshold").forEach((button) => {
         method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ abstain_threshold: value }),
       });
       input.value = saved.abstain_threshold === null ? "" : saved.abstain_threshold;
+      if (panel) refreshRelease().catch(() => {}); // the change joined the history
       input.classList.remove("invalid");
       unflagFields(input.parentElement);
       button.textContent = t("Saved");
