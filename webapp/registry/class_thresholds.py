@@ -79,13 +79,19 @@ def _calibration_record(row: ModelVersion, applied: dict) -> dict:
             "revision": evaluation.revision}
 
 
+NAMED = 5  # unknown class names a refusal quotes (each cut to NAME_SHOWN characters); the rest are counted
+NAME_SHOWN = 60
+
+
 def _check_classes(row: ModelVersion, sent: dict) -> None:
     unknown = sorted(set(sent) - set(row.class_names))
     if unknown:
+        names = ", ".join(f"'{name[:NAME_SHOWN]}'" for name in unknown[:NAMED])
         raise StudioError("unknown_class", "Model version %(version)s has no class %(names)s; its classes are "
                                            "%(classes)s.",
-                          {"version": row.version, "names": ", ".join(f"'{name}'" for name in unknown),
-                           "classes": ", ".join(row.class_names)}, field="class_thresholds", unknown_classes=unknown)
+                          {"version": row.version, "names": names + (" …" if len(unknown) > NAMED else ""),
+                           "classes": ", ".join(row.class_names)}, field="class_thresholds",
+                          unknown_classes=unknown[:NAMED])
 
 
 def change_class_thresholds(row: ModelVersion, sent: dict, applied: dict | None, by: str) -> bool:

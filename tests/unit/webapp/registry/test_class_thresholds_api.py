@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 
 import numpy as np
-import pytest
 
 from tests.factories import CLASSES
 from tests.images import noisy_image
@@ -133,9 +132,8 @@ def test_applying_a_suggestion_keeps_its_calibration_and_every_change_joins_the_
     assert other.status_code == 400 and other.get_json()["field"] == "calibration.evaluation_id"
 
 
-@pytest.mark.parametrize("split", ["val"])
-def test_test_falls_back_to_the_validation_split(served, split):
-    evaluation_id = add_evaluation(served, split)
+def test_test_falls_back_to_the_validation_split(served):
+    evaluation_id = add_evaluation(served, "val")
     body = served.test_client().get("/api/models/1/class-thresholds/suggestion?split=test").get_json()
     assert (body["split"], body["evaluation_id"]) == ("val", evaluation_id)
     assert body["calibrated_on"] == "validation split of revision 2 of dataset 'colours'"
