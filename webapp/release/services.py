@@ -25,8 +25,9 @@ log = logging.getLogger(__name__)
 RELEASE_ID = 1
 SHARES = (1, 5, 25, 50)  # the gray-release steps the page offers
 PRODUCTION_ACTIONS = ("first_version", "promote", "promote_candidate", "promote_when_done")
+THRESHOLD_ACTIONS = ("threshold", "class_thresholds")  # a version's abstain thresholds changed: `details` says how
 ACTIONS = (*PRODUCTION_ACTIONS, "rollback", "set_candidate", "set_share", "stop_experiment",  # of the history
-           *("threshold", "class_thresholds"))  # a version's abstain thresholds changed: `details` says how
+           *THRESHOLD_ACTIONS)
 
 
 def current() -> Release:
