@@ -77,7 +77,7 @@ def _client_key() -> str | None:
 
 
 def _answering(version: int | None):
-    """The loaded version that answers, its arm, and its abstain threshold."""
+    """The loaded version that answers, its arm, and when it abstains (an AbstainRule, or None)."""
     server = current_app.extensions["model_server"]
     catalog = server.catalog(release.catalog, release.revision)
     if not catalog.versions:
