@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # server where they need them.
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
               "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
-              "data_quality", "quality_overhead", "request_cost")
+              "data_quality", "quality_overhead", "request_cost", "class_thresholds")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -107,6 +107,16 @@ def test_recipe_quality_still_runs(tiny_figures):
         assert reached is None or (is_number(reached) and reached > 0), (name, recipes[name])
         assert_not_negative(recipes[name], "seconds_outside_epochs")
     assert recipes["studio_suggested"]["reasons"]
+
+
+@benchmark("class_thresholds")
+def test_class_thresholds_still_runs(tiny_figures):
+    figures = tiny_figures("class_thresholds")
+    summary = figures["summary"]
+    assert figures["dataset"] == "digits" and figures["repeats"] == 2 and len(figures["first_repeat"]) == 10
+    assert summary["target_met_or_explained_for_every_class"] is True
+    assert summary["met_on_calibration"] == summary["with_enough_images"] > 0
+    assert summary["too_few_images_with_reason"] == 2 and 0 < summary["held_out_mean_precision"] <= 1
 
 
 @benchmark("request_cost")
