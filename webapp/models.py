@@ -557,11 +557,12 @@ class ReviewSettings(db.Model):
     __tablename__ = "review_settings"
 
     id: Mapped[int] = mapped_column(primary_key=True)  # always 1
-    enabled: Mapped[bool] = mapped_column(default=False)
-    margin: Mapped[float] = mapped_column(default=0.2)
-    sample_rate: Mapped[float] = mapped_column(default=0.1)
-    hourly_cap: Mapped[int] = mapped_column(default=60)
-    keep_anonymous: Mapped[bool] = mapped_column(default=False)
+    # the defaults are webapp.feedback.review_settings.ReviewPolicy's, written with the row
+    enabled: Mapped[bool]
+    margin: Mapped[float]
+    sample_rate: Mapped[float]
+    hourly_cap: Mapped[int]
+    keep_anonymous: Mapped[bool]
     hour: Mapped[int] = mapped_column(default=0)  # hours since the epoch of the count below
     taken: Mapped[int] = mapped_column(default=0)
     updated_by: Mapped[str | None] = mapped_column(String(200))

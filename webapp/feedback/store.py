@@ -35,17 +35,21 @@ def disk_used() -> int:
     return db.session.scalar(select(feedback + review)) or 0
 
 
+def cap() -> int:
+    """The most the kept images may take (FEEDBACK_MAX_BYTES)."""
+    return current_app.config["FEEDBACK_MAX_BYTES"]
+
+
 def room_for(size: int) -> bool:
     """Whether `size` more bytes stay within the cap."""
-    return disk_used() + size <= current_app.config["FEEDBACK_MAX_BYTES"]
+    return disk_used() + size <= cap()
 
 
 def keep_image(stem: str, image: bytes) -> KeptImage | None:
     """Write the image as `<stem>.<ext>` and its thumbnail; None when the cap is reached (logged) or the
     image does not decode."""
     if not room_for(len(image)):
-        log.warning("image %s not kept: the %d MB cap of the feedback store is reached", stem,
-                    current_app.config["FEEDBACK_MAX_BYTES"] // 2**20)
+        log.warning("image %s not kept: the %d MB cap of the feedback store is reached", stem, cap() // 2**20)
         return None
     try:
         checked = check_image(image, current_app.config["PREDICT_MAX_PIXELS"])
