@@ -13,6 +13,7 @@ from webapp.datasets.schemas import DatasetOut
 from webapp.errors import MAX_ID
 from webapp.feedback.schemas import Arm
 from webapp.paging import Paged, Whole
+from webapp.release.schemas import left_out
 
 MAX_HOURLY_CAP = 100_000
 
@@ -22,21 +23,21 @@ class ReviewSettingsUpdate(Strict):
 
     unknown_field: ClassVar[Says] = Says("Unknown setting '%(name)s'; use enabled, margin, sample_rate, "
                                          "hourly_cap or keep_anonymous.")
-    enabled: Annotated[bool, Says("'enabled' must be true or false.", always=True)] = Field(
-        None, description="Whether doubtful answers are sampled into the queue (off by default).")
+    enabled: Annotated[bool, Says("'enabled' must be true or false.", always=True)] = left_out(
+        "Whether doubtful answers are sampled into the queue (off by default).")
     margin: Annotated[float, Field(ge=0, le=1), Says(
-        "'margin' must be a number from 0 to 1.", always=True)] = Field(
-        None, description="An answer whose top-1 minus top-2 confidence is below this is doubtful (abstained "
-                          "answers always are).")
+        "'margin' must be a number from 0 to 1.", always=True)] = left_out(
+        "An answer whose top-1 minus top-2 confidence is below this is doubtful (abstained answers "
+        "always are).")
     sample_rate: Annotated[float, Field(ge=0, le=1), Says(
-        "'sample_rate' must be a number from 0 to 1.", always=True)] = Field(
-        None, description="The share of doubtful answers kept (1: every one).")
+        "'sample_rate' must be a number from 0 to 1.", always=True)] = left_out(
+        "The share of doubtful answers kept (1: every one).")
     hourly_cap: Annotated[int, Field(ge=0, le=MAX_HOURLY_CAP), Says(
-        "'hourly_cap' must be a whole number from 0 to %(max)s.", {"max": MAX_HOURLY_CAP}, always=True)] = Field(
-        None, description="The most answers kept in one hour, counted over every web process.")
-    keep_anonymous: Annotated[bool, Says("'keep_anonymous' must be true or false.", always=True)] = Field(
-        None, description="Whether answers to callers who are not signed in and send no token may be kept "
-                          "(off by default).")
+        "'hourly_cap' must be a whole number from 0 to %(max)s.", {"max": MAX_HOURLY_CAP}, always=True)] = left_out(
+        "The most answers kept in one hour, counted over every web process.")
+    keep_anonymous: Annotated[bool, Says("'keep_anonymous' must be true or false.", always=True)] = left_out(
+        "Whether answers to callers who are not signed in and send no token may be kept (off "
+        "by default).")
 
 
 class ReviewSettingsOut(Answer):
