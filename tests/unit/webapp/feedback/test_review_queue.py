@@ -10,8 +10,10 @@ import pytest
 from sqlalchemy import event
 
 from tests.images import class_files, noisy_image, zip_bytes
+from tests.postgres import new_database
 from tests.stack import app_config
 from webapp import create_app
+from webapp.database import upgrade_schema
 from webapp.extensions import db
 from webapp.feedback import review, review_settings
 from webapp.models import ModelVersion, ReviewItem, ReviewSettings
@@ -114,12 +116,24 @@ def test_the_sampling_rate_zero_keeps_none(version_one):
     assert items(version_one) == []
 
 
-def test_the_hourly_cap_holds_across_processes(version_one, tmp_path):
-    turn_on(version_one.test_client(), hourly_cap=3)
-    other = create_app(app_config(tmp_path))  # a second web process on the same database
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request, app, tmp_path) -> str:
+    """The test app's SQLite database, or a new PostgreSQL database with every migration applied."""
+    if request.param == "sqlite":
+        return app.config["SQLALCHEMY_DATABASE_URI"]
+    url = new_database(request.getfixturevalue("postgres_server"))
+    upgrade_schema(create_app(app_config(tmp_path / "postgresql", SQLALCHEMY_DATABASE_URI=url)))
+    return url
+
+
+def test_the_hourly_cap_holds_across_processes(database_url, tmp_path):
+    app = create_app(app_config(tmp_path / "one", SQLALCHEMY_DATABASE_URI=database_url))
+    turn_on(app.test_client(), hourly_cap=3)
+    # a second web process on the same database
+    other = create_app(app_config(tmp_path / "other", SQLALCHEMY_DATABASE_URI=database_url))
     for seed in range(8):
-        offer(version_one if seed % 2 else other, answer(0.4, 0.39), seed)
-    assert len(items(version_one)) == 3
+        offer(app if seed % 2 else other, answer(0.4, 0.39), seed)
+    assert len(items(app)) == 3
     settings = other.test_client().get("/api/review/settings").get_json()
     assert (settings["taken_this_hour"], settings["hourly_cap"]) == (3, 3)
 
