@@ -8,6 +8,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import open_page
+from tests.e2e.test_accessibility import severe_violations
 from tests.images import noisy_image
 from webapp.extensions import db
 from webapp.feedback import store
@@ -42,6 +43,7 @@ def test_one_click_labels_an_item_and_the_admin_switch_works(page, live_server, 
     expect(card.locator(".review-answer")).to_contain_text("玫瑰 48%")
     expect(card.locator("img")).to_have_js_property("complete", True)
     assert card.locator("img").evaluate("image => image.naturalWidth") > 0
+    assert severe_violations(page) == []  # with an item, its buttons and menu, and the admin's settings shown
     card.get_by_role("button", name="tulip").click()
     expect(card).to_have_count(0)  # gone from the waiting list, without a reload
     page.select_option("#review-status", "labelled")
