@@ -14,6 +14,7 @@ from engine.images import ACCEPTED_FORMATS, ImageRejected, open_checked
 from engine.schema import refusal
 from webapp.accounts.guard import effective_role
 from webapp.contract import operation
+from webapp.feedback import review
 from webapp.feedback.holding import HeldPrediction
 from webapp.predict import schemas
 from webapp.predict.body import RAW_MEDIA, PredictBody, parse_body
@@ -137,6 +138,7 @@ def predict():
     current_app.extensions["prediction_hold"].keep(HeldPrediction(
         prediction_id, loaded.version, arm, result["top_k"][0]["class"], result["confidence"], result["abstained"],
         extension, time.time(), data))
+    review.offer(prediction_id, loaded.version, arm, result, data)
     return jsonify({"id": prediction_id, **result, "arm": arm, "elapsed_ms": round(elapsed_ms, 2)})
 
 
