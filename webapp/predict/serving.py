@@ -148,11 +148,19 @@ class LoadedVersion:
     def classify(self, image: Image.Image, top_k: int, abstain_below: float | None = None) -> dict:
         """The top-k answer; below `abstain_below` confidence the answer names no class (the top-k stay)."""
         probabilities = self.probabilities(image)
-        order = np.argsort(-probabilities)[:top_k]
-        top = [{"class": self.classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
-        abstained = abstain_below is not None and float(probabilities[order[0]]) < abstain_below
-        return {"class": None if abstained else top[0]["class"], "confidence": top[0]["confidence"],
-                "abstained": abstained, "top_k": top, "model_version": self.version, "runtime": self.runtime}
+        return {**answer(probabilities, self.classes, top_k, abstain_below), "model_version": self.version,
+                "runtime": self.runtime}
+
+
+def answer(probabilities: np.ndarray, classes: list[str], top_k: int, abstain_below: float | None = None) -> dict:
+    """One image's answer from its probabilities: the top-k classes, and the top class unless its confidence is
+    below `abstain_below` (then the answer names no class; the top-k stay). The one rule for a single
+    prediction and a batch run's rows."""
+    order = np.argsort(-probabilities)[:top_k]
+    top = [{"class": classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
+    abstained = abstain_below is not None and float(probabilities[order[0]]) < abstain_below
+    return {"class": None if abstained else top[0]["class"], "confidence": top[0]["confidence"],
+            "abstained": abstained, "top_k": top}
 
 
 def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tuple[str, Message | None]:
