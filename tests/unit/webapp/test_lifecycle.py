@@ -153,7 +153,8 @@ def test_a_row_past_its_deadline_waits_again_to_be_sent_then_fails_after_its_att
 
 
 def test_a_commit_without_a_send_is_sent_by_the_sweep(app, kind, broker):
-    queue = "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else "training"
+    queue = "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else \
+        "training"
     with app.app_context():
         fresh = waiting_row(kind)  # its request is sending it now
         lost = waiting_row(kind, queued_at=utcnow() - timedelta(seconds=60))  # its web process died
@@ -165,7 +166,8 @@ def test_a_commit_without_a_send_is_sent_by_the_sweep(app, kind, broker):
 
 
 def test_a_flushed_broker_loses_nothing_and_a_long_wait_is_never_sent_twice(app, kind, broker):
-    queue = "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else "training"
+    queue = "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else \
+        "training"
     with app.app_context():
         row_id = waiting_row(kind)
         lifecycle.send(kind, status_of(kind, row_id))
