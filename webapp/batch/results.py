@@ -124,7 +124,10 @@ def _opened_at(path: Path, size: int):
 
 
 def committed(path: Path, size: int, chunk: int = 256 * 1024):
-    """The first `size` bytes of a results file (what the row says is committed), a chunk at a time."""
+    """The first `size` bytes of a results file (what the row says is committed), a chunk at a time (none of a
+    run that ended before its first commit, whose file may not exist)."""
+    if size <= 0:
+        return
     with open(path, "rb") as stream:
         left = size
         while left > 0:

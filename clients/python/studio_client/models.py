@@ -169,3 +169,29 @@ class Prediction:
                    top_k=[(item["class"], item["confidence"]) for item in data.get("top_k") or []],
                    model_version=data["model_version"], arm=data.get("arm", ""), runtime=data.get("runtime"),
                    elapsed_ms=data.get("elapsed_ms"), raw=data)
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """A batch prediction: every image of an upload or a dataset revision classified by one model version."""
+
+    id: int
+    status: str  # queued | running | succeeded | failed | cancelled
+    version: int
+    total: int
+    done: int
+    refused: int
+    summary: dict
+    error: str | None
+    results: dict[str, str] | None  # "csv" and "jsonl" download paths once the run ended
+    raw: dict = field(repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")
+
+    @classmethod
+    def of(cls, data: dict) -> "BatchRun":
+        return cls(id=data["id"], status=data["status"], version=data["version"], total=data.get("total") or 0,
+                   done=data.get("done") or 0, refused=data.get("refused") or 0, summary=data.get("summary") or {},
+                   error=data.get("error"), results=data.get("results"), raw=data)

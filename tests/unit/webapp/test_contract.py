@@ -20,6 +20,8 @@ NOT_JSON = {
     "registry_api.download": "a zip of the model bundle",
     "datasets_api.download_revision": "a zip of a dataset revision in the upload layout",
     "feedback_api.image": "an image",
+    "batch_api.results_csv": "a batch run's results as CSV",
+    "batch_api.results_jsonl": "a batch run's results as JSON Lines",
 }
 
 
