@@ -40,7 +40,7 @@ FINISHED = frozenset({BatchStatus.SUCCEEDED, BatchStatus.FAILED, BatchStatus.CAN
 
 def _gave_up(attempts: int) -> Message:
     return Message(N_("The batch worker stopped while classifying these images (attempts made: %(count)s); the "
-                      "results so far are kept: start the run again for the rest."), {"count": attempts})
+                      "results so far can be downloaded."), {"count": attempts})
 
 
 def remove_input(row: BatchPrediction) -> None:
