@@ -3,6 +3,8 @@ open_checked, the bundle's Preprocess), classified a batch at a time by the load
 threads, and answered by the same function (webapp.predict.serving.answer). It holds one batch at a time."""
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from itertools import islice
 from typing import Iterable, Iterator
 
@@ -30,30 +32,56 @@ def _decoded(item: Item, loaded: LoadedVersion, max_bytes: int, max_pixels: int)
                                                 {"kind": type(exc).__name__}))
 
 
-def classify_batch(items: list[Item], loaded: LoadedVersion, top_k: int, abstain_below: float | None,
-                   max_bytes: int, max_pixels: int) -> list[dict]:
-    """The result rows of `items`, in their order: the decoded ones classified as one batch."""
-    rows: list[dict | None] = [None] * len(items)
-    squares, slots = [], []
+@dataclass
+class _Prepared:
+    """A batch's items decoded: the rows of the refused ones in place, the squares of the others and their slots."""
+
+    items: list[Item]
+    rows: list[dict | None]
+    squares: list[np.ndarray]
+    slots: list[int]
+
+
+def _prepare(items: list[Item], loaded: LoadedVersion, max_bytes: int, max_pixels: int) -> _Prepared:
+    prepared = _Prepared(items, [None] * len(items), [], [])
     for index, item in enumerate(items):
         decoded = _decoded(item, loaded, max_bytes, max_pixels)
         if isinstance(decoded, Refused):
-            rows[index] = refused_row(item.path, decoded.code, decoded.reason)
+            prepared.rows[index] = refused_row(item.path, decoded.code, decoded.reason)
         else:
-            squares.append(decoded)
-            slots.append(index)
-    if squares:
-        rule = loaded.bundle.preprocess
-        probabilities = loaded.threads.run(rule.batch(np.stack(squares)))
-        top_k = min(top_k, len(loaded.classes))
-        for index, scores in zip(slots, probabilities):
-            rows[index] = answered_row(items[index].path, answer(scores, loaded.classes, top_k, abstain_below))
+            prepared.squares.append(decoded)
+            prepared.slots.append(index)
+    return prepared
+
+
+def _probabilities(prepared: _Prepared, loaded: LoadedVersion) -> np.ndarray | None:
+    if not prepared.squares:
+        return None
+    rule = loaded.bundle.preprocess
+    return loaded.threads.run(rule.batch(np.stack(prepared.squares)))
+
+
+def _answered(prepared: _Prepared, probabilities: np.ndarray | None, loaded: LoadedVersion, top_k: int,
+              abstain_below: float | None) -> list[dict]:
+    rows = prepared.rows
+    top_k = min(top_k, len(loaded.classes))
+    for index, scores in zip(prepared.slots, probabilities if probabilities is not None else []):
+        rows[index] = answered_row(prepared.items[index].path, answer(scores, loaded.classes, top_k, abstain_below))
     return rows
 
 
 def classify_items(items: Iterable[Item], loaded: LoadedVersion, top_k: int, abstain_below: float | None,
                    batch_size: int, max_bytes: int, max_pixels: int) -> Iterator[list[dict]]:
-    """Each batch's result rows in turn, `batch_size` items at a time."""
+    """Each batch's result rows in turn, `batch_size` items at a time. The next batch is decoded while the
+    runtime classifies the one before (on the version's inference thread), so decoding and inference share
+    the machine's cores; at most two batches are held."""
     items = iter(items)
-    while batch := list(islice(items, batch_size)):
-        yield classify_batch(batch, loaded, top_k, abstain_below, max_bytes, max_pixels)
+    with ThreadPoolExecutor(1, thread_name_prefix="batch-inference") as runtime:
+        pending = None
+        while batch := list(islice(items, batch_size)):
+            prepared = _prepare(batch, loaded, max_bytes, max_pixels)
+            if pending is not None:
+                yield _answered(pending[0], pending[1].result(), loaded, top_k, abstain_below)
+            pending = (prepared, runtime.submit(_probabilities, prepared, loaded))
+        if pending is not None:
+            yield _answered(pending[0], pending[1].result(), loaded, top_k, abstain_below)
