@@ -31,6 +31,7 @@ DEFAULT_ROLE = frozenset({
     "datasets_api.diff_revision", "datasets_api.show_quality", "datasets_api.scan_quality",
     "jobs_api.plan_label_search", "jobs_api.start_label_search", "jobs_api.list_label_searches",
     "jobs_api.show_label_search", "jobs_api.cancel_label_search", "jobs.label_errors",
+    "batch_api.create", "batch_api.index", "batch_api.show", "batch.index",
 })
 CALLERS = ("anonymous", "viewer", "member", "admin", "viewer-token", "member-token", "admin-token")
 # 401/403 answers that are not about the role: a token may not act as a browser session, whatever its role.
