@@ -6,6 +6,7 @@ hostile archives); a file refused by its path is an item that carries its refusa
 stored images, by id."""
 from __future__ import annotations
 
+import os
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -72,16 +73,26 @@ def read_item(item: Item, max_bytes: int) -> bytes | Refused:
     """The item's bytes, at most `max_bytes` of them, or why it is refused."""
     if item.refusal is not None:
         return Refused("path_refused", item.refusal)
-    too_large = Refused("file_too_large", Message(N_("The file is larger than %(mb)s MB."),
-                                                  {"mb": format(max_bytes / 2**20, "g")}))
     if item.size is not None and item.size > max_bytes:
-        return too_large
+        return _too_large(max_bytes)
     try:
         with item.open() as stream:
-            data = stream.read(max_bytes + 1)
+            data = stream.read(min(max_bytes, _size_of(item, stream)) + 1)
     except Exception as exc:  # a damaged archive entry (zipfile raises several kinds), a file gone
         return Refused("unreadable", Message(N_("The file could not be read (%(kind)s)."),
                                              {"kind": type(exc).__name__}))
     if not data:
         return Refused("empty_file", Message(N_("The file is empty.")))
-    return too_large if len(data) > max_bytes else data
+    return _too_large(max_bytes) if len(data) > max_bytes else data
+
+
+def _size_of(item: Item, stream) -> int:
+    """The item's size as listed, or as its file says (a read asks for no more than that, plus one byte)."""
+    if item.size is not None:
+        return item.size
+    return os.fstat(stream.fileno()).st_size
+
+
+def _too_large(max_bytes: int) -> Refused:
+    return Refused("file_too_large", Message(N_("The file is larger than %(mb)s MB."),
+                                             {"mb": format(max_bytes / 2**20, "g")}))
