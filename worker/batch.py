@@ -4,6 +4,7 @@ results files' sizes with the progress after every batch, and end it (succeeded,
 words) while this attempt holds it. The received upload goes once the run ended."""
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 import traceback
@@ -51,9 +52,11 @@ def items_of(row: BatchPrediction) -> Iterator[list[Item]]:
 
 
 def load_model(version: int) -> LoadedVersion:
-    """The version loaded as a web process serves it: its bundle checked, the same runtime chosen."""
+    """The version loaded as a web process serves it (its bundle checked, the same options and runtime), with
+    one inference thread: a run sends one batch at a time, and every session holds its own working memory."""
+    options = dataclasses.replace(serving_options(current_app.config), threads=1)
     try:
-        return load_version(data_dir().model(version), version, serving_options(current_app.config), pick_device())
+        return load_version(data_dir().model(version), version, options, pick_device())
     except BundleRejected as exc:
         raise StudioError(exc.code, exc.template, exc.params) from None
 
