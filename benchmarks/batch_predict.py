@@ -2,7 +2,8 @@
 batch worker runs it: zip reading, decoding, preprocessing, the chosen runtime, the results files and a commit
 per batch) against the in-process pipeline run in batches of the same size (Pillow decode + preprocessing + the
 same runtime, on images already in memory), over the same 640x480 JPEGs with an untrained 224 px
-mobilenet_v3_small, in alternating rounds; the target is a ratio >= 0.9. With `--memory`, one run over
+mobilenet_v3_small, in alternating rounds; `ratio` is the best round of the batch run over the best round of the
+pipeline (the target is >= 0.9). With `--memory`, one run over
 `--images` files (50,000 for the target) reports the peak resident memory growth of this process while it runs
 (target < 300 MB); the zip is written once from a few distinct JPEGs, stored uncompressed.
 
