@@ -285,8 +285,7 @@ def _batch_summary(run: BatchRun) -> None:
 
 def cmd_batch(studio: Studio, args: argparse.Namespace) -> int:
     if (args.path is None) == (args.dataset is None):
-        print("studio: give a folder or .zip, or --dataset DATASET_ID (not both)", file=sys.stderr)
-        return USAGE
+        build_parser().error("batch: give a folder or a .zip, or --dataset DATASET_ID (not both)")
     bar = ProgressBar("upload", in_bytes=True)
     run = studio.start_batch(args.path, args.dataset, args.revision, args.version, args.top_k, progress=bar.update)
     bar.done()
