@@ -1,5 +1,5 @@
-"""Run the whole studio: Redis (embedded unless REDIS_URL is set), the database migrations, the training
-and ingest Celery workers, the VisualDL board and the web app under gunicorn on HOST:PORT. Ctrl-C stops
+"""Run the whole studio: Redis (embedded unless REDIS_URL is set), the database migrations, the training,
+ingest and batch Celery workers, the VisualDL board and the web app under gunicorn on HOST:PORT. Ctrl-C stops
 all of it; a worker (or any other service but the web app) that dies is started again, after a longer wait
 each time it dies again soon after starting. Files it creates are its user's only (umask 077)."""
 from __future__ import annotations
@@ -13,7 +13,7 @@ import time
 
 from flask import Flask
 
-from launcher import (LOOPBACK, ServiceProcess, Supervisor, connect_address, free_port, host_port,
+from launcher import (LOOPBACK, ServiceProcess, Supervisor, batch_worker_process, connect_address, free_port, host_port,
                       ingest_worker_process, make_data_dir_private, redis_password, redis_process, redis_url,
                       visualdl_process, wait_for_port, wait_for_redis, web_process, worker_process)
 from webapp import create_app
@@ -54,7 +54,8 @@ def main() -> None:
         app = create_app()
         upgrade_schema(app)
         env = dict(os.environ)
-        workers = [worker_process(data_dir, env), ingest_worker_process(data_dir, env)]
+        workers = [worker_process(data_dir, env), ingest_worker_process(data_dir, env),
+                   batch_worker_process(data_dir, env)]
         web = web_process(data_dir, host, port, env)
         for writer in [*workers, web]:
             writer.stop_leftover()

@@ -8,12 +8,12 @@ from contextlib import contextmanager
 
 from werkzeug.serving import make_server
 
-from launcher import (free_port, ingest_worker_process, redis_password, redis_process, redis_url, wait_for_port,
+from launcher import (batch_worker_process, free_port, ingest_worker_process, redis_password, redis_process, redis_url, wait_for_port,
                       wait_for_redis, web_process, worker_process)
 from webapp import create_app
 from webapp.database import upgrade_schema
 from webapp.storage import DataDir
-from webapp.taskqueue import INGEST_WORKER_PREFIX
+from webapp.taskqueue import BATCH_WORKER_PREFIX, INGEST_WORKER_PREFIX
 
 
 DATABASE_FILE = "studio.sqlite3"  # each test's SQLite database, in its data folder
@@ -61,7 +61,7 @@ def _wait_for_workers(celery, nodes: set[str], timeout: float = 90) -> None:
 @contextmanager
 def running_stack(data_dir, training_workers: int = 1, **settings):
     """Redis (with a password, as `python app.py` runs it), a migrated database, real training workers
-    (one unless asked for more, each named apart) and one ingest worker; yields what the tests need to
+    (one unless asked for more, each named apart), one ingest worker and one batch worker; yields what the tests need to
     reach them ("worker" is the first training worker, "workers" all of them)."""
     port = free_port()
     password = redis_password(DataDir(data_dir))
@@ -86,9 +86,13 @@ def running_stack(data_dir, training_workers: int = 1, **settings):
         workers.extend(trainers)
         ingest_worker = ingest_worker_process(DataDir(data_dir), env, name=name).start()
         workers.append(ingest_worker)
-        _wait_for_workers(app.extensions["celery"], {*names, f"{INGEST_WORKER_PREFIX}{name}"})
+        batch_worker = batch_worker_process(DataDir(data_dir), env, name=name).start()
+        workers.append(batch_worker)
+        _wait_for_workers(app.extensions["celery"], {*names, f"{INGEST_WORKER_PREFIX}{name}",
+                                                     f"{BATCH_WORKER_PREFIX}{name}"})
         yield {"config": config, "worker": trainers[0], "workers": dict(zip(names, trainers)),
-               "ingest_worker": ingest_worker, "redis": redis, "data_dir": data_dir, "env": env}
+               "ingest_worker": ingest_worker, "batch_worker": batch_worker, "redis": redis, "data_dir": data_dir,
+               "env": env}
     finally:
         for service in workers:
             service.stop()

@@ -10,6 +10,7 @@ from flask_babel import gettext, lazy_gettext
 ROOT = Path(__file__).resolve().parent.parent
 NAV_ITEMS = [("datasets.index", lazy_gettext("Datasets")), ("jobs.index", lazy_gettext("Training jobs")),
              ("registry.index", lazy_gettext("Models")), ("predict.index", lazy_gettext("Predict")),
+             ("batch.index", lazy_gettext("Batch")),
              ("feedback.index", lazy_gettext("Feedback")), ("workers.index", lazy_gettext("Workers"))]
 
 
@@ -29,7 +30,7 @@ def _limit_json_bodies() -> None:
         request.max_content_length = current_app.config["JSON_MAX_BYTES"]
 
 
-UPLOAD_ENDPOINTS = {"datasets_api.create", "predict_api.predict"}
+UPLOAD_ENDPOINTS = {"datasets_api.create", "predict_api.predict", "batch_api.create"}
 
 
 def create_app(config: dict | None = None) -> Flask:
@@ -40,6 +41,8 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.accounts import cli as accounts_cli, guard, settings as security
     from webapp.accounts.api import api as accounts_api
     from webapp.accounts.pages import pages as accounts_pages
+    from webapp.batch.api import api as batch_api
+    from webapp.batch.pages import pages as batch_pages
     from webapp.config import default_config, serving_options
     from webapp.datasets.api import api as datasets_api
     from webapp.datasets.pages import pages as datasets_pages
@@ -75,7 +78,7 @@ def create_app(config: dict | None = None) -> Flask:
     accounts_cli.init_app(app)
     for blueprint in (accounts_pages, accounts_api, board.bp, health.bp, datasets_api, datasets_pages, jobs_api,
                       jobs_pages, registry_api, registry_pages, release_api, evaluations_api, predict_api, predict_pages, feedback_api,
-                      feedback_pages, workers_pages.api, workers_pages.pages, api_docs.docs):
+                      feedback_pages, workers_pages.api, workers_pages.pages, api_docs.docs, batch_api, batch_pages):
         app.register_blueprint(blueprint)
     app.register_blueprint(review_api)
     app.json.ensure_ascii = False

@@ -175,6 +175,12 @@ def default_config(data_dir: str | None = None) -> dict:
         "EVALUATION_MAX_ATTEMPTS": max(1, _int_env("EVALUATION_MAX_ATTEMPTS", 3)),
         "INGEST_STALE_SECONDS": float(os.environ.get("INGEST_STALE_SECONDS") or 90),
         "INGEST_MAX_ATTEMPTS": max(1, _int_env("INGEST_MAX_ATTEMPTS", 3)),
+        # Batch predictions (webapp.batch): images classified per batch (each batch's results are committed
+        # together, so a lost worker repeats at most one), a lost run's deadlines, and how long results are kept.
+        "BATCH_PREDICT_SIZE": max(1, _int_env("BATCH_PREDICT_SIZE", 32)),
+        "BATCH_STALE_SECONDS": float(os.environ.get("BATCH_STALE_SECONDS") or 90),
+        "BATCH_MAX_ATTEMPTS": max(1, _int_env("BATCH_MAX_ATTEMPTS", 3)),
+        "BATCH_RESULTS_KEEP_HOURS": float(os.environ.get("BATCH_RESULTS_KEEP_HOURS") or 7 * 24),
         "REAPER_INTERVAL_SECONDS": float(os.environ.get("REAPER_INTERVAL_SECONDS") or 30),
         # How often sending a task to Redis is tried again (0.5 s, then 1 s apart) before the request
         # answers 503 queue_unavailable.

@@ -106,6 +106,12 @@ ERROR_STATUS: dict[str, int] = {
     # per-class abstain thresholds
     "unknown_class": 400,  # a threshold for a class the version does not have
     "no_calibration": 409,  # no evaluation of the version on a test or validation split to calibrate on
+    # batch predictions
+    "batch_prediction_not_found": 404,
+    "batch_finished": 409,
+    "batch_running": 409,
+    "batch_results_expired": 410,
+    "batch_input_gone": 410,  # recorded on a run whose received files were removed under it
     # the parts around the app
     "queue_unavailable": 503,
     "ingest_sandbox_unavailable": 503,  # INGEST_SANDBOX=on, and the sandbox cannot start where uploads are checked
@@ -131,7 +137,8 @@ def get_or_404(model, ident: int, label: str, **details):
     row = db.session.get(model, ident) if id_in_range(ident) else None
     if row is None:
         code, params = label.lower().replace(" ", "_") + "_not_found", {"id": ident}
-        raise {"Dataset": lambda: StudioError(code, "Dataset %(id)s does not exist.", params, **details),
+        raise {"Batch prediction": lambda: StudioError(code, "Batch run %(id)s does not exist.", params, **details),
+               "Dataset": lambda: StudioError(code, "Dataset %(id)s does not exist.", params, **details),
                "Evaluation": lambda: StudioError(code, "Evaluation %(id)s does not exist.", params, **details),
                "Feedback": lambda: StudioError(code, "Feedback %(id)s does not exist.", params, **details),
                "Image": lambda: StudioError(code, "Image %(id)s does not exist.", params, **details),

@@ -4,11 +4,11 @@ from __future__ import annotations
 import secrets
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
-from webapp.statuses import DatasetStatus, EvaluationStatus, JobStatus, LabelSearchStatus, ScanStatus
+from webapp.statuses import BatchStatus, DatasetStatus, EvaluationStatus, JobStatus, LabelSearchStatus, ScanStatus
 from webapp.taskqueue import TRAINING_QUEUE
 
 
@@ -567,3 +567,45 @@ class ReviewSettings(db.Model):
     taken: Mapped[int] = mapped_column(default=0)
     updated_by: Mapped[str | None] = mapped_column(String(200))
     updated_at: Mapped[datetime | None]
+
+
+class BatchPrediction(db.Model):
+    """A batch prediction (webapp.batch): every image of an upload or a dataset revision classified by one model
+    version on a batch worker (webapp.lifecycle), its results written to files as it goes. The row records how
+    far those files are committed (rows and byte sizes), so an attempt after a lost worker goes on from there."""
+
+    __tablename__ = "batch_predictions"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default=BatchStatus.QUEUED)
+    progress: Mapped[float] = mapped_column(default=0.0)
+    source: Mapped[str] = mapped_column(String(20))  # "upload" or "revision"
+    input_name: Mapped[str] = mapped_column(String(255))  # the archive's or folder's name, or the dataset's
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    revision_id: Mapped[int | None] = mapped_column(ForeignKey("dataset_revisions.id", ondelete="SET NULL"))
+    revision: Mapped[int | None]
+    version: Mapped[int]  # the model version that classifies, fixed when the run is asked for
+    top_k: Mapped[int]
+    abstain_below: Mapped[float | None]  # the version's abstain threshold when the run was asked for
+    class_thresholds: Mapped[dict | None] = mapped_column(JSON)  # its classes' thresholds then (class: threshold)
+    total: Mapped[int] = mapped_column(default=0)  # images (and refused files) to go through
+    done: Mapped[int] = mapped_column(default=0)  # result rows committed, refused files included
+    refused: Mapped[int] = mapped_column(default=0)
+    csv_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # the committed size of results.csv
+    jsonl_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # and of results.jsonl
+    summary: Mapped[dict] = mapped_column(JSON, default=dict)  # per class, abstained, refused by reason, seconds
+    cancel_requested: Mapped[bool] = mapped_column(default=False)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[dict | None] = mapped_column(STORED_TEXT)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    expired_at: Mapped[datetime | None]  # when its results were removed, BATCH_RESULTS_KEEP_HOURS after its end
+    attempt: Mapped[int] = mapped_column(default=0)
+    retries: Mapped[int] = mapped_column(default=0)
+    queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]

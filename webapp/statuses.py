@@ -59,6 +59,16 @@ class LabelSearchStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class BatchStatus(StrEnum):
+    """A batch prediction: every image of an upload or a dataset revision classified by one model version."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 STATUSES = tuple(status.value for status in JobStatus)
 ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -93,6 +103,14 @@ LABEL_SEARCH_TRANSITIONS: dict[LabelSearchStatus, frozenset[LabelSearchStatus]] 
     LabelSearchStatus.SUCCEEDED: frozenset(),
     LabelSearchStatus.FAILED: frozenset(),
     LabelSearchStatus.CANCELLED: frozenset(),
+}
+BATCH_TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
+    BatchStatus.QUEUED: frozenset({BatchStatus.RUNNING, BatchStatus.FAILED, BatchStatus.CANCELLED}),
+    BatchStatus.RUNNING: frozenset({BatchStatus.SUCCEEDED, BatchStatus.FAILED, BatchStatus.CANCELLED,
+                                    BatchStatus.QUEUED}),
+    BatchStatus.SUCCEEDED: frozenset(),
+    BatchStatus.FAILED: frozenset(),
+    BatchStatus.CANCELLED: frozenset(),
 }
 # A dataset's check is claimed and given back without a change of status (its `worker` changes).
 DATASET_TRANSITIONS: dict[DatasetStatus, frozenset[DatasetStatus]] = {

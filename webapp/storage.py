@@ -167,6 +167,10 @@ class DataDir:
         """Where images given in one call (not uploaded) are checked before they move into place."""
         return self.tmp / f"upload-{token}"
 
+    def batch(self, batch_id: int) -> Path:
+        """A batch prediction's folder: its received input (`input/`, until the run ends) and its results."""
+        return self.root / "batch" / str(batch_id)
+
     @property
     def visualdl(self) -> Path:
         return self.root / "visualdl"

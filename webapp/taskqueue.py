@@ -12,6 +12,9 @@ ANY_DEVICE = "any"
 # Uploads are checked and stored by a small worker of their own, so training never delays an ingest.
 INGEST_QUEUE = "ingest"
 INGEST_WORKER_PREFIX = "ingest-"  # ingest workers' names start with it (health tells them apart)
+# Batch predictions run on workers of their own, so a batch never waits behind a training nor delays one.
+BATCH_QUEUE = "batch"
+BATCH_WORKER_PREFIX = "batch-"  # batch workers' names start with it
 # Task names: the worker registers its tasks under these; the web app sends tasks by name only.
 TRAIN_TASK = "worker.train"
 DESCRIBE_TASK = "worker.describe"
@@ -20,6 +23,7 @@ MEASURE_TASK = "worker.measure_step"
 INGEST_TASK = "worker.ingest_dataset"
 SCAN_TASK = "worker.scan_dataset"
 LABEL_SEARCH_TASK = "worker.find_label_errors"
+BATCH_TASK = "worker.predict_batch"
 
 
 def training_queue(kind: str = ANY_DEVICE) -> str:

@@ -20,7 +20,7 @@ from webapp.extensions import db
 from webapp.statuses import JobStatus
 from webapp.models import Job
 from webapp.redisconn import redis_client
-from webapp.taskqueue import trains
+from webapp.taskqueue import BATCH_QUEUE, trains
 from webapp.workers import announced
 
 pages = Blueprint("workers", __name__, url_prefix="/workers")
@@ -44,7 +44,7 @@ class WorkerEntry(Answer):
 
 class WorkerOut(WorkerEntry):
     busy: bool = Field(description="Whether it is running a job.")
-    kind: Literal["training", "ingest"]
+    kind: Literal["training", "ingest", "batch"]
 
 
 class WorkersReport(Answer):
@@ -54,8 +54,8 @@ class WorkersReport(Answer):
 
 def worker_kind(queues: list[str]) -> str:
     """'training' for a worker on the training queue or a device's training queue (training.gpu ...),
-    else 'ingest' (the upload checking workers)."""
-    return "training" if trains(queues) else "ingest"
+    'batch' for a worker of batch predictions, else 'ingest' (the upload checking workers)."""
+    return "training" if trains(queues) else "batch" if BATCH_QUEUE in queues else "ingest"
 
 
 def workers_report() -> dict:

@@ -1,6 +1,7 @@
 """The watcher thread of every worker: for every kind of background work (webapp.lifecycle), rows whose
 worker died wait again (or, after too many attempts, fail), so none stays running forever, and the tasks
-that were never sent or that the broker lost are sent, so none stays waiting forever."""
+that were never sent or that the broker lost are sent, so none stays waiting forever. It also removes the
+results of batch runs kept long enough (BATCH_RESULTS_KEEP_HOURS)."""
 from __future__ import annotations
 
 import logging
@@ -10,6 +11,7 @@ import redis
 from flask import Flask
 
 from webapp import lifecycle, redis_keys
+from webapp.batch.services import BATCH_PREDICTIONS, expire_results
 from webapp.datasets.quality import QUALITY_SCANS
 from webapp.datasets.services import UPLOAD_CHECKS
 from webapp.extensions import db
@@ -20,7 +22,7 @@ from webapp.release.evaluation import EVALUATIONS
 from webapp.workers import idle_queues
 
 log = logging.getLogger(__name__)
-KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES)
+KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS)
 
 
 def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list[int]]]:
@@ -33,6 +35,7 @@ def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list
         reaped = lifecycle.reap(kind)
         sent = lifecycle.sweep_outbox(kind, lambda seconds: idle_queues(client, seconds), grace=interval)
         done[kind.name] = {"reaped": reaped, "sent": sent}
+    expire_results()
     return done
 
 

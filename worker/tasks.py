@@ -9,7 +9,7 @@ import socket
 from celery import shared_task
 
 from engine.errors import StudioError
-from webapp.taskqueue import (DESCRIBE_TASK, EVALUATE_TASK, INGEST_TASK, LABEL_SEARCH_TASK, MEASURE_TASK, SCAN_TASK,
+from webapp.taskqueue import (BATCH_TASK, DESCRIBE_TASK, EVALUATE_TASK, INGEST_TASK, LABEL_SEARCH_TASK, MEASURE_TASK, SCAN_TASK,
                               TRAIN_TASK)
 
 
@@ -71,3 +71,11 @@ def ingest_dataset(self, dataset_id: int) -> str:
     except StudioError:  # a refused upload: the reason is on the row
         return "failed"
     return dataset.status if dataset is not None else "gone"
+
+
+@shared_task(name=BATCH_TASK, bind=True, ignore_result=True)
+def predict_batch(self, batch_id: int) -> str:
+    """Classify one batch run's images; the results are in its files and the outcome on its row."""
+    from worker.batch import run_batch
+
+    return run_batch(batch_id, worker=self.request.hostname or socket.gethostname())

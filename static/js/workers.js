@@ -31,6 +31,7 @@ function doing(worker) {
     link.textContent = t("Job %(id)s", { id: worker.job_id });
     return link;
   }
+  if (worker.kind === "batch") return t("runs batch predictions");
   return worker.kind === "training" ? t("idle") : t("checks uploads");
 }
 

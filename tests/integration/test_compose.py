@@ -26,7 +26,8 @@ def compose(*args: str, files=("compose.yaml",), env: dict | None = None) -> sub
 def test_compose_runs_web_both_workers_redis_and_postgres():
     services = compose("config", "--services", env=SECRETS)
     assert services.returncode == 0, services.stderr
-    assert set(services.stdout.split()) == {"web", "training-worker", "ingest-worker", "redis", "postgres"}
+    assert set(services.stdout.split()) == {"web", "training-worker", "ingest-worker", "batch-worker", "redis",
+                                                "postgres"}
     volumes = compose("config", "--volumes", env=SECRETS)
     assert set(volumes.stdout.split()) == {"studio-data", "redis-data", "postgres-data"}
     config = compose("config", env=SECRETS).stdout

@@ -21,8 +21,8 @@ from webapp.redis_keys import WORKER_PATTERN
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = {"redis", "visualdl", "worker", "ingest-worker", "web"}
-WORKER_NODES = {"studio", "ingest-studio"}  # node names before the `@host`
+SERVICES = {"redis", "visualdl", "worker", "ingest-worker", "batch-worker", "web"}
+WORKER_NODES = {"studio", "ingest-studio", "batch-studio"}  # node names before the `@host`
 
 
 def launch(data_dir: Path, port: int, **env: str) -> subprocess.Popen:

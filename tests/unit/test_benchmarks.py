@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # server where they need them.
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
               "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
-              "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer")
+              "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer", "batch_predict")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -117,6 +117,15 @@ def test_class_thresholds_still_runs(tiny_figures):
     assert summary["target_met_or_explained_for_every_class"] is True
     assert summary["met_on_calibration"] == summary["with_enough_images"] > 0
     assert summary["too_few_images_with_reason"] == 2 and 0 < summary["held_out_mean_precision"] <= 1
+
+
+@benchmark("batch_predict")
+def test_batch_predict_still_runs(tiny_figures):
+    figures = tiny_figures("batch_predict")
+    assert figures["images"] > 0 and figures["runtime"] in ("onnx", "paddle", "onnx_int8")
+    assert_positive(figures, "ratio")
+    assert all(is_number(run["images_per_second"]) and run["images_per_second"] > 0
+               for run in figures["batch_run"] + figures["pipeline"])
 
 
 @benchmark("review_offer")

@@ -170,6 +170,9 @@ class FinishedStream:
     def iter_lines(self, decode_unicode: bool = False):
         yield from ("event: snapshot", 'data: {"id": 1, "status": "succeeded", "finished": true}', "")
 
+    def iter_content(self, chunk_size: int = 1):
+        yield b"path,class\r\n"  # a file download (a batch run's results)
+
     def __enter__(self):
         return self
 
@@ -260,6 +263,15 @@ DRIVERS = {
     "Studio.label_review_item": lambda studio, folder: studio.label_review_item(1, "rose"),
     "Studio.dismiss_review_item": lambda studio, folder: studio.dismiss_review_item(1),
     "Studio.add_reviewed_to_revision": lambda studio, folder: studio.add_reviewed_to_revision(1),
+    "Studio.start_batch": lambda studio, folder: studio.start_batch(folder / "flowers", version=1, top_k=2),
+    "Studio.batch": lambda studio, folder: studio.batch(1),
+    "Studio.batches": lambda studio, folder: studio.batches(),
+    "Studio.cancel_batch": lambda studio, folder: studio.cancel_batch(1),
+    "Studio.delete_batch": lambda studio, folder: studio.delete_batch(1),
+    "Studio.wait_for_batch": lambda studio, folder: studio.wait_for_batch(1, on_progress=lambda run: run.done),
+    "Studio.download_batch_results": lambda studio, folder: studio.download_batch_results(1, folder, "jsonl"),
+    "studio batch": _cli("batch", "{folder}/flowers", "--top-k", "2", "-O", "{folder}"),
+    "studio batch --dataset": _cli("batch", "--dataset", "1", "--revision", "2", "--jsonl", "-O", "{folder}"),
     "studio upload": _cli("upload", "{folder}/flowers"),
     "studio train": _cli("train", "1", "--revision", "2", "--epochs", "2", "-o", "image_size=64", "--follow"),
     "studio revisions": _cli("revisions", "1"),

@@ -35,7 +35,8 @@ def test_train_options_are_read_as_json_values():
 
 
 @pytest.mark.parametrize("argv", [[], ["train"], ["train", "x"], ["train", "1", "-o", "novalue"],
-                                  ["predict"], ["promote", "0"], ["nonsense"]])
+                                  ["predict"], ["promote", "0"], ["nonsense"], ["batch"],
+                                  ["batch", "photos.zip", "--dataset", "1"], ["batch", "--dataset", "x"]])
 def test_usage_errors_exit_with_2(argv, capsys):
     with pytest.raises(SystemExit) as stopped:
         main(argv)
@@ -44,7 +45,8 @@ def test_usage_errors_exit_with_2(argv, capsys):
 
 
 def test_every_command_has_its_help(capsys):
-    for command in ("upload", "train", "jobs", "cancel", "resume", "versions", "promote", "rollback", "predict"):
+    for command in ("upload", "train", "jobs", "cancel", "resume", "versions", "promote", "rollback", "predict",
+                    "batch"):
         with pytest.raises(SystemExit) as stopped:
             main([command, "--help"])
         assert stopped.value.code == 0
@@ -126,3 +128,19 @@ def test_the_progress_bar_writes_its_last_state_to_a_log():
     bar.done()
     assert stream.getvalue().startswith("upload [####") and "100% 2.0 MB/2.0 MB" in stream.getvalue()
     assert "\033" not in stream.getvalue() and stream.getvalue().count("\n") == 1
+
+
+def test_a_batch_of_a_dataset_revision_is_a_form_the_studios_reader_takes(monkeypatch, tmp_path):
+    sent = {}
+
+    def request(method, url, data=None, headers=None, **_):
+        sent.update(url=url, body=b"".join(data), content_type=headers["Content-Type"])
+        raise requests.ConnectionError("stop here")
+
+    studio = Studio("http://studio.test")
+    monkeypatch.setattr(studio.session, "request", request)
+    with pytest.raises(StudioAPIError):
+        studio.start_batch(dataset_id=4, revision=2, version=3, top_k=1)
+    upload = receive_upload(io.BytesIO(sent["body"]), sent["content_type"], tmp_path / "received", max_files=10)
+    assert sent["url"] == "http://studio.test/api/batch-predictions" and upload.files == []
+    assert upload.fields == {"version": "3", "top_k": "1", "dataset_id": "4", "revision": "2"}

@@ -44,6 +44,12 @@ NEEDS = {
     "accounts_api.change_password": "viewer",
     "accounts_api.end_sessions": "viewer",
     "predict_api.predict": "viewer",
+    # batch predictions: members start them; their starter or an admin cancels or deletes one (the service
+    # checks whose it is); results files hand out more than a page shows
+    "batch_api.cancel": "member",
+    "batch_api.delete": "member",
+    "batch_api.results_csv": "member",
+    "batch_api.results_jsonl": "member",
 }
 
 

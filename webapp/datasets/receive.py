@@ -21,6 +21,7 @@ ARCHIVE = "archive.zip"
 FILES = "files"
 CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 4096
+MAX_FIELDS = 32  # text fields kept; more are ignored (each may take MAX_FIELD_BYTES)
 # The decoder's buffer: a chunk plus what is left of the one before (a part's headers must fit too).
 MAX_BUFFER_BYTES = 4 * CHUNK
 
@@ -32,6 +33,7 @@ class ReceivedUpload:
     name: str | None = None
     archive_filename: str | None = None  # the archive's own file name, when one was sent
     files: list[str] = field(default_factory=list)  # paths as sent; file i is stored as files/<i>
+    fields: dict[str, str] = field(default_factory=dict)  # every small text field sent beside the files
 
     def save(self, folder: Path) -> None:
         (folder / MANIFEST).write_text(json.dumps(asdict(self), ensure_ascii=False), encoding="utf-8")
@@ -97,8 +99,12 @@ class _Receiver:
             if sum(map(len, self.text)) > MAX_FIELD_BYTES:
                 raise StudioError("invalid_field", "'%(name)s' is longer than %(max)s bytes.",
                                   {"name": self.part.name[:40], "max": MAX_FIELD_BYTES}, field=self.part.name[:40])
-            if not more and self.part.name == "name":
-                self.upload.name = b"".join(self.text).decode("utf-8", "replace")
+            if not more:
+                value = b"".join(self.text).decode("utf-8", "replace")
+                if len(self.upload.fields) < MAX_FIELDS:
+                    self.upload.fields[self.part.name[:40]] = value
+                if self.part.name == "name":
+                    self.upload.name = value
 
     def close(self) -> None:
         if self.sink is not None:

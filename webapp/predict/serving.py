@@ -149,13 +149,21 @@ class LoadedVersion:
         """The top-k answer; when `abstain` says so (its top-1 confidence under the version's threshold or
         its class's) the answer names no class (the top-k stay) and `abstained_by` says which threshold."""
         probabilities = self.probabilities(image)
-        order = np.argsort(-probabilities)[:top_k]
-        top = [{"class": self.classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
-        abstained_by = abstain.abstains(top[0]["class"], float(probabilities[order[0]])) if abstain else None
-        abstained = abstained_by is not None
-        return {"class": None if abstained else top[0]["class"], "confidence": top[0]["confidence"],
-                "abstained": abstained, "abstained_by": abstained_by, "top_k": top, "model_version": self.version,
+        return {**answer(probabilities, self.classes, top_k, abstain), "model_version": self.version,
                 "runtime": self.runtime}
+
+
+def answer(probabilities: np.ndarray, classes: list[str], top_k: int, abstain: AbstainRule | None = None) -> dict:
+    """One image's answer from its probabilities: the top-k classes, and the top class unless `abstain` says
+    otherwise (its confidence under the version's threshold or its class's: the answer then names no class, the
+    top-k stay, and `abstained_by` says which threshold). The one rule for a single prediction and a batch
+    run's rows."""
+    order = np.argsort(-probabilities)[:top_k]
+    top = [{"class": classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
+    abstained_by = abstain.abstains(top[0]["class"], float(probabilities[order[0]])) if abstain else None
+    abstained = abstained_by is not None
+    return {"class": None if abstained else top[0]["class"], "confidence": top[0]["confidence"],
+            "abstained": abstained, "abstained_by": abstained_by, "top_k": top}
 
 
 def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tuple[str, Message | None]:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from studio_client.client import Studio, StudioAPIError, images_in
-from studio_client.models import Job, Release
+from studio_client.models import BatchRun, Job, Release
 from studio_client.progress import ProgressBar
 
 OK, API_ERROR, USAGE = 0, 1, 2
@@ -82,6 +82,20 @@ def build_parser() -> argparse.ArgumentParser:
     promote.add_argument("version", type=positive_int, metavar="VERSION")
     commands.add_parser("rollback", help="go back to the previous production version",
                         description="Go back to the version that served before the current production version.")
+
+    batch = commands.add_parser("batch", help="classify a folder, a .zip or a dataset revision in the background",
+                                description="Start a batch prediction of a folder or a .zip (or of a dataset revision "
+                                            "with --dataset), wait for it with its progress, and download its results "
+                                            "(CSV, or JSON Lines with --jsonl) to --output.")
+    batch.add_argument("path", type=Path, nargs="?", metavar="PATH", help="a folder or a .zip of images")
+    batch.add_argument("--dataset", type=positive_int, metavar="DATASET_ID", help="classify a dataset revision instead")
+    batch.add_argument("--revision", type=positive_int, help="the dataset's revision (default: its newest)")
+    batch.add_argument("--version", type=positive_int, help="a model version (default: the production one)")
+    batch.add_argument("--top-k", type=positive_int, help="how many classes each row lists")
+    batch.add_argument("--output", "-O", type=Path, default=Path("."), help="file or folder for the results "
+                                                                            "(default: the current folder)")
+    batch.add_argument("--jsonl", action="store_true", help="download JSON Lines instead of CSV")
+    batch.add_argument("--no-wait", action="store_true", help="print the run's id and return at once")
 
     predict = commands.add_parser("predict", help="classify image files or every image of folders",
                                   description="Classify each image file given, and every image "
@@ -259,9 +273,42 @@ def cmd_predict(studio: Studio, args: argparse.Namespace) -> int:
     return status
 
 
+def _batch_summary(run: BatchRun) -> None:
+    summary = run.summary
+    rate = summary.get("images_per_second")
+    print(f"batch {run.id} {run.status}: {run.done}/{run.total} files, {run.refused} refused, "
+          f"{summary.get('abstained', 0)} abstained" + (f", {rate} images/s" if rate else ""))
+    _print_table([[name, count] for name, count in (summary.get("classes") or {}).items()], ["class", "images"])
+    for reason, count in (summary.get("refused") or {}).items():
+        print(f"refused ({reason}): {count}", file=sys.stderr)
+
+
+def cmd_batch(studio: Studio, args: argparse.Namespace) -> int:
+    if (args.path is None) == (args.dataset is None):
+        build_parser().error("batch: give a folder or a .zip, or --dataset DATASET_ID (not both)")
+    bar = ProgressBar("upload", in_bytes=True)
+    run = studio.start_batch(args.path, args.dataset, args.revision, args.version, args.top_k, progress=bar.update)
+    bar.done()
+    print(f"batch {run.id}: {run.total} files queued with model version {run.version}", file=sys.stderr)
+    if args.no_wait:
+        print(run.id)
+        return OK
+    progress = ProgressBar("classifying")
+    run = studio.wait_for_batch(run.id, on_progress=lambda now: progress.update(now.done, now.total or 1))
+    progress.clear()
+    _batch_summary(run)
+    if run.status == "failed":
+        print(f"error: {run.error}", file=sys.stderr)
+    if run.results:
+        saved = studio.download_batch_results(run.id, args.output, "jsonl" if args.jsonl else "csv")
+        print(f"results: {saved}")
+    return OK if run.status == "succeeded" else API_ERROR
+
+
 COMMANDS: dict[str, Callable[[Studio, argparse.Namespace], int]] = {
     "upload": cmd_upload, "train": cmd_train, "revisions": cmd_revisions, "jobs": cmd_jobs, "cancel": cmd_cancel, "resume": cmd_resume,
     "versions": cmd_versions, "promote": cmd_promote, "rollback": cmd_rollback, "predict": cmd_predict,
+    "batch": cmd_batch,
 }
 
 

@@ -9,7 +9,8 @@ from typing import Any, Iterable, Iterator
 
 import requests
 
-from studio_client.models import Dataset, Job, JobEvent, ModelVersion, Prediction, Release, ReviewItem, Revision
+from studio_client.models import (BatchRun, Dataset, Job, JobEvent, ModelVersion, Prediction, Release, ReviewItem,
+                                  Revision)
 from studio_client.multipart import FilePart, MultipartBody, Progress
 
 DEFAULT_URL = "http://127.0.0.1:5000"
@@ -297,3 +298,61 @@ class Studio:
         """Add the version's labelled review items to a new revision of the dataset it was trained on:
         {"dataset", "revision", "review_images"}."""
         return self._json("POST", "/api/review/revision", json={"version": version})
+    # Batch predictions
+    def start_batch(self, path: str | os.PathLike | None = None, dataset_id: int | None = None,
+                    revision: int | None = None, version: int | None = None, top_k: int | None = None,
+                    progress: Progress | None = None) -> BatchRun:
+        """Classify every image of a folder or a .zip (streamed from disk), or of a dataset revision
+        (`dataset_id`, `revision`: its newest by default), in the background with `version` (default: the
+        production version); answers with the queued run (see `wait_for_batch`)."""
+        options = {key: str(value) for key, value in (("version", version), ("top_k", top_k), ("dataset_id", dataset_id),
+                                                       ("revision", revision)) if value is not None}
+        if path is None:
+            parts = []
+        elif (path := Path(path).resolve()).is_dir():
+            parts = folder_parts(path)
+            if not parts:
+                raise StudioAPIError(0, "empty_folder", f"{path} holds no files.")
+        elif path.is_file():
+            parts = [FilePart("archive", path.name, path)]
+        else:
+            raise StudioAPIError(0, "not_found", f"{path} is neither a folder nor a file.")
+        body = MultipartBody(options, parts, progress)
+        return BatchRun.of(self._json("POST", "/api/batch-predictions", data=body,
+                                      headers={"Content-Type": body.content_type}))
+
+    def batch(self, batch_id: int) -> BatchRun:
+        return BatchRun.of(self._json("GET", f"/api/batch-predictions/{batch_id}"))
+
+    def batches(self) -> list[BatchRun]:
+        """Every batch run, newest first."""
+        return [BatchRun.of(row) for row in self._all("/api/batch-predictions", "batches")]
+
+    def cancel_batch(self, batch_id: int) -> BatchRun:
+        return BatchRun.of(self._json("POST", f"/api/batch-predictions/{batch_id}/cancel"))
+
+    def delete_batch(self, batch_id: int) -> dict:
+        return self._json("DELETE", f"/api/batch-predictions/{batch_id}")
+
+    def wait_for_batch(self, batch_id: int, on_progress=None, timeout: float | None = None) -> BatchRun:
+        """The run once it ended; `on_progress(run)` is called after each poll while it goes on."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not (run := self.batch(batch_id)).finished:
+            if on_progress is not None:
+                on_progress(run)
+            if deadline is not None and time.monotonic() > deadline:
+                raise StudioAPIError(0, "timeout", f"Batch run {batch_id} is still running.")
+            time.sleep(POLL_SECONDS)
+        return run
+
+    def download_batch_results(self, batch_id: int, destination: str | os.PathLike, kind: str = "csv") -> Path:
+        """Write an ended run's results (`kind` csv or jsonl) to `destination` (a file, or a folder to put
+        `batch-<id>-results.<kind>` in), streamed; the file's path."""
+        destination = Path(destination)
+        if destination.is_dir():
+            destination = destination / f"batch-{batch_id}-results.{kind}"
+        response = self._send("GET", f"/api/batch-predictions/{batch_id}/results.{kind}", stream=True)
+        with response, open(destination, "wb") as out:
+            for chunk in response.iter_content(256 * 1024):
+                out.write(chunk)
+        return destination

@@ -191,3 +191,29 @@ class ReviewItem:
                    top=[(entry["class"], entry["confidence"]) for entry in data["top"]], margin=data["margin"],
                    abstained=data["abstained"], status=data["status"], label=data.get("label"),
                    revision=data.get("revision"), raw=data)
+
+
+@dataclass(frozen=True)
+class BatchRun:
+    """A batch prediction: every image of an upload or a dataset revision classified by one model version."""
+
+    id: int
+    status: str  # queued | running | succeeded | failed | cancelled
+    version: int
+    total: int
+    done: int
+    refused: int
+    summary: dict
+    error: str | None
+    results: dict[str, str] | None  # "csv" and "jsonl" download paths once the run ended
+    raw: dict = field(repr=False)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("succeeded", "failed", "cancelled")
+
+    @classmethod
+    def of(cls, data: dict) -> "BatchRun":
+        return cls(id=data["id"], status=data["status"], version=data["version"], total=data.get("total") or 0,
+                   done=data.get("done") or 0, refused=data.get("refused") or 0, summary=data.get("summary") or {},
+                   error=data.get("error"), results=data.get("results"), raw=data)

@@ -21,6 +21,8 @@ NOT_JSON = {
     "datasets_api.download_revision": "a zip of a dataset revision in the upload layout",
     "feedback_api.image": "an image",
     "review_api.image": "a review item's image",
+    "batch_api.results_csv": "a batch run's results as CSV",
+    "batch_api.results_jsonl": "a batch run's results as JSON Lines",
 }
 
 

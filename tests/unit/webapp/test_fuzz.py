@@ -302,3 +302,34 @@ def test_revision_bodies_and_urls_fuzz(client, dataset_id):
     numbers = [revision["number"] for revision in
                client.get(f"/api/datasets/{dataset_id}/revisions").get_json()["revisions"]]
     assert numbers == sorted(numbers, reverse=True) and numbers[-1] == 1
+
+
+BATCH_FIELDS = ["dataset_id", "revision", "version", "top_k", "x", ""]
+
+
+def test_batch_prediction_fuzz(served, dataset_id):
+    """Odd batch requests (JSON bodies, form fields beside an archive, broken archives) and odd run ids: a 4xx with
+    words (the unit app has no Redis: a valid run is refused with 503 queue_unavailable)."""
+    client = served.test_client()
+    rng = random.Random(41)
+    for _ in range(120):
+        body = {rng.choice(BATCH_FIELDS): rng.choice(ODD_VALUES) for _ in range(rng.randint(0, 4))}
+        if rng.random() < 0.5:
+            body["dataset_id"] = dataset_id
+        check(client.post("/api/batch-predictions", data=safe_json(body), content_type="application/json"))
+    for raw in ["", "{", "[1,2", "\"text\"", "1e999", "NaN", "\xff\xfe", "null", "[]"]:
+        check(client.post("/api/batch-predictions", data=raw, content_type="application/json"))
+        check(client.post("/api/batch-predictions", data=raw, content_type="text/plain"))
+    archive = zip_bytes({"a.png": noisy_image(1, (200, 30, 30))})
+    for _ in range(40):
+        fields = {rng.choice(BATCH_FIELDS[:4]): rng.choice(ODD_TEXT) for _ in range(rng.randint(1, 3))}
+        payload = rng.choice([archive, archive[:40], b"PK\x05\x06" + b"\0" * 18, b""])
+        check(client.post("/api/batch-predictions", content_type="multipart/form-data",
+                          data={"archive": (io.BytesIO(payload), "x.zip"), **fields}))
+    for text in ODD_TEXT + ["0", "-1", str(2**63), str(2**64)]:
+        number = text.replace("/", "%2F")
+        for path in (number, f"{number}/results.csv", f"{number}/results.jsonl"):
+            check(client.get(f"/api/batch-predictions/{path}"))
+        check(client.post(f"/api/batch-predictions/{number}/cancel"))
+        check(client.delete(f"/api/batch-predictions/{number}"))
+        check(client.get("/api/batch-predictions", query_string={"before": text, "limit": text}))

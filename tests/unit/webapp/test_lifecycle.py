@@ -18,20 +18,21 @@ from sqlalchemy import text
 from tests.stack import DATABASE_FILE, app_config
 from webapp import create_app, lifecycle, redis_keys
 from webapp.database import MIGRATIONS_DIR
+from webapp.batch.services import BATCH_PREDICTIONS
 from webapp.datasets.quality import QUALITY_SCANS
 from webapp.datasets.services import UPLOAD_CHECKS
 from webapp.extensions import db
 from webapp.messages import english
 from webapp.jobs.label_search import LABEL_SEARCHES
 from webapp.jobs.work import JOBS
-from webapp.models import Dataset, Evaluation, Job, LabelSearch, QualityScan, utcnow
+from webapp.models import BatchPrediction, Dataset, Evaluation, Job, LabelSearch, QualityScan, utcnow
 from webapp.release.evaluation import EVALUATIONS
 from webapp.workers import IDLE_SINCE, TASK, idle_queues
 from worker.beacon import WorkerBeacon, mark_busy
 from worker.loops import watch_once
 
 KINDS = {"job": JOBS, "evaluation": EVALUATIONS, "upload check": UPLOAD_CHECKS, "quality scan": QUALITY_SCANS,
-         "label search": LABEL_SEARCHES}
+         "label search": LABEL_SEARCHES, "batch prediction": BATCH_PREDICTIONS}
 LONG_AGO = timedelta(hours=1)
 
 
@@ -66,6 +67,9 @@ def waiting_row(kind: lifecycle.Kind, queued_at=None, sent_at=None) -> int:
                       queued_at=queued_at, sent_at=sent_at)
         elif kind is QUALITY_SCANS:
             row = QualityScan(dataset_id=dataset.id, queued_at=queued_at, sent_at=sent_at)
+        elif kind is BATCH_PREDICTIONS:
+            row = BatchPrediction(source="revision", input_name="pets", dataset_id=dataset.id, version=1, top_k=5,
+                                  summary={}, queued_at=queued_at, sent_at=sent_at)
         elif kind is LABEL_SEARCHES:
             row = LabelSearch(dataset_id=dataset.id, revision=1, config={"folds": 2, "options": {}},
                               queued_at=queued_at, sent_at=sent_at)
@@ -149,7 +153,8 @@ def test_a_row_past_its_deadline_waits_again_to_be_sent_then_fails_after_its_att
 
 
 def test_a_commit_without_a_send_is_sent_by_the_sweep(app, kind, broker):
-    queue = "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else "training"
+    queue = "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else \
+        "training"
     with app.app_context():
         fresh = waiting_row(kind)  # its request is sending it now
         lost = waiting_row(kind, queued_at=utcnow() - timedelta(seconds=60))  # its web process died
@@ -161,7 +166,8 @@ def test_a_commit_without_a_send_is_sent_by_the_sweep(app, kind, broker):
 
 
 def test_a_flushed_broker_loses_nothing_and_a_long_wait_is_never_sent_twice(app, kind, broker):
-    queue = "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else "training"
+    queue = "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else \
+        "training"
     with app.app_context():
         row_id = waiting_row(kind)
         lifecycle.send(kind, status_of(kind, row_id))
@@ -218,6 +224,8 @@ def test_the_watcher_reaps_and_sends_every_kind_one_pass_at_a_time(app, broker):
     assert done["quality scan"] == {"reaped": [], "sent": [rows["quality scan"]]}
     assert sorted(messages(broker, "ingest")) == [("worker.ingest_dataset", rows["upload check"]),
                                                   ("worker.scan_dataset", rows["quality scan"])]
+    assert done["batch prediction"] == {"reaped": [], "sent": [rows["batch prediction"]]}
+    assert messages(broker, "batch") == [("worker.predict_batch", rows["batch prediction"])]
 
 
 def test_a_request_that_cannot_send_fails_its_row_and_answers_503(app, kind, monkeypatch):
@@ -256,5 +264,6 @@ def test_rows_queued_before_the_upgrade_are_picked_up(tmp_path, redis_url_empty)
         broker = redis.Redis.from_url(redis_url_empty)
         done = watch_once(broker, interval=30)
     assert {name: result["sent"] for name, result in done.items()} == {
-        "job": [1], "evaluation": [1], "upload check": [2], "quality scan": [], "label search": []}
+        "job": [1], "evaluation": [1], "upload check": [2], "quality scan": [], "label search": [],
+        "batch prediction": []}
     assert sorted(messages(broker, "training")) == [("worker.evaluate", 1), ("worker.train", 1)]

@@ -34,6 +34,7 @@ DEFAULT_ROLE = frozenset({
     "registry_api.class_threshold_suggestion",
     # the review queue: read like feedback, labelled and added by members; its settings in policy.NEEDS
     "review_api.settings", "review_api.listing", "review_api.image", "review_api.decide", "review_api.to_revision",
+    "batch_api.create", "batch_api.index", "batch_api.show", "batch.index",
 })
 CALLERS = ("anonymous", "viewer", "member", "admin", "viewer-token", "member-token", "admin-token")
 # 401/403 answers that are not about the role: a token may not act as a browser session, whatever its role.
