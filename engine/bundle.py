@@ -81,6 +81,16 @@ class Preprocess:
         """uint8 N x decode_size x decode_size x 3 -> the model's float32 NCHW input."""
         return normalize(center_crop(squares, self.input_size), self.mean, self.std)
 
+    def crop_region(self, width: int, height: int) -> dict:
+        """The part of an upright `width` x `height` image the model sees, as fractions of its sides
+        (`x`, `y`, `width`, `height`): the same rounding as `square` and `batch`."""
+        scale = self.decode_size / min(width, height)
+        resized = (max(self.decode_size, round(width * scale)), max(self.decode_size, round(height * scale)))
+        inner = (self.decode_size - self.input_size) // 2
+        left, top = (resized[0] - self.decode_size) // 2 + inner, (resized[1] - self.decode_size) // 2 + inner
+        return {"x": left / resized[0], "y": top / resized[1], "width": self.input_size / resized[0],
+                "height": self.input_size / resized[1]}
+
     def to_meta(self) -> dict:
         return {"rule": PREPROCESS_RULE, "input_size": self.input_size, "decode_size": self.decode_size,
                 "mean": list(self.mean), "std": list(self.std)}

@@ -14,10 +14,12 @@ non-linear heads of mobilenet_v3 and PP-LCNet, where the same construction is an
 """
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from PIL import Image
 
 from engine.backbones import BACKBONES, Split
 from engine.messages import N_, Message
@@ -127,3 +129,19 @@ def normalised(class_map: np.ndarray) -> np.ndarray:
     if not high > low:
         return np.ones_like(class_map, dtype=np.float32)
     return ((class_map - low) / (high - low)).astype(np.float32)
+
+
+# The heat map's colours, low to high (position, RGBA): cool and clear where the class had little say, warm and
+# more opaque where it had most, so the image stays visible under the overlay.
+HEAT_STOPS = ((0.0, (49, 54, 149, 0)), (0.35, (116, 173, 209, 70)), (0.65, (254, 224, 144, 130)),
+              (1.0, (215, 48, 39, 190)))
+
+
+def heat_map_png(scaled: np.ndarray) -> bytes:
+    """A 0..1 map as an RGBA PNG of the same grid (one pixel per cell), for a client to upscale smoothly."""
+    positions = [stop[0] for stop in HEAT_STOPS]
+    channels = [np.interp(scaled, positions, [stop[1][c] for stop in HEAT_STOPS]) for c in range(4)]
+    pixels = np.rint(np.stack(channels, axis=-1)).astype(np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels, "RGBA").save(out, format="PNG")
+    return out.getvalue()

@@ -95,7 +95,16 @@ def _answering(version: int | None):
 # Why a prediction can be refused: its body, its image, and the versions there are to answer it.
 REFUSALS = ("missing_field", "invalid_body", "invalid_field", "empty_file", "file_too_large", "not_an_image",
             "unsupported_image_format", "image_too_large", "image_aspect_ratio", "image_corrupt", "no_model",
-            "model_version_not_found", "model_bundle_rejected", "model_busy", "rate_limit_unavailable")
+            "model_version_not_found", "model_bundle_rejected", "model_busy", "rate_limit_unavailable",
+            "explanation_unavailable")
+
+
+def _check_explains(loaded, explain: bool) -> None:
+    """An explanation asked of a version that cannot give one is refused, naming the reason."""
+    reason = loaded.explanation_unavailable if explain else None
+    if reason is not None:
+        raise StudioError("explanation_unavailable", "Model version %(version)s cannot explain its answers: "
+                          "%(reason)s.", {"version": loaded.version, "reason": reason}, field="explain")
 
 
 @api.post("/predict")
@@ -118,8 +127,10 @@ def predict():
             extension = ACCEPTED_FORMATS[image.format]
         except ImageRejected as exc:
             raise StudioError(exc.code, exc.template, exc.params, field="image") from None
+        _check_explains(loaded, options.explain != "0")
         try:
-            result = loaded.classify(image, min(top_k, len(loaded.classes)), threshold)
+            result = loaded.classify(image, min(top_k, len(loaded.classes)), threshold,
+                                     explain=options.explain != "0", heat_map=options.explain == "png")
             break
         except VersionUnloaded:
             continue  # unloaded by another request meanwhile: look it up again

@@ -256,3 +256,16 @@ def test_revision_bodies_and_urls_fuzz(client, dataset_id):
     numbers = [revision["number"] for revision in
                client.get(f"/api/datasets/{dataset_id}/revisions").get_json()["revisions"]]
     assert numbers == sorted(numbers, reverse=True) and numbers[-1] == 1
+
+
+def test_predict_explain_fuzz(served):
+    """`explain` on POST /api/predict: odd values are refused as a field, valid ones answer an explanation."""
+    client = served.test_client()
+    for text in ODD_TEXT + ["1", "png", "0", "2", "PNG"]:
+        form = {"image": (io.BytesIO(noisy_image(3, (1, 2, 3))), "x.png"), "explain": text}
+        answer = client.post("/api/predict", data=form, content_type="multipart/form-data")
+        check(answer)
+        check(client.post("/api/predict", query_string={"explain": text}, content_type="multipart/form-data",
+                          data={"image": (io.BytesIO(noisy_image(3, (1, 2, 3))), "x.png")}))
+        if text in ("1", "png"):
+            assert answer.get_json()["explanation"]["size"] == [1, 1]
