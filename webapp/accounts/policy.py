@@ -43,6 +43,8 @@ NEEDS = {
     "accounts_api.change_password": "viewer",
     "accounts_api.end_sessions": "viewer",
     "predict_api.predict": "viewer",
+    # where a model version looks in a dataset image (the job page's gallery): a read
+    "predict_api.explain_image": "viewer",
 }
 
 

@@ -84,3 +84,20 @@ class Prediction(Answer):
                                  "`pinned` by the request's `version`.")
     elapsed_ms: float = Field(description="Time spent from decoding the image to the answer.")
     explanation: Explanation | None = Field(None, description="With `explain=1` or `explain=png` only.")
+
+
+class ExplainQuery(Query):
+    """Which dataset image to explain."""
+
+    image: Whole(1, MAX_VERSION ** 2) = Field(description="The dataset image's id (as the job's confusion-matrix "
+                                                         "cells list them).")
+
+
+class ImageExplanation(Answer):
+    """A model version's answer for a dataset image, with where it looked (nothing is recorded)."""
+
+    image_id: int
+    model_version: int
+    runtime: Literal[RUNTIMES]
+    top_k: list[ClassScore]
+    explanation: Explanation

@@ -100,3 +100,30 @@ def test_a_mixed_batch_runs_the_head_only_for_the_requests_that_asked():
     assert [float(r.result[0, 0]) for r in requests] == [0.0, 1.0, 2.0]
     _run_batch(session, [_Request(rows[0]), _Request(rows[1])])
     assert session.fetched_features == 1  # nobody asked: the feature map was not fetched
+
+
+def test_a_dataset_image_is_explained_by_a_version_and_nothing_is_recorded(served, monkeypatch):
+    from sqlalchemy import func, select
+
+    from tests.images import class_files, zip_bytes
+    from webapp.extensions import db
+    from webapp.models import DatasetImage
+
+    client = served.test_client()
+    upload = client.post("/api/datasets", content_type="multipart/form-data", data={
+        "archive": (io.BytesIO(zip_bytes(class_files({"red": 2, "blue": 2}))), "d.zip")})
+    assert upload.status_code in (201, 202), upload.get_json()
+    with served.app_context():
+        image_id = db.session.scalar(select(func.min(DatasetImage.id)))
+    recorded = []
+    monkeypatch.setattr(served.extensions["serving_stats"], "record", lambda *args: recorded.append(args))
+    monkeypatch.setattr(served.extensions["prediction_hold"], "keep", lambda *args: recorded.append(args))
+    answer = client.get(f"/api/models/1/explanations?image={image_id}")
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert body["image_id"] == image_id and body["model_version"] == 1
+    assert body["explanation"]["class"] == body["top_k"][0]["class"] and body["explanation"]["png"]
+    assert recorded == []  # a GET: no serving statistics, nothing held for feedback
+    assert client.get("/api/models/1/explanations?image=999999").get_json()["code"] == "image_not_found"
+    assert client.get(f"/api/models/7/explanations?image={image_id}").get_json()["code"] == "model_version_not_found"
+    assert client.get("/api/models/1/explanations?image=x").status_code == 400
