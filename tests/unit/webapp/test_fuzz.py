@@ -269,3 +269,5 @@ def test_predict_explain_fuzz(served):
                           data={"image": (io.BytesIO(noisy_image(3, (1, 2, 3))), "x.png")}))
         if text in ("1", "png"):
             assert answer.get_json()["explanation"]["size"] == [1, 1]
+        for path in (f"/api/models/1/explanations?image={text}", "/api/models/{}/explanations?image=1"):
+            check(client.get(path.format(text.replace("/", "%2F").replace("?", "%3F"))))
