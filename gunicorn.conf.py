@@ -31,12 +31,22 @@ def bind_address(env: Mapping[str, str] = os.environ) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
+def heartbeat_directory() -> str | None:
+    """Where each web process keeps the file gunicorn touches to show it is alive: gunicorn changes its times
+    (a metadata write) on every pass of its loop, several times a request. On a disk's file system each is a
+    journal write, about half a millisecond of every prediction on a busy machine (benchmarks/request_cost.py);
+    in memory it costs nothing. /dev/shm when this machine has one (gunicorn's own advice for containers)."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 wsgi_app = "webapp.wsgi:app"
 proc_name = "image-studio"
 worker_class = "gthread"  # long-lived event streams each hold a thread; the sync worker cannot
 workers = web_processes()
 threads = web_threads()
 bind = [bind_address()]
+worker_tmp_dir = heartbeat_directory()
 keepalive = 5
 graceful_timeout = 10
 timeout = 120

@@ -1,8 +1,8 @@
 """Prediction latency and throughput: raw runtimes, the in-process pipeline and the HTTP endpoint.
 
-For each backbone (an untrained bundle exported as a job exports it: Paddle model, ONNX model, runtime
-measurement) on a 1024x768 JPEG, at 1 and 8 clients, prints JSON with p50/p95 ms, requests/s and 5xx count:
-- raw Paddle Inference and raw ONNX Runtime (a preprocessed batch; 1 client: one session on this thread;
+For each backbone (an untrained bundle exported as a job exports it: Paddle model, ONNX model, with `--int8` the
+int8 variant judged as a job judges it, runtime measurement) on a 1024x768 JPEG, at 1 and 8 clients, prints JSON with p50/p95 ms, requests/s and 5xx count:
+- raw Paddle Inference, raw ONNX Runtime and the raw int8 model when the bundle kept it (a preprocessed batch; 1 client: one session on this thread;
   8 clients: the serving inference threads with that runtime);
 - the in-process pipeline: decode + preprocess + the chosen runtime through the model server as the
   server runs it, and with micro-batching (SERVING_MAX_BATCH=8);
@@ -11,7 +11,10 @@ measurement) on a 1024x768 JPEG, at 1 and 8 clients, prints JSON with p50/p95 ms
 and the ratios the serving targets are stated in.
 
     .venv/bin/python benchmarks/predict_latency.py [--requests 2000] [--backbones mobilenet_v3_small resnet50]
-        [--requests-1-client N] [--image-size 224] [--rounds 4] [--web-processes N] [--tiny]
+        [--requests-1-client N] [--image-size 224] [--rounds 4] [--web-processes N] [--int8] [--tiny]
+
+With `--int8`, SERVING_RUNTIME=onnx_int8 in the environment serves the int8 model (when the export kept it:
+`int8` in the output says whether and why not).
 """
 from __future__ import annotations
 
@@ -47,10 +50,13 @@ TINY = {"requests": 16, "requests_1_client": 4, "backbones": ["mobilenet_v3_smal
         "web_processes": 1}
 
 
-def make_bundle(data_dir: Path, image_size: int, backbone: str) -> None:
-    """An exported (untrained) bundle registered as version 1: latency does not need accuracy."""
+def make_bundle(data_dir: Path, image_size: int, backbone: str, int8: bool = False) -> dict:
+    """An exported (untrained) bundle registered as version 1: latency does not need accuracy. With `int8`, the
+    export builds and judges the int8 variant on random images (any accuracy drop allowed: an untrained model's
+    accuracy means nothing), so it is kept when it is faster here. Returns the bundle's meta."""
     from engine.backbones import build_backbone
     from engine.bundle import Preprocess, write_bundle
+    from engine.quantize import Int8Request
     from webapp import create_app
     from webapp.database import upgrade_schema
     from webapp.extensions import db
@@ -58,9 +64,13 @@ def make_bundle(data_dir: Path, image_size: int, backbone: str) -> None:
     from webapp.release.services import on_new_version
 
     classes = [f"class {i}" for i in range(5)]
-    write_bundle(build_backbone(backbone, len(classes), pretrained=False), DataDir(data_dir).model(1),
-                 Preprocess.for_input_size(image_size), {"classes": classes, "backbone": backbone},
-                 cpu_threads=default_options().cpu_threads)
+    request = None
+    if int8:
+        images = np.random.default_rng(7).standard_normal((32, 3, image_size, image_size)).astype(np.float32)
+        request = Int8Request(images, images, np.zeros(len(images), dtype=np.int64), max_accuracy_drop=100.0)
+    meta = write_bundle(build_backbone(backbone, len(classes), pretrained=False), DataDir(data_dir).model(1),
+                        Preprocess.for_input_size(image_size), {"classes": classes, "backbone": backbone},
+                        cpu_threads=default_options().cpu_threads, int8=request)
     app = create_app({"DATA_DIR": str(data_dir)})
     upgrade_schema(app)
     with app.app_context():
@@ -68,6 +78,7 @@ def make_bundle(data_dir: Path, image_size: int, backbone: str) -> None:
                                     val_acc=0.0, bundle_bytes=0))
         db.session.commit()
         on_new_version(1, promote=False, by="benchmark")  # the first version: production
+    return meta
 
 
 def default_options(**changes) -> ServingOptions:
@@ -148,13 +159,15 @@ def combine(rounds: list[dict]) -> dict:
 
 
 def bench_backbone(backbone: str, image_size: int, requests: int, few: int, image: bytes, rounds: int,
-                   processes: int | None) -> dict:
+                   processes: int | None, int8: bool = False) -> dict:
     options = default_options()
     result: dict = {"backbone": backbone, "image_size": image_size, "serving_threads": options.threads,
                     "cpu_threads_per_session": options.cpu_threads}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
-        make_bundle(data_dir, image_size, backbone)
+        meta = make_bundle(data_dir, image_size, backbone, int8)
+        if int8:
+            result["int8"] = meta["int8"]
         server = ModelServer(DataDir(data_dir).models, options, device="cpu")
         loaded = server.get(1)
         rule = loaded.bundle.preprocess
@@ -197,12 +210,12 @@ def bench_backbone(backbone: str, image_size: int, requests: int, few: int, imag
                     timings["pipeline"].append(measure(pipeline(loaded), count // rounds, clients))
                     timings["pipeline_batched_8"].append(measure(pipeline(batched), count // rounds, clients))
                     timings["http_endpoint"].append(measure(endpoint, count // rounds, clients))
-                result[f"clients_{clients}"] = {"raw_paddle": raw["paddle"], "raw_onnx": raw["onnx"],
+                result[f"clients_{clients}"] = {**{f"raw_{runtime}": figures for runtime, figures in raw.items()},
                                                 **{name: combine(runs) for name, runs in timings.items()}}
         finally:
             web.stop()
     one, eight = result["clients_1"], result["clients_8"]
-    fastest_raw = min(one["raw_paddle"]["p50_ms"], one["raw_onnx"]["p50_ms"])
+    fastest_raw = min(one[f"raw_{runtime}"]["p50_ms"] for runtime in RUNTIMES if f"raw_{runtime}" in one)
     result["targets"] = {
         "endpoint_p50_over_pipeline_p50_1_client": round(one["http_endpoint"]["p50_ms"]
                                                          / one["pipeline"]["p50_ms"], 3),
@@ -224,12 +237,13 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4, help="alternating rounds of pipeline and endpoint")
     parser.add_argument("--requests-1-client", type=int, help="requests at 1 client (default: an eighth, at least 100)")
     parser.add_argument("--web-processes", type=int, help="web server processes (default: as `make run` starts it)")
+    parser.add_argument("--int8", action="store_true", help="export the int8 variant too and measure it")
     args = parse_args(parser, TINY)
     few = args.requests_1_client or max(100, args.requests // 8)
     image = photo()
     results = {"image_bytes": len(image), "cpus": os.cpu_count(),
                "backbones": [bench_backbone(name, args.image_size, args.requests, few, image, args.rounds,
-                                     args.web_processes) for name in args.backbones]}
+                                     args.web_processes, args.int8) for name in args.backbones]}
     print(json.dumps(results, indent=2))
 
 

@@ -32,13 +32,16 @@ def per_class_report(matrix: np.ndarray, class_names: list[str]) -> list[dict]:
 
 
 def calibration_sample(probabilities: np.ndarray, labels: np.ndarray, limit: int = 20_000) -> dict:
-    """Top confidence and whether the answer was right, per image (an evenly spaced subset above `limit`):
-    what choosing an abstain threshold needs, small enough to keep in a bundle's metadata."""
+    """Top confidence, whether the answer was right, the class it named and the true class, per image (an
+    evenly spaced subset above `limit`): what choosing an abstain threshold, overall or per class, needs, small
+    enough to keep in a bundle's metadata."""
     if len(labels) > limit:
         keep = np.linspace(0, len(labels) - 1, limit).astype(int)
         probabilities, labels = probabilities[keep], labels[keep]
+    predicted = probabilities.argmax(axis=1)
     return {"confidence": [round(float(c), 5) for c in probabilities.max(axis=1)],
-            "correct": [int(c) for c in probabilities.argmax(axis=1) == labels]}
+            "correct": [int(c) for c in predicted == labels],
+            "predicted": [int(c) for c in predicted], "label": [int(c) for c in labels]}
 
 
 def suggest_threshold(confidence: list[float], correct: list[int], precision: float) -> dict:

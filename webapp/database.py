@@ -26,9 +26,12 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
 
 
 def init_app(app: Flask) -> None:
-    """Bind SQLAlchemy and Flask-Migrate to the app. Connections are checked before use, so a worker
-    that outlives a database restart (PostgreSQL on another host) reconnects instead of failing a job."""
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+    """Bind SQLAlchemy and Flask-Migrate to the app. Connections to a database server are checked before
+    use, so a worker that outlives a database restart (PostgreSQL on another host) reconnects instead of
+    failing a job; a SQLite file has no server to lose, and the check would be one more query on every
+    prediction's release read."""
+    server = not str(app.config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite")
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": server})
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR, render_as_batch=True)
 

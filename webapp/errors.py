@@ -100,6 +100,9 @@ ERROR_STATUS: dict[str, int] = {
     "source_dataset_gone": 409,
     "pretrained_weights_missing": 409,
     "model_files_gone": 410,
+    # per-class abstain thresholds
+    "unknown_class": 400,  # a threshold for a class the version does not have
+    "no_calibration": 409,  # no evaluation of the version on a test or validation split to calibrate on
     # the parts around the app
     "queue_unavailable": 503,
     "ingest_sandbox_unavailable": 503,  # INGEST_SANDBOX=on, and the sandbox cannot start where uploads are checked

@@ -230,6 +230,11 @@ class ModelVersion(db.Model):
     bundle_bytes: Mapped[int]
     abstain_threshold: Mapped[float | None]  # below this confidence the API answers no class
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Per-class abstain thresholds {class name: threshold}: an answer naming the class under its threshold
+    # abstains. When they came from a calibration, what it was: {"precision", "evaluation_id", "split",
+    # "dataset_id", "dataset_name", "revision"} (None once set by hand).
+    class_thresholds: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
+    class_thresholds_calibration: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
     job: Mapped[Job | None] = relationship(back_populates="model_version")
 
@@ -272,6 +277,9 @@ class ReleaseChange(db.Model):
     share: Mapped[int | None]
     by: Mapped[str] = mapped_column(String(200))
     revision: Mapped[int]
+    # What a threshold change changed ("threshold": {"from", "to"}; "class_thresholds": {"changes":
+    # {class: {"from", "to"}}, "calibration": the version's calibration record or None}).
+    details: Mapped[dict | None] = mapped_column(JSON(none_as_null=True))
 
 
 class AuditEntry(db.Model):

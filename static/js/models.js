@@ -21,7 +21,29 @@ const ACTIONS = {
   set_candidate: (c) => t("v%(to)s set as candidate for %(share)s%% of clients by %(by)s", c),
   set_share: (c) => t("candidate v%(to)s share set to %(share)s%% by %(by)s", c),
   stop_experiment: (c) => t("experiment with v%(from)s stopped by %(by)s", c),
+  threshold: (c) => thresholdChange(c),
+  class_thresholds: (c) => classThresholdsChange(c),
 };
+
+// Threshold changes in words: a threshold is a number or "off".
+const thresholdWords = (value) => (value === null || value === undefined ? t("off") : String(value));
+
+function thresholdChange(c) {
+  const words = { ...c, before: thresholdWords(c.details.from), after: thresholdWords(c.details.to) };
+  return t("v%(to)s abstain threshold changed from %(before)s to %(after)s by %(by)s", words);
+}
+
+function classThresholdsChange(c) {
+  const changes = Object.entries(c.details.changes)
+    .map(([name, step]) => `${name} ${thresholdWords(step.from)} → ${thresholdWords(step.to)}`).join(", ")
+    || t("no value changed");
+  const calibration = c.details.calibration;
+  if (!calibration) return t("v%(to)s class thresholds set by hand by %(by)s: %(changes)s", { ...c, changes });
+  return t("v%(to)s class thresholds calibrated for %(precision)s precision on the %(split)s split of revision %(revision)s of '%(dataset)s' by %(by)s: %(changes)s", {
+    ...c, changes, precision: formatPercent(calibration.precision, 0), split: SPLIT_LABELS[calibration.split] || calibration.split,
+    revision: calibration.revision || 1, dataset: calibration.dataset_name,
+  });
+}
 
 // Who made a change: a person's name as it is; in words an API token ("token:3 (alice)"), a training job
 // (the first version, and promotions asked before jobs kept who asked), a command on the server ("cli") and
@@ -193,6 +215,7 @@ if (panel) {
       event.target));
   render();
   refreshRelease().catch(() => {});
+  document.addEventListener("release-history-changed", () => refreshRelease().catch(() => {}));
   refreshStats();
   setInterval(refreshStats, 3000);
 }
@@ -213,6 +236,8 @@ document.querySelectorAll(".delete-version").forEach((button) => {
     try {
       await apiJson(`/api/models/${version}`, { method: "DELETE" });
       button.closest("tr").remove();
+      document.querySelector(`#thresholds-version option[value="${version}"]`)?.remove();
+      document.getElementById("thresholds-version")?.dispatchEvent(new Event("change"));
       render();
     } catch (error) {
       button.disabled = false;
@@ -240,6 +265,7 @@ document.querySelectorAll(".save-threshold").forEach((button) => {
         method: "PUT", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ abstain_threshold: value }),
       });
       input.value = saved.abstain_threshold === null ? "" : saved.abstain_threshold;
+      if (panel) refreshRelease().catch(() => {}); // the change joined the history
       input.classList.remove("invalid");
       unflagFields(input.parentElement);
       button.textContent = t("Saved");

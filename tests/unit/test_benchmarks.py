@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # server where they need them.
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
               "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
-              "data_quality", "quality_overhead")
+              "data_quality", "quality_overhead", "request_cost", "class_thresholds")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -107,6 +107,26 @@ def test_recipe_quality_still_runs(tiny_figures):
         assert reached is None or (is_number(reached) and reached > 0), (name, recipes[name])
         assert_not_negative(recipes[name], "seconds_outside_epochs")
     assert recipes["studio_suggested"]["reasons"]
+
+
+@benchmark("class_thresholds")
+def test_class_thresholds_still_runs(tiny_figures):
+    figures = tiny_figures("class_thresholds")
+    summary = figures["summary"]
+    assert figures["dataset"] == "digits" and figures["repeats"] == 2 and len(figures["first_repeat"]) == 10
+    assert summary["target_met_or_explained_for_every_class"] is True
+    assert summary["met_on_calibration"] == summary["with_enough_images"] > 0
+    assert summary["too_few_images_with_reason"] == 2 and 0 < summary["held_out_mean_precision"] <= 1
+
+
+@benchmark("request_cost")
+def test_request_cost_names_every_part_of_a_prediction(tiny_figures):
+    figures = tiny_figures("request_cost")
+    parts = figures["median_us"]
+    assert_positive(parts, "whole_request_in_process", "guards", "body", "catalog_and_route", "decode", "preprocess",
+                    "model", "answer", "json", "answer_check", "statistics", "feedback_hold", "server_and_client")
+    assert parts["whole_request_in_process"] > parts["decode"] + parts["model"]
+    assert figures["image_size"] == 32 and figures["image_bytes"] > 10_000
 
 
 @benchmark("predict_latency")

@@ -46,6 +46,13 @@ class StudioSessionInterface(SecureCookieSessionInterface):
     def get_cookie_secure(self, app: Flask) -> bool:
         return bool(app.config["SESSION_COOKIE_SECURE"] or request.is_secure)
 
+    def open_session(self, app: Flask, request):
+        """Without a session cookie (an API client, a first visit) the session is empty, as Flask would make
+        it, without building the cookie's signer on every such request first."""
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
 
 # What a browser fetches as a page it shows (Sec-Fetch-Dest); clients that do not say are treated as pages.
 PAGE_DESTINATIONS = frozenset({"document", "iframe", "frame"})
@@ -112,6 +119,9 @@ def _identify() -> None:
         user, token = found
         g._login_user = user  # Flask-Login's current user for this request only; no session is written
         g.auth_via, g.caller_key = "token", f"token:{token.id}"
+    elif "_user_id" not in session:  # nobody signed in with this session: no user to load or to check
+        g._login_user = Anonymous()
+        g.auth_via, g.caller_key = None, f"addr:{request.remote_addr}"
     elif current_user.is_authenticated:
         g.auth_via, g.caller_key = "session", f"user:{current_user.id}"
     else:

@@ -36,8 +36,11 @@ def _read_body() -> PredictBody:
     if request.content_length is not None and request.content_length > allowed:
         raise too_large
     request.max_content_length = allowed  # Werkzeug's own bound on the stream, chunked bodies included
+    # A read allocates a buffer of the size asked for: the declared length when there is one (plus one byte
+    # that must not come), the limit only for a chunked body.
+    expected = request.content_length if request.content_length is not None else allowed
     try:
-        data = request.stream.read(allowed + 1)
+        data = request.stream.read(expected + 1)
         if len(data) > allowed or (len(data) == allowed and request.stream.read(1)):
             raise too_large
     except RequestEntityTooLarge:  # the stream's bound was reached: more was sent than is allowed
@@ -78,7 +81,7 @@ def _client_key() -> str | None:
 
 
 def _answering(version: int | None):
-    """The loaded version that answers, its arm, and its abstain threshold."""
+    """The loaded version that answers, its arm, and when it abstains (an AbstainRule, or None)."""
     server = current_app.extensions["model_server"]
     catalog = server.catalog(release.catalog, release.revision)
     if not catalog.versions:

@@ -76,7 +76,11 @@ class Prediction(Answer):
     class_: str | None = Field(alias="class", description="The predicted class; null when the model abstained.")
     confidence: float = Field(description="The top class's probability, 0 to 1.")
     abstained: bool = Field(description="True when the top class's probability is below the version's "
-                                        "threshold: the answer names no class (`top_k` still lists them).")
+                                        "threshold or that class's own: the answer names no class (`top_k` still "
+                                        "lists them).")
+    abstained_by: Literal["version", "class"] | None = Field(
+        description="The threshold that made it abstain: the version's own, or the per-class threshold of the "
+                    "top class; null when it answered.")
     top_k: list[ClassScore]
     model_version: int = Field(description="The model version that answered.")
     runtime: Literal[RUNTIMES] = Field(description="The inference runtime that ran the model.")

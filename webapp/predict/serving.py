@@ -31,7 +31,7 @@ from engine.runtimes import measure, open_session
 from webapp.config import ServingOptions
 from webapp.predict.explaining import explanation
 from webapp.release import services as release
-from webapp.release.routing import Catalog, takes_candidate
+from webapp.release.routing import AbstainRule, Catalog, takes_candidate
 
 log = logging.getLogger(__name__)
 
@@ -181,16 +181,19 @@ class LoadedVersion:
         probabilities, maps = self.threads.run_explained(rule.batch(rule.square(image)[None]))
         return probabilities[0], maps[0]
 
-    def classify(self, image: Image.Image, top_k: int, abstain_below: float | None = None, explain: bool = False,
+    def classify(self, image: Image.Image, top_k: int, abstain: AbstainRule | None = None, explain: bool = False,
                  heat_map: bool = False) -> dict:
-        """The top-k answer; below `abstain_below` confidence the answer names no class (the top-k stay).
+        """The top-k answer; when `abstain` says so (its top-1 confidence under the version's threshold or
+        its class's) the answer names no class (the top-k stay) and `abstained_by` says which threshold.
         With `explain`, the answer also holds the top class's `explanation` (with a PNG when `heat_map`)."""
         probabilities, maps = self.scores(image, explain)
         order = np.argsort(-probabilities)[:top_k]
         top = [{"class": self.classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
-        abstained = abstain_below is not None and float(probabilities[order[0]]) < abstain_below
+        abstained_by = abstain.abstains(top[0]["class"], float(probabilities[order[0]])) if abstain else None
+        abstained = abstained_by is not None
         answer = {"class": None if abstained else top[0]["class"], "confidence": top[0]["confidence"],
-                  "abstained": abstained, "top_k": top, "model_version": self.version, "runtime": self.runtime}
+                  "abstained": abstained, "abstained_by": abstained_by, "top_k": top, "model_version": self.version,
+                  "runtime": self.runtime}
         if maps is not None:
             answer["explanation"] = explanation(self.bundle, image, probabilities, maps, heat_map)
         return answer

@@ -3,10 +3,10 @@ from __future__ import annotations
 
 from flask import Blueprint, after_this_request, jsonify, send_file
 
-from webapp import paging
+from webapp import audit, paging
 from webapp.accounts.schemas import Deleted
 from webapp.contract import operation, parsed_body, parsed_query
-from webapp.registry import schemas, services
+from webapp.registry import class_thresholds, schemas, services
 from webapp.release import services as release
 
 api = Blueprint("registry_api", __name__, url_prefix="/api/models")
@@ -33,11 +33,23 @@ def show(version: int):
 
 @api.put("/<int:version>")
 @operation(body=schemas.ModelVersionSettings, answers={200: schemas.ModelVersionDetail},
-           errors=("model_version_not_found",), tags=("models",))
+           errors=("model_version_not_found", "unknown_class"), tags=("models",))
 def update(version: int):
-    """Change the version's settings (its abstain threshold)."""
+    """Change the version's settings (its abstain threshold, its per-class thresholds); each change joins the
+    release history."""
     row = release.get_version_or_404(version)
-    return jsonify(services.update_version(row, parsed_body().model_dump(exclude_unset=True)))
+    return jsonify(services.update_version(row, parsed_body().model_dump(exclude_unset=True), by=audit.actor()))
+
+
+@api.get("/<int:version>/class-thresholds/suggestion")
+@operation(query=schemas.ClassThresholdQuery, answers={200: schemas.ClassThresholdSuggestion},
+           errors=("model_version_not_found", "no_calibration"), tags=("models",))
+def class_threshold_suggestion(version: int):
+    """Per-class abstain thresholds for the `precision` asked for, calibrated on the version's newest evaluation
+    on the `split` (test, else validation), and for each class the precision and coverage they keep or why
+    there is none. Nothing changes: apply them with PUT /api/models/{version}."""
+    query = parsed_query()
+    return jsonify(class_thresholds.suggestion(release.get_version_or_404(version), query.precision, query.split))
 
 
 @api.get("/<int:version>/download")

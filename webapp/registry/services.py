@@ -18,6 +18,7 @@ from webapp import audit, paging
 from webapp.extensions import db
 from webapp.messages import meta_form, rendered, text
 from webapp.models import Counter, Job, ModelVersion, Release, iso
+from webapp.registry.class_thresholds import change_class_thresholds
 from webapp.release import services as release
 from webapp.release.evaluation import DEFAULT_PRECISION, threshold_suggestion
 from webapp.storage import data_dir
@@ -82,6 +83,8 @@ def version_json(row: ModelVersion, state: Release | None = None) -> dict:
             "image_size": row.image_size, "classes": row.class_names, "val_acc": row.val_acc,
             "bundle_bytes": row.bundle_bytes, "created_at": iso(row.created_at),
             "release_role": role, "is_default": role == "production", "abstain_threshold": row.abstain_threshold,
+            "class_thresholds": row.class_thresholds or {},
+            "class_thresholds_calibration": row.class_thresholds_calibration,
             "teacher_version": (row.job.config or {}).get("teacher_version") if row.job else None,
             "init_version": (row.job.config or {}).get("init_version") if row.job else None}
 
@@ -175,13 +178,22 @@ def bundle_zip(row: ModelVersion) -> Path:
     return Path(handle.name)
 
 
-def update_version(row: ModelVersion, settings: dict) -> dict:
+def update_version(row: ModelVersion, settings: dict, by: str) -> dict:
     """PUT /api/models/<v>: the settings `settings` sends (typed by the request's model), of those a person
-    may change (the abstain threshold)."""
-    if "abstain_threshold" in settings:
+    may change (the abstain threshold, the per-class thresholds); each change joins the release history."""
+    changed = False
+    if "abstain_threshold" in settings and settings["abstain_threshold"] != row.abstain_threshold:
         threshold = settings["abstain_threshold"]
         audit.record("model.threshold", "model", row.version, {"from": row.abstain_threshold, "to": threshold})
+        release.record_threshold_change(row.version, "threshold", {"from": row.abstain_threshold, "to": threshold},
+                                        by)
         row.abstain_threshold = threshold
+        changed = True
+    if change_class_thresholds(row, settings.get("class_thresholds"), settings.get("calibration"), by):
+        audit.record("model.class_thresholds", "model", row.version,
+                     {"to": row.class_thresholds, "calibration": row.class_thresholds_calibration})
+        changed = True
+    if changed:
         db.session.commit()
         release.catalog_changed()
     return version_detail(row)

@@ -10,6 +10,22 @@ BUCKETS = 10_000  # a share is a whole percent: 100 buckets each
 
 
 @dataclass(frozen=True)
+class AbstainRule:
+    """When a version's answer names no class: its top-1 confidence is under the version's threshold
+    (`overall`), or under the threshold of the class it names (`per_class`)."""
+
+    overall: float | None = None
+    per_class: dict[str, float] = field(default_factory=dict)
+
+    def abstains(self, class_name: str, confidence: float) -> str | None:
+        """Which threshold makes the answer abstain: "version", "class", or None when it answers."""
+        if self.overall is not None and confidence < self.overall:
+            return "version"
+        threshold = self.per_class.get(class_name)
+        return "class" if threshold is not None and confidence < threshold else None
+
+
+@dataclass(frozen=True)
 class Catalog:
     """What serves, as the database says: read again when the release revision changes (checked on every
     request), when the models folder changes, or after a few seconds."""
@@ -18,7 +34,7 @@ class Catalog:
     production: int | None = None
     candidate: int | None = None
     candidate_share: int = 0
-    thresholds: dict[int, float] = field(default_factory=dict)  # version -> abstain threshold
+    thresholds: dict[int, AbstainRule] = field(default_factory=dict)  # version -> when it abstains
     revision: int = 0
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticUseDefault
@@ -60,6 +60,9 @@ class ReleaseChangeOut(Answer):
     share: int | None = Field(description="The candidate's share after the change, for candidate changes.")
     by: str = Field(description="Who made the change: a user name, a token's owner, or a job.")
     revision: int
+    details: dict[str, Any] | None = Field(description="For threshold changes (`from` and `to` are the version): "
+                                                       "`threshold`: {from, to}; `class_thresholds`: {changes: "
+                                                       "{class: {from, to}}, calibration}; null for the others.")
 
 
 class ReleaseState(Answer):

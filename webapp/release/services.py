@@ -17,7 +17,7 @@ from engine.errors import StudioError
 from webapp.errors import id_in_range
 from webapp.extensions import db
 from webapp.models import ModelVersion, Release, ReleaseChange, iso, utcnow
-from webapp.release.routing import Catalog
+from webapp.release.routing import AbstainRule, Catalog
 from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,9 @@ log = logging.getLogger(__name__)
 RELEASE_ID = 1
 SHARES = (1, 5, 25, 50)  # the gray-release steps the page offers
 PRODUCTION_ACTIONS = ("first_version", "promote", "promote_candidate", "promote_when_done")
-ACTIONS = (*PRODUCTION_ACTIONS, "rollback", "set_candidate", "set_share", "stop_experiment")  # of the history
+THRESHOLD_ACTIONS = ("threshold", "class_thresholds")  # a version's abstain thresholds changed: `details` says how
+ACTIONS = (*PRODUCTION_ACTIONS, "rollback", "set_candidate", "set_share", "stop_experiment",  # of the history
+           *THRESHOLD_ACTIONS)
 
 
 def current() -> Release:
@@ -58,12 +60,14 @@ def revision() -> int:
 
 
 def catalog() -> Catalog:
-    """What the model server caches: every version, the release and the abstain thresholds."""
-    rows = db.session.execute(select(ModelVersion.version, ModelVersion.abstain_threshold)).all()
+    """What the model server caches: every version, the release and when each version abstains."""
+    rows = db.session.execute(select(ModelVersion.version, ModelVersion.abstain_threshold,
+                                     ModelVersion.class_thresholds)).all()
     release = current()
-    return Catalog(versions=tuple(sorted(version for version, _ in rows)), production=release.production,
+    return Catalog(versions=tuple(sorted(version for version, _, _ in rows)), production=release.production,
                    candidate=release.candidate, candidate_share=release.candidate_share,
-                   thresholds={version: threshold for version, threshold in rows if threshold is not None},
+                   thresholds={version: AbstainRule(overall, dict(per_class or {}))
+                               for version, overall, per_class in rows if overall is not None or per_class},
                    revision=release.revision)
 
 
@@ -80,7 +84,15 @@ def get_version_or_404(version: int, field: str = "version") -> ModelVersion:
 
 def change_json(change: ReleaseChange) -> dict:
     return {"at": iso(change.at), "action": change.action, "from": change.from_version, "to": change.to_version,
-            "share": change.share, "by": change.by, "revision": change.revision}
+            "share": change.share, "by": change.by, "revision": change.revision, "details": change.details}
+
+
+def record_threshold_change(version: int, action: str, details: dict, by: str) -> None:
+    """Add to the history, in the caller's transaction, that `version`'s abstain thresholds changed ("threshold"
+    or "class_thresholds", `details` saying how). What serves stays as it is, so the release's revision too;
+    the caller calls `catalog_changed` once it committed."""
+    db.session.add(ReleaseChange(action=action, from_version=version, to_version=version, by=by,
+                                 revision=current().revision, details=details))
 
 
 def release_json(release: Release | None = None, history: int = 100) -> dict:

@@ -30,6 +30,6 @@ def test_ties_are_never_split_by_a_threshold():
 def test_calibration_sample_is_the_top_confidence_and_whether_it_was_right():
     probabilities = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
     sample = calibration_sample(probabilities, np.array([0, 1, 0]))
-    assert sample == {"confidence": [0.7, 0.6, 0.5], "correct": [1, 0, 1]}
+    assert sample == {"confidence": [0.7, 0.6, 0.5], "correct": [1, 0, 1], "predicted": [0, 2, 0], "label": [0, 1, 0]}
     big = calibration_sample(np.tile(probabilities, (10, 1)), np.tile([0, 1, 0], 10), limit=7)
     assert len(big["confidence"]) == len(big["correct"]) == 7

@@ -164,6 +164,25 @@ def test_release_and_version_settings_fuzz(served):
     check(client.post("/api/release/rollback"))
 
 
+CLASS_NAMES = ["red", "green", "blue", "violet", ""]
+
+
+def test_class_thresholds_fuzz(served):
+    """Odd per-class thresholds, calibrations and suggestion queries: refused in words, never a 5xx."""
+    client = served.test_client()
+    rng = random.Random(26)
+    for _ in range(120):
+        values = {rng.choice(CLASS_NAMES + ODD_TEXT): rng.choice(ODD_VALUES + [0.5]) for _ in range(rng.randint(0, 3))}
+        body = {"class_thresholds": values if rng.random() < 0.8 else rng.choice(ODD_VALUES)}
+        if rng.random() < 0.3:
+            body["calibration"] = rng.choice(ODD_VALUES + [{"precision": rng.choice(ODD_VALUES + [0.9]),
+                                                            "evaluation_id": rng.choice(ODD_VALUES + [1])}])
+        check(client.put("/api/models/1", data=safe_json(body), content_type="application/json"))
+        check(client.get(f"/api/models/{rng.choice([1, 2, 2**40])}/class-thresholds/suggestion",
+                         query_string={"precision": rng.choice(ODD_TEXT + ["0.9"]), "split": rng.choice(ODD_TEXT)}))
+    assert set(client.get("/api/models/1").get_json()["class_thresholds"]) <= {"red", "green", "blue"}
+
+
 FEEDBACK_FIELDS = ["correct", "label", "mode", "version", "name", "include", "scope", ""]
 
 

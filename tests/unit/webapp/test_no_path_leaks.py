@@ -82,7 +82,8 @@ class FakeVersion:
         self.version, self.decode_size, self.classes = version, 36, CLASSES
 
     def classify(self, image, top_k, threshold):
-        return {"class": CLASSES[0], "confidence": 0.9, "abstained": False, "model_version": self.version,
+        return {"class": CLASSES[0], "confidence": 0.9, "abstained": False, "abstained_by": None,
+                "model_version": self.version,
                 "runtime": "onnx", "top_k": [{"class": CLASSES[0], "confidence": 0.9}]}
 
 

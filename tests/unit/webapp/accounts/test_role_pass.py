@@ -31,6 +31,7 @@ DEFAULT_ROLE = frozenset({
     "datasets_api.diff_revision", "datasets_api.show_quality", "datasets_api.scan_quality",
     "jobs_api.plan_label_search", "jobs_api.start_label_search", "jobs_api.list_label_searches",
     "jobs_api.show_label_search", "jobs_api.cancel_label_search", "jobs.label_errors",
+    "registry_api.class_threshold_suggestion",
 })
 CALLERS = ("anonymous", "viewer", "member", "admin", "viewer-token", "member-token", "admin-token")
 # 401/403 answers that are not about the role: a token may not act as a browser session, whatever its role.
@@ -167,6 +168,7 @@ def _changes_what_serves(studio) -> list[tuple[str, str, dict, str]]:
         ("PUT", "/api/release", {"candidate": UNUSED_ID, "candidate_share": 5}, release),
         ("POST", "/api/release/rollback", {}, ("release_api.rollback", "POST")),
         ("PUT", f"/api/models/{UNUSED_ID}", {"abstain_threshold": 0.5}, ("registry_api.update", "PUT")),
+        ("PUT", f"/api/models/{UNUSED_ID}", {"class_thresholds": {"a": 0.5}}, ("registry_api.update", "PUT")),
     ]
 
 

@@ -62,10 +62,10 @@ def _noisy_jpeg(size) -> bytes:
 
 def test_answer_has_the_documented_shape(served):
     body = predict(served.test_client(), noisy_image(42, (40, 200, 60)), top_k=2).get_json()
-    assert set(body) == {"id", "class", "confidence", "abstained", "top_k", "model_version", "runtime", "arm",
-                         "elapsed_ms"}
+    assert set(body) == {"id", "class", "confidence", "abstained", "abstained_by", "top_k", "model_version",
+                         "runtime", "arm", "elapsed_ms"}
     assert body["class"] == "green" and body["model_version"] == 1 and body["arm"] == "production"
-    assert body["abstained"] is False
+    assert body["abstained"] is False and body["abstained_by"] is None
     measured = json.loads(Path(served.config["DATA_DIR"], "models", "1", "meta.json").read_text())["runtimes"]
     assert body["runtime"] == measured["cpu-1t"]["runtime"]
     assert [entry["class"] for entry in body["top_k"]][0] == "green" and len(body["top_k"]) == 2
@@ -76,7 +76,7 @@ def test_an_answer_below_the_threshold_names_no_class(served):
     client = served.test_client()
     assert client.put("/api/models/1", json={"abstain_threshold": 0.999999}).status_code == 200
     body = predict(client, noisy_image(42, (40, 200, 60)), version=1).get_json()
-    assert (body["class"], body["abstained"], body["arm"]) == (None, True, "pinned")
+    assert (body["class"], body["abstained"], body["abstained_by"], body["arm"]) == (None, True, "version", "pinned")
     assert body["top_k"][0]["class"] == "green" and body["confidence"] == body["top_k"][0]["confidence"]
 
 
