@@ -169,3 +169,8 @@ class Prediction:
                    top_k=[(item["class"], item["confidence"]) for item in data.get("top_k") or []],
                    model_version=data["model_version"], arm=data.get("arm", ""), runtime=data.get("runtime"),
                    elapsed_ms=data.get("elapsed_ms"), raw=data)
+
+    @property
+    def explanation(self) -> dict | None:
+        """Where the model looked (`class`, `exact`, `size`, `map`, `region`), when the prediction asked."""
+        return self.raw.get("explanation")
