@@ -33,7 +33,7 @@ from engine.digest import file_digest
 from engine.errors import StudioError
 from engine.images import resize_shorter_and_crop
 from engine.device import is_gpu
-from engine.explain import exported_model, explain_files, split_of, write_explain_head
+from engine.explain import check_explain_head, explain_files, exported_model, save_explain_head, split_of
 from engine.messages import N_, Message
 from engine.quantize import INT8_FILE, build_int8, refusal
 from engine.runtimes import ONNX_FILE, ONNX_OPSET, ModelFiles, OnnxExportFailed, export_onnx, measure
@@ -211,10 +211,12 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
     spec = [InputSpec([None, 3, size, size], "float32", "image")]
     split = split_of(meta.get("backbone"))
     paddle.jit.save(exported_model(model, split), str(folder / "model"), input_spec=spec)
+    head = save_explain_head(model, split, folder, size) if split is not None else None
     files = ModelFiles(folder / MODEL_FILES[0], folder / MODEL_FILES[1], folder / ONNX_FILE)
     sessions: dict = {}  # the comparison's CPU sessions, reused by the measurement when it runs the same way
     try:
-        onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size, sessions)}
+        along = ((head.files, head.onnx),) if head is not None else ()
+        onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size, sessions, along=along)}
     except OnnxExportFailed as exc:
         onnx, files = onnx_failure(exc), ModelFiles(files.model, files.params, None)
     int8_report = None
@@ -223,7 +225,7 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
                        else {"used": False, **refusal(Message(N_("the model has no ONNX version to quantize")))})
         if int8_report["used"]:
             files = ModelFiles(files.model, files.params, files.onnx, folder / INT8_FILE)
-    explain = (write_explain_head(model, split, folder, size, files.onnx is not None) if split is not None
+    explain = (check_explain_head(head, files.onnx is not None) if head is not None
                else {"error": f"unknown backbone {meta.get('backbone')!r}"})
     same_way = device == "cpu" and cpu_threads == 1  # how export_onnx opened its sessions
     measured = measure(files, size, device, cpu_threads, sessions=sessions if same_way else None)

@@ -15,6 +15,7 @@ non-linear heads of mobilenet_v3 and PP-LCNet, where the same construction is an
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ from PIL import Image
 
 from engine.backbones import BACKBONES, Split
 from engine.messages import N_, Message
-from engine.runtimes import ExplainFiles, ModelFiles, OnnxExportFailed, export_onnx
+from engine.runtimes import ExplainFiles, ModelFiles, OnnxExportFailed, compare_onnx
 
 if TYPE_CHECKING:
     from paddle import nn
@@ -68,9 +69,19 @@ def feature_shape(model: "nn.Layer", split: Split, input_size: int) -> tuple[int
     return int(shape[1]), int(shape[2]), int(shape[3])
 
 
-def write_explain_head(model: "nn.Layer", split: Split, folder: Path, input_size: int, has_onnx: bool) -> dict:
-    """Save the explain head into `folder` (Paddle, and ONNX when the model itself has an ONNX version),
-    and return meta.json's `explain` entry."""
+@dataclass(frozen=True)
+class SavedHead:
+    """The explain head as saved, before its ONNX version is checked: its Paddle files, where its ONNX version
+    goes, its feature map's shape and the meta entry so far."""
+
+    files: ModelFiles
+    onnx: Path
+    shape: tuple[int, int, int]
+    entry: dict
+
+
+def save_explain_head(model: "nn.Layer", split: Split, folder: Path, input_size: int) -> SavedHead:
+    """Save the explain head (Paddle) into `folder`; its ONNX version is converted along with the model's."""
     import paddle
     from paddle import nn
     from paddle.static import InputSpec
@@ -88,13 +99,24 @@ def write_explain_head(model: "nn.Layer", split: Split, folder: Path, input_size
     paddle.jit.save(ExplainHead(model), str(folder / "explain"), input_spec=spec)
     entry = {"feature_size": [height, width], "channels": channels, "exact": split.exact,
              "onnx_max_abs_diff": None, "onnx_error": None}
-    if not has_onnx:
+    files = ModelFiles(folder / EXPLAIN_FILES[0], folder / EXPLAIN_FILES[1], None)
+    return SavedHead(files, folder / EXPLAIN_ONNX_FILE, (channels, height, width), entry)
+
+
+def check_explain_head(head: SavedHead, model_has_onnx: bool) -> dict:
+    """Keep the head's ONNX version only when the model has one and it matches the Paddle head (the same check
+    as the model's); return meta.json's `explain` entry."""
+    entry = dict(head.entry)
+    if not model_has_onnx:
+        head.onnx.unlink(missing_ok=True)
         entry["onnx_error"] = str(Message(N_("the model has no ONNX version")))
         return entry
-    head = ModelFiles(folder / EXPLAIN_FILES[0], folder / EXPLAIN_FILES[1], None)
-    check = np.random.default_rng(1234).standard_normal((4, channels, height, width)).astype(np.float32)
+    if not head.onnx.is_file():
+        entry["onnx_error"] = str(Message(N_("paddle2onnx could not convert the explain head")))
+        return entry
+    check = np.random.default_rng(1234).standard_normal((4, *head.shape)).astype(np.float32)
     try:
-        entry["onnx_max_abs_diff"] = export_onnx(head, folder / EXPLAIN_ONNX_FILE, input_size, {}, check)
+        entry["onnx_max_abs_diff"] = compare_onnx(head.files, head.onnx, check)
     except OnnxExportFailed as exc:
         entry["onnx_error"] = str(exc.args[0]) if exc.args else str(exc)
     return entry

@@ -166,17 +166,20 @@ def check_batch(input_size: int, count: int = 4) -> np.ndarray:
 
 
 def export_onnx(files: ModelFiles, target: Path, input_size: int, sessions: dict[str, Session] | None = None,
-                check: np.ndarray | None = None) -> float:
+                check: np.ndarray | None = None, along: tuple[tuple[ModelFiles, Path], ...] = ()) -> float:
     """Convert the Paddle model to ONNX (opset >= 13) in a child process, so that a converter crash cannot
     take the caller down, then compare it with Paddle Inference on a fixed batch (`check`, by default
     `check_batch(input_size)`) by their first outputs. CPU sessions opened for the comparison are left in
-    `sessions` (by runtime) for the caller to reuse.
+    `sessions` (by runtime) for the caller to reuse. The models in `along` are converted by the same child
+    process after this one (one start instead of several); a target of theirs that is missing afterwards
+    failed, and the caller checks the others with `compare_onnx`.
 
     Returns the largest absolute difference; raises OnnxExportFailed (the file is then removed).
     """
-    sessions = {} if sessions is None else sessions
     env = {**os.environ, "POLYGRAPHY_AUTOINSTALL_DEPS": "0"}  # never pip-install anything at run time
-    command = [sys.executable, "-m", "engine.onnx_export", str(files.model), str(files.params), str(target)]
+    command = [sys.executable, "-m", "engine.onnx_export"]
+    for source, destination in ((files, target), *along):
+        command += [str(source.model), str(source.params), str(destination)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=EXPORT_TIMEOUT_SECONDS,
                               cwd=Path(__file__).resolve().parent.parent)
@@ -188,7 +191,13 @@ def export_onnx(files: ModelFiles, target: Path, input_size: int, sessions: dict
         lines = [line for line in (done.stderr or "").splitlines() if line.strip()]
         raise OnnxExportFailed(lines[-1] if lines else Message(N_("paddle2onnx exited with %(code)s"),
                                                                {"code": done.returncode}))
-    batch = check_batch(input_size) if check is None else check
+    return compare_onnx(files, target, check_batch(input_size) if check is None else check, sessions)
+
+
+def compare_onnx(files: ModelFiles, target: Path, batch: np.ndarray, sessions: dict[str, Session] | None = None) -> float:
+    """The largest absolute difference between the converted `target` and the Paddle model on `batch` (their
+    first outputs); raises OnnxExportFailed (the file is then removed) when it cannot run or differs too much."""
+    sessions = {} if sessions is None else sessions
     try:
         sessions["onnx"] = open_session(ModelFiles(files.model, files.params, target), "onnx")
         sessions.setdefault("paddle", open_session(files, "paddle"))

@@ -99,3 +99,15 @@ def test_a_map_is_normalised_to_0_1_and_a_flat_one_is_all_ones():
     scaled = normalised(np.array([[1.0, 3.0], [2.0, 5.0]]))
     assert scaled.min() == 0 and scaled.max() == 1 and scaled[1, 0] == pytest.approx(0.25)
     assert np.array_equal(normalised(np.full((1, 1), 7.0)), np.ones((1, 1)))
+
+
+def test_a_head_that_did_not_convert_explains_on_paddle_only(resnet_bundle, tmp_path):
+    from engine.explain import SavedHead, check_explain_head
+
+    files = ModelFiles(resnet_bundle.folder / EXPLAIN_FILES[0], resnet_bundle.folder / EXPLAIN_FILES[1], None)
+    entry = check_explain_head(SavedHead(files, tmp_path / EXPLAIN_ONNX_FILE, (512, 2, 2), {"exact": True}), True)
+    assert entry["onnx_error"] == "paddle2onnx could not convert the explain head"
+    meta = {**resnet_bundle.meta, "explain": {**resnet_bundle.meta["explain"], **entry},
+            "files": {k: v for k, v in resnet_bundle.meta["files"].items() if k != EXPLAIN_ONNX_FILE}}
+    assert unavailable(meta, "paddle") is None
+    assert "could not convert the explain head" in str(unavailable(meta, "onnx"))
