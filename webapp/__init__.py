@@ -46,6 +46,7 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.feedback.api import api as feedback_api
     from webapp.feedback.holding import PredictionHold
     from webapp.feedback.pages import pages as feedback_pages
+    from webapp.feedback.review_api import api as review_api
     from webapp.jobs.api import api as jobs_api
     from webapp.jobs.pages import pages as jobs_pages
     from webapp.predict.api import api as predict_api
@@ -76,6 +77,7 @@ def create_app(config: dict | None = None) -> Flask:
                       jobs_pages, registry_api, registry_pages, release_api, evaluations_api, predict_api, predict_pages, feedback_api,
                       feedback_pages, workers_pages.api, workers_pages.pages, api_docs.docs):
         app.register_blueprint(blueprint)
+    app.register_blueprint(review_api)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["model_server"] = ModelServer(DataDir(app.config["DATA_DIR"]).models,

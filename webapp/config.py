@@ -159,6 +159,9 @@ def default_config(data_dir: str | None = None) -> dict:
         "FEEDBACK_HOLD_BYTES": _int_env("FEEDBACK_HOLD_MB", 64) * 1024 * 1024,
         "FEEDBACK_LOOKUP_SECONDS": 1.5,  # how long feedback waits for the process that answered
         "FEEDBACK_MAX_BYTES": _int_env("FEEDBACK_MAX_MB", 1024) * 1024 * 1024,
+        # Review queue: each web process reads its run-time settings (set by an admin on the Feedback page)
+        # again after this many seconds, so sampling costs no database read per prediction.
+        "REVIEW_SETTINGS_SECONDS": float(os.environ.get("REVIEW_SETTINGS_SECONDS") or 5),
         # Live job pages: concurrent event streams per signed-in session or token, and per web process in
         # all (each stream holds one of the process's threads); pages beyond either cap poll instead.
         "EVENT_STREAMS_PER_CALLER": max(10, _int_env("EVENT_STREAMS_PER_CALLER", 12)),

@@ -98,6 +98,10 @@ ERROR_STATUS: dict[str, int] = {
     "feedback_not_found": 404,
     "no_feedback_images": 400,
     "source_dataset_gone": 409,
+    # the review queue
+    "review_item_not_found": 404,
+    "review_item_added": 409,  # already in a dataset revision: its label can no longer change
+    "no_labelled_review_items": 400,
     "pretrained_weights_missing": 409,
     "model_files_gone": 410,
     # per-class abstain thresholds

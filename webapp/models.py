@@ -519,3 +519,51 @@ class Installation(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)  # always 1
     install_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewItem(db.Model):
+    """A doubtful production answer sampled for a person to label (webapp.feedback.review): its image is
+    kept in the feedback store, under its limits, until it is dismissed for good or added to a revision."""
+
+    __tablename__ = "review_items"
+    __table_args__ = (Index("ix_review_items_status", "status", "id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prediction_id: Mapped[str] = mapped_column(String(36), unique=True)
+    version: Mapped[int]
+    arm: Mapped[str] = mapped_column(String(20))
+    first_class: Mapped[str] = mapped_column(String(255))
+    first_confidence: Mapped[float]
+    second_class: Mapped[str | None] = mapped_column(String(255))  # None: the answer listed one class
+    second_confidence: Mapped[float | None]
+    margin: Mapped[float]  # first minus second confidence
+    abstained: Mapped[bool] = mapped_column(default=False)
+    anonymous: Mapped[bool] = mapped_column(default=False)  # the caller was not signed in and sent no token
+    image_name: Mapped[str | None] = mapped_column(String(80))  # None: dropped (added to a revision, or evicted)
+    image_bytes: Mapped[int] = mapped_column(default=0)
+    status: Mapped[str] = mapped_column(String(20), default="waiting")  # waiting | labelled | dismissed
+    label: Mapped[str | None] = mapped_column(String(255))
+    labelled_by: Mapped[str | None] = mapped_column(String(200))
+    labelled_at: Mapped[datetime | None]
+    dataset_id: Mapped[int | None] = mapped_column(ForeignKey("datasets.id", ondelete="SET NULL"))
+    revision: Mapped[int | None]  # the number of the dataset revision the labelled image went into
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewSettings(db.Model):
+    """The review queue's run-time settings, changed by an admin (one row, id 1), and the count of answers
+    sampled in the current hour (one conditional UPDATE takes a place, so the cap holds across processes)."""
+
+    __tablename__ = "review_settings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)  # always 1
+    # the defaults are webapp.feedback.review_settings.ReviewPolicy's, written with the row
+    enabled: Mapped[bool]
+    margin: Mapped[float]
+    sample_rate: Mapped[float]
+    hourly_cap: Mapped[int]
+    keep_anonymous: Mapped[bool]
+    hour: Mapped[int] = mapped_column(default=0)  # hours since the epoch of the count below
+    taken: Mapped[int] = mapped_column(default=0)
+    updated_by: Mapped[str | None] = mapped_column(String(200))
+    updated_at: Mapped[datetime | None]

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # server where they need them.
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
               "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
-              "data_quality", "quality_overhead", "request_cost", "class_thresholds")
+              "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -117,6 +117,14 @@ def test_class_thresholds_still_runs(tiny_figures):
     assert summary["target_met_or_explained_for_every_class"] is True
     assert summary["met_on_calibration"] == summary["with_enough_images"] > 0
     assert summary["too_few_images_with_reason"] == 2 and 0 < summary["held_out_mean_precision"] <= 1
+
+
+@benchmark("review_offer")
+def test_review_offer_still_runs(tiny_figures):
+    figures = tiny_figures("review_offer")
+    times = figures["microseconds_per_call"]
+    assert set(times) == {"off", "on_sure_answer", "on_doubtful_not_sampled", "on_doubtful_kept"}
+    assert all(math.isfinite(value) and value > 0 for value in times.values()) and figures["kept"] >= 1
 
 
 @benchmark("request_cost")

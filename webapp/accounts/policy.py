@@ -35,6 +35,7 @@ NEEDS = {
     "release_api.change": "admin",
     "release_api.rollback": "admin",
     "feedback_api.purge": "admin",
+    "review_api.change_settings": "admin",  # turns keeping production images on
     # every signed-in person manages their own tokens and reads who they are, and anyone may predict
     "accounts_api.me": "viewer",
     "accounts_api.list_tokens": "viewer",

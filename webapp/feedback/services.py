@@ -2,9 +2,7 @@
 version: webapp.release.stats), turn corrected images into a new dataset, purge kept images."""
 from __future__ import annotations
 
-import hashlib
 import logging
-import os
 import unicodedata
 import uuid
 
@@ -13,8 +11,6 @@ from sqlalchemy import case, func, select
 from sqlalchemy.exc import IntegrityError
 
 from engine.errors import StudioError
-from engine.imagecheck import check_image
-from engine.images import ImageRejected
 from engine.messages import N_, Message
 from webapp import audit, paging
 from webapp.datasets.archive import Entry
@@ -22,6 +18,7 @@ from webapp.datasets.layout import MAX_CLASS_NAME, broken_class_name_rule
 from webapp.datasets.services import append_to_dataset, dataset_from_entries
 from webapp.errors import get_or_404, id_in_range
 from webapp.extensions import db
+from webapp.feedback import store
 from webapp.feedback.holding import HeldPrediction
 from webapp.feedback.schemas import FeedbackDatasetRequest, Verdict
 from webapp.messages import translate
@@ -29,7 +26,6 @@ from webapp.models import Dataset, Feedback, iso, utcnow
 from webapp.release.services import get_version_or_404
 from webapp.release.stats import MARKED_WRONG
 from webapp.statuses import DatasetStatus
-from webapp.storage import data_dir
 
 log = logging.getLogger(__name__)
 
@@ -116,39 +112,18 @@ def _change(row: Feedback, verdict: Verdict, by: str) -> Feedback:
     return row
 
 
-def disk_used() -> int:
-    return db.session.scalar(select(func.coalesce(func.sum(Feedback.image_bytes), 0))) or 0
-
-
 def _keep_image(row: Feedback, held: HeldPrediction) -> None:
-    """Write the image and its thumbnail, unless the cap is reached (the verdict still counts)."""
-    cap = current_app.config["FEEDBACK_MAX_BYTES"]
-    if disk_used() + len(held.image) > cap:
-        log.warning("feedback image of prediction %s not kept: the %d MB cap is reached", held.prediction_id,
-                    cap // 2**20)
-        return
-    try:
-        checked = check_image(held.image, current_app.config["PREDICT_MAX_PIXELS"])
-    except ImageRejected:  # it was classified, so it decodes; stay safe all the same
-        return
-    folders = data_dir()
-    folders.feedback.mkdir(parents=True, exist_ok=True)
-    name = f"{held.prediction_id}.{checked.extension}"
-    for target, data in ((folders.feedback_image(name), held.image),
-                         (folders.feedback_thumbnail(name), checked.thumbnail)):
-        partial = target.with_name(target.name + ".part")
-        partial.write_bytes(data)
-        os.replace(partial, target)
-    row.image_name, row.image_bytes = name, len(held.image)
-    row.image_sha256 = hashlib.sha256(held.image).hexdigest()
+    """Keep the image in the feedback store, unless its cap is reached (the verdict still counts)."""
+    kept = store.keep_image(held.prediction_id, held.image)
+    if kept is not None:
+        row.image_name, row.image_bytes, row.image_sha256 = kept.name, kept.size, kept.sha256
 
 
 def image_path(feedback_id: int, thumbnail: bool):
     row = get_or_404(Feedback, feedback_id, "Feedback")
     if row.image_name is None:
         raise StudioError("image_not_found", "The image of this feedback was not kept or has been purged.")
-    folders = data_dir()
-    path = folders.feedback_thumbnail(row.image_name) if thumbnail else folders.feedback_image(row.image_name)
+    path = store.image_file(row.image_name, thumbnail)
     if not path.is_file():
         raise StudioError("image_not_found", "The image of this feedback is no longer on disk.")
     return path
@@ -172,7 +147,7 @@ def totals() -> dict:
         func.count(Feedback.id), func.coalesce(func.sum(MARKED_WRONG), 0), func.count(Feedback.image_name),
         func.coalesce(func.sum(case((pending, 1), else_=0)), 0))).one()
     return {"feedback": count, "marked_wrong": int(wrong), "images_kept": kept,
-            "corrections_not_in_a_dataset": int(pending), "disk_bytes": disk_used(),
+            "corrections_not_in_a_dataset": int(pending), "disk_bytes": store.disk_used(),
             "disk_cap_bytes": current_app.config["FEEDBACK_MAX_BYTES"],
             "hold_minutes": current_app.config["FEEDBACK_HOLD_SECONDS"] / 60}
 
@@ -205,36 +180,42 @@ def add_to_dataset(asked: FeedbackDatasetRequest) -> tuple[Dataset, int, int]:
         if version is None:
             raise StudioError("missing_field", "Name the 'version' whose training dataset gets the images.",
                               field="version")
-        source = _source_dataset(version)
+        source = source_dataset(version)
     query = select(Feedback).where(Feedback.image_name.is_not(None), Feedback.dataset_id.is_(None),
                                    Feedback.label.is_not(None)).order_by(Feedback.id)
     if include == "corrections":
         query = query.where(Feedback.correct.is_(False))
     if version is not None:
         query = query.where(Feedback.version == version)
-    folders = data_dir()
-    rows = [row for row in db.session.scalars(query) if folders.feedback_image(row.image_name).is_file()]
+    rows = [row for row in db.session.scalars(query) if store.image_file(row.image_name, False).is_file()]
     if not rows:
         raise _nothing_to_add(include, version)
-    prefix = "train/" if source is not None else ""
-    entries = [_file_entry(f"{prefix}{row.label}/feedback-{row.prediction_id}.{row.image_name.rsplit('.', 1)[1]}",
-                           folders.feedback_image(row.image_name)) for row in rows]
+    files = [(f"{row.label}/feedback-{row.prediction_id}.{row.image_name.rsplit('.', 1)[1]}",
+              store.image_file(row.image_name, False)) for row in rows]
     if source is not None:
-        revision = append_to_dataset(source, entries, Message(N_(
+        number = append_to_training_split(source, files, Message(N_(
             "Added %(count)s images from feedback on version %(version)s."), {"count": len(rows), "version": version}))
-        dataset, number = source, revision.number
+        dataset = source
     else:
         # the default name, in the language of the person who makes the dataset
         default = translate(N_("Feedback on v%(version)s"), {"version": version}) if version is not None \
             else translate(N_("Feedback"))
-        dataset, number = dataset_from_entries((name or "").strip() or default, entries), 1
+        dataset, number = dataset_from_entries((name or "").strip() or default, [_file_entry(*f) for f in files]), 1
     for row in rows:
         row.dataset_id = dataset.id
     db.session.commit()
     return dataset, number, len(rows)
 
 
-def _source_dataset(version: int) -> Dataset:
+def append_to_training_split(source: Dataset, files: list[tuple[str, object]], note: Message) -> int:
+    """The number of a new revision of `source`: its newest with the files (`class/name`, path in the store)
+    added to the training split; the caller commits what it marks as added."""
+    entries = [_file_entry(f"train/{path_in_class}", path) for path_in_class, path in files]
+    return append_to_dataset(source, entries, note).number
+
+
+def source_dataset(version: int) -> Dataset:
+    """The ready dataset `version` was trained on; 404 for no such version, 409 when the dataset is gone."""
     row = get_version_or_404(version)
     dataset = db.session.get(Dataset, row.dataset_id) if row.dataset_id is not None else None
     if dataset is None or dataset.status != DatasetStatus.READY:
@@ -269,8 +250,5 @@ def purge(scope: str) -> dict:
         row.image_name, row.image_bytes = None, 0
     audit.record("feedback.purge", "feedback", None, {"scope": scope, "images": len(names), "bytes": freed})
     db.session.commit()
-    folders = data_dir()
-    for name in names:
-        for path in (folders.feedback_image(name), folders.feedback_thumbnail(name)):
-            path.unlink(missing_ok=True)
+    store.remove_images(names)
     return {"purged": len(names), "freed_bytes": freed, **totals()}

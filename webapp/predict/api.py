@@ -15,6 +15,7 @@ from engine.schema import refusal
 from webapp.accounts.guard import effective_role
 from webapp.contract import operation, parsed_query
 from webapp.errors import get_or_404
+from webapp.feedback import review
 from webapp.feedback.holding import HeldPrediction
 from webapp.models import DatasetImage
 from webapp.predict.explaining import explain_dataset_image
@@ -152,6 +153,7 @@ def predict():
     current_app.extensions["prediction_hold"].keep(HeldPrediction(
         prediction_id, loaded.version, arm, result["top_k"][0]["class"], result["confidence"], result["abstained"],
         extension, time.time(), data))
+    review.offer(prediction_id, loaded.version, arm, result, data)
     return jsonify({"id": prediction_id, **result, "arm": arm, "elapsed_ms": round(elapsed_ms, 2)})
 
 

@@ -9,7 +9,7 @@ from typing import Any, Iterable, Iterator
 
 import requests
 
-from studio_client.models import Dataset, Job, JobEvent, ModelVersion, Prediction, Release, Revision
+from studio_client.models import Dataset, Job, JobEvent, ModelVersion, Prediction, Release, ReviewItem, Revision
 from studio_client.multipart import FilePart, MultipartBody, Progress
 
 DEFAULT_URL = "http://127.0.0.1:5000"
@@ -274,3 +274,29 @@ class Studio:
                        ) -> Iterator[tuple[Path, Prediction | StudioAPIError]]:
         """`predict_files` of every image under `folder`."""
         return self.predict_files(images_in(Path(folder)), version, top_k)
+
+    # The review queue
+    def review_settings(self) -> dict:
+        """The review queue's settings (enabled, margin, sample_rate, hourly_cap, keep_anonymous)."""
+        return self._json("GET", "/api/review/settings")
+
+    def change_review_settings(self, **changes: Any) -> dict:
+        """Change some of the review queue's settings (an admin's call); the others keep their values."""
+        return self._json("PUT", "/api/review/settings", json=changes)
+
+    def review_items(self, status: str = "waiting", version: int | None = None) -> list[ReviewItem]:
+        """Every review item of `status` (waiting, labelled, dismissed or added), newest first."""
+        params = {"status": status, **({"version": version} if version is not None else {})}
+        return [ReviewItem.of(item) for item in self._all("/api/review/items", "items", params)]
+
+    def label_review_item(self, item_id: int, label: str) -> ReviewItem:
+        """Give a review item one of its version's classes."""
+        return ReviewItem.of(self._json("POST", f"/api/review/items/{item_id}", json={"label": label}))
+
+    def dismiss_review_item(self, item_id: int) -> ReviewItem:
+        return ReviewItem.of(self._json("POST", f"/api/review/items/{item_id}", json={"dismiss": True}))
+
+    def add_reviewed_to_revision(self, version: int) -> dict:
+        """Add the version's labelled review items to a new revision of the dataset it was trained on:
+        {"dataset", "revision", "review_images"}."""
+        return self._json("POST", "/api/review/revision", json={"version": version})

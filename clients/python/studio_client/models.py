@@ -174,3 +174,25 @@ class Prediction:
     def explanation(self) -> dict | None:
         """Where the model looked (`class`, `exact`, `size`, `map`, `region`), when the prediction asked."""
         return self.raw.get("explanation")
+
+
+@dataclass(frozen=True)
+class ReviewItem:
+    """A doubtful production answer in the review queue, with its two most likely classes."""
+
+    id: int
+    version: int
+    top: list[tuple[str, float]]
+    margin: float
+    abstained: bool
+    status: str  # waiting | labelled | dismissed
+    label: str | None
+    revision: int | None  # the dataset revision it went into, once added
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def of(cls, data: dict) -> "ReviewItem":
+        return cls(id=data["id"], version=data["version"],
+                   top=[(entry["class"], entry["confidence"]) for entry in data["top"]], margin=data["margin"],
+                   abstained=data["abstained"], status=data["status"], label=data.get("label"),
+                   revision=data.get("revision"), raw=data)

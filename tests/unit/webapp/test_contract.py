@@ -20,6 +20,7 @@ NOT_JSON = {
     "registry_api.download": "a zip of the model bundle",
     "datasets_api.download_revision": "a zip of a dataset revision in the upload layout",
     "feedback_api.image": "an image",
+    "review_api.image": "a review item's image",
 }
 
 

@@ -205,7 +205,34 @@ def test_feedback_fuzz(served):
         check(client.get(f"/api/feedback/{text.replace('/', '%2F')}/image", query_string={"thumbnail": text}))
 
 
-PAGED = ["/api/jobs", "/api/datasets", "/api/models", "/api/evaluations", "/api/feedback", "/api/tokens", "/api/users"]
+
+REVIEW_FIELDS = ["enabled", "margin", "sample_rate", "hourly_cap", "keep_anonymous", "label", "dismiss", "version", ""]
+
+
+def test_review_queue_fuzz(served):
+    """Odd settings, decisions, revision requests, queries and item ids for the review queue."""
+    client = served.test_client()
+    client.put("/api/review/settings", json={"enabled": True, "margin": 1, "sample_rate": 1})
+    client.post("/api/predict", content_type="multipart/form-data",
+                data={"image": (io.BytesIO(noisy_image(3, (1, 2, 3))), "x.png")})
+    item = client.get("/api/review/items").get_json()["items"][0]["id"]
+    rng = random.Random(29)
+    for _ in range(150):
+        body = {rng.choice(REVIEW_FIELDS): rng.choice(ODD_VALUES + ODD_TEXT) for _ in range(rng.randint(0, 3))}
+        target = rng.choice([str(item), rng.choice(ODD_TEXT).replace("/", "%2F") or "x"])
+        check(client.put("/api/review/settings", data=safe_json(body), content_type="application/json"))
+        check(client.post(f"/api/review/items/{target}", data=safe_json(body), content_type="application/json"))
+        check(client.post("/api/review/revision", data=safe_json(body), content_type="application/json"))
+    for raw in ["", "{", "[1,2", "1e999", "NaN", "{\"margin\": NaN}", "\xff\xfe", "null"]:
+        check(client.put("/api/review/settings", data=raw, content_type="application/json"))
+        check(client.post(f"/api/review/items/{item}", data=raw, content_type="application/json"))
+        check(client.post("/api/review/revision", data=raw, content_type="application/json"))
+    for text in ODD_TEXT:
+        check(client.get("/api/review/items", query_string={"status": text, "version": text, "limit": text}))
+        check(client.get(f"/api/review/items/{text.replace('/', '%2F')}/image", query_string={"thumbnail": text}))
+
+PAGED = ["/api/jobs", "/api/datasets", "/api/models", "/api/evaluations", "/api/feedback", "/api/tokens", "/api/users",
+         "/api/review/items"]
 PAGE_TEXT = ODD_TEXT + [str(value) for value in ODD_VALUES] + ["1", "500", "501", "2147483647", "2147483648",
                                                                  str(2**63), "+1", " 1", "1 ", "01", "1_0", "²"]
 

@@ -32,6 +32,8 @@ DEFAULT_ROLE = frozenset({
     "jobs_api.plan_label_search", "jobs_api.start_label_search", "jobs_api.list_label_searches",
     "jobs_api.show_label_search", "jobs_api.cancel_label_search", "jobs.label_errors",
     "registry_api.class_threshold_suggestion",
+    # the review queue: read like feedback, labelled and added by members; its settings in policy.NEEDS
+    "review_api.settings", "review_api.listing", "review_api.image", "review_api.decide", "review_api.to_revision",
 })
 CALLERS = ("anonymous", "viewer", "member", "admin", "viewer-token", "member-token", "admin-token")
 # 401/403 answers that are not about the role: a token may not act as a browser session, whatever its role.
