@@ -7,6 +7,8 @@ read by serving   `format`, `classes` (in output order), `preprocess` (the rule 
                   every other file, checked before loading; `model.onnx` when the ONNX export succeeded),
                   `runtimes` (per device and CPU thread count: milliseconds of each runtime and the faster)
 shown             `onnx` (`opset` and `max_abs_diff` against Paddle Inference, or `error` when there is none)
+explanations      `explain` (see engine.explain: the feature map's size, exact or approximate, the ONNX head's
+                  check); its files `explain.json`, `explain.pdiparams`, `explain.onnx` are in `files` too
 provenance        `backbone`, `config` (the job's resolved options, seed included), `dataset` (id, name,
                   content_hash), `job_id`, `metrics` (best epoch, accuracy, per-class report, confusion,
                   history), `paddle_version`, `device`, `exported_at`
@@ -31,6 +33,7 @@ from engine.digest import file_digest
 from engine.errors import StudioError
 from engine.images import resize_shorter_and_crop
 from engine.device import is_gpu
+from engine.explain import check_explain_head, explain_files, exported_model, save_explain_head, split_of
 from engine.messages import N_, Message
 from engine.quantize import INT8_FILE, build_int8, refusal
 from engine.runtimes import ONNX_FILE, ONNX_OPSET, ModelFiles, OnnxExportFailed, export_onnx, measure
@@ -77,6 +80,16 @@ class Preprocess:
     def batch(self, squares: np.ndarray) -> np.ndarray:
         """uint8 N x decode_size x decode_size x 3 -> the model's float32 NCHW input."""
         return normalize(center_crop(squares, self.input_size), self.mean, self.std)
+
+    def crop_region(self, width: int, height: int) -> dict:
+        """The part of an upright `width` x `height` image the model sees, as fractions of its sides
+        (`x`, `y`, `width`, `height`): the same rounding as `square` and `batch`."""
+        scale = self.decode_size / min(width, height)
+        resized = (max(self.decode_size, round(width * scale)), max(self.decode_size, round(height * scale)))
+        inner = (self.decode_size - self.input_size) // 2
+        left, top = (resized[0] - self.decode_size) // 2 + inner, (resized[1] - self.decode_size) // 2 + inner
+        return {"x": left / resized[0], "y": top / resized[1], "width": self.input_size / resized[0],
+                "height": self.input_size / resized[1]}
 
     def to_meta(self) -> dict:
         return {"rule": PREPROCESS_RULE, "input_size": self.input_size, "decode_size": self.decode_size,
@@ -126,7 +139,8 @@ class Bundle:
     def files(self) -> ModelFiles:
         onnx = self.folder / ONNX_FILE if ONNX_FILE in self.meta["files"] else None
         int8 = self.folder / INT8_FILE if INT8_FILE in self.meta["files"] else None
-        return ModelFiles(self.folder / MODEL_FILES[0], self.folder / MODEL_FILES[1], onnx, int8)
+        return ModelFiles(self.folder / MODEL_FILES[0], self.folder / MODEL_FILES[1], onnx, int8,
+                          explain_files(self.folder, self.meta))
 
     @property
     def onnx_error(self) -> str | None:
@@ -185,8 +199,9 @@ def onnx_failure(exc: Exception) -> dict:
 
 def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: dict, device: str = "cpu",
                  cpu_threads: int = 1, int8: "Int8Request | None" = None) -> dict:
-    """Save `model` (in eval mode, softmax appended) into the new `folder`, convert it to ONNX (and, when
-    asked, to a judged int8 variant), measure the runtimes on `device`, and write the meta; return it."""
+    """Save `model` (in eval mode, softmax appended, its last feature map a second output) and its explain
+    head into the new `folder`, convert both to ONNX (and, when asked, the model to a judged int8 variant),
+    measure the runtimes on `device`, and write the meta; return it."""
     import paddle
     from paddle.static import InputSpec
 
@@ -194,11 +209,14 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
     model.eval()
     size = preprocess.input_size
     spec = [InputSpec([None, 3, size, size], "float32", "image")]
-    paddle.jit.save(_with_softmax(model), str(folder / "model"), input_spec=spec)
+    split = split_of(meta.get("backbone"))
+    paddle.jit.save(exported_model(model, split), str(folder / "model"), input_spec=spec)
+    head = save_explain_head(model, split, folder, size) if split is not None else None
     files = ModelFiles(folder / MODEL_FILES[0], folder / MODEL_FILES[1], folder / ONNX_FILE)
     sessions: dict = {}  # the comparison's CPU sessions, reused by the measurement when it runs the same way
     try:
-        onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size, sessions)}
+        along = ((head.files, head.onnx),) if head is not None else ()
+        onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size, sessions, along=along)}
     except OnnxExportFailed as exc:
         onnx, files = onnx_failure(exc), ModelFiles(files.model, files.params, None)
     int8_report = None
@@ -207,29 +225,17 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
                        else {"used": False, **refusal(Message(N_("the model has no ONNX version to quantize")))})
         if int8_report["used"]:
             files = ModelFiles(files.model, files.params, files.onnx, folder / INT8_FILE)
+    explain = (check_explain_head(head, files.onnx is not None) if head is not None
+               else {"error": f"unknown backbone {meta.get('backbone')!r}"})
     same_way = device == "cpu" and cpu_threads == 1  # how export_onnx opened its sessions
     measured = measure(files, size, device, cpu_threads, sessions=sessions if same_way else None)
     digests = {path.name: file_digest(path) for path in sorted(folder.iterdir()) if path.is_file()}
     meta = {"format": BUNDLE_FORMAT, **meta, "preprocess": preprocess.to_meta(), "onnx": onnx, "int8": int8_report,
+            "explain": explain,
             "runtimes": {runtime_key(device, cpu_threads): measured}, "paddle_version": paddle.__version__,
             "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "files": digests}
     (folder / "meta.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return meta
-
-
-def _with_softmax(model: "nn.Layer") -> "nn.Layer":
-    """`model` with a softmax after it, so the bundle outputs probabilities."""
-    from paddle import nn
-
-    class WithSoftmax(nn.Layer):
-        def __init__(self, inner: nn.Layer) -> None:
-            super().__init__()
-            self.model = inner
-
-        def forward(self, image):
-            return nn.functional.softmax(self.model(image), axis=-1)
-
-    return WithSoftmax(model)
 
 
 def publish_bundle(staging: Path, target: Path) -> None:

@@ -93,6 +93,12 @@ def upright_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else to_rgb(image)
 
 
+def upright_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) of the image as a person sees it (EXIF orientations 5-8 turn it a quarter)."""
+    width, height = image.size
+    return (height, width) if image.getexif().get(ORIENTATION_TAG, 1) in (5, 6, 7, 8) else (width, height)
+
+
 def resize_shorter_and_crop(image: Image.Image, shorter: int) -> np.ndarray:
     """Upright RGB, shorter side resized to `shorter` (bilinear), centre square crop: uint8 HxWx3.
 

@@ -3,6 +3,10 @@ and the measurement that chooses between them.
 
 A session returned by `open_session` belongs to the thread that opened it: Paddle Inference keeps
 per-thread state (oneDNN caches), so a predictor must be created and run on one thread only.
+
+A bundle's model has two outputs: the probabilities (always the first, so anything that fetches output 0 gets
+them) and the last feature map, fetched only by `Session.with_features`. The explain head (a second, small
+program: feature map -> class maps) runs on the same runtime as the model, opened on first use.
 """
 from __future__ import annotations
 
@@ -27,11 +31,21 @@ ONNX_OPSET = 13
 ONNX_TOLERANCE = 1e-4
 EXPORT_TIMEOUT_SECONDS = 600
 
-Session = Callable[[np.ndarray], np.ndarray]
+Run = Callable[[np.ndarray], np.ndarray]
+RunWithFeatures = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
 class OnnxExportFailed(Exception):
     """paddle2onnx could not convert the model, or the result does not match Paddle Inference."""
+
+
+@dataclass(frozen=True)
+class ExplainFiles:
+    """The explain head: a Paddle program and, when its conversion passed its check, its ONNX model."""
+
+    model: Path
+    params: Path
+    onnx: Path | None
 
 
 @dataclass(frozen=True)
@@ -42,19 +56,52 @@ class ModelFiles:
     params: Path
     onnx: Path | None
     int8: Path | None = None  # the quantized ONNX model, when it was kept
+    explain: ExplainFiles | None = None  # None in bundles made before explanations
+
+
+class Session:
+    """One runtime's model for the calling thread: `session(batch)` -> probabilities; `with_features(batch)`
+    -> (probabilities, last feature map); `class_maps(features)` -> N x K x h x w (the explain head)."""
+
+    def __init__(self, run: Run, with_features: RunWithFeatures | None, open_head: Callable[[], Run] | None) -> None:
+        self._run, self._with_features, self._open_head = run, with_features, open_head
+        self._head: Run | None = None
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        return self._run(batch)
+
+    @property
+    def explains(self) -> bool:
+        return self._with_features is not None and self._open_head is not None
+
+    def with_features(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        if self._with_features is None:
+            raise FileNotFoundError("this model has no feature-map output")
+        return self._with_features(batch)
+
+    def class_maps(self, features: np.ndarray) -> np.ndarray:
+        if self._open_head is None:
+            raise FileNotFoundError("this bundle has no explain head for this runtime")
+        if self._head is None:
+            self._head = self._open_head()
+        return self._head(features)
 
 
 def open_session(files: ModelFiles, runtime: str, device: str = "cpu", cpu_threads: int = 1,
                  tensorrt: str = "off", max_batch: int = 1) -> Session:
-    """A callable float32 NCHW batch -> probabilities, for use on the calling thread only."""
-    if runtime == "onnx":
-        return _onnx_session(files.onnx, device, cpu_threads)
-    if runtime == "onnx_int8":
-        return _onnx_session(files.int8, device, cpu_threads)
-    return _paddle_session(files, device, cpu_threads, tensorrt, max_batch)
+    """The bundle's model on `runtime`, for use on the calling thread only (see `Session`)."""
+    head = files.explain
+    if runtime in ("onnx", "onnx_int8"):
+        model = files.onnx if runtime == "onnx" else files.int8
+        open_head = (lambda: _onnx_run(head.onnx, device, cpu_threads)[0]) if head and head.onnx else None
+        return Session(*_onnx_run(model, device, cpu_threads), open_head)
+    open_head = (lambda: _paddle_run(ModelFiles(head.model, head.params, None), device, cpu_threads, "off",
+                                     max_batch)[0]) if head else None
+    return Session(*_paddle_run(files, device, cpu_threads, tensorrt, max_batch), open_head)
 
 
-def _paddle_session(files: ModelFiles, device: str, cpu_threads: int, tensorrt: str, max_batch: int) -> Session:
+def _paddle_run(files: ModelFiles, device: str, cpu_threads: int, tensorrt: str,
+                max_batch: int) -> tuple[Run, RunWithFeatures | None]:
     from engine.device import load_paddle
 
     inference = load_paddle().inference
@@ -73,18 +120,21 @@ def _paddle_session(files: ModelFiles, device: str, cpu_threads: int, tensorrt: 
         config.set_cpu_math_library_num_threads(cpu_threads)
     predictor = inference.create_predictor(config)
     source = predictor.get_input_handle(predictor.get_input_names()[0])
-    target = predictor.get_output_handle(predictor.get_output_names()[0])
+    outputs = [predictor.get_output_handle(name) for name in predictor.get_output_names()]
 
     def run(batch: np.ndarray) -> np.ndarray:
         source.reshape(list(batch.shape))
         source.copy_from_cpu(np.ascontiguousarray(batch, dtype=np.float32))
         predictor.run()
-        return target.copy_to_cpu()
+        return outputs[0].copy_to_cpu()
 
-    return run
+    def with_features(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return run(batch), outputs[1].copy_to_cpu()
+
+    return run, (with_features if len(outputs) > 1 else None)
 
 
-def _onnx_session(model: Path | None, device: str, cpu_threads: int) -> Session:
+def _onnx_run(model: Path | None, device: str, cpu_threads: int) -> tuple[Run, RunWithFeatures | None]:
     import onnxruntime
 
     if model is None:
@@ -98,11 +148,16 @@ def _onnx_session(model: Path | None, device: str, cpu_threads: int) -> Session:
         providers.insert(0, "CUDAExecutionProvider")
     session = onnxruntime.InferenceSession(str(model), options, providers=providers)
     name = session.get_inputs()[0].name
+    outputs = [output.name for output in session.get_outputs()]
 
     def run(batch: np.ndarray) -> np.ndarray:
-        return session.run(None, {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+        return session.run(outputs[:1], {name: np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
-    return run
+    def with_features(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        probabilities, features = session.run(outputs[:2], {name: np.ascontiguousarray(batch, dtype=np.float32)})
+        return probabilities, features
+
+    return run, (with_features if len(outputs) > 1 else None)
 
 
 def check_batch(input_size: int, count: int = 4) -> np.ndarray:
@@ -110,16 +165,21 @@ def check_batch(input_size: int, count: int = 4) -> np.ndarray:
     return np.random.default_rng(1234).standard_normal((count, 3, input_size, input_size)).astype(np.float32)
 
 
-def export_onnx(files: ModelFiles, target: Path, input_size: int, sessions: dict[str, Session] | None = None) -> float:
+def export_onnx(files: ModelFiles, target: Path, input_size: int, sessions: dict[str, Session] | None = None,
+                check: np.ndarray | None = None, along: tuple[tuple[ModelFiles, Path], ...] = ()) -> float:
     """Convert the Paddle model to ONNX (opset >= 13) in a child process, so that a converter crash cannot
-    take the caller down, then compare it with Paddle Inference on a fixed batch. CPU sessions opened for
-    the comparison are left in `sessions` (by runtime) for the caller to reuse.
+    take the caller down, then compare it with Paddle Inference on a fixed batch (`check`, by default
+    `check_batch(input_size)`) by their first outputs. CPU sessions opened for the comparison are left in
+    `sessions` (by runtime) for the caller to reuse. The models in `along` are converted by the same child
+    process after this one (one start instead of several); a target of theirs that is missing afterwards
+    failed, and the caller checks the others with `compare_onnx`.
 
     Returns the largest absolute difference; raises OnnxExportFailed (the file is then removed).
     """
-    sessions = {} if sessions is None else sessions
     env = {**os.environ, "POLYGRAPHY_AUTOINSTALL_DEPS": "0"}  # never pip-install anything at run time
-    command = [sys.executable, "-m", "engine.onnx_export", str(files.model), str(files.params), str(target)]
+    command = [sys.executable, "-m", "engine.onnx_export"]
+    for source, destination in ((files, target), *along):
+        command += [str(source.model), str(source.params), str(destination)]
     try:
         done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=EXPORT_TIMEOUT_SECONDS,
                               cwd=Path(__file__).resolve().parent.parent)
@@ -131,7 +191,13 @@ def export_onnx(files: ModelFiles, target: Path, input_size: int, sessions: dict
         lines = [line for line in (done.stderr or "").splitlines() if line.strip()]
         raise OnnxExportFailed(lines[-1] if lines else Message(N_("paddle2onnx exited with %(code)s"),
                                                                {"code": done.returncode}))
-    batch = check_batch(input_size)
+    return compare_onnx(files, target, check_batch(input_size) if check is None else check, sessions)
+
+
+def compare_onnx(files: ModelFiles, target: Path, batch: np.ndarray, sessions: dict[str, Session] | None = None) -> float:
+    """The largest absolute difference between the converted `target` and the Paddle model on `batch` (their
+    first outputs); raises OnnxExportFailed (the file is then removed) when it cannot run or differs too much."""
+    sessions = {} if sessions is None else sessions
     try:
         sessions["onnx"] = open_session(ModelFiles(files.model, files.params, target), "onnx")
         sessions.setdefault("paddle", open_session(files, "paddle"))

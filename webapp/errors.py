@@ -86,6 +86,7 @@ ERROR_STATUS: dict[str, int] = {
     "no_model": 409,
     "model_in_use": 409,
     "model_bundle_rejected": 409,
+    "explanation_unavailable": 409,  # a model version exported before explanations, or without its ONNX head
     "model_busy": 503,
     "release_conflict": 409,
     "no_candidate": 400,

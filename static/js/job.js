@@ -3,6 +3,7 @@
 
 import { apiJson, formatFixed, formatSeconds, show } from "./api.js";
 import { drawChart } from "./chart.js";
+import { drawOverlay, framed } from "./explain_overlay.js";
 import { formatBytes, formatNumber, formatPercent, t } from "./i18n.js";
 
 const root = document.getElementById("job");
@@ -188,20 +189,58 @@ async function showCell(split, galleryId, i, j) {
   close.addEventListener("click", () => { gallery.hidden = true; });
   const grid = document.createElement("div");
   grid.className = "thumbs";
+  const maps = [];
   cell.items.forEach((item) => {
     const figure = document.createElement("figure");
     figure.className = "cell-image";
     if (item.thumbnail_url) {
       const image = Object.assign(document.createElement("img"), { src: item.thumbnail_url, alt: item.name || "", loading: "lazy" });
       image.title = item.name || "";
-      figure.append(image);
+      const { frame, canvas } = framed(image);
+      figure.append(frame);
+      if (item.image_id) maps.push({ imageId: item.image_id, image, canvas });
     }
     const caption = document.createElement("figcaption");
     caption.textContent = item.top.map((entry) => `${entry.class} ${formatPercent(entry.confidence, 1)}`).join(" · ");
     figure.append(caption);
     grid.append(figure);
   });
-  gallery.replaceChildren(title, grid, close);
+  const parts = [title];
+  if (job.model_version && maps.length) parts.push(explainToggle(grid, maps));
+  gallery.replaceChildren(...parts, grid, close);
+}
+
+// "Show where the model looked" for a gallery: the job's model version explains each image once, in turn.
+function explainToggle(grid, maps) {
+  const box = document.createElement("div");
+  box.className = "explain-gallery";
+  const label = document.createElement("label");
+  label.className = "explain-toggle";
+  const input = Object.assign(document.createElement("input"), { type: "checkbox" });
+  label.append(input, ` ${t("Show where the model looked")}`);
+  const note = Object.assign(document.createElement("p"), { className: "hint explain-legend", hidden: true });
+  box.append(label, note);
+  let started = false;
+  input.addEventListener("change", async () => {
+    grid.classList.toggle("explain-off", !input.checked);
+    note.hidden = !input.checked;
+    if (!input.checked || started) return;
+    started = true;
+    note.textContent = t("Loading…");
+    for (const entry of maps) {
+      try {
+        const answer = await apiJson(`/api/models/${job.model_version}/explanations?image=${entry.imageId}`);
+        await drawOverlay(entry.canvas, entry.image, answer.explanation);
+        note.textContent = `${t("Red: where the model looked most for the class it answered; blue or clear: where it looked least.")} ${
+          answer.explanation.exact ? t("Exact map: the model's score for the class is the average of this map.")
+            : t("Approximate map: this model's head is not linear, so the map only approximates its reasoning.")}`;
+      } catch (error) {
+        note.textContent = error.message;
+        return;
+      }
+    }
+  });
+  return box;
 }
 
 function renderReport(confusion, perClass, tableId, perClassId, split, galleryId) {

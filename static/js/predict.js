@@ -1,7 +1,9 @@
 // Prediction page: drop, pick or paste images; each is classified in turn and listed with its top classes,
 // and a person can mark each answer right or wrong (with the right class). Large photos are downscaled first.
+// With "Show where the model looked" on, each answer also draws its explanation over the image.
 import { apiJson, csrfHeaders } from "./api.js";
 import { downscaleForUpload, jpegName } from "./downscale.js";
+import { drawOverlay, framed, legend } from "./explain_overlay.js";
 import { formatNumber, formatPercent, t } from "./i18n.js";
 
 const dropzone = document.getElementById("drop-image");
@@ -11,6 +13,7 @@ const picker = document.getElementById("version-picker");
 const topK = document.getElementById("top-k");
 const list = document.getElementById("predictions");
 const errorBox = document.getElementById("predict-error");
+const explainToggle = document.getElementById("explain-toggle");
 const canGiveFeedback = list ? list.dataset.feedback === "on" : false;
 const RUNTIME_NAMES = { onnx: "ONNX Runtime", paddle: "Paddle Inference", onnx_int8: "ONNX Runtime int8" };
 const ARM_NAMES = { production: t("production"), candidate: t("candidate (experiment)"), pinned: t("chosen version") };
@@ -41,9 +44,10 @@ function card(file) {
   status.className = "hint status";
   status.textContent = t("Waiting…");
   body.append(title, status);
-  item.append(preview, body);
+  const { frame, canvas } = framed(preview);
+  item.append(frame, body);
   list.prepend(item);
-  return { item, body, status };
+  return { item, body, status, preview, canvas };
 }
 
 function bars(result) {
@@ -88,23 +92,47 @@ async function upload(file, view) {
   return { blob: smaller.blob, name: jpegName(file.name) };
 }
 
-async function classify({ file, view }) {
-  view.status.textContent = t("Classifying…");
-  const image = await upload(file, view);
+async function post(image, explain) {
   const data = new FormData();
   data.append("image", image.blob, image.name);
   if (picker && picker.value) data.append("version", picker.value);
   data.append("top_k", topK.value || "5");
-  const started = performance.now();
-  let body = null;
-  let ok = false;
+  if (explain) data.append("explain", "png");
   try {
     const response = await fetch("/api/predict", { method: "POST", body: data, headers: { Accept: "application/json", ...csrfHeaders() } });
-    ok = response.ok;
-    body = await response.json();
+    return { ok: response.ok, body: await response.json() };
   } catch {
-    body = { error: t("The server could not be reached.") };
+    return { ok: false, body: { error: t("The server could not be reached.") } };
   }
+}
+
+// The answer, with its explanation when the toggle is on; a version that cannot explain answers without one,
+// and the reason is shown in its place.
+async function ask(image, view) {
+  const explain = Boolean(explainToggle && explainToggle.checked);
+  const first = await post(image, explain);
+  if (!explain || first.ok || first.body.code !== "explanation_unavailable") return first;
+  const note = document.createElement("p");
+  note.className = "hint explain-legend";
+  note.textContent = first.body.error;
+  view.body.append(note);
+  return post(image, false);
+}
+
+async function showExplanation(view, explanation) {
+  try {
+    await drawOverlay(view.canvas, view.preview, explanation);
+    view.body.append(legend(explanation));
+  } catch {
+    view.body.append(Object.assign(document.createElement("p"), { className: "hint", textContent: t("The map could not be drawn.") }));
+  }
+}
+
+async function classify({ file, view }) {
+  view.status.textContent = t("Classifying…");
+  const image = await upload(file, view);
+  const started = performance.now();
+  const { ok, body } = await ask(image, view);
   view.item.classList.remove("pending");
   if (!ok) {
     view.item.classList.add("failed");
@@ -124,6 +152,7 @@ async function classify({ file, view }) {
   });
   view.body.insertBefore(answer, view.status);
   view.body.append(bars(body));
+  if (body.explanation) await showExplanation(view, body.explanation);
   if (canGiveFeedback) view.body.append(feedbackRow(body));
 }
 
@@ -246,6 +275,10 @@ function add(files) {
   }
   images.forEach((file) => queue.push({ file, view: card(file) }));
   drain();
+}
+
+if (explainToggle) {
+  explainToggle.addEventListener("change", () => list.classList.toggle("explain-off", !explainToggle.checked));
 }
 
 if (dropzone) {

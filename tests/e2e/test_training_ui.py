@@ -136,6 +136,9 @@ def test_test_split_results_are_shown_apart_from_validation(page, live_server, s
     expect(page.locator("#test-cell-gallery figure")).to_have_count(count)
     expect(page.locator("#test-cell-gallery figure img").first).to_be_visible()
     expect(page.locator("#test-cell-gallery figcaption").first).to_contain_text("%")
+    page.locator("#test-cell-gallery .explain-toggle input").check()  # where the job's model version looked
+    expect(page.locator("#test-cell-gallery .explain-overlay").first).to_be_visible(timeout=30_000)
+    expect(page.locator("#test-cell-gallery .explain-legend")).to_contain_text("map")
     page.locator("#test-cell-gallery button", has_text="Close").click()
     expect(page.locator("#test-cell-gallery")).to_be_hidden()
     assert page.js_errors == []

@@ -254,7 +254,7 @@ DRIVERS = {
     "Studio.promote": lambda studio, folder: studio.promote(1),
     "Studio.rollback": lambda studio, folder: studio.rollback(),
     "Studio.predict": lambda studio, folder: studio.predict(folder / "flowers" / "rose" / "a.png", version=1,
-                                                            top_k=2, client_id="script"),
+                                                            top_k=2, client_id="script", explain=True),
     "Studio.predict_files": lambda studio, folder: list(studio.predict_files([folder / "flowers" / "rose" / "a.png"])),
     "Studio.predict_folder": lambda studio, folder: list(studio.predict_folder(folder / "flowers", top_k=1)),
     "Studio.review_settings": lambda studio, folder: studio.review_settings(),

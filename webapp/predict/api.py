@@ -13,13 +13,17 @@ from engine.errors import StudioError
 from engine.images import ACCEPTED_FORMATS, ImageRejected, open_checked
 from engine.schema import refusal
 from webapp.accounts.guard import effective_role
-from webapp.contract import operation
+from webapp.contract import operation, parsed_query
+from webapp.errors import get_or_404
 from webapp.feedback import review
 from webapp.feedback.holding import HeldPrediction
+from webapp.models import DatasetImage
+from webapp.predict.explaining import explain_dataset_image
 from webapp.predict import schemas
 from webapp.predict.body import RAW_MEDIA, PredictBody, parse_body
 from webapp.predict.serving import VersionUnloaded
 from webapp.release import services as release
+from webapp.storage import data_dir
 
 api = Blueprint("predict_api", __name__, url_prefix="/api")
 
@@ -99,7 +103,16 @@ def _answering(version: int | None):
 # Why a prediction can be refused: its body, its image, and the versions there are to answer it.
 REFUSALS = ("missing_field", "invalid_body", "invalid_field", "empty_file", "file_too_large", "not_an_image",
             "unsupported_image_format", "image_too_large", "image_aspect_ratio", "image_corrupt", "no_model",
-            "model_version_not_found", "model_bundle_rejected", "model_busy", "rate_limit_unavailable")
+            "model_version_not_found", "model_bundle_rejected", "model_busy", "rate_limit_unavailable",
+            "explanation_unavailable")
+
+
+def _check_explains(loaded, explain: bool) -> None:
+    """An explanation asked of a version that cannot give one is refused, naming the reason."""
+    reason = loaded.explanation_unavailable if explain else None
+    if reason is not None:
+        raise StudioError("explanation_unavailable", "Model version %(version)s cannot explain its answers: "
+                          "%(reason)s.", {"version": loaded.version, "reason": reason}, field="explain")
 
 
 @api.post("/predict")
@@ -122,8 +135,10 @@ def predict():
             extension = ACCEPTED_FORMATS[image.format]
         except ImageRejected as exc:
             raise StudioError(exc.code, exc.template, exc.params, field="image") from None
+        _check_explains(loaded, options.explain != "0")
         try:
-            result = loaded.classify(image, min(top_k, len(loaded.classes)), threshold)
+            result = loaded.classify(image, min(top_k, len(loaded.classes)), threshold,
+                                     explain=options.explain != "0", heat_map=options.explain == "png")
             break
         except VersionUnloaded:
             continue  # unloaded by another request meanwhile: look it up again
@@ -145,3 +160,29 @@ def predict():
 def _record(version: int, arm: str, started: float, confidence: float | None, abstained: bool = False) -> None:
     current_app.extensions["serving_stats"].record(version, arm, (time.perf_counter() - started) * 1000,
                                                    confidence, abstained)
+
+
+# Explanations of dataset images, for the misclassified gallery: read-only (no statistics, no feedback hold).
+@api.get("/models/<int:version>/explanations")
+@operation(query=schemas.ExplainQuery, answers={200: schemas.ImageExplanation}, tags=("predict",),
+           errors=("model_version_not_found", "image_not_found", "model_bundle_rejected", "explanation_unavailable",
+                   "not_an_image", "image_corrupt", "image_too_large", "model_busy"))
+def explain_image(version: int):
+    """Where model `version` looks in a dataset image (`image`): its top classes and the top class's map, with
+    the heat map PNG. Computed by this process's model server; nothing is recorded."""
+    query = parsed_query()
+    if version not in current_app.extensions["model_server"].catalog(release.catalog, release.revision).versions:
+        raise StudioError("model_version_not_found", "Model version %(version)s does not exist.",
+                          {"version": version})
+    stored = get_or_404(DatasetImage, query.image, "Image")
+    data = data_dir().dataset_files(stored.dataset_id).image(stored.stored_name).read_bytes()
+    for _ in range(3):
+        try:
+            loaded = current_app.extensions["model_server"].get(version)
+            answer = explain_dataset_image(loaded, data, current_app.config["PREDICT_MAX_PIXELS"])
+            return jsonify({"image_id": stored.id, **answer})
+        except BundleRejected as exc:
+            raise StudioError(exc.code, exc.template, exc.params) from None
+        except VersionUnloaded:
+            continue
+    raise StudioError("model_busy", "The model is being reloaded; try again in a moment.")

@@ -4,7 +4,8 @@ Serving reads only the bundle. Each loaded version has a few inference threads; 
 own Paddle Inference predictor or ONNX Runtime session and is the only thread that ever runs it (Paddle
 keeps per-thread state, so predictors handed between request threads failed now and then). Request
 threads put their image on the version's queue and wait; a free inference thread takes every request
-that is waiting (up to `max_batch`) and runs them as one batch.
+that is waiting (up to `max_batch`) and runs them as one batch. A request may ask for an explanation: the
+batch then also fetches the model's feature map, and the explain head runs for the requests that asked only.
 """
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ from PIL import Image
 
 from engine.bundle import Bundle, BundleRejected, read_bundle, runtime_key
 from engine.device import pick_device
+from engine.explain import unavailable
 from engine.messages import N_, Message
 from engine.runtimes import measure, open_session
 from webapp.config import ServingOptions
+from webapp.predict.explaining import explanation
 from webapp.release import services as release
 from webapp.release.routing import AbstainRule, Catalog, takes_candidate
 
@@ -38,10 +41,32 @@ class VersionUnloaded(Exception):
 
 
 class _Request:
-    __slots__ = ("batch", "done", "result", "error")
+    __slots__ = ("batch", "explain", "done", "result", "maps", "error")
 
-    def __init__(self, batch: np.ndarray) -> None:
-        self.batch, self.done, self.result, self.error = batch, threading.Event(), None, None
+    def __init__(self, batch: np.ndarray, explain: bool = False) -> None:
+        self.batch, self.explain, self.done, self.result, self.error = batch, explain, threading.Event(), None, None
+        self.maps: np.ndarray | None = None
+
+
+def _run_batch(session, requests: list[_Request]) -> None:
+    """One batch through `session`: probabilities for every request, class maps for those that asked."""
+    batch = np.concatenate([r.batch for r in requests])
+    if not any(r.explain for r in requests):
+        output, features = session(batch), None
+    else:
+        output, features = session.with_features(batch)
+    offset = 0
+    for request in requests:
+        request.result = output[offset:offset + len(request.batch)]
+        offset += len(request.batch)
+    if features is not None:
+        offsets = np.cumsum([0, *(len(r.batch) for r in requests)])
+        asked = [i for i, r in enumerate(requests) if r.explain]
+        maps = session.class_maps(np.concatenate([features[offsets[i]:offsets[i + 1]] for i in asked]))
+        start = 0
+        for i in asked:
+            requests[i].maps = maps[start:start + len(requests[i].batch)]
+            start += len(requests[i].batch)
 
 
 class InferenceThreads:
@@ -76,11 +101,7 @@ class InferenceThreads:
         while (first := self._queue.get()) is not None:
             requests = [first, *self._more(first)]
             try:
-                output = session(np.concatenate([r.batch for r in requests]))
-                offset = 0
-                for request in requests:
-                    request.result = output[offset:offset + len(request.batch)]
-                    offset += len(request.batch)
+                _run_batch(session, requests)
             except Exception as exc:
                 log.exception("inference failed")
                 for request in requests:
@@ -106,7 +127,14 @@ class InferenceThreads:
         return taken
 
     def run(self, batch: np.ndarray) -> np.ndarray:
-        request = _Request(batch)
+        return self._wait(_Request(batch)).result
+
+    def run_explained(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities and the class maps (N x K x h x w) of `batch`."""
+        request = self._wait(_Request(batch, explain=True))
+        return request.result, request.maps
+
+    def _wait(self, request: _Request) -> _Request:
         with self._lock:  # every request queued before close() is served before the threads stop
             if self._closed:
                 raise VersionUnloaded()
@@ -114,7 +142,7 @@ class InferenceThreads:
         request.done.wait()
         if request.error is not None:
             raise RuntimeError(f"inference failed: {request.error}") from request.error
-        return request.result
+        return request
 
     def close(self) -> None:
         with self._lock:
@@ -145,12 +173,30 @@ class LoadedVersion:
         rule = self.bundle.preprocess
         return self.threads.run(rule.batch(rule.square(image)[None]))[0]
 
-    def classify(self, image: Image.Image, top_k: int, abstain: AbstainRule | None = None) -> dict:
+    def scores(self, image: Image.Image, explain: bool = False) -> tuple[np.ndarray, np.ndarray | None]:
+        """The image's probabilities and, when `explain`, its class maps (K x h x w; else None)."""
+        if not explain:
+            return self.probabilities(image), None
+        rule = self.bundle.preprocess
+        probabilities, maps = self.threads.run_explained(rule.batch(rule.square(image)[None]))
+        return probabilities[0], maps[0]
+
+    def classify(self, image: Image.Image, top_k: int, abstain: AbstainRule | None = None, explain: bool = False,
+                 heat_map: bool = False) -> dict:
         """The top-k answer; when `abstain` says so (its top-1 confidence under the version's threshold or
-        its class's) the answer names no class (the top-k stay) and `abstained_by` says which threshold."""
-        probabilities = self.probabilities(image)
-        return {**answer(probabilities, self.classes, top_k, abstain), "model_version": self.version,
-                "runtime": self.runtime}
+        its class's) the answer names no class (the top-k stay) and `abstained_by` says which threshold.
+        With `explain`, the answer also holds the top class's `explanation` (with a PNG when `heat_map`)."""
+        probabilities, maps = self.scores(image, explain)
+        result = {**answer(probabilities, self.classes, top_k, abstain), "model_version": self.version,
+                  "runtime": self.runtime}
+        if maps is not None:
+            result["explanation"] = explanation(self.bundle, image, probabilities, maps, heat_map)
+        return result
+
+    @property
+    def explanation_unavailable(self) -> Message | None:
+        """Why this version cannot explain on its runtime (None when it can)."""
+        return unavailable(self.bundle.meta, self.runtime)
 
 
 def answer(probabilities: np.ndarray, classes: list[str], top_k: int, abstain: AbstainRule | None = None) -> dict:

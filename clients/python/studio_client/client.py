@@ -247,9 +247,12 @@ class Studio:
 
     # Prediction
     def predict(self, path: str | os.PathLike, version: int | None = None, top_k: int | None = None,
-                client_id: str | None = None) -> Prediction:
-        """Classify one image file with the released model, or with `version` when given."""
+                client_id: str | None = None, explain: bool = False) -> Prediction:
+        """Classify one image file with the released model, or with `version` when given; with `explain`, the
+        answer's `explanation` says where the model looked (see POST /api/predict)."""
         params = {key: value for key, value in (("version", version), ("top_k", top_k)) if value is not None}
+        if explain:
+            params["explain"] = "1"
         headers = {"Content-Type": "application/octet-stream"}
         if client_id:
             headers["X-Client-Id"] = client_id

@@ -170,6 +170,11 @@ class Prediction:
                    model_version=data["model_version"], arm=data.get("arm", ""), runtime=data.get("runtime"),
                    elapsed_ms=data.get("elapsed_ms"), raw=data)
 
+    @property
+    def explanation(self) -> dict | None:
+        """Where the model looked (`class`, `exact`, `size`, `map`, `region`), when the prediction asked."""
+        return self.raw.get("explanation")
+
 
 @dataclass(frozen=True)
 class ReviewItem:

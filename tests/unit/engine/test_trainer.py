@@ -102,14 +102,17 @@ def test_export_round_trip_matches_training_eval(trained):
     trainer, folder = trained
     bundle = read_bundle(folder)
     assert bundle.classes == ["red", "green", "blue"]
-    assert set(bundle.meta["files"]) == {"model.json", "model.pdiparams", "model.onnx"}
+    assert set(bundle.meta["files"]) == {"model.json", "model.pdiparams", "model.onnx", "explain.json",
+                                         "explain.pdiparams", "explain.onnx"}
     assert bundle.preprocess == trainer.preprocess and bundle.preprocess.input_size == 32
     x = next(iter(trainer.val_loader.epoch()))[0]
     loaded = paddle.jit.load(str(folder / "model"))
     loaded.eval()
     trainer.model.eval()
     expected = paddle.nn.functional.softmax(trainer.model(paddle.to_tensor(x)), axis=-1).numpy()
-    np.testing.assert_allclose(loaded(paddle.to_tensor(x)).numpy(), expected, atol=1e-5)
+    probabilities, features = loaded(paddle.to_tensor(x))  # the last feature map is the second output
+    np.testing.assert_allclose(probabilities.numpy(), expected, atol=1e-5)
+    assert features.shape[:2] == [len(x), bundle.meta["explain"]["channels"]]
 
 
 @pytest.mark.parametrize("name", list(BACKBONES))

@@ -333,3 +333,18 @@ def test_batch_prediction_fuzz(served, dataset_id):
         check(client.post(f"/api/batch-predictions/{number}/cancel"))
         check(client.delete(f"/api/batch-predictions/{number}"))
         check(client.get("/api/batch-predictions", query_string={"before": text, "limit": text}))
+
+
+def test_predict_explain_fuzz(served):
+    """`explain` on POST /api/predict: odd values are refused as a field, valid ones answer an explanation."""
+    client = served.test_client()
+    for text in ODD_TEXT + ["1", "png", "0", "2", "PNG"]:
+        form = {"image": (io.BytesIO(noisy_image(3, (1, 2, 3))), "x.png"), "explain": text}
+        answer = client.post("/api/predict", data=form, content_type="multipart/form-data")
+        check(answer)
+        check(client.post("/api/predict", query_string={"explain": text}, content_type="multipart/form-data",
+                          data={"image": (io.BytesIO(noisy_image(3, (1, 2, 3))), "x.png")}))
+        if text in ("1", "png"):
+            assert answer.get_json()["explanation"]["size"] == [1, 1]
+        for path in (f"/api/models/1/explanations?image={text}", "/api/models/{}/explanations?image=1"):
+            check(client.get(path.format(text.replace("/", "%2F").replace("?", "%3F"))))

@@ -95,12 +95,12 @@ def test_the_document_describes_the_form_its_options_and_the_answer(app):
     spec = document(app)
     predict = spec["paths"]["/api/predict"]["post"]
     form = predict["requestBody"]["content"]["multipart/form-data"]["schema"]["$ref"].rsplit("/", 1)[1]
-    assert set(spec["components"]["schemas"][form]["properties"]) == {"image", "version", "top_k"}
+    assert set(spec["components"]["schemas"][form]["properties"]) == {"image", "version", "top_k", "explain"}
     assert set(predict["requestBody"]["content"]) == {"multipart/form-data", "image/*", "application/octet-stream"}
-    assert {parameter["name"] for parameter in predict["parameters"]} == {"version", "top_k"}
+    assert {parameter["name"] for parameter in predict["parameters"]} == {"version", "top_k", "explain"}
     answer = spec["components"]["schemas"]["Prediction"]
     assert set(answer["properties"]) == {"id", "class", "confidence", "abstained", "abstained_by", "top_k",
-                                         "model_version", "runtime", "arm", "elapsed_ms"}
+                                         "model_version", "runtime", "arm", "elapsed_ms", "explanation"}
     refusals = {status: answer["description"] for status, answer in predict["responses"].items()}
     assert "`not_an_image`" in refusals["415"] and "`file_too_large`" in refusals["413"]
     assert "`model_busy`" in refusals["503"] and "`no_model`" in refusals["409"]

@@ -29,8 +29,8 @@ def predict(client, data: bytes, **fields):
 
 def test_every_bundle_carries_a_checked_onnx_model_and_a_runtime_measurement(trained):
     bundle = read_bundle(trained[1])
-    assert bundle.files.onnx is not None and set(bundle.meta["files"]) == {"model.json", "model.pdiparams",
-                                                                          "model.onnx"}
+    assert bundle.files.onnx is not None and set(bundle.meta["files"]) == {
+        "model.json", "model.pdiparams", "model.onnx", "explain.json", "explain.pdiparams", "explain.onnx"}
     assert bundle.meta["onnx"]["opset"] >= 13 and bundle.meta["onnx"]["max_abs_diff"] <= ONNX_TOLERANCE
     measured = bundle.meta["runtimes"]["cpu-1t"]
     assert set(measured["ms"]) == {"onnx", "paddle"} and measured["runtime"] == min(measured["ms"],

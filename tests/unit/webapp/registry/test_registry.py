@@ -19,13 +19,15 @@ def test_list_detail_download_and_delete(served, trained):
         [(2, True, "production"), (1, False, None)]
     detail = client.get("/api/models/1").get_json()
     assert detail["preprocess"]["input_size"] == 32 and detail["metrics"]["best_epoch"] >= 1
-    assert set(detail["files"]) == {"model.json", "model.pdiparams", "model.onnx"}
+    assert set(detail["files"]) == {"model.json", "model.pdiparams", "model.onnx", "explain.json", "explain.pdiparams",
+                                    "explain.onnx"}
     assert detail["serving"]["onnx"] is True and detail["serving"]["onnx_max_abs_diff"] <= 1e-4
     assert set(detail["serving"]["measured_ms"]) == {"onnx", "paddle"}
     response = client.get("/api/models/1/download")
     assert response.headers["Content-Disposition"].endswith("model-v1.zip")
     names = zipfile.ZipFile(io.BytesIO(response.data)).namelist()
-    assert sorted(names) == ["model-v1/meta.json", "model-v1/model.json", "model-v1/model.onnx",
+    assert sorted(names) == ["model-v1/explain.json", "model-v1/explain.onnx", "model-v1/explain.pdiparams",
+                             "model-v1/meta.json", "model-v1/model.json", "model-v1/model.onnx",
                              "model-v1/model.pdiparams"]
     refused = client.delete("/api/models/2")
     assert refused.status_code == 409 and "serves as production" in refused.get_json()["error"]
