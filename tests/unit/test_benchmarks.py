@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # server where they need them.
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
               "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
-              "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer", "batch_predict")
+              "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer", "batch_predict", "explanations")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -117,6 +117,16 @@ def test_class_thresholds_still_runs(tiny_figures):
     assert summary["target_met_or_explained_for_every_class"] is True
     assert summary["met_on_calibration"] == summary["with_enough_images"] > 0
     assert summary["too_few_images_with_reason"] == 2 and 0 < summary["held_out_mean_precision"] <= 1
+
+
+@benchmark("explanations")
+def test_explanations_still_runs(tiny_figures):
+    figures = tiny_figures("explanations")
+    assert figures["exact"] is True and figures["feature_size"] == [2, 2]
+    assert {"paddle", "onnx"} <= set(figures["runtimes"])
+    for row in figures["runtimes"].values():
+        assert row["test_images"] == 16
+        assert_positive(row, "ms", "ms_explained", "explained_over_plain")
 
 
 @benchmark("batch_predict")
