@@ -2,7 +2,7 @@
 background, with how far its results files are committed
 
 Revision ID: 0022
-Revises: 0024 (the review queue)
+Revises: 0021
 Create Date: 2026-12-06 03:00:00
 """
 from alembic import op
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 
 revision = '0022'
-down_revision = '0024'
+down_revision = '0021'
 branch_labels = None
 depends_on = None
 

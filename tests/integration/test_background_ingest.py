@@ -41,8 +41,10 @@ def test_an_unusable_upload_fails_with_its_reason_and_can_be_deleted(stack_clien
 
 def test_a_large_upload_keeps_memory_bounded(tmp_path):
     """The 1 GB case of benchmarks/ingest_memory.py at a reduced size: a server that held the upload in
-    memory would grow by about the archive's size (120 MB) in the web process or the ingest worker."""
+    memory would grow by about the archive's size (120 MB) in the web process or the ingest worker. The ingest
+    worker's growth is about 30 MB on a quiet machine and reached 42 MB on a loaded one (its checker's batches in
+    flight); the bound sits well under the archive's size and above that."""
     figures = measure(tmp_path, archive_mb=120)
     assert figures["status"] == "ready" and figures["num_images"] == figures["images"]
     assert figures["web_peak_growth_mb"] < 40, figures
-    assert figures["ingest_peak_growth_mb"] < 40, figures
+    assert figures["ingest_peak_growth_mb"] < 60, figures

@@ -23,7 +23,7 @@ def compose(*args: str, files=("compose.yaml",), env: dict | None = None) -> sub
                           text=True, timeout=60)
 
 
-def test_compose_runs_web_both_workers_redis_and_postgres():
+def test_compose_runs_web_the_three_workers_redis_and_postgres():
     services = compose("config", "--services", env=SECRETS)
     assert services.returncode == 0, services.stderr
     assert set(services.stdout.split()) == {"web", "training-worker", "ingest-worker", "batch-worker", "redis",
@@ -36,8 +36,9 @@ def test_compose_runs_web_both_workers_redis_and_postgres():
     assert "REDIS_URL: redis://:redis-secret-1@redis:6379/0" in config
     assert "--appendonly yes" in config
     assert re.search(r"-Q training -c 1", config) and re.search(r"-Q ingest -c 1 -n ingest-", config)
+    assert re.search(r"-Q batch -c 1", config)
     assert "flask db upgrade" in config and "exec gunicorn --config gunicorn.conf.py" in config
-    assert config.count("studio-data:/data:rw") == 3  # web and both workers share the data folder
+    assert config.count("studio-data:/data:rw") == 4  # web and the three workers share the data folder
     assert "postgres-data:/var/lib/postgresql/data:rw" in config and "redis-data:/data:rw" in config
 
 

@@ -95,15 +95,16 @@ class _Receiver:
                 self.sink.close()
                 self.sink = None
         elif self.text is not None:
+            name = (self.part.name or "")[:40]  # a part whose name the parser could not read has none
             self.text.append(chunk)
             if sum(map(len, self.text)) > MAX_FIELD_BYTES:
                 raise StudioError("invalid_field", "'%(name)s' is longer than %(max)s bytes.",
-                                  {"name": self.part.name[:40], "max": MAX_FIELD_BYTES}, field=self.part.name[:40])
+                                  {"name": name, "max": MAX_FIELD_BYTES}, field=name)
             if not more:
                 value = b"".join(self.text).decode("utf-8", "replace")
-                if len(self.upload.fields) < MAX_FIELDS:
-                    self.upload.fields[self.part.name[:40]] = value
-                if self.part.name == "name":
+                if name and len(self.upload.fields) < MAX_FIELDS:
+                    self.upload.fields[name] = value
+                if name == "name":
                     self.upload.name = value
 
     def close(self) -> None:

@@ -81,7 +81,7 @@ class FakeVersion:
     def __init__(self, version: int) -> None:
         self.version, self.decode_size, self.classes = version, 36, CLASSES
 
-    def classify(self, image, top_k, threshold):
+    def classify(self, image, top_k, abstain=None, explain=False, heat_map=False):
         return {"class": CLASSES[0], "confidence": 0.9, "abstained": False, "abstained_by": None,
                 "model_version": self.version,
                 "runtime": "onnx", "top_k": [{"class": CLASSES[0], "confidence": 0.9}]}

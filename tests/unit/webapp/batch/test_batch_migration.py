@@ -28,7 +28,7 @@ def test_0022_adds_the_batch_table_and_its_downgrade_removes_it(tmp_path):
             assert connection.execute(sa.text("SELECT csv_bytes FROM batch_predictions")).scalar() == 5_000_000_000
     assert "batch_predictions" in tables(app)
     with app.app_context():
-        downgrade(directory=MIGRATIONS_DIR, revision="0024")
+        downgrade(directory=MIGRATIONS_DIR, revision="0021")
     assert "batch_predictions" not in tables(app) and "label_searches" in tables(app)
     with app.app_context():
         upgrade(directory=MIGRATIONS_DIR)

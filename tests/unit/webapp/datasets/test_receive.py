@@ -94,3 +94,10 @@ def test_a_dataset_being_checked_cannot_be_deleted(app, client):
     assert (checking["content_hash"], checking["error"]) == (None, None)
     page = client.get("/datasets/1").get_data(as_text=True)
     assert "Checking every image" in page and 'data-status="processing"' in page
+
+
+def test_a_text_part_without_a_name_is_left_out(tmp_path):
+    """A text part whose headers give it no name (a fuzzer's) is dropped; the named fields beside it are kept."""
+    body = b"--b0und\r\nContent-Disposition: form-data\r\n\r\n{\"a\": 1}\r\n" + multipart([("version", None, b"3")])
+    upload = receive_upload(io.BytesIO(body), CONTENT_TYPE, tmp_path / "in", max_files=10)
+    assert upload.fields == {"version": "3"} and upload.files == []
