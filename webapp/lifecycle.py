@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import logging
 import threading
+import traceback
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Callable
+from typing import Callable, Iterator
 
 from flask import current_app
 from sqlalchemy import ColumnElement, and_, select, update
@@ -181,6 +183,30 @@ def finish(kind: Kind, row, attempt: int, target: StrEnum, **values) -> bool:
     """End the running row as `target` while `attempt` still holds it; a late worker changes nothing."""
     db.session.rollback()  # whatever the worker had pending is not part of the end
     return move(kind, row, target, *kind.owned(row.id, attempt)[1:], **values)
+
+
+@contextmanager
+def ending(kind: Kind, row, attempt: int, unexpected: str,
+           cancelled: tuple[type[BaseException], StrEnum] | None = None) -> Iterator[None]:
+    """Around a worker's run of an attempt, how it ends when its work raises: a cancellation (`cancelled`: the
+    exception that says so and the status it ends in) ends the row so; an attempt given up on changes nothing;
+    a StudioError fails the row with its words; anything else fails it with `unexpected` (an N_ template that
+    names the error's `kind`), the traceback in the log, so no row is ever left running."""
+    try:
+        yield
+    except Superseded:
+        db.session.rollback()
+        log.warning("%s %s went on without attempt %s; stopping", kind.name, row.id, attempt)
+    except Exception as exc:
+        ended = {"finished_at": utcnow()} if kind.has("finished_at") else {}  # the kinds that record when
+        if cancelled is not None and isinstance(exc, cancelled[0]):
+            finish(kind, row, attempt, cancelled[1], **ended)
+        elif isinstance(exc, StudioError):
+            finish(kind, row, attempt, kind.failed, error=exc, **ended)
+        else:
+            log.error("%s %s failed:\n%s", kind.name, row.id, traceback.format_exc())
+            finish(kind, row, attempt, kind.failed, error=Message(unexpected, {"kind": type(exc).__name__}),
+                   **ended)
 
 
 class Heartbeat(threading.Thread):

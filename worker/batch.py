@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-import traceback
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -17,7 +16,7 @@ from sqlalchemy import select, update
 from engine.bundle import BundleRejected
 from engine.device import pick_device
 from engine.errors import StudioError
-from engine.messages import N_, Message
+from engine.messages import N_
 from webapp import lifecycle
 from webapp.batch.inputs import Item, input_folder, revision_items, upload_items
 from webapp.batch.results import ResultsWriter, Summary
@@ -106,24 +105,13 @@ def run_batch(batch_id: int, worker: str) -> str:
     heartbeat = lifecycle.Heartbeat(BATCH_PREDICTIONS, row.id, attempt, current_app.config["JOB_HEARTBEAT_SECONDS"])
     heartbeat.start()
     loaded = None
+    unexpected = N_("The run stopped on an unexpected error (%(kind)s); the details are in the worker's log.")
     try:
-        loaded = load_model(row.version)
-        classify_run(row, attempt, loaded)
-        lifecycle.finish(BATCH_PREDICTIONS, row, attempt, BatchStatus.SUCCEEDED, progress=1.0, finished_at=utcnow())
-    except Cancelled:
-        lifecycle.finish(BATCH_PREDICTIONS, row, attempt, BatchStatus.CANCELLED, finished_at=utcnow())
-    except lifecycle.Superseded:
-        db.session.rollback()
-        log.warning("batch run %s went on without attempt %s; stopping", batch_id, attempt)
-    except StudioError as exc:
-        db.session.rollback()
-        lifecycle.finish(BATCH_PREDICTIONS, row, attempt, BatchStatus.FAILED, error=exc, finished_at=utcnow())
-    except Exception as exc:  # anything else still ends the run with words, never a stuck row
-        db.session.rollback()
-        log.error("batch run %s failed:\n%s", batch_id, traceback.format_exc())
-        lifecycle.finish(BATCH_PREDICTIONS, row, attempt, BatchStatus.FAILED, finished_at=utcnow(), error=Message(N_(
-            "The run stopped on an unexpected error (%(kind)s); the details are in the worker's log."),
-            {"kind": type(exc).__name__}))
+        with lifecycle.ending(BATCH_PREDICTIONS, row, attempt, unexpected, (Cancelled, BatchStatus.CANCELLED)):
+            loaded = load_model(row.version)
+            classify_run(row, attempt, loaded)
+            lifecycle.finish(BATCH_PREDICTIONS, row, attempt, BatchStatus.SUCCEEDED, progress=1.0,
+                             finished_at=utcnow())
     finally:
         heartbeat.stopped.set()
         if loaded is not None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-import traceback
 
 from flask import current_app
 from sqlalchemy import select
@@ -14,7 +13,7 @@ from engine.data import Sample, class_order
 from engine.device import pick_device
 from engine.errors import StudioError
 from engine.label_errors import out_of_sample_probabilities
-from engine.messages import N_, Message
+from engine.messages import N_
 from engine.trainer import TrainingCancelled
 from webapp import lifecycle
 from webapp.jobs.label_search import LABEL_SEARCHES, ranked_issues
@@ -57,35 +56,29 @@ def run_label_search(search_id: int, worker: str) -> str:
     heartbeat = lifecycle.Heartbeat(LABEL_SEARCHES, search.id, attempt, current_app.config["JOB_HEARTBEAT_SECONDS"])
     heartbeat.start()
     watch = _Watch(search.id, attempt)
+    unexpected = N_("The search stopped on an unexpected error (%(kind)s); the details are in the worker's log.")
     try:
-        if search.revision_id is None:
-            raise StudioError("revision_not_found", "The revision was deleted before the search ran.")
-        images = list(db.session.scalars(select(DatasetImage).where(
-            DatasetImage.revision_id == search.revision_id, DatasetImage.split == "train").order_by(DatasetImage.id)))
-        names = class_order(image.class_name for image in images)
-        index = {name: i for i, name in enumerate(names)}
-        folder = data_dir().dataset_files(search.dataset_id).images
-        samples = [Sample(str(folder / image.stored_name), index[image.class_name], image.sha256) for image in images]
-        config = TrainConfig.parse(search.config["options"])
-        probabilities = out_of_sample_probabilities(samples, names, config, int(search.config["folds"]), pick_device(),
-                                                    data_dir().image_cache.parent, watch.progress, watch.should_stop)
-        issues = ranked_issues(images, names, probabilities)
-        lifecycle.finish(LABEL_SEARCHES, search, attempt, LabelSearchStatus.SUCCEEDED, issues=issues, progress=1.0,
-                         phase="done", finished_at=utcnow())
-    except TrainingCancelled:
-        lifecycle.finish(LABEL_SEARCHES, search, attempt, LabelSearchStatus.CANCELLED, finished_at=utcnow())
-    except lifecycle.Superseded:
-        db.session.rollback()
-        log.warning("label search %s went on without attempt %s; stopping", search_id, attempt)
-    except StudioError as exc:
-        db.session.rollback()
-        lifecycle.finish(LABEL_SEARCHES, search, attempt, LabelSearchStatus.FAILED, error=exc, finished_at=utcnow())
-    except Exception as exc:  # anything else still ends the search with words, never a stuck row
-        db.session.rollback()
-        log.error("label search %s failed:\n%s", search_id, traceback.format_exc())
-        lifecycle.finish(LABEL_SEARCHES, search, attempt, LabelSearchStatus.FAILED, finished_at=utcnow(),
-                         error=Message(N_("The search stopped on an unexpected error (%(kind)s); the details are in "
-                                          "the worker's log."), {"kind": type(exc).__name__}))
+        with lifecycle.ending(LABEL_SEARCHES, search, attempt, unexpected,
+                              (TrainingCancelled, LabelSearchStatus.CANCELLED)):
+            _search(search, attempt, watch)
     finally:
         heartbeat.stopped.set()
     return search.status
+
+
+def _search(search: LabelSearch, attempt: int, watch: _Watch) -> None:
+    """The search itself: out-of-fold probabilities of the revision's training images, ranked, then the end."""
+    if search.revision_id is None:
+        raise StudioError("revision_not_found", "The revision was deleted before the search ran.")
+    images = list(db.session.scalars(select(DatasetImage).where(
+        DatasetImage.revision_id == search.revision_id, DatasetImage.split == "train").order_by(DatasetImage.id)))
+    names = class_order(image.class_name for image in images)
+    index = {name: i for i, name in enumerate(names)}
+    folder = data_dir().dataset_files(search.dataset_id).images
+    samples = [Sample(str(folder / image.stored_name), index[image.class_name], image.sha256) for image in images]
+    config = TrainConfig.parse(search.config["options"])
+    probabilities = out_of_sample_probabilities(samples, names, config, int(search.config["folds"]), pick_device(),
+                                                data_dir().image_cache.parent, watch.progress, watch.should_stop)
+    issues = ranked_issues(images, names, probabilities)
+    lifecycle.finish(LABEL_SEARCHES, search, attempt, LabelSearchStatus.SUCCEEDED, issues=issues, progress=1.0,
+                     phase="done", finished_at=utcnow())

@@ -130,6 +130,35 @@ def test_a_late_worker_changes_nothing(app, kind):
         assert lifecycle.finish(kind, row, 2, done) is True and status_of(kind, row_id).status == done
 
 
+class _Stopped(Exception):
+    """A cancellation as a worker's run raises it."""
+
+
+def test_how_a_run_ends_when_its_work_raises(app, kind):
+    """lifecycle.ending: a cancellation ends the row as asked, a StudioError fails it with its words, anything
+    else fails it with the run's words naming the error's kind, and an attempt given up on changes nothing."""
+    ended_as = sorted(kind.finished - {kind.failed})[0]
+    with app.app_context():
+        for raised, status, words in ((_Stopped(), ended_as, None), (StudioError("broken", "It broke."), kind.failed,
+                                                                     "It broke."),
+                                      (KeyError("k"), kind.failed, "Stopped on an unexpected KeyError.")):
+            row_id = waiting_row(kind)
+            row = lifecycle.claim(kind, row_id, "worker-a")
+            with lifecycle.ending(kind, row, 1, "Stopped on an unexpected %(kind)s.", (_Stopped, ended_as)):
+                raise raised
+            row = status_of(kind, row_id)
+            assert row.status == status and (words is None or english(row.error) == words), (raised, row.error)
+        row_id = waiting_row(kind)
+        row = lifecycle.claim(kind, row_id, "worker-a")
+        stall(kind, row_id)
+        lifecycle.reap(kind)
+        lifecycle.claim(kind, row_id, "worker-b")
+        with lifecycle.ending(kind, row, 1, "Stopped on an unexpected %(kind)s."):
+            lifecycle.fenced_commit(kind, row_id, 1)  # worker-a, given up on
+        row = status_of(kind, row_id)
+        assert (row.status, row.worker, row.error) == (kind.running, "worker-b", None)
+
+
 def test_a_row_past_its_deadline_waits_again_to_be_sent_then_fails_after_its_attempts(app, kind, broker):
     with app.app_context():
         row_id = waiting_row(kind)
