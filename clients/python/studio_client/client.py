@@ -24,6 +24,7 @@ STREAM_RETRY_SECONDS = 30.0
 IMAGE_REFUSALS = frozenset({400, 413, 415})
 
 
+
 class StudioAPIError(Exception):
     """A refusal of the studio (`code` is stable, `message` is for people), or a failure to reach it
     (status 0, code `connection_error`)."""
@@ -54,6 +55,18 @@ def folder_parts(folder: Path) -> list[FilePart]:
     own name wraps it, as a browser sends a dropped folder: `flowers/rose/a.jpg`)."""
     return [FilePart("files", path.relative_to(folder.parent).as_posix(), path)
             for path in sorted(folder.rglob("*")) if path.is_file()]
+
+
+def upload_parts(path: Path) -> list[FilePart]:
+    """The parts that send a folder (each file under its path) or a .zip (as `archive`), streamed from disk."""
+    if path.is_dir():
+        parts = folder_parts(path)
+        if not parts:
+            raise StudioAPIError(0, "empty_folder", f"{path} holds no files.")
+        return parts
+    if path.is_file():
+        return [FilePart("archive", path.name, path)]
+    raise StudioAPIError(0, "not_found", f"{path} is neither a folder nor a file.")
 
 
 def images_in(folder: Path) -> list[Path]:
@@ -116,15 +129,7 @@ class Studio:
         """Upload a folder (one folder per class, optionally under train/ val/ test/) or a .zip, streamed
         from disk; answers as soon as the studio has stored it (status `processing`, see `wait_for_dataset`)."""
         path = Path(path).resolve()
-        if path.is_dir():
-            parts = folder_parts(path)
-            if not parts:
-                raise StudioAPIError(0, "empty_folder", f"{path} holds no files.")
-        elif path.is_file():
-            parts = [FilePart("archive", path.name, path)]
-        else:
-            raise StudioAPIError(0, "not_found", f"{path} is neither a folder nor a file.")
-        body = MultipartBody({"name": name or path.stem}, parts, progress)
+        body = MultipartBody({"name": name or path.stem}, upload_parts(path), progress)
         # An upload may take long to send; the timeout bounds each wait for the server, not the whole upload.
         return Dataset.of(self._json("POST", "/api/datasets", data=body,
                                      headers={"Content-Type": body.content_type}))
@@ -301,6 +306,7 @@ class Studio:
         """Add the version's labelled review items to a new revision of the dataset it was trained on:
         {"dataset", "revision", "review_images"}."""
         return self._json("POST", "/api/review/revision", json={"version": version})
+
     # Batch predictions
     def start_batch(self, path: str | os.PathLike | None = None, dataset_id: int | None = None,
                     revision: int | None = None, version: int | None = None, top_k: int | None = None,
@@ -310,16 +316,7 @@ class Studio:
         production version); answers with the queued run (see `wait_for_batch`)."""
         options = {key: str(value) for key, value in (("version", version), ("top_k", top_k), ("dataset_id", dataset_id),
                                                        ("revision", revision)) if value is not None}
-        if path is None:
-            parts = []
-        elif (path := Path(path).resolve()).is_dir():
-            parts = folder_parts(path)
-            if not parts:
-                raise StudioAPIError(0, "empty_folder", f"{path} holds no files.")
-        elif path.is_file():
-            parts = [FilePart("archive", path.name, path)]
-        else:
-            raise StudioAPIError(0, "not_found", f"{path} is neither a folder nor a file.")
+        parts = [] if path is None else upload_parts(Path(path).resolve())
         body = MultipartBody(options, parts, progress)
         return BatchRun.of(self._json("POST", "/api/batch-predictions", data=body,
                                       headers={"Content-Type": body.content_type}))
