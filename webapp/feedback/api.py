@@ -1,13 +1,13 @@
 """JSON API for feedback: a verdict on a prediction, the list, the images, datasets from corrections, purge."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, request, send_file
+from flask import Blueprint, current_app, jsonify, request
 
 from webapp import audit
 from webapp.contract import operation, parsed_body, parsed_query
 from webapp.datasets import ingest
 from webapp.datasets.services import dataset_json
-from webapp.feedback import schemas, services
+from webapp.feedback import schemas, services, store
 
 api = Blueprint("feedback_api", __name__, url_prefix="/api")
 
@@ -44,9 +44,7 @@ def listing():
 @api.get("/feedback/<int:feedback_id>/image")
 def image(feedback_id: int):
     thumbnail = request.args.get("thumbnail") in ("1", "true")
-    response = send_file(services.image_path(feedback_id, thumbnail), max_age=3600)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return store.image_response(services.image_path(feedback_id, thumbnail))
 
 
 @api.post("/feedback/dataset")

@@ -2,14 +2,14 @@
 items added to a new revision of the training dataset."""
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request, send_file
+from flask import Blueprint, jsonify, request
 
 from webapp import audit
 from webapp.contract import operation, parsed_body, parsed_query
 from webapp.datasets import ingest
 from webapp.datasets.services import dataset_json
 from webapp.extensions import db
-from webapp.feedback import review, review_schemas as schemas, review_settings
+from webapp.feedback import review, review_schemas as schemas, review_settings, store
 
 api = Blueprint("review_api", __name__, url_prefix="/api/review")
 
@@ -48,9 +48,7 @@ def listing():
 @api.get("/items/<int:item_id>/image")
 def image(item_id: int):
     thumbnail = request.args.get("thumbnail") in ("1", "true")
-    response = send_file(review.image_path(item_id, thumbnail), max_age=3600)
-    response.headers["X-Content-Type-Options"] = "nosniff"
-    return response
+    return store.image_response(review.image_path(item_id, thumbnail))
 
 
 @api.post("/items/<int:item_id>")

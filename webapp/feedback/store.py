@@ -7,7 +7,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from flask import current_app
+from flask import current_app, send_file
 from sqlalchemy import func, select
 
 from engine.imagecheck import check_image
@@ -69,6 +69,13 @@ def image_file(name: str, thumbnail: bool):
     """The path of a kept image (or its thumbnail) by its name in the store."""
     folders = data_dir()
     return folders.feedback_thumbnail(name) if thumbnail else folders.feedback_image(name)
+
+
+def image_response(path):
+    """A kept image (or thumbnail) as a download: cached an hour, never sniffed as another type."""
+    response = send_file(path, max_age=3600)
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
 
 
 def remove_images(names: list[str]) -> None:
