@@ -107,6 +107,7 @@ def parts(data_dir: Path, image: bytes, repeats: int) -> dict:
     from webapp.contract import contract
     from webapp.feedback.holding import HeldPrediction
     from webapp.predict import api
+    from webapp.predict.serving import answer
 
     app = create_app({"DATA_DIR": str(data_dir), "REDIS_URL": "redis://127.0.0.1:1/0"})
     body, content_type = multipart(image)
@@ -132,7 +133,7 @@ def parts(data_dir: Path, image: bytes, repeats: int) -> dict:
     probabilities = loaded.threads.run(batch)[0]
     with app.test_request_context("/api/predict", method="POST"):
         result = loaded.classify(decoded.copy(), 5)
-        answer = app.json.response({"id": str(uuid.uuid4()), **result, "arm": "production", "elapsed_ms": 1.0})
+        response = app.json.response({"id": str(uuid.uuid4()), **result, "arm": "production", "elapsed_ms": 1.0})
     stats, hold = app.extensions["serving_stats"], app.extensions["prediction_hold"]
     documented = _documented()
     wsgi = app.wsgi_app
@@ -157,11 +158,11 @@ def parts(data_dir: Path, image: bytes, repeats: int) -> dict:
         "preprocess": median_us(lambda image: rule.batch(rule.square(image)[None]), repeats,
                                 lambda: (decoded.copy(),)),
         "model": median_us(lambda: loaded.threads.run(batch), repeats),
-        "answer": median_us(lambda: _answer(loaded, probabilities), repeats),
+        "answer": median_us(lambda: answer(probabilities, loaded.classes, 5), repeats),
         "json": median_us(in_context(lambda: app.json.response({**result, "arm": "production"})), repeats,
                           lambda: (context(),)),
         "answer_check": median_us(in_context(lambda: contract.backend.validate_response(
-            answer, documented, False, False)), repeats, lambda: (context(),)),
+            response, documented, False, False)), repeats, lambda: (context(),)),
         "statistics": median_us(lambda: stats.record(1, "production", 5.0, 0.9, False), repeats),
         "feedback_hold": median_us(lambda: hold.keep(HeldPrediction(
             str(uuid.uuid4()), 1, "production", "a", 0.9, False, "jpg", time.time(), image)), repeats),
@@ -169,14 +170,6 @@ def parts(data_dir: Path, image: bytes, repeats: int) -> dict:
     inside = figures["decode"] + figures["preprocess"] + figures["model"]
     figures["around_the_model_in_process"] = round(figures["whole_request_in_process"] - inside, 1)
     return figures
-
-
-def _answer(loaded, probabilities):
-    """The answer built from probabilities, as `classify` builds it after the model ran."""
-    import numpy as np
-
-    order = np.argsort(-probabilities)[:5]
-    return [{"class": loaded.classes[i], "confidence": round(float(probabilities[i]), 6)} for i in order]
 
 
 def _documented():
