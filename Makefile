@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 PADDLE ?= cpu
 PADDLE_GPU_INDEX ?= https://www.paddlepaddle.org.cn/packages/stable/cu126/
 
-.PHONY: run test test-fast openapi install browser compose-check postgres-server sandbox clean
+.PHONY: run test test-fast openapi install browser compose-check postgres-server prometheus-server sandbox clean
 
 $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
@@ -50,6 +50,12 @@ postgres-server:
 		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi; }
 
+# Debian's Prometheus: a test scrapes the studio's /metrics with a real Prometheus it starts on loopback.
+prometheus-server:
+	@command -v prometheus >/dev/null 2>&1 || { \
+		if [ "$$(id -u)" = "0" ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; \
+		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; fi; }
+
 # Debian's bubblewrap runs the checks of uploaded images in a sandbox (without it, under resource limits only).
 sandbox:
 	@command -v bwrap >/dev/null 2>&1 || { \
@@ -57,7 +63,7 @@ sandbox:
 		else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap; fi; } || \
 		echo "bubblewrap could not be installed: upload checks will run under resource limits only"
 
-test: install browser compose-check postgres-server sandbox
+test: install browser compose-check postgres-server prometheus-server sandbox
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 # The fast tier while developing: every test not marked slow (no model training, worker, browser or
