@@ -171,6 +171,16 @@ class DataDir:
         """A batch prediction's folder: its received input (`input/`, until the run ends) and its results."""
         return self.root / "batch" / str(batch_id)
 
+    def webhook_secret(self, endpoint_id: int) -> Path:
+        """A webhook endpoint's signing secrets (the current one, and the one it replaced while a rotation's
+        grace lasts), 0600: never in the database, so a copy of the database alone cannot sign."""
+        return self.root / "webhooks" / f"{endpoint_id}.secret"
+
+    @property
+    def backups(self) -> Path:
+        """Where scheduled backups are written (BACKUP_DIR overrides it)."""
+        return self.root / "backups"
+
     @property
     def visualdl(self) -> Path:
         return self.root / "visualdl"
