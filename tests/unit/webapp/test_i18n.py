@@ -90,6 +90,16 @@ def test_every_catalog_entry_is_well_formed(language):
         read_po(source, locale=language, abort_invalid=True)
 
 
+@pytest.mark.parametrize("language", ["zh_CN", "en"])
+def test_no_message_is_in_a_catalog_twice(language):
+    """Two entries of one message (a merge can leave both) are read as the last one, silently, and msgfmt
+    refuses the file: each message has one entry, its locations listed together."""
+    text = (TRANSLATIONS / language / "LC_MESSAGES" / "messages.po").read_text(encoding="utf-8")
+    keys = [re.sub(r"^#.*\n", "", entry, flags=re.M).split("\nmsgstr")[0] for entry in text.split("\n\n")]
+    repeated = {key for key in keys if "msgid" in key and keys.count(key) > 1}
+    assert not repeated
+
+
 def test_messages_are_extractable(capsys):
     extract_catalog()
     assert "Skipping f-string" not in capsys.readouterr().err
