@@ -2,7 +2,7 @@
 from the API."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any
 
 from flask import Blueprint, jsonify, render_template
@@ -33,11 +33,21 @@ def _printable(text: str | None) -> str | None:
     return text
 
 
+def _naive_utc(moment: datetime | None) -> datetime | None:
+    """A moment as the naive UTC the log keeps; one given without a zone is read as UTC."""
+    if moment is None or moment.tzinfo is None:
+        return moment
+    try:
+        return moment.astimezone(timezone.utc).replace(tzinfo=None)
+    except OverflowError:  # a zone that moves the moment past year 9999 or before year 1
+        raise ValueError("out of range") from None
+
+
 # An optional text filter, and an optional moment (ISO 8601); empty ones are left out.
 Text = Annotated[str | None, BeforeValidator(_empty_is_left_out), Field(max_length=MAX_FILTER),
                  AfterValidator(_printable), Says("'%(name)s' must be at most %(max)s printable characters.",
                                                   {"max": MAX_FILTER}, always=True)]
-Moment = Annotated[datetime | None, BeforeValidator(_empty_is_left_out), Says(
+Moment = Annotated[datetime | None, BeforeValidator(_empty_is_left_out), AfterValidator(_naive_utc), Says(
     "'%(name)s' must be a date and time such as 2026-12-06T07:00:00Z.", always=True)]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import delete, select
@@ -27,13 +27,8 @@ class AuditFilter:
     subject_type: str | None = None
     subject_id: str | None = None
     address: str | None = None
-    since: datetime | None = None  # from this moment on, included
+    since: datetime | None = None  # from this moment on, included (naive UTC, as the table keeps moments)
     until: datetime | None = None  # before this moment
-
-
-def _utc(moment: datetime) -> datetime:
-    """`moment` as the naive UTC the table keeps; a moment given without a zone is read as UTC."""
-    return moment.astimezone(timezone.utc).replace(tzinfo=None) if moment.tzinfo else moment
 
 
 def _action_clause(action: str):
@@ -52,9 +47,9 @@ def _query(chosen: AuditFilter):
     if chosen.action is not None:
         query = query.where(_action_clause(chosen.action))
     if chosen.since is not None:
-        query = query.where(AuditEntry.at >= _utc(chosen.since))
+        query = query.where(AuditEntry.at >= chosen.since)
     if chosen.until is not None:
-        query = query.where(AuditEntry.at < _utc(chosen.until))
+        query = query.where(AuditEntry.at < chosen.until)
     return query
 
 
