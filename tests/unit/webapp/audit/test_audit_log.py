@@ -10,10 +10,12 @@ from tests.factories import form_token
 from tests.stack import app_config
 from webapp import create_app
 from webapp.accounts import services as accounts
+from webapp.accounts.first_run import make_token
 from webapp.audit.log import expire_old
 from webapp.database import upgrade_schema
 from webapp.extensions import db
 from webapp.models import AuditEntry, ModelVersion, utcnow
+from webapp.storage import DataDir
 
 PASSWORD = "correct horse 9"
 WRONG = "not the password 7"
@@ -67,6 +69,24 @@ def test_sign_ins_are_recorded_with_the_address_and_never_the_password(studio, r
     ]
     stored = repr([(e.actor, e.action, e.subject_type, e.subject_id, e.address, e.details) for e in _entries(studio)])
     assert PASSWORD not in stored and WRONG not in stored
+
+
+def test_first_run_setup_and_signing_out_everywhere_are_recorded(tmp_path):
+    app = create_app(app_config(tmp_path, AUTH="on"))
+    upgrade_schema(app)
+    client = app.test_client()
+    form = {"username": "root", "password": PASSWORD, "confirm": PASSWORD, "token": make_token(DataDir(tmp_path)),
+            "csrf_token": form_token(client, "/setup")}
+    assert client.post("/setup", data=form, headers={"X-Forwarded-For": PROXY}).status_code == 302
+    page = client.get("/account").get_data(as_text=True)
+    csrf = page.split('name="csrf-token" content="')[1].split('"')[0]
+    assert client.delete("/api/me/sessions", headers={"X-CSRF-Token": csrf}).get_json() == {"signed_out": 1}
+    assert [(e.actor, e.action, e.address, e.details) for e in _entries(app)] == [
+        ("anonymous", "user.create", "127.0.0.1", {"username": "root", "role": "admin"}),  # no proxy is trusted
+        ("anonymous", "user.setup", "127.0.0.1", {"username": "root"}),
+        ("root", "user.sign_in", "127.0.0.1", {"username": "root"}),
+        ("root", "user.sign_out", "127.0.0.1", {"username": "root", "everywhere": True, "sessions": 1}),
+    ]
 
 
 def test_a_release_change_is_recorded_with_who_and_from_where(studio, monkeypatch):
