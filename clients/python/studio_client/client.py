@@ -11,8 +11,8 @@ from typing import Any, Iterable, Iterator
 
 import requests
 
-from studio_client.models import (AuditEntry, BatchRun, Dataset, Job, JobEvent, ModelVersion, Prediction, Release, ReviewItem,
-                                  Revision)
+from studio_client.models import (AuditEntry, BatchRun, Dataset, Job, JobEvent, ModelVersion, Prediction, Release,
+                                  ReviewItem, Revision)
 from studio_client.multipart import FilePart, MultipartBody, Progress
 
 DEFAULT_URL = "http://127.0.0.1:5000"
