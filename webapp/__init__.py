@@ -41,6 +41,7 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.accounts import cli as accounts_cli, guard, settings as security
     from webapp.accounts.api import api as accounts_api
     from webapp.accounts.pages import pages as accounts_pages
+    from webapp.audit import api as audit
     from webapp.batch.api import api as batch_api
     from webapp.batch.pages import pages as batch_pages
     from webapp.config import default_config, serving_options
@@ -81,6 +82,8 @@ def create_app(config: dict | None = None) -> Flask:
                       feedback_pages, workers_pages.api, workers_pages.pages, api_docs.docs, batch_api, batch_pages):
         app.register_blueprint(blueprint)
     app.register_blueprint(review_api)
+    app.register_blueprint(audit.api)
+    app.register_blueprint(audit.pages)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["model_server"] = ModelServer(DataDir(app.config["DATA_DIR"]).models,

@@ -185,4 +185,8 @@ def default_config(data_dir: str | None = None) -> dict:
         # How often sending a task to Redis is tried again (0.5 s, then 1 s apart) before the request
         # answers 503 queue_unavailable.
         "QUEUE_PUBLISH_RETRIES": max(0, _int_env("QUEUE_PUBLISH_RETRIES", 2)),
+
+        # Audit log (webapp.audit): entries older than this many days are removed by the workers' watcher
+        # pass; 0 keeps them forever.
+        "AUDIT_KEEP_DAYS": max(0, _int_env("AUDIT_KEEP_DAYS", 365)),
     }

@@ -283,7 +283,8 @@ class ReleaseChange(db.Model):
 
 
 class AuditEntry(db.Model):
-    """One deletion, role change or token change: who, when, what. Rows are only ever added."""
+    """One sign-in, deletion, role, token or release change: who, when, from where, what. Rows are only ever
+    added, and removed once older than AUDIT_KEEP_DAYS."""
 
     __tablename__ = "audit_entries"
     __table_args__ = (Index("ix_audit_entries_at", "at"), {"sqlite_autoincrement": True})
@@ -295,6 +296,7 @@ class AuditEntry(db.Model):
     subject_type: Mapped[str] = mapped_column(String(40))
     subject_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict | None] = mapped_column(JSON)
+    address: Mapped[str | None] = mapped_column(String(64))  # the client's, as webapp.audit.address takes it
 
 
 class ServingStats(db.Model):

@@ -283,6 +283,11 @@ DRIVERS = {
     "studio promote": _cli("promote", "1"),
     "studio rollback": _cli("rollback"),
     "studio predict": _cli("predict", "{folder}/flowers", "--top-k", "1"),
+    "Studio.audit": lambda studio, folder: studio.audit(actor="alice", action="user.", subject_type="user",
+                                                        subject_id=3, address="10.0.0.1", since="2026-12-01",
+                                                        until="2026-12-06T07:00:00Z", limit=20),
+    "studio audit": _cli("audit", "--action", "release.", "--since", "2026-12-01", "--limit", "5"),
+    "studio audit --json": _cli("audit", "--actor", "alice", "--json"),
 }
 
 

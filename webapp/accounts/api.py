@@ -80,6 +80,8 @@ def end_sessions():
     """Sign out everywhere: every session of the signed-in person ends, this one included."""
     user = _from_browser(_account_user())
     ended = services.end_all_sessions(user)
+    audit.record("user.sign_out", "user", user.id, {"username": user.username, "everywhere": True,
+                                                    "sessions": ended})
     db.session.commit()
     logout_user()
     session.clear()

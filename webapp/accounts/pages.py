@@ -6,9 +6,11 @@ from flask_babel import gettext
 from flask_login import current_user, login_user, logout_user
 
 from engine.errors import StudioError
+from webapp import audit
 from webapp.accounts import first_run, services
 from webapp.accounts.guard import csrf_token, take_password_try, user_limit_key
 from webapp.errors import ERROR_STATUS, translated
+from webapp.extensions import db
 from webapp.storage import data_dir
 
 pages = Blueprint("accounts", __name__)
@@ -21,6 +23,11 @@ def _safe_next(target: str | None) -> str:
     return url_for("datasets.index")
 
 
+# Why a sign-in was refused, as the audit log names it, by the refusal's error code.
+REFUSAL_REASONS = {"too_many_requests": "rate_limited", "rate_limit_unavailable": "limit_unavailable"}
+MAX_TRIED_NAME = 64  # a user name is never longer: the rest of what was typed is not kept
+
+
 def _signed_in(user) -> None:
     services.end_session(session.get("_user_id"))  # signing in again ends the session this browser had
     session.clear()  # a fresh session, and so a fresh CSRF token, for the signed-in person
@@ -28,6 +35,18 @@ def _signed_in(user) -> None:
     services.start_session(user)
     login_user(user)
     csrf_token()
+    audit.record("user.sign_in", "user", user.id, {"username": user.username})
+    db.session.commit()
+
+
+def _refused(username: str, reason: str | None = None) -> None:
+    """Record a refused sign-in: the name tried (never the password) and why: `reason`, else `unknown_user`
+    or `wrong_password` as the name is known or not."""
+    tried = username.strip()[:MAX_TRIED_NAME]
+    user = services.find_user(tried) if tried else None
+    reason = reason or ("wrong_password" if user else "unknown_user")
+    audit.record("user.sign_in_failed", "user", user.id if user else None, {"username": tried, "reason": reason})
+    db.session.commit()
 
 
 @pages.route("/sign-in", methods=["GET", "POST"])
@@ -42,12 +61,14 @@ def sign_in():
             attempt = take_password_try(*keys)
         except StudioError as exc:
             error, status = translated(exc), ERROR_STATUS[exc.code]
+            _refused(username, REFUSAL_REASONS.get(exc.code, exc.code))
         else:
             user = services.authenticate(username, request.form.get("password", ""))
             if user is not None:
                 current_app.extensions["sign_in_limit"].give_back(attempt, clear=keys[1:])  # no failure
                 _signed_in(user)
                 return redirect(_safe_next(request.args.get("next")))
+            _refused(username)
             error, status = gettext("The user name or password is wrong."), 401
     return render_template("accounts/sign_in.html", error=error, username=username,
                            next=request.args.get("next", "")), status
@@ -56,6 +77,9 @@ def sign_in():
 @pages.post("/sign-out")
 def sign_out():
     """Ends this session on the server too: its record is deleted, so a copy of the cookie stops working."""
+    if current_user.is_authenticated:
+        audit.record("user.sign_out", "user", current_user.id, {"username": current_user.username})
+        db.session.commit()
     services.end_session(session.get("_user_id"))
     logout_user()
     session.clear()
@@ -89,6 +113,7 @@ def setup():
             else:
                 claimed.unlink(missing_ok=True)
                 first_run.drop_token(folders)
+                audit.record("user.setup", "user", user.id, {"username": user.username})
                 _signed_in(user)
                 return redirect(url_for("datasets.index"))
     return render_template("accounts/setup.html", error=error, username=username, token=token), status

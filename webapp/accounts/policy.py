@@ -52,6 +52,9 @@ NEEDS = {
     "batch_api.results_jsonl": "member",
     # where a model version looks in a dataset image (the job page's gallery): a read
     "predict_api.explain_image": "viewer",
+    # the audit log: who signed in from where and changed what
+    "audit_api.listing": "admin",
+    "audit.index": "admin",
 }
 
 

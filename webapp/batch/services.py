@@ -209,7 +209,7 @@ def delete(row: BatchPrediction) -> None:
                           {"id": row.id, "status": row.status})
     batch_id = row.id
     db.session.delete(row)
-    audit.record("delete", "batch_prediction", batch_id)
+    audit.record("batch.delete", "batch_prediction", batch_id)
     db.session.commit()
     shutil.rmtree(data_dir().batch(batch_id), ignore_errors=True)
 

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from engine.bundle import BundleRejected
 from engine.errors import StudioError
+from webapp import audit
 from webapp.errors import id_in_range
 from webapp.extensions import db
 from webapp.models import ModelVersion, Release, ReleaseChange, iso, utcnow
@@ -270,6 +271,8 @@ def _apply(release: Release, changes: list[tuple], by: str, **values) -> None:
     for action, before, after, share in changes:
         db.session.add(ReleaseChange(action=action, from_version=before, to_version=after, share=share, by=by,
                                      revision=revision))
+        audit.record(f"release.{action}", "release", revision, {"from": before, "to": after, "share": share},
+                     by=by)
     db.session.commit()
     db.session.expire_all()
     for action, before, after, share in changes:

@@ -104,6 +104,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--json", action="store_true", help="print one JSON object per image")
     predict.add_argument("--version", type=positive_int, help="a model version (default: the released one)")
     predict.add_argument("--top-k", type=positive_int, help="how many classes each answer lists")
+
+    audit = commands.add_parser("audit", help="list the audit log (admins)",
+                                description="List the audit log, newest first: who did what, when and from which "
+                                            "address (sign-ins, user, token and release changes, deletions).")
+    for name, text in (("actor", "only entries by this actor"), ("subject-type", "e.g. user, dataset, model, release"),
+                       ("subject-id", "only entries about this subject id"), ("address", "only this client address"),
+                       ("since", "from this moment on (ISO 8601, UTC without a zone)"),
+                       ("until", "before this moment (ISO 8601, UTC without a zone)")):
+        audit.add_argument(f"--{name}", help=text)
+    audit.add_argument("--action", help="an action (user.delete), or a prefix ending with a dot (user.)")
+    audit.add_argument("--limit", type=positive_int, default=50, help="at most this many entries (default 50)")
+    audit.add_argument("--json", action="store_true", help="print one JSON object per entry")
     return parser
 
 
@@ -305,10 +317,27 @@ def cmd_batch(studio: Studio, args: argparse.Namespace) -> int:
     return OK if run.status == "succeeded" else API_ERROR
 
 
+def _details(details: dict) -> str:
+    return ", ".join(f"{name}={value}" for name, value in details.items())
+
+
+def cmd_audit(studio: Studio, args: argparse.Namespace) -> int:
+    entries = studio.audit(actor=args.actor, action=args.action, subject_type=args.subject_type,
+                           subject_id=args.subject_id, address=args.address, since=args.since, until=args.until,
+                           limit=args.limit)
+    if args.json:
+        for entry in entries:
+            print(json.dumps(entry.raw, ensure_ascii=False))
+        return OK
+    _print_table([[e.at, e.actor, e.address, e.action, f"{e.subject_type} {e.subject_id or ''}".rstrip(),
+                   _details(e.details)] for e in entries], ["at", "actor", "address", "action", "subject", "details"])
+    return OK
+
+
 COMMANDS: dict[str, Callable[[Studio, argparse.Namespace], int]] = {
     "upload": cmd_upload, "train": cmd_train, "revisions": cmd_revisions, "jobs": cmd_jobs, "cancel": cmd_cancel, "resume": cmd_resume,
     "versions": cmd_versions, "promote": cmd_promote, "rollback": cmd_rollback, "predict": cmd_predict,
-    "batch": cmd_batch,
+    "batch": cmd_batch, "audit": cmd_audit,
 }
 
 

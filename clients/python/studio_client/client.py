@@ -1,16 +1,18 @@
 """`Studio`: the studio's JSON API as typed methods. Errors come back as one exception, `StudioAPIError`."""
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import requests
 
-from studio_client.models import (BatchRun, Dataset, Job, JobEvent, ModelVersion, Prediction, Release, ReviewItem,
-                                  Revision)
+from studio_client.models import (AuditEntry, BatchRun, Dataset, Job, JobEvent, ModelVersion, Prediction, Release,
+                                  ReviewItem, Revision)
 from studio_client.multipart import FilePart, MultipartBody, Progress
 
 DEFAULT_URL = "http://127.0.0.1:5000"
@@ -113,15 +115,18 @@ class Studio:
 
     def _all(self, path: str, key: str, params: dict | None = None) -> list[dict]:
         """Every row of the paged list at `path` (`key` in each answer), following `next_before`."""
-        rows: list[dict] = []
+        return list(self._rows(path, key, params))
+
+    def _rows(self, path: str, key: str, params: dict | None = None, page_size: int = PAGE_LIMIT) -> Iterator[dict]:
+        """The rows of the paged list at `path`, newest first, a page fetched only when the previous one is read."""
         before = None
         while True:
-            page = {**(params or {}), "limit": PAGE_LIMIT, **({"before": before} if before is not None else {})}
+            page = {**(params or {}), "limit": page_size, **({"before": before} if before is not None else {})}
             answer = self._json("GET", path, params=page)
-            rows.extend(answer[key])
+            yield from answer[key]
             before = answer.get("next_before")
             if before is None:
-                return rows
+                return
 
     # Datasets
     def upload_dataset(self, path: str | os.PathLike, name: str | None = None,
@@ -356,3 +361,18 @@ class Studio:
             for chunk in response.iter_content(256 * 1024):
                 out.write(chunk)
         return destination
+
+    # Audit log
+
+    def audit(self, actor: str | None = None, action: str | None = None, subject_type: str | None = None,
+              subject_id: int | str | None = None, address: str | None = None, since: datetime | str | None = None,
+              until: datetime | str | None = None, limit: int | None = None) -> list[AuditEntry]:
+        """The audit log's entries (an admin's call), newest first, narrowed by the filters given: `action`
+        exact or a prefix ending with a dot (`user.`), `since`/`until` moments (a datetime without a zone is
+        UTC); at most `limit` entries (default: all)."""
+        chosen = {"actor": actor, "action": action, "subject_type": subject_type, "subject_id": subject_id,
+                  "address": address, "since": since, "until": until}
+        params = {name: value.isoformat() if isinstance(value, datetime) else str(value)
+                  for name, value in chosen.items() if value is not None}
+        rows = self._rows("/api/audit", "entries", params, min(PAGE_LIMIT, limit or PAGE_LIMIT))
+        return [AuditEntry.of(row) for row in itertools.islice(rows, limit)]

@@ -222,3 +222,25 @@ class BatchRun:
         return cls(id=data["id"], status=data["status"], version=data["version"], total=data.get("total") or 0,
                    done=data.get("done") or 0, refused=data.get("refused") or 0, summary=data.get("summary") or {},
                    error=data.get("error"), results=data.get("results"), raw=data)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One entry of the audit log: who (`actor`), when (`at`, ISO 8601 UTC), from which client address, what
+    (`action` on the subject) and `details` of the change."""
+
+    id: int
+    at: str
+    actor: str
+    action: str  # e.g. user.sign_in, user.sign_in_failed, token.create, release.promote, dataset.delete
+    subject_type: str
+    subject_id: str | None
+    address: str | None
+    details: dict
+    raw: dict = field(repr=False)
+
+    @classmethod
+    def of(cls, data: dict) -> "AuditEntry":
+        return cls(id=data["id"], at=data["at"], actor=data["actor"], action=data["action"],
+                   subject_type=data["subject_type"], subject_id=data.get("subject_id"),
+                   address=data.get("address"), details=data.get("details") or {}, raw=data)

@@ -348,3 +348,23 @@ def test_predict_explain_fuzz(served):
             assert answer.get_json()["explanation"]["size"] == [1, 1]
         for path in (f"/api/models/1/explanations?image={text}", "/api/models/{}/explanations?image=1"):
             check(client.get(path.format(text.replace("/", "%2F").replace("?", "%3F"))))
+
+
+AUDIT_FILTERS = ["actor", "action", "subject_type", "subject_id", "address", "since", "until", "limit", "before"]
+AUDIT_TEXT = ODD_TEXT + ["2026-12-06", "2026-12-06T07:00:00Z", "2026-12-06T07:00:00+08:00", "2026-13-40", "user.",
+                         "%", "_", "a" * 201, "9999-12-31T23:59:59Z", "0001-01-01",
+                         "9999-12-31T23:59:59-14:00", "0001-01-01T00:00:00+14:00"]
+
+
+def test_audit_log_query_fuzz(client):
+    """Odd filters on GET /api/audit: a page of entries, or a 4xx naming the filter at fault."""
+    rng = random.Random(31)
+    for _ in range(200):
+        names = rng.sample(AUDIT_FILTERS, rng.randint(1, 4))
+        response = client.get("/api/audit", query_string={name: rng.choice(AUDIT_TEXT) for name in names})
+        check(response)
+        body = response.get_json()
+        if response.status_code == 200:
+            assert isinstance(body["entries"], list) and "next_before" in body
+        else:
+            assert body["field"] in names
