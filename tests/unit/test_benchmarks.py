@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # server where they need them.
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
               "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
-              "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer", "batch_predict", "explanations")
+              "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer", "batch_predict", "explanations",
+              "audit_log")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -144,6 +145,13 @@ def test_review_offer_still_runs(tiny_figures):
     times = figures["microseconds_per_call"]
     assert set(times) == {"off", "on_sure_answer", "on_doubtful_not_sampled", "on_doubtful_kept"}
     assert all(math.isfinite(value) and value > 0 for value in times.values()) and figures["kept"] >= 1
+
+
+@benchmark("audit_log")
+def test_audit_log_still_runs(tiny_figures):
+    figures = tiny_figures("audit_log")
+    assert_positive(figures, "newest", "prefix", "rare_actor", "one_day")
+    assert 0 < figures["expired"] < figures["entries"]
 
 
 @benchmark("request_cost")
