@@ -81,6 +81,8 @@ def create_app(config: dict | None = None) -> Flask:
                       feedback_pages, workers_pages.api, workers_pages.pages, api_docs.docs, batch_api, batch_pages):
         app.register_blueprint(blueprint)
     app.register_blueprint(review_api)
+    from webapp.webhooks.api import api as webhooks_api
+    app.register_blueprint(webhooks_api)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["model_server"] = ModelServer(DataDir(app.config["DATA_DIR"]).models,

@@ -19,10 +19,13 @@ from webapp.jobs.label_search import LABEL_SEARCHES
 from webapp.jobs.work import JOBS
 from webapp.redisconn import redis_client
 from webapp.release.evaluation import EVALUATIONS
+from webapp.webhooks import worker_lost
+from webapp.webhooks.delivery import WEBHOOK_DELIVERIES
 from webapp.workers import idle_queues
 
 log = logging.getLogger(__name__)
-KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS)
+KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS,
+         WEBHOOK_DELIVERIES)
 
 
 def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list[int]]]:
@@ -32,7 +35,7 @@ def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list
         return {}
     done = {}
     for kind in KINDS:
-        reaped = lifecycle.reap(kind)
+        reaped = lifecycle.reap(kind, on_lost=worker_lost)
         sent = lifecycle.sweep_outbox(kind, lambda seconds: idle_queues(client, seconds), grace=interval)
         done[kind.name] = {"reaped": reaped, "sent": sent}
     expire_results()
