@@ -19,6 +19,7 @@ from webapp.extensions import db
 from webapp.models import ModelVersion, Release, ReleaseChange, iso, utcnow
 from webapp.release.routing import AbstainRule, Catalog
 from webapp.storage import data_dir
+from webapp import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -270,6 +271,8 @@ def _apply(release: Release, changes: list[tuple], by: str, **values) -> None:
     for action, before, after, share in changes:
         db.session.add(ReleaseChange(action=action, from_version=before, to_version=after, share=share, by=by,
                                      revision=revision))
+    webhooks.emit("release.changed", {"revision": revision, "by": by, "changes": [
+        {"action": action, "from": before, "to": after, "share": share} for action, before, after, share in changes]})
     db.session.commit()
     db.session.expire_all()
     for action, before, after, share in changes:
