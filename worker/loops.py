@@ -31,7 +31,7 @@ KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_
 def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list[int]]]:
     """One pass (skipped when another worker made one less than `interval` ago): per kind, the rows reaped
     and the rows whose task was sent. A task is sent when its row has waited `interval` seconds unsent."""
-    if not client.set(redis_keys.SWEEP_LOCK, "1", nx=True, ex=max(1, int(interval * 0.8))):
+    if not client.set(redis_keys.SWEEP_LOCK, "1", nx=True, px=max(100, int(interval * 800))):
         return {}
     done = {}
     for kind in KINDS:
