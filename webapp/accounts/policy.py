@@ -38,6 +38,7 @@ NEEDS = {
     # webhooks: endpoints, their secrets and deliveries
     **{f"webhooks_api.{view}": "admin" for view in ("index", "create", "show", "update", "delete", "rotate", "test",
                                                     "deliveries", "resend")},
+    "webhooks.index": "admin",
     "review_api.change_settings": "admin",  # turns keeping production images on
     # every signed-in person manages their own tokens and reads who they are, and anyone may predict
     "accounts_api.me": "viewer",
