@@ -61,7 +61,11 @@ def run_delivery(delivery_id: int, worker: str) -> str:
     if row is None:
         return "taken"
     attempt, endpoint = row.attempt, db.session.get(WebhookEndpoint, row.endpoint_id)
-    answer = send_once(row, endpoint) if endpoint.enabled else targets.Answer(None, 0.0, "the endpoint is disabled")
+    if endpoint is None or not endpoint.enabled:  # not tried: it fails at once, and can be resent once enabled
+        lifecycle.finish(WEBHOOK_DELIVERIES, row, attempt, DeliveryStatus.FAILED, next_attempt_at=None,
+                         error=Message(N_("The endpoint is disabled.")))
+        return row.status
+    answer = send_once(row, endpoint)
     db.session.add(WebhookTry(delivery_id=row.id, status_code=answer.status_code, duration_ms=answer.duration_ms,
                               error=answer.error))
     lifecycle.fenced_commit(WEBHOOK_DELIVERIES, row.id, attempt)
@@ -70,8 +74,8 @@ def run_delivery(delivery_id: int, worker: str) -> str:
 
 
 def _end_try(row: WebhookDelivery, attempt: int, answer: targets.Answer) -> None:
-    accepted = answer.error is None and answer.status_code is not None and 200 <= answer.status_code < 300
-    if accepted:
+    """Delivered on a 2xx; else waiting for the next try, or failed once the round's day is over."""
+    if answer.error is None and answer.status_code is not None and 200 <= answer.status_code < 300:
         lifecycle.finish(WEBHOOK_DELIVERIES, row, attempt, DeliveryStatus.DELIVERED,
                          last_status_code=answer.status_code, next_attempt_at=None)
         return

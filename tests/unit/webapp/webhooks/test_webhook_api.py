@@ -3,6 +3,7 @@ registered with their secret shown once, events queued in the caller's transacti
 on a schedule, resent with the same message id."""
 from __future__ import annotations
 
+import json
 import shutil
 import stat
 from datetime import timedelta
@@ -14,7 +15,9 @@ from tests.stack import DATABASE_FILE, app_config
 from tests.webhook_receiver import receiving
 from webapp import create_app, lifecycle, webhooks
 from webapp.extensions import db
-from webapp.models import WebhookDelivery, utcnow
+from webapp.jobs.work import JOBS
+from webapp.models import Dataset, Job, WebhookDelivery, WebhookEndpoint, utcnow
+from webapp.statuses import JobStatus
 from webapp.storage import data_dir
 from webapp.webhooks.delivery import WEBHOOK_DELIVERIES, next_try_at, retry_delay, run_delivery
 
@@ -151,3 +154,45 @@ def test_a_delivery_to_a_refused_address_fails_its_try_in_words(app, client):
     [shown] = client.get(f"/api/webhooks/{endpoint['id']}/deliveries").get_json()["deliveries"]
     assert shown["status"] == "pending" and shown["tries"][0]["status_code"] is None
     assert "loopback address" in shown["tries"][0]["error"] and "loopback address" in shown["error"]
+
+
+def test_a_job_ending_tells_its_event_in_the_moves_own_transaction(app, client):
+    wanted = register(client, "http://127.0.0.1:9/a", events=["job.succeeded", "job.failed"])
+    with app.app_context():
+        dataset = Dataset(name="pets", status="ready")
+        db.session.add(dataset)
+        db.session.flush()
+        job = Job(dataset_id=dataset.id, dataset_name="pets", status="queued", config={"epochs": 1})
+        db.session.add(job)
+        db.session.commit()
+        job = lifecycle.claim(JOBS, job.id, "training@box")
+        assert db.session.query(WebhookDelivery).count() == 0  # running is no event
+        assert lifecycle.finish(JOBS, job, job.attempt, JobStatus.SUCCEEDED)
+        [row] = db.session.query(WebhookDelivery).all()
+        assert (row.endpoint_id, row.event) == (wanted["id"], "job.succeeded")
+        assert json.loads(row.body)["data"] == {"job_id": job.id, "dataset_id": dataset.id, "status": "succeeded"}
+
+
+def test_the_watcher_tells_of_a_worker_that_stopped_once(app, client):
+    register(client, "http://127.0.0.1:9/a", events=["worker.lost", "test"])
+    with app.app_context():
+        endpoint = db.session.query(WebhookEndpoint).one()
+        rows = [webhooks.events.queue(endpoint, "test", {}) for _ in range(2)]
+        db.session.commit()
+        for row in rows:
+            lifecycle.claim(WEBHOOK_DELIVERIES, row.id, "ingest@gone")
+        db.session.execute(db.update(WebhookDelivery).values(heartbeat_at=utcnow() - timedelta(hours=1)))
+        db.session.commit()
+        assert lifecycle.reap(WEBHOOK_DELIVERIES, on_lost=webhooks.worker_lost) == [row.id for row in rows]
+        lost = db.session.query(WebhookDelivery).filter_by(event="worker.lost").all()
+        assert [json.loads(row.body)["data"] for row in lost] == [{"worker": "ingest@gone"}]
+
+
+def test_a_delivery_to_a_disabled_endpoint_fails_untried(app, client):
+    endpoint = register(client, "http://127.0.0.1:9/hook")
+    delivery = client.post(f"/api/webhooks/{endpoint['id']}/test").get_json()
+    client.put(f"/api/webhooks/{endpoint['id']}", json={"enabled": False})
+    with app.app_context():
+        assert run_delivery(delivery["id"], "ingest@box") == "failed"
+    [shown] = client.get(f"/api/webhooks/{endpoint['id']}/deliveries").get_json()["deliveries"]
+    assert shown["error"] == "The endpoint is disabled." and shown["tries"] == []
