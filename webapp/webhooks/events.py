@@ -37,12 +37,20 @@ def body(event: str, data: dict) -> str:
 
 def queue(endpoint: WebhookEndpoint, event: str, data: dict, subject: str | None = None) -> WebhookDelivery:
     """Add one delivery of `event` to `endpoint` to the session's transaction; sent after it commits."""
-    row = WebhookDelivery(message_id=new_message_id(), endpoint_id=endpoint.id, event=event, subject=subject,
-                          body=body(event, data))
-    db.session.add(row)
-    db.session.flush()
-    db.session.info.setdefault(_PENDING, []).append(row.id)
+    [row] = _queued([endpoint], event, data, subject)
     return row
+
+
+def _queued(endpoints: list[WebhookEndpoint], event: str, data: dict, subject: str | None) -> list[WebhookDelivery]:
+    """One delivery per endpoint, of one body, added in one flush and remembered to be sent after the commit."""
+    text = body(event, data)
+    rows = [WebhookDelivery(message_id=new_message_id(), endpoint_id=endpoint.id, event=event, subject=subject,
+                            body=text) for endpoint in endpoints]
+    if rows:
+        db.session.add_all(rows)
+        db.session.flush()
+        db.session.info.setdefault(_PENDING, []).extend(row.id for row in rows)
+    return rows
 
 
 def _told_lately(subject: str) -> bool:
@@ -59,7 +67,7 @@ def emit(event: str, data: dict, once: str | None = None) -> list[WebhookDeliver
         return []
     endpoints = db.session.scalars(select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(True))
                                    .order_by(WebhookEndpoint.id)).all()
-    return [queue(endpoint, event, data, once) for endpoint in endpoints if event in endpoint.events]
+    return _queued([endpoint for endpoint in endpoints if event in endpoint.events], event, data, once)
 
 
 def on_status(events: dict[str, str], data: Callable[[object], dict]) -> Callable[[object], None]:
@@ -76,22 +84,25 @@ def worker_lost(name: str) -> None:
 
 
 def _send_committed(session: Session) -> None:
-    """After a commit, send the task of every delivery it queued and mark it sent (on a connection of its
-    own: the committed session may not run SQL here); a broker that does not answer leaves it to the outbox."""
+    """After a commit, send the task of every delivery it queued, then mark those sent in one write (on a
+    connection of its own: the committed session may not run SQL here); a broker that does not answer leaves
+    them to the outbox."""
     ids = session.info.pop(_PENDING, None)
     if not ids:
         return
-    celery = current_app.extensions["celery"]
+    celery, sent = current_app.extensions["celery"], []
     for delivery_id in ids:
         try:
             celery.send_task(WEBHOOK_DELIVERIES.task, args=[delivery_id], queue=WEBHOOK_DELIVERIES.queue(None),
                              ignore_result=True, retry=False)
         except Exception as exc:
-            log.warning("webhook delivery %s waits for the outbox: %s", delivery_id, exc)
-            continue
+            log.warning("webhook deliveries %s wait for the outbox: %s", ids, exc)
+            break
+        sent.append(delivery_id)
+    if sent:
         with db.engine.begin() as connection:
-            connection.execute(update(WebhookDelivery).where(  # unless a worker took it already
-                WebhookDelivery.id == delivery_id, WebhookDelivery.attempt == 0).values(sent_at=utcnow()))
+            connection.execute(update(WebhookDelivery).where(  # unless a worker took one already
+                WebhookDelivery.id.in_(sent), WebhookDelivery.attempt == 0).values(sent_at=utcnow()))
 
 
 def _forget(session: Session, *_) -> None:
