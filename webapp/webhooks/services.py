@@ -91,7 +91,8 @@ def resend(row: WebhookDelivery) -> WebhookDelivery:
     """An ended delivery waits again, with its own message id, for a new round of tries."""
     now = utcnow()
     if not lifecycle.move(WEBHOOK_DELIVERIES, row, DeliveryStatus.PENDING, next_attempt_at=now,
-                          round_started_at=now, failures=0, retries=0, **lifecycle.waits_again(WEBHOOK_DELIVERIES)):
+                          round_started_at=now, failures=0, retries=0, error=None,
+                          **lifecycle.waits_again(WEBHOOK_DELIVERIES)):
         raise StudioError("webhook_delivery_pending", "Delivery %(id)s is still being tried.", {"id": row.id})
     try:
         lifecycle.send(WEBHOOK_DELIVERIES, row)

@@ -89,7 +89,7 @@ def resolve(host: str, port: int, allowed: Allowed) -> Address:
     """The address to connect to: the first one the host resolves to, once every one of them is allowed."""
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as exc:
+    except (OSError, UnicodeError) as exc:
         raise Refused(f"{host} could not be resolved: {exc}") from None
     addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
     for address in addresses:
@@ -141,7 +141,7 @@ def post(url: str, body: bytes, headers: dict[str, str], timeout: float, allowed
             connection.close()
     except Refused as exc:
         return Answer(None, _ms(started), f"refused: {exc}")
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, UnicodeError, http.client.HTTPException) as exc:
         return Answer(None, _ms(started), f"{type(exc).__name__}: {exc}"[:500])
     if 300 <= status < 400:
         return Answer(status, _ms(started), f"redirect to {location} not followed"[:500])
