@@ -14,6 +14,7 @@ from sqlalchemy import event as sqlalchemy_event, select, update
 from sqlalchemy.orm import Session
 
 from webapp.extensions import db
+from webapp.messages import english
 from webapp.models import WebhookDelivery, WebhookEndpoint, iso, utcnow
 from webapp.webhooks.delivery import WEBHOOK_DELIVERIES
 
@@ -71,10 +72,11 @@ def emit(event: str, data: dict, once: str | None = None) -> list[WebhookDeliver
 
 
 def on_status(events: dict[str, str], data: Callable[[object], dict]) -> Callable[[object], None]:
-    """A lifecycle Kind's `in_move` hook: the event of each status named in `events`, with `data(row)`."""
+    """A lifecycle Kind's `in_move` hook: the event of each status named in `events`, with `data(row)`, the
+    row's status and its error in English (null when none)."""
     def told(row) -> None:
         if row.status in events:
-            emit(events[row.status], {**data(row), "status": row.status})
+            emit(events[row.status], {**data(row), "status": row.status, "error": english(row.error)})
     return told
 
 

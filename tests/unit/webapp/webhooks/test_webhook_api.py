@@ -170,7 +170,15 @@ def test_a_job_ending_tells_its_event_in_the_moves_own_transaction(app, client):
         assert lifecycle.finish(JOBS, job, job.attempt, JobStatus.SUCCEEDED)
         [row] = db.session.query(WebhookDelivery).all()
         assert (row.endpoint_id, row.event) == (wanted["id"], "job.succeeded")
-        assert json.loads(row.body)["data"] == {"job_id": job.id, "dataset_id": dataset.id, "status": "succeeded"}
+        assert json.loads(row.body)["data"] == {"job_id": job.id, "dataset_id": dataset.id, "status": "succeeded",
+                                                "error": None}
+        failing = Job(dataset_id=dataset.id, dataset_name="pets", status="queued", config={"epochs": 1})
+        db.session.add(failing)
+        db.session.commit()
+        failing = lifecycle.claim(JOBS, failing.id, "training@box")
+        assert lifecycle.finish(JOBS, failing, failing.attempt, JobStatus.FAILED, error="CUDA out of memory")
+        told = db.session.query(WebhookDelivery).filter_by(event="job.failed").one()
+        assert json.loads(told.body)["data"]["error"] == "CUDA out of memory"
 
 
 def test_the_watcher_tells_of_a_worker_that_stopped_once(app, client):
