@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
+import subprocess
+import threading
 
 import pytest
 
@@ -88,3 +91,34 @@ def test_a_closed_port_is_a_failed_try_in_words():
         pass  # the port is closed again
     answer = targets.post(url, b"{}", {}, timeout=2, allowed=LOOPBACK)
     assert answer.status_code is None and "ConnectionRefusedError" in answer.error
+
+
+def test_https_to_the_pinned_address_names_the_host_and_checks_its_certificate(resolving, tmp_path):
+    """The TLS handshake goes to the address checked, with the host's name (SNI), and a certificate no
+    authority signed is refused."""
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=hooks.example"], check=True, capture_output=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    named = []
+    context.sni_callback = lambda sock, name, ctx: named.append(name)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def accept_one() -> None:
+        connection, _ = listener.accept()
+        try:
+            context.wrap_socket(connection, server_side=True).close()
+        except (ssl.SSLError, OSError):
+            pass
+
+    thread = threading.Thread(target=accept_one, daemon=True)
+    thread.start()
+    resolving["hooks.example"] = "127.0.0.1"
+    answer = targets.post(f"https://hooks.example:{port}/in", b"{}", {}, timeout=5,
+                          allowed=targets.Allowed.parse("hooks.example"))
+    thread.join(5)
+    listener.close()
+    assert named == ["hooks.example"]
+    assert answer.status_code is None and "CERTIFICATE_VERIFY_FAILED" in answer.error
