@@ -26,6 +26,7 @@ def _gave_up(attempts: int) -> Message:
                    {"count": attempts})
 
 
+UNEXPECTED = N_("The delivery stopped on an unexpected error (%(kind)s); the details are in the worker's log.")
 WEBHOOK_DELIVERIES = lifecycle.Kind(
     name="webhook delivery", model=WebhookDelivery, task=WEBHOOK_TASK, transitions=DELIVERY_TRANSITIONS,
     waiting=DeliveryStatus.PENDING, running=DeliveryStatus.SENDING, failed=DeliveryStatus.FAILED,
@@ -65,11 +66,12 @@ def run_delivery(delivery_id: int, worker: str) -> str:
         lifecycle.finish(WEBHOOK_DELIVERIES, row, attempt, DeliveryStatus.FAILED, next_attempt_at=None,
                          error=Message(N_("The endpoint is disabled.")))
         return row.status
-    answer = send_once(row, endpoint)
-    db.session.add(WebhookTry(delivery_id=row.id, status_code=answer.status_code, duration_ms=answer.duration_ms,
-                              error=answer.error))
-    lifecycle.fenced_commit(WEBHOOK_DELIVERIES, row.id, attempt)
-    _end_try(row, attempt, answer)
+    with lifecycle.ending(WEBHOOK_DELIVERIES, row, attempt, UNEXPECTED):  # never left sending
+        answer = send_once(row, endpoint)
+        db.session.add(WebhookTry(delivery_id=row.id, status_code=answer.status_code,
+                                  duration_ms=answer.duration_ms, error=answer.error))
+        lifecycle.fenced_commit(WEBHOOK_DELIVERIES, row.id, attempt)
+        _end_try(row, attempt, answer)
     return row.status
 
 

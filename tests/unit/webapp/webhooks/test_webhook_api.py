@@ -204,3 +204,13 @@ def test_a_delivery_to_a_disabled_endpoint_fails_untried(app, client):
         assert run_delivery(delivery["id"], "ingest@box") == "failed"
     [shown] = client.get(f"/api/webhooks/{endpoint['id']}/deliveries").get_json()["deliveries"]
     assert shown["error"] == "The endpoint is disabled." and shown["tries"] == []
+
+
+def test_a_delivery_whose_secret_is_gone_fails_in_words_and_is_not_left_sending(app, client):
+    endpoint = register(client, "http://127.0.0.1:9/hook")
+    delivery = client.post(f"/api/webhooks/{endpoint['id']}/test").get_json()
+    with app.app_context():
+        data_dir().webhook_secret(endpoint["id"]).unlink()
+        assert run_delivery(delivery["id"], "ingest@box") == "failed"
+    [shown] = client.get(f"/api/webhooks/{endpoint['id']}/deliveries").get_json()["deliveries"]
+    assert "FileNotFoundError" in shown["error"] and shown["status"] == "failed"
