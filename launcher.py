@@ -24,7 +24,8 @@ import redis
 from webapp.accounts.settings import ANY_ADDRESS
 from webapp.redisconn import redis_client
 from webapp.storage import DataDir, write_whole
-from webapp.taskqueue import BATCH_QUEUE, BATCH_WORKER_PREFIX, INGEST_QUEUE, INGEST_WORKER_PREFIX, TRAINING_QUEUE
+from webapp.taskqueue import (BATCH_QUEUE, BATCH_WORKER_PREFIX, INGEST_QUEUE, INGEST_WORKER_PREFIX, TRAINING_QUEUE,
+                              WEBHOOKS_QUEUE)
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -407,7 +408,8 @@ def worker_process(data_dir: DataDir, env: dict, name: str = "studio", service: 
 def ingest_worker_process(data_dir: DataDir, env: dict, name: str = "studio") -> ServiceProcess:
     """One Celery worker on the ingest queue (unpacking and checking uploads), named `ingest-<name>`;
     it never loads Paddle, so it stays small beside the web app."""
-    return _celery_worker("ingest-worker", INGEST_QUEUE, f"{INGEST_WORKER_PREFIX}{name}", data_dir, env)
+    return _celery_worker("ingest-worker", f"{INGEST_QUEUE},{WEBHOOKS_QUEUE}", f"{INGEST_WORKER_PREFIX}{name}",
+                          data_dir, env)
 
 
 def batch_worker_process(data_dir: DataDir, env: dict, name: str = "studio",

@@ -84,6 +84,10 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_blueprint(review_api)
     app.register_blueprint(audit.api)
     app.register_blueprint(audit.pages)
+    from webapp.webhooks.api import api as webhooks_api
+    from webapp.webhooks.pages import pages as webhooks_pages
+    app.register_blueprint(webhooks_api)
+    app.register_blueprint(webhooks_pages)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["model_server"] = ModelServer(DataDir(app.config["DATA_DIR"]).models,

@@ -189,4 +189,15 @@ def default_config(data_dir: str | None = None) -> dict:
         # Audit log (webapp.audit): entries older than this many days are removed by the workers' watcher
         # pass; 0 keeps them forever.
         "AUDIT_KEEP_DAYS": max(0, _int_env("AUDIT_KEEP_DAYS", 365)),
+        # Webhooks (webapp.webhooks): the backoff of a failed delivery (base * 2^n, at most the longest wait),
+        # how long it is tried, the timeout of one try, the networks and hosts that may be private, how long a
+        # replaced secret still signs, and a lost sender's deadlines.
+        "WEBHOOK_RETRY_BASE_SECONDS": float(os.environ.get("WEBHOOK_RETRY_BASE_SECONDS") or 30),
+        "WEBHOOK_RETRY_MAX_DELAY_SECONDS": float(os.environ.get("WEBHOOK_RETRY_MAX_DELAY_SECONDS") or 3 * 3600),
+        "WEBHOOK_RETRY_FOR_SECONDS": float(os.environ.get("WEBHOOK_RETRY_FOR_SECONDS") or 24 * 3600),
+        "WEBHOOK_TIMEOUT_SECONDS": float(os.environ.get("WEBHOOK_TIMEOUT_SECONDS") or 5),
+        "WEBHOOK_ALLOWED_NETWORKS": os.environ.get("WEBHOOK_ALLOWED_NETWORKS", ""),
+        "WEBHOOK_SECRET_GRACE_SECONDS": float(os.environ.get("WEBHOOK_SECRET_GRACE_SECONDS") or 24 * 3600),
+        "WEBHOOK_STALE_SECONDS": float(os.environ.get("WEBHOOK_STALE_SECONDS") or 60),
+        "WEBHOOK_MAX_ATTEMPTS": max(1, _int_env("WEBHOOK_MAX_ATTEMPTS", 3)),
     }

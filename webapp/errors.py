@@ -119,6 +119,11 @@ ERROR_STATUS: dict[str, int] = {
     "rate_limit_unavailable": 503,  # anonymous prediction while Redis, where requests are counted, is down
     "board_unavailable": 502,
     "internal_error": 500,
+    # webhooks
+    "webhook_not_found": 404,
+    "webhook_delivery_not_found": 404,
+    "webhook_url_refused": 400,
+    "webhook_delivery_pending": 409,
 }
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 # Ids are 32-bit integers on PostgreSQL (SQLite's are wider), like version numbers; anything outside cannot

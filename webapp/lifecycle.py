@@ -16,6 +16,9 @@ the functions below as one conditional UPDATE:
   died in between, or Redis was down), and sends again the task of a row sent long ago but never taken,
   when a worker serving its queue has been idle for the kind's deadline: a message the broker lost. A row
   waiting behind a long training is never sent twice, since that training's worker is not idle.
+- A kind with a due time (`due_column`, webhook deliveries) has rows that wait until a given time: `wait_until`
+  ends an attempt so, and `sweep_outbox` sends such a row's task only once it is due (never a delayed
+  broker message).
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from enum import StrEnum
 from typing import Callable, Iterator
 
 from flask import current_app
-from sqlalchemy import ColumnElement, and_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 
 from engine.errors import StudioError
 from engine.messages import N_, Message
@@ -74,6 +77,9 @@ class Kind:
     on_moved: Callable[[object], None] | None = None  # told of every status change (live pages)
     on_failed: Callable[[object], None] | None = None  # after a row failed (files to remove)
     never_sent: Message = NEVER_SENT  # the error of a row whose task could not be sent when it was queued
+    # writes more in the move's own transaction (the outbox rows of the events a move is told to others)
+    in_move: Callable[[object], None] | None = None
+    due_column: str | None = None  # the column of the time before which a waiting row's task is not sent
 
     def column(self, name: str):
         return getattr(self.model, {"attempt": self.attempt_column, "heartbeat_at": self.heartbeat_column}.get(
@@ -120,6 +126,9 @@ def move(kind: Kind, row, target: StrEnum, *conditions, **values) -> bool:
         update(kind.model).where(kind.model.id == row.id, kind.model.status.in_(
             sorted(sources_of(target, kind.transitions))), *conditions)
         .values(status=target, **values).execution_options(synchronize_session=False)).rowcount
+    if moved and kind.in_move is not None:
+        db.session.refresh(row)
+        kind.in_move(row)
     db.session.commit()
     db.session.refresh(row)
     if not moved:
@@ -236,6 +245,12 @@ class Heartbeat(threading.Thread):
                 log.exception("heartbeat of %s %s failed", self.kind.name, self.row_id)
 
 
+def wait_until(kind: Kind, row, attempt: int, due: datetime, **values) -> bool:
+    """End the running attempt with the row waiting again, its task sent by the outbox once `due` (a kind
+    with a `due_column`); a late worker changes nothing."""
+    return finish(kind, row, attempt, kind.waiting, **{kind.due_column: due, **waits_again(kind), **values})
+
+
 def waits_again(kind: Kind) -> dict:
     """The values (beside its status) of a row that waits for a worker again: its task is to be sent (the
     outbox)."""
@@ -268,9 +283,10 @@ def send_or_refuse(kind: Kind, row, refusal: StudioError) -> None:
         raise refusal from None
 
 
-def reap(kind: Kind) -> list[int]:
+def reap(kind: Kind, on_lost: Callable[[str], None] | None = None) -> list[int]:
     """Rows whose heartbeat stopped (worker killed, out of memory, host down) wait again and are sent to
-    the next worker, up to the kind's maximum of attempts; then they fail with the reason. The ids handled."""
+    the next worker, up to the kind's maximum of attempts; then they fail with the reason. `on_lost` is told
+    the name of the worker each handled row lost (its writes are committed). The ids handled."""
     limit = utcnow() - timedelta(seconds=kind.stale_seconds())
     heartbeat, attempts = kind.column("heartbeat_at"), kind.max_attempts()
     stale = db.session.scalars(select(kind.model).where(kind.is_running(), heartbeat < limit)).all()
@@ -278,6 +294,7 @@ def reap(kind: Kind) -> list[int]:
     for row in stale:
         still_stale = (kind.is_running(), heartbeat < limit,
                        kind.column("attempt") == getattr(row, kind.attempt_column))
+        lost_worker = row.worker
         if row.retries + 1 < attempts:
             if move(kind, row, kind.waiting, *still_stale, retries=kind.model.retries + 1, **waits_again(kind)):
                 log.warning("%s %s lost its worker; it waits again (attempt %s of %s)", kind.name, row.id,
@@ -286,6 +303,9 @@ def reap(kind: Kind) -> list[int]:
                 _send_logged(kind, row, "sent to the next worker")  # or else by the outbox's next pass
         elif move(kind, row, kind.failed, *still_stale, error=kind.gave_up(attempts)):
             handled.append(row.id)
+        if on_lost is not None and lost_worker and handled and handled[-1] == row.id:
+            on_lost(lost_worker)
+            db.session.commit()
     return handled
 
 
@@ -300,14 +320,22 @@ def _send_logged(kind: Kind, row, why: str) -> bool:
         return False
 
 
+def _due(kind: Kind, now: datetime) -> tuple:
+    """The condition of a waiting row whose task may be sent now (its due time, for a kind that has one)."""
+    if kind.due_column is None:
+        return ()
+    due = getattr(kind.model, kind.due_column)
+    return (or_(due.is_(None), due <= now),)
+
+
 def sweep_outbox(kind: Kind, idle_queues: Callable[[float], set[str]], grace: float) -> list[int]:
     """Send the tasks of this kind's waiting rows that need one: a row never sent `grace` seconds after it
     began to wait, and a row sent more than the kind's deadline ago that no worker took although a worker
     of its queue has been idle that long. The ids sent."""
     now, deadline = utcnow(), timedelta(seconds=kind.stale_seconds())
     unsent = db.session.scalars(select(kind.model).where(
-        kind.is_waiting(), kind.model.sent_at.is_(None), kind.model.queued_at < now - timedelta(seconds=grace))
-        .order_by(kind.model.id)).all()
+        kind.is_waiting(), kind.model.sent_at.is_(None), kind.model.queued_at < now - timedelta(seconds=grace),
+        *_due(kind, now)).order_by(kind.model.id)).all()
     sent = [row.id for row in unsent if _send_logged(kind, row, "committed, never sent")]
     lost = db.session.scalars(select(kind.model).where(kind.is_waiting(), kind.model.sent_at < now - deadline)
                               .order_by(kind.model.id)).all()

@@ -611,3 +611,69 @@ class BatchPrediction(db.Model):
     retries: Mapped[int] = mapped_column(default=0)
     queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
     sent_at: Mapped[datetime | None]
+
+
+# --- webhooks (webapp.webhooks) ---------------------------------------------------------------------------
+from webapp.statuses import DeliveryStatus  # noqa: E402  (kept beside the webhook rows)
+
+
+class WebhookEndpoint(db.Model):
+    """A URL an admin registered to be told of events; its signing secrets are in a file of its own
+    (DataDir.webhook_secret), never in the database."""
+
+    __tablename__ = "webhook_endpoints"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000))
+    description: Mapped[str] = mapped_column(String(500), default="")
+    events: Mapped[list] = mapped_column(JSON)  # the event types it wants
+    enabled: Mapped[bool] = mapped_column(default=True)
+    created_by: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    rotated_at: Mapped[datetime | None]  # when its secret was last replaced
+
+
+class WebhookDelivery(db.Model):
+    """One event for one endpoint (the outbox, webapp.lifecycle): its message id (`msg_...`, never reused;
+    its retries and resends keep it), its body as signed, and when it is next tried."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (Index("ix_webhook_deliveries_endpoint", "endpoint_id", "id"),
+                      Index("ix_webhook_deliveries_due", "status", "next_attempt_at"),
+                      {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(40), unique=True)
+    endpoint_id: Mapped[int] = mapped_column(ForeignKey("webhook_endpoints.id", ondelete="CASCADE"))
+    event: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str | None] = mapped_column(String(240))  # what it tells of only once ("worker:<name>")
+    body: Mapped[str] = mapped_column(Text)  # the payload exactly as sent and signed
+    status: Mapped[str] = mapped_column(String(20), default=DeliveryStatus.PENDING)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    round_started_at: Mapped[datetime] = mapped_column(default=utcnow)  # created or resent: tried a day from then
+    failures: Mapped[int] = mapped_column(default=0)  # failed tries since the round began
+    last_status_code: Mapped[int | None]
+    worker: Mapped[str | None] = mapped_column(String(200))
+    error: Mapped[dict | None] = mapped_column(STORED_TEXT)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    attempt: Mapped[int] = mapped_column(default=0)
+    retries: Mapped[int] = mapped_column(default=0)
+    queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+
+
+class WebhookTry(db.Model):
+    """One try of a delivery: what the endpoint answered (or why it could not), and how long it took."""
+
+    __tablename__ = "webhook_tries"
+    __table_args__ = (Index("ix_webhook_tries_delivery", "delivery_id", "id"), {"sqlite_autoincrement": True})
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    delivery_id: Mapped[int] = mapped_column(ForeignKey("webhook_deliveries.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    status_code: Mapped[int | None]
+    duration_ms: Mapped[float] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(String(500))  # the words of a refused or failed connection

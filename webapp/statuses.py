@@ -69,6 +69,15 @@ class BatchStatus(StrEnum):
     CANCELLED = "cancelled"
 
 
+class DeliveryStatus(StrEnum):
+    """A webhook delivery (webapp.webhooks): one event for one endpoint, tried until it is accepted or given up."""
+
+    PENDING = "pending"  # waits for its next try (due at `next_attempt_at`)
+    SENDING = "sending"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+
+
 STATUSES = tuple(status.value for status in JobStatus)
 ACTIVE = frozenset({JobStatus.QUEUED, JobStatus.RUNNING})
 FINISHED = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
@@ -111,6 +120,13 @@ BATCH_TRANSITIONS: dict[BatchStatus, frozenset[BatchStatus]] = {
     BatchStatus.SUCCEEDED: frozenset(),
     BatchStatus.FAILED: frozenset(),
     BatchStatus.CANCELLED: frozenset(),
+}
+# A delivery waits again after a failed try; an ended one waits again when a person resends it.
+DELIVERY_TRANSITIONS: dict[DeliveryStatus, frozenset[DeliveryStatus]] = {
+    DeliveryStatus.PENDING: frozenset({DeliveryStatus.SENDING, DeliveryStatus.FAILED}),
+    DeliveryStatus.SENDING: frozenset({DeliveryStatus.DELIVERED, DeliveryStatus.FAILED, DeliveryStatus.PENDING}),
+    DeliveryStatus.DELIVERED: frozenset({DeliveryStatus.PENDING}),
+    DeliveryStatus.FAILED: frozenset({DeliveryStatus.PENDING}),
 }
 # A dataset's check is claimed and given back without a change of status (its `worker` changes).
 DATASET_TRANSITIONS: dict[DatasetStatus, frozenset[DatasetStatus]] = {

@@ -21,20 +21,23 @@ from webapp.jobs.label_search import LABEL_SEARCHES
 from webapp.jobs.work import JOBS
 from webapp.redisconn import redis_client
 from webapp.release.evaluation import EVALUATIONS
+from webapp.webhooks import worker_lost
+from webapp.webhooks.delivery import WEBHOOK_DELIVERIES
 from webapp.workers import idle_queues
 
 log = logging.getLogger(__name__)
-KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS)
+KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS,
+         WEBHOOK_DELIVERIES)
 
 
 def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list[int]]]:
     """One pass (skipped when another worker made one less than `interval` ago): per kind, the rows reaped
     and the rows whose task was sent. A task is sent when its row has waited `interval` seconds unsent."""
-    if not client.set(redis_keys.SWEEP_LOCK, "1", nx=True, ex=max(1, int(interval * 0.8))):
+    if not client.set(redis_keys.SWEEP_LOCK, "1", nx=True, px=max(100, int(interval * 800))):
         return {}
     done = {}
     for kind in KINDS:
-        reaped = lifecycle.reap(kind)
+        reaped = lifecycle.reap(kind, on_lost=worker_lost)
         sent = lifecycle.sweep_outbox(kind, lambda seconds: idle_queues(client, seconds), grace=interval)
         done[kind.name] = {"reaped": reaped, "sent": sent}
     expire_results()

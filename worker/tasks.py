@@ -10,7 +10,7 @@ from celery import shared_task
 
 from engine.errors import StudioError
 from webapp.taskqueue import (BATCH_TASK, DESCRIBE_TASK, EVALUATE_TASK, INGEST_TASK, LABEL_SEARCH_TASK, MEASURE_TASK, SCAN_TASK,
-                              TRAIN_TASK)
+                              TRAIN_TASK, WEBHOOK_TASK)
 
 
 @shared_task(name=DESCRIBE_TASK)
@@ -79,3 +79,11 @@ def predict_batch(self, batch_id: int) -> str:
     from worker.batch import run_batch
 
     return run_batch(batch_id, worker=self.request.hostname or socket.gethostname())
+
+
+@shared_task(name=WEBHOOK_TASK, bind=True, ignore_result=True)
+def deliver_webhook(self, delivery_id: int) -> str:
+    """Try one webhook delivery once; the outcome (and when it is tried next) is on its row."""
+    from webapp.webhooks.delivery import run_delivery
+
+    return run_delivery(delivery_id, worker=self.request.hostname or socket.gethostname())

@@ -41,6 +41,10 @@ const ACTIONS = {
   "feedback.purge": t("feedback images purged"),
   "review.add": t("reviewed images added to a dataset"),
   "review.settings": t("review queue settings changed"),
+  "webhook.create": t("webhook added"),
+  "webhook.change": t("webhook changed"),
+  "webhook.delete": t("webhook removed"),
+  "webhook.rotate": t("webhook secret rotated"),
 };
 
 // The kinds of subject, named in words by the page's own subject filter (one list for both).
@@ -57,6 +61,7 @@ const DETAIL_NAMES = {
   share: t("share"), name: t("name"), owner: t("owner"), scope: t("scope"), images: t("images"),
   bytes: t("bytes"), revision: t("revision"), version: t("version"), everywhere: t("everywhere"),
   sessions: t("sessions"), num_images: t("images"), job_id: t("job"), backbone: t("backbone network"),
+  url: t("URL"), events: t("events"), enabled: t("enabled"), description: t("description"),
 };
 
 let next = null;

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
               "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
               "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer", "batch_predict", "explanations",
-              "audit_log")
+              "audit_log", "webhook_emit")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -152,6 +152,14 @@ def test_audit_log_still_runs(tiny_figures):
     figures = tiny_figures("audit_log")
     assert_positive(figures, "newest", "prefix", "rare_actor", "one_day")
     assert 0 < figures["expired"] < figures["entries"]
+
+
+@benchmark("webhook_emit")
+def test_webhook_emit_still_runs(tiny_figures):
+    figures = tiny_figures("webhook_emit")
+    assert figures["endpoints"] == 1 and figures["events"] == 3
+    assert_positive(figures, "commit_with_event_ms", "signatures_per_s_two_secrets")
+    assert is_number(figures["event_cost_ms"]) and is_number(figures["commit_ms"])
 
 
 @benchmark("request_cost")

@@ -35,6 +35,10 @@ NEEDS = {
     "release_api.change": "admin",
     "release_api.rollback": "admin",
     "feedback_api.purge": "admin",
+    # webhooks: endpoints, their secrets and deliveries
+    **{f"webhooks_api.{view}": "admin" for view in ("index", "create", "show", "update", "delete", "rotate", "test",
+                                                    "deliveries", "resend")},
+    "webhooks.index": "admin",
     "review_api.change_settings": "admin",  # turns keeping production images on
     # every signed-in person manages their own tokens and reads who they are, and anyone may predict
     "accounts_api.me": "viewer",

@@ -34,6 +34,7 @@ from webapp.release.routing import AbstainRule
 from webapp.statuses import BATCH_TRANSITIONS, BatchStatus
 from webapp.storage import data_dir
 from webapp.taskqueue import BATCH_QUEUE, BATCH_TASK
+from webapp import webhooks
 
 log = logging.getLogger(__name__)
 FINISHED = frozenset({BatchStatus.SUCCEEDED, BatchStatus.FAILED, BatchStatus.CANCELLED})
@@ -54,7 +55,9 @@ BATCH_PREDICTIONS = lifecycle.Kind(
     waiting=BatchStatus.QUEUED, running=BatchStatus.RUNNING, failed=BatchStatus.FAILED, finished=FINISHED,
     queue=lambda row: BATCH_QUEUE, stale_setting="BATCH_STALE_SECONDS", attempts_setting="BATCH_MAX_ATTEMPTS",
     gave_up=_gave_up, claimed=lambda now: {"started_at": now}, requeued={"worker": None},
-    on_failed=remove_input)
+    on_failed=remove_input,
+    in_move=webhooks.on_status(dict.fromkeys(FINISHED, "batch.done"), lambda row: {
+        "batch_id": row.id, "version": row.version, "total": row.total, "done": row.done}))
 QUEUE_DOWN = "The task queue (Redis) is not reachable; the batch run was not started."
 
 

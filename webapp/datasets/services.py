@@ -25,6 +25,7 @@ from webapp.models import Dataset, DatasetImage, DatasetRevision, Job, iso
 from webapp.statuses import ACTIVE, DATASET_TRANSITIONS, DatasetStatus
 from webapp.storage import DatasetFiles, data_dir
 from webapp.taskqueue import INGEST_QUEUE, INGEST_TASK
+from webapp import webhooks
 
 log = logging.getLogger(__name__)
 MAX_NAME_LENGTH = 200
@@ -48,6 +49,8 @@ UPLOAD_CHECKS = lifecycle.Kind(
     stale_setting="INGEST_STALE_SECONDS", attempts_setting="INGEST_MAX_ATTEMPTS", gave_up=_gave_up,
     held_by_worker=True, attempt_column="ingest_attempt", heartbeat_column="ingest_heartbeat_at",
     on_failed=_drop_upload,
+    in_move=webhooks.on_status({"failed": "dataset.failed"}, lambda dataset: {"dataset_id": dataset.id,
+                                                                             "name": dataset.name}),
     never_sent=Message(N_("The task queue (Redis) was not reachable, so the upload was not checked; upload it "
                           "again.")))
 
@@ -250,6 +253,7 @@ def _store(dataset: Dataset, result, staging: Path, attempt: int | None = None) 
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     os.replace(staging, target)
+    webhooks.emit("dataset.ready", {"dataset_id": dataset.id, "name": dataset.name, "images": dataset.num_images})
     try:
         db.session.commit()
     except BaseException:

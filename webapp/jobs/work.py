@@ -13,6 +13,7 @@ from webapp.models import Job
 from webapp.redisconn import redis_client
 from webapp.statuses import FINISHED, JOB_TRANSITIONS, JobStatus
 from webapp.taskqueue import TRAIN_TASK
+from webapp import webhooks
 
 
 def publish_status(job: Job) -> None:
@@ -35,7 +36,9 @@ JOBS = lifecycle.Kind(
     running=JobStatus.RUNNING, failed=JobStatus.FAILED, finished=FINISHED, queue=lambda job: job.queue,
     stale_setting="JOB_STALE_SECONDS", attempts_setting="JOB_MAX_ATTEMPTS", gave_up=gave_up,
     claimed=lambda now: {"phase": "preparing", "started_at": func.coalesce(Job.started_at, now)},
-    requeued={"phase": "queued", "worker": None}, on_moved=publish_status)
+    requeued={"phase": "queued", "worker": None}, on_moved=publish_status,
+    in_move=webhooks.on_status({"succeeded": "job.succeeded", "failed": "job.failed"}, lambda job: {
+        "job_id": job.id, "dataset_id": job.dataset_id}))
 
 
 def transition(job: Job, target: JobStatus, *conditions, **values) -> bool:

@@ -22,6 +22,7 @@ from webapp.registry.class_thresholds import change_class_thresholds
 from webapp.release import services as release
 from webapp.release.evaluation import DEFAULT_PRECISION, threshold_suggestion
 from webapp.storage import data_dir
+from webapp import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def register_version(staging: Path, job: Job, config: TrainConfig, class_names: 
             db.session.rollback()
             continue
         publish_bundle(staging, data_dir().model(number))
+        webhooks.emit("version.created", {"version": number, "job_id": job.id, "dataset_id": job.dataset_id})
         try:
             db.session.commit()
         except Exception:

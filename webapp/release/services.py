@@ -20,6 +20,7 @@ from webapp.extensions import db
 from webapp.models import ModelVersion, Release, ReleaseChange, iso, utcnow
 from webapp.release.routing import AbstainRule, Catalog
 from webapp.storage import data_dir
+from webapp import webhooks
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +274,8 @@ def _apply(release: Release, changes: list[tuple], by: str, **values) -> None:
                                      revision=revision))
         audit.record(f"release.{action}", "release", revision, {"from": before, "to": after, "share": share},
                      by=by)
+    webhooks.emit("release.changed", {"revision": revision, "by": by, "changes": [
+        {"action": action, "from": before, "to": after, "share": share} for action, before, after, share in changes]})
     db.session.commit()
     db.session.expire_all()
     for action, before, after, share in changes:

@@ -376,3 +376,40 @@ class Studio:
                   for name, value in chosen.items() if value is not None}
         rows = self._rows("/api/audit", "entries", params, min(PAGE_LIMIT, limit or PAGE_LIMIT))
         return [AuditEntry.of(row) for row in itertools.islice(rows, limit)]
+
+    # --- webhooks (an admin's calls) ------------------------------------------------------------------------
+
+    def webhooks(self) -> list[dict]:
+        """Every webhook endpoint (url, description, events, enabled)."""
+        return self._json("GET", "/api/webhooks")["endpoints"]
+
+    def create_webhook(self, url: str, events: list[str], description: str = "", enabled: bool = True) -> dict:
+        """Register an endpoint; the answer's `secret` (`whsec_...`) is shown this once."""
+        return self._json("POST", "/api/webhooks", json={"url": url, "events": events, "description": description,
+                                                         "enabled": enabled})
+
+    def webhook(self, endpoint_id: int) -> dict:
+        return self._json("GET", f"/api/webhooks/{endpoint_id}")
+
+    def change_webhook(self, endpoint_id: int, **changes: Any) -> dict:
+        """Change some of an endpoint's url, description, events and enabled; the others keep their values."""
+        return self._json("PUT", f"/api/webhooks/{endpoint_id}", json=changes)
+
+    def delete_webhook(self, endpoint_id: int) -> dict:
+        return self._json("DELETE", f"/api/webhooks/{endpoint_id}")
+
+    def rotate_webhook_secret(self, endpoint_id: int) -> str:
+        """A new signing secret (the old one still signs for a grace period)."""
+        return self._json("POST", f"/api/webhooks/{endpoint_id}/rotate")["secret"]
+
+    def test_webhook(self, endpoint_id: int) -> dict:
+        """Send a `test` event to the endpoint; its delivery."""
+        return self._json("POST", f"/api/webhooks/{endpoint_id}/test")
+
+    def webhook_deliveries(self, endpoint_id: int) -> list[dict]:
+        """An endpoint's deliveries, newest first, each with its tries."""
+        return self._all(f"/api/webhooks/{endpoint_id}/deliveries", "deliveries")
+
+    def resend_webhook_delivery(self, endpoint_id: int, delivery_id: int) -> dict:
+        """Send an ended delivery again, with the same message id."""
+        return self._json("POST", f"/api/webhooks/{endpoint_id}/deliveries/{delivery_id}/resend")

@@ -368,3 +368,32 @@ def test_audit_log_query_fuzz(client):
             assert isinstance(body["entries"], list) and "next_before" in body
         else:
             assert body["field"] in names
+
+
+# --- webhooks ---------------------------------------------------------------------------------------------
+WEBHOOK_FIELDS = ["url", "description", "events", "enabled", "secret", ""]
+WEBHOOK_VALUES = ODD_VALUES + ODD_TEXT + [["test"], ["job.failed", "nope"], "https://hooks.example/in",
+                                          "http://u:p@hooks.example/", "ftp://hooks.example/", "http://[::1", "http://:80"]
+
+
+def test_webhook_fuzz(client):
+    """Odd endpoint bodies (new and changed), odd endpoint and delivery ids: a 4xx with words, never a 5xx."""
+    rng = random.Random(27)
+    endpoint = client.post("/api/webhooks", json={"url": "https://hooks.example/in", "events": ["test"]}).get_json()
+    delivery = client.post(f"/api/webhooks/{endpoint['id']}/test").get_json()
+    for _ in range(150):
+        body = {rng.choice(WEBHOOK_FIELDS): rng.choice(WEBHOOK_VALUES) for _ in range(rng.randint(0, 4))}
+        check(client.post("/api/webhooks", data=safe_json(body), content_type="application/json"))
+        check(client.put(f"/api/webhooks/{endpoint['id']}", data=safe_json(body), content_type="application/json"))
+    for raw in ["", "{", "[1,2", "\"text\"", "1e999", "NaN", "\xff\xfe", "null", "[]"]:
+        check(client.post("/api/webhooks", data=raw, content_type="application/json"))
+        check(client.put(f"/api/webhooks/{endpoint['id']}", data=raw, content_type="text/plain"))
+    for text in ODD_TEXT + ["0", "-1", str(2**63), str(2**64)]:
+        number = text.replace("/", "%2F")
+        for path in (number, f"{number}/deliveries", f"{endpoint['id']}/deliveries/{number}/resend"):
+            check(client.get(f"/api/webhooks/{path}"))
+        for action in ("rotate", "test", f"deliveries/{delivery['id']}/resend"):
+            check(client.post(f"/api/webhooks/{number}/{action}"))
+        check(client.put(f"/api/webhooks/{number}", json={"enabled": False}))
+        check(client.delete(f"/api/webhooks/{number}"))
+        check(client.get(f"/api/webhooks/{endpoint['id']}/deliveries", query_string={"before": text, "limit": text}))

@@ -26,13 +26,16 @@ from webapp.messages import english
 from webapp.jobs.label_search import LABEL_SEARCHES
 from webapp.jobs.work import JOBS
 from webapp.models import BatchPrediction, Dataset, Evaluation, Job, LabelSearch, QualityScan, utcnow
+from webapp.models import WebhookDelivery, WebhookEndpoint
 from webapp.release.evaluation import EVALUATIONS
+from webapp.webhooks.delivery import WEBHOOK_DELIVERIES
 from webapp.workers import IDLE_SINCE, TASK, idle_queues
 from worker.beacon import WorkerBeacon, mark_busy
 from worker.loops import watch_once
 
 KINDS = {"job": JOBS, "evaluation": EVALUATIONS, "upload check": UPLOAD_CHECKS, "quality scan": QUALITY_SCANS,
-         "label search": LABEL_SEARCHES, "batch prediction": BATCH_PREDICTIONS}
+         "label search": LABEL_SEARCHES, "batch prediction": BATCH_PREDICTIONS,
+         "webhook delivery": WEBHOOK_DELIVERIES}
 LONG_AGO = timedelta(hours=1)
 
 
@@ -73,12 +76,25 @@ def waiting_row(kind: lifecycle.Kind, queued_at=None, sent_at=None) -> int:
         elif kind is LABEL_SEARCHES:
             row = LabelSearch(dataset_id=dataset.id, revision=1, config={"folds": 2, "options": {}},
                               queued_at=queued_at, sent_at=sent_at)
+        elif kind is WEBHOOK_DELIVERIES:
+            endpoint = WebhookEndpoint(url="http://hooks.example/in", events=["test"])
+            db.session.add(endpoint)
+            db.session.flush()
+            row = WebhookDelivery(message_id=f"msg_{dataset.id}", endpoint_id=endpoint.id, event="test", body="{}",
+                                  queued_at=queued_at, sent_at=sent_at)
         else:
             row = Evaluation(version=1, dataset_id=dataset.id, dataset_name="pets", split="val",
                              queued_at=queued_at, sent_at=sent_at)
     db.session.add(row)
     db.session.commit()
     return row.id
+
+
+def queue_of(kind: lifecycle.Kind) -> str:
+    """The queue a waiting row of `kind` (as waiting_row makes it) is sent to."""
+    if kind is WEBHOOK_DELIVERIES:
+        return "webhooks"
+    return "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else "training"
 
 
 def messages(broker, queue: str) -> list[tuple[str, int]]:
@@ -182,8 +198,7 @@ def test_a_row_past_its_deadline_waits_again_to_be_sent_then_fails_after_its_att
 
 
 def test_a_commit_without_a_send_is_sent_by_the_sweep(app, kind, broker):
-    queue = "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else \
-        "training"
+    queue = queue_of(kind)
     with app.app_context():
         fresh = waiting_row(kind)  # its request is sending it now
         lost = waiting_row(kind, queued_at=utcnow() - timedelta(seconds=60))  # its web process died
@@ -195,8 +210,7 @@ def test_a_commit_without_a_send_is_sent_by_the_sweep(app, kind, broker):
 
 
 def test_a_flushed_broker_loses_nothing_and_a_long_wait_is_never_sent_twice(app, kind, broker):
-    queue = "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else \
-        "training"
+    queue = queue_of(kind)
     with app.app_context():
         row_id = waiting_row(kind)
         lifecycle.send(kind, status_of(kind, row_id))
@@ -294,5 +308,5 @@ def test_rows_queued_before_the_upgrade_are_picked_up(tmp_path, redis_url_empty)
         done = watch_once(broker, interval=30)
     assert {name: result["sent"] for name, result in done.items()} == {
         "job": [1], "evaluation": [1], "upload check": [2], "quality scan": [], "label search": [],
-        "batch prediction": []}
+        "batch prediction": [], "webhook delivery": []}
     assert sorted(messages(broker, "training")) == [("worker.evaluate", 1), ("worker.train", 1)]
