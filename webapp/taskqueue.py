@@ -15,6 +15,9 @@ INGEST_WORKER_PREFIX = "ingest-"  # ingest workers' names start with it (health 
 # Batch predictions run on workers of their own, so a batch never waits behind a training nor delays one.
 BATCH_QUEUE = "batch"
 BATCH_WORKER_PREFIX = "batch-"  # batch workers' names start with it
+# Upkeep of the install (scheduled backups) on a queue of its own, served by the batch worker: training never
+# waits for it, and it never waits behind a training.
+MAINTENANCE_QUEUE = "maintenance"
 # Task names: the worker registers its tasks under these; the web app sends tasks by name only.
 TRAIN_TASK = "worker.train"
 DESCRIBE_TASK = "worker.describe"
@@ -24,6 +27,7 @@ INGEST_TASK = "worker.ingest_dataset"
 SCAN_TASK = "worker.scan_dataset"
 LABEL_SEARCH_TASK = "worker.find_label_errors"
 BATCH_TASK = "worker.predict_batch"
+BACKUP_TASK = "worker.backup"
 
 
 def training_queue(kind: str = ANY_DEVICE) -> str:

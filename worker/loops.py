@@ -1,7 +1,8 @@
 """The watcher thread of every worker: for every kind of background work (webapp.lifecycle), rows whose
 worker died wait again (or, after too many attempts, fail), so none stays running forever, and the tasks
 that were never sent or that the broker lost are sent, so none stays waiting forever. It also removes the
-results of batch runs kept long enough (BATCH_RESULTS_KEEP_HOURS)."""
+results of batch runs kept long enough (BATCH_RESULTS_KEEP_HOURS), and queues a scheduled backup when one is
+due (BACKUP_EVERY_HOURS)."""
 from __future__ import annotations
 
 import logging
@@ -11,6 +12,7 @@ import redis
 from flask import Flask
 
 from webapp import lifecycle, redis_keys
+from webapp.backup.schedule import BACKUPS, queue_due_backup
 from webapp.batch.services import BATCH_PREDICTIONS, expire_results
 from webapp.datasets.quality import QUALITY_SCANS
 from webapp.datasets.services import UPLOAD_CHECKS
@@ -22,7 +24,8 @@ from webapp.release.evaluation import EVALUATIONS
 from webapp.workers import idle_queues
 
 log = logging.getLogger(__name__)
-KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS)
+KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS,
+         BACKUPS)
 
 
 def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list[int]]]:
@@ -36,6 +39,7 @@ def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list
         sent = lifecycle.sweep_outbox(kind, lambda seconds: idle_queues(client, seconds), grace=interval)
         done[kind.name] = {"reaped": reaped, "sent": sent}
     expire_results()
+    queue_due_backup()
     return done
 
 

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from tests.stack import DATABASE_FILE, app_config
 from webapp import create_app, lifecycle, redis_keys
 from webapp.database import MIGRATIONS_DIR
+from webapp.backup.schedule import BACKUPS
 from webapp.batch.services import BATCH_PREDICTIONS
 from webapp.datasets.quality import QUALITY_SCANS
 from webapp.datasets.services import UPLOAD_CHECKS
@@ -25,6 +26,7 @@ from webapp.extensions import db
 from webapp.messages import english
 from webapp.jobs.label_search import LABEL_SEARCHES
 from webapp.jobs.work import JOBS
+from webapp.models import Backup
 from webapp.models import BatchPrediction, Dataset, Evaluation, Job, LabelSearch, QualityScan, utcnow
 from webapp.release.evaluation import EVALUATIONS
 from webapp.workers import IDLE_SINCE, TASK, idle_queues
@@ -32,7 +34,7 @@ from worker.beacon import WorkerBeacon, mark_busy
 from worker.loops import watch_once
 
 KINDS = {"job": JOBS, "evaluation": EVALUATIONS, "upload check": UPLOAD_CHECKS, "quality scan": QUALITY_SCANS,
-         "label search": LABEL_SEARCHES, "batch prediction": BATCH_PREDICTIONS}
+         "label search": LABEL_SEARCHES, "batch prediction": BATCH_PREDICTIONS, "backup": BACKUPS}
 LONG_AGO = timedelta(hours=1)
 
 
@@ -58,6 +60,8 @@ def waiting_row(kind: lifecycle.Kind, queued_at=None, sent_at=None) -> int:
     queued_at = queued_at or utcnow()
     if kind is UPLOAD_CHECKS:
         row = Dataset(name="upload", status="processing", queued_at=queued_at, sent_at=sent_at)
+    elif kind is BACKUPS:
+        row = Backup(queued_at=queued_at, sent_at=sent_at)
     else:
         dataset = Dataset(name="pets", status="ready")
         db.session.add(dataset)
@@ -182,7 +186,7 @@ def test_a_row_past_its_deadline_waits_again_to_be_sent_then_fails_after_its_att
 
 
 def test_a_commit_without_a_send_is_sent_by_the_sweep(app, kind, broker):
-    queue = "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else \
+    queue = "maintenance" if kind is BACKUPS else "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else \
         "training"
     with app.app_context():
         fresh = waiting_row(kind)  # its request is sending it now
@@ -195,7 +199,7 @@ def test_a_commit_without_a_send_is_sent_by_the_sweep(app, kind, broker):
 
 
 def test_a_flushed_broker_loses_nothing_and_a_long_wait_is_never_sent_twice(app, kind, broker):
-    queue = "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else \
+    queue = "maintenance" if kind is BACKUPS else "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else \
         "training"
     with app.app_context():
         row_id = waiting_row(kind)
@@ -255,6 +259,8 @@ def test_the_watcher_reaps_and_sends_every_kind_one_pass_at_a_time(app, broker):
                                                   ("worker.scan_dataset", rows["quality scan"])]
     assert done["batch prediction"] == {"reaped": [], "sent": [rows["batch prediction"]]}
     assert messages(broker, "batch") == [("worker.predict_batch", rows["batch prediction"])]
+    assert done["backup"] == {"reaped": [], "sent": [rows["backup"]]}
+    assert messages(broker, "maintenance") == [("worker.backup", rows["backup"])]
 
 
 def test_a_request_that_cannot_send_fails_its_row_and_answers_503(app, kind, monkeypatch):
@@ -294,5 +300,5 @@ def test_rows_queued_before_the_upgrade_are_picked_up(tmp_path, redis_url_empty)
         done = watch_once(broker, interval=30)
     assert {name: result["sent"] for name, result in done.items()} == {
         "job": [1], "evaluation": [1], "upload check": [2], "quality scan": [], "label search": [],
-        "batch prediction": []}
+        "batch prediction": [], "backup": []}
     assert sorted(messages(broker, "training")) == [("worker.evaluate", 1), ("worker.train", 1)]
