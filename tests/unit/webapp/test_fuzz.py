@@ -348,3 +348,14 @@ def test_predict_explain_fuzz(served):
             assert answer.get_json()["explanation"]["size"] == [1, 1]
         for path in (f"/api/models/1/explanations?image={text}", "/api/models/{}/explanations?image=1"):
             check(client.get(path.format(text.replace("/", "%2F").replace("?", "%3F"))))
+
+
+def test_backups_fuzz(client):
+    """GET /api/backups takes no input: odd queries, methods and paths under it are a 4xx with a code."""
+    rng = random.Random(27)
+    for _ in range(30):
+        check(client.get("/api/backups", query_string={rng.choice(ODD_TEXT): rng.choice(ODD_TEXT)}))
+    for method in ("POST", "PUT", "DELETE"):
+        check(client.open("/api/backups", method=method, data=rng.choice(ODD_TEXT), content_type="application/json"))
+    for text in ODD_TEXT[:8]:
+        check(client.get(f"/api/backups/{text.replace('/', '%2F')}"))
