@@ -29,9 +29,10 @@ def create(file: Path, with_keys: bool) -> None:
     for name in manifest.missing:
         click.echo(gettext("Not in the backup: %(path)s was removed while the backup was taken (deleted or purged).",
                            path=name), err=True)
+    megabytes = format(sum(entry.size for entry in manifest.entries) / 1e6, ".1f")
     click.echo(gettext("Backed up %(count)s files (%(mb)s MB) at schema revision %(revision)s to %(file)s.",
-                       count=len(manifest.entries), mb=f"{sum(e.size for e in manifest.entries) / 1e6:.1f}",
-                       revision=manifest.about.schema_revision, file=str(file)))
+                       count=len(manifest.entries), mb=megabytes, revision=manifest.about.schema_revision,
+                       file=str(file)))
 
 
 @backup.command("verify")
