@@ -151,8 +151,12 @@ def _write(stream: IO[str], item) -> None:
 
 
 def _id_column(table: Table):
+    """The table's integer id column, when its key is one."""
     columns = list(table.primary_key.columns)
-    return columns[0] if len(columns) == 1 and columns[0].type.python_type is int else None
+    try:
+        return columns[0] if len(columns) == 1 and columns[0].type.python_type is int else None
+    except NotImplementedError:  # a type without a Python counterpart is no id
+        return None
 
 
 def _sequences(connection: Connection, tables: list[Table]) -> list[list]:

@@ -40,6 +40,7 @@ def populate(app, bundle) -> str:
     with app.app_context():
         admin = accounts.create_user("ann", "a password 1", "admin")
         accounts.create_user("bo", "a password 2", "viewer")
+        accounts.delete_user(accounts.create_user("gone", "a password 3", "viewer"))  # its id is never given again
         _, secret = accounts.create_token(admin, "ci")
     client = app.test_client()
     for name, classes in (("flowers", {"rose": 3, "tulip": 3}), ("pets", {"cat": 3, "dog": 2})):
@@ -111,6 +112,7 @@ def test_a_restored_studio_answers_as_before(app_on_each_database, trained, tmp_
     assert observed(after, secret) == before
     with after.app_context():
         assert accounts.authenticate("bo", "a password 2") is not None
+        assert accounts.create_user("cy", "a password 4", "viewer").id == 4  # after ann, bo and the deleted one
 
 
 def test_writes_during_a_backup_stay_out_of_it_and_a_purged_file_is_said_in_words(app, trained, tmp_path,
