@@ -80,13 +80,14 @@ class _Hashing:
 
 
 class ArchiveWriter:
-    """Writes an archive member by member to `path` + `.part`, renamed to `path` once whole: a half-written
-    archive is never taken for a backup."""
+    """Writes an archive member by member to `path` + `.part` (readable by its owner only), renamed to `path`
+    once whole: a half-written archive is never taken for a backup."""
 
     def __init__(self, path: Path, about: About) -> None:
         self.path, self.staged = Path(path), Path(f"{path}.part")
         self.manifest = Manifest(about)
-        self.stream = open(self.staged, "wb")
+        # 0600: the archive holds password hashes, webhook secrets and, on request, the keys
+        self.stream = open(os.open(self.staged, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb")
         self.tar = tarfile.open(fileobj=self.stream, mode="w|", format=tarfile.PAX_FORMAT)
         self._add_bytes(ABOUT, json.dumps(asdict(about), indent=1).encode())
 

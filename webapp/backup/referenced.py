@@ -28,7 +28,7 @@ def _bundles(connection: Connection, folders: DataDir) -> Iterator[Referenced]:
                                       .order_by(column("version"))):
         bundle = folders.model(version)
         for path in sorted(bundle.rglob("*")) if bundle.is_dir() else [bundle / "meta.json"]:
-            if not path.is_dir():
+            if not path.is_dir() and path.suffix != ".part":  # a half-written file beside a bundle is no part of it
                 yield Referenced(path)
 
 

@@ -54,6 +54,7 @@ def rewritten(source: Path, target: Path, change) -> Path:
 
 
 def test_verify_passes_a_whole_archive_and_catches_a_changed_byte(app, archive, tmp_path):
+    assert archive.stat().st_mode & 0o777 == 0o600  # it holds password hashes and secrets
     whole = invoke(app, "verify", str(archive))
     assert whole.exit_code == 0 and "3 files" in whole.output  # the database copy, the bundle file, the install id and "is whole" in whole.output
 
