@@ -14,7 +14,7 @@ import tarfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Callable, Iterator
 
 ABOUT = "about.json"
 MANIFEST = "manifest.json"
@@ -151,10 +151,11 @@ class Member:
     written: Path | None = None
 
 
-def read_archive(path: Path, into: Path | None = None) -> Iterator[Member | Manifest | About]:
+def read_archive(path: Path, into: Path | None = None,
+                 keep: Callable[[str], bool] = lambda name: True) -> Iterator[Member | Manifest | About]:
     """Walk the archive once, as a stream: yields its About first, then each member hashed (and, with
-    `into`, written under it by its archive path, 0600), then its Manifest. Member paths that would leave
-    `into` (absolute, `..`) or that are not plain files are refused."""
+    `into`, the members `keep` names written under it by their archive path, 0600), then its Manifest.
+    Member paths that would leave `into` (absolute, `..`) or that are not plain files are refused."""
     with open(path, "rb") as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
         for info in tar:
             data = tar.extractfile(info) if info.isfile() else None
@@ -165,7 +166,7 @@ def read_archive(path: Path, into: Path | None = None) -> Iterator[Member | Mani
             elif info.name == MANIFEST:
                 yield Manifest.from_json(data.read())
             else:
-                yield _member(info.name, data, into)
+                yield _member(info.name, data, into if keep(info.name) else None)
 
 
 def _safe(name: str) -> bool:

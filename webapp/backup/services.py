@@ -7,13 +7,12 @@ import logging
 import os
 import shutil
 import sqlite3
-import tarfile
 import tempfile
 import uuid
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from alembic.script import ScriptDirectory
 from flask import current_app
@@ -22,7 +21,7 @@ from sqlalchemy import inspect
 
 from engine.errors import StudioError
 from engine.messages import N_, Message
-from webapp.backup.archive import FILES_PREFIX, About, ArchiveWriter, Manifest, Member, read_archive
+from webapp.backup.archive import DATABASE_PREFIX, FILES_PREFIX, About, ArchiveWriter, Manifest, Member, read_archive
 from webapp.backup.database_copy import (DUMP_MEMBER, SQLITE_MEMBER, database_kind, load, place_sqlite_copy,
                                          snapshot)
 from webapp.backup.referenced import keys_folder, referenced_files
@@ -98,12 +97,13 @@ def _refuse_unknown(about: About) -> None:
                            "version": about.studio_version})
 
 
-def check_archive(path: Path, into: Path | None = None) -> Checked:
+def check_archive(path: Path, into: Path | None = None,
+                  keep: Callable[[str], bool] = lambda name: True) -> Checked:
     """Read the whole archive and compare every member with its manifest (digest and size, none missing,
-    none extra), then the database copy's own revision; with `into`, every member is written under it."""
+    none extra); with `into`, the members `keep` names are written under it."""
     checked, about = Checked(), None
     try:
-        for item in read_archive(Path(path), into):
+        for item in read_archive(Path(path), into, keep):
             if isinstance(item, About):
                 about = item
                 _refuse_unknown(about)
@@ -140,38 +140,29 @@ def _compared(manifest: Manifest, members: dict[str, Member]) -> list[Message]:
 
 
 def verify_backup(path: Path) -> Checked:
-    """Check an archive without restoring it: its manifest, every digest, and that its database copy opens
-    at the schema revision the manifest names."""
+    """Check an archive without restoring it, in one read: its manifest, every digest, and that its
+    database copy (the only member written out, to a temporary folder) opens at the schema revision the
+    manifest names."""
     with tempfile.TemporaryDirectory(prefix="studio-verify-") as work:
-        checked = check_archive(path, None)
+        checked = check_archive(path, Path(work), keep=lambda name: name.startswith(DATABASE_PREFIX))
         if not checked.problems:
-            checked.problems += _database_problems(path, checked.manifest.about, Path(work))
+            checked.problems += _database_problems(checked)
     return checked
 
 
-def _database_problems(path: Path, about: About, work: Path) -> list[Message]:
-    """Open the archive's database copy (the only member written out) and compare its revision."""
-    member = SQLITE_MEMBER if about.database == "sqlite" else DUMP_MEMBER
-    found = _extract_one(path, member, work)
+def _database_problems(checked: Checked) -> list[Message]:
+    """Open the archive's database copy and compare its revision with the manifest's."""
+    about = checked.manifest.about
+    copy = checked.members.get(SQLITE_MEMBER if about.database == "sqlite" else DUMP_MEMBER)
     try:
-        revision = _copy_revision(found, about.database)
+        revision = _copy_revision(copy.written, about.database)
     except Exception as exc:
-        return [Message(N_("The database copy does not open (%(problem)s)."), {"problem": str(exc)})]
+        return [Message(N_("The database copy does not open (%(problem)s)."), {"problem": str(exc) or
+                                                                                type(exc).__name__})]
     if revision != about.schema_revision:
         return [Message(N_("The database copy is at revision %(found)s, not %(revision)s as the manifest says."),
                         {"found": revision, "revision": about.schema_revision})]
     return []
-
-
-def _extract_one(path: Path, name: str, work: Path) -> Path | None:
-    with tarfile.open(path, "r|") as tar:
-        for info in tar:
-            if info.name == name and info.isfile():
-                target = work / "copy"
-                with tar.extractfile(info) as source, open(target, "wb") as output:
-                    shutil.copyfileobj(source, output)
-                return target
-    return None
 
 
 def _copy_revision(copy: Path, kind: str) -> str:

@@ -56,7 +56,8 @@ def rewritten(source: Path, target: Path, change) -> Path:
 def test_verify_passes_a_whole_archive_and_catches_a_changed_byte(app, archive, tmp_path):
     assert archive.stat().st_mode & 0o777 == 0o600  # it holds password hashes and secrets
     whole = invoke(app, "verify", str(archive))
-    assert whole.exit_code == 0 and "3 files" in whole.output  # the database copy, the bundle file, the install id and "is whole" in whole.output
+    # three files: the database copy, the bundle's file and the install id
+    assert whole.exit_code == 0 and "3 files" in whole.output and "is whole" in whole.output
 
     def flip(name, data):
         return data.replace(b'"a"', b'"b"') if name == "files/models/1/meta.json" else data
@@ -124,3 +125,15 @@ def test_an_older_schema_is_restored_then_migrated(tmp_path, tmp_path_factory):
         assert db.session.execute(db.text("SELECT version_num FROM alembic_version")).scalar() == \
             services.known_revisions()[-1]
         assert db.session.get(Installation, 1).install_id == DataDir(tmp_path / "new").install_id.read_text()
+
+
+def test_keys_come_back_only_when_asked_for(app, tmp_path, tmp_path_factory):
+    source = DataDir(app.config["DATA_DIR"])
+    path = tmp_path_factory.mktemp("archives") / "keys.tar"
+    assert invoke(app, "create", "--with-keys", str(path)).exit_code == 0
+    target = create_app(app_config(tmp_path / "restored"))  # its start made keys of its own
+    restored = DataDir(tmp_path / "restored")
+    assert restored.key_file("session.key").read_bytes() != source.key_file("session.key").read_bytes()
+    assert invoke(target, "restore", str(path)).exit_code == 0
+    assert restored.key_file("session.key").read_bytes() == source.key_file("session.key").read_bytes()
+    assert restored.key_file("session.key").stat().st_mode & 0o777 == 0o600
