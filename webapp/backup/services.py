@@ -17,7 +17,7 @@ from typing import Callable, Iterator
 from alembic.script import ScriptDirectory
 from flask import current_app
 from flask_migrate import upgrade
-from sqlalchemy import inspect
+from sqlalchemy import inspect, update
 
 from engine.errors import StudioError
 from engine.messages import N_, Message
@@ -28,7 +28,9 @@ from webapp.backup.referenced import keys_folder, referenced_files
 from webapp.database import MIGRATIONS_DIR
 from webapp.extensions import db
 from webapp.installation import check_data_dir
-from webapp.models import iso, utcnow
+from webapp.messages import stored
+from webapp.models import Backup, iso, utcnow
+from webapp.statuses import BackupStatus
 from webapp.storage import DataDir, data_dir, write_whole
 
 log = logging.getLogger(__name__)
@@ -211,6 +213,7 @@ def restore_backup(path: Path) -> Manifest:
         _put_database(about, staging)
         _put_files(folders, staging, checked.manifest, about.with_keys)
         upgrade(directory=MIGRATIONS_DIR)
+        _end_interrupted_backups()
         check_data_dir(current_app._get_current_object())
         return checked.manifest
     finally:
@@ -243,3 +246,12 @@ def _put_files(folders: DataDir, staging: Path, manifest: Manifest, with_keys: b
             continue
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         os.replace(staged, target)
+
+
+def _end_interrupted_backups() -> None:
+    """A scheduled backup that waited or ran when the archive was taken (the archive's own, often) fails
+    with the reason, rather than being taken up again by the restored studio's workers."""
+    reason = stored(Message(N_("The studio was restored from a backup taken while this one waited or ran.")))
+    db.session.execute(update(Backup).where(Backup.status.in_([BackupStatus.QUEUED, BackupStatus.RUNNING]))
+                       .values(status=BackupStatus.FAILED, error=reason, finished_at=utcnow()))
+    db.session.commit()

@@ -16,7 +16,7 @@ from webapp.backup import services
 from webapp.backup.archive import ABOUT, MANIFEST
 from webapp.database import MIGRATIONS_DIR
 from webapp.extensions import db
-from webapp.models import Installation
+from webapp.models import Backup, Installation
 from webapp.storage import DataDir
 
 
@@ -106,6 +106,19 @@ def test_restore_refuses_a_newer_schema_and_names_it(app, archive, tmp_path):
                      str(rewritten(archive, tmp_path / "newer.tar", newer)))
     assert refused.exit_code == 1 and "schema revision 9999" in refused.output
     assert services.known_revisions()[-1] in refused.output
+
+
+def test_a_scheduled_backup_that_ran_in_the_archive_is_ended_by_the_restore(app, tmp_path, tmp_path_factory):
+    with app.app_context():
+        db.session.add(Backup(status="running", worker="batch-studio@box", attempt=1))
+        db.session.commit()
+    path = tmp_path_factory.mktemp("archives") / "running.tar"
+    assert invoke(app, "create", str(path)).exit_code == 0
+    target = create_app(app_config(tmp_path / "restored"))
+    assert invoke(target, "restore", str(path)).exit_code == 0
+    with target.app_context():
+        row = db.session.scalars(db.select(Backup)).one()
+        assert row.status == "failed" and "restored from a backup" in row.error["template"]
 
 
 def test_an_older_schema_is_restored_then_migrated(tmp_path, tmp_path_factory):
