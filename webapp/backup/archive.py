@@ -169,6 +169,18 @@ def read_archive(path: Path, into: Path | None = None,
                 yield _member(info.name, data, into if keep(info.name) else None)
 
 
+def read_about(path: Path) -> About | None:
+    """The archive's About, read from its first member alone; None when it does not start with one."""
+    try:
+        with open(path, "rb") as stream, tarfile.open(fileobj=stream, mode="r|") as tar:
+            info = tar.next()
+            if info is not None and info.name == ABOUT and info.isfile():
+                return About(**json.loads(tar.extractfile(info).read()))
+    except (tarfile.TarError, ValueError, TypeError):
+        pass
+    return None
+
+
 def _safe(name: str) -> bool:
     parts = Path(name).parts
     return bool(parts) and not Path(name).is_absolute() and ".." not in parts

@@ -21,7 +21,8 @@ from sqlalchemy import inspect, update
 
 from engine.errors import StudioError
 from engine.messages import N_, Message
-from webapp.backup.archive import DATABASE_PREFIX, FILES_PREFIX, About, ArchiveWriter, Manifest, Member, read_archive
+from webapp.backup.archive import (DATABASE_PREFIX, FILES_PREFIX, About, ArchiveWriter, Manifest, Member,
+                                   read_about, read_archive)
 from webapp.backup.database_copy import (DUMP_MEMBER, SQLITE_MEMBER, database_kind, load, place_sqlite_copy,
                                          snapshot)
 from webapp.backup.referenced import keys_folder, referenced_files
@@ -203,6 +204,7 @@ def restore_backup(path: Path) -> Manifest:
     migrated to this code's; the data folder's install id then matches the database's."""
     folders = data_dir()
     refuse_unless_empty(folders)
+    _refuse_other_kind(read_about(Path(path)))
     staging = folders.root / f"{STAGING_PREFIX}{uuid.uuid4().hex}"
     try:
         checked = check_archive(path, staging)
@@ -211,7 +213,7 @@ def restore_backup(path: Path) -> Manifest:
                               {"problem": checked.problems[0]})
         about = checked.manifest.about
         _put_database(about, staging)
-        _put_files(folders, staging, checked.manifest, about.with_keys)
+        _put_files(folders, staging, checked.manifest)
         upgrade(directory=MIGRATIONS_DIR)
         _end_interrupted_backups()
         check_data_dir(current_app._get_current_object())
@@ -220,10 +222,14 @@ def restore_backup(path: Path) -> Manifest:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def _put_database(about: About, staging: Path) -> None:
-    if about.database != database_kind(db.engine):
+def _refuse_other_kind(about: About | None) -> None:
+    """A SQLite backup restores into SQLite, a PostgreSQL one into PostgreSQL (checked before unpacking)."""
+    if about is not None and about.database != database_kind(db.engine):
         raise StudioError("backup_refused", "The backup holds a %(kind)s database; this studio uses %(ours)s.",
                           {"kind": about.database, "ours": database_kind(db.engine)})
+
+
+def _put_database(about: About, staging: Path) -> None:
     if about.database == "sqlite":
         db.engine.dispose()
         place_sqlite_copy(staging / SQLITE_MEMBER, Path(db.engine.url.database))
@@ -233,7 +239,7 @@ def _put_database(about: About, staging: Path) -> None:
         load(connection, stream)
 
 
-def _put_files(folders: DataDir, staging: Path, manifest: Manifest, with_keys: bool) -> None:
+def _put_files(folders: DataDir, staging: Path, manifest: Manifest) -> None:
     """Move every file of the archive to its place in DATA_DIR; the keys replace the ones a start made."""
     keys = keys_folder(folders)
     for entry in manifest.entries:
@@ -241,7 +247,7 @@ def _put_files(folders: DataDir, staging: Path, manifest: Manifest, with_keys: b
             continue
         target = folders.root / entry.path[len(FILES_PREFIX):]
         staged = staging / entry.path
-        if target.parent == keys and with_keys:
+        if target.parent == keys:  # in the archive only when it was made --with-keys
             write_whole(target, staged.read_bytes())
             continue
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

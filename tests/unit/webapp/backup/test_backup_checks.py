@@ -150,3 +150,14 @@ def test_keys_come_back_only_when_asked_for(app, tmp_path, tmp_path_factory):
     assert invoke(target, "restore", str(path)).exit_code == 0
     assert restored.key_file("session.key").read_bytes() == source.key_file("session.key").read_bytes()
     assert restored.key_file("session.key").stat().st_mode & 0o777 == 0o600
+
+
+def test_restore_refuses_another_database_kind_before_unpacking(app, archive, tmp_path):
+    def postgresql(name, data):
+        return data.replace(b'"sqlite"', b'"postgresql"') if name in (ABOUT, MANIFEST) else data
+
+    target = tmp_path / "empty"
+    refused = invoke(create_app(app_config(target)), "restore",
+                     str(rewritten(archive, tmp_path / "other.tar", postgresql)))
+    assert refused.exit_code == 1 and "holds a postgresql database; this studio uses sqlite" in refused.output
+    assert not [path for path in target.iterdir() if path.name.startswith(".restore-")]
