@@ -55,7 +55,7 @@ def populated(folder: Path, total_mb: float, file_mb: float):
 def timed(function, *args):
     started = time.perf_counter()
     result = function(*args)
-    return result, round(time.perf_counter() - started, 2)
+    return result, round(time.perf_counter() - started, 3)
 
 
 def main() -> None:
