@@ -26,6 +26,7 @@ from webapp.redisconn import redis_client
 from webapp.storage import DataDir, write_whole
 from webapp.taskqueue import (BATCH_QUEUE, BATCH_WORKER_PREFIX, INGEST_QUEUE, INGEST_WORKER_PREFIX, TRAINING_QUEUE,
                               WEBHOOKS_QUEUE)
+from webapp.taskqueue import MAINTENANCE_QUEUE
 
 log = logging.getLogger(__name__)
 PR_SET_PDEATHSIG = 1
@@ -414,9 +415,10 @@ def ingest_worker_process(data_dir: DataDir, env: dict, name: str = "studio") ->
 
 def batch_worker_process(data_dir: DataDir, env: dict, name: str = "studio",
                          service: str = "batch-worker") -> ServiceProcess:
-    """One Celery worker on the batch queue (batch predictions), named `batch-<name>`: a batch run never waits
-    behind a training nor delays one. It loads the model versions it runs, as a web process does."""
-    return _celery_worker(service, BATCH_QUEUE, f"{BATCH_WORKER_PREFIX}{name}", data_dir, env)
+    """One Celery worker on the batch and maintenance queues (batch predictions, scheduled backups), named
+    `batch-<name>`: neither waits behind a training nor delays one. It loads the model versions it runs, as a
+    web process does."""
+    return _celery_worker(service, f"{BATCH_QUEUE},{MAINTENANCE_QUEUE}", f"{BATCH_WORKER_PREFIX}{name}", data_dir, env)
 
 
 def web_process(data_dir: DataDir, host: str, port: int, env: dict, processes: int | None = None,

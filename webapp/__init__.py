@@ -77,6 +77,9 @@ def create_app(config: dict | None = None) -> Flask:
     app.before_request(_limit_json_bodies)  # before any check that reads a form body
     guard.init_app(app)
     accounts_cli.init_app(app)
+    from webapp.backup import cli as backup_cli, api as backup_api
+    backup_cli.init_app(app)
+    app.register_blueprint(backup_api.api)
     for blueprint in (accounts_pages, accounts_api, board.bp, health.bp, datasets_api, datasets_pages, jobs_api,
                       jobs_pages, registry_api, registry_pages, release_api, evaluations_api, predict_api, predict_pages, feedback_api,
                       feedback_pages, workers_pages.api, workers_pages.pages, api_docs.docs, batch_api, batch_pages):

@@ -181,6 +181,13 @@ def default_config(data_dir: str | None = None) -> dict:
         "BATCH_STALE_SECONDS": float(os.environ.get("BATCH_STALE_SECONDS") or 90),
         "BATCH_MAX_ATTEMPTS": max(1, _int_env("BATCH_MAX_ATTEMPTS", 3)),
         "BATCH_RESULTS_KEEP_HOURS": float(os.environ.get("BATCH_RESULTS_KEEP_HOURS") or 7 * 24),
+        # Scheduled backups (webapp.backup.schedule): one every BACKUP_EVERY_HOURS (0: off), written by the batch
+        # worker (maintenance queue) to BACKUP_DIR, the newest BACKUP_KEEP archives kept.
+        "BACKUP_EVERY_HOURS": float(os.environ.get("BACKUP_EVERY_HOURS") or 0),
+        "BACKUP_KEEP": max(1, _int_env("BACKUP_KEEP", 7)),
+        "BACKUP_DIR": os.environ.get("BACKUP_DIR") or str(folders.backups),
+        "BACKUP_STALE_SECONDS": float(os.environ.get("BACKUP_STALE_SECONDS") or 90),
+        "BACKUP_MAX_ATTEMPTS": max(1, _int_env("BACKUP_MAX_ATTEMPTS", 3)),
         "REAPER_INTERVAL_SECONDS": float(os.environ.get("REAPER_INTERVAL_SECONDS") or 30),
         # How often sending a task to Redis is tried again (0.5 s, then 1 s apart) before the request
         # answers 503 queue_unavailable.

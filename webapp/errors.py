@@ -124,6 +124,9 @@ ERROR_STATUS: dict[str, int] = {
     "webhook_delivery_not_found": 404,
     "webhook_url_refused": 400,
     "webhook_delivery_pending": 409,
+    # backup and restore (webapp.backup): said on the command line and on a scheduled backup's row
+    "backup_refused": 409,
+    "backup_damaged": 422,
 }
 HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 # Ids are 32-bit integers on PostgreSQL (SQLite's are wider), like version numbers; anything outside cannot

@@ -8,6 +8,7 @@ from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, String, Text,
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from webapp.extensions import db
+from webapp.statuses import BackupStatus
 from webapp.statuses import BatchStatus, DatasetStatus, EvaluationStatus, JobStatus, LabelSearchStatus, ScanStatus
 from webapp.taskqueue import TRAINING_QUEUE
 
@@ -677,3 +678,30 @@ class WebhookTry(db.Model):
     status_code: Mapped[int | None]
     duration_ms: Mapped[float] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(String(500))  # the words of a refused or failed connection
+
+
+class Backup(db.Model):
+    """A scheduled backup (webapp.backup.schedule): an archive of the install written by a worker on the
+    maintenance queue (webapp.lifecycle), kept until BACKUP_KEEP newer ones exist."""
+
+    __tablename__ = "backups"
+    __table_args__ = {"sqlite_autoincrement": True}
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    status: Mapped[str] = mapped_column(String(20), default=BackupStatus.QUEUED)
+    path: Mapped[str | None] = mapped_column(Text)  # the archive, once written
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
+    files: Mapped[int] = mapped_column(default=0)  # members of the archive, the database copy included
+    missing: Mapped[list] = mapped_column(JSON, default=list)  # files removed while it was taken
+    schema_revision: Mapped[str | None] = mapped_column(String(40))
+    error: Mapped[dict | None] = mapped_column(STORED_TEXT)
+    worker: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    started_at: Mapped[datetime | None]
+    heartbeat_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    removed_at: Mapped[datetime | None]  # when its archive was removed (BACKUP_KEEP newer ones exist)
+    attempt: Mapped[int] = mapped_column(default=0)
+    retries: Mapped[int] = mapped_column(default=0)
+    queued_at: Mapped[datetime | None] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]

@@ -140,3 +140,20 @@ def sources_of(target: StrEnum, transitions: dict | None = None) -> frozenset:
     """Every status from which a row may move to `target` (a job's, unless another kind's table is given)."""
     table = JOB_TRANSITIONS if transitions is None else transitions
     return frozenset(source for source, targets in table.items() if target in targets)
+
+
+class BackupStatus(StrEnum):
+    """A scheduled backup of the install (webapp.backup.schedule)."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+
+
+BACKUP_TRANSITIONS: dict[BackupStatus, frozenset[BackupStatus]] = {
+    BackupStatus.QUEUED: frozenset({BackupStatus.RUNNING, BackupStatus.FAILED}),
+    BackupStatus.RUNNING: frozenset({BackupStatus.SUCCEEDED, BackupStatus.FAILED, BackupStatus.QUEUED}),
+    BackupStatus.SUCCEEDED: frozenset(),
+    BackupStatus.FAILED: frozenset(),
+}

@@ -17,6 +17,9 @@ BATCH_QUEUE = "batch"
 BATCH_WORKER_PREFIX = "batch-"  # batch workers' names start with it
 # Webhook deliveries: short HTTP requests (WEBHOOK_TIMEOUT_SECONDS), served by the ingest worker.
 WEBHOOKS_QUEUE = "webhooks"
+# Upkeep of the install (scheduled backups) on a queue of its own, served by the batch worker: training never
+# waits for it, and it never waits behind a training.
+MAINTENANCE_QUEUE = "maintenance"
 # Task names: the worker registers its tasks under these; the web app sends tasks by name only.
 TRAIN_TASK = "worker.train"
 DESCRIBE_TASK = "worker.describe"
@@ -27,6 +30,7 @@ SCAN_TASK = "worker.scan_dataset"
 LABEL_SEARCH_TASK = "worker.find_label_errors"
 BATCH_TASK = "worker.predict_batch"
 WEBHOOK_TASK = "worker.deliver_webhook"
+BACKUP_TASK = "worker.backup"
 
 
 def training_queue(kind: str = ANY_DEVICE) -> str:

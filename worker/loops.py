@@ -2,7 +2,7 @@
 worker died wait again (or, after too many attempts, fail), so none stays running forever, and the tasks
 that were never sent or that the broker lost are sent, so none stays waiting forever. It also removes the
 results of batch runs kept long enough (BATCH_RESULTS_KEEP_HOURS) and the audit entries older than
-AUDIT_KEEP_DAYS."""
+AUDIT_KEEP_DAYS, and queues a scheduled backup when one is due (BACKUP_EVERY_HOURS)."""
 from __future__ import annotations
 
 import logging
@@ -13,6 +13,7 @@ from flask import Flask
 
 from webapp import lifecycle, redis_keys
 from webapp.audit.log import expire_old as expire_audit_entries
+from webapp.backup.schedule import BACKUPS, queue_due_backup
 from webapp.batch.services import BATCH_PREDICTIONS, expire_results
 from webapp.datasets.quality import QUALITY_SCANS
 from webapp.datasets.services import UPLOAD_CHECKS
@@ -27,7 +28,7 @@ from webapp.workers import idle_queues
 
 log = logging.getLogger(__name__)
 KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS,
-         WEBHOOK_DELIVERIES)
+         WEBHOOK_DELIVERIES, BACKUPS)
 
 
 def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list[int]]]:
@@ -42,6 +43,7 @@ def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list
         done[kind.name] = {"reaped": reaped, "sent": sent}
     expire_results()
     expire_audit_entries()
+    queue_due_backup()
     return done
 
 

@@ -9,6 +9,7 @@ import socket
 from celery import shared_task
 
 from engine.errors import StudioError
+from webapp.taskqueue import BACKUP_TASK
 from webapp.taskqueue import (BATCH_TASK, DESCRIBE_TASK, EVALUATE_TASK, INGEST_TASK, LABEL_SEARCH_TASK, MEASURE_TASK, SCAN_TASK,
                               TRAIN_TASK, WEBHOOK_TASK)
 
@@ -87,3 +88,11 @@ def deliver_webhook(self, delivery_id: int) -> str:
     from webapp.webhooks.delivery import run_delivery
 
     return run_delivery(delivery_id, worker=self.request.hostname or socket.gethostname())
+
+
+@shared_task(name=BACKUP_TASK, bind=True, ignore_result=True)
+def backup(self, backup_id: int) -> str:
+    """Write one scheduled backup of the install; the outcome is on its row."""
+    from webapp.backup.schedule import run_backup
+
+    return run_backup(backup_id, worker=self.request.hostname or socket.gethostname())

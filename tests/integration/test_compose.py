@@ -36,7 +36,7 @@ def test_compose_runs_web_the_three_workers_redis_and_postgres():
     assert "REDIS_URL: redis://:redis-secret-1@redis:6379/0" in config
     assert "--appendonly yes" in config
     assert re.search(r"-Q training -c 1", config) and re.search(r"-Q ingest,webhooks -c 1 -n ingest-", config)
-    assert re.search(r"-Q batch -c 1", config)
+    assert re.search(r"-Q batch,maintenance -c 1", config)  # the batch worker also takes scheduled backups
     assert "flask db upgrade" in config and "exec gunicorn --config gunicorn.conf.py" in config
     assert config.count("studio-data:/data:rw") == 4  # web and the three workers share the data folder
     assert "postgres-data:/var/lib/postgresql/data:rw" in config and "redis-data:/data:rw" in config

@@ -31,7 +31,7 @@ def test_health_sees_redis_and_the_worker(stack_client):
     assert set(by_queue) == {"ingest", "training", "batch"}
     ingest, training, batch = by_queue["ingest"], by_queue["training"], by_queue["batch"]
     assert ingest["name"].startswith("ingest-test") and ingest["queues"] == ["ingest", "webhooks"] and ingest["device"] is None
-    assert batch["name"].startswith("batch-test") and batch["queues"] == ["batch"]
+    assert batch["name"].startswith("batch-test") and batch["queues"] == ["batch", "maintenance"]
     assert training["name"].startswith("test") and training["queues"][0] == "training"
     assert training["queues"] in (["training"], ["training", "training.cpu"])  # the second once its device is known
     assert training["host"] == socket.gethostname() and training["heartbeat_at"].endswith("+00:00")

@@ -263,6 +263,7 @@ DRIVERS = {
     "Studio.label_review_item": lambda studio, folder: studio.label_review_item(1, "rose"),
     "Studio.dismiss_review_item": lambda studio, folder: studio.dismiss_review_item(1),
     "Studio.add_reviewed_to_revision": lambda studio, folder: studio.add_reviewed_to_revision(1),
+    "Studio.backups": lambda studio, folder: studio.backups(),
     "Studio.start_batch": lambda studio, folder: studio.start_batch(folder / "flowers", version=1, top_k=2),
     "Studio.batch": lambda studio, folder: studio.batch(1),
     "Studio.batches": lambda studio, folder: studio.batches(),

@@ -54,6 +54,8 @@ NEEDS = {
     "batch_api.delete": "member",
     "batch_api.results_csv": "member",
     "batch_api.results_jsonl": "member",
+    # scheduled backups (webapp.backup): what the install's archives are, for admins
+    "backups_api.index": "admin",
     # where a model version looks in a dataset image (the job page's gallery): a read
     "predict_api.explain_image": "viewer",
     # the audit log: who signed in from where and changed what

@@ -312,6 +312,13 @@ class Studio:
         {"dataset", "revision", "review_images"}."""
         return self._json("POST", "/api/review/revision", json={"version": version})
 
+    # Scheduled backups
+    def backups(self) -> dict:
+        """The scheduled backups, newest first, and the schedule (an admin's call): {"backups": [{"id",
+        "status", "file", "size_bytes", "files", "missing", "schema_revision", "created_at", "finished_at",
+        "removed_at", "error"}], "every_hours", "keep"}."""
+        return self._json("GET", "/api/backups")
+
     # Batch predictions
     def start_batch(self, path: str | os.PathLike | None = None, dataset_id: int | None = None,
                     revision: int | None = None, version: int | None = None, top_k: int | None = None,

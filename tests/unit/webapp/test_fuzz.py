@@ -397,3 +397,14 @@ def test_webhook_fuzz(client):
         check(client.put(f"/api/webhooks/{number}", json={"enabled": False}))
         check(client.delete(f"/api/webhooks/{number}"))
         check(client.get(f"/api/webhooks/{endpoint['id']}/deliveries", query_string={"before": text, "limit": text}))
+
+
+def test_backups_fuzz(client):
+    """GET /api/backups takes no input: odd queries, methods and paths under it are a 4xx with a code."""
+    rng = random.Random(27)
+    for _ in range(30):
+        check(client.get("/api/backups", query_string={rng.choice(ODD_TEXT): rng.choice(ODD_TEXT)}))
+    for method in ("POST", "PUT", "DELETE"):
+        check(client.open("/api/backups", method=method, data=rng.choice(ODD_TEXT), content_type="application/json"))
+    for text in ODD_TEXT[:8]:
+        check(client.get(f"/api/backups/{text.replace('/', '%2F')}"))

@@ -18,6 +18,7 @@ from sqlalchemy import text
 from tests.stack import DATABASE_FILE, app_config
 from webapp import create_app, lifecycle, redis_keys
 from webapp.database import MIGRATIONS_DIR
+from webapp.backup.schedule import BACKUPS
 from webapp.batch.services import BATCH_PREDICTIONS
 from webapp.datasets.quality import QUALITY_SCANS
 from webapp.datasets.services import UPLOAD_CHECKS
@@ -25,6 +26,7 @@ from webapp.extensions import db
 from webapp.messages import english
 from webapp.jobs.label_search import LABEL_SEARCHES
 from webapp.jobs.work import JOBS
+from webapp.models import Backup
 from webapp.models import BatchPrediction, Dataset, Evaluation, Job, LabelSearch, QualityScan, utcnow
 from webapp.models import WebhookDelivery, WebhookEndpoint
 from webapp.release.evaluation import EVALUATIONS
@@ -35,7 +37,7 @@ from worker.loops import watch_once
 
 KINDS = {"job": JOBS, "evaluation": EVALUATIONS, "upload check": UPLOAD_CHECKS, "quality scan": QUALITY_SCANS,
          "label search": LABEL_SEARCHES, "batch prediction": BATCH_PREDICTIONS,
-         "webhook delivery": WEBHOOK_DELIVERIES}
+         "webhook delivery": WEBHOOK_DELIVERIES, "backup": BACKUPS}
 LONG_AGO = timedelta(hours=1)
 
 
@@ -61,6 +63,8 @@ def waiting_row(kind: lifecycle.Kind, queued_at=None, sent_at=None) -> int:
     queued_at = queued_at or utcnow()
     if kind is UPLOAD_CHECKS:
         row = Dataset(name="upload", status="processing", queued_at=queued_at, sent_at=sent_at)
+    elif kind is BACKUPS:
+        row = Backup(queued_at=queued_at, sent_at=sent_at)
     else:
         dataset = Dataset(name="pets", status="ready")
         db.session.add(dataset)
@@ -94,6 +98,8 @@ def queue_of(kind: lifecycle.Kind) -> str:
     """The queue a waiting row of `kind` (as waiting_row makes it) is sent to."""
     if kind is WEBHOOK_DELIVERIES:
         return "webhooks"
+    if kind is BACKUPS:
+        return "maintenance"
     return "batch" if kind is BATCH_PREDICTIONS else "ingest" if kind in (UPLOAD_CHECKS, QUALITY_SCANS) else "training"
 
 
@@ -269,6 +275,8 @@ def test_the_watcher_reaps_and_sends_every_kind_one_pass_at_a_time(app, broker):
                                                   ("worker.scan_dataset", rows["quality scan"])]
     assert done["batch prediction"] == {"reaped": [], "sent": [rows["batch prediction"]]}
     assert messages(broker, "batch") == [("worker.predict_batch", rows["batch prediction"])]
+    assert done["backup"] == {"reaped": [], "sent": [rows["backup"]]}
+    assert messages(broker, "maintenance") == [("worker.backup", rows["backup"])]
 
 
 def test_a_request_that_cannot_send_fails_its_row_and_answers_503(app, kind, monkeypatch):
@@ -308,5 +316,5 @@ def test_rows_queued_before_the_upgrade_are_picked_up(tmp_path, redis_url_empty)
         done = watch_once(broker, interval=30)
     assert {name: result["sent"] for name, result in done.items()} == {
         "job": [1], "evaluation": [1], "upload check": [2], "quality scan": [], "label search": [],
-        "batch prediction": [], "webhook delivery": []}
+        "batch prediction": [], "webhook delivery": [], "backup": []}
     assert sorted(messages(broker, "training")) == [("worker.evaluate", 1), ("worker.train", 1)]
