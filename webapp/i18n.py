@@ -7,6 +7,7 @@ when the app starts. Scripts read their messages from a JSON block the page carr
 """
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from pathlib import Path
@@ -17,7 +18,7 @@ from babel.messages.pofile import read_po
 import click
 from flask import Blueprint, Flask, current_app, g, redirect, request
 from flask.cli import AppGroup
-from flask_babel import Babel, get_locale, lazy_gettext
+from flask_babel import Babel, force_locale, get_locale, lazy_gettext
 from flask_login import current_user
 
 from webapp.extensions import db
@@ -199,3 +200,21 @@ def update_catalogs(folder: Path = TRANSLATIONS) -> dict[str, int]:
             write_po(target, catalog, width=120, sort_by_file=True, ignore_obsolete=True)
         missing[language] = sum(1 for message in catalog if message.id and not message.string)
     return missing
+
+
+class ServerLanguageGroup(AppGroup):
+    """A group of commands run in the server's language (DEFAULT_LANGUAGE): a shell command has no
+    browser to ask."""
+
+    def command(self, *args, **kwargs):
+        wrap = super().command(*args, **kwargs)
+
+        def decorator(function):
+            @functools.wraps(function)
+            def in_server_language(*call_args, **call_kwargs):
+                with force_locale(current_app.config["DEFAULT_LANGUAGE"]):
+                    return function(*call_args, **call_kwargs)
+
+            return wrap(in_server_language)
+
+        return decorator

@@ -2,12 +2,10 @@
 (its LANG, or DEFAULT_LANGUAGE)."""
 from __future__ import annotations
 
-import functools
 
 import click
-from flask import Flask, current_app
-from flask.cli import AppGroup
-from flask_babel import force_locale, gettext
+from flask import Flask
+from flask_babel import gettext
 from sqlalchemy import select
 
 from engine.errors import StudioError
@@ -15,29 +13,12 @@ from webapp.accounts import first_run, services
 from webapp.accounts.policy import ROLES
 from webapp.errors import translated
 from webapp.extensions import db
-from webapp.i18n import ROLE_LABELS
+from webapp.i18n import ROLE_LABELS, ServerLanguageGroup
 from webapp.models import User
 from webapp.storage import data_dir
 
 
-class UsersGroup(AppGroup):
-    """Runs every command in the server's language: a shell command has no browser to ask."""
-
-    def command(self, *args, **kwargs):
-        wrap = super().command(*args, **kwargs)
-
-        def decorator(function):
-            @functools.wraps(function)
-            def in_server_language(*call_args, **call_kwargs):
-                with force_locale(current_app.config["DEFAULT_LANGUAGE"]):
-                    return function(*call_args, **call_kwargs)
-
-            return wrap(in_server_language)
-
-        return decorator
-
-
-users = UsersGroup("users", help="Create and list the people who can sign in.")
+users = ServerLanguageGroup("users", help="Create and list the people who can sign in.")
 
 
 @users.command("create")

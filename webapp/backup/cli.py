@@ -9,12 +9,12 @@ from flask import Flask
 from flask_babel import gettext
 
 from engine.errors import StudioError
-from webapp.accounts.cli import UsersGroup
+from webapp.i18n import ServerLanguageGroup
 from webapp.backup import services
 from webapp.errors import translated
 from webapp.messages import text
 
-backup = UsersGroup("backup", help="Back up the studio, check a backup, restore one.")
+backup = ServerLanguageGroup("backup", help="Back up the studio, check a backup, restore one.")
 
 
 @backup.command("create")
