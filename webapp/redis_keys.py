@@ -7,6 +7,9 @@ PREFIX = "studio:"
 
 # Workers: a hash per worker that expires unless its beacon renews it (worker.beacon, read by webapp.workers).
 WORKER_PATTERN = f"{PREFIX}worker:*"
+# The names of the workers whose beacon beat and that never stopped cleanly: a name here without its entry is a
+# worker lost (killed, out of memory, host down), told once by the watcher (webapp.workers.vanished).
+WORKERS_KNOWN = f"{PREFIX}workers:known"
 
 # Timing probes waiting for a worker: a sorted set of "backbone:size:batch" (webapp.jobs.recommendation).
 PROBES_WAITING = f"{PREFIX}probes:waiting"

@@ -66,6 +66,17 @@ def announced(client: redis.Redis) -> list[dict]:
     return workers
 
 
+def vanished(client: redis.Redis) -> list[str]:
+    """The workers whose entry expired without a clean stop (their beacon stopped: killed, out of memory, host
+    down), each returned once: the names are read before the entries (a beacon writes its entry before its
+    name), and removing a name decides which caller tells of it."""
+    known = {name.decode() for name in client.smembers(redis_keys.WORKERS_KNOWN)}
+    if not known:
+        return []
+    current = {entry["name"] for entry in _stored_entries(client)}
+    return [name for name in sorted(known - current) if client.srem(redis_keys.WORKERS_KNOWN, name)]
+
+
 def idle_queues(client: redis.Redis, seconds: float) -> set[str]:
     """Every queue served by a worker that has run no task for at least `seconds`: a message waiting there
     that long was lost, since that worker would have taken it (webapp.lifecycle.sweep_outbox)."""

@@ -53,6 +53,7 @@ class WorkerBeacon:
             "sandbox": self.sandbox or ""})
         self.client.hsetnx(key, IDLE_SINCE, now_iso())  # a worker starts idle; its tasks write the field then
         self.client.expire(key, _lifetime(self.every))
+        self.client.sadd(redis_keys.WORKERS_KNOWN, self.name)  # after the entry: a known name had one
 
     def _beat_logged(self) -> None:
         with self._beating:
@@ -80,8 +81,9 @@ class WorkerBeacon:
     def stop(self) -> None:
         with self._beating:
             self._stop.set()
-            try:
-                self.client.delete(redis_keys.worker(self.name))
+            try:  # a clean stop, in one transaction: never taken for a lost worker
+                self.client.pipeline(transaction=True).srem(redis_keys.WORKERS_KNOWN, self.name).delete(
+                    redis_keys.worker(self.name)).execute()
             except redis.RedisError:
                 pass
 

@@ -2,7 +2,8 @@
 worker died wait again (or, after too many attempts, fail), so none stays running forever, and the tasks
 that were never sent or that the broker lost are sent, so none stays waiting forever. It also removes the
 results of batch runs kept long enough (BATCH_RESULTS_KEEP_HOURS) and the audit entries older than
-AUDIT_KEEP_DAYS, and queues a scheduled backup when one is due (BACKUP_EVERY_HOURS)."""
+AUDIT_KEEP_DAYS, queues a scheduled backup when one is due (BACKUP_EVERY_HOURS), and tells webhooks of the
+workers lost: one whose work was reaped, or whose beacon stopped without a clean stop."""
 from __future__ import annotations
 
 import logging
@@ -24,7 +25,7 @@ from webapp.redisconn import redis_client
 from webapp.release.evaluation import EVALUATIONS
 from webapp.webhooks import worker_lost
 from webapp.webhooks.delivery import WEBHOOK_DELIVERIES
-from webapp.workers import idle_queues
+from webapp.workers import idle_queues, vanished
 
 log = logging.getLogger(__name__)
 KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS,
@@ -41,6 +42,9 @@ def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list
         reaped = lifecycle.reap(kind, on_lost=worker_lost)
         sent = lifecycle.sweep_outbox(kind, lambda seconds: idle_queues(client, seconds), grace=interval)
         done[kind.name] = {"reaped": reaped, "sent": sent}
+    for name in vanished(client):  # a worker whose beacon stopped, running nothing (or something)
+        worker_lost(name)
+    db.session.commit()
     expire_results()
     expire_audit_entries()
     queue_due_backup()

@@ -9,17 +9,20 @@ import stat
 from datetime import timedelta
 
 import pytest
+import redis
 from standardwebhooks import Webhook
 
 from tests.stack import DATABASE_FILE, app_config
 from tests.webhook_receiver import receiving
-from webapp import create_app, lifecycle, webhooks
+from webapp import create_app, lifecycle, redis_keys, webhooks
 from webapp.extensions import db
 from webapp.jobs.work import JOBS
 from webapp.models import AuditEntry, Dataset, Job, WebhookDelivery, WebhookEndpoint, utcnow
 from webapp.statuses import JobStatus
 from webapp.storage import data_dir
 from webapp.webhooks.delivery import WEBHOOK_DELIVERIES, next_try_at, retry_delay, run_delivery
+from worker.beacon import WorkerBeacon
+from worker.loops import watch_once
 
 
 @pytest.fixture
@@ -200,6 +203,24 @@ def test_the_watcher_tells_of_a_worker_that_stopped_once(app, client):
         assert lifecycle.reap(WEBHOOK_DELIVERIES, on_lost=webhooks.worker_lost) == [row.id for row in rows]
         lost = db.session.query(WebhookDelivery).filter_by(event="worker.lost").all()
         assert [json.loads(row.body)["data"] for row in lost] == [{"worker": "ingest@gone"}]
+
+
+def test_a_worker_whose_announcement_expired_is_told_once_and_a_clean_stop_never(app, client):
+    register(client, "http://127.0.0.1:9/a", events=["worker.lost"])
+    lost, stopped, alive = (WorkerBeacon(app.config["REDIS_URL"], name, ["training"], "cpu")
+                            for name in ("training@killed", "training@stopped", "training@alive"))
+    for beacon in (lost, stopped, alive):
+        beacon.beat()
+    stopped.stop()
+    broker = redis.Redis.from_url(app.config["REDIS_URL"])
+    broker.delete(redis_keys.worker(lost.name))  # what its entry's expiry does when the beacon stops beating
+    with app.app_context():
+        assert watch_once(broker, 0.2)["webhook delivery"] == {"reaped": [], "sent": []}
+        broker.delete(redis_keys.SWEEP_LOCK)
+        watch_once(broker, 0.2)  # a second pass tells nothing more
+        told = [json.loads(row.body)["data"] for row in db.session.query(WebhookDelivery).filter_by(
+            event="worker.lost")]
+    assert told == [{"worker": "training@killed"}]
 
 
 def test_a_delivery_to_a_disabled_endpoint_fails_untried(app, client):
