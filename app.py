@@ -14,8 +14,8 @@ import time
 from flask import Flask
 
 from launcher import (LOOPBACK, ServiceProcess, Supervisor, batch_worker_process, connect_address, free_port, host_port,
-                      ingest_worker_process, make_data_dir_private, redis_password, redis_process, redis_url,
-                      visualdl_process, wait_for_port, wait_for_redis, web_process, worker_process)
+                      ingest_worker_process, make_data_dir_private, number_metrics_ports, redis_password, redis_process,
+                      redis_url, visualdl_process, wait_for_port, wait_for_redis, web_process, worker_process)
 from webapp import create_app
 from webapp.accounts.settings import ANY_ADDRESS
 from webapp.config import data_dir_from_env
@@ -56,6 +56,7 @@ def main() -> None:
         env = dict(os.environ)
         workers = [worker_process(data_dir, env), ingest_worker_process(data_dir, env),
                    batch_worker_process(data_dir, env)]
+        number_metrics_ports(workers)
         web = web_process(data_dir, host, port, env)
         for writer in [*workers, web]:
             writer.stop_leftover()

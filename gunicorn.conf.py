@@ -3,7 +3,7 @@ compose and a production install all run gunicorn with (`gunicorn -c gunicorn.co
 
 What differs between installs comes from the environment, as the web app itself reads it: HOST and PORT
 (the address to bind, which sign-in follows), WEB_PROCESSES, WEB_THREADS and ACCESS_LOG. The file imports
-nothing of the studio, so gunicorn's master holds no app state when it forks: the app is created in each
+nothing of the studio (its hooks only webapp.process_metrics), so gunicorn's master holds no app state when it forks: the app is created in each
 web process after the fork (never set `preload_app`; Paddle state must not cross a fork)."""
 import os
 from collections.abc import Mapping
@@ -52,3 +52,26 @@ graceful_timeout = 10
 timeout = 120
 loglevel = "warning"
 accesslog = "-" if os.environ.get("ACCESS_LOG") else None
+
+
+# Prometheus figures (webapp.process_metrics): the web processes count into one folder made fresh at each
+# start, so GET /metrics in any of them sums them all. The hooks run in the master and import only that
+# module, which holds no app state.
+def on_starting(server) -> None:
+    """Before the first fork: this start's empty figures folder, inherited by every web process."""
+    from webapp.process_metrics import prepare_folder
+
+    prepare_folder("web")
+
+
+def child_exit(server, worker) -> None:
+    """A web process ended: its live figures stop counting (its counts stay in the sums)."""
+    from webapp.process_metrics import mark_process_dead
+
+    mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    from webapp.process_metrics import remove_folder
+
+    remove_folder()

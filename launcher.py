@@ -421,6 +421,15 @@ def batch_worker_process(data_dir: DataDir, env: dict, name: str = "studio",
     return _celery_worker(service, f"{BATCH_QUEUE},{MAINTENANCE_QUEUE}", f"{BATCH_WORKER_PREFIX}{name}", data_dir, env)
 
 
+def number_metrics_ports(workers: list[ServiceProcess]) -> None:
+    """With WORKER_METRICS_PORT set, each worker serves its figures on a port of its own: the setting's
+    port for the first worker, the next ports for the others in order (training, ingest, batch)."""
+    for offset, worker in enumerate(workers):
+        base = int((worker.env or {}).get("WORKER_METRICS_PORT") or 0)
+        if base:
+            worker.env = {**worker.env, "WORKER_METRICS_PORT": str(base + offset)}
+
+
 def web_process(data_dir: DataDir, host: str, port: int, env: dict, processes: int | None = None,
                 threads: int | None = None) -> ServiceProcess:
     """The web app under gunicorn with gunicorn.conf.py, bound to host:port; `processes` and `threads`,

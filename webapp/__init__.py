@@ -38,6 +38,7 @@ def create_app(config: dict | None = None) -> Flask:
     # Imported here, not at the top: Python runs this file before any module of the package, so the
     # features (which import the shared modules of the package) load only once an app is made.
     from webapp import api_docs, board, database, errors, health, i18n, taskqueue, workers_pages
+    from webapp import metrics
     from webapp.accounts import cli as accounts_cli, guard, settings as security
     from webapp.accounts.api import api as accounts_api
     from webapp.accounts.pages import pages as accounts_pages
@@ -73,6 +74,7 @@ def create_app(config: dict | None = None) -> Flask:
     database.init_app(app)
     taskqueue.init_app(app)
     errors.init_app(app)
+    metrics.init_app(app)  # before the checks that may refuse a request, so refusals are counted
     i18n.init_app(app)
     app.before_request(_limit_json_bodies)  # before any check that reads a form body
     guard.init_app(app)
@@ -91,6 +93,7 @@ def create_app(config: dict | None = None) -> Flask:
     from webapp.webhooks.pages import pages as webhooks_pages
     app.register_blueprint(webhooks_api)
     app.register_blueprint(webhooks_pages)
+    app.register_blueprint(metrics.bp)
     app.json.ensure_ascii = False
     app.json.sort_keys = False
     app.extensions["model_server"] = ModelServer(DataDir(app.config["DATA_DIR"]).models,

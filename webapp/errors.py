@@ -158,8 +158,12 @@ def get_or_404(model, ident: int, label: str, **details):
     return row
 
 
+# Paths answered for programs: their refusals are JSON, never a page (/metrics: Prometheus).
+JSON_PATHS = ("/api/", "/metrics")
+
+
 def _wants_json() -> bool:
-    return request.path.startswith("/api/")
+    return request.path.startswith(JSON_PATHS)
 
 
 def _answer(code: str, message: str, status: int, details: dict | None = None):

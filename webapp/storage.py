@@ -147,6 +147,12 @@ class DataDir:
         """Uploads being received and ingested."""
         return self.root / "tmp"
 
+    @property
+    def metrics(self) -> Path:
+        """The figures of running processes (prometheus_client's multi-process files), a folder per process
+        tree (webapp.process_metrics): never a leftover, since a live process on another host may own one."""
+        return self.tmp / "metrics"
+
     def upload(self, dataset_id: int) -> Path:
         """A received upload waiting for (or in) its ingest."""
         return self.tmp / f"upload-{dataset_id}"
@@ -253,7 +259,7 @@ class DataDir:
         of a training load interrupted before it unlinked its file (engine.data.ImageCache.load_all)."""
         from engine.data import PACKS
 
-        kept = {self.upload(dataset_id) for dataset_id in waiting}
+        kept = {self.upload(dataset_id) for dataset_id in waiting} | {self.metrics}
         found = sorted(set(self.tmp.iterdir()) - kept) if self.tmp.is_dir() else []
         found += sorted(self.models.glob(f"{MODEL_STAGING_PREFIX}*")) + sorted(self.models.glob("*/*.part"))
         found += sorted((self.image_cache / PACKS).glob("*.pack"))

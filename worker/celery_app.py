@@ -1,14 +1,16 @@
 """Entry point for `celery -A worker.celery_app worker -Q training -c 1`."""
 import logging
+import os
 import sys
 import threading
 
-from celery.signals import (celeryd_init, task_postrun, task_prerun, worker_process_init, worker_ready,
-                            worker_shutdown)
+from celery.signals import (celeryd_init, task_postrun, task_prerun, worker_process_init, worker_process_shutdown,
+                            worker_ready, worker_shutdown)
 
 from engine.device import device_kind
 from webapp import create_app
 from webapp.datasets.sandbox import sandbox_state
+from webapp import process_metrics
 from webapp.installation import WrongDataDir, check_data_dir
 from webapp.taskqueue import INGEST_QUEUE, TRAINING_QUEUE, training_queue, trains
 from worker.beacon import WorkerBeacon, mark_busy, mark_idle, probe_device
@@ -33,6 +35,31 @@ log = logging.getLogger(__name__)
 @celeryd_init.connect
 def _name(sender, **_) -> None:
     _node.append(sender)
+
+
+@celeryd_init.connect
+def _figures_folder(**_) -> None:
+    """This worker's figures folder, made before its pool forks and before any figure exists, so its pool
+    processes count into it (webapp.process_metrics)."""
+    process_metrics.prepare_folder("worker")
+
+
+@worker_ready.connect
+def _serve_figures(**_) -> None:
+    """Serve the worker's own figures (tasks, training epochs) on WORKER_METRICS_PORT, when set."""
+    port = flask_app.config["WORKER_METRICS_PORT"]
+    if port:
+        process_metrics.serve(port, flask_app.config["WORKER_METRICS_HOST"])
+
+
+@task_postrun.connect
+def _count_task(task, state=None, **_) -> None:
+    process_metrics.figures().tasks.labels(task.name, state or "unknown").inc()
+
+
+@worker_process_shutdown.connect
+def _pool_process_ended(**_) -> None:
+    process_metrics.mark_process_dead(os.getpid())
 
 
 @worker_process_init.connect
@@ -111,3 +138,8 @@ def _fit_queues(consumer, beacon: WorkerBeacon, kind: str | None) -> None:
 def _withdraw(**_) -> None:
     for beacon in _beacon:
         beacon.stop()
+
+
+@worker_shutdown.connect
+def _remove_figures(**_) -> None:
+    process_metrics.remove_folder()

@@ -28,6 +28,7 @@ from webapp.lifecycle import Superseded
 from webapp.statuses import JobStatus
 from webapp.redisconn import redis_client
 from webapp.models import Dataset, DatasetImage, DatasetRevision, EpochMetric, Job
+from webapp.process_metrics import figures
 from webapp.registry.services import register_version
 from webapp.storage import data_dir
 from webapp.taskqueue import ANY_DEVICE, device_of
@@ -68,6 +69,7 @@ class JobReporter(Callbacks):
         self.writer = None
         self.epochs = job.config["epochs"]
         config = TrainConfig(**job.config)
+        self.backbone = config.backbone
         # what each epoch's speed measures: full training steps of this backbone, size and batch (not the
         # head-only path, not distillation's extra teacher pass)
         full_steps = config.teacher_version is None and not config.trains_on_features
@@ -107,6 +109,7 @@ class JobReporter(Callbacks):
         if job.best_val_acc is None or stats.val_acc > job.best_val_acc:
             job.best_val_acc, job.best_epoch = stats.val_acc, stats.epoch
         self._record_speed(stats)
+        figures().epoch_seconds.labels(self.backbone, device_kind(self.device) or "unknown").observe(stats.seconds)
         self._save(force=True)
         self._event({"type": "epoch", **stats.as_dict()}, force=True)
         self._log_scalars(stats)

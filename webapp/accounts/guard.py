@@ -112,7 +112,10 @@ def take_password_try(*keys: str) -> limits.Attempt:
 def _identify() -> None:
     """Set `g.auth_via` ('token', 'session' or None) and `g.caller_key` for this request."""
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer":
+    if scheme.lower() == "bearer" and _is_scrape_token(secret.strip()):
+        g._login_user = Anonymous()
+        g.auth_via, g.caller_key = "scrape", "scrape"
+    elif scheme.lower() == "bearer":
         found = services.token_owner(secret.strip())
         if found is None:
             raise StudioError("invalid_token", "The API token is unknown or was revoked.")
@@ -126,6 +129,14 @@ def _identify() -> None:
         g.auth_via, g.caller_key = "session", f"user:{current_user.id}"
     else:
         g.auth_via, g.caller_key = None, f"addr:{request.remote_addr}"
+
+
+def _is_scrape_token(secret: str) -> bool:
+    """Whether `secret` is the scrape token (METRICS_TOKEN, compared in constant time) sent to an endpoint
+    that takes it; anywhere else it is one more unknown token."""
+    expected = current_app.config.get("METRICS_TOKEN") or ""
+    return bool(expected) and request.endpoint in policy.SCRAPE and secrets.compare_digest(
+        secret.encode(), expected.encode())
 
 
 def _cross_site() -> bool:
@@ -167,13 +178,13 @@ def _check_cross_site() -> None:
 
 def _check_role():
     needed = policy.required_role(request.endpoint, request.method)
-    if needed is None:
+    if needed is None or g.auth_via == "scrape":
         return None
     role = effective_role()
     if role is None and current_app.config["PREDICT_PUBLIC"] and request.endpoint in policy.PREDICT_PUBLIC:
         return _public_predict_limit()
     if role is None:
-        if request.path.startswith("/api/"):
+        if request.path.startswith("/api/") or request.endpoint in policy.SCRAPE:
             raise StudioError("unauthorized", "Sign in, or send an API token as 'Authorization: Bearer <token>'.")
         target = "accounts.setup" if services.user_count() == 0 else "accounts.sign_in"
         return redirect(url_for(target, next=quote(request.full_path.rstrip("?"), safe="/?=&")))

@@ -13,6 +13,8 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Answered for anyone: sign-in itself, the first-run page, static files, and health (reduced for anonymous).
 PUBLIC = frozenset({"static", "accounts.sign_in", "accounts.sign_out", "accounts.setup", "health.health",
                     "i18n.choose_language"})
+# Also open to the scrape token (METRICS_TOKEN) sent as a bearer token; refused in JSON, never sent to sign-in.
+SCRAPE = frozenset({"metrics.metrics"})
 # Opened to anonymous callers only when PREDICT_PUBLIC is on.
 PREDICT_PUBLIC = frozenset({"predict_api.predict", "predict.index"})
 
@@ -61,6 +63,8 @@ NEEDS = {
     # the audit log: who signed in from where and changed what
     "audit_api.listing": "admin",
     "audit.index": "admin",
+    # the install's figures (Prometheus): admins' tokens, the scrape token, this machine while sign-in is off
+    "metrics.metrics": "admin",
 }
 
 
