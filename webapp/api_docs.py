@@ -81,6 +81,8 @@ def _describe(entry: dict, rule, method: str, view) -> None:
         entry["requestBody"]["required"] = True
         for media in view.contract["raw"]:
             entry["requestBody"]["content"][media] = {"schema": {"type": "string", "format": "binary"}}
+    if view.contract.get("text"):
+        responses["200"]["content"] = {view.contract["text"]: {"schema": {"type": "string"}}}
     for parameter in entry.get("parameters", []):
         if parameter["in"] == "query" and not parameter.get("required"):
             parameter["allowEmptyValue"] = True  # `?limit=` is read as left out, as a form's empty field sends it

@@ -59,13 +59,15 @@ _NAMED: dict[str, type] = {}  # component name -> model: two models must not sha
 
 def operation(*, body: type[BaseModel] | None = None, query: type[BaseModel] | None = None,
               form: type[BaseModel] | None = None, answers: dict[int, type[BaseModel] | None] | None = None,
-              errors: tuple[str, ...] = (), tags: tuple[str, ...] = (), first=None, raw: tuple[str, ...] = ()):
+              errors: tuple[str, ...] = (), tags: tuple[str, ...] = (), first=None, raw: tuple[str, ...] = (),
+              text: str | None = None):
     """Declare a JSON operation: its body (`body`, a JSON object) or `form` (multipart, read by the view's
     own bounded parser, so only documented here), its `query`, its answers by status, and the error codes
     it may answer beyond the ones every operation may. `raw` names media types also taken as the whole body
     (an image sent as itself), read by the view's own parser like `form`. `first` checks who asks before what they sent (a
     token where a browser session is needed is refused as such, whatever its body). Refusals keep the
-    studio's error shape."""
+    studio's error shape. `text` names the media type of a 200 answer that is text, not JSON (documented
+    only)."""
     statuses = dict(answers or {200: None})
     reads = body is not None or query is not None or form is not None
     codes = set(errors) | (VALIDATION_CODES if reads else set()) | ({"request_too_large"} if body or form else set())
@@ -85,7 +87,7 @@ def operation(*, body: type[BaseModel] | None = None, query: type[BaseModel] | N
         _name_once(model)
 
     def decorate(view):
-        view.contract = {"errors": codes, "form": form, "raw": raw}
+        view.contract = {"errors": codes, "form": form, "raw": raw, "text": text}
         if form is None:
             return contract.validate(json=body, query=query, resp=documented, tags=tags, before=before,
                                      after=_after)(view)

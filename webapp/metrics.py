@@ -145,7 +145,7 @@ class _Families:
 
 
 @bp.get("/metrics")
-@operation(answers={200: None}, errors=("unauthorized", "forbidden", "invalid_token"), tags=("operations",))
+@operation(answers={200: None}, text="text/plain", tags=("operations",))
 def metrics():
     """The install's figures in Prometheus's text format (text/plain; version=0.0.4).
 

@@ -150,7 +150,7 @@ def predict():
         raise StudioError("model_busy", "The model is being reloaded; try again in a moment.")
     elapsed_ms = (time.perf_counter() - started) * 1000
     _record(loaded.version, arm, started, result["confidence"], result["abstained"])
-    count_prediction(loaded.version, arm, loaded.runtime, elapsed_ms / 1000, result["abstained"])
+    count_prediction(loaded.version, arm, result["runtime"], elapsed_ms / 1000, result["abstained"])
     prediction_id = str(uuid.uuid4())
     current_app.extensions["prediction_hold"].keep(HeldPrediction(
         prediction_id, loaded.version, arm, result["top_k"][0]["class"], result["confidence"], result["abstained"],

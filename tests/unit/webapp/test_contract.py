@@ -23,6 +23,7 @@ NOT_JSON = {
     "review_api.image": "a review item's image",
     "batch_api.results_csv": "a batch run's results as CSV",
     "batch_api.results_jsonl": "a batch run's results as JSON Lines",
+    "metrics.metrics": "Prometheus's text format",
 }
 
 

@@ -408,3 +408,29 @@ def test_backups_fuzz(client):
         check(client.open("/api/backups", method=method, data=rng.choice(ODD_TEXT), content_type="application/json"))
     for text in ODD_TEXT[:8]:
         check(client.get(f"/api/backups/{text.replace('/', '%2F')}"))
+
+
+def test_metrics_access_fuzz(tmp_path, redis_url_empty):
+    """GET /metrics with sign-in on: odd bearer tokens, schemes and queries are refused in JSON (never a page,
+    never the figures); the scrape token alone opens it, whatever the query; other methods are a JSON 405."""
+    from tests.factories import app_with_user
+
+    app = app_with_user(tmp_path, "ann", "first password", "admin", REDIS_URL=redis_url_empty,
+                        METRICS_TOKEN="scrape-token-1")
+    client = app.test_client()
+    rng = random.Random(27)
+    suffixes = [text for text in ODD_TEXT if text.replace("\0", "").strip()]  # the token with more after it
+    for _ in range(40):
+        header = rng.choice(["Bearer " + rng.choice(ODD_TEXT), "Bearer", "Basic eDp5", rng.choice(ODD_TEXT),
+                             "Bearer scrape-token-1" + rng.choice(suffixes), "bearer  scrape-token-"])
+        answer = client.get("/metrics", headers={"Authorization": header.replace("\0", "")},
+                            query_string={"name[]": rng.choice(ODD_TEXT)})
+        check(answer)
+        assert answer.status_code in (401, 403) and "studio_" not in answer.get_data(as_text=True)
+    answer = client.get("/metrics", headers={"Authorization": "Bearer scrape-token-1"},
+                        query_string={"x": rng.choice(ODD_TEXT)})
+    assert answer.status_code == 200 and "studio_background_work" in answer.get_data(as_text=True)
+    for method in ("post", "put", "delete"):
+        answer = getattr(client, method)("/metrics", data="{", headers={"Authorization": "Bearer scrape-token-1"})
+        check(answer)
+        assert answer.status_code == 405
