@@ -10,11 +10,11 @@ themselves are made on first use (`figures()`), never at import, so importing th
 """
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import shutil
 import socket
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,9 +97,21 @@ class Figures:
     tasks: object  # Counter: task, state
 
 
-@functools.cache
+_made: list[Figures] = []
+_making = threading.Lock()
+
+
 def figures() -> Figures:
-    """This process's figures, made on first use (after PROMETHEUS_MULTIPROC_DIR is set)."""
+    """This process's figures, made once, on first use (after PROMETHEUS_MULTIPROC_DIR is set), however many
+    threads ask at once."""
+    if not _made:
+        with _making:
+            if not _made:
+                _made.append(_make_figures())
+    return _made[0]
+
+
+def _make_figures() -> Figures:
     from prometheus_client import Counter, Histogram, disable_created_metrics
 
     disable_created_metrics()  # `_created` series: as many again, and no alert or panel reads them
