@@ -155,8 +155,9 @@ def exposition() -> bytes:
     return generate_latest(registry)
 
 
-def serve(port: int, host: str) -> None:
-    """Serve this process tree's figures at http://host:port/metrics (a worker's, for Prometheus)."""
+def serve(port: int, host: str):
+    """Serve this process tree's figures at http://host:port/metrics (a worker's, for Prometheus) from a
+    thread; returns the server (its `shutdown()` stops it)."""
     from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
@@ -164,5 +165,6 @@ def serve(port: int, host: str) -> None:
     if os.environ.get(MULTIPROCESS_FOLDER):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
-    start_http_server(port, addr=host, registry=registry)
+    server, _ = start_http_server(port, addr=host, registry=registry)
     log.info("worker figures at http://%s:%d/metrics", host, port)
+    return server

@@ -47,9 +47,12 @@ def _figures_folder(**_) -> None:
 @worker_ready.connect
 def _serve_figures(**_) -> None:
     """Serve the worker's own figures (tasks, training epochs) on WORKER_METRICS_PORT, when set."""
-    port = flask_app.config["WORKER_METRICS_PORT"]
+    port, host = flask_app.config["WORKER_METRICS_PORT"], flask_app.config["WORKER_METRICS_HOST"]
     if port:
-        process_metrics.serve(port, flask_app.config["WORKER_METRICS_HOST"])
+        try:
+            process_metrics.serve(port, host)
+        except OSError as exc:  # the worker works on without it
+            log.warning("cannot serve this worker's figures on %s:%d: %s", host, port, exc)
 
 
 @task_postrun.connect

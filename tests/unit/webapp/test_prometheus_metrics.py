@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import io
 import shutil
+import urllib.request
 
 import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from launcher import (batch_worker_process, free_port, ingest_worker_process, number_metrics_ports,
+                      worker_process)
 from tests.factories import app_with_user
 from tests.images import image_bytes
 from tests.stack import DATABASE_FILE, app_config
@@ -16,6 +19,7 @@ from webapp import create_app, metrics, process_metrics
 from webapp.accounts import services
 from webapp.extensions import db
 from webapp.models import Dataset, Job
+from webapp.storage import DataDir
 from worker.beacon import WorkerBeacon
 from worker.loops import KINDS
 
@@ -164,3 +168,29 @@ def test_the_figures_folder_is_under_the_data_dir_and_never_a_leftover(tmp_path)
     folders.metrics.mkdir(parents=True)
     (folders.tmp / "incoming-x").mkdir()
     assert folders.leftovers() == [folders.tmp / "incoming-x"]
+
+
+def test_a_worker_serves_its_own_figures_on_its_port():
+    port = free_port()
+    server = process_metrics.serve(port, "127.0.0.1")
+    try:
+        process_metrics.figures().tasks.labels("worker.train", "SUCCESS").inc()
+        process_metrics.figures().epoch_seconds.labels("resnet18", "cpu").observe(42.0)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
+            text = answer.read().decode()
+    finally:
+        server.shutdown()
+    assert value(text, "studio_worker_tasks_total", task="worker.train", state="SUCCESS") >= 1
+    assert value(text, "studio_training_epoch_seconds_bucket", backbone="resnet18", device="cpu", le="60.0") >= 1
+
+
+def test_the_launcher_gives_each_worker_a_port_of_its_own(tmp_path):
+    folders = DataDir(tmp_path)
+    workers = [worker_process(folders, {"WORKER_METRICS_PORT": "9310"}),
+               ingest_worker_process(folders, {"WORKER_METRICS_PORT": "9310"}),
+               batch_worker_process(folders, {"WORKER_METRICS_PORT": "9310"})]
+    number_metrics_ports(workers)
+    assert [worker.env["WORKER_METRICS_PORT"] for worker in workers] == ["9310", "9311", "9312"]
+    silent = [worker_process(folders, {})]
+    number_metrics_ports(silent)
+    assert "WORKER_METRICS_PORT" not in silent[0].env
