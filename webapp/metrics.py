@@ -22,25 +22,17 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from webapp import process_metrics
-from webapp.batch.services import BATCH_PREDICTIONS
+from webapp.background import KINDS
 from webapp.contract import operation
-from webapp.datasets.quality import QUALITY_SCANS
-from webapp.datasets.services import UPLOAD_CHECKS
 from webapp.extensions import db
-from webapp.jobs.label_search import LABEL_SEARCHES
-from webapp.jobs.work import JOBS
 from webapp.models import Dataset
 from webapp.redisconn import redis_client
-from webapp.release.evaluation import EVALUATIONS
 from webapp.statuses import DatasetStatus
-from webapp.taskqueue import BATCH_QUEUE, INGEST_QUEUE, training_queue
+from webapp.taskqueue import BATCH_QUEUE, INGEST_QUEUE, WEBHOOKS_QUEUE, training_queue
 from webapp.workers import announced
 
 bp = Blueprint("metrics", __name__)
-# Every kind of background work (webapp.lifecycle), as worker.loops.KINDS lists them for the watcher: a new
-# kind is one more entry here (tests/unit/webapp/test_prometheus_metrics.py checks that both lists agree).
-BACKGROUND_KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS)
-QUEUES = (training_queue(), training_queue("cpu"), training_queue("gpu"), INGEST_QUEUE, BATCH_QUEUE)
+QUEUES = (training_queue(), training_queue("cpu"), training_queue("gpu"), INGEST_QUEUE, BATCH_QUEUE, WEBHOOKS_QUEUE)
 
 
 def _label(name: str) -> str:
@@ -58,7 +50,7 @@ def background_families() -> list:
     status that has no rows yet still evaluate)."""
     family = _gauge("studio_background_work", "Rows of background work by kind and status.",
                                ("kind", "status"))
-    for kind in BACKGROUND_KINDS:
+    for kind in KINDS:
         counts = dict(db.session.execute(
             select(kind.model.status, func.count()).group_by(kind.model.status)).all())
         for status in type(kind.waiting):

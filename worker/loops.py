@@ -14,22 +14,15 @@ from flask import Flask
 
 from webapp import lifecycle, redis_keys
 from webapp.audit.log import expire_old as expire_audit_entries
-from webapp.backup.schedule import BACKUPS, queue_due_backup
-from webapp.batch.services import BATCH_PREDICTIONS, expire_results
-from webapp.datasets.quality import QUALITY_SCANS
-from webapp.datasets.services import UPLOAD_CHECKS
+from webapp.backup.schedule import queue_due_backup
+from webapp.background import KINDS
+from webapp.batch.services import expire_results
 from webapp.extensions import db
-from webapp.jobs.label_search import LABEL_SEARCHES
-from webapp.jobs.work import JOBS
 from webapp.redisconn import redis_client
-from webapp.release.evaluation import EVALUATIONS
 from webapp.webhooks import worker_lost
-from webapp.webhooks.delivery import WEBHOOK_DELIVERIES
 from webapp.workers import idle_queues, vanished
 
 log = logging.getLogger(__name__)
-KINDS = (JOBS, EVALUATIONS, UPLOAD_CHECKS, QUALITY_SCANS, LABEL_SEARCHES, BATCH_PREDICTIONS,
-         WEBHOOK_DELIVERIES, BACKUPS)
 
 
 def watch_once(client: redis.Redis, interval: float) -> dict[str, dict[str, list[int]]]:

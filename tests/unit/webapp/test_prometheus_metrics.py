@@ -16,12 +16,12 @@ from tests.factories import app_with_user
 from tests.images import image_bytes
 from tests.stack import DATABASE_FILE, app_config
 from webapp import create_app, metrics, process_metrics
+from webapp.background import KINDS
 from webapp.accounts import services
 from webapp.extensions import db
 from webapp.models import Dataset, Job
 from webapp.storage import DataDir
 from worker.beacon import WorkerBeacon
-from worker.loops import KINDS
 
 SCRAPE_TOKEN = "scrape-3f9c1b7e"
 
@@ -121,7 +121,7 @@ def test_the_shared_state_is_read_at_scrape_time(state_app):
         dataset_id = dataset.id
     text = state_app.test_client().get("/metrics").get_data(as_text=True)
     assert {queue: value(text, "studio_queue_depth", queue=queue) for queue in metrics.QUEUES} == {
-        "training": 3, "training.cpu": 0, "training.gpu": 0, "ingest": 1, "batch": 0}
+        "training": 3, "training.cpu": 0, "training.gpu": 0, "ingest": 1, "batch": 0, "webhooks": 0}
     assert {status: value(text, "studio_background_work", kind="job", status=status)
             for status in ("queued", "running", "succeeded", "failed", "cancelled")} == {
         "queued": 2, "running": 1, "succeeded": 0, "failed": 1, "cancelled": 0}
@@ -142,8 +142,12 @@ def test_a_source_that_does_not_answer_is_said_so_and_the_scrape_still_answers(c
     assert "studio_queue_depth" not in text
 
 
-def test_every_kind_of_background_work_is_reported():
-    assert [kind.name for kind in metrics.BACKGROUND_KINDS] == [kind.name for kind in KINDS]
+def test_every_kind_of_background_work_is_reported_with_every_status(state_app):
+    text = state_app.test_client().get("/metrics").get_data(as_text=True)
+    reported = {(dict(labels)["kind"], dict(labels)["status"]) for (name, labels) in samples(text)
+                if name == "studio_background_work"}
+    assert reported == {(kind.name.replace(" ", "_"), status.value) for kind in KINDS for status in type(kind.waiting)}
+    assert {"job", "webhook_delivery"} <= {kind for kind, _ in reported}
 
 
 def test_a_process_tree_gets_a_fresh_folder_and_the_gone_ones_are_removed(tmp_path, monkeypatch):
