@@ -144,7 +144,8 @@ def run(args: argparse.Namespace) -> dict:
     metrics, health = percentiles(metrics_ms), percentiles(health_ms)
     return {"web_processes": 2, "loaded_versions": len(VERSIONS), "scrapes": args.scrapes,
             "metrics_ms": metrics, "health_ms": health,
-            "ratio_p50": round(metrics["p50"] / health["p50"], 2), "ratio_p95": round(metrics["p95"] / health["p95"], 2),
+            "ratio_p50": round(metrics["p50"] / health["p50"], 2),
+            "ratio_p95": round(metrics["p95"] / health["p95"], 2),
             "metrics_bytes": len(text), "target_ms": TARGET_MS, "within_target": metrics["p95"] <= TARGET_MS,
             "predictions_sent": sent, "predictions_scraped": scraped, "counter_matches": scraped == sent}
 

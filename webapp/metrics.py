@@ -48,8 +48,7 @@ def _gauge(name: str, documentation: str, labels: tuple[str, ...]):
 def background_families() -> list:
     """Rows of every kind of background work by status (every status named, zeros too, so alerts on a
     status that has no rows yet still evaluate)."""
-    family = _gauge("studio_background_work", "Rows of background work by kind and status.",
-                               ("kind", "status"))
+    family = _gauge("studio_background_work", "Rows of background work by kind and status.", ("kind", "status"))
     for kind in KINDS:
         counts = dict(db.session.execute(
             select(kind.model.status, func.count()).group_by(kind.model.status)).all())
@@ -60,8 +59,7 @@ def background_families() -> list:
 
 def upload_families() -> list:
     """The progress of every upload being checked: images checked and images in all."""
-    done = _gauge("studio_upload_images_checked", "Images of an upload checked so far.",
-                             ("dataset",))
+    done = _gauge("studio_upload_images_checked", "Images of an upload checked so far.", ("dataset",))
     total = _gauge("studio_upload_images", "Images of an upload being checked.", ("dataset",))
     rows = db.session.execute(select(Dataset.id, Dataset.ingest_done, Dataset.ingest_total).where(
         Dataset.status == DatasetStatus.PROCESSING.value)).all()
@@ -90,10 +88,9 @@ def worker_families(client: redis.Redis) -> list:
     """The workers that announced themselves (webapp.workers): how long since each one's last beat, its
     device, and how many serve each queue."""
     workers, now = announced(client), datetime.now(timezone.utc)
-    age = _gauge("studio_worker_heartbeat_age_seconds", "Seconds since a worker's last beat.",
-                            ("worker", "host"))
+    age = _gauge("studio_worker_heartbeat_age_seconds", "Seconds since a worker's last beat.", ("worker", "host"))
     info = _gauge("studio_worker_info", "A worker that is up (1), its device and queues.",
-                             ("worker", "host", "device", "queues"))
+                  ("worker", "host", "device", "queues"))
     serving = _gauge("studio_workers", "Workers up that serve a queue.", ("queue",))
     for worker in workers:
         age.add_metric((worker["name"], worker["host"] or ""), _age(worker["heartbeat_at"], now))
@@ -107,8 +104,7 @@ def worker_families(client: redis.Redis) -> list:
 def shared_families() -> list:
     """The install's shared state; a source that does not answer is left out and said so by
     studio_source_up, so a scrape never fails for it."""
-    up = _gauge("studio_source_up", "Whether the database and Redis answered this scrape.",
-                           ("source",))
+    up = _gauge("studio_source_up", "Whether the database and Redis answered this scrape.", ("source",))
     families = []
     try:
         families += background_families() + upload_families()
