@@ -208,7 +208,9 @@ def default_config(data_dir: str | None = None) -> dict:
         "WEBHOOK_STALE_SECONDS": float(os.environ.get("WEBHOOK_STALE_SECONDS") or 60),
         "WEBHOOK_MAX_ATTEMPTS": max(1, _int_env("WEBHOOK_MAX_ATTEMPTS", 3)),
         # Prometheus (webapp.metrics): a token that may read GET /metrics (and nothing else) as a bearer token,
-        # and the address where each worker serves its own figures (port 0: not served).
+        # and the address where each worker serves its own figures (port 0: not served). Where processes keep
+        # their figures (METRICS_DIR, default DATA_DIR/tmp/metrics) is read by webapp.process_metrics, before
+        # any app exists.
         "METRICS_TOKEN": os.environ.get("METRICS_TOKEN") or "",
         "WORKER_METRICS_PORT": _int_env("WORKER_METRICS_PORT", 0),
         "WORKER_METRICS_HOST": os.environ.get("WORKER_METRICS_HOST") or "127.0.0.1",
