@@ -157,14 +157,15 @@ def exposition() -> bytes:
 
 def serve(port: int, host: str):
     """Serve this process tree's figures at http://host:port/metrics (a worker's, for Prometheus) from a
-    thread; returns the server (its `shutdown()` stops it)."""
-    from prometheus_client import REGISTRY, CollectorRegistry, start_http_server
+    thread, with this process's own (CPU, memory, open files); returns the server (`shutdown()` stops it)."""
+    from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector, start_http_server
     from prometheus_client.multiprocess import MultiProcessCollector
 
-    registry = REGISTRY
+    registry = REGISTRY  # in one process it holds the process figures already
     if os.environ.get(MULTIPROCESS_FOLDER):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)
+        ProcessCollector(registry=registry)
     server, _ = start_http_server(port, addr=host, registry=registry)
     log.info("worker figures at http://%s:%d/metrics", host, port)
     return server

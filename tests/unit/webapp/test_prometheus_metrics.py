@@ -186,6 +186,7 @@ def test_a_worker_serves_its_own_figures_on_its_port():
         server.shutdown()
     assert value(text, "studio_worker_tasks_total", task="worker.train", state="SUCCESS") >= 1
     assert value(text, "studio_training_epoch_seconds_bucket", backbone="resnet18", device="cpu", le="60.0") >= 1
+    assert value(text, "process_resident_memory_bytes") > 0
 
 
 def test_the_launcher_gives_each_worker_a_port_of_its_own(tmp_path):
