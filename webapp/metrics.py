@@ -28,11 +28,12 @@ from webapp.extensions import db
 from webapp.models import Dataset
 from webapp.redisconn import redis_client
 from webapp.statuses import DatasetStatus
-from webapp.taskqueue import BATCH_QUEUE, INGEST_QUEUE, WEBHOOKS_QUEUE, training_queue
+from webapp.taskqueue import BATCH_QUEUE, INGEST_QUEUE, MAINTENANCE_QUEUE, WEBHOOKS_QUEUE, training_queue
 from webapp.workers import announced
 
 bp = Blueprint("metrics", __name__)
-QUEUES = (training_queue(), training_queue("cpu"), training_queue("gpu"), INGEST_QUEUE, BATCH_QUEUE, WEBHOOKS_QUEUE)
+QUEUES = (training_queue(), training_queue("cpu"), training_queue("gpu"), INGEST_QUEUE, BATCH_QUEUE, WEBHOOKS_QUEUE,
+          MAINTENANCE_QUEUE)
 
 
 def _label(name: str) -> str:

@@ -121,7 +121,8 @@ def test_the_shared_state_is_read_at_scrape_time(state_app):
         dataset_id = dataset.id
     text = state_app.test_client().get("/metrics").get_data(as_text=True)
     assert {queue: value(text, "studio_queue_depth", queue=queue) for queue in metrics.QUEUES} == {
-        "training": 3, "training.cpu": 0, "training.gpu": 0, "ingest": 1, "batch": 0, "webhooks": 0}
+        "training": 3, "training.cpu": 0, "training.gpu": 0, "ingest": 1, "batch": 0, "webhooks": 0,
+        "maintenance": 0}
     assert {status: value(text, "studio_background_work", kind="job", status=status)
             for status in ("queued", "running", "succeeded", "failed", "cancelled")} == {
         "queued": 2, "running": 1, "succeeded": 0, "failed": 1, "cancelled": 0}
