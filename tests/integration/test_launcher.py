@@ -138,9 +138,9 @@ def check_private_files(data_dir: Path, redis_pid: int, password: str) -> None:
 
 
 def check_ingest_worker(pid: int) -> None:
-    """A Celery worker on the ingest queue, and no process of it has Paddle loaded."""
+    """A Celery worker on the ingest and webhooks queues, and no process of it has Paddle loaded."""
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    assert argv[argv.index(b"-Q") + 1] == b"ingest" and argv[argv.index(b"-n") + 1] == b"ingest-studio@%h"
+    assert argv[argv.index(b"-Q") + 1] == b"ingest,webhooks" and argv[argv.index(b"-n") + 1] == b"ingest-studio@%h"
     members = group_members(pid)
     assert pid in members and not any(map(loads_paddle, members))
 
