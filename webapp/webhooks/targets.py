@@ -82,6 +82,8 @@ def _forbidden(address: Address) -> str | None:
     for kind in ("unspecified", "loopback", "link_local", "multicast", "private", "reserved"):
         if getattr(address, f"is_{kind}"):
             return kind.replace("_", "-")
+    if not address.is_global:  # shared (100.64.0.0/10), documentation and other special-purpose networks
+        return "non-public"
     return None
 
 

@@ -50,7 +50,7 @@ def test_loopback_is_refused_unless_listed():
 
 @pytest.mark.parametrize("address,kind", [("10.1.2.3", "private"), ("169.254.169.254", "link-local"),
                                           ("0.0.0.0", "unspecified"), ("224.0.0.1", "multicast"),
-                                          ("::ffff:192.168.1.9", "private")])
+                                          ("::ffff:192.168.1.9", "private"), ("100.64.7.1", "non-public")])
 def test_a_name_resolving_to_a_private_address_is_refused(resolving, address, kind):
     resolving["intranet.example"] = address
     with pytest.raises(targets.Refused, match=f"intranet.example resolves to .*a {kind} address"):
