@@ -20,9 +20,8 @@ ROOT = Path(__file__).resolve().parents[2]
 # server where they need them.
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
               "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
-              "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer", "batch_predict", "explanations",
-              "audit_log", "webhook_emit", "backup_round_trip",
-              "metrics_scrape")
+              "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer", "batch_predict",
+              "explanations", "audit_log", "webhook_emit", "backup_round_trip", "metrics_scrape")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -163,11 +162,9 @@ def test_webhook_emit_still_runs(tiny_figures):
     assert is_number(figures["event_cost_ms"]) and is_number(figures["commit_ms"])
 
 
-@benchmark("backup_round_trip",
-              "metrics_scrape")
+@benchmark("backup_round_trip")
 def test_backup_round_trip_still_runs(tiny_figures):
-    figures = tiny_figures("backup_round_trip",
-              "metrics_scrape")
+    figures = tiny_figures("backup_round_trip")
     assert figures["whole"] is True and figures["files"] > 0 and figures["archive_mb"] > 0
     assert_not_negative(figures, "create_seconds", "verify_seconds", "restore_seconds", "peak_growth_mb")
 
