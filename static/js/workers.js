@@ -31,8 +31,8 @@ function doing(worker) {
     link.textContent = t("Job %(id)s", { id: worker.job_id });
     return link;
   }
-  if (worker.kind === "batch") return t("runs batch predictions");
-  return worker.kind === "training" ? t("idle") : t("checks uploads");
+  if (worker.kind === "batch") return t("runs batch predictions and backups");
+  return worker.kind === "training" ? t("idle") : t("checks uploads, sends webhooks");
 }
 
 function heartbeat(worker) {

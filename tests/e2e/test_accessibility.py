@@ -16,6 +16,7 @@ from tests.integration.test_training import COLOURS, finished, start, upload_col
 from tests.stack import DATABASE_FILE, app_config, serving, upload_dataset
 from webapp import create_app
 from webapp.accounts import services as accounts
+from webapp.errors import JSON_PATHS
 
 pytestmark = pytest.mark.e2e
 SEVERE = {"serious", "critical"}
@@ -32,12 +33,13 @@ NOT_FOUND = "/jobs/999999999"  # the error page (templates/error.html), which no
 
 def page_paths(app, ids: dict[str, int]) -> dict[str, str]:
     """Endpoint -> path of everything the app answers to GET, but static files, the VisualDL board and the
-    JSON API (its reference page excepted), with the ids filled from rows that exist."""
+    machine-read paths (the JSON API, its reference page excepted, and /metrics), with the ids filled from
+    rows that exist."""
     paths = {}
     for rule in app.url_map.iter_rules():
         if "GET" not in rule.methods or rule.endpoint in ("static", "board.proxy"):
             continue
-        if rule.rule.startswith("/api/") and rule.rule != "/api/docs":
+        if rule.rule.startswith(JSON_PATHS) and rule.rule != "/api/docs":
             continue
         paths[rule.endpoint] = rule.build({name: ids[name] for name in rule.arguments}, append_unknown=False)[1]
     return paths

@@ -19,7 +19,7 @@ NAMES = {"Image", "Studio", "ONNX", "Runtime", "Paddle", "Inference", "PaddlePad
          "GPU", "CPU", "cpu", "AdamW", "Adam", "SGD", "Momentum", "int8", "ms", "MB", "px", "kB", "p50", "p95",
          "README", "colours", "zip", "png", "jpg", "JPEG", "PNG", "WEBP",
          "GIF", "BMP", "RandAugment", "Mixup", "CutMix", "ImageNet", "top", "onnx", "paddle", "celery",
-         "none", "light", "strong", "Top", "Web", "API", "adamw", "adam", "sgd", "momentum"}
+         "none", "light", "strong", "Top", "Web", "API", "Webhook", "adamw", "adam", "sgd", "momentum"}
 WORD = re.compile(r"[A-Za-z][A-Za-z0-9_]{2,}")
 
 

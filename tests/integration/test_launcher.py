@@ -217,7 +217,10 @@ def test_start_stop_and_recover_from_kill(tmp_path):
         assert all(map(running, second.values()))
         assert listening_addresses(port) == {"127.0.0.1"} and environment(second["web"])["HOST"] == "127.0.0.1"
         assert not any(path.exists() for path in leftovers) and all(path.exists() for path in kept)
-        assert not list((tmp_path / "tmp").iterdir())
+        assert {path.name for path in (tmp_path / "tmp").iterdir()} == {"metrics"}  # nothing else is left
+        # the killed processes' figures are gone; each folder left is a live process's own
+        owners = {int(path.name.rsplit("-", 1)[1]) for path in (tmp_path / "tmp" / "metrics").iterdir()}
+        assert owners and owners <= set(second.values()), (owners, second)
 
         app.send_signal(signal.SIGINT)
         assert app.wait(timeout=180) == 0

@@ -141,7 +141,7 @@ def test_the_chinese_page_carries_its_script_words(app):
     html = app.test_client().get("/workers", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     catalog = json.loads(re.search(r'<script type="application/json" id="i18n-catalog">(.*?)</script>', html,
                                    re.S).group(1))["messages"]
-    for words in ("checking…", "idle", "checks uploads", "Job %(id)s", "%(count)s training workers",
+    for words in ("checking…", "idle", "checks uploads, sends webhooks", "Job %(id)s", "%(count)s training workers",
                   "%(count)s busy", "%(count)s jobs waiting", "%(error)s Retrying…"):
         assert HAN.search(catalog.get(words, "")), words
     headings = re.findall(r"<th>([^<]*)</th>", workers_table(html))
