@@ -16,9 +16,10 @@ def test_upload_answers_at_once_and_the_ingest_worker_finishes_it(stack_client):
     files = class_files({"螺栓": 5, "螺母": 5})
     response = stack_client.post("/api/datasets", content_type="multipart/form-data",
                                  data={"name": "零件", "archive": (io.BytesIO(zip_bytes(files)), "parts.zip")})
-    assert response.status_code == 202
     queued = response.get_json()
-    assert queued["status"] == "processing" and queued["progress"] == {"done": 0, "total": 10}
+    # the answer is the row as it stands once its task is sent: the worker may have begun (or, rarely, ended)
+    assert (response.status_code, queued["status"]) in ((202, "processing"), (201, "ready"))
+    assert queued["progress"]["total"] == 10 and 0 <= queued["progress"]["done"] <= 10
     page = stack_client.get(f"/datasets/{queued['id']}").get_data(as_text=True)
     assert 'id="ingest-card"' in page or "螺栓" in page  # still checking, or already done
 
