@@ -25,6 +25,9 @@ FIELDS = ("name", "host", "device", "queues", "heartbeat_at")
 # What a worker is doing, written by the process that runs its tasks (worker.beacon): the task under way
 # ("name:id", empty when none) and since when it has had none.
 TASK, IDLE_SINCE = "task", "idle_since"
+# Why a training worker's device is not a better one: its GPU failed the probe's kernels, or the probe itself
+# failed (worker.beacon.DeviceProbe); English details, absent from an entry when nothing failed.
+DEVICE_PROBLEM = "device_problem"
 
 
 def now_iso() -> str:
@@ -44,14 +47,16 @@ def _queues(entry: dict) -> list[str]:
 
 
 def _entries(client: redis.Redis) -> list[dict]:
-    """Every worker whose entry is current, as announced (queues as a list, and `sandbox` for a worker that
-    announced one), by name; Redis only."""
+    """Every worker whose entry is current, as announced (queues as a list, and `sandbox` and
+    `device_problem` for a worker that announced one), by name; Redis only."""
     workers = []
     for entry in _stored_entries(client):
         worker = {field: entry.get(field) or None for field in FIELDS}
         worker["queues"] = _queues(entry)
         if entry.get("sandbox"):
             worker["sandbox"] = entry["sandbox"]
+        if entry.get(DEVICE_PROBLEM):
+            worker[DEVICE_PROBLEM] = entry[DEVICE_PROBLEM]
         workers.append(worker)
     return sorted(workers, key=lambda worker: worker["name"])
 

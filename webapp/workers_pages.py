@@ -39,6 +39,10 @@ class WorkerEntry(Answer):
     heartbeat_at: datetime | None = Field(description="When it last said it is alive.")
     sandbox: Literal[SANDBOX_STATES] | None = Field(None, description="How it checks upload images (ingest "
                                                                       "workers only; absent otherwise).")
+    device_problem: str | None = Field(None, description="Why it does not train on a better device, in "
+                                                          "English: its GPU failed the probe's kernels (it "
+                                                          "trains on the CPU), or the probe itself failed "
+                                                          "(device `unknown`); absent when nothing failed.")
     job_id: int | None = Field(description="The training job it is running, if any.")
 
 

@@ -3,30 +3,69 @@ main process, what it runs written by the process that runs the tasks, and the p
 The entry's layout and its readers are in webapp.workers."""
 from __future__ import annotations
 
+import json
 import logging
+import signal
 import socket
 import subprocess
 import sys
 import threading
+from dataclasses import dataclass
 
 import redis
 
+from engine.device import NO_DEVICE
+
 from webapp import redis_keys
 from webapp.redisconn import redis_client
-from webapp.workers import BEACON_SECONDS, IDLE_SINCE, TASK, now_iso
+from webapp.workers import BEACON_SECONDS, DEVICE_PROBLEM, IDLE_SINCE, TASK, now_iso
 
 log = logging.getLogger(__name__)
-# Asked in a child process, so the worker process itself never loads Paddle before its pool forks.
-DEVICE_PROBE = "from engine.device import pick_device; print(pick_device())"
+# Asked in a child process, so the worker process itself never loads Paddle before its pool forks, and a probe
+# that crashes or hangs (a broken CUDA install can do both) takes only the child down.
+PROBE_COMMAND = [sys.executable, "-c", "from engine.device import print_probe; print_probe()"]
+STDERR_TAIL_CHARS = 300
 
 
-def probe_device(timeout: float = 120) -> str:
-    """The device this machine's Paddle trains on ('gpu:0' or 'cpu'), or 'unknown'."""
+@dataclass(frozen=True)
+class DeviceProbe:
+    """What the probe found: the device this worker trains on, and why not a better one (None when none
+    failed): a kernel's failure, or how the probe itself ended."""
+
+    device: str
+    problem: str | None = None
+
+
+def _ended(done: subprocess.CompletedProcess) -> str:
+    """How a probe that answered no report ended: its exit code or signal, and the tail of its stderr."""
+    code = done.returncode
+    how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    tail = " ".join(done.stderr.strip().split())[-STDERR_TAIL_CHARS:]
+    return f"the device probe ended with {how}" + (f": {tail}" if tail else " and printed no report")
+
+
+def _read_report(done: subprocess.CompletedProcess) -> DeviceProbe:
+    """The probe's report, the last line of its stdout; a child that failed or printed no report gives why."""
+    lines = done.stdout.strip().splitlines()
     try:
-        done = subprocess.run([sys.executable, "-c", DEVICE_PROBE], capture_output=True, text=True, timeout=timeout)
-        return done.stdout.strip().splitlines()[-1] if done.returncode == 0 and done.stdout.strip() else "unknown"
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
+        report = json.loads(lines[-1]) if done.returncode == 0 and lines else None
+        return DeviceProbe(str(report["device"]), report.get("problem"))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return DeviceProbe(NO_DEVICE, _ended(done) if done.returncode else
+                           f"the device probe printed no report: {(lines or [''])[-1][:STDERR_TAIL_CHARS]!r}")
+
+
+def probe_device(timeout: float = 120, command: list[str] | None = None) -> DeviceProbe:
+    """Run the device probe (engine.device.print_probe, or `command`) in a child process and read its
+    report; a child that cannot start, crashes, hangs past `timeout` or prints garbage gives NO_DEVICE and
+    the reason."""
+    try:
+        done = subprocess.run(command or PROBE_COMMAND, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return DeviceProbe(NO_DEVICE, f"the device probe gave no answer within {timeout:g} s")
+    except OSError as exc:
+        return DeviceProbe(NO_DEVICE, f"the device probe could not start: {exc}")
+    return _read_report(done)
 
 
 def _lifetime(every: float) -> int:
@@ -42,6 +81,7 @@ class WorkerBeacon:
         self.client = redis_client(redis_url)
         self.name, self.queues, self.device, self.every = name, queues, device, every
         self.sandbox = sandbox
+        self.device_problem: str | None = None  # why the device is not a better one (DeviceProbe.problem)
         self._stop = threading.Event()
         self._beating = threading.Lock()  # a beat under way and stop() never interleave
 
@@ -50,7 +90,7 @@ class WorkerBeacon:
         self.client.hset(key, mapping={
             "name": self.name, "host": socket.gethostname(), "device": self.device or "",
             "queues": ",".join(self.queues), "heartbeat_at": now_iso(),
-            "sandbox": self.sandbox or ""})
+            "sandbox": self.sandbox or "", DEVICE_PROBLEM: self.device_problem or ""})
         self.client.hsetnx(key, IDLE_SINCE, now_iso())  # a worker starts idle; its tasks write the field then
         self.client.expire(key, _lifetime(self.every))
         self.client.sadd(redis_keys.WORKERS_KNOWN, self.name)  # after the entry: a known name had one

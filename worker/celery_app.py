@@ -119,7 +119,10 @@ def _find_device(consumer, beacon: WorkerBeacon) -> None:
     shared training queue also takes the jobs routed to its kind (`training.gpu` on a GPU machine,
     `training.cpu` otherwise), and a device-kind queue this machine cannot serve (`-Q training.gpu` on a
     host whose GPU is not usable) is dropped with a warning, so such jobs wait for a worker that can."""
-    beacon.device = probe_device()
+    found = probe_device()
+    if found.problem:
+        log.warning("worker %s: %s", beacon.name, found.problem)
+    beacon.device, beacon.device_problem = found.device, found.problem
     consumer.call_soon(_fit_queues, consumer, beacon, device_kind(beacon.device))
 
 
