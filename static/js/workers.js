@@ -18,10 +18,24 @@ function ago(iso) {
   return relative.format(-Math.floor(seconds / 3600), "hour");
 }
 
-function device(worker) {
+function deviceName(worker) {
   if (worker.device === "unknown") return t("not found");  // the worker could not load Paddle to probe it
   if (worker.device) return worker.device;
   return worker.kind === "training" ? t("checking…") : "–";  // ingest workers have no training device
+}
+
+// The device, and under it why not a better one: the probe's words stay English (they quote Paddle).
+function device(worker) {
+  if (!worker.device_problem) return deviceName(worker);
+  const box = document.createElement("span");
+  const problem = document.createElement("span");
+  problem.className = "probe-problem";
+  problem.textContent = worker.device === "unknown"
+    ? t("The device probe failed: %(problem)s", { problem: worker.device_problem })
+    : t("Trains on %(device)s because the GPU failed its check: %(problem)s",
+      { device: worker.device, problem: worker.device_problem });
+  box.append(deviceName(worker), problem);
+  return box;
 }
 
 function doing(worker) {
