@@ -31,8 +31,8 @@ function device(worker) {
   const problem = document.createElement("span");
   problem.className = "probe-problem";
   problem.textContent = worker.device === "unknown"
-    ? t("The device probe failed: %(problem)s", { problem: worker.device_problem })
-    : t("Trains on %(device)s because the GPU failed its check: %(problem)s",
+    ? t("Probe: %(problem)s", { problem: worker.device_problem })
+    : t("Trains on %(device)s instead: %(problem)s",
       { device: worker.device, problem: worker.device_problem });
   box.append(deviceName(worker), problem);
   return box;

@@ -80,8 +80,8 @@ def test_the_beacon_carries_the_problem_to_the_api_and_health(problem_app):
 def test_the_workers_page_says_it_in_both_languages(problem_app):
     client = problem_app.test_client()
     script = client.get("/static/js/workers.js").get_data(as_text=True)
-    frames = ("Trains on %(device)s because the GPU failed its check: %(problem)s",
-              "The device probe failed: %(problem)s")
+    frames = ("Trains on %(device)s instead: %(problem)s",
+              "Probe: %(problem)s")
     assert all(f't("{frame}"' in script for frame in frames) and "worker.device_problem" in script
     html = client.get("/workers", headers={"Accept-Language": "zh-CN"}).get_data(as_text=True)
     catalog = json.loads(re.search(r'<script type="application/json" id="i18n-catalog">(.*?)</script>', html,
