@@ -36,10 +36,17 @@ class DeviceProbe:
     problem: str | None = None
 
 
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # a real-time signal has no name
+        return str(number)
+
+
 def _ended(done: subprocess.CompletedProcess) -> str:
     """How a probe that answered no report ended: its exit code or signal, and the tail of its stderr."""
     code = done.returncode
-    how = f"signal {signal.Signals(-code).name}" if code < 0 else f"exit code {code}"
+    how = f"signal {_signal_name(-code)}" if code < 0 else f"exit code {code}"
     tail = " ".join(done.stderr.strip().split())[-STDERR_TAIL_CHARS:]
     return f"the device probe ended with {how}" + (f": {tail}" if tail else " and printed no report")
 
@@ -49,7 +56,8 @@ def _read_report(done: subprocess.CompletedProcess) -> DeviceProbe:
     lines = done.stdout.strip().splitlines()
     try:
         report = json.loads(lines[-1]) if done.returncode == 0 and lines else None
-        return DeviceProbe(str(report["device"]), report.get("problem"))
+        problem = report.get("problem")
+        return DeviceProbe(str(report["device"]), None if problem is None else str(problem))
     except (ValueError, TypeError, KeyError, AttributeError):
         return DeviceProbe(NO_DEVICE, _ended(done) if done.returncode else
                            f"the device probe printed no report: {(lines or [''])[-1][:STDERR_TAIL_CHARS]!r}")
