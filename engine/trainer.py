@@ -322,9 +322,11 @@ class Trainer:
                 weight = self.config.distill_weight
                 loss = (1 - weight) * loss + weight * distillation_loss(logits, teacher_log_p,
                                                                         self.config.distill_temperature)
-        if self.scaler:
+        if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            self.scaler.unscale_(self.optimizer)  # tells whether the step will be skipped
+            # Unscaling first sets the scaler's inf/nan flag (a device tensor Paddle offers no public reader
+            # for), which the decay and the optimizer's step both follow.
+            self.scaler.unscale_(self.optimizer)
             self._decay_weights(self.scaler._found_inf)
             self.scaler.step(self.optimizer)
             self.scaler.update()

@@ -17,7 +17,7 @@ from engine.amp import BFLOAT16, FLOAT16, LossScaler, amp_dtype, decay_factor, d
 from engine.checkpoint import CheckpointStore, LoopState
 from engine.config import TrainConfig
 from engine.epochs import EpochStats
-from engine.trainer import LOSS_READ_EVERY, BestEpoch, FitResult, Trainer, TrainData, reads_loss
+from engine.trainer import LOSS_READ_EVERY, BestEpoch, EpochFigures, FitResult, Trainer, TrainData, reads_loss
 from tests.factories import CLASSES
 from tests.images import make_samples
 
@@ -130,3 +130,15 @@ def test_decoupled_decay_multiplies_the_weights_unless_the_step_is_skipped(data,
     trainer._decay_weights(paddle.to_tensor([found_inf]))
     np.testing.assert_allclose(parameter.numpy(), before * kept, rtol=1e-6)
     assert decay_factor(0.1, 0.5, None) == pytest.approx(0.95)
+
+
+def test_an_epochs_loss_and_right_answers_add_up_on_the_device_exactly():
+    figures = EpochFigures()
+    losses = [np.float32(0.7312345), np.float32(1.2345678)]
+    logits = [np.array([[2.0, 0.1, 0.3], [0.1, 0.2, 3.0]], np.float32), np.array([[0.0, 1.0, 0.5]], np.float32)]
+    labels = [paddle.to_tensor(np.array([0, 1])), paddle.to_tensor(np.array([[0.2, 0.8, 0.0]], np.float32))]
+    for loss, logit, label in zip(losses, logits, labels):
+        figures.add(paddle.to_tensor(loss), paddle.to_tensor(logit), label)
+    loss_sum, correct = figures.read()
+    assert loss_sum == float(losses[0]) * 2 + float(losses[1]) * 1  # as the host's float sum was
+    assert correct == 2  # rows 1 and 3: the second misses; the mixed label counts its larger share (class 1)
