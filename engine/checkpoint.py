@@ -3,7 +3,7 @@
 Each checkpoint is a folder `epoch-<k>` with the model (`model.pdparams`), the optimizer and schedule
 (`optimizer.pdopt`), the best weights so far (`best.pdparams`, a hard link when unchanged) and
 `checkpoint.json`: the loop's state (epoch history, best epoch, early-stopping counter, the random seeds
-of the next epoch) and the sha256 of every file, signed with a key only the studio knows. It is written
+of the next epoch, the fp16 loss scaler's scale and counters) and the sha256 of every file, signed with a key only the studio knows. It is written
 in a hidden folder and renamed into place, so a crash never leaves half a checkpoint, and a checkpoint is
 loaded only when its signature and every file's digest match: `paddle.load` unpickles, and nothing the
 studio did not write is ever unpickled.
@@ -50,6 +50,9 @@ class LoopState:
     best_loss: float
     waited: int
     history: list[dict]
+    # the fp16 loss scaler's state (engine.amp.scaler_state); None without a scaler, and in checkpoints
+    # written before it was kept
+    scaler: dict | None = None
 
 
 @dataclass

@@ -19,12 +19,13 @@ import paddle
 from paddle import nn
 
 from engine.backbones import build_backbone, freeze_backbone
+from engine.amp import FLOAT16, decay_factor, device_amp_dtype, loss_scaler, restore_scaler, scaler_state
 from engine.bundle import Preprocess, write_bundle
 from engine.checkpoint import Checkpoint, CheckpointStore, LoopState
 from engine.config import TrainConfig
 from engine.data import BatchLoader, ImageCache, Sample
 from engine.distill import distillation_loss
-from engine.device import is_gpu, pick_device
+from engine.device import pick_device
 from engine.epochs import EpochStats
 from engine.headonly import CachedFeatures
 from engine.metrics import calibration_sample, confusion_matrix, per_class_report, top_k_accuracy
@@ -35,6 +36,36 @@ log = logging.getLogger(__name__)
 # Epochs with at least this many steps leave BatchNorm's running averages settled on the epoch's weights
 # (four times the ~10-step memory of momentum 0.9); shorter ones are recalibrated before validation.
 SETTLED_BATCHNORM_STEPS = 40
+
+
+# A step's loss is read to the host (a wait for the GPU) on the first step of an epoch, every this many steps
+# after, and on its last; the epoch's figures add up on the device.
+LOSS_READ_EVERY = 10
+
+
+def reads_loss(step: int, steps: int) -> bool:
+    """Whether step `step` (from 1) of an epoch of `steps` reads its loss to the host for the progress report."""
+    return (step - 1) % LOSS_READ_EVERY == 0 or step == steps
+
+
+class EpochFigures:
+    """An epoch's summed training loss and right answers, added up on the device and read once at its end."""
+
+    def __init__(self) -> None:
+        self.loss_sum = paddle.zeros([], dtype="float64")
+        self.correct = paddle.zeros([], dtype="int64")
+
+    @paddle.no_grad()
+    def add(self, loss: paddle.Tensor, logits: paddle.Tensor, labels: paddle.Tensor) -> None:
+        """A step's mean loss over its batch, and its answers against `labels` (class indices, or soft labels
+        of mixed batches, where the larger share counts)."""
+        truth = labels.argmax(axis=1) if labels.ndim == 2 else labels
+        self.loss_sum += loss.detach().astype("float64") * truth.shape[0]
+        self.correct += (logits.argmax(axis=1) == truth.astype("int64")).astype("int64").sum()
+
+    def read(self) -> tuple[float, int]:
+        """(summed loss, right answers) on the host."""
+        return float(self.loss_sum), int(self.correct)
 
 
 class TrainingCancelled(Exception):
@@ -91,7 +122,8 @@ class Callbacks:
 
     def on_phase(self, phase: str, done: int, total: int) -> None: ...
 
-    def on_step(self, epoch: int, step: int, steps: int, loss: float) -> None: ...
+    def on_step(self, epoch: int, step: int, steps: int, loss: float) -> None:
+        """After every step; `loss` is the latest loss read to the host (see LOSS_READ_EVERY)."""
 
     def on_epoch(self, stats: EpochStats) -> None: ...
 
@@ -177,7 +209,7 @@ class Trainer:
         self.teacher = teacher  # engine.distill.Teacher: its softened answers join the loss
         self.callbacks = callbacks or Callbacks()
         self.device = device or pick_device()
-        self.amp = is_gpu(self.device)
+        self.amp_dtype = device_amp_dtype(self.device)  # None: float32, as on the CPU
         self.preprocess = Preprocess.for_input_size(config.image_size)
         self.cache = ImageCache(cache_root, self.preprocess)
         self.num_classes = len(data.class_names)
@@ -218,7 +250,8 @@ class Trainer:
         self.scheduler = (paddle.optimizer.lr.LinearWarmup(schedule, warmup, base_lr * 0.01, base_lr)
                           if warmup > 0 else schedule)
         self.optimizer = self._optimizer([p for p in self.model.parameters() if not p.stop_gradient])
-        self.scaler = paddle.amp.GradScaler() if self.amp else None
+        self.scaler = loss_scaler(self.amp_dtype)
+        log.info("training on %s in %s", self.device, self.amp_dtype or "float32")
 
     def _optimizer(self, parameters):
         clip = nn.ClipGradByGlobalNorm(self.config.grad_clip)
@@ -250,19 +283,20 @@ class Trainer:
         seconds spent in steps)."""
         path = path or ImageBatches(self)
         self._train_mode()
-        total_loss, correct, seen, steps = 0.0, 0, 0, path.steps
+        figures, seen, steps, value = EpochFigures(), 0, path.steps, float("nan")
         started = time.perf_counter()
         with path.model_input():
             for step, (x, y) in enumerate(path.batches(epoch), start=1):
                 if self.callbacks.should_stop():
                     raise TrainingCancelled()
-                loss, logits = self._step(*path.step_inputs(x, y))
-                value = float(loss)
-                total_loss += value * len(y)
-                truth = y.argmax(axis=1) if y.ndim == 2 else y  # mixed batches: the larger share counts
-                correct += int((logits.argmax(axis=1).numpy() == truth).sum())
+                inputs = path.step_inputs(x, y)
+                loss, logits = self._step(*inputs)
+                figures.add(loss, logits, inputs[1])
                 seen += len(y)
+                if reads_loss(step, steps):
+                    value = float(loss)
                 self.callbacks.on_step(epoch, step, steps, value)
+        total_loss, correct = figures.read()
         return total_loss / max(seen, 1), correct / max(seen, 1), time.perf_counter() - started
 
     def time_steps(self, batches: Iterable[tuple[paddle.Tensor, paddle.Tensor]]) -> tuple[int, float]:
@@ -276,7 +310,7 @@ class Trainer:
         return images, time.perf_counter() - started
 
     def _step(self, x: paddle.Tensor, y: paddle.Tensor, teacher_log_p: paddle.Tensor | None = None):
-        with paddle.amp.auto_cast(enable=self.amp):
+        with paddle.amp.auto_cast(enable=self.amp_dtype is not None, dtype=self.amp_dtype or FLOAT16):
             logits = self.model(x)
             if y.ndim == 2:  # soft labels from Mixup / CutMix, smoothed like hard ones
                 smoothing = self.config.label_smoothing
@@ -288,9 +322,12 @@ class Trainer:
                 weight = self.config.distill_weight
                 loss = (1 - weight) * loss + weight * distillation_loss(logits, teacher_log_p,
                                                                         self.config.distill_temperature)
-        if self.scaler:
+        if self.scaler is not None:
             self.scaler.scale(loss).backward()
-            self._decay_weights()
+            # Unscaling first sets the scaler's inf/nan flag (a device tensor Paddle offers no public reader
+            # for), which the decay and the optimizer's step both follow.
+            self.scaler.unscale_(self.optimizer)
+            self._decay_weights(self.scaler._found_inf)
             self.scaler.step(self.optimizer)
             self.scaler.update()
         else:
@@ -302,13 +339,17 @@ class Trainer:
         return loss, logits
 
     @paddle.no_grad()
-    def _decay_weights(self) -> None:
-        """Decoupled weight decay (AdamW), after the gradients are computed and before the update."""
+    def _decay_weights(self, found_inf: paddle.Tensor | None = None) -> None:
+        """Decoupled weight decay (AdamW), after the gradients are computed and before the update; none on a
+        step the loss scaler skips for inf/nan gradients (`found_inf`), as the update itself is skipped."""
         parameters, decay = self.decoupled_decay
         if decay:
-            factor = 1.0 - self.optimizer.get_lr() * decay
+            factor = decay_factor(self.optimizer.get_lr(), decay, found_inf)
             for parameter in parameters:
-                parameter.scale_(factor)
+                if found_inf is None:
+                    parameter.scale_(factor)
+                else:
+                    parameter.multiply_(factor)
 
     @paddle.no_grad()
     def recalibrate_batchnorm(self, max_images: int = 256) -> None:
@@ -406,7 +447,18 @@ class Trainer:
         result.best_epoch, result.best_val_acc = state.best_epoch, state.best_val_acc
         best.loss, best.waited = state.best_loss, state.waited
         result.resumed_from_epoch = state.epoch
+        self._resume_scaler(state.scaler)
         return state.epoch + 1
+
+    def _resume_scaler(self, state: dict | None) -> None:
+        """Continue with the checkpoint's loss scale and counters, so a resumed fp16 run does not start again
+        at the initial scale and skip steps finding its way down; a checkpoint without them starts afresh."""
+        if self.scaler is None:
+            return
+        if state is None:
+            log.info("the checkpoint keeps no loss scaler state: the loss scaler starts afresh")
+            return
+        restore_scaler(self.scaler, state)
 
     def _keep_if_best(self, result: FitResult, best: BestEpoch, stats: EpochStats, validation: Validation) -> bool:
         """Keep the epoch's weights and validation answers if its accuracy is the best so far (equal accuracy:
@@ -426,7 +478,7 @@ class Trainer:
         """Save the epoch just finished and the loop's state, so a stopped run resumes after it."""
         epoch = result.history[-1].epoch
         state = LoopState(epoch, result.best_epoch, result.best_val_acc, best.loss, best.waited,
-                          [stats.as_dict() for stats in result.history])
+                          [stats.as_dict() for stats in result.history], scaler_state(self.scaler))
         store.save(state, self.model, self.optimizer, best.state, improved)
         self.callbacks.on_checkpoint(epoch, store.size_bytes())
 
