@@ -242,23 +242,26 @@ def measure(files: ModelFiles, input_size: int, device: str, cpu_threads: int, r
     """Median milliseconds per single-image run of each runtime the bundle has, and the faster one.
     `sessions` holds already opened sessions for this device and thread count, by runtime."""
     batch = check_batch(input_size, 1)
-    timings = {}
+    timings, fell_back = {}, False
     for runtime in RUNTIMES:
         if (runtime == "onnx" and files.onnx is None) or (runtime == "onnx_int8" and files.int8 is None):
             continue
         session = (sessions or {}).get(runtime) or open_session(files, runtime, device, cpu_threads)
+        fell_back = fell_back or session.fallback is not None
         timings[runtime] = median_ms(session, batch, repeats)
     return {"runtime": min(timings, key=timings.get), "ms": timings, "cpu_threads": cpu_threads,
-            "where": measured_where(device, cpu_threads)}
+            "where": measured_where(device, cpu_threads, fell_back)}
 
 
-def measured_where(device: str, cpu_threads: int) -> dict:
+def measured_where(device: str, cpu_threads: int, onnx_fell_back: bool = False) -> dict:
     """Where a measurement was taken: the device's kind and model, and the runtime options it ran with
-    (ONNX Runtime's providers as asked for on that device; a session that fell back says so in the log)."""
+    (ONNX Runtime's providers: the CPU's alone when a GPU session fell back to it, so a GPU worker's
+    timing of ONNX on its CPU is not mistaken for one on its GPU)."""
     from engine.device import device_kind, device_model
 
+    providers = ["CPUExecutionProvider"] if onnx_fell_back else onnx_providers(device)
     return {"device": device_kind(device), "model": device_model(device), "cpu_threads": cpu_threads,
-            "onnx_providers": onnx_providers(device)}
+            "onnx_providers": providers}
 
 
 def median_ms(session: Session, batch: np.ndarray, repeats: int = 20) -> float:

@@ -14,7 +14,7 @@ from engine.bundle import read_bundle, runtime_key
 from engine.device import load_paddle
 from engine.runtimes import onnx_fallback, onnx_providers, paddle_config
 from engine.tensorrt import tensorrt_missing
-from webapp.config import ServingOptions
+from webapp.config import ServingOptions, default_config, serving_options
 from webapp.predict.serving import ModelServer, choose_runtime, tensorrt_refusal
 
 paddle = load_paddle()
@@ -51,6 +51,14 @@ def test_the_web_tier_serves_on_the_cpu_by_default_even_on_a_cuda_build(cuda_loo
     assert onnx_providers(server.device) == ["CPUExecutionProvider"]
     assert onnx_providers("gpu:0") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
     assert ModelServer(tmp_path, ServingOptions(device="gpu")).device == "gpu:0"
+
+
+def test_serving_device_is_cpu_by_default_and_a_bad_value_stops_the_start_in_words():
+    options = serving_options(default_config())
+    assert (options.device, options.gpu) == ("cpu", 0)
+    assert serving_options({**default_config(), "SERVING_DEVICE": "gpu", "SERVING_GPU": 1}).gpu == 1
+    with pytest.raises(ValueError, match="SERVING_DEVICE must be cpu or gpu, not 'cuda'"):
+        serving_options({**default_config(), "SERVING_DEVICE": "cuda"})
 
 
 def test_serving_device_gpu_on_this_cpu_build_serves_on_the_cpu_and_says_why(models):
