@@ -120,6 +120,7 @@ def print_probe() -> None:
     print(json.dumps(probe_kernels()), flush=True)
 
 
+@functools.lru_cache(maxsize=8)
 def device_model(device: str) -> str:
     """The model name of `device`: the GPU's as CUDA reports it, the CPU's from /proc/cpuinfo (or the
     platform), so a measurement says where it was taken."""

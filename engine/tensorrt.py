@@ -8,6 +8,7 @@ once and published in one rename, so every thread and process that serves the ve
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import shutil
@@ -48,7 +49,11 @@ def converted(files: ModelFiles, cache: Path, key: str, input_size: int, max_bat
     another thread or process has converted it already; only Paddle Inference reads the result."""
     folder = cache / key
     if not (folder / f"{CONVERTED_PREFIX}.json").is_file():
-        _convert(files, folder, input_size, max_batch)
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / f"{key}.lock", "w") as lock:  # one conversion at a time; the others wait and reuse it
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / f"{CONVERTED_PREFIX}.json").is_file():
+                _convert(files, folder, input_size, max_batch)
     return ModelFiles(folder / f"{CONVERTED_PREFIX}.json", folder / f"{CONVERTED_PREFIX}.pdiparams", None)
 
 

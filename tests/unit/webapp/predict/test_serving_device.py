@@ -13,7 +13,8 @@ from engine import bundle as bundle_module
 from engine.bundle import read_bundle, runtime_key
 from engine.device import load_paddle
 from engine.runtimes import onnx_fallback, onnx_providers, paddle_config
-from engine.tensorrt import tensorrt_missing
+from engine import tensorrt
+from engine.tensorrt import converted, engine_key, tensorrt_missing
 from webapp.config import ServingOptions, default_config, serving_options
 from webapp.predict.serving import ModelServer, choose_runtime, tensorrt_refusal
 
@@ -101,3 +102,21 @@ def test_measurements_are_keyed_by_device_model_and_apply_only_where_they_were_t
     assert recorded["where"]["device"] == "cpu" and recorded["where"]["onnx_providers"] == ["CPUExecutionProvider"]
     assert note == ("The runtimes were measured at export on another device (gpu-nvidia-h100-80gb-hbm3-2t), not "
                     "this server's (cpu-1t): measured again here.")
+
+
+def test_a_converted_program_is_made_once_per_digest_and_settings_and_then_reused(trained, tmp_path, monkeypatch):
+    made = []
+
+    def convert(files, folder, input_size, max_batch):
+        made.append((folder.name, input_size, max_batch))
+        folder.mkdir(parents=True)
+        (folder / "model.json").write_text("{}")
+
+    monkeypatch.setattr(tensorrt, "_convert", convert)
+    files = read_bundle(trained[1]).files
+    key = engine_key("digest", 32, 8, "fp16", "NVIDIA H100 80GB HBM3")
+    first, second = (converted(files, tmp_path, key, 32, 8) for _ in range(2))
+    assert first == second and first.model == tmp_path / key / "model.json" and first.onnx is None
+    assert made == [(key, 32, 8)]
+    assert key != engine_key("digest", 32, 1, "fp16", "NVIDIA H100 80GB HBM3") != engine_key(
+        "digest", 32, 8, "fp16", "NVIDIA A100-SXM4-40GB")
