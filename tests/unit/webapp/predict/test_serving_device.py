@@ -69,7 +69,11 @@ def test_serving_device_gpu_on_this_cpu_build_serves_on_the_cpu_and_says_why(mod
     assert ModelServer(models, ServingOptions(device="gpu", gpu=3)).device == "cpu"
 
 
-def test_an_onnx_session_that_fell_back_to_the_cpu_is_said_so():
+def test_an_onnx_session_that_fell_back_to_the_cpu_is_said_so(models):
+    loaded = ModelServer(models, ServingOptions(runtime="onnx", threads=1), device="gpu:0").get(1)
+    assert loaded.runtime == "onnx" and loaded.note == (
+        "ONNX Runtime was asked for the GPU but runs on CPUExecutionProvider (is onnxruntime-gpu installed, with "
+        "its CUDA libraries?).")
     note = onnx_fallback("gpu:0", ["CPUExecutionProvider"])
     assert note.startswith("ONNX Runtime was asked for the GPU but runs on CPUExecutionProvider")
     assert onnx_fallback("gpu:0", ["CUDAExecutionProvider", "CPUExecutionProvider"]) is None
