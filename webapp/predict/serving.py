@@ -320,6 +320,9 @@ def load_version(folder: Path, version: int, options: ServingOptions, device: st
             files, trt_note = tensorrt_files(bundle, options, device, tensorrt_cache or folder.parent, digest)
         else:
             runtime, note = choose_runtime(bundle, options, device)
+            if options.tensorrt != "off" and refusal is None:
+                trt_note = Message(N_("PADDLE_TRT=fp16 applies to Paddle Inference; SERVING_RUNTIME=%(runtime)s serves "
+                                      "without TensorRT."), {"runtime": options.runtime})
         side = bundle.preprocess.input_size
         threads = InferenceThreads(lambda: open_session(files, runtime, device, options.cpu_threads),
                                    options, np.zeros((1, 3, side, side), dtype=np.float32))

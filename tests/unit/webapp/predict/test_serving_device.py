@@ -16,6 +16,7 @@ from engine.runtimes import onnx_fallback, onnx_providers, paddle_config
 from engine import tensorrt
 from engine.tensorrt import converted, engine_key, tensorrt_missing
 from webapp.config import ServingOptions, default_config, serving_options
+from webapp.predict import serving
 from webapp.predict.serving import ModelServer, choose_runtime, tensorrt_refusal
 
 paddle = load_paddle()
@@ -88,6 +89,14 @@ def test_tensorrt_is_refused_in_words_on_this_wheel_and_every_version_still_load
     refusal = tensorrt_refusal(ServingOptions(tensorrt="fp16"), "gpu:0")
     assert refusal == "PADDLE_TRT=fp16, but this Paddle build was compiled without TensorRT; serving without TensorRT."
     assert tensorrt_refusal(ServingOptions(), "gpu:0") is None
+
+
+def test_tensorrt_asked_beside_a_forced_onnx_runtime_is_said_to_be_unused(models, monkeypatch):
+    monkeypatch.setattr(serving, "tensorrt_missing", lambda: None)  # a wheel with TensorRT
+    loaded = ModelServer(models, ServingOptions(tensorrt="fp16", runtime="onnx", threads=1), device="gpu:0").get(1)
+    assert loaded.runtime == "onnx"
+    assert loaded.note.startswith("PADDLE_TRT=fp16 applies to Paddle Inference; SERVING_RUNTIME=onnx serves without "
+                                  "TensorRT. ONNX Runtime was asked for the GPU but runs on CPUExecutionProvider")
 
 
 def test_measurements_are_keyed_by_device_model_and_apply_only_where_they_were_taken(models, monkeypatch):
