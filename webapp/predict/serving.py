@@ -6,6 +6,9 @@ keeps per-thread state, so predictors handed between request threads failed now 
 threads put their image on the version's queue and wait; a free inference thread takes every request
 that is waiting (up to `max_batch`) and runs them as one batch. A request may ask for an explanation: the
 batch then also fetches the model's feature map, and the explain head runs for the requests that asked only.
+
+Web processes serve on the CPU unless SERVING_DEVICE=gpu (the training GPU is the workers'); a version's note
+says when it serves elsewhere than asked (no GPU, ONNX Runtime fallen back to the CPU, TensorRT refused).
 """
 from __future__ import annotations
 
