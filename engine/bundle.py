@@ -32,7 +32,7 @@ from PIL import Image
 from engine.digest import file_digest
 from engine.errors import StudioError
 from engine.images import resize_shorter_and_crop
-from engine.device import is_gpu
+from engine.device import device_model, is_gpu
 from engine.explain import check_explain_head, explain_files, exported_model, save_explain_head, split_of
 from engine.messages import N_, Message
 from engine.quantize import INT8_FILE, build_int8, refusal
@@ -183,8 +183,18 @@ class Bundle:
 
 
 def runtime_key(device: str, cpu_threads: int) -> str:
-    """Measurements hold for one device and one number of CPU threads per session."""
-    return device.replace(":", "") if is_gpu(device) else f"cpu-{cpu_threads}t"
+    """Measurements hold for one kind of device and one number of CPU threads per session, and on a GPU for
+    one GPU model ("gpu-nvidia-h100-80gb-hbm3-1t"): a GPU worker's choice never applies to CPU serving, nor one
+    GPU's to another. CPUs are not told apart by model (the key of bundles made before GPUs were told apart);
+    the measurement itself names the model (`where`)."""
+    if not is_gpu(device):
+        return f"cpu-{cpu_threads}t"
+    return f"gpu-{model_slug(device_model(device))}-{cpu_threads}t"
+
+
+def model_slug(name: str) -> str:
+    """A device model's name as a key part: lower case, words joined by '-'."""
+    return "-".join("".join(c if c.isalnum() else " " for c in name.lower()).split())[:48] or "unknown"
 
 
 def onnx_failure(exc: Exception) -> dict:

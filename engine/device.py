@@ -7,6 +7,8 @@ import functools
 import json
 import logging
 
+from engine.messages import N_, Message
+
 log = logging.getLogger(__name__)
 DEVICE_KINDS = ("cpu", "gpu")
 # The device of a worker whose Paddle could not run a kernel anywhere (or could not be asked).
@@ -116,3 +118,38 @@ def probe_kernels() -> dict:
 def print_probe() -> None:
     """Print probe_kernels' report as one line of JSON, the last line of stdout (worker.beacon reads it)."""
     print(json.dumps(probe_kernels()), flush=True)
+
+
+@functools.lru_cache(maxsize=8)
+def device_model(device: str) -> str:
+    """The model name of `device`: the GPU's as CUDA reports it, the CPU's from /proc/cpuinfo (or the
+    platform), so a measurement says where it was taken."""
+    if is_gpu(device):
+        return str(load_paddle().device.cuda.get_device_name(gpu_index(device)))
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            for line in info:
+                if line.startswith("model name"):
+                    return line.partition(":")[2].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine() or "cpu"
+
+
+def serving_device(asked: str, gpu: int = 0) -> tuple[str, Message | None]:
+    """The device a web process serves on and, when it is not the one asked for, why.
+
+    The CPU unless `asked` is "gpu" (the training GPU is the workers'); a GPU only on a CUDA build that
+    sees one (`gpu` is its index), else the CPU with the reason."""
+    if asked != "gpu":
+        return "cpu", None
+    paddle = load_paddle()
+    if not paddle.device.is_compiled_with_cuda():
+        return "cpu", Message(N_("SERVING_DEVICE=gpu, but this Paddle build has no CUDA; serving on the CPU."))
+    count = paddle.device.cuda.device_count()
+    if gpu >= count:
+        return "cpu", Message(N_("SERVING_DEVICE=gpu, but GPU %(index)s is not visible (%(count)s GPUs are); "
+                                 "serving on the CPU."), {"index": gpu, "count": count})
+    return f"gpu:{gpu}", None

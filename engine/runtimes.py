@@ -63,8 +63,10 @@ class Session:
     """One runtime's model for the calling thread: `session(batch)` -> probabilities; `with_features(batch)`
     -> (probabilities, last feature map); `class_maps(features)` -> N x K x h x w (the explain head)."""
 
-    def __init__(self, run: Run, with_features: RunWithFeatures | None, open_head: Callable[[], Run] | None) -> None:
+    def __init__(self, run: Run, with_features: RunWithFeatures | None, open_head: Callable[[], Run] | None,
+                 fallback: Message | None = None) -> None:
         self._run, self._with_features, self._open_head = run, with_features, open_head
+        self.fallback = fallback  # why it does not run on the device asked for (see `onnx_fallback`), or None
         self._head: Run | None = None
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
@@ -87,38 +89,41 @@ class Session:
         return self._head(features)
 
 
-def open_session(files: ModelFiles, runtime: str, device: str = "cpu", cpu_threads: int = 1,
-                 tensorrt: str = "off", max_batch: int = 1) -> Session:
-    """The bundle's model on `runtime`, for use on the calling thread only (see `Session`)."""
+def open_session(files: ModelFiles, runtime: str, device: str = "cpu", cpu_threads: int = 1) -> Session:
+    """The bundle's model on `runtime`, for use on the calling thread only (see `Session`). For TensorRT,
+    `files` is the converted program (engine.tensorrt), which Paddle Inference runs like any other."""
     head = files.explain
     if runtime in ("onnx", "onnx_int8"):
         model = files.onnx if runtime == "onnx" else files.int8
         open_head = (lambda: _onnx_run(head.onnx, device, cpu_threads)[0]) if head and head.onnx else None
-        return Session(*_onnx_run(model, device, cpu_threads), open_head)
-    open_head = (lambda: _paddle_run(ModelFiles(head.model, head.params, None), device, cpu_threads, "off",
-                                     max_batch)[0]) if head else None
-    return Session(*_paddle_run(files, device, cpu_threads, tensorrt, max_batch), open_head)
+        run, with_features, fallback = _onnx_run(model, device, cpu_threads)
+        return Session(run, with_features, open_head, fallback)
+    open_head = (lambda: _paddle_run(ModelFiles(head.model, head.params, None), device, cpu_threads)[0]) \
+        if head else None
+    return Session(*_paddle_run(files, device, cpu_threads), open_head)
 
 
-def _paddle_run(files: ModelFiles, device: str, cpu_threads: int, tensorrt: str,
-                max_batch: int) -> tuple[Run, RunWithFeatures | None]:
+def paddle_config(files: ModelFiles, device: str, cpu_threads: int):
+    """Paddle Inference's configuration for `device`: the GPU only when `device` names one (a CUDA build
+    serving on "cpu" keeps off the GPU), else the CPU with `cpu_threads` math threads."""
     from engine.device import load_paddle
 
     inference = load_paddle().inference
-
     config = inference.Config(str(files.model), str(files.params))
     config.disable_glog_info()
     config.switch_ir_optim(True)
     if is_gpu(device):
         config.enable_use_gpu(256, gpu_index(device))
-        if tensorrt == "fp16":
-            config.enable_tensorrt_engine(workspace_size=1 << 30, max_batch_size=max_batch, min_subgraph_size=3,
-                                          precision_mode=inference.PrecisionType.Half, use_static=False,
-                                          use_calib_mode=False)
     else:
         config.disable_gpu()
         config.set_cpu_math_library_num_threads(cpu_threads)
-    predictor = inference.create_predictor(config)
+    return config
+
+
+def _paddle_run(files: ModelFiles, device: str, cpu_threads: int) -> tuple[Run, RunWithFeatures | None]:
+    from engine.device import load_paddle
+
+    predictor = load_paddle().inference.create_predictor(paddle_config(files, device, cpu_threads))
     source = predictor.get_input_handle(predictor.get_input_names()[0])
     outputs = [predictor.get_output_handle(name) for name in predictor.get_output_names()]
 
@@ -134,7 +139,26 @@ def _paddle_run(files: ModelFiles, device: str, cpu_threads: int, tensorrt: str,
     return run, (with_features if len(outputs) > 1 else None)
 
 
-def _onnx_run(model: Path | None, device: str, cpu_threads: int) -> tuple[Run, RunWithFeatures | None]:
+def onnx_providers(device: str) -> list[str]:
+    """ONNX Runtime's providers for `device`: only the CPU's unless `device` is a GPU and this build has CUDA."""
+    import onnxruntime
+
+    if is_gpu(device) and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def onnx_fallback(device: str, providers: list[str]) -> Message | None:
+    """Why an ONNX session for `device` does not run where asked (`providers`: what the session reports it
+    uses, `get_providers()`), or None: a GPU asked for and the CUDA provider missing is a silent CPU run."""
+    if not is_gpu(device) or "CUDAExecutionProvider" in providers:
+        return None
+    return Message(N_("ONNX Runtime was asked for the GPU but runs on %(providers)s (is onnxruntime-gpu installed, "
+                      "with its CUDA libraries?)."), {"providers": ", ".join(providers)})
+
+
+def _onnx_run(model: Path | None, device: str, cpu_threads: int) \
+        -> tuple[Run, RunWithFeatures | None, Message | None]:
     import onnxruntime
 
     if model is None:
@@ -143,10 +167,10 @@ def _onnx_run(model: Path | None, device: str, cpu_threads: int) -> tuple[Run, R
     options.intra_op_num_threads = cpu_threads
     options.inter_op_num_threads = 1
     options.log_severity_level = 3
-    providers = ["CPUExecutionProvider"]
-    if is_gpu(device) and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
-        providers.insert(0, "CUDAExecutionProvider")
-    session = onnxruntime.InferenceSession(str(model), options, providers=providers)
+    session = onnxruntime.InferenceSession(str(model), options, providers=onnx_providers(device))
+    fallback = onnx_fallback(device, session.get_providers())
+    if fallback is not None:
+        log.warning("%s", fallback)
     name = session.get_inputs()[0].name
     outputs = [output.name for output in session.get_outputs()]
 
@@ -157,7 +181,7 @@ def _onnx_run(model: Path | None, device: str, cpu_threads: int) -> tuple[Run, R
         probabilities, features = session.run(outputs[:2], {name: np.ascontiguousarray(batch, dtype=np.float32)})
         return probabilities, features
 
-    return run, (with_features if len(outputs) > 1 else None)
+    return run, (with_features if len(outputs) > 1 else None), fallback
 
 
 def check_batch(input_size: int, count: int = 4) -> np.ndarray:
@@ -218,13 +242,26 @@ def measure(files: ModelFiles, input_size: int, device: str, cpu_threads: int, r
     """Median milliseconds per single-image run of each runtime the bundle has, and the faster one.
     `sessions` holds already opened sessions for this device and thread count, by runtime."""
     batch = check_batch(input_size, 1)
-    timings = {}
+    timings, fell_back = {}, False
     for runtime in RUNTIMES:
         if (runtime == "onnx" and files.onnx is None) or (runtime == "onnx_int8" and files.int8 is None):
             continue
         session = (sessions or {}).get(runtime) or open_session(files, runtime, device, cpu_threads)
+        fell_back = fell_back or session.fallback is not None
         timings[runtime] = median_ms(session, batch, repeats)
-    return {"runtime": min(timings, key=timings.get), "ms": timings, "cpu_threads": cpu_threads}
+    return {"runtime": min(timings, key=timings.get), "ms": timings, "cpu_threads": cpu_threads,
+            "where": measured_where(device, cpu_threads, fell_back)}
+
+
+def measured_where(device: str, cpu_threads: int, onnx_fell_back: bool = False) -> dict:
+    """Where a measurement was taken: the device's kind and model, and the runtime options it ran with
+    (ONNX Runtime's providers: the CPU's alone when a GPU session fell back to it, so a GPU worker's
+    timing of ONNX on its CPU is not mistaken for one on its GPU)."""
+    from engine.device import device_kind, device_model
+
+    providers = ["CPUExecutionProvider"] if onnx_fell_back else onnx_providers(device)
+    return {"device": device_kind(device), "model": device_model(device), "cpu_threads": cpu_threads,
+            "onnx_providers": providers}
 
 
 def median_ms(session: Session, batch: np.ndarray, repeats: int = 20) -> float:

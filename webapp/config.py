@@ -56,6 +56,8 @@ class ServingOptions:
     max_versions: int = 3  # loaded versions kept; the least recently used is unloaded
     versions_ttl_seconds: float = 5.0
     tensorrt: str = "off"  # off | fp16, on a GPU with Paddle Inference
+    device: str = "cpu"  # cpu | gpu: web processes serve on the CPU unless told (the GPU is the workers')
+    gpu: int = 0  # the GPU's index when `device` is gpu
 
 
 def serving_options(config) -> ServingOptions:
@@ -65,12 +67,15 @@ def serving_options(config) -> ServingOptions:
         raise ValueError(f"SERVING_RUNTIME must be one of auto, {', '.join(RUNTIMES)}, not {runtime!r}")
     if tensorrt not in ("off", "fp16"):
         raise ValueError(f"PADDLE_TRT must be off or fp16, not {tensorrt!r}")
+    if config["SERVING_DEVICE"] not in ("cpu", "gpu"):
+        raise ValueError(f"SERVING_DEVICE must be cpu or gpu, not {config['SERVING_DEVICE']!r}")
     threads = max(1, config["SERVING_THREADS"])
     cpu_threads = config["SERVING_CPU_THREADS"] or max(1, (os.cpu_count() or 1) // threads)
     return ServingOptions(runtime=runtime, threads=threads, cpu_threads=cpu_threads,
                           max_batch=max(1, config["SERVING_MAX_BATCH"]),
                           batch_wait_ms=max(0.0, config["SERVING_BATCH_WAIT_MS"]),
-                          max_versions=max(1, config["SERVING_MAX_VERSIONS"]), tensorrt=tensorrt)
+                          max_versions=max(1, config["SERVING_MAX_VERSIONS"]), tensorrt=tensorrt,
+                          device=config["SERVING_DEVICE"], gpu=max(0, config["SERVING_GPU"]))
 
 
 def default_config(data_dir: str | None = None) -> dict:
@@ -149,6 +154,10 @@ def default_config(data_dir: str | None = None) -> dict:
         "SERVING_BATCH_WAIT_MS": float(os.environ.get("SERVING_BATCH_WAIT_MS") or 0),
         "SERVING_MAX_VERSIONS": _int_env("SERVING_MAX_VERSIONS", 3),
         "PADDLE_TRT": os.environ.get("PADDLE_TRT") or "off",
+        # Web processes serve on the CPU even on a CUDA build with a GPU (the training GPU is the workers'),
+        # unless SERVING_DEVICE=gpu (on GPU SERVING_GPU).
+        "SERVING_DEVICE": os.environ.get("SERVING_DEVICE") or "cpu",
+        "SERVING_GPU": _int_env("SERVING_GPU", 0),
         # Live statistics: answers below this confidence count as low-confidence; totals are written
         # to the database this often (never on the request path).
         "STATS_LOW_CONFIDENCE": float(os.environ.get("STATS_LOW_CONFIDENCE") or 0.5),

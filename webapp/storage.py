@@ -123,6 +123,11 @@ class DataDir:
     def models(self) -> Path:
         return self.root / "models"
 
+    @property
+    def tensorrt_cache(self) -> Path:
+        """Programs converted for TensorRT, by bundle digest and settings (engine.tensorrt.engine_key)."""
+        return self.root / "cache" / "tensorrt"
+
     def model(self, version: int) -> Path:
         return self.models / str(version)
 

@@ -6,9 +6,13 @@ keeps per-thread state, so predictors handed between request threads failed now 
 threads put their image on the version's queue and wait; a free inference thread takes every request
 that is waiting (up to `max_batch`) and runs them as one batch. A request may ask for an explanation: the
 batch then also fetches the model's feature map, and the explain head runs for the requests that asked only.
+
+Web processes serve on the CPU unless SERVING_DEVICE=gpu (the training GPU is the workers'); a version's note
+says when it serves elsewhere than asked (no GPU, ONNX Runtime fallen back to the CPU, TensorRT refused).
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -24,14 +28,16 @@ import numpy as np
 from PIL import Image
 
 from engine.bundle import Bundle, BundleRejected, read_bundle, runtime_key
-from engine.device import pick_device
+from engine.device import device_model, is_gpu, serving_device
 from engine.explain import unavailable
 from engine.messages import N_, Message
-from engine.runtimes import measure, open_session
+from engine.runtimes import ModelFiles, measure, open_session
+from engine.tensorrt import converted, engine_key, tensorrt_missing
 from webapp.config import ServingOptions
 from webapp.predict.explaining import explanation
 from webapp.release import services as release
 from webapp.release.routing import AbstainRule, Catalog, takes_candidate
+from webapp.storage import DataDir
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +85,7 @@ class InferenceThreads:
         self._closed = False
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
+        self.fallback: Message | None = None  # a session's word that it runs elsewhere than asked (one suffices)
         started: queue.Queue = queue.Queue()
         for index in range(options.threads):
             thread = threading.Thread(target=self._serve, args=(open_one, warmup, started), daemon=True,
@@ -93,6 +100,7 @@ class InferenceThreads:
     def _serve(self, open_one, warmup: np.ndarray, started: queue.Queue) -> None:
         try:
             session = open_one()  # created here: this thread is the only one that ever runs it
+            self.fallback = self.fallback or getattr(session, "fallback", None)
             session(warmup)
         except Exception as exc:
             started.put(exc)
@@ -235,16 +243,72 @@ def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tupl
     if not has_onnx:
         return "paddle", None
     key = runtime_key(device, options.cpu_threads)
-    measured = bundle.measurement(key)
+    measured, note = bundle.measurement(key), None
     if measured is None:
+        note = measured_elsewhere(bundle, key)
         log.info("measuring both runtimes of %s for %s", bundle.folder.name, key)
         measured = bundle.record_measurement(key, measure(bundle.files, bundle.preprocess.input_size, device,
                                                            options.cpu_threads))
-    return measured["runtime"], None
+    return measured["runtime"], note
 
 
-def load_version(folder: Path, version: int, options: ServingOptions, device: str = "cpu") -> LoadedVersion:
-    """Check every file's sha256 against meta.json, choose the runtime, start the inference threads."""
+def measured_elsewhere(bundle: Bundle, key: str) -> Message | None:
+    """A note when the export measured the runtimes only on another kind or model of device than `key`'s
+    (a GPU worker's timings say nothing of CPU serving, nor the reverse), or None: this server measures
+    them itself then. Another thread count on the same device is no news."""
+    exported = list(bundle.meta.get("runtimes") or {})
+    device_part = key.rpartition("-")[0]
+    if not exported or any(other.rpartition("-")[0] == device_part for other in exported):
+        return None
+    return Message(N_("The runtimes were measured at export on another device (%(measured)s), not this server's "
+                      "(%(here)s): measured again here."), {"measured": ", ".join(exported), "here": key})
+
+
+def tensorrt_refusal(options: ServingOptions, device: str) -> Message | None:
+    """Why PADDLE_TRT=fp16 cannot apply to this server, or None when it can (or is off): TensorRT needs GPU
+    serving and a Paddle build with TensorRT."""
+    if options.tensorrt == "off":
+        return None
+    if not is_gpu(device):
+        return Message(N_("PADDLE_TRT=fp16 applies to GPU serving only (SERVING_DEVICE=gpu); serving without "
+                          "TensorRT."))
+    missing = tensorrt_missing()
+    if missing is not None:
+        return Message(N_("PADDLE_TRT=fp16, but %(reason)s; serving without TensorRT."), {"reason": missing})
+    return None
+
+
+def tensorrt_files(bundle: Bundle, options: ServingOptions, device: str, cache: Path,
+                   digest: str) -> tuple[ModelFiles, Message | None]:
+    """The bundle's files with its program converted for TensorRT (made once per digest and settings under
+    `cache`, shared by threads and processes), or its own files and why not when the conversion fails."""
+    size = bundle.preprocess.input_size
+    key = engine_key(digest, size, options.max_batch, options.tensorrt, device_model(device))
+    try:
+        program = converted(bundle.files, cache, key, size, options.max_batch)
+    except Exception as exc:
+        log.exception("TensorRT conversion of %s failed", bundle.folder.name)
+        return bundle.files, Message(N_("The TensorRT conversion failed (%(error)s); serving without TensorRT."),
+                                     {"error": type(exc).__name__})
+    return dataclasses.replace(bundle.files, model=program.model, params=program.params, onnx=None), None
+
+
+def joined(notes: list[Message | None]) -> Message | None:
+    """Several notes on one version as one (None when there are none)."""
+    present = [note for note in notes if note is not None]
+    if not present:
+        return None
+    note = present[0]
+    for then in present[1:]:
+        note = Message(N_("%(first)s %(then)s"), {"first": note, "then": then})
+    return note
+
+
+def load_version(folder: Path, version: int, options: ServingOptions, device: str = "cpu",
+                 tensorrt_cache: Path | None = None, device_note: Message | None = None) -> LoadedVersion:
+    """Check every file's sha256 against meta.json, choose the runtime (Paddle Inference with TensorRT when it
+    is asked for and can apply), start the inference threads. `device_note` says why `device` is not the
+    one asked for; it joins the version's note with the others."""
     stamp, digest = _stamp(folder), _digest(folder)  # before reading: a later replacement changes the stamp
     try:
         bundle = read_bundle(folder)
@@ -252,17 +316,25 @@ def load_version(folder: Path, version: int, options: ServingOptions, device: st
         raise BundleRejected("Model version %(version)s cannot serve: %(reason)s",
                              {"version": version, "reason": exc}) from None
     try:
-        runtime, note = choose_runtime(bundle, options, device)
+        refusal = tensorrt_refusal(options, device)
+        files, trt_note = bundle.files, refusal
+        if options.tensorrt != "off" and refusal is None and options.runtime in ("auto", "paddle"):
+            runtime, note = "paddle", None
+            files, trt_note = tensorrt_files(bundle, options, device, tensorrt_cache or folder.parent, digest)
+        else:
+            runtime, note = choose_runtime(bundle, options, device)
+            if options.tensorrt != "off" and refusal is None:
+                trt_note = Message(N_("PADDLE_TRT=fp16 applies to Paddle Inference; SERVING_RUNTIME=%(runtime)s serves "
+                                      "without TensorRT."), {"runtime": options.runtime})
         side = bundle.preprocess.input_size
-        threads = InferenceThreads(
-            lambda: open_session(bundle.files, runtime, device, options.cpu_threads, options.tensorrt,
-                                 options.max_batch),
-            options, np.zeros((1, 3, side, side), dtype=np.float32))
+        threads = InferenceThreads(lambda: open_session(files, runtime, device, options.cpu_threads),
+                                   options, np.zeros((1, 3, side, side), dtype=np.float32))
     except Exception as exc:  # the runtime's own text names the bundle's files: it goes to the log only
         log.error("model version %d could not be loaded: %s", version, exc)
         raise BundleRejected("Model version %(version)s could not be loaded by its runtime (%(kind)s); the "
                              "details are in the server's log.", {"version": version, "kind": type(exc).__name__}) \
             from exc
+    note = joined([device_note, note, trt_note, threads.fallback])
     if note:
         log.warning("model version %d: %s", version, note)
     return LoadedVersion(version, bundle, runtime, threads, note, digest, stamp)
@@ -320,6 +392,7 @@ class ModelServer:
     def __init__(self, models_dir: Path, options: ServingOptions | None = None, device: str | None = None) -> None:
         self.models_dir, self.options = models_dir, options or ServingOptions()
         self._device = device
+        self.device_note: Message | None = None  # why it serves elsewhere than SERVING_DEVICE says
         self._loaded: OrderedDict[int, LoadedVersion] = OrderedDict()
         self._loading: dict[int, threading.Event] = {}
         self._refused: dict[int, tuple[tuple, str, dict]] = {}  # version: (files' signature, template, params)
@@ -331,8 +404,11 @@ class ModelServer:
 
     @property
     def device(self) -> str:
+        """The device this process serves on: the CPU unless SERVING_DEVICE=gpu (and a GPU is there)."""
         if self._device is None:
-            self._device = pick_device()
+            self._device, self.device_note = serving_device(self.options.device, self.options.gpu)
+            if self.device_note is not None:
+                log.warning("%s", self.device_note)
         return self._device
 
     def catalog(self, read: Callable[[], Catalog], revision: Callable[[], int]) -> Catalog:
@@ -398,7 +474,8 @@ class ModelServer:
                     break
             pending.wait()  # another thread is loading it: take its result
         try:
-            loaded = load_version(folder, version, self.options, self.device)
+            loaded = load_version(folder, version, self.options, self.device,
+                                  DataDir(self.models_dir.parent).tensorrt_cache, self.device_note)
         except BaseException as exc:
             with self._lock:
                 if isinstance(exc, BundleRejected):

@@ -1,0 +1,76 @@
+"""TensorRT for serving on a GPU: whether this Paddle build can offer it, and Paddle 3's own conversion of a
+bundle's PIR program (`paddle.tensorrt`), cached on disk.
+
+Bundles hold PIR programs (`model.json`), on which Paddle Inference's `enable_tensorrt_engine` builds no
+engine; Paddle 3 converts such a program with `paddle.tensorrt.convert`, given the input's min/opt/max
+shapes. The converted program is kept under a folder named by the bundle's digest and the settings, written
+once and published in one rename, so every thread and process that serves the version reuses it.
+"""
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+from pathlib import Path
+
+from engine.messages import N_, Message
+from engine.runtimes import ModelFiles
+
+TENSORRT_MODES = ("off", "fp16")
+CONVERTED_PREFIX = "model"  # the converted program's files: model.json and model.pdiparams
+
+
+def tensorrt_missing() -> Message | None:
+    """Why this Paddle build cannot offer TensorRT, or None when it can: Paddle compiled with TensorRT,
+    its `paddle.tensorrt` converter importable, and the TensorRT libraries loadable."""
+    from engine.device import load_paddle
+
+    paddle = load_paddle()
+    if not paddle.device.is_compiled_with_cuda():
+        return Message(N_("this Paddle build has no CUDA"))
+    if tuple(paddle.inference.get_trt_compile_version()) == (0, 0, 0):
+        return Message(N_("this Paddle build was compiled without TensorRT"))
+    try:
+        import paddle.tensorrt  # noqa: F401 (the converter; it imports the tensorrt package)
+    except ImportError as exc:
+        return Message(N_("Paddle's TensorRT converter cannot be imported: %(error)s"), {"error": str(exc)})
+    return None
+
+
+def engine_key(digest: str, input_size: int, max_batch: int, mode: str, device_model: str) -> str:
+    """The cache key of a converted program: the bundle's digest and every setting the engine depends on."""
+    parts = f"{digest}|{input_size}|{max_batch}|{mode}|{device_model}"
+    return hashlib.sha256(parts.encode("utf-8")).hexdigest()[:24]
+
+
+def converted(files: ModelFiles, cache: Path, key: str, input_size: int, max_batch: int) -> ModelFiles:
+    """The bundle's program converted for TensorRT (fp16, batch 1..`max_batch`), from `cache`/`key` when
+    another thread or process has converted it already; only Paddle Inference reads the result."""
+    folder = cache / key
+    if not (folder / f"{CONVERTED_PREFIX}.json").is_file():
+        cache.mkdir(parents=True, exist_ok=True)
+        with open(cache / f"{key}.lock", "w") as lock:  # one conversion at a time; the others wait and reuse it
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if not (folder / f"{CONVERTED_PREFIX}.json").is_file():
+                _convert(files, folder, input_size, max_batch)
+    return ModelFiles(folder / f"{CONVERTED_PREFIX}.json", folder / f"{CONVERTED_PREFIX}.pdiparams", None)
+
+
+def _convert(files: ModelFiles, folder: Path, input_size: int, max_batch: int) -> None:
+    """Convert into a private folder and publish it in one rename (the first one to finish wins)."""
+    from paddle.tensorrt.export import Input, PrecisionMode, TensorRTConfig, convert
+
+    staging = folder.with_name(f"{folder.name}.{os.getpid()}.part")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    shape = (3, input_size, input_size)
+    config = TensorRTConfig(inputs=[Input(min_input_shape=(1, *shape), optim_input_shape=(1, *shape),
+                                          max_input_shape=(max_batch, *shape), input_data_type="float32")])
+    config.precision_mode = PrecisionMode.FP16
+    config.save_model_dir = str(staging / CONVERTED_PREFIX)
+    convert(str(files.model.with_suffix("")), config)
+    try:
+        os.replace(staging, folder)
+    except OSError:  # another process published first: theirs serves
+        shutil.rmtree(staging, ignore_errors=True)
