@@ -110,6 +110,25 @@ export function withNode(text, node) {
   return [text.slice(0, at), node, text.slice(at + SLOT.length)];
 }
 
+// A button that runs `action` with the page's error box cleared, shows its error there if it fails, and then,
+// either way, calls `after` so the page shows what is now true.
+export function actionButton(text, className, action, errorBox, after) {
+  const element = document.createElement("button");
+  element.type = "button";
+  element.className = `button ${className}`;
+  element.textContent = text;
+  element.addEventListener("click", async () => {
+    errorBox.hidden = true;
+    try {
+      await action();
+    } catch (error) {
+      show(errorBox, error.message);
+    }
+    await after();
+  });
+  return element;
+}
+
 // A table cell holding text or an element.
 export function tableCell(content) {
   const td = document.createElement("td");

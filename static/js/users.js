@@ -1,5 +1,5 @@
 // The users page (admins): add teammates, change roles, reset passwords, remove accounts.
-import { apiAll, apiJson, formatMoment as when, show, showFormError, tableCell as cell, unflagFields } from "./api.js";
+import { actionButton, apiAll, apiJson, formatMoment as when, show, showFormError, tableCell as cell, unflagFields } from "./api.js";
 import { t } from "./i18n.js";
 
 const ROLES = ["viewer", "member", "admin"];
@@ -9,21 +9,7 @@ const form = document.getElementById("user-form");
 const errorBox = document.getElementById("user-error");
 
 function button(text, className, action) {
-  const element = document.createElement("button");
-  element.type = "button";
-  element.className = `button ${className}`;
-  element.textContent = text;
-  element.addEventListener("click", async () => {
-    errorBox.hidden = true;
-    try {
-      await action();
-      await load();
-    } catch (error) {
-      show(errorBox, error.message);
-      await load();
-    }
-  });
-  return element;
+  return actionButton(text, className, action, errorBox, load);
 }
 
 function row(user) {

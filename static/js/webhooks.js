@@ -1,6 +1,6 @@
 // The webhooks page (admins): endpoints with their events, the secret shown once, rotate, test, and each
 // endpoint's deliveries with their tries and a resend button, refreshed while the page is open.
-import { apiJson, formatMoment as when, show, showFormError, tableCell as cell, unflagFields } from "./api.js";
+import { actionButton, apiJson, formatMoment as when, show, showFormError, tableCell as cell, unflagFields } from "./api.js";
 import { t } from "./i18n.js";
 
 const REFRESH_MS = 2000;
@@ -17,20 +17,7 @@ let shown = null; // the endpoint whose deliveries are listed
 const JSON_HEADERS = { "Content-Type": "application/json" };
 
 function button(text, className, action) {
-  const element = document.createElement("button");
-  element.type = "button";
-  element.className = `button ${className}`;
-  element.textContent = text;
-  element.addEventListener("click", async () => {
-    errorBox.hidden = true;
-    try {
-      await action();
-    } catch (error) {
-      show(errorBox, error.message);
-    }
-    await refresh();
-  });
-  return element;
+  return actionButton(text, className, action, errorBox, refresh);
 }
 
 function showSecret(secret) {
