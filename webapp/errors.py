@@ -162,12 +162,13 @@ def get_or_404(model, ident: int, label: str, **details):
 JSON_PATHS = ("/api/", "/metrics")
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
+    """Whether the current request is a program's (JSON_PATHS): refused in JSON, never with a page."""
     return request.path.startswith(JSON_PATHS)
 
 
 def _answer(code: str, message: str, status: int, details: dict | None = None):
-    if _wants_json():
+    if wants_json():
         return jsonify({"error": message, "code": code, **(details or {})}), status
     return render_template("error.html", code=status, message=message), status
 

@@ -16,6 +16,7 @@ from flask_login import AnonymousUserMixin, current_user
 
 from engine.errors import StudioError
 from webapp.accounts import limits, policy, services
+from webapp.errors import wants_json
 from webapp.extensions import login_manager
 
 CSRF_HEADER, CSRF_FIELD = "X-CSRF-Token", "csrf_token"
@@ -184,7 +185,7 @@ def _check_role():
     if role is None and current_app.config["PREDICT_PUBLIC"] and request.endpoint in policy.PREDICT_PUBLIC:
         return _public_predict_limit()
     if role is None:
-        if request.path.startswith("/api/") or request.endpoint in policy.SCRAPE:
+        if wants_json():
             raise StudioError("unauthorized", "Sign in, or send an API token as 'Authorization: Bearer <token>'.")
         target = "accounts.setup" if services.user_count() == 0 else "accounts.sign_in"
         return redirect(url_for(target, next=quote(request.full_path.rstrip("?"), safe="/?=&")))
