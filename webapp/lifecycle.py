@@ -309,15 +309,22 @@ def reap(kind: Kind, on_lost: Callable[[str], None] | None = None) -> list[int]:
     return handled
 
 
-def _send_logged(kind: Kind, row, why: str) -> bool:
-    log.warning("sending the task of %s %s (%s)", kind.name, row.id, why)
+def send_or_leave(kind: Kind, row) -> bool:
+    """Send the task of a committed waiting row; a broker that cannot be reached leaves it to the outbox's
+    next pass (logged). Whether it was sent."""
     try:
         send(kind, row)
         return True
     except Exception as exc:
         db.session.rollback()
-        log.warning("could not send the task of %s %s: %s", kind.name, row.id, exc)
+        log.warning("could not send the task of %s %s: %s; the outbox's next pass sends it", kind.name, row.id,
+                    exc)
         return False
+
+
+def _send_logged(kind: Kind, row, why: str) -> bool:
+    log.warning("sending the task of %s %s (%s)", kind.name, row.id, why)
+    return send_or_leave(kind, row)
 
 
 def _due(kind: Kind, now: datetime) -> tuple:

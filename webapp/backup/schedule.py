@@ -56,11 +56,7 @@ def queue_due_backup() -> int | None:
     row = Backup()
     db.session.add(row)
     db.session.commit()
-    try:
-        lifecycle.send(BACKUPS, row)
-    except Exception as exc:
-        db.session.rollback()
-        log.warning("could not send scheduled backup %s yet: %s", row.id, exc)
+    lifecycle.send_or_leave(BACKUPS, row)
     return row.id
 
 

@@ -100,11 +100,7 @@ def queue_report(dataset: Dataset) -> None:
     scan = QualityScan(dataset_id=dataset.id)
     db.session.add(scan)
     db.session.commit()
-    try:
-        lifecycle.send(QUALITY_SCANS, scan)
-    except Exception:
-        db.session.rollback()
-        log.warning("could not send the quality scan %s of dataset %s; the next sweep sends it", scan.id, dataset.id)
+    lifecycle.send_or_leave(QUALITY_SCANS, scan)
 
 
 def start_scan(dataset: Dataset) -> QualityScan:

@@ -3,7 +3,6 @@ how the API shows them."""
 from __future__ import annotations
 
 import json
-import logging
 
 from flask import current_app
 from sqlalchemy import select
@@ -20,7 +19,6 @@ from webapp.webhooks.delivery import WEBHOOK_DELIVERIES
 from webapp.webhooks.events import queue
 from webapp.webhooks.targets import check_url
 
-log = logging.getLogger(__name__)
 
 
 def get_endpoint(endpoint_id: int) -> WebhookEndpoint:
@@ -98,11 +96,7 @@ def resend(row: WebhookDelivery) -> WebhookDelivery:
                           round_started_at=now, failures=0, retries=0, error=None,
                           **lifecycle.waits_again(WEBHOOK_DELIVERIES)):
         raise StudioError("webhook_delivery_pending", "Delivery %(id)s is still being tried.", {"id": row.id})
-    try:
-        lifecycle.send(WEBHOOK_DELIVERIES, row)
-    except Exception as exc:  # the watcher's outbox pass sends it
-        db.session.rollback()
-        log.warning("webhook delivery %s waits for the outbox: %s", row.id, exc)
+    lifecycle.send_or_leave(WEBHOOK_DELIVERIES, row)
     return row
 
 
