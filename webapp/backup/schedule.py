@@ -4,7 +4,6 @@ older than that; a worker of the maintenance queue writes the archive to BACKUP_
 BACKUP_KEEP of them."""
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from pathlib import Path
 
@@ -19,8 +18,6 @@ from webapp.messages import rendered
 from webapp.models import Backup, iso, utcnow
 from webapp.statuses import BACKUP_TRANSITIONS, BackupStatus
 from webapp.taskqueue import BACKUP_TASK, MAINTENANCE_QUEUE
-
-log = logging.getLogger(__name__)
 
 
 def _gave_up(attempts: int) -> Message:

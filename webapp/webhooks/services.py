@@ -20,7 +20,6 @@ from webapp.webhooks.events import queue
 from webapp.webhooks.targets import check_url
 
 
-
 def get_endpoint(endpoint_id: int) -> WebhookEndpoint:
     row = db.session.get(WebhookEndpoint, endpoint_id) if id_in_range(endpoint_id) else None
     if row is None:
