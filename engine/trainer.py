@@ -214,6 +214,11 @@ class Trainer:
         self.cache = ImageCache(cache_root, self.preprocess)
         self.num_classes = len(data.class_names)
 
+    @property
+    def precision(self) -> str:
+        """The precision its steps compute in: the AMP dtype on a GPU, float32 on the CPU."""
+        return self.amp_dtype or "float32"
+
     def prepare(self) -> None:
         """Decode (or fetch from the cache) every image once, and build the loaders."""
         paddle.set_device(self.device)
@@ -531,6 +536,7 @@ class Trainer:
             "backbone": self.config.backbone,
             "config": self.config.to_dict(),
             "device": self.device,
+            "precision": self.precision,
             "metrics": {"best_epoch": result.best_epoch, "val_acc": result.best_val_acc,
                         "per_class": result.per_class, "confusion": result.confusion,
                         "calibration": result.calibration, "test": result.test,

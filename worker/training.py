@@ -15,7 +15,7 @@ from sqlalchemy import delete, func, select
 from engine.checkpoint import CheckpointRejected, CheckpointStore
 from engine.config import TrainConfig
 from engine.data import Sample, class_order, prune_cache
-from engine.device import describe_device, device_kind
+from engine.device import describe_device, device_kind, device_model
 from engine.errors import StudioError
 from engine.messages import N_, Message
 from engine.trainer import Callbacks, EpochStats, Trainer, TrainData, TrainingCancelled
@@ -265,6 +265,8 @@ def _train(job: Job, reporter: "JobReporter", device: str) -> None:
     start = init_weights(config.init_version, config.backbone) if config.init_version is not None else None
     trainer = Trainer(config, data, folders.image_cache, reporter, device=device,
                       teacher=_teacher(config, data, device), init_weights=start, feature_cache=folders.feature_cache)
+    job.trained_on, job.precision = f"{device} ({device_model(device)})", trainer.precision
+    lifecycle.fenced_commit(JOBS, job.id, reporter.attempt)  # the job page says where and how it trains
     result = trainer.fit(store, checkpoint)
     job.phase, job.progress = "exporting", 1.0
     job.confusion, job.per_class, job.stopped_early = result.confusion, result.per_class, result.stopped_early

@@ -66,6 +66,22 @@ function size(bytes) {
   return bytes ? formatBytes(bytes) : "–";
 }
 
+// Where the job trains, short ("gpu:0 · bfloat16"), with the device's model name in the tooltip.
+function renderDevice() {
+  const cell = $("stat-device");
+  if (!job.trained_on) {
+    cell.textContent = "–";
+    cell.title = "";
+    return;
+  }
+  const [device, ...model] = job.trained_on.split(" (");
+  cell.textContent = job.precision ? `${device} · ${job.precision}` : device;
+  const name = model.join(" (").replace(/\)$/, "");
+  const mixed = job.precision && job.precision !== "float32";
+  cell.title = [name, mixed ? t("Mixed precision: steps compute in %(precision)s, the weights stay float32.", { precision: job.precision }) : ""]
+    .filter(Boolean).join(" — ");
+}
+
 function renderAttempts() {
   const notes = [];
   if (job.resumed_from_epoch) notes.push(t("Resumed after epoch %(epoch)s (attempt %(attempt)s).", { epoch: job.resumed_from_epoch, attempt: job.attempt }));
@@ -77,6 +93,7 @@ function renderAttempts() {
   $("resume-note").hidden = notes.length === 0;
   $("early-stop-note").hidden = !job.stopped_early_reason;
   $("early-stop-note").textContent = job.stopped_early_reason || "";
+  renderDevice();
   $("stat-checkpoint").textContent = size(job.checkpoint_bytes);
   $("stat-checkpoint").title = job.status === "succeeded"
     ? t("The best weights, kept so a new job can start from them") : t("The last finished epoch, kept so the job can resume");

@@ -58,6 +58,8 @@ def test_train_from_the_dataset_page_and_watch_it_live(page, live_server, stack_
     expect(page.locator("#confusion tr")).to_have_count(4)
     expect(page.locator("#per-class tbody tr").first).to_contain_text("红色")
     expect(page.locator("#stat-model")).to_contain_text("version")
+    expect(page.locator("#stat-device")).to_have_text("cpu · float32")  # the worker's CPU, its model in the tooltip
+    assert page.locator("#stat-device").get_attribute("title").strip() != ""
     expect(page.locator("#cancel-job")).to_be_hidden()
     assert page.js_errors == []
 

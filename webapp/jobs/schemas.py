@@ -135,6 +135,11 @@ class JobOut(JobSummary):
     error: str | None
     traceback: str | None = Field(description="For admins only.")
     worker: str | None
+    trained_on: str | None = Field(description="Where its last attempt trains: the device and its model, as the "
+                                               "worker names them; null before a worker took it.")
+    precision: str | None = Field(description="What its training steps compute in: `bfloat16` or `float16` "
+                                              "(mixed precision on a GPU) or `float32`; null before a worker "
+                                              "took it.")
     heartbeat_at: datetime | None
     leakage: JobLeakage | None = Field(description="How much validation and test accuracy owe to near copies of "
                                                    "training images; null without per-image results or report.")
