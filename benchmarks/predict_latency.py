@@ -159,16 +159,17 @@ def combine(rounds: list[dict]) -> dict:
 
 
 def bench_backbone(backbone: str, image_size: int, requests: int, few: int, image: bytes, rounds: int,
-                   processes: int | None, int8: bool = False) -> dict:
+                   processes: int | None, int8: bool = False, device: str = "cpu") -> dict:
     options = default_options()
-    result: dict = {"backbone": backbone, "image_size": image_size, "serving_threads": options.threads,
+    result: dict = {"backbone": backbone, "image_size": image_size, "device": device,
+                    "serving_threads": options.threads,
                     "cpu_threads_per_session": options.cpu_threads}
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp)
         meta = make_bundle(data_dir, image_size, backbone, int8)
         if int8:
             result["int8"] = meta["int8"]
-        server = ModelServer(DataDir(data_dir).models, options, device="cpu")
+        server = ModelServer(DataDir(data_dir).models, options, device=device)
         loaded = server.get(1)
         rule = loaded.bundle.preprocess
         batch = rule.batch(rule.square(open_checked(image, MAX_PIXELS, loaded.decode_size)[0])[None])
@@ -178,9 +179,12 @@ def bench_backbone(backbone: str, image_size: int, requests: int, few: int, imag
         def pipeline(target):
             return lambda: target.classify(open_checked(image, MAX_PIXELS, target.decode_size)[0], 5) and True
 
-        batched = ModelServer(DataDir(data_dir).models, default_options(max_batch=8), device="cpu").get(1)
+        batched = ModelServer(DataDir(data_dir).models, default_options(max_batch=8), device=device).get(1)
         port = free_port()
-        env = {**os.environ, "DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT), "REDIS_URL": "redis://127.0.0.1:1/0",
+        # the web processes serve where the pipeline does (SERVING_DEVICE; gpu:N serves on GPU N)
+        serving = {"SERVING_DEVICE": "gpu", "SERVING_GPU": device.partition(":")[2] or "0"} if device != "cpu" else {}
+        env = {**os.environ, **serving, "DATA_DIR": str(data_dir), "PYTHONPATH": str(ROOT),
+               "REDIS_URL": "redis://127.0.0.1:1/0",
                **({"WEB_PROCESSES": str(processes)} if processes else {})}
         web = web_process(DataDir(data_dir), "127.0.0.1", port, env).start()
         result["web_processes"] = web_processes(env)
@@ -196,10 +200,10 @@ def bench_backbone(backbone: str, image_size: int, requests: int, few: int, imag
                     if runtime == "onnx_int8" and loaded.bundle.files.int8 is None:
                         continue  # this bundle kept no int8 variant
                     if clients == 1:
-                        session = open_session(loaded.bundle.files, runtime, "cpu", options.cpu_threads)
+                        session = open_session(loaded.bundle.files, runtime, device, options.cpu_threads)
                         raw[runtime] = measure(lambda: session(batch) is not None, count, 1)
                     else:
-                        pool = InferenceThreads(lambda: open_session(loaded.bundle.files, runtime, "cpu",
+                        pool = InferenceThreads(lambda: open_session(loaded.bundle.files, runtime, device,
                                                                      options.cpu_threads), options, batch)
                         raw[runtime] = measure(lambda: pool.run(batch) is not None, count, clients)
                         pool.close()
@@ -238,12 +242,13 @@ def main() -> None:
     parser.add_argument("--requests-1-client", type=int, help="requests at 1 client (default: an eighth, at least 100)")
     parser.add_argument("--web-processes", type=int, help="web server processes (default: as `make run` starts it)")
     parser.add_argument("--int8", action="store_true", help="export the int8 variant too and measure it")
+    parser.add_argument("--device", default="cpu", help="where to serve: cpu, or gpu:N on a CUDA build")
     args = parse_args(parser, TINY)
     few = args.requests_1_client or max(100, args.requests // 8)
     image = photo()
     results = {"image_bytes": len(image), "cpus": os.cpu_count(),
                "backbones": [bench_backbone(name, args.image_size, args.requests, few, image, args.rounds,
-                                     args.web_processes, args.int8) for name in args.backbones]}
+                                     args.web_processes, args.int8, args.device) for name in args.backbones]}
     print(json.dumps(results, indent=2))
 
 
