@@ -14,6 +14,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from engine.bundle import BundleRejected, read_bundle
+from engine.runtimes import open_session
 from webapp.config import ServingOptions
 from webapp.predict import serving
 from webapp.predict.serving import ModelServer, RetiredSessions, VersionUnloaded
@@ -36,6 +38,8 @@ class FakeSession:
         assert not self.destroyed, "a closed session ran"
         self.predictors.enter()
         try:
+            if self.version in self.predictors.failing:
+                raise RuntimeError("CUDA error: out of memory")
             if self.version in self.predictors.held:
                 self.predictors.inside.release()
                 assert self.predictors.go.wait(WAIT)
@@ -57,6 +61,7 @@ class Predictors:
         self.running = 0
         self.closed_during_runs: list[FakeSession] = []
         self.held: set[int] = set()  # versions whose runs block until `go`
+        self.failing: set[int] = set()  # versions whose runs raise (from the warm-up on)
         self.inside, self.go = threading.Semaphore(0), threading.Event()
 
     def open(self, files, runtime: str, device: str, cpu_threads: int) -> FakeSession:
@@ -230,3 +235,24 @@ def test_cpu_serving_ends_an_evicted_versions_sessions_at_once_on_their_threads(
     assert first.threads.join(WAIT)
     assert all(session.destroyed and session.closed_on == session.made_on for session in predictors.of(1))
     assert server.close(WAIT) and predictors.live() == []
+
+
+def test_a_session_that_fails_its_warm_up_on_a_gpu_is_closed_on_its_thread_and_the_version_refused(
+        models, predictors):
+    predictors.failing.add(1)
+    server = server_on(models, "gpu:0")
+    with pytest.raises(BundleRejected, match="could not be loaded by its runtime"):
+        server.get(1)
+    made = predictors.of(1)
+    assert made and all(session.destroyed and session.closed_on == session.made_on for session in made)
+    assert server.retired.waiting == 0 and server.get(2).probabilities(IMAGE).shape == (3,)
+    assert server.close(WAIT) and predictors.live() == []
+
+
+def test_a_closed_runtime_session_refuses_to_run(trained):
+    session = open_session(read_bundle(trained[1]).files, "onnx")
+    batch = np.zeros((1, 3, 32, 32), dtype=np.float32)
+    assert session(batch).shape[0] == 1
+    session.close()
+    with pytest.raises(RuntimeError, match="this session was closed"):
+        session(batch)
