@@ -72,6 +72,13 @@ class Session:
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         return self._run(batch)
 
+    def close(self) -> None:
+        """End the runtime's model now, on the calling thread; the session cannot run afterwards. Its owner
+        chooses when a predictor ends (serving on a GPU: when no other predictor runs), rather than leaving it
+        to whichever thread happens to drop the last reference."""
+        self._run = self._with_features = self._open_head = _closed
+        self._head = None
+
     @property
     def explains(self) -> bool:
         return self._with_features is not None and self._open_head is not None
@@ -87,6 +94,10 @@ class Session:
         if self._head is None:
             self._head = self._open_head()
         return self._head(features)
+
+
+def _closed(*_) -> None:
+    raise RuntimeError("this session was closed")
 
 
 def open_session(files: ModelFiles, runtime: str, device: str = "cpu", cpu_threads: int = 1) -> Session:

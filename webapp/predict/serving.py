@@ -9,9 +9,22 @@ batch then also fetches the model's feature map, and the explain head runs for t
 
 Web processes serve on the CPU unless SERVING_DEVICE=gpu (the training GPU is the workers'); a version's note
 says when it serves elsewhere than asked (no GPU, ONNX Runtime fallen back to the CPU, TensorRT refused).
+
+On a GPU a session also ends on its own thread, but never while another runs: Paddle's GPU predictors
+crash when one is destroyed while others are made or run on the same card (reported with threads that load
+and unload models on one GPU, not when each thread has its own), and an evicted version's threads would
+otherwise end their predictors in the middle of the other versions' batches. So an evicted version stops
+taking requests at once, and each of its threads keeps its predictor until `RetiredSessions` finds a quiet
+moment: no batch, creation or warm-up running in the process. New batches wait while the retired
+predictors end, oldest first. Every batch counts itself in and out, one lock each way; if the process never
+goes quiet, once RETIRED_VERSIONS versions' worth of predictors wait, new batches are held back until those
+running end, so the release comes at the next boundary between batches of all threads. The server's
+`close` (also at the process's exit) ends the rest the same way. On the CPU a session ends as soon as its
+thread stops, as before: the crash is a GPU one, and holding batches back would cost CPU serving for nothing.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import logging
@@ -19,7 +32,8 @@ import os
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -42,8 +56,68 @@ from webapp.storage import DataDir
 log = logging.getLogger(__name__)
 
 
+RETIRED_VERSIONS = 2
+"""How many versions' worth of retired GPU predictors (times SERVING_THREADS) may wait for a quiet moment. Each
+keeps its weights and workspace on the GPU beside the loaded versions'; past two versions' worth, holding new
+batches back for the length of the batches running costs less than running out of GPU memory."""
+
+
 class VersionUnloaded(Exception):
     """The version was unloaded between looking it up and running it; look it up again."""
+
+
+class RetiredSessions:
+    """When the sessions of unloaded versions end, serving on a GPU: each on the thread that made it, only
+    while no other session runs (see the module's text), in the order they retired.
+
+    Every batch, and every session's creation and warm-up, runs inside `running()`, which counts it in
+    flight. A thread whose version was unloaded calls `release(session)` after its last batch: it waits for
+    the count to reach zero and its turn, then closes the session while new batches wait. When `limit`
+    sessions wait, new batches wait too, so the count reaches zero once the batches running end."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, limit)
+        self._changed = threading.Condition()
+        self._in_flight = 0
+        self._waiting: deque[object] = deque()  # one token per retired session, oldest first
+        self._releasing = False
+
+    @property
+    def waiting(self) -> int:
+        """How many retired sessions wait to be closed."""
+        with self._changed:
+            return len(self._waiting)
+
+    @contextmanager
+    def running(self):
+        """Count a batch (or a session's creation) in flight; it starts once no session is being closed and
+        fewer than `limit` wait."""
+        with self._changed:
+            self._changed.wait_for(lambda: not self._releasing and len(self._waiting) < self.limit)
+            self._in_flight += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._in_flight -= 1
+                if self._in_flight == 0:
+                    self._changed.notify_all()
+
+    def release(self, session) -> None:
+        """Close `session` on the calling thread (its owner, past its last batch) at the next quiet moment,
+        after the sessions that retired before it; new batches wait until every waiting session is closed."""
+        token = object()
+        with self._changed:
+            self._waiting.append(token)
+            self._changed.wait_for(lambda: self._in_flight == 0 and self._waiting[0] is token)
+            self._releasing = True
+        try:
+            session.close()
+        finally:
+            with self._changed:
+                self._waiting.popleft()
+                self._releasing = bool(self._waiting)  # the next one closes in the same quiet moment
+                self._changed.notify_all()
 
 
 class _Request:
@@ -79,8 +153,9 @@ class InferenceThreads:
     """Threads that each own one session; `run` is safe from any number of request threads."""
 
     def __init__(self, open_one: Callable[[], Callable[[np.ndarray], np.ndarray]], options: ServingOptions,
-                 warmup: np.ndarray) -> None:
+                 warmup: np.ndarray, retired: RetiredSessions | None = None) -> None:
         self.options = options
+        self._retired = retired  # None: a session closes as soon as its thread stops (the CPU)
         self._queue: queue.Queue = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()
@@ -98,24 +173,47 @@ class InferenceThreads:
             raise errors[0]
 
     def _serve(self, open_one, warmup: np.ndarray, started: queue.Queue) -> None:
+        session = None
         try:
-            session = open_one()  # created here: this thread is the only one that ever runs it
-            self.fallback = self.fallback or getattr(session, "fallback", None)
-            session(warmup)
+            with self._running():
+                session = open_one()  # created here: this thread is the only one that ever runs it
+                self.fallback = self.fallback or getattr(session, "fallback", None)
+                session(warmup)
         except Exception as exc:
-            started.put(exc)
+            if session is not None:
+                self._close(session)
+            started.put(exc.with_traceback(None))  # its frames hold the predictor, which ends here
             return
         started.put(None)
-        while (first := self._queue.get()) is not None:
-            requests = [first, *self._more(first)]
-            try:
-                _run_batch(session, requests)
-            except Exception as exc:
-                log.exception("inference failed")
-                for request in requests:
-                    request.error = exc
+        try:
+            while (first := self._queue.get()) is not None:
+                requests = [first, *self._more(first)]
+                with self._running():
+                    self._answer(session, requests)
+        finally:
+            self._close(session)
+
+    @staticmethod
+    def _answer(session, requests: list[_Request]) -> None:
+        try:
+            _run_batch(session, requests)
+        except Exception as exc:
+            log.exception("inference failed")
             for request in requests:
-                request.done.set()
+                request.error = exc.with_traceback(None)  # its frames hold the predictor, which ends on this thread
+        for request in requests:
+            request.done.set()
+
+    def _running(self) -> AbstractContextManager:
+        """Where this thread's session runs: counted in flight when serving on a GPU."""
+        return self._retired.running() if self._retired is not None else nullcontext()
+
+    def _close(self, session) -> None:
+        """End this thread's session: at once on the CPU, at a quiet moment on a GPU (RetiredSessions)."""
+        if self._retired is None:
+            session.close()
+        else:
+            self._retired.release(session)
 
     def _more(self, first: _Request) -> list[_Request]:
         """Requests waiting behind `first`, up to the batch limit (briefly waiting when so configured)."""
@@ -153,10 +251,18 @@ class InferenceThreads:
         return request
 
     def close(self) -> None:
+        """Take no more requests; the threads stop once those already queued are answered."""
         with self._lock:
             self._closed = True
             for _ in self._threads:
                 self._queue.put(None)
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Wait (up to `timeout` seconds in all) for the threads to stop after `close`; whether they did."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for thread in self._threads:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(thread.is_alive() for thread in self._threads)
 
 
 @dataclass
@@ -305,10 +411,12 @@ def joined(notes: list[Message | None]) -> Message | None:
 
 
 def load_version(folder: Path, version: int, options: ServingOptions, device: str = "cpu",
-                 tensorrt_cache: Path | None = None, device_note: Message | None = None) -> LoadedVersion:
+                 tensorrt_cache: Path | None = None, device_note: Message | None = None,
+                 retired: RetiredSessions | None = None) -> LoadedVersion:
     """Check every file's sha256 against meta.json, choose the runtime (Paddle Inference with TensorRT when it
     is asked for and can apply), start the inference threads. `device_note` says why `device` is not the
-    one asked for; it joins the version's note with the others."""
+    one asked for; it joins the version's note with the others. `retired` (serving on a GPU) decides when
+    the threads' sessions end after the version is unloaded."""
     stamp, digest = _stamp(folder), _digest(folder)  # before reading: a later replacement changes the stamp
     try:
         bundle = read_bundle(folder)
@@ -328,7 +436,7 @@ def load_version(folder: Path, version: int, options: ServingOptions, device: st
                                       "without TensorRT."), {"runtime": options.runtime})
         side = bundle.preprocess.input_size
         threads = InferenceThreads(lambda: open_session(files, runtime, device, options.cpu_threads),
-                                   options, np.zeros((1, 3, side, side), dtype=np.float32))
+                                   options, np.zeros((1, 3, side, side), dtype=np.float32), retired)
     except Exception as exc:  # the runtime's own text names the bundle's files: it goes to the log only
         log.error("model version %d could not be loaded: %s", version, exc)
         raise BundleRejected("Model version %(version)s could not be loaded by its runtime (%(kind)s); the "
@@ -401,6 +509,7 @@ class ModelServer:
         self._catalog_key: tuple | None = None
         self._serving_production: int | None = None  # the version this process last answered with
         self._protected: frozenset[int] = frozenset()
+        self._retired: RetiredSessions | None = None
 
     @property
     def device(self) -> str:
@@ -410,6 +519,31 @@ class ModelServer:
             if self.device_note is not None:
                 log.warning("%s", self.device_note)
         return self._device
+
+    @property
+    def retired(self) -> RetiredSessions | None:
+        """When the sessions of unloaded versions end, serving on a GPU (None on the CPU: at once). Made with
+        the first GPU version, and the server then closes at the process's exit, while the interpreter can
+        still end each session on its own thread."""
+        if not is_gpu(self.device):
+            return None
+        with self._lock:
+            if self._retired is None:
+                self._retired = RetiredSessions(RETIRED_VERSIONS * self.options.threads)
+                atexit.register(self.close)
+            return self._retired
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Unload every version and wait (up to `timeout` seconds) until their threads have ended their
+        sessions: on a GPU that comes after the batches running and the sessions retired before. Whether
+        they all ended."""
+        with self._lock:
+            loaded = list(self._loaded.values())
+            self._loaded.clear()
+        for item in loaded:
+            item.threads.close()
+        deadline = time.monotonic() + timeout
+        return all([item.threads.join(max(0.0, deadline - time.monotonic())) for item in loaded])
 
     def catalog(self, read: Callable[[], Catalog], revision: Callable[[], int]) -> Catalog:
         """The catalog from `read` (the database). `revision` (the release's revision, one primary-key
@@ -475,7 +609,7 @@ class ModelServer:
             pending.wait()  # another thread is loading it: take its result
         try:
             loaded = load_version(folder, version, self.options, self.device,
-                                  DataDir(self.models_dir.parent).tensorrt_cache, self.device_note)
+                                  DataDir(self.models_dir.parent).tensorrt_cache, self.device_note, self.retired)
         except BaseException as exc:
             with self._lock:
                 if isinstance(exc, BundleRejected):
