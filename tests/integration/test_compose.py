@@ -76,7 +76,8 @@ def test_the_image_is_built_from_the_repository_and_pypi_only():
                 assert any(path == source or path.startswith(source + "/") for path in tracked), source
     assert not re.search(r"^\s*ADD\s|curl |wget ", dockerfile, re.M)
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
-    assert "pip install ." in dockerfile
+    assert 'RUN python deploy/paddle_build.py "$PADDLE" --project .' in dockerfile  # the route `make install` runs
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in dockerfile  # libcuda in GPU containers of a slim base
     assert 'CMD ["gunicorn", "--config", "gunicorn.conf.py"]' in dockerfile  # the settings launcher.py uses too
 
 
