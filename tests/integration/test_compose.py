@@ -71,7 +71,7 @@ def test_the_gpu_override_runs_one_cuda_trainer_per_gpu_each_owning_its_device()
         [device] = service["deploy"]["resources"]["reservations"]["devices"]
         assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and "count" not in device
         [devices[name]] = device["device_ids"]
-        assert f"-n training-gpu{devices[name]}@%h " in service["command"]
+        assert f"-n trainer-gpu{devices[name]}@%h " in service["command"]
     assert sorted(devices.values()) == ["0", "1"]  # a distinct device, and worker name, for each
 
 
@@ -84,7 +84,7 @@ def test_the_gpu_trainers_run_the_cpu_trainers_worker_with_its_settings():
         for key in ("environment", "volumes", "depends_on", "restart"):
             assert gpu[key] == cpu[key], (name, key)
         gpu_name = name.removeprefix("training-worker-")
-        assert gpu["command"].replace(f"-n training-{gpu_name}@", "-n training@") == cpu["command"]
+        assert gpu["command"].replace(f"-n trainer-{gpu_name}@", "-n training@") == cpu["command"]
 
 
 def test_compose_refuses_to_start_without_passwords():
