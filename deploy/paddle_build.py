@@ -36,6 +36,11 @@ TENSORRT_PARTS = ("tensorrt-cu12", "tensorrt-cu12-libs", "tensorrt-cu12-bindings
 # Paddle's CUDA 3.x wheels are on Paddle's own index only (PyPI stops at 2.6); this one matches CUDA 12.6.
 DEFAULT_PADDLE_GPU_INDEX = "https://www.paddlepaddle.org.cn/packages/stable/cu126/"
 DEFAULT_TENSORRT_INDEX = "https://pypi.nvidia.com"
+# The libraries Paddle's CUDA build loads from site-packages/nvidia/<folder>/lib (its RPATH and FLAGS_*_dir point
+# there), as the gpu extra's CUDA 12 / cuDNN 9 wheels name them: the check finds each before Paddle needs it.
+CUDA_LIBRARIES = {"cuda_runtime": "libcudart.so.12", "cublas": "libcublas.so.12", "cudnn": "libcudnn.so.9",
+                  "curand": "libcurand.so.10", "cusolver": "libcusolver.so.11", "cusparse": "libcusparse.so.12",
+                  "nccl": "libnccl.so.2"}
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*(?P<version>[^\s;]+)")
 
 @dataclass(frozen=True)
@@ -152,7 +157,14 @@ def describe_installed() -> dict:
             "cuda": paddle.version.cuda(), "cudnn": paddle.version.cudnn(),
             "cuda_libraries_from_wheels": paddle.version.with_pip_cuda_libraries == "ON",
             "paddle_tensorrt": paddle.version.tensorrt(), "tensorrt": tensorrt_version(),
-            "onnxruntime": onnxruntime.__version__, "providers": onnxruntime.get_available_providers()}
+            "onnxruntime": onnxruntime.__version__, "providers": onnxruntime.get_available_providers(),
+            "missing_cuda_libraries": missing_cuda_libraries(Path(paddle.__file__).resolve().parents[1] / "nvidia")}
+
+
+def missing_cuda_libraries(nvidia: Path) -> list[str]:
+    """The CUDA_LIBRARIES absent from the nvidia-* wheels' folder (a site-packages/nvidia path), as folder/lib/name."""
+    wanted = [f"{folder}/lib/{name}" for folder, name in CUDA_LIBRARIES.items()]
+    return [path for path in wanted if not (nvidia / path).exists()]
 
 
 def tensorrt_version() -> str | None:
@@ -173,6 +185,9 @@ def build_problems(build: str, tensorrt: bool, found: dict) -> list[str]:
                         f"{found['compiled_with_cuda']}")
     if gpu and not found["cuda_libraries_from_wheels"]:
         problems.append("this Paddle build looks for CUDA in the system, not in the nvidia-* wheels")
+    if gpu and found["missing_cuda_libraries"]:
+        missing = ", ".join(found["missing_cuda_libraries"])
+        problems.append(f"CUDA libraries missing from site-packages/nvidia: {missing}")
     if ("CUDAExecutionProvider" in found["providers"]) != gpu:
         problems.append(f"wanted the {build} build of ONNX Runtime, found {found['onnxruntime']} with providers "
                         f"{found['providers']}")

@@ -155,8 +155,9 @@ def test_a_pin_missing_from_setup_cfg_is_named(tmp_path):
 
 
 FOUND_CPU = {"paddle": "3.3.1", "compiled_with_cuda": False, "cuda_libraries_from_wheels": True, "tensorrt": None,
-             "onnxruntime": "1.32.0", "providers": ["CPUExecutionProvider"]}
-FOUND_GPU = {**FOUND_CPU, "compiled_with_cuda": True, "onnxruntime": "1.26.0",
+             "onnxruntime": "1.32.0", "providers": ["CPUExecutionProvider"],
+             "missing_cuda_libraries": [f"{folder}/lib/{name}" for folder, name in paddle_build.CUDA_LIBRARIES.items()]}
+FOUND_GPU = {**FOUND_CPU, "compiled_with_cuda": True, "onnxruntime": "1.26.0", "missing_cuda_libraries": [],
              "providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
 
 
@@ -164,13 +165,23 @@ def test_the_check_names_each_way_the_installed_wheels_miss_the_wanted_build():
     assert paddle_build.build_problems("cpu", False, FOUND_CPU) == []
     assert paddle_build.build_problems("gpu", False, FOUND_GPU) == []
     problems = paddle_build.build_problems("gpu", True, FOUND_CPU)
-    assert [re.sub(r" found .*", "", p) for p in problems] == [
-        "wanted the gpu build of Paddle,", "wanted the gpu build of ONNX Runtime,",
-        "TensorRT was asked for but does not import"]
+    assert [re.sub(r" found .*|: .*", "", p) for p in problems] == [
+        "wanted the gpu build of Paddle,", "CUDA libraries missing from site-packages/nvidia",
+        "wanted the gpu build of ONNX Runtime,", "TensorRT was asked for but does not import"]
+    assert "cudnn/lib/libcudnn.so.9" in problems[1] and "cuda_runtime/lib/libcudart.so.12" in problems[1]
     assert paddle_build.build_problems("cpu", False, FOUND_GPU)[0].startswith("wanted the cpu build of Paddle")
     system_cuda = {**FOUND_GPU, "cuda_libraries_from_wheels": False}
     assert paddle_build.build_problems("gpu", False, system_cuda) == [
         "this Paddle build looks for CUDA in the system, not in the nvidia-* wheels"]
+
+
+def test_the_check_finds_the_cuda_libraries_where_paddle_loads_them(tmp_path):
+    nvidia = tmp_path / "nvidia"
+    for folder, name in paddle_build.CUDA_LIBRARIES.items():
+        if folder != "cudnn":
+            (nvidia / folder / "lib").mkdir(parents=True)
+            (nvidia / folder / "lib" / name).write_bytes(b"")
+    assert paddle_build.missing_cuda_libraries(nvidia) == ["cudnn/lib/libcudnn.so.9"]
 
 
 def test_make_install_calls_the_route_and_keeps_one_marker_per_build():
