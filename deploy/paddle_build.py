@@ -30,9 +30,9 @@ SETUP_CFG = Path(__file__).resolve().parents[1] / "setup.cfg"
 BUILDS = ("cpu", "gpu")
 PADDLE_WHEELS = {"cpu": "paddlepaddle", "gpu": "paddlepaddle-gpu"}
 ONNXRUNTIME_WHEELS = {"cpu": "onnxruntime", "gpu": "onnxruntime-gpu"}
-# tensorrt-cu12 on PyPI is a small source package that fetches these two wheels from NVIDIA's index.
+# tensorrt-cu12 on PyPI is a small source package; its -libs and -bindings wheels come from NVIDIA's index.
 TENSORRT_WHEEL = "tensorrt-cu12"
-TENSORRT_PARTS = ("tensorrt-cu12", "tensorrt-cu12-libs", "tensorrt-cu12-bindings")
+TENSORRT_PARTS = (TENSORRT_WHEEL, "tensorrt-cu12-libs", "tensorrt-cu12-bindings")
 # Paddle's CUDA 3.x wheels are on Paddle's own index only (PyPI stops at 2.6); this one matches CUDA 12.6.
 DEFAULT_PADDLE_GPU_INDEX = "https://www.paddlepaddle.org.cn/packages/stable/cu126/"
 DEFAULT_TENSORRT_INDEX = "https://pypi.nvidia.com"
@@ -42,6 +42,7 @@ CUDA_LIBRARIES = {"cuda_runtime": "libcudart.so.12", "cublas": "libcublas.so.12"
                   "curand": "libcurand.so.10", "cusolver": "libcusolver.so.11", "cusparse": "libcusparse.so.12",
                   "nccl": "libnccl.so.2"}
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*(?P<version>[^\s;]+)")
+
 
 @dataclass(frozen=True)
 class Step:
