@@ -6,9 +6,11 @@ wheels in the `gpu` extra (Paddle's CUDA wheel, the nvidia-* CUDA libraries it l
 onnxruntime-gpu and TensorRT).
 
 The two Paddle wheels (paddlepaddle, paddlepaddle-gpu) install the same files, and so do the two ONNX Runtime
-wheels: removing one after installing the other deletes files the other needs. So every install removes both of
-each pair and then reinstalls the wanted one with --force-reinstall --no-deps, whichever was there before; the
-last step imports both modules in a fresh interpreter and fails unless they are the wanted build.
+wheels: removing one after installing the other deletes files the other needs. So an install that switches
+builds removes both of each pair and then reinstalls the wanted one with --force-reinstall --no-deps (the CUDA
+build always does: installing the studio brings the CPU wheels first). A CPU install into an environment that
+holds no CUDA wheel has nothing to repair and keeps its wheels (`--repair` forces the repair anyway). The last
+step imports both modules in a fresh interpreter and fails unless they are the wanted build.
 
 Standard library only: it runs before the studio's dependencies exist. `--dry-run` prints the commands instead
 of running them (`--json` for a machine-readable list).
@@ -24,6 +26,7 @@ import shlex
 import subprocess
 import sys
 from dataclasses import asdict, dataclass
+from importlib import metadata
 from pathlib import Path
 
 SETUP_CFG = Path(__file__).resolve().parents[1] / "setup.cfg"
@@ -123,26 +126,43 @@ def gpu_library_steps(pins: Pins, tensorrt: bool, tensorrt_index: str, quiet: bo
     return steps
 
 
+def installed_distributions() -> set[str]:
+    """The normalised names of the distributions installed for the interpreter running this script."""
+    return {normalise(dist.metadata["Name"]) for dist in metadata.distributions() if dist.metadata["Name"]}
+
+
+def needs_repair(build: str, installed: set[str], tensorrt: bool = False) -> bool:
+    """Whether the route must remove both wheels of each pair and force the wanted ones back: always for the CUDA
+    build (installing the studio brings the CPU wheels), and for the CPU build when a CUDA wheel (or a TensorRT
+    that is no longer wanted) is installed, i.e. when switching back."""
+    if build == "gpu":
+        return True
+    cuda_wheels = {PADDLE_WHEELS["gpu"], ONNXRUNTIME_WHEELS["gpu"], *(() if tensorrt else TENSORRT_PARTS)}
+    return bool(installed & {normalise(name) for name in cuda_wheels})
+
+
 def plan(build: str, *, project: str = ".", tensorrt: bool = False, pins: Pins | None = None,
          paddle_index: str = DEFAULT_PADDLE_GPU_INDEX, tensorrt_index: str = DEFAULT_TENSORRT_INDEX,
-         quiet: bool = False) -> list[Step]:
-    """Every command that installs `project` with the given build, in order, ending with the import check."""
+         quiet: bool = False, installed: set[str] | None = None, repair: bool = False) -> list[Step]:
+    """Every command that installs `project` with the given build, in order, ending with the import check.
+    `installed` (the environment's distributions; read when not given) decides whether builds are switched
+    and the wheels need repairing; `repair` repairs them anyway."""
     if build not in BUILDS:
         raise ValueError(f"build must be one of {BUILDS}, not {build!r}")
     if tensorrt and build != "gpu":
         raise ValueError("TensorRT comes with the gpu build only")
     pins = pins or read_pins()
+    installed = installed_distributions() if installed is None else installed
     unwanted_tensorrt = [] if tensorrt else list(TENSORRT_PARTS)
-    steps = [
-        Step("the studio and its dependencies (these bring the CPU wheels)",
-             pip("install", *shlex.split(project), quiet=quiet)),
-        Step("both wheels of each pair, since they own the same files",
-             pip("uninstall", "--yes", *PADDLE_WHEELS.values(), *ONNXRUNTIME_WHEELS.values(), *unwanted_tensorrt,
-                 quiet=quiet)),
-    ]
-    if build == "gpu":
-        steps += gpu_library_steps(pins, tensorrt, tensorrt_index, quiet)
-    steps += wheel_steps(build, pins, paddle_index, quiet)
+    steps = [Step("the studio and its dependencies (these bring the CPU wheels)",
+                  pip("install", *shlex.split(project), quiet=quiet))]
+    if repair or needs_repair(build, installed, tensorrt):
+        steps.append(Step("both wheels of each pair, since they own the same files",
+                          pip("uninstall", "--yes", *PADDLE_WHEELS.values(), *ONNXRUNTIME_WHEELS.values(),
+                              *unwanted_tensorrt, quiet=quiet)))
+        if build == "gpu":
+            steps += gpu_library_steps(pins, tensorrt, tensorrt_index, quiet)
+        steps += wheel_steps(build, pins, paddle_index, quiet)
     steps.append(Step("prove the wanted build imports, in a fresh interpreter",
                       [sys.executable, str(Path(__file__).resolve()), build, "--check",
                        *(["--tensorrt"] if tensorrt else [])]))
@@ -199,7 +219,12 @@ def build_problems(build: str, tensorrt: bool, found: dict) -> list[str]:
 
 def check(build: str, tensorrt: bool) -> int:
     """Print what is installed as JSON; exit 1 with the reasons when it is not the wanted build."""
-    found = describe_installed()
+    try:
+        found = describe_installed()
+    except ImportError as error:  # a switch done by hand removed files the remaining wheel needs
+        print(f"paddle_build: {error}; `make install` with --repair (or `python deploy/paddle_build.py {build} "
+              f"--repair`) reinstalls both wheels", file=sys.stderr)
+        return 1
     print(json.dumps(found))
     problems = build_problems(build, tensorrt, found)
     for problem in problems:
@@ -228,6 +253,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tensorrt-index", default=os.environ.get("TENSORRT_INDEX") or DEFAULT_TENSORRT_INDEX,
                         help="the index with TensorRT's wheels (TENSORRT_INDEX)")
     parser.add_argument("--quiet", action="store_true", help="pass --quiet to pip")
+    parser.add_argument("--repair", action="store_true",
+                        help="remove both wheels of each pair and reinstall the wanted ones even when no other "
+                             "build's wheel is installed (after a `paddle` that no longer imports)")
     parser.add_argument("--check", action="store_true",
                         help="install nothing: only check the installed wheels are this build (the last step)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, one a line, and run none")
@@ -242,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         return check(args.build, args.tensorrt)
     try:
         steps = plan(args.build, project=args.project, tensorrt=args.tensorrt, paddle_index=args.paddle_index,
-                     tensorrt_index=args.tensorrt_index, quiet=args.quiet)
+                     tensorrt_index=args.tensorrt_index, quiet=args.quiet, repair=args.repair)
     except ValueError as error:
         print(f"paddle_build: {error}", file=sys.stderr)
         return 2

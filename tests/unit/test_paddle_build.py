@@ -71,8 +71,20 @@ def check_route_order(steps, build: str) -> None:
     assert args[-1][:4] == [sys.executable, str(SCRIPT), build, "--check"]  # the last word is the import check
 
 
+def test_the_cpu_route_on_a_cpu_environment_installs_and_checks_and_repairs_nothing():
+    for installed in (set(), {"paddlepaddle", "onnxruntime", "numpy"}):
+        steps = paddle_build.plan("cpu", project="-e .[test]", installed=installed)
+        assert pip_args(steps) == [["install", "-e", ".[test]"], [sys.executable, str(SCRIPT), "cpu", "--check"]]
+    assert not paddle_build.needs_repair("cpu", {"paddlepaddle", "onnxruntime"})
+    assert paddle_build.needs_repair("gpu", set())  # installing the studio brings the CPU wheels first
+    repaired = paddle_build.plan("cpu", installed=set(), repair=True)
+    assert pip_args(repaired)[1][0] == "uninstall" and len(repaired) == 5
+
+
 def test_the_cpu_route_reinstalls_the_cpu_wheels_after_removing_both_builds():
-    steps = paddle_build.plan("cpu", project="-e .[test]")
+    for wheel in ("paddlepaddle-gpu", "onnxruntime-gpu", "tensorrt-cu12-libs"):
+        assert paddle_build.needs_repair("cpu", {"paddlepaddle", wheel}), wheel
+    steps = paddle_build.plan("cpu", project="-e .[test]", installed={"paddlepaddle-gpu", "onnxruntime"})
     assert pip_args(steps) == [
         ["install", "-e", ".[test]"],
         ["uninstall", "--yes", "paddlepaddle", "paddlepaddle-gpu", "onnxruntime", "onnxruntime-gpu",
