@@ -2,10 +2,13 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-# PADDLE=gpu installs the CUDA build of Paddle instead of the CPU one, from Paddle's own package index
-# (PyPI does not carry the 3.x CUDA builds); pick the index that matches the machine's CUDA version.
+# PADDLE=gpu installs the CUDA 12.6 build of Paddle and ONNX Runtime instead of the CPU one, with the CUDA libraries
+# as nvidia-* wheels; TENSORRT=1 adds TensorRT to it (about 2 GB). deploy/paddle_build.py is the route (its --help
+# names PADDLE_GPU_INDEX and TENSORRT_INDEX, which pick other indexes); setup.cfg's `gpu` extra holds the pins.
+# Switching builds reinstalls: both builds' wheels own the same files, so the route removes both before installing.
 PADDLE ?= cpu
-PADDLE_GPU_INDEX ?= https://www.paddlepaddle.org.cn/packages/stable/cu126/
+TENSORRT ?= 0
+BUILD := $(PADDLE)$(if $(filter 1,$(TENSORRT)),-tensorrt)
 
 .PHONY: run test test-fast openapi install browser compose-check postgres-server prometheus-server sandbox clean
 
@@ -13,20 +16,17 @@ $(BIN)/activate:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
-$(VENV)/.installed-$(PADDLE): $(BIN)/activate setup.cfg pyproject.toml clients/python/pyproject.toml
-	$(BIN)/pip install --quiet -e '.[test]'
+$(VENV)/.installed-$(BUILD): $(BIN)/activate setup.cfg pyproject.toml clients/python/pyproject.toml \
+		deploy/paddle_build.py
 	@# The Python client and its `studio` command line (clients/python), editable like the studio itself.
 	$(BIN)/pip install --quiet -e clients/python
-	@# The CUDA build replaces the CPU one (both provide `paddle`); its other dependencies are the same.
-	@if [ "$(PADDLE)" = "gpu" ]; then \
-		$(BIN)/pip uninstall --yes paddlepaddle && \
-		$(BIN)/pip install --quiet --no-deps --index-url "$(PADDLE_GPU_INDEX)" \
-			"$$(grep -o 'paddlepaddle-gpu==[0-9.]*' setup.cfg)"; \
-	fi
+	@# The studio, editable, with the wanted build of Paddle and ONNX Runtime; its last step imports them.
+	$(BIN)/python deploy/paddle_build.py $(PADDLE) --project '-e .[test]' --quiet \
+		$(if $(filter 1,$(TENSORRT)),--tensorrt)
 	rm -f $(VENV)/.installed-*
 	touch $@
 
-install: $(VENV)/.installed-$(PADDLE)
+install: $(VENV)/.installed-$(BUILD)
 
 run: install sandbox
 	$(BIN)/python app.py

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"REDIS_PASSWORD": "redis-secret-1", "POSTGRES_PASSWORD": "pg-secret-1"}
@@ -53,12 +54,37 @@ def test_the_redis_password_stays_off_command_lines():
     assert 'REDISCLI_AUTH="$$REDIS_PASSWORD" redis-cli' in redis and " -a " not in redis
 
 
-def test_the_gpu_override_builds_the_cuda_image_and_reserves_a_gpu():
+def gpu_config() -> dict:
     config = compose("config", files=("compose.yaml", "compose.gpu.yaml"), env=SECRETS)
     assert config.returncode == 0, config.stderr
-    worker = config.stdout.split("  training-worker:")[1].split("\n  web:")[0]
-    assert "PADDLE: gpu" in worker and "driver: nvidia" in worker and "- gpu" in worker
-    assert "image: image-studio:gpu" in worker
+    return yaml.safe_load(config.stdout)["services"]
+
+
+def test_the_gpu_override_runs_one_cuda_trainer_per_gpu_each_owning_its_device():
+    services = gpu_config()
+    trainers = {name: service for name, service in services.items() if name.startswith("training-worker-gpu")}
+    assert sorted(trainers) == ["training-worker-gpu0", "training-worker-gpu1"]
+    assert services["training-worker"]["profiles"] == ["cpu-training"]  # the CPU trainer stays off
+    devices = {}
+    for name, service in trainers.items():
+        assert service["image"] == "image-studio:gpu" and service["build"]["args"]["PADDLE"] == "gpu"
+        [device] = service["deploy"]["resources"]["reservations"]["devices"]
+        assert device["driver"] == "nvidia" and device["capabilities"] == ["gpu"] and "count" not in device
+        [devices[name]] = device["device_ids"]
+        assert f"-n trainer-gpu{devices[name]}@%h " in service["command"]
+    assert sorted(devices.values()) == ["0", "1"]  # a distinct device, and worker name, for each
+
+
+def test_the_gpu_trainers_run_the_cpu_trainers_worker_with_its_settings():
+    """compose.gpu.yaml repeats the CPU trainer's settings (Compose cannot extend a service with depends_on)."""
+    services = gpu_config()
+    cpu = services["training-worker"]
+    for name in ("training-worker-gpu0", "training-worker-gpu1"):
+        gpu = services[name]
+        for key in ("environment", "volumes", "depends_on", "restart"):
+            assert gpu[key] == cpu[key], (name, key)
+        gpu_name = name.removeprefix("training-worker-")
+        assert gpu["command"].replace(f"-n trainer-{gpu_name}@", "-n training@") == cpu["command"]
 
 
 def test_compose_refuses_to_start_without_passwords():
@@ -76,7 +102,8 @@ def test_the_image_is_built_from_the_repository_and_pypi_only():
                 assert any(path == source or path.startswith(source + "/") for path in tracked), source
     assert not re.search(r"^\s*ADD\s|curl |wget ", dockerfile, re.M)
     assert dockerfile.startswith("#") and "FROM python:3.11-slim" in dockerfile
-    assert "pip install ." in dockerfile
+    assert 'RUN python deploy/paddle_build.py "$PADDLE" --project .' in dockerfile  # the route `make install` runs
+    assert "NVIDIA_DRIVER_CAPABILITIES=compute,utility" in dockerfile  # libcuda in GPU containers of a slim base
     assert 'CMD ["gunicorn", "--config", "gunicorn.conf.py"]' in dockerfile  # the settings launcher.py uses too
 
 
