@@ -208,10 +208,12 @@ def onnx_failure(exc: Exception) -> dict:
 
 
 def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: dict, device: str = "cpu",
-                 cpu_threads: int = 1, int8: "Int8Request | None" = None) -> dict:
+                 cpu_threads: int = 1, int8: "Int8Request | None" = None, check: np.ndarray | None = None) -> dict:
     """Save `model` (in eval mode, softmax appended, its last feature map a second output) and its explain
     head into the new `folder`, convert both to ONNX (and, when asked, the model to a judged int8 variant),
-    measure the runtimes on `device`, and write the meta; return it."""
+    measure the runtimes on `device`, and write the meta; return it. The ONNX model is compared with Paddle's
+    on `check`, preprocessed images of the model's own kind (the trainer's validation images); without them on a
+    fixed noise batch, whose extreme pixels make the two differ more than any photo does."""
     import paddle
     from paddle.static import InputSpec
 
@@ -226,7 +228,8 @@ def write_bundle(model: "nn.Layer", folder: Path, preprocess: Preprocess, meta: 
     sessions: dict = {}  # the comparison's CPU sessions, reused by the measurement when it runs the same way
     try:
         along = ((head.files, head.onnx),) if head is not None else ()
-        onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size, sessions, along=along)}
+        onnx = {"opset": ONNX_OPSET, "max_abs_diff": export_onnx(files, files.onnx, size, sessions, check=check,
+                                                                     along=along)}
     except OnnxExportFailed as exc:
         onnx, files = onnx_failure(exc), ModelFiles(files.model, files.params, None)
     int8_report = None

@@ -41,6 +41,7 @@ SETTLED_BATCHNORM_STEPS = 40
 # A step's loss is read to the host (a wait for the GPU) on the first step of an epoch, every this many steps
 # after, and on its last; the epoch's figures add up on the device.
 LOSS_READ_EVERY = 10
+ONNX_CHECK_IMAGES = 8  # validation images the exported ONNX model is compared on
 
 
 def reads_loss(step: int, steps: int) -> bool:
@@ -551,7 +552,9 @@ class Trainer:
             int8 = Int8Request(self.preprocess.batch(self.train_loader.images[pick[:CALIBRATION_IMAGES]]),
                                self.preprocess.batch(self.val_loader.images), self.val_loader.labels.astype(np.int64),
                                self.config.int8_max_accuracy_drop)
-        return write_bundle(self.model, folder, self.preprocess, meta, device=self.device, int8=int8)
+        shown = self.val_loader.images[:ONNX_CHECK_IMAGES]  # ONNX is compared with Paddle on the model's own kind
+        check = self.preprocess.batch(shown) if len(shown) else None
+        return write_bundle(self.model, folder, self.preprocess, meta, device=self.device, int8=int8, check=check)
 
 
 def measure_seconds_per_image(config: TrainConfig, num_classes: int = 10, device: str | None = None,
