@@ -47,8 +47,9 @@ def test_the_cpu_checks_report_their_figures(smoke):
     resume = checks["resume_round_trip"]
     assert (resume["on_cpu"]["weights_max_abs_diff"], resume["back"]["weights_max_abs_diff"]) == (0, 0)
     assert resume["on_cpu"]["resumed_from_epoch"] == 2 and resume["back"]["resumed_from_epoch"] == 3
-    parity = checks["export_onnx_parity"]
-    assert parity["exported"] is False and parity["cpu_max_abs_diff"] <= parity["threshold"]
+    assert checks["export"]["exported"] is False and checks["export"]["onnx"]["max_abs_diff"] <= 1e-4
+    parity = checks["onnx_parity"]
+    assert parity["converted_here"] is False and parity["cpu_max_abs_diff"] <= parity["threshold"] == 1e-4
     serving = checks["serve_tensorrt_off"]
     assert serving["runtime"] == "paddle" and serving["p50_ms_batch_1"] > 0 and serving["p50_ms_batch_8"] > 0
     soak = checks["soak_with_eviction"]
