@@ -53,7 +53,8 @@ from engine.checkpoint import CheckpointStore  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Sample  # noqa: E402
 from engine.device import NO_DEVICE, device_model, is_gpu, load_paddle, pick_device, probe_kernels  # noqa: E402
-from engine.runtimes import ONNX_FILE, ONNX_TOLERANCE, ModelFiles, export_onnx, median_ms, open_session  # noqa: E402
+from engine.runtimes import (ONNX_FILE, ONNX_TOLERANCE, ModelFiles, check_batch, export_onnx, median_ms,  # noqa: E402
+                             open_session)
 from engine.tensorrt import tensorrt_missing  # noqa: E402
 from engine.trainer import Callbacks, FitResult, Trainer, TrainData, reads_loss  # noqa: E402
 
@@ -86,11 +87,11 @@ SIZES = {(True, False): Sizes(768, 224, 64, 30.0, 32), (True, True): Sizes(256, 
 
 @dataclass
 class Trained:
-    """A finished training check's trainer, its result and its checkpoints, for the checks after it."""
+    """A finished training check's trainer, its result and its first epoch's checkpoint, for the checks after it."""
 
     trainer: Trainer
     result: FitResult
-    checkpoints: CheckpointStore
+    first_checkpoint: CheckpointStore
 
 
 @dataclass
@@ -185,7 +186,10 @@ def tensorrt_facts(paddle) -> dict:
     facts = {"available": missing is None, "missing": None if missing is None else str(missing),
              "compiled_version": ".".join(map(str, paddle.inference.get_trt_compile_version()))}
     if missing is None:
+        import tensorrt
+
         facts["runtime_version"] = ".".join(map(str, paddle.inference.get_trt_runtime_version()))
+        facts["package_version"] = getattr(tensorrt, "__version__", None)
     return facts
 
 
@@ -194,11 +198,11 @@ def machine_facts() -> dict:
     import onnxruntime
 
     paddle = load_paddle()
-    driver = nvidia_smi("driver_version")
+    driver, cuda_build = nvidia_smi("driver_version"), paddle.device.is_compiled_with_cuda()
     return {"cpu": device_model("cpu"), "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "paddle": paddle.__version__,
-            "paddle_cuda_build": paddle.device.is_compiled_with_cuda(), "cuda": str(paddle.version.cuda()),
-            "cudnn": str(paddle.version.cudnn()), "gpu": gpu_facts(paddle),
+            "paddle_cuda_build": cuda_build, "cuda": str(paddle.version.cuda()) if cuda_build else None,
+            "cudnn": str(paddle.version.cudnn()) if cuda_build else None, "gpu": gpu_facts(paddle),
             "nvidia_driver": driver[0] if driver else None, "tensorrt": tensorrt_facts(paddle),
             "onnxruntime": onnxruntime.__version__, "onnxruntime_providers": onnxruntime.get_available_providers()}
 
@@ -284,15 +288,27 @@ def check_probe(run: SmokeRun) -> dict:
 
 # ---- training -----------------------------------------------------------------------------------------------
 
-class LossLog(Callbacks):
-    """The losses a job reports: every one read to the host during the steps."""
+class JobWatch(Callbacks):
+    """What a training check watches of the job: the losses it reports (every one read to the host during the
+    steps) and a copy of its first checkpoint (the store keeps only the newest; a resume from the first one
+    continues inside the learning-rate schedule). After the first epoch the GPU's samples start over, so they
+    describe the steady epochs, not the image decoding and the first step's tuning."""
 
-    def __init__(self) -> None:
+    def __init__(self, sampler: "GpuSampler", checkpoints: CheckpointStore, first_checkpoint: CheckpointStore) -> None:
         self.step_losses: list[float] = []
+        self.sampler, self.checkpoints, self.first_checkpoint = sampler, checkpoints, first_checkpoint
 
     def on_step(self, epoch: int, step: int, steps: int, loss: float) -> None:
         if reads_loss(step, steps):  # other steps repeat the last loss read
             self.step_losses.append(loss)
+
+    def on_epoch(self, stats) -> None:
+        if stats.epoch == 1:
+            self.sampler.samples.clear()
+
+    def on_checkpoint(self, epoch: int, size_bytes: int) -> None:
+        if epoch == 1:  # engine.checkpoint's layout: one folder `epoch-<k>` per checkpoint
+            shutil.copytree(self.checkpoints.root / "epoch-1", self.first_checkpoint.root / "epoch-1")
 
 
 def skipped_steps(trainer: Trainer) -> dict:
@@ -354,15 +370,17 @@ def check_training(run: SmokeRun, backbone: str) -> dict:
         paddle.device.cuda.reset_max_memory_allocated()
     config = TrainConfig(backbone=backbone, pretrained=False, epochs=run.sizes.epochs,
                          batch_size=run.sizes.batch_size, image_size=run.sizes.image_size, warmup_epochs=0)
-    losses, data = LossLog(), run.training_data()
-    trainer = Trainer(config, data, run.work / "cache", losses, device=run.device)
+    data, sampler, plain_sampler = run.training_data(), GpuSampler(run.gpu_missing), GpuSampler(run.gpu_missing)
     store = CheckpointStore(run.work / f"checkpoints-{backbone}", CHECKPOINT_KEY)
-    with GpuSampler(run.gpu_missing) as sampler:
+    losses = JobWatch(sampler, store, CheckpointStore(run.work / f"first-checkpoint-{backbone}", CHECKPOINT_KEY))
+    trainer = Trainer(config, data, run.work / "cache", losses, device=run.device)
+    with sampler:
         result = trainer.fit(checkpoints=store)
     last = result.history[-1]
-    plain = plain_amp_loop(backbone, len(data.class_names), run.sizes, run.device, trainer.amp_dtype,
-                           len(trainer.train_loader))
-    run.trained[backbone] = Trained(trainer, result, store)
+    with plain_sampler:
+        plain = plain_amp_loop(backbone, len(data.class_names), run.sizes, run.device, trainer.amp_dtype,
+                               len(trainer.train_loader))
+    run.trained[backbone] = Trained(trainer, result, losses.first_checkpoint)
     every_loss = [*losses.step_losses, *(value for s in result.history for value in (s.train_loss, s.val_loss))]
     problems = [] if all(math.isfinite(value) for value in every_loss) else ["a loss is not finite"]
     ratio = last.images_per_s / plain
@@ -371,6 +389,7 @@ def check_training(run: SmokeRun, backbone: str) -> dict:
         "ratio_job_vs_plain": round(ratio, 3), "meets_target_0_9": ratio >= 0.9, "device": run.device,
         "amp_dtype": trainer.amp_dtype or "float32", **skipped_steps(trainer), "losses_read": every_loss,
         "epoch_seconds": [s.seconds for s in result.history], "gpu": sampler.summary(),
+        "gpu_plain_loop": plain_sampler.summary(),
         "peak_gpu_memory_mb": peak_memory_mb(paddle, run.device), "train_images": len(data.train),
         "image_size": config.image_size, "batch_size": config.batch_size})
 
@@ -406,12 +425,12 @@ def resume_on(run: SmokeRun, checkpoint, device: str, backbone: str, name: str) 
 
 
 def check_resume(run: SmokeRun) -> dict:
-    """The small model's last checkpoint (from the training device) resumed on the CPU, and the CPU's
+    """The small model's first checkpoint (from the training device) resumed on the CPU, and the CPU's
     checkpoint resumed back on the training device: weights load exactly, losses stay finite."""
     trained = run.trained.get(SMALL)
     if trained is None:
         return skipped(f"{SMALL} did not train")
-    checkpoint = trained.checkpoints.latest()
+    checkpoint = trained.first_checkpoint.latest()
     on_cpu, cpu_store = resume_on(run, checkpoint, "cpu", SMALL, "cpu")
     back, _ = resume_on(run, cpu_store.latest(), run.device, SMALL, "back")
     problems = []
@@ -454,7 +473,8 @@ def check_export(run: SmokeRun) -> dict:
         run.bundle = run.work / "bundle"
     bundle = read_bundle(run.bundle)
     problems = [] if bundle.files.onnx is not None else [f"the export kept no ONNX model: {bundle.onnx_error}"]
-    return failed_unless(problems, {"exported": exported, "bundle": str(run.bundle), "onnx": bundle.meta.get("onnx"),
+    return failed_unless(problems, {"exported": exported, "bundle": None if exported else str(run.bundle),
+                                    "onnx": bundle.meta.get("onnx"),
                                     "runtimes_measured": bundle.meta.get("runtimes")})
 
 
@@ -474,7 +494,8 @@ def onnx_files(run: SmokeRun, bundle: Bundle, batch: np.ndarray) -> tuple[ModelF
 def check_onnx_parity(run: SmokeRun) -> dict:
     """ONNX Runtime against Paddle on the same generated images with the export's threshold, on the CPU (and
     reported on the GPU when there is one). A bundle without an ONNX model is converted here, so the parity on
-    images like the model's own is known even when the export's check refused it."""
+    images like the model's own is known even when the export's check refused it; the difference on the
+    export's own check batch (standard-normal noise) is reported beside it."""
     if run.bundle is None:
         return skipped("no bundle was exported")
     bundle = read_bundle(run.bundle)
@@ -482,7 +503,8 @@ def check_onnx_parity(run: SmokeRun) -> dict:
     files, converted_here = onnx_files(run, bundle, batch)
     cpu = parity(files, batch, "cpu")
     figures = {"threshold": ONNX_TOLERANCE, "cpu_max_abs_diff": cpu, "images": len(batch),
-               "converted_here": converted_here}
+               "converted_here": converted_here,
+               "cpu_max_abs_diff_on_export_check_batch": parity(files, check_batch(bundle.preprocess.input_size), "cpu")}
     if is_gpu(run.device):
         gpu = parity(files, batch, run.device)
         figures.update(gpu_max_abs_diff=gpu, gpu_within_threshold=gpu <= ONNX_TOLERANCE)
@@ -612,7 +634,7 @@ def check_soak(run: SmokeRun) -> dict:
     if not figures["requests"]:
         problems.append("no request was answered")
     return failed_unless(problems, {**figures, **evicted, "clients": run.sizes.clients,
-                                    "seconds": run.sizes.soak_seconds, "tensorrt": tensorrt,
+                                    "soak_seconds": run.sizes.soak_seconds, "tensorrt": tensorrt,
                                     "device": run.device, "gpu": sampler.summary()})
 
 
