@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from benchmarks import gpu_smoke
+from benchmarks.gpu_smoke import GpuSampler
 
 TINY = ["--images", "10", "--image-size", "32", "--batch-size", "5", "--soak-seconds", "0.5", "--clients", "2"]
 GPU_ONLY = {"train_resnet50", "serve_tensorrt_fp16"}
@@ -72,3 +75,26 @@ def test_a_failing_check_fails_the_run_with_its_reason(monkeypatch, tmp_path):
                                              ({"paddle_cuda_build": True, "gpu": None}, "no GPU")])
 def test_the_gpu_checks_say_why_they_cannot_run(machine, reason):
     assert gpu_smoke.gpu_missing_reason(machine) == reason
+
+
+class HalvedTwice:
+    """A trainer whose fp16 loss scaler met inf/nan gradients twice: its scale went 65536 -> 16384."""
+
+    class scaler:
+        @staticmethod
+        def state_dict():
+            return {"scale": np.array([16384.0], dtype=np.float32), "incr_count": 0, "decr_count": 0}
+
+
+def test_skipped_steps_are_read_from_the_loss_scale_and_are_none_without_a_scaler():
+    assert gpu_smoke.skipped_steps(HalvedTwice())["skipped_steps"] == 2
+    assert gpu_smoke.skipped_steps(SimpleNamespace(scaler=None))["skipped_steps"] == 0
+
+
+def test_the_gpu_samples_say_why_there_are_none_or_sum_up():
+    assert GpuSampler("no CUDA build").summary() == {"skipped": "no CUDA build"}
+    sampler = GpuSampler(None)
+    sampler.reason = None  # as on a machine with nvidia-smi
+    sampler.samples += [(40.0, 1000.0), (80.0, 3000.0)]
+    assert sampler.summary() == {"utilisation_mean": 60.0, "utilisation_max": 80.0, "memory_used_mb_max": 3000.0,
+                                 "samples": 2}
