@@ -372,16 +372,16 @@ def check_training(run: SmokeRun, backbone: str) -> dict:
                          batch_size=run.sizes.batch_size, image_size=run.sizes.image_size, warmup_epochs=0)
     data, sampler, plain_sampler = run.training_data(), GpuSampler(run.gpu_missing), GpuSampler(run.gpu_missing)
     store = CheckpointStore(run.work / f"checkpoints-{backbone}", CHECKPOINT_KEY)
-    losses = JobWatch(sampler, store, CheckpointStore(run.work / f"first-checkpoint-{backbone}", CHECKPOINT_KEY))
-    trainer = Trainer(config, data, run.work / "cache", losses, device=run.device)
+    watch = JobWatch(sampler, store, CheckpointStore(run.work / f"first-checkpoint-{backbone}", CHECKPOINT_KEY))
+    trainer = Trainer(config, data, run.work / "cache", watch, device=run.device)
     with sampler:
         result = trainer.fit(checkpoints=store)
     last = result.history[-1]
     with plain_sampler:
         plain = plain_amp_loop(backbone, len(data.class_names), run.sizes, run.device, trainer.amp_dtype,
                                len(trainer.train_loader))
-    run.trained[backbone] = Trained(trainer, result, losses.first_checkpoint)
-    every_loss = [*losses.step_losses, *(value for s in result.history for value in (s.train_loss, s.val_loss))]
+    run.trained[backbone] = Trained(trainer, result, watch.first_checkpoint)
+    every_loss = [*watch.step_losses, *(value for s in result.history for value in (s.train_loss, s.val_loss))]
     problems = [] if all(math.isfinite(value) for value in every_loss) else ["a loss is not finite"]
     ratio = last.images_per_s / plain
     return failed_unless(problems, {
