@@ -10,6 +10,7 @@ program: feature map -> class maps) runs on the same runtime as the model, opene
 """
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import subprocess
@@ -155,8 +156,22 @@ def onnx_providers(device: str) -> list[str]:
     import onnxruntime
 
     if is_gpu(device) and "CUDAExecutionProvider" in onnxruntime.get_available_providers():
+        preload_cuda_libraries()
         return ["CUDAExecutionProvider", "CPUExecutionProvider"]
     return ["CPUExecutionProvider"]
+
+
+@functools.cache
+def preload_cuda_libraries() -> None:
+    """Load the CUDA and cuDNN libraries of the nvidia-* wheels (site-packages/nvidia/) into this process once,
+    before the first CUDA session: onnxruntime-gpu looks for them on the system's library path only, where the
+    studio's install route puts none. A failure is logged; the session then says where it really runs."""
+    import onnxruntime
+
+    try:
+        onnxruntime.preload_dlls(cuda=True, cudnn=True, msvc=False)
+    except Exception as exc:  # an older onnxruntime without it, or a library that does not load
+        log.warning("ONNX Runtime could not preload the CUDA libraries of the nvidia-* wheels: %s", exc)
 
 
 def onnx_fallback(device: str, providers: list[str]) -> Message | None:

@@ -13,7 +13,7 @@ from engine import bundle as bundle_module
 from engine.bundle import read_bundle, runtime_key
 from engine.device import load_paddle
 from engine.runtimes import onnx_fallback, onnx_providers, paddle_config
-from engine import tensorrt
+from engine import runtimes, tensorrt
 from engine.tensorrt import converted, engine_key, tensorrt_missing
 from webapp.config import ServingOptions, default_config, serving_options
 from webapp.predict import serving
@@ -36,6 +36,31 @@ def cuda_looking(monkeypatch):
     monkeypatch.setattr(paddle.device.cuda, "device_count", lambda: 1)
     monkeypatch.setattr(onnxruntime, "get_available_providers",
                         lambda: ["CUDAExecutionProvider", "CPUExecutionProvider"])
+    preloads = []
+    monkeypatch.setattr(onnxruntime, "preload_dlls", lambda **asked: preloads.append(asked))
+    runtimes.preload_cuda_libraries.cache_clear()
+    yield preloads
+    runtimes.preload_cuda_libraries.cache_clear()
+
+
+def test_a_cuda_session_first_loads_the_cuda_libraries_of_the_nvidia_wheels_once(cuda_looking):
+    assert onnx_providers("cpu") == ["CPUExecutionProvider"] and cuda_looking == []
+    for _ in range(3):
+        assert onnx_providers("gpu:0") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert cuda_looking == [{"cuda": True, "cudnn": True, "msvc": False}]  # once per process
+
+
+def test_a_preload_that_fails_is_logged_and_the_session_still_opens(monkeypatch, caplog):
+    def broken(**_):
+        raise OSError("libcudnn.so.9: cannot open shared object file")
+
+    monkeypatch.setattr(onnxruntime, "preload_dlls", broken)
+    runtimes.preload_cuda_libraries.cache_clear()
+    try:
+        runtimes.preload_cuda_libraries()
+    finally:
+        runtimes.preload_cuda_libraries.cache_clear()
+    assert "could not preload the CUDA libraries of the nvidia-* wheels: libcudnn.so.9" in caplog.text
 
 
 def set_runtimes(folder: Path, runtimes: dict) -> None:
