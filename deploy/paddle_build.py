@@ -44,6 +44,9 @@ DEFAULT_TENSORRT_INDEX = "https://pypi.nvidia.com"
 CUDA_LIBRARIES = {"cuda_runtime": "libcudart.so.12", "cublas": "libcublas.so.12", "cudnn": "libcudnn.so.9",
                   "curand": "libcurand.so.10", "cusolver": "libcusolver.so.11", "cusparse": "libcusparse.so.12",
                   "nccl": "libnccl.so.2"}
+# Paddle's loader opens TensorRT by these unversioned names (engine/tensorrt.py TENSORRT_LIBRARY is the first), which
+# the TensorRT wheel ships only as <name>.<major>; the route links them in the wheel's folder, site-packages/tensorrt_libs.
+TENSORRT_LINKS = ("libnvinfer.so", "libnvinfer_plugin.so")
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*(?P<version>[^\s;]+)")
 
 
@@ -123,6 +126,8 @@ def gpu_library_steps(pins: Pins, tensorrt: bool, tensorrt_index: str, quiet: bo
         steps.append(Step("TensorRT (its libraries come from NVIDIA's index)",
                           pip("install", "--extra-index-url", tensorrt_index, pins.wheel("gpu", TENSORRT_WHEEL),
                               quiet=quiet)))
+        steps.append(Step("TensorRT's libraries under the names Paddle's loader opens",
+                          [sys.executable, str(Path(__file__).resolve()), "gpu", "--link-tensorrt"]))
     return steps
 
 
@@ -179,13 +184,45 @@ def describe_installed() -> dict:
             "cuda_libraries_from_wheels": paddle.version.with_pip_cuda_libraries == "ON",
             "paddle_tensorrt": paddle.version.tensorrt(), "tensorrt": tensorrt_version(),
             "onnxruntime": onnxruntime.__version__, "providers": onnxruntime.get_available_providers(),
-            "missing_cuda_libraries": missing_cuda_libraries(Path(paddle.__file__).resolve().parents[1] / "nvidia")}
+            "missing_cuda_libraries": missing_cuda_libraries(Path(paddle.__file__).resolve().parents[1] / "nvidia"),
+            "unlinked_tensorrt": unlinked_tensorrt(tensorrt_folder())}
 
 
 def missing_cuda_libraries(nvidia: Path) -> list[str]:
     """The CUDA_LIBRARIES absent from the nvidia-* wheels' folder (a site-packages/nvidia path), as folder/lib/name."""
     wanted = [f"{folder}/lib/{name}" for folder, name in CUDA_LIBRARIES.items()]
     return [path for path in wanted if not (nvidia / path).exists()]
+
+
+def tensorrt_folder() -> Path | None:
+    """The TensorRT wheel's library folder (site-packages/tensorrt_libs), or None without that wheel."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("tensorrt_libs")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def unlinked_tensorrt(folder: Path | None) -> list[str]:
+    """The TENSORRT_LINKS missing from the TensorRT wheel's `folder` (none without the wheel)."""
+    return [] if folder is None else [name for name in TENSORRT_LINKS if not (folder / name).exists()]
+
+
+def link_tensorrt(folder: Path | None) -> list[str]:
+    """Give each of TENSORRT_LINKS in `folder` a link to its versioned library (libnvinfer.so -> libnvinfer.so.10,
+    the lowest-numbered one when several); return the problems, empty when every name resolves."""
+    if folder is None:
+        return ["TensorRT's libraries (site-packages/tensorrt_libs) are not installed"]
+    problems = []
+    for name in unlinked_tensorrt(folder):
+        pattern = re.compile(rf"{re.escape(name)}\.\d+(\.\d+)*")
+        versioned = [path.name for path in folder.glob(f"{name}.*") if pattern.fullmatch(path.name)]
+        if not versioned:
+            problems.append(f"{folder} has no {name}.<version> to link {name} to")
+            continue
+        (folder / name).symlink_to(min(versioned, key=len))
+    return problems
 
 
 def tensorrt_version() -> str | None:
@@ -214,6 +251,9 @@ def build_problems(build: str, tensorrt: bool, found: dict) -> list[str]:
                         f"{found['providers']}")
     if tensorrt and found["tensorrt"] is None:
         problems.append("TensorRT was asked for but does not import")
+    if tensorrt and found["unlinked_tensorrt"]:
+        problems.append(f"Paddle cannot load TensorRT: no {', '.join(found['unlinked_tensorrt'])} in tensorrt_libs "
+                        f"(--link-tensorrt adds them)")
     return problems
 
 
@@ -258,6 +298,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                              "build's wheel is installed (after a `paddle` that no longer imports)")
     parser.add_argument("--check", action="store_true",
                         help="install nothing: only check the installed wheels are this build (the last step)")
+    parser.add_argument("--link-tensorrt", action="store_true",
+                        help="install nothing: only link TensorRT's libraries under the names Paddle opens (a step)")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, one a line, and run none")
     parser.add_argument("--json", action="store_true", help="with --dry-run: print the steps as JSON")
     return parser.parse_args(argv)
@@ -268,6 +310,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.check:
         return check(args.build, args.tensorrt)
+    if args.link_tensorrt:
+        problems = link_tensorrt(tensorrt_folder())
+        for problem in problems:
+            print(f"paddle_build: {problem}", file=sys.stderr)
+        return 1 if problems else 0
     try:
         steps = plan(args.build, project=args.project, tensorrt=args.tensorrt, paddle_index=args.paddle_index,
                      tensorrt_index=args.tensorrt_index, quiet=args.quiet, repair=args.repair)

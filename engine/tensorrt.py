@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -19,6 +20,10 @@ from engine.runtimes import ModelFiles
 
 TENSORRT_MODES = ("off", "fp16")
 CONVERTED_PREFIX = "model"  # the converted program's files: model.json and model.pdiparams
+# What Paddle's loader opens, and the flag naming the folder it opens it from (deploy/paddle_build.py links the
+# same name in the TensorRT wheel's folder).
+TENSORRT_LIBRARY = "libnvinfer.so"
+TENSORRT_DIR_FLAG = "FLAGS_tensorrt_dir"
 
 
 def tensorrt_missing() -> Message | None:
@@ -31,10 +36,36 @@ def tensorrt_missing() -> Message | None:
         return Message(N_("this Paddle build has no CUDA"))
     if tuple(paddle.inference.get_trt_compile_version()) == (0, 0, 0):
         return Message(N_("this Paddle build was compiled without TensorRT"))
+    unloadable = point_paddle_at(paddle, tensorrt_wheel_folder())
+    if unloadable is not None:
+        return unloadable
     try:
         import paddle.tensorrt  # noqa: F401 (the converter; it imports the tensorrt package)
     except ImportError as exc:
         return Message(N_("Paddle's TensorRT converter cannot be imported: %(error)s"), {"error": str(exc)})
+    return None
+
+
+def tensorrt_wheel_folder() -> Path | None:
+    """The folder of the tensorrt-cu12 wheel's libraries (site-packages/tensorrt_libs), or None without that
+    wheel (a system TensorRT is then found on the library path, as Paddle always looked for it)."""
+    spec = importlib.util.find_spec("tensorrt_libs")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(list(spec.submodule_search_locations)[0])
+
+
+def point_paddle_at(paddle, folder: Path | None) -> Message | None:
+    """Have Paddle load TensorRT from the wheel's `folder` (its FLAGS_tensorrt_dir, unless one is set already),
+    or say why it cannot: Paddle's loader opens `libnvinfer.so` by that name, which the wheel ships only as
+    `libnvinfer.so.<major>`; the install route (deploy/paddle_build.py --link-tensorrt) adds the name."""
+    if folder is None:
+        return None
+    if not (folder / TENSORRT_LIBRARY).exists():
+        return Message(N_("TensorRT's wheel has no %(library)s for Paddle to load (run `python "
+                          "deploy/paddle_build.py gpu --tensorrt` to link it)"), {"library": TENSORRT_LIBRARY})
+    if not paddle.get_flags([TENSORRT_DIR_FLAG])[TENSORRT_DIR_FLAG]:
+        paddle.set_flags({TENSORRT_DIR_FLAG: str(folder)})
     return None
 
 

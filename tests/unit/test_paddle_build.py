@@ -123,8 +123,29 @@ def test_tensorrt_joins_the_gpu_route_from_nvidias_index_and_is_checked():
     assert args[1] == ["uninstall", "--yes", "paddlepaddle", "paddlepaddle-gpu", "onnxruntime", "onnxruntime-gpu",
                        "--quiet"]  # the TensorRT that is wanted stays
     assert args[-1] == [sys.executable, str(SCRIPT), "gpu", "--check", "--tensorrt"]
-    assert all(a[-1] == "--quiet" for a in args[:-1])
+    link = args.index([sys.executable, str(SCRIPT), "gpu", "--link-tensorrt"])  # right after TensorRT's install
+    assert args[link - 1][:2] == ["install", "--extra-index-url"]
+    assert all(a[-1] == "--quiet" for i, a in enumerate(args[:-1]) if i != link)
     check_route_order(steps, "gpu")
+
+
+def test_tensorrt_is_linked_under_the_names_paddle_opens(tmp_path):
+    folder = tmp_path / "tensorrt_libs"
+    folder.mkdir()
+    for name in ("libnvinfer.so.10", "libnvinfer.so.10.5.0", "libnvinfer_plugin.so.10",
+                 "libnvinfer_builder_resource.so.10.5.0"):
+        (folder / name).write_bytes(b"")
+    assert paddle_build.unlinked_tensorrt(folder) == ["libnvinfer.so", "libnvinfer_plugin.so"]
+    assert paddle_build.link_tensorrt(folder) == []
+    assert os.readlink(folder / "libnvinfer.so") == "libnvinfer.so.10"
+    assert os.readlink(folder / "libnvinfer_plugin.so") == "libnvinfer_plugin.so.10"
+    assert paddle_build.unlinked_tensorrt(folder) == [] and paddle_build.link_tensorrt(folder) == []  # idempotent
+    (folder / "libnvinfer_plugin.so").unlink()
+    (folder / "libnvinfer_plugin.so.10").unlink()
+    assert paddle_build.link_tensorrt(folder) == [f"{folder} has no libnvinfer_plugin.so.<version> to link "
+                                                  "libnvinfer_plugin.so to"]
+    assert paddle_build.link_tensorrt(None)[0].startswith("TensorRT's libraries (site-packages/tensorrt_libs)")
+    assert paddle_build.unlinked_tensorrt(None) == []
 
 
 def run_script(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -168,7 +189,8 @@ def test_a_pin_missing_from_setup_cfg_is_named(tmp_path):
 
 FOUND_CPU = {"paddle": "3.3.1", "compiled_with_cuda": False, "cuda_libraries_from_wheels": True, "tensorrt": None,
              "onnxruntime": "1.32.0", "providers": ["CPUExecutionProvider"],
-             "missing_cuda_libraries": [f"{folder}/lib/{name}" for folder, name in paddle_build.CUDA_LIBRARIES.items()]}
+             "missing_cuda_libraries": [f"{folder}/lib/{name}" for folder, name in paddle_build.CUDA_LIBRARIES.items()],
+             "unlinked_tensorrt": []}
 FOUND_GPU = {**FOUND_CPU, "compiled_with_cuda": True, "onnxruntime": "1.26.0", "missing_cuda_libraries": [],
              "providers": ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]}
 
@@ -182,6 +204,9 @@ def test_the_check_names_each_way_the_installed_wheels_miss_the_wanted_build():
         "wanted the gpu build of ONNX Runtime,", "TensorRT was asked for but does not import"]
     assert "cudnn/lib/libcudnn.so.9" in problems[1] and "cuda_runtime/lib/libcudart.so.12" in problems[1]
     assert paddle_build.build_problems("cpu", False, FOUND_GPU)[0].startswith("wanted the cpu build of Paddle")
+    unlinked = {**FOUND_GPU, "tensorrt": "10.5.0", "unlinked_tensorrt": ["libnvinfer.so"]}
+    assert paddle_build.build_problems("gpu", True, unlinked) == [
+        "Paddle cannot load TensorRT: no libnvinfer.so in tensorrt_libs (--link-tensorrt adds them)"]
     system_cuda = {**FOUND_GPU, "cuda_libraries_from_wheels": False}
     assert paddle_build.build_problems("gpu", False, system_cuda) == [
         "this Paddle build looks for CUDA in the system, not in the nvidia-* wheels"]

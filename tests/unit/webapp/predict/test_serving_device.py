@@ -158,3 +158,20 @@ def test_a_converted_program_is_made_once_per_digest_and_settings_and_then_reuse
     assert made == [(key, 32, 8)]
     assert key != engine_key("digest", 32, 1, "fp16", "NVIDIA H100 80GB HBM3") != engine_key(
         "digest", 32, 8, "fp16", "NVIDIA A100-SXM4-40GB")
+
+
+def test_paddle_loads_tensorrt_from_the_wheels_folder_once_its_library_is_linked(tmp_path):
+    folder = tmp_path / "tensorrt_libs"
+    folder.mkdir()
+    (folder / "libnvinfer.so.10").write_bytes(b"")
+    before = paddle.get_flags([tensorrt.TENSORRT_DIR_FLAG])[tensorrt.TENSORRT_DIR_FLAG]
+    assert tensorrt.point_paddle_at(paddle, None) is None  # no wheel: a system TensorRT on the library path
+    assert tensorrt.point_paddle_at(paddle, folder) == (
+        "TensorRT's wheel has no libnvinfer.so for Paddle to load (run `python deploy/paddle_build.py gpu "
+        "--tensorrt` to link it)")
+    (folder / "libnvinfer.so").symlink_to("libnvinfer.so.10")
+    try:
+        assert tensorrt.point_paddle_at(paddle, folder) is None
+        assert paddle.get_flags([tensorrt.TENSORRT_DIR_FLAG])[tensorrt.TENSORRT_DIR_FLAG] == str(folder)
+    finally:
+        paddle.set_flags({tensorrt.TENSORRT_DIR_FLAG: before})
