@@ -284,6 +284,9 @@ def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator,
 MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32)  # training batches are normalised as bundles are
 STD = np.asarray(IMAGENET_STD, dtype=np.float32)
 GRAY = (0.299, 0.587, 0.114)  # the luma weights saturation blends towards; they sum to 1
+# Pixels a thread augments per task: one large image, or several small ones, so that numpy's cost per call
+# stays small beside the work on small images.
+TASK_PIXELS = 1 << 15
 
 
 def jitter_factors(count: int, rng: np.random.Generator, strength: float = 0.2) -> np.ndarray:
@@ -292,28 +295,30 @@ def jitter_factors(count: int, rng: np.random.Generator, strength: float = 0.2) 
     return np.stack(draws, axis=1)
 
 
-def normalize_into(crop: np.ndarray, out: np.ndarray, factors: np.ndarray | None = None) -> None:
-    """One uint8 HWC crop into its float32 CHW slot `out`, normalised as `engine.bundle.normalize` does;
-    with `factors` (brightness b, contrast c, saturation s) colour-jittered first.
+def normalize_into(crops: np.ndarray, out: np.ndarray, factors: np.ndarray | None = None) -> None:
+    """uint8 NHWC crops into their float32 NCHW slots `out`, normalised as `engine.bundle.normalize` does;
+    with `factors` (per image: brightness b, contrast c, saturation s) colour-jittered first.
 
     The jitter's three steps (x *= b; x = (x - mean) * c + mean; x = (x - gray) * s + gray) are one affine
     map of the uint8 pixels, k * (s * x + (1 - s) * gray(x)) + (1 - c) * b * mean(x) with k = c * b (the
-    luma weights sum to 1), so the image is read once per channel instead of copied to float and walked
+    luma weights sum to 1), so the pixels are read once per channel instead of copied to float and walked
     a dozen times; the result is clipped to 0..255 before normalising, as before."""
     scale, shift = np.float32(1 / 255) / STD, -MEAN / STD
     if factors is None:
-        for channel, plane in enumerate(out):
-            np.multiply(crop[..., channel], scale[channel], out=plane, dtype=np.float32, casting="unsafe")
+        for channel in range(3):
+            plane = out[:, channel]
+            np.multiply(crops[..., channel], scale[channel], out=plane, dtype=np.float32, casting="unsafe")
             plane += shift[channel]
         return
-    brightness, contrast, saturation = (np.float32(value) for value in factors)
+    brightness, contrast, saturation = (factors[:, index, None, None].astype(np.float32) for index in range(3))
     k = contrast * brightness
-    gray = np.multiply(crop[..., 0], np.float32(GRAY[0] * k * (1 - saturation)), dtype=np.float32)
+    gray = np.multiply(crops[..., 0], GRAY[0] * k * (1 - saturation), dtype=np.float32)
     for channel in (1, 2):
-        gray += np.multiply(crop[..., channel], np.float32(GRAY[channel] * k * (1 - saturation)), dtype=np.float32)
-    gray += (1 - contrast) * brightness * np.float32(crop.mean())
-    for channel, plane in enumerate(out):
-        np.multiply(crop[..., channel], k * saturation, out=plane, dtype=np.float32, casting="unsafe")
+        gray += np.multiply(crops[..., channel], GRAY[channel] * k * (1 - saturation), dtype=np.float32)
+    gray += (1 - contrast) * brightness * crops.mean(axis=(1, 2, 3)).astype(np.float32)[:, None, None]
+    for channel in range(3):
+        plane = out[:, channel]
+        np.multiply(crops[..., channel], k * saturation, out=plane, dtype=np.float32, casting="unsafe")
         plane += gray
         np.clip(plane, 0, 255, out=plane)
         plane *= scale[channel]
@@ -332,18 +337,22 @@ def train_batch(images: np.ndarray, labels: np.ndarray, size: int, rng: np.rando
                 num_classes: int, pool: ThreadPoolExecutor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A training batch as the policy says: NCHW float32, and int64 labels or soft labels when mixed.
 
-    Each image is augmented, jittered and normalised on its own (in `pool`'s threads when given), from its
-    own generator seeded from the batch's, so the result does not depend on which thread handled which
-    image; the batch's generator then draws the erasing and the mixing."""
+    Images are augmented, jittered and normalised a few at a time (about TASK_PIXELS per task, in `pool`'s
+    threads when given), each from its own generator seeded from the batch's, so the result does not depend
+    on which thread handled which image; the batch's generator then draws the erasing and the mixing."""
     seeds = rng.integers(0, 2**63 - 1, len(images))
     factors = jitter_factors(len(images), rng, policy.jitter) if policy.jitter else None
     batch = np.empty((len(images), 3, size, size), dtype=np.float32)
+    per_task = max(1, TASK_PIXELS // (size * size))
 
-    def one(index: int) -> None:
-        crop = augment_image(images[index], size, np.random.default_rng(seeds[index]), policy)
-        normalize_into(crop, batch[index], None if factors is None else factors[index])
+    def task(start: int) -> None:
+        stop = min(start + per_task, len(images))
+        crops = np.stack([augment_image(images[index], size, np.random.default_rng(seeds[index]), policy)
+                          for index in range(start, stop)])
+        normalize_into(crops, batch[start:stop], None if factors is None else factors[start:stop])
 
-    for _ in pool.map(one, range(len(images))) if pool else map(one, range(len(images))):
+    starts = range(0, len(images), per_task)
+    for _ in pool.map(task, starts) if pool else map(task, starts):
         pass
     batch = random_erasing(batch, policy.random_erasing, rng)
     if policy.mixes:

@@ -96,12 +96,14 @@ def test_the_fused_jitter_gives_the_three_step_formulas_pixels(strength):
     factors = jitter_factors(len(crops), np.random.default_rng(5), strength)
     assert factors.shape == (6, 3) and np.all(np.abs(factors - 1) <= strength + 1e-6)
     fused = np.empty((6, 3, 40, 40), dtype=np.float32)
-    for crop, out, drawn in zip(crops, fused, factors):
-        normalize_into(crop, out, drawn)
+    normalize_into(crops, fused, factors)
     assert np.abs(fused - normalize(three_step_jitter(crops, factors))).max() < 1e-4
+    one_by_one = np.empty_like(fused)
+    for index in range(6):
+        normalize_into(crops[index:index + 1], one_by_one[index:index + 1], factors[index:index + 1])
+    assert np.array_equal(one_by_one, fused)  # what a task holds does not change an image
     plain = np.empty_like(fused)
-    for crop, out in zip(crops, plain):
-        normalize_into(crop, out)
+    normalize_into(crops, plain)
     assert np.abs(plain - normalize(crops)).max() < 1e-6
 
 
