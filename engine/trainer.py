@@ -563,7 +563,7 @@ def measure_seconds_per_image(config: TrainConfig, num_classes: int = 10, device
     images = rng.integers(0, 256, (config.batch_size, side, side, 3), dtype=np.uint8)
     labels = rng.integers(0, num_classes, config.batch_size)
     trainer.build(steps_per_epoch=1)
-    batch = (paddle.to_tensor(trainer.preprocess.batch(images)), paddle.to_tensor(labels.astype(np.int64)))
+    batch = trainer.feed.put([trainer.preprocess.batch(images), labels.astype(np.int64)])
     trainer.time_steps([batch])  # untimed: the first step allocates
     images_seen, seconds = trainer.time_steps([batch] * steps)
     return seconds / images_seen
