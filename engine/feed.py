@@ -10,6 +10,7 @@ the device still reads it.
 """
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
 
@@ -61,14 +62,18 @@ class DeviceFeed:
         return staged.tensors
 
     def batches(self, batches: Iterable[Sequence[np.ndarray]]) -> Iterator[Tensors]:
-        """The batches as tensors on the device, the next one's copy started before this one is handed out."""
-        ahead: Staged | None = None
-        for arrays in batches:
-            staged = self.stage(arrays)
-            if ahead is not None:
-                yield ahead.tensors
-                ahead.release()
-            ahead = staged
-        if ahead is not None:
-            yield ahead.tensors
-            ahead.release()
+        """The batches as tensors on the device, the next one's copy started before this one is handed out.
+        A consumer that stops early (an error, a cancelled run) leaves no pinned buffer behind in flight."""
+        in_flight: deque[Staged] = deque()
+        try:
+            for arrays in batches:
+                in_flight.append(self.stage(arrays))
+                if len(in_flight) == 2:
+                    yield in_flight[0].tensors
+                    in_flight.popleft().release()
+            while in_flight:
+                yield in_flight[0].tensors
+                in_flight.popleft().release()
+        finally:
+            for staged in in_flight:
+                staged.release()

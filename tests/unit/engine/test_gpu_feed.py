@@ -81,6 +81,15 @@ def test_on_a_gpu_the_feed_pins_copies_without_waiting_and_keeps_one_batch_ahead
                          *pin_and_copy(2), ("step", 1), ("wait for copy", 1), ("step", 2), ("wait for copy", 2)]
 
 
+
+def test_a_consumer_that_stops_early_leaves_no_copy_in_flight(monkeypatch):
+    gpu = FakeGpu(monkeypatch)
+    fed = DeviceFeed("gpu:0").batches(batches())
+    next(fed)
+    fed.close()  # a cancelled epoch: batch 0 handed out, batch 1's copy under way
+    assert [call for call in gpu.calls if call[0] == "wait for copy"] == [("wait for copy", 0), ("wait for copy", 1)]
+
+
 def three_step_jitter(crops: np.ndarray, factors: np.ndarray) -> np.ndarray:
     """Brightness, contrast and saturation as three steps in float32, as the batch once went through them."""
     x = crops.astype(np.float32) * factors[:, 0, None, None, None]
