@@ -19,14 +19,43 @@ import numpy as np
 from PIL import Image
 
 from engine.augment import Policy, mix_batch, rand_augment, random_erasing
-from engine.bundle import Preprocess, center_crop, normalize
+from engine.bundle import IMAGENET_MEAN, IMAGENET_STD, Preprocess, center_crop
 
 log = logging.getLogger(__name__)
-AUGMENT_THREADS = max(1, min(4, os.cpu_count() or 1))
 RAM_LIMIT_BYTES = 1 << 30  # above this, a job's decoded images are memory-mapped instead of held in RAM
 TOUCH_SECONDS = 3600  # a cache hit refreshes its file's mtime (the LRU clock) at most this often
 READ_AHEAD = 8  # images decoded ahead of load_all's consumer, per thread
 PACKS = "packs"  # <cache root>/packs: the mapped files behind large jobs' arrays
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (which containers and `taskset` narrow), else
+    every CPU of the machine."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class LoaderPace:
+    """How a training loader keeps up with its model: the threads that augment images, and the batches kept
+    ready ahead of the model."""
+
+    threads: int
+    prefetch: int
+
+
+def loader_pace(gpu: bool, cpus: int | None = None) -> LoaderPace:
+    """On the CPU the model's math needs the cores too: at most 4 threads augment, 2 batches ahead. On a GPU
+    the CPUs have nothing to do but feed it: every usable CPU (`cpus`, by default `usable_cpus()`) but the
+    one running the training loop augments, and 4 batches wait ready, absorbing strong augmentation's
+    uneven batch times. Several GPU workers on one host share its CPUs unless each is given its own
+    (compose `cpuset`), which the affinity mask then shows."""
+    cpus = cpus or usable_cpus()
+    if gpu:
+        return LoaderPace(threads=max(1, cpus - 1), prefetch=4)
+    return LoaderPace(threads=max(1, min(4, cpus)), prefetch=2)
 
 
 def class_order(names) -> list[str]:
@@ -252,16 +281,48 @@ def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator,
     return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR, box=box))
 
 
-def color_jitter(batch: np.ndarray, rng: np.random.Generator, strength: float = 0.2) -> np.ndarray:
-    """Light brightness, contrast and saturation changes, one draw per image."""
-    n = batch.shape[0]
-    x = batch.astype(np.float32)
-    x *= rng.uniform(1 - strength, 1 + strength, (n, 1, 1, 1)).astype(np.float32)
-    mean = x.mean(axis=(1, 2, 3), keepdims=True)
-    x = (x - mean) * rng.uniform(1 - strength, 1 + strength, (n, 1, 1, 1)).astype(np.float32) + mean
-    gray = (x @ np.array([0.299, 0.587, 0.114], dtype=np.float32))[..., None]
-    x = (x - gray) * rng.uniform(1 - strength, 1 + strength, (n, 1, 1, 1)).astype(np.float32) + gray
-    return np.clip(x, 0, 255)
+MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32)  # training batches are normalised as bundles are
+STD = np.asarray(IMAGENET_STD, dtype=np.float32)
+GRAY = (0.299, 0.587, 0.114)  # the luma weights saturation blends towards; they sum to 1
+# Pixels a thread augments per task: one large image, or several small ones, so that numpy's cost per call
+# stays small beside the work on small images.
+TASK_PIXELS = 1 << 15
+
+
+def jitter_factors(count: int, rng: np.random.Generator, strength: float = 0.2) -> np.ndarray:
+    """Light brightness, contrast and saturation changes: one draw of each per image, a `count` x 3 array."""
+    draws = [rng.uniform(1 - strength, 1 + strength, count).astype(np.float32) for _ in range(3)]
+    return np.stack(draws, axis=1)
+
+
+def normalize_into(crops: np.ndarray, out: np.ndarray, factors: np.ndarray | None = None) -> None:
+    """uint8 NHWC crops into their float32 NCHW slots `out`, normalised as `engine.bundle.normalize` does;
+    with `factors` (per image: brightness b, contrast c, saturation s) colour-jittered first.
+
+    The jitter's three steps (x *= b; x = (x - mean) * c + mean; x = (x - gray) * s + gray) are one affine
+    map of the uint8 pixels, k * (s * x + (1 - s) * gray(x)) + (1 - c) * b * mean(x) with k = c * b (the
+    luma weights sum to 1), so the pixels are read once per channel instead of copied to float and walked
+    a dozen times; the result is clipped to 0..255 before normalising, as before."""
+    scale, shift = np.float32(1 / 255) / STD, -MEAN / STD
+    if factors is None:
+        for channel in range(3):
+            plane = out[:, channel]
+            np.multiply(crops[..., channel], scale[channel], out=plane, dtype=np.float32, casting="unsafe")
+            plane += shift[channel]
+        return
+    brightness, contrast, saturation = (factors[:, index, None, None].astype(np.float32) for index in range(3))
+    k = contrast * brightness
+    gray = np.multiply(crops[..., 0], GRAY[0] * k * (1 - saturation), dtype=np.float32)
+    for channel in (1, 2):
+        gray += np.multiply(crops[..., channel], GRAY[channel] * k * (1 - saturation), dtype=np.float32)
+    gray += (1 - contrast) * brightness * crops.mean(axis=(1, 2, 3)).astype(np.float32)[:, None, None]
+    for channel in range(3):
+        plane = out[:, channel]
+        np.multiply(crops[..., channel], k * saturation, out=plane, dtype=np.float32, casting="unsafe")
+        plane += gray
+        np.clip(plane, 0, 255, out=plane)
+        plane *= scale[channel]
+        plane += shift[channel]
 
 
 def augment_image(image: np.ndarray, size: int, rng: np.random.Generator, policy: Policy) -> np.ndarray:
@@ -276,15 +337,23 @@ def train_batch(images: np.ndarray, labels: np.ndarray, size: int, rng: np.rando
                 num_classes: int, pool: ThreadPoolExecutor | None = None) -> tuple[np.ndarray, np.ndarray]:
     """A training batch as the policy says: NCHW float32, and int64 labels or soft labels when mixed.
 
-    Each image draws from its own generator seeded from the batch's, so the result does not depend on
-    which thread handled which image."""
+    Images are augmented, jittered and normalised a few at a time (about TASK_PIXELS per task, in `pool`'s
+    threads when given), each from its own generator seeded from the batch's, so the result does not depend
+    on which thread handled which image; the batch's generator then draws the erasing and the mixing."""
     seeds = rng.integers(0, 2**63 - 1, len(images))
+    factors = jitter_factors(len(images), rng, policy.jitter) if policy.jitter else None
+    batch = np.empty((len(images), 3, size, size), dtype=np.float32)
+    per_task = max(1, TASK_PIXELS // (size * size))
 
-    def one(index: int) -> np.ndarray:
-        return augment_image(images[index], size, np.random.default_rng(seeds[index]), policy)
+    def task(start: int) -> None:
+        stop = min(start + per_task, len(images))
+        crops = np.stack([augment_image(images[index], size, np.random.default_rng(seeds[index]), policy)
+                          for index in range(start, stop)])
+        normalize_into(crops, batch[start:stop], None if factors is None else factors[start:stop])
 
-    crops = np.stack(list(pool.map(one, range(len(images))) if pool else map(one, range(len(images)))))
-    batch = normalize(color_jitter(crops, rng, policy.jitter) if policy.jitter else crops)
+    starts = range(0, len(images), per_task)
+    for _ in pool.map(task, starts) if pool else map(task, starts):
+        pass
     batch = random_erasing(batch, policy.random_erasing, rng)
     if policy.mixes:
         return mix_batch(batch, labels, num_classes, policy.mixup_alpha, policy.cutmix_alpha, rng)
@@ -296,8 +365,10 @@ class BatchLoader:
     batches follow the bundle's preprocessing rule exactly."""
 
     def __init__(self, images: np.ndarray, labels: np.ndarray, batch_size: int, preprocess: Preprocess,
-                 train: bool, seed: int = 0, policy: Policy | None = None, num_classes: int = 0) -> None:
+                 train: bool, seed: int = 0, policy: Policy | None = None, num_classes: int = 0,
+                 pace: LoaderPace | None = None) -> None:
         self.images, self.labels = images, labels
+        self.pace = pace or loader_pace(gpu=False)
         self.batch_size, self.preprocess, self.train, self.seed = batch_size, preprocess, train, seed
         self.policy, self.num_classes = policy or Policy(), num_classes or int(labels.max(initial=0)) + 1
 
@@ -318,15 +389,15 @@ class BatchLoader:
             else:
                 yield self.preprocess.batch(images), labels.astype(np.int64)
 
-    def epoch(self, epoch: int = 0, prefetch: int = 2) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Iterate one epoch, preparing the next batches while the model runs."""
-        buffer: queue.Queue = queue.Queue(maxsize=prefetch)
+    def epoch(self, epoch: int = 0) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Iterate one epoch, preparing the next batches (`pace.prefetch` of them) while the model runs."""
+        buffer: queue.Queue = queue.Queue(maxsize=self.pace.prefetch)
         done = object()
         stop = threading.Event()
 
         def produce() -> None:
-            # per-image augmentation in a small pool: Pillow releases the GIL, so heavy policies keep up
-            pool = ThreadPoolExecutor(max_workers=AUGMENT_THREADS) if self.train else None
+            # per-image work in a pool: Pillow and numpy release the GIL, so heavy policies keep up
+            pool = ThreadPoolExecutor(max_workers=self.pace.threads) if self.train else None
             try:
                 for item in self._batches(epoch, pool):
                     if stop.is_set():

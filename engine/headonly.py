@@ -113,8 +113,8 @@ class CachedFeatures:
             index = np.sort(order[start:start + size])
             yield self.features["train"][index], labels[index].astype(np.int64)
 
-    def step_inputs(self, x: np.ndarray, y: np.ndarray) -> tuple[paddle.Tensor, paddle.Tensor, None]:
-        return paddle.to_tensor(x), paddle.to_tensor(y), None
+    def step_inputs(self, x: paddle.Tensor, y: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor, None]:
+        return x, y, None
 
     def validation_batches(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         labels, size = self.trainer.val_loader.labels, self.trainer.config.batch_size

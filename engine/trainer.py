@@ -23,10 +23,11 @@ from engine.amp import FLOAT16, decay_factor, device_amp_dtype, loss_scaler, res
 from engine.bundle import Preprocess, write_bundle
 from engine.checkpoint import Checkpoint, CheckpointStore, LoopState
 from engine.config import TrainConfig
-from engine.data import BatchLoader, ImageCache, Sample
+from engine.data import BatchLoader, ImageCache, Sample, loader_pace
 from engine.distill import distillation_loss
-from engine.device import pick_device
+from engine.device import is_gpu, pick_device
 from engine.epochs import EpochStats
+from engine.feed import DeviceFeed
 from engine.headonly import CachedFeatures
 from engine.metrics import calibration_sample, confusion_matrix, per_class_report, top_k_accuracy
 
@@ -150,8 +151,9 @@ class TrainingPath(Protocol):
     def batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The epoch's training batches (inputs, labels: class indices or soft labels)."""
 
-    def step_inputs(self, x: np.ndarray, y: np.ndarray) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor | None]:
-        """Inputs, labels and the teacher's log-probabilities (or None) of one step on a batch."""
+    def step_inputs(self, x: paddle.Tensor, y: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor | None]:
+        """Inputs, labels and the teacher's log-probabilities (or None) of one step on a batch already on the
+        training device."""
 
     def validation_batches(self) -> Iterable[tuple[np.ndarray, np.ndarray]]:
         """The validation split as (inputs, labels) batches."""
@@ -181,10 +183,9 @@ class ImageBatches:
     def batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return self.trainer.train_loader.epoch(epoch)
 
-    def step_inputs(self, x: np.ndarray, y: np.ndarray) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor | None]:
+    def step_inputs(self, x: paddle.Tensor, y: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor | None]:
         teacher = self.trainer.teacher  # its softened answers on the same pixels join the loss
-        teacher_log_p = paddle.to_tensor(teacher.log_probabilities(x)) if teacher else None
-        return paddle.to_tensor(x), paddle.to_tensor(y), teacher_log_p
+        return x, y, teacher.answer(x) if teacher else None
 
     def validation_batches(self) -> Iterable[tuple[np.ndarray, np.ndarray]]:
         return self.trainer.val_loader.epoch()
@@ -211,6 +212,7 @@ class Trainer:
         self.callbacks = callbacks or Callbacks()
         self.device = device or pick_device()
         self.amp_dtype = device_amp_dtype(self.device)  # None: float32, as on the CPU
+        self.feed = DeviceFeed(self.device)  # every batch reaches the device through it
         self.preprocess = Preprocess.for_input_size(config.image_size)
         self.cache = ImageCache(cache_root, self.preprocess)
         self.num_classes = len(data.class_names)
@@ -230,7 +232,7 @@ class Trainer:
         labels = np.array([s.label for s in samples], dtype=np.int64)
         rule, batch = self.preprocess, self.config.batch_size
         self.train_loader = BatchLoader(arrays[:train_end], labels[:train_end], batch, rule, True, self.config.seed,
-                                        self.config.policy(), self.num_classes)
+                                        self.config.policy(), self.num_classes, loader_pace(is_gpu(self.device)))
         self.val_loader = BatchLoader(arrays[train_end:val_end], labels[train_end:val_end], batch, rule, False)
         self.test_loader = (BatchLoader(arrays[val_end:], labels[val_end:], batch, rule, False)
                             if self.data.test else None)
@@ -292,13 +294,13 @@ class Trainer:
         figures, seen, steps, value = EpochFigures(), 0, path.steps, float("nan")
         started = time.perf_counter()
         with path.model_input():
-            for step, (x, y) in enumerate(path.batches(epoch), start=1):
+            for step, (x, y) in enumerate(self.feed.batches(path.batches(epoch)), start=1):
                 if self.callbacks.should_stop():
                     raise TrainingCancelled()
                 inputs = path.step_inputs(x, y)
                 loss, logits = self._step(*inputs)
                 figures.add(loss, logits, inputs[1])
-                seen += len(y)
+                seen += y.shape[0]
                 if reads_loss(step, steps):
                     value = float(loss)
                 self.callbacks.on_step(epoch, step, steps, value)
@@ -376,7 +378,7 @@ class Trainer:
         for k, start in enumerate(range(0, len(images), self.config.batch_size), start=1):
             for layer in norms:
                 layer._momentum = (k - 1) / k
-            self.model(paddle.to_tensor(self.preprocess.batch(images[start:start + self.config.batch_size])))
+            self.model(self.feed.put([self.preprocess.batch(images[start:start + self.config.batch_size])])[0])
         for layer, value in zip(norms, momentum):
             layer._momentum = value
 
@@ -389,14 +391,14 @@ class Trainer:
     def evaluate(self, loader: BatchLoader | None = None, batches=None) -> tuple[float, np.ndarray, np.ndarray]:
         """Loss, probabilities and labels on the validation split, on `loader`, or on (x, y) `batches`."""
         self.model.eval()
-        losses, probabilities, labels = [], [], []
-        for x, y in batches if batches is not None else (loader or self.val_loader).epoch():
-            logits = self.model(paddle.to_tensor(x)).astype("float32")
-            losses.append(float(nn.functional.cross_entropy(logits, paddle.to_tensor(y), reduction="sum")))
-            probabilities.append(nn.functional.softmax(logits, axis=-1).numpy())
+        loss_sum, probabilities, labels = paddle.zeros([], dtype="float64"), [], []
+        for x, y in self.feed.batches(batches if batches is not None else (loader or self.val_loader).epoch()):
+            logits = self.model(x).astype("float32")
+            loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").astype("float64")
+            probabilities.append(nn.functional.softmax(logits, axis=-1))
             labels.append(y)
-        labels_all = np.concatenate(labels)
-        return sum(losses) / len(labels_all), np.concatenate(probabilities), labels_all
+        labels_all = paddle.concat(labels).numpy()  # the pass's one read to the host, with the two below
+        return float(loss_sum) / len(labels_all), paddle.concat(probabilities).numpy(), labels_all
 
     def predict(self, samples: list[Sample]) -> np.ndarray:
         """Class probabilities of `samples` (un-augmented, in their order) from the model as it stands, after
@@ -570,7 +572,7 @@ def measure_seconds_per_image(config: TrainConfig, num_classes: int = 10, device
     images = rng.integers(0, 256, (config.batch_size, side, side, 3), dtype=np.uint8)
     labels = rng.integers(0, num_classes, config.batch_size)
     trainer.build(steps_per_epoch=1)
-    batch = (paddle.to_tensor(trainer.preprocess.batch(images)), paddle.to_tensor(labels.astype(np.int64)))
+    batch = trainer.feed.put([trainer.preprocess.batch(images), labels.astype(np.int64)])
     trainer.time_steps([batch])  # untimed: the first step allocates
     images_seen, seconds = trainer.time_steps([batch] * steps)
     return seconds / images_seen
