@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ("worker_scaling", "recipe_quality", "train_throughput", "predict_latency", "ingest_memory",
               "int8_variant", "cache_memory", "ingest_sandbox", "archive_directory", "api_contract", "label_errors",
               "data_quality", "quality_overhead", "request_cost", "class_thresholds", "review_offer", "batch_predict",
-              "explanations", "audit_log", "webhook_emit", "backup_round_trip", "metrics_scrape")
+              "explanations", "audit_log", "webhook_emit", "backup_round_trip", "metrics_scrape", "augment_feed")
 RUN_TIMEOUT = 300
 SETTINGS_OF_A_RUNNING_STUDIO = ("DATA_DIR", "DATABASE_URL", "REDIS_URL", "PORT", "WEB_PROCESSES")
 
@@ -312,3 +312,13 @@ def test_quality_overhead_still_runs(tiny_figures):
     assert figures["images"] > 0 and set(figures["findings"]) >= {"duplicates", "leakage", "conflicts"}
     assert_positive(figures, "ingest_seconds", "check_ms_per_image_without_signature", "report_share_of_ingest")
     assert_not_negative(figures, "report_seconds", "signature_ms_per_image")
+
+
+@benchmark("augment_feed")
+def test_augment_feed_still_runs(tiny_figures):
+    figures = tiny_figures("augment_feed")
+    assert [(row["image_size"], row["augmentation"]) for row in figures["settings"]] == [(32, "light"), (32, "strong")]
+    for row in figures["settings"]:
+        assert_positive(row["cpu"], "loader_images_per_s", "step_images_per_s", "ratio")
+        assert all(rate > 0 for rate in row["loader_images_per_s_by_threads"].values())
+        assert "skipped" in row["gpu"] or row["gpu"]["step_images_per_s"] > 0
