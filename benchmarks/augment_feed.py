@@ -110,7 +110,7 @@ def measure(size: int, preset: str, args: argparse.Namespace, gpu: str | None) -
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--images", type=int, default=256, help="decoded images the loader augments per epoch")
     parser.add_argument("--steps", type=int, default=3, help="timed training steps per setting and device")
     parser.add_argument("--batch-size", type=int, default=32)
