@@ -266,13 +266,17 @@ def compare_onnx(files: ModelFiles, target: Path, batch: np.ndarray, sessions: d
 def measure(files: ModelFiles, input_size: int, device: str, cpu_threads: int, repeats: int = 20,
             sessions: dict[str, Session] | None = None) -> dict:
     """Median milliseconds per single-image run of each runtime the bundle has, and the faster one.
-    `sessions` holds already opened sessions for this device and thread count, by runtime."""
+    `sessions` holds already opened sessions for this device and thread count, by runtime; the sessions this
+    opens join it, so that the caller decides when they end (on a GPU, at a quiet moment)."""
     batch = check_batch(input_size, 1)
     timings, fell_back = {}, False
+    sessions = {} if sessions is None else sessions
     for runtime in RUNTIMES:
         if (runtime == "onnx" and files.onnx is None) or (runtime == "onnx_int8" and files.int8 is None):
             continue
-        session = (sessions or {}).get(runtime) or open_session(files, runtime, device, cpu_threads)
+        if runtime not in sessions:
+            sessions[runtime] = open_session(files, runtime, device, cpu_threads)
+        session = sessions[runtime]
         fell_back = fell_back or session.fallback is not None
         timings[runtime] = median_ms(session, batch, repeats)
     return {"runtime": min(timings, key=timings.get), "ms": timings, "cpu_threads": cpu_threads,

@@ -180,9 +180,11 @@ class InferenceThreads:
                 self.fallback = self.fallback or getattr(session, "fallback", None)
                 session(warmup)
         except Exception as exc:
+            # its frames hold the predictor, which ends here; the loader hears first, as on a GPU the end waits
+            # for a quiet moment
+            started.put(exc.with_traceback(None))
             if session is not None:
                 self._close(session)
-            started.put(exc.with_traceback(None))  # its frames hold the predictor, which ends here
             return
         started.put(None)
         try:
@@ -326,8 +328,10 @@ def answer(probabilities: np.ndarray, classes: list[str], top_k: int, abstain: A
             "abstained": abstained, "abstained_by": abstained_by, "top_k": top}
 
 
-def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tuple[str, Message | None]:
-    """The runtime for this bundle and a note (an English Message) when it is not the one configured."""
+def choose_runtime(bundle: Bundle, options: ServingOptions, device: str,
+                   opened: dict | None = None) -> tuple[str, Message | None]:
+    """The runtime for this bundle and a note (an English Message) when it is not the one configured. The
+    sessions a measurement opens are left in `opened` for the caller to end (dropped here without it)."""
     has_onnx = bundle.files.onnx is not None
     if options.runtime == "paddle":
         return "paddle", None
@@ -354,7 +358,7 @@ def choose_runtime(bundle: Bundle, options: ServingOptions, device: str) -> tupl
         note = measured_elsewhere(bundle, key)
         log.info("measuring both runtimes of %s for %s", bundle.folder.name, key)
         measured = bundle.record_measurement(key, measure(bundle.files, bundle.preprocess.input_size, device,
-                                                           options.cpu_threads))
+                                                           options.cpu_threads, sessions=opened))
     return measured["runtime"], note
 
 
@@ -426,14 +430,24 @@ def load_version(folder: Path, version: int, options: ServingOptions, device: st
     try:
         refusal = tensorrt_refusal(options, device)
         files, trt_note = bundle.files, refusal
-        if options.tensorrt != "off" and refusal is None and options.runtime in ("auto", "paddle"):
-            runtime, note = "paddle", None
-            files, trt_note = tensorrt_files(bundle, options, device, tensorrt_cache or folder.parent, digest)
-        else:
-            runtime, note = choose_runtime(bundle, options, device)
-            if options.tensorrt != "off" and refusal is None:
-                trt_note = Message(N_("PADDLE_TRT=fp16 applies to Paddle Inference; SERVING_RUNTIME=%(runtime)s serves "
-                                      "without TensorRT."), {"runtime": options.runtime})
+        opened: dict = {}  # a measurement's sessions, ended below (on a GPU: at a quiet moment, as retired ones)
+        try:
+            with retired.running() if retired is not None else nullcontext():
+                if options.tensorrt != "off" and refusal is None and options.runtime in ("auto", "paddle"):
+                    runtime, note = "paddle", None
+                    files, trt_note = tensorrt_files(bundle, options, device, tensorrt_cache or folder.parent,
+                                                     digest)
+                else:
+                    runtime, note = choose_runtime(bundle, options, device, opened)
+                    if options.tensorrt != "off" and refusal is None:
+                        trt_note = Message(N_("PADDLE_TRT=fp16 applies to Paddle Inference; SERVING_RUNTIME=%(runtime)s "
+                                              "serves without TensorRT."), {"runtime": options.runtime})
+        finally:
+            for session in opened.values():
+                if retired is not None:
+                    retired.release(session)
+                else:
+                    session.close()
         side = bundle.preprocess.input_size
         threads = InferenceThreads(lambda: open_session(files, runtime, device, options.cpu_threads),
                                    options, np.zeros((1, 3, side, side), dtype=np.float32), retired)

@@ -244,8 +244,36 @@ def test_a_session_that_fails_its_warm_up_on_a_gpu_is_closed_on_its_thread_and_t
     with pytest.raises(BundleRejected, match="could not be loaded by its runtime"):
         server.get(1)
     made = predictors.of(1)
-    assert made and all(session.destroyed and session.closed_on == session.made_on for session in made)
+    wait_until(lambda: all(session.destroyed for session in made), "the failed sessions to end")
+    assert made and all(session.closed_on == session.made_on for session in made)
     assert server.retired.waiting == 0 and server.get(2).probabilities(IMAGE).shape == (3,)
+    assert server.close(WAIT) and predictors.live() == []
+
+
+def test_the_sessions_a_gpu_load_measures_with_end_only_at_a_quiet_moment(models, predictors, monkeypatch):
+    def measure(files, input_size, device, cpu_threads, repeats=20, sessions=None):
+        for runtime in ("paddle", "onnx"):
+            sessions[runtime] = predictors.open(files, runtime, device, cpu_threads)
+        return {"runtime": "paddle", "ms": {"paddle": 1.0, "onnx": 2.0}, "cpu_threads": cpu_threads, "where": {}}
+
+    monkeypatch.setattr(serving, "measure", measure)
+    monkeypatch.setattr(serving, "runtime_key", lambda device, threads: f"gpu-test-{threads}t")
+    server = ModelServer(models, ServingOptions(runtime="auto", threads=1, max_versions=2), device="gpu:0")
+    first = server.get(1)
+    predictors.held.add(1)
+    with ThreadPoolExecutor(2) as pool:
+        answer = pool.submit(first.probabilities, IMAGE)
+        assert predictors.inside.acquire(timeout=WAIT)  # version 1 runs on the GPU
+        loading = pool.submit(server.get, 2)  # its measurement's two sessions wait to end
+        wait_until(lambda: server.retired.waiting == 1, "the measurement's first session to wait")
+        assert not loading.done() and not any(session.destroyed for session in predictors.of(2))
+        predictors.go.set()
+        assert answer.result(timeout=WAIT).shape == (3,)
+        second = loading.result(timeout=WAIT)
+    assert second.runtime == "paddle" and second.probabilities(IMAGE).shape == (3,)
+    measured = predictors.of(2)[:2]  # made by the measurement, before the inference thread's own
+    assert all(session.destroyed and session.closed_on == session.made_on for session in measured)
+    assert predictors.closed_during_runs == []
     assert server.close(WAIT) and predictors.live() == []
 
 
