@@ -26,6 +26,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import inspect
 import math
 import os
 import platform
@@ -46,7 +47,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.amp import loss_scaler, scaler_state  # noqa: E402
+from engine.amp import LossScaler, loss_scaler, scaler_state  # noqa: E402
 from engine.backbones import build_backbone  # noqa: E402
 from engine.bundle import Bundle, read_bundle  # noqa: E402
 from engine.checkpoint import CheckpointStore  # noqa: E402
@@ -63,7 +64,6 @@ PASSED, FAILED, SKIPPED = "passed", "failed", "skipped"
 SMALL, LARGE = "mobilenet_v3_small", "resnet50"
 PALETTE = ((200, 60, 50), (60, 170, 80), (50, 80, 190), (200, 180, 60), (150, 70, 170))
 CHECKPOINT_KEY = b"gpu-smoke"  # signs the run's own checkpoints, which live only in its temporary folder
-INITIAL_LOSS_SCALE = 65536.0  # Paddle's GradScaler default, which engine.amp.LossScaler keeps
 LATENCY_REPEATS = 30
 VERSION_LOOKUPS = 3  # a request looks its version up again this often when it was unloaded meanwhile (as the API)
 
@@ -159,12 +159,19 @@ def failed_unless(problems: list[str], figures: dict) -> dict:
 
 # ---- the machine -------------------------------------------------------------------------------------------
 
+def smi_gpu() -> str:
+    """The GPU that Paddle calls gpu:0, as nvidia-smi's `-i` names it: the first of CUDA_VISIBLE_DEVICES (an
+    index or a UUID) when that is set, else GPU 0 (nvidia-smi itself ignores CUDA_VISIBLE_DEVICES)."""
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")[0].strip()
+    return visible or "0"
+
+
 def nvidia_smi(*query: str) -> list[str] | None:
-    """nvidia-smi's answer to `--query-gpu=<query>` for GPU 0 (one value per field), or None without it."""
+    """nvidia-smi's answer to `--query-gpu=<query>` for the training GPU (one value per field), or None."""
     if shutil.which("nvidia-smi") is None:
         return None
     done = subprocess.run(["nvidia-smi", f"--query-gpu={','.join(query)}", "--format=csv,noheader,nounits",
-                           "-i", "0"], capture_output=True, text=True, timeout=30)
+                           "-i", smi_gpu()], capture_output=True, text=True, timeout=30)
     if done.returncode != 0:
         return None
     return [value.strip() for value in done.stdout.strip().split(",")]
@@ -219,7 +226,8 @@ def gpu_missing_reason(machine: dict) -> str | None:
 
 
 class GpuSampler:
-    """nvidia-smi's utilisation and memory of GPU 0, sampled every 200 ms by a thread inside its with-block."""
+    """nvidia-smi's utilisation and memory of the training GPU, sampled every 200 ms by a thread inside its
+    with-block."""
 
     def __init__(self, gpu_missing: str | None) -> None:
         self.reason = gpu_missing or (None if shutil.which("nvidia-smi") else "nvidia-smi not found")
@@ -230,8 +238,8 @@ class GpuSampler:
     def __enter__(self) -> "GpuSampler":
         if self.reason is None:
             self._process = subprocess.Popen(
-                ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits", "-i", "0",
-                 "-lms", "200"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+                ["nvidia-smi", "--query-gpu=utilization.gpu,memory.used", "--format=csv,noheader,nounits", "-i",
+                 smi_gpu(), "-lms", "200"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
             self._reader = threading.Thread(target=self._read, daemon=True)
             self._reader.start()
         return self
@@ -247,7 +255,11 @@ class GpuSampler:
     def __exit__(self, *exc) -> None:
         if self._process is not None:
             self._process.terminate()
-            self._process.wait(timeout=10)
+            try:
+                self._process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
             self._reader.join(timeout=10)
 
     def summary(self) -> dict:
@@ -318,8 +330,11 @@ def skipped_steps(trainer: Trainer) -> dict:
     state = scaler_state(trainer.scaler)
     if state is None:
         return {"skipped_steps": 0, "skipped_steps_read_as": "no loss scaler (bf16 or float32 needs none)"}
-    return {"skipped_steps": round(math.log2(INITIAL_LOSS_SCALE / state["scale"])), "loss_scale": state["scale"],
-            "skipped_steps_read_as": "halvings of the loss scale from 65536 (none doubles it in under 2000 steps)"}
+    defaults = inspect.signature(LossScaler).parameters  # the scaler a job makes starts from Paddle's defaults
+    start, doubling = defaults["init_loss_scaling"].default, defaults["incr_every_n_steps"].default
+    return {"skipped_steps": round(math.log2(start / state["scale"])), "loss_scale": state["scale"],
+            "skipped_steps_read_as": f"halvings of the loss scale from {start:g} (none doubles it in under "
+                                     f"{doubling} steps)"}
 
 
 def peak_memory_mb(paddle, device: str) -> float | None:
@@ -380,7 +395,8 @@ def check_training(run: SmokeRun, backbone: str) -> dict:
     with plain_sampler:
         plain = plain_amp_loop(backbone, len(data.class_names), run.sizes, run.device, trainer.amp_dtype,
                                len(trainer.train_loader))
-    run.trained[backbone] = Trained(trainer, result, watch.first_checkpoint)
+    if backbone == SMALL:  # the later checks use the small model; the large one leaves the GPU's memory now
+        run.trained[backbone] = Trained(trainer, result, watch.first_checkpoint)
     every_loss = [*watch.step_losses, *(value for s in result.history for value in (s.train_loss, s.val_loss))]
     problems = [] if all(math.isfinite(value) for value in every_loss) else ["a loss is not finite"]
     ratio = last.images_per_s / plain
@@ -535,7 +551,7 @@ def check_serving(run: SmokeRun, tensorrt: str) -> dict:
     loaded, creation = timed_load(run, options)
     cached = None
     if tensorrt != "off":  # loaded again: the converted program now comes from the cache
-        loaded.threads.close()
+        unload(loaded)
         loaded, cached = timed_load(run, options)
     try:
         figures = {"device": run.device, "runtime": loaded.runtime, "note": None if loaded.note is None
@@ -544,8 +560,15 @@ def check_serving(run: SmokeRun, tensorrt: str) -> dict:
                    "p50_ms_batch_1": median_ms(loaded.threads.run, batch[:1], LATENCY_REPEATS),
                    "p50_ms_batch_8": median_ms(loaded.threads.run, batch, LATENCY_REPEATS)}
     finally:
-        loaded.threads.close()
+        unload(loaded)
     return failed_unless([figures["note"]] if tensorrt != "off" and loaded.note else [], figures)
+
+
+def unload(loaded) -> None:
+    """Stop a loaded version's threads and wait until each has ended its predictor, before anything else makes
+    one (a GPU predictor ended while another is made or run is the crash the studio's serving avoids)."""
+    loaded.threads.close()
+    loaded.threads.join(60)
 
 
 def timed_load(run: SmokeRun, options):

@@ -42,8 +42,8 @@ DEFAULT_TENSORRT_INDEX = "https://pypi.nvidia.com"
 # The libraries Paddle's CUDA build loads from site-packages/nvidia/<folder>/lib (its RPATH and FLAGS_*_dir point
 # there), as the gpu extra's CUDA 12 / cuDNN 9 wheels name them: the check finds each before Paddle needs it.
 CUDA_LIBRARIES = {"cuda_runtime": "libcudart.so.12", "cublas": "libcublas.so.12", "cudnn": "libcudnn.so.9",
-                  "curand": "libcurand.so.10", "cusolver": "libcusolver.so.11", "cusparse": "libcusparse.so.12",
-                  "nccl": "libnccl.so.2"}
+                  "cufft": "libcufft.so.11", "curand": "libcurand.so.10", "cusolver": "libcusolver.so.11",
+                  "cusparse": "libcusparse.so.12", "nccl": "libnccl.so.2"}
 # Paddle's loader opens TensorRT by these unversioned names (engine/tensorrt.py TENSORRT_LIBRARY is the first), which
 # the TensorRT wheel ships only as <name>.<major>; the route links them in the wheel's folder, site-packages/tensorrt_libs.
 TENSORRT_LINKS = ("libnvinfer.so", "libnvinfer_plugin.so")

@@ -98,3 +98,12 @@ def test_the_gpu_samples_say_why_there_are_none_or_sum_up():
     sampler.samples += [(40.0, 1000.0), (80.0, 3000.0)]
     assert sampler.summary() == {"utilisation_mean": 60.0, "utilisation_max": 80.0, "memory_used_mb_max": 3000.0,
                                  "samples": 2}
+
+
+def test_nvidia_smi_is_asked_about_the_gpu_paddle_trains_on(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert gpu_smoke.smi_gpu() == "0"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,1")  # Paddle's gpu:0 is the host's GPU 3
+    assert gpu_smoke.smi_gpu() == "3"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5f2c1b7e-0000-4a2b-9c3d-000000000001")
+    assert gpu_smoke.smi_gpu() == "GPU-5f2c1b7e-0000-4a2b-9c3d-000000000001"
