@@ -51,8 +51,9 @@ class DeviceFeed:
             return Staged(tuple(paddle.to_tensor(array) for array in arrays))
         pinned = tuple(paddle.to_tensor(array, place=paddle.CUDAPinnedPlace()) for array in arrays)
         tensors = tuple(array.cuda(self.index, blocking=False) for array in pinned)
-        copied = paddle.device.Event()
-        copied.record()
+        with paddle.device.device_guard(f"gpu:{self.index}"):  # an event belongs to the current device
+            copied = paddle.device.Event()
+            copied.record()
         return Staged(tensors, pinned, copied)
 
     def put(self, arrays: Sequence[np.ndarray]) -> Tensors:

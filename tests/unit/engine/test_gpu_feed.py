@@ -3,6 +3,8 @@ copies, one batch ahead, on a GPU), the fused colour jitter equals the three-ste
 by device, and the teacher on the student's device answers as the CPU session does."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import numpy as np
 import paddle
 import pytest
@@ -68,6 +70,13 @@ class FakeGpu:
         monkeypatch.setattr(paddle, "to_tensor", Pinned)
         monkeypatch.setattr(paddle.device, "Event", Event)
 
+        @contextmanager
+        def device_guard(device):
+            gpu.calls.append(("on", device))
+            yield
+
+        monkeypatch.setattr(paddle.device, "device_guard", device_guard)
+
 
 def test_on_a_gpu_the_feed_pins_copies_without_waiting_and_keeps_one_batch_ahead(monkeypatch):
     gpu = FakeGpu(monkeypatch)
@@ -76,7 +85,7 @@ def test_on_a_gpu_the_feed_pins_copies_without_waiting_and_keeps_one_batch_ahead
         assert x[1] is given[step][0] and y[1] is given[step][1]
         gpu.calls.append(("step", step))
     pin_and_copy = lambda n: [("pin", given[n][0].shape), ("pin", given[n][1].shape), ("copy", 1, False),  # noqa: E731
-                              ("copy", 1, False), ("record", n)]
+                              ("copy", 1, False), ("on", "gpu:1"), ("record", n)]
     assert gpu.calls == [*pin_and_copy(0), *pin_and_copy(1), ("step", 0), ("wait for copy", 0),
                          *pin_and_copy(2), ("step", 1), ("wait for copy", 1), ("step", 2), ("wait for copy", 2)]
 
