@@ -210,8 +210,9 @@ def unlinked_tensorrt(folder: Path | None) -> list[str]:
 
 
 def link_tensorrt(folder: Path | None) -> list[str]:
-    """Give each of TENSORRT_LINKS in `folder` a link to its versioned library (libnvinfer.so -> libnvinfer.so.10,
-    the lowest-numbered one when several); return the problems, empty when every name resolves."""
+    """Give each of TENSORRT_LINKS in `folder` a link to its versioned library (libnvinfer.so -> libnvinfer.so.10:
+    the major version's name, the shortest, when there are several); a link left dangling by an older TensorRT is
+    replaced. Return the problems, empty when every name resolves."""
     if folder is None:
         return ["TensorRT's libraries (site-packages/tensorrt_libs) are not installed"]
     problems = []
@@ -221,6 +222,7 @@ def link_tensorrt(folder: Path | None) -> list[str]:
         if not versioned:
             problems.append(f"{folder} has no {name}.<version> to link {name} to")
             continue
+        (folder / name).unlink(missing_ok=True)  # dangling: exists() saw nothing behind it
         (folder / name).symlink_to(min(versioned, key=len))
     return problems
 

@@ -36,9 +36,9 @@ def tensorrt_missing() -> Message | None:
         return Message(N_("this Paddle build has no CUDA"))
     if tuple(paddle.inference.get_trt_compile_version()) == (0, 0, 0):
         return Message(N_("this Paddle build was compiled without TensorRT"))
-    unloadable = point_paddle_at(paddle, tensorrt_wheel_folder())
-    if unloadable is not None:
-        return unloadable
+    unlinked = unlinked_library(tensorrt_wheel_folder())
+    if unlinked is not None:
+        return unlinked
     try:
         import paddle.tensorrt  # noqa: F401 (the converter; it imports the tensorrt package)
     except ImportError as exc:
@@ -55,18 +55,21 @@ def tensorrt_wheel_folder() -> Path | None:
     return Path(list(spec.submodule_search_locations)[0])
 
 
-def point_paddle_at(paddle, folder: Path | None) -> Message | None:
-    """Have Paddle load TensorRT from the wheel's `folder` (its FLAGS_tensorrt_dir, unless one is set already),
-    or say why it cannot: Paddle's loader opens `libnvinfer.so` by that name, which the wheel ships only as
-    `libnvinfer.so.<major>`; the install route (deploy/paddle_build.py --link-tensorrt) adds the name."""
-    if folder is None:
+def unlinked_library(folder: Path | None) -> Message | None:
+    """Why Paddle cannot load TensorRT from the wheel's `folder`, or None (also without the wheel): Paddle's
+    loader opens `libnvinfer.so` by that name, which the wheel ships only as `libnvinfer.so.<major>`; the
+    install route (deploy/paddle_build.py --link-tensorrt) adds the name."""
+    if folder is None or (folder / TENSORRT_LIBRARY).exists():
         return None
-    if not (folder / TENSORRT_LIBRARY).exists():
-        return Message(N_("TensorRT's wheel has no %(library)s for Paddle to load (run `python "
-                          "deploy/paddle_build.py gpu --tensorrt` to link it)"), {"library": TENSORRT_LIBRARY})
-    if not paddle.get_flags([TENSORRT_DIR_FLAG])[TENSORRT_DIR_FLAG]:
+    return Message(N_("TensorRT's wheel has no %(library)s for Paddle to load (run `python deploy/paddle_build.py "
+                      "gpu --link-tensorrt` to link it)"), {"library": TENSORRT_LIBRARY})
+
+
+def point_paddle_at(paddle, folder: Path | None) -> None:
+    """Have Paddle load TensorRT from the wheel's `folder` (its FLAGS_tensorrt_dir), unless there is no wheel or
+    a folder was set already (a system TensorRT is found on the library path)."""
+    if folder is not None and not paddle.get_flags([TENSORRT_DIR_FLAG])[TENSORRT_DIR_FLAG]:
         paddle.set_flags({TENSORRT_DIR_FLAG: str(folder)})
-    return None
 
 
 def engine_key(digest: str, input_size: int, max_batch: int, mode: str, device_model: str) -> str:
@@ -77,7 +80,11 @@ def engine_key(digest: str, input_size: int, max_batch: int, mode: str, device_m
 
 def converted(files: ModelFiles, cache: Path, key: str, input_size: int, max_batch: int) -> ModelFiles:
     """The bundle's program converted for TensorRT (fp16, batch 1..`max_batch`), from `cache`/`key` when
-    another thread or process has converted it already; only Paddle Inference reads the result."""
+    another thread or process has converted it already; only Paddle Inference reads the result. Both the
+    conversion and the predictor that runs it load TensorRT, from its wheel's folder when there is one."""
+    from engine.device import load_paddle
+
+    point_paddle_at(load_paddle(), tensorrt_wheel_folder())
     folder = cache / key
     if not (folder / f"{CONVERTED_PREFIX}.json").is_file():
         cache.mkdir(parents=True, exist_ok=True)

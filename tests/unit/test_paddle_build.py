@@ -140,6 +140,10 @@ def test_tensorrt_is_linked_under_the_names_paddle_opens(tmp_path):
     assert os.readlink(folder / "libnvinfer.so") == "libnvinfer.so.10"
     assert os.readlink(folder / "libnvinfer_plugin.so") == "libnvinfer_plugin.so.10"
     assert paddle_build.unlinked_tensorrt(folder) == [] and paddle_build.link_tensorrt(folder) == []  # idempotent
+    (folder / "libnvinfer.so").unlink()
+    (folder / "libnvinfer.so").symlink_to("libnvinfer.so.8")  # left by an older TensorRT
+    assert paddle_build.unlinked_tensorrt(folder) == ["libnvinfer.so"] and paddle_build.link_tensorrt(folder) == []
+    assert os.readlink(folder / "libnvinfer.so") == "libnvinfer.so.10"
     (folder / "libnvinfer_plugin.so").unlink()
     (folder / "libnvinfer_plugin.so.10").unlink()
     assert paddle_build.link_tensorrt(folder) == [f"{folder} has no libnvinfer_plugin.so.<version> to link "

@@ -164,14 +164,28 @@ def test_paddle_loads_tensorrt_from_the_wheels_folder_once_its_library_is_linked
     folder = tmp_path / "tensorrt_libs"
     folder.mkdir()
     (folder / "libnvinfer.so.10").write_bytes(b"")
-    before = paddle.get_flags([tensorrt.TENSORRT_DIR_FLAG])[tensorrt.TENSORRT_DIR_FLAG]
-    assert tensorrt.point_paddle_at(paddle, None) is None  # no wheel: a system TensorRT on the library path
-    assert tensorrt.point_paddle_at(paddle, folder) == (
+    assert tensorrt.unlinked_library(None) is None  # no wheel: a system TensorRT on the library path
+    assert tensorrt.unlinked_library(folder) == (
         "TensorRT's wheel has no libnvinfer.so for Paddle to load (run `python deploy/paddle_build.py gpu "
-        "--tensorrt` to link it)")
+        "--link-tensorrt` to link it)")
     (folder / "libnvinfer.so").symlink_to("libnvinfer.so.10")
+    assert tensorrt.unlinked_library(folder) is None
+    before = paddle.get_flags([tensorrt.TENSORRT_DIR_FLAG])[tensorrt.TENSORRT_DIR_FLAG]
     try:
-        assert tensorrt.point_paddle_at(paddle, folder) is None
+        tensorrt.point_paddle_at(paddle, None)
+        assert paddle.get_flags([tensorrt.TENSORRT_DIR_FLAG])[tensorrt.TENSORRT_DIR_FLAG] == before
+        tensorrt.point_paddle_at(paddle, folder)
         assert paddle.get_flags([tensorrt.TENSORRT_DIR_FLAG])[tensorrt.TENSORRT_DIR_FLAG] == str(folder)
     finally:
         paddle.set_flags({tensorrt.TENSORRT_DIR_FLAG: before})
+
+
+def test_the_install_route_links_the_library_name_serving_looks_for():
+    """deploy/paddle_build.py runs before the studio's dependencies exist, so it names the library itself."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("paddle_build", Path(__file__).resolve().parents[4] / "deploy" /
+                                                  "paddle_build.py")
+    paddle_build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(paddle_build)
+    assert paddle_build.TENSORRT_LINKS[0] == tensorrt.TENSORRT_LIBRARY
