@@ -148,9 +148,10 @@ class Job(db.Model):
     # The queue its task goes to: `training` (any worker) or a device kind's (webapp.taskqueue.training_queue).
     queue: Mapped[str] = mapped_column(String(40), default=TRAINING_QUEUE, server_default=TRAINING_QUEUE)
     worker: Mapped[str | None] = mapped_column(String(200))
-    # Where its last attempt trains, as the worker named it ("gpu:0 (NVIDIA H100 80GB HBM3)", "cpu (...)"), and
-    # in which precision (engine.amp: bfloat16 or float16 on a GPU, float32 on the CPU); None before a claim.
-    trained_on: Mapped[str | None] = mapped_column(String(200))
+    # Where its last attempt trains ("gpu:0", "cpu"), that device's model name, and in which precision
+    # (engine.amp: bfloat16 or float16 on a GPU, float32 on the CPU); None before a worker took it.
+    trained_on: Mapped[str | None] = mapped_column(String(20))
+    device_model: Mapped[str | None] = mapped_column(String(200))
     precision: Mapped[str | None] = mapped_column(String(20))
     progress: Mapped[float] = mapped_column(default=0.0)
     epoch: Mapped[int] = mapped_column(default=0)  # the epoch in progress, from 1

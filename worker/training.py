@@ -265,7 +265,7 @@ def _train(job: Job, reporter: "JobReporter", device: str) -> None:
     start = init_weights(config.init_version, config.backbone) if config.init_version is not None else None
     trainer = Trainer(config, data, folders.image_cache, reporter, device=device,
                       teacher=_teacher(config, data, device), init_weights=start, feature_cache=folders.feature_cache)
-    job.trained_on, job.precision = f"{device} ({device_model(device)})", trainer.precision
+    job.trained_on, job.device_model, job.precision = device, device_model(device), trainer.precision
     lifecycle.fenced_commit(JOBS, job.id, reporter.attempt)  # the job page says where and how it trains
     result = trainer.fit(store, checkpoint)
     job.phase, job.progress = "exporting", 1.0

@@ -74,9 +74,8 @@ function renderDevice() {
     cell.title = "";
     return;
   }
-  const [device, ...model] = job.trained_on.split(" (");
-  cell.textContent = job.precision ? `${device} · ${job.precision}` : device;
-  const name = model.join(" (").replace(/\)$/, "");
+  cell.textContent = job.precision ? `${job.trained_on} · ${job.precision}` : job.trained_on;
+  const name = job.device_model || "";
   const mixed = job.precision && job.precision !== "float32";
   cell.title = [name, mixed ? t("Mixed precision: steps compute in %(precision)s, the weights stay float32.", { precision: job.precision }) : ""]
     .filter(Boolean).join(" — ");

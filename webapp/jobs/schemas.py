@@ -135,8 +135,9 @@ class JobOut(JobSummary):
     error: str | None
     traceback: str | None = Field(description="For admins only.")
     worker: str | None
-    trained_on: str | None = Field(description="Where its last attempt trains: the device and its model, as the "
-                                               "worker names them; null before a worker took it.")
+    trained_on: str | None = Field(description="The device its last attempt trains on (`gpu:0`, `cpu`); null "
+                                               "before a worker took it.")
+    device_model: str | None = Field(description="That device's model name, as CUDA or the CPU reports it.")
     precision: str | None = Field(description="What its training steps compute in: `bfloat16` or `float16` "
                                               "(mixed precision on a GPU) or `float32`; null before a worker "
                                               "took it.")

@@ -46,7 +46,8 @@ def job_json(job: Job) -> dict:
             "epochs": [epoch_json(m) for m in job.epochs], "confusion": job.confusion,
             "per_class": job.per_class, "test": job.test, "error": rendered(job.error),
             "traceback": _traceback_for_caller(job),
-            "worker": job.worker, "trained_on": job.trained_on, "precision": job.precision,
+            "worker": job.worker, "trained_on": job.trained_on, "device_model": job.device_model,
+            "precision": job.precision,
             "heartbeat_at": iso(job.heartbeat_at), "leakage": leakage(job)}
 
 
