@@ -110,15 +110,20 @@ def center_crop(squares: np.ndarray, size: int) -> np.ndarray:
     return squares[..., offset:offset + size, offset:offset + size, :]
 
 
-def normalize(batch: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD) -> np.ndarray:
-    """uint8 or float NHWC in 0..255 -> float32 NCHW, normalised with `mean`/`std`.
+def normalizing(mean=IMAGENET_MEAN, std=IMAGENET_STD) -> tuple[np.ndarray, np.ndarray]:
+    """Per channel, the (scale, shift) that normalise a pixel in 0..255: pixel * scale + shift."""
+    mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
+    return np.float32(1 / 255) / std, -mean / std
+
+
+def normalize(batch: np.ndarray, mean=IMAGENET_MEAN, std=IMAGENET_STD, out: np.ndarray | None = None) -> np.ndarray:
+    """uint8 or float NHWC in 0..255 -> float32 NCHW, normalised with `mean`/`std` (into `out` when given).
 
     One multiply-add per channel straight into the NCHW output: no float copy of the whole batch and
     no transpose copy (about ten times faster than the textbook formula on a 224 px image)."""
-    mean, std = np.asarray(mean, dtype=np.float32), np.asarray(std, dtype=np.float32)
-    scale, shift = np.float32(1 / 255) / std, -mean / std
+    scale, shift = normalizing(mean, std)
     count, height, width, channels = batch.shape
-    out = np.empty((count, channels, height, width), dtype=np.float32)
+    out = np.empty((count, channels, height, width), dtype=np.float32) if out is None else out
     for channel in range(channels):
         plane = out[:, channel]
         np.multiply(batch[..., channel], scale[channel], out=plane, dtype=np.float32, casting="unsafe")

@@ -19,7 +19,7 @@ import numpy as np
 from PIL import Image
 
 from engine.augment import Policy, mix_batch, rand_augment, random_erasing
-from engine.bundle import IMAGENET_MEAN, IMAGENET_STD, Preprocess, center_crop
+from engine.bundle import Preprocess, center_crop, normalize, normalizing
 
 log = logging.getLogger(__name__)
 RAM_LIMIT_BYTES = 1 << 30  # above this, a job's decoded images are memory-mapped instead of held in RAM
@@ -281,8 +281,6 @@ def random_resized_crop(image: np.ndarray, size: int, rng: np.random.Generator,
     return np.asarray(Image.fromarray(image).resize((size, size), Image.BILINEAR, box=box))
 
 
-MEAN = np.asarray(IMAGENET_MEAN, dtype=np.float32)  # training batches are normalised as bundles are
-STD = np.asarray(IMAGENET_STD, dtype=np.float32)
 GRAY = (0.299, 0.587, 0.114)  # the luma weights saturation blends towards; they sum to 1
 # Pixels a thread augments per task: one large image, or several small ones, so that numpy's cost per call
 # stays small beside the work on small images.
@@ -303,13 +301,10 @@ def normalize_into(crops: np.ndarray, out: np.ndarray, factors: np.ndarray | Non
     map of the uint8 pixels, k * (s * x + (1 - s) * gray(x)) + (1 - c) * b * mean(x) with k = c * b (the
     luma weights sum to 1), so the pixels are read once per channel instead of copied to float and walked
     a dozen times; the result is clipped to 0..255 before normalising, as before."""
-    scale, shift = np.float32(1 / 255) / STD, -MEAN / STD
     if factors is None:
-        for channel in range(3):
-            plane = out[:, channel]
-            np.multiply(crops[..., channel], scale[channel], out=plane, dtype=np.float32, casting="unsafe")
-            plane += shift[channel]
+        normalize(crops, out=out)
         return
+    scale, shift = normalizing()  # training batches are normalised as bundles are
     brightness, contrast, saturation = (factors[:, index, None, None].astype(np.float32) for index in range(3))
     k = contrast * brightness
     gray = np.multiply(crops[..., 0], GRAY[0] * k * (1 - saturation), dtype=np.float32)
