@@ -34,22 +34,21 @@ class Teacher:
         self.layer = program_on(bundle.files, device) if is_gpu(device) else None
         self.session = None if self.layer is not None else _session(bundle, device, cpu_threads)
 
-    def log_probabilities(self, batch: np.ndarray) -> np.ndarray:
-        """log p of the teacher for a normalised NCHW batch of any size (resized to the teacher's)."""
-        if self.layer is not None:
-            return self.answer(paddle.to_tensor(batch)).numpy()
-        if batch.shape[-1] != self.input_size or batch.shape[-2] != self.input_size:
-            batch = self._resized(paddle.to_tensor(batch)).numpy()
-        return np.log(np.clip(self.session(batch), FLOOR, 1.0)).astype(np.float32)
-
     def answer(self, x: paddle.Tensor) -> paddle.Tensor:
-        """`log_probabilities` of a batch on the training device, as a tensor there."""
+        """log p of the teacher for a normalised NCHW batch of any size (resized to the teacher's), on the
+        training device, as a tensor there."""
+        x = self._resized(x)
         if self.layer is None:
-            return paddle.to_tensor(self.log_probabilities(x.numpy()))
-        with paddle.no_grad():
-            outputs = self.layer(self._resized(x))
+            probabilities = paddle.to_tensor(self.session(x.numpy()))
+        else:
+            with paddle.no_grad():
+                outputs = self.layer(x)
             probabilities = outputs[0] if isinstance(outputs, (list, tuple)) else outputs
-            return paddle.log(paddle.clip(probabilities.astype("float32"), FLOOR, 1.0))
+        return paddle.log(paddle.clip(probabilities.astype("float32"), FLOOR, 1.0))
+
+    def log_probabilities(self, batch: np.ndarray) -> np.ndarray:
+        """`answer` for a batch of host arrays, as one."""
+        return self.answer(paddle.to_tensor(batch)).numpy()
 
     def _resized(self, x: paddle.Tensor) -> paddle.Tensor:
         if x.shape[-1] == self.input_size and x.shape[-2] == self.input_size:

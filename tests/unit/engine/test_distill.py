@@ -36,8 +36,8 @@ def test_the_teacher_answers_batches_of_any_size_with_log_probabilities(trained)
 def test_a_student_trains_with_a_teacher_on_every_batch(trained, tmp_path, monkeypatch):
     teacher = Teacher(read_bundle(trained[1]))
     calls = []
-    original = Teacher.log_probabilities
-    monkeypatch.setattr(Teacher, "log_probabilities", lambda self, batch: calls.append(len(batch)) or original(self, batch))
+    original = Teacher.answer
+    monkeypatch.setattr(Teacher, "answer", lambda self, x: calls.append(len(x)) or original(self, x))
     data = TrainData(CLASSES, make_samples(tmp_path / "train", 8), make_samples(tmp_path / "val", 2, seed_offset=500))
     config = TrainConfig(backbone="mobilenet_v3_small", pretrained=False, freeze_backbone=True, augmentation="none",
                          epochs=2, batch_size=8, image_size=48, teacher_version=1, distill_temperature=2.0,
