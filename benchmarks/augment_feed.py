@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,7 +29,7 @@ from engine.bundle import Preprocess  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import BatchLoader, LoaderPace, loader_pace, usable_cpus  # noqa: E402
 from engine.device import pick_device  # noqa: E402
-from engine.trainer import Trainer, TrainData  # noqa: E402
+from engine.trainer import measure_seconds_per_image  # noqa: E402
 
 CLASSES = 4
 # 224 px: the photo recipes (light for small sets, strong for large ones); 64 and 32 px: the tiny-image recipe
@@ -56,20 +55,9 @@ def loader_rate(config: TrainConfig, images: np.ndarray, labels: np.ndarray, pac
 
 
 def step_rate(config: TrainConfig, device: str, steps: int) -> float:
-    """Images/s of the training step alone on `device` (AMP as a job uses it there), on a batch already there."""
-    with tempfile.TemporaryDirectory() as cache:
-        trainer = Trainer(config, TrainData([str(index) for index in range(CLASSES)], [], []), cache, device=device)
-    paddle.set_device(device)
-    trainer.build(steps_per_epoch=steps + 1)
-    rng = np.random.default_rng(0)
-    size, count = config.image_size, config.batch_size
-    x = rng.standard_normal((count, 3, size, size), dtype=np.float32)
-    labels = rng.integers(0, CLASSES, count)
-    y = np.eye(CLASSES, dtype=np.float32)[labels] if config.policy().mixes else labels.astype(np.int64)
-    batch = trainer.feed.put([x, y])
-    trainer.time_steps([batch])  # untimed: the first step allocates
-    images, seconds = trainer.time_steps([batch] * steps)
-    return images / seconds
+    """Images/s of the training step alone on `device` (AMP as a job uses it there), on a batch already there:
+    the pre-flight estimate's own measurement."""
+    return 1.0 / measure_seconds_per_image(config, CLASSES, device, steps)
 
 
 def thread_counts(cpus: int) -> list[int]:

@@ -562,7 +562,8 @@ class Trainer:
 def measure_seconds_per_image(config: TrainConfig, num_classes: int = 10, device: str | None = None,
                               steps: int = 3) -> float:
     """Seconds per trained image of `config`'s backbone, image size and batch size on this device: a few
-    timed training steps on random pixels after one untimed step (the pre-flight estimate's measurement)."""
+    timed training steps on random pixels after one untimed step (the pre-flight estimate's measurement),
+    with soft labels when its augmentation mixes images, as its job's steps have."""
     with tempfile.TemporaryDirectory() as cache:
         trainer = Trainer(config, TrainData([str(index) for index in range(num_classes)], [], []), cache,
                           device=device)
@@ -572,7 +573,8 @@ def measure_seconds_per_image(config: TrainConfig, num_classes: int = 10, device
     images = rng.integers(0, 256, (config.batch_size, side, side, 3), dtype=np.uint8)
     labels = rng.integers(0, num_classes, config.batch_size)
     trainer.build(steps_per_epoch=1)
-    batch = trainer.feed.put([trainer.preprocess.batch(images), labels.astype(np.int64)])
+    targets = np.eye(num_classes, dtype=np.float32)[labels] if config.policy().mixes else labels.astype(np.int64)
+    batch = trainer.feed.put([trainer.preprocess.batch(images), targets])
     trainer.time_steps([batch])  # untimed: the first step allocates
     images_seen, seconds = trainer.time_steps([batch] * steps)
     return seconds / images_seen

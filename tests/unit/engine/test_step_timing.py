@@ -32,3 +32,16 @@ def test_timed_steps_train_the_model_and_count_the_images(tmp_path):
 def test_the_probe_measures_seconds_per_image_of_a_combination():
     seconds = measure_seconds_per_image(CONFIG, num_classes=3, device="cpu", steps=2)
     assert math.isfinite(seconds) and seconds > 0
+
+
+def test_a_mixing_recipe_is_timed_on_soft_labels_as_its_job_steps_are(monkeypatch):
+    mixing = TrainConfig(backbone="mobilenet_v3_small", pretrained=False, image_size=32, batch_size=4,
+                         warmup_epochs=0, augmentation="strong")
+    assert mixing.policy().mixes
+    shapes = []
+    original = Trainer.time_steps
+    monkeypatch.setattr(Trainer, "time_steps",
+                        lambda self, batches: shapes.extend(y.shape for _, y in batches) or original(self, batches))
+    seconds = measure_seconds_per_image(mixing, num_classes=3, device="cpu", steps=1)
+    assert math.isfinite(seconds) and seconds > 0
+    assert shapes and all(shape == [CONFIG.batch_size, 3] for shape in shapes)  # one probability per class
