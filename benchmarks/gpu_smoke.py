@@ -53,7 +53,7 @@ from engine.bundle import Bundle, read_bundle  # noqa: E402
 from engine.checkpoint import CheckpointStore  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Sample  # noqa: E402
-from engine.device import NO_DEVICE, device_model, is_gpu, load_paddle, pick_device, probe_kernels  # noqa: E402
+from engine.device import NO_DEVICE, device_model, is_gpu, load_paddle  # noqa: E402
 from engine.runtimes import (ONNX_FILE, ONNX_TOLERANCE, ModelFiles, check_batch, export_onnx, median_ms,  # noqa: E402
                              open_session)
 from engine.tensorrt import tensorrt_missing  # noqa: E402
@@ -214,14 +214,23 @@ def machine_facts() -> dict:
             "onnxruntime": onnxruntime.__version__, "onnxruntime_providers": onnxruntime.get_available_providers()}
 
 
+def probe_in_child() -> dict:
+    """The worker's own device probe, run as the worker runs it: kernels in a child process, so that a CUDA
+    install that crashes at the first convolution is reported instead of ending this run without its report."""
+    from worker.beacon import probe_device
+
+    found = probe_device()
+    return {"device": found.device, "problem": found.problem}
+
+
 def gpu_missing_reason(machine: dict) -> str | None:
     """Why the GPU checks cannot run here, or None: a CPU build, no visible GPU, or a GPU whose kernels fail."""
     if not machine["paddle_cuda_build"]:
         return "no CUDA build"
     if machine["gpu"] is None:
         return "no GPU"
-    if not is_gpu(pick_device()):
-        return "gpu:0 failed the probe's kernels (see the probe check)"
+    if not is_gpu(machine["probe"]["device"]):
+        return f"gpu:0 failed the probe: {machine['probe']['problem']}"
     return None
 
 
@@ -288,14 +297,15 @@ def check_install(run: SmokeRun) -> dict:
 
 
 def check_probe(run: SmokeRun) -> dict:
-    """The worker's device probe (kernels in this process): a GPU machine must prove gpu:0, any machine a device."""
-    report = probe_kernels()
+    """The worker's device probe (its kernels in a child process, run before any other check): a GPU machine
+    must prove gpu:0, any machine a device."""
+    report = run.machine["probe"]
     problems = []
     if report["device"] == NO_DEVICE:
         problems.append(report["problem"] or "no device ran the probe's kernels")
     elif run.machine["gpu"] is not None and not is_gpu(report["device"]):
         problems.append(report["problem"] or "the GPU did not run the probe's kernels")
-    return failed_unless(problems, {"device": report["device"], "problem": report["problem"], "report": report})
+    return failed_unless(problems, {"device": report["device"], "problem": report["problem"]})
 
 
 # ---- training -----------------------------------------------------------------------------------------------
@@ -736,7 +746,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started = time.perf_counter()
-    machine = machine_facts()
+    machine = {**machine_facts(), "probe": probe_in_child()}
     gpu_missing = gpu_missing_reason(machine)
     device = "cpu" if gpu_missing else "gpu:0"
     sizes = chosen_sizes(args, gpu_missing is None)

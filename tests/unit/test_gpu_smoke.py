@@ -64,6 +64,7 @@ def test_a_failing_check_fails_the_run_with_its_reason(monkeypatch, tmp_path):
         raise RuntimeError("the kernel computed nonsense")
 
     monkeypatch.setattr(gpu_smoke, "CHECKS", (("install", gpu_smoke.check_install), ("probe", broken)))
+    monkeypatch.setattr(gpu_smoke, "probe_in_child", lambda: {"device": "cpu", "problem": None})
     out = tmp_path / "report.json"
     assert gpu_smoke.main(["--out", str(out)]) == 1
     checks = json.loads(out.read_text(encoding="utf-8"))["checks"]
@@ -71,8 +72,15 @@ def test_a_failing_check_fails_the_run_with_its_reason(monkeypatch, tmp_path):
     assert (checks["probe"]["status"], checks["probe"]["reason"]) == ("failed", "RuntimeError: the kernel computed nonsense")
 
 
-@pytest.mark.parametrize("machine, reason", [({"paddle_cuda_build": False, "gpu": None}, "no CUDA build"),
-                                             ({"paddle_cuda_build": True, "gpu": None}, "no GPU")])
+BROKEN_CUDNN = {"device": "cpu", "problem": "gpu:0 failed its check: RuntimeError: Cannot load cudnn shared library"}
+
+
+@pytest.mark.parametrize("machine, reason", [
+    ({"paddle_cuda_build": False, "gpu": None}, "no CUDA build"),
+    ({"paddle_cuda_build": True, "gpu": None}, "no GPU"),
+    ({"paddle_cuda_build": True, "gpu": {"name": "NVIDIA H100"}, "probe": BROKEN_CUDNN},
+     "gpu:0 failed the probe: gpu:0 failed its check: RuntimeError: Cannot load cudnn shared library"),
+    ({"paddle_cuda_build": True, "gpu": {"name": "NVIDIA H100"}, "probe": {"device": "gpu:0", "problem": None}}, None)])
 def test_the_gpu_checks_say_why_they_cannot_run(machine, reason):
     assert gpu_smoke.gpu_missing_reason(machine) == reason
 
