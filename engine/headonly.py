@@ -19,6 +19,7 @@ from paddle import nn
 from engine.backbones import BACKBONES
 from engine.data import Sample
 from engine.digest import file_digest
+from engine.feed import DeviceFeed
 from engine.weights import ensure_weights
 
 if TYPE_CHECKING:  # the trainer imports this module for its training path
@@ -51,15 +52,17 @@ def on_features(backbone: str, model: nn.Layer) -> Iterator[None]:
 
 
 @paddle.no_grad()
-def head_inputs(backbone: str, model: nn.Layer, batches: Iterator[np.ndarray]) -> np.ndarray:
-    """What the head receives for each image of `batches` (NCHW float32), from the frozen trunk."""
+def head_inputs(backbone: str, model: nn.Layer, batches: Iterator[np.ndarray],
+                feed: DeviceFeed | None = None) -> np.ndarray:
+    """What the head receives for each image of `batches` (NCHW float32), from the frozen trunk; the batches
+    reach the model's device through `feed` (the training feed; the CPU's without one)."""
     head = getattr(model, BACKBONES[backbone].head[0])
     captured: list[np.ndarray] = []
     hook = head.register_forward_pre_hook(lambda layer, inputs: captured.append(inputs[0].numpy()))
     model.eval()
     try:
-        for batch in batches:
-            model(paddle.to_tensor(batch))
+        for (x,) in (feed or DeviceFeed("cpu")).batches((batch,) for batch in batches):
+            model(x)
     finally:
         hook.remove()
     return np.concatenate(captured)
@@ -86,7 +89,7 @@ class CachedFeatures:
                 batch = config.batch_size
                 return head_inputs(config.backbone, trainer.model, (
                     trainer.preprocess.batch(images[indices[start:start + batch]])
-                    for start in range(0, len(indices), batch)))
+                    for start in range(0, len(indices), batch)), trainer.feed)
             self.features[split] = cache.load(samples, compute)
         trainer.callbacks.on_phase("features", 1, 1)
 
