@@ -29,7 +29,7 @@ from webapp.models import Dataset
 from webapp.redisconn import redis_client
 from webapp.statuses import DatasetStatus
 from webapp.taskqueue import BATCH_QUEUE, INGEST_QUEUE, MAINTENANCE_QUEUE, WEBHOOKS_QUEUE, training_queue
-from webapp.workers import announced
+from webapp.workers import DEVICE_PROBLEM, announced
 
 bp = Blueprint("metrics", __name__)
 QUEUES = (training_queue(), training_queue("cpu"), training_queue("gpu"), INGEST_QUEUE, BATCH_QUEUE, WEBHOOKS_QUEUE,
@@ -87,19 +87,25 @@ def _age(moment: str | None, now: datetime) -> float:
 
 def worker_families(client: redis.Redis) -> list:
     """The workers that announced themselves (webapp.workers): how long since each one's last beat, its
-    device, and how many serve each queue."""
+    device, whether its GPU failed the device probe (it then trains on its CPU), and how many serve each
+    queue."""
     workers, now = announced(client), datetime.now(timezone.utc)
     age = _gauge("studio_worker_heartbeat_age_seconds", "Seconds since a worker's last beat.", ("worker", "host"))
     info = _gauge("studio_worker_info", "A worker that is up (1), its device and queues.",
                   ("worker", "host", "device", "queues"))
     serving = _gauge("studio_workers", "Workers up that serve a queue.", ("queue",))
+    failed = _gauge("studio_worker_device_problem", "1 when a worker's better device failed the device probe and "
+                                                     "it runs on what it reports instead (the reason is on the "
+                                                     "Workers page).", ("worker", "host", "device"))
     for worker in workers:
         age.add_metric((worker["name"], worker["host"] or ""), _age(worker["heartbeat_at"], now))
         info.add_metric((worker["name"], worker["host"] or "", worker["device"] or "",
                          ",".join(worker["queues"])), 1)
+        failed.add_metric((worker["name"], worker["host"] or "", worker["device"] or ""),
+                          1 if worker.get(DEVICE_PROBLEM) else 0)
     for queue in QUEUES:
         serving.add_metric((queue,), sum(queue in worker["queues"] for worker in workers))
-    return [age, info, serving]
+    return [age, info, serving, failed]
 
 
 def shared_families() -> list:

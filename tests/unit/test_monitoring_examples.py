@@ -44,7 +44,8 @@ def test_the_rules_fire_on_a_failed_job_a_missing_worker_and_slow_predictions(tm
             {"series": 'studio_workers{queue="training"}', "values": "1 0 0 0 0 0 0 0 0"},
             {"series": 'studio_prediction_seconds_bucket{le="0.5"}', "values": "0x40"},
             {"series": 'studio_prediction_seconds_bucket{le="1.0"}', "values": slow},
-            {"series": 'studio_prediction_seconds_bucket{le="+Inf"}', "values": slow}],
+            {"series": 'studio_prediction_seconds_bucket{le="+Inf"}', "values": slow},
+            {"series": 'studio_worker_device_problem{worker="trainer-gpu0@box",device="cpu"}', "values": "0 0 1 1 1"}],
         "alert_rule_test": [
             {"eval_time": "4m", "alertname": "StudioJobFailed", "exp_alerts": [{
                 "exp_labels": {"severity": "warning", "kind": "job", "status": "failed"},
@@ -54,6 +55,12 @@ def test_the_rules_fire_on_a_failed_job_a_missing_worker_and_slow_predictions(tm
                 "exp_labels": {"severity": "critical", "queue": "training"},
                 "exp_annotations": {"summary": "No worker takes training jobs: jobs and evaluations wait"}}]},
             {"eval_time": "2m", "alertname": "StudioNoTrainingWorker", "exp_alerts": []},
+            {"eval_time": "4m", "alertname": "StudioWorkerDeviceFailed", "exp_alerts": [{
+                "exp_labels": {"severity": "warning", "worker": "trainer-gpu0@box", "device": "cpu"},
+                "exp_annotations": {
+                    "summary": "Worker trainer-gpu0@box's GPU failed its check: it trains on cpu instead",
+                    "description": "The Workers page says why (a missing cuDNN, a driver that does not match...)."}}]},
+            {"eval_time": "2m", "alertname": "StudioWorkerDeviceFailed", "exp_alerts": []},
             {"eval_time": "25m", "alertname": "StudioPredictionLatencyHigh", "exp_alerts": [{
                 "exp_labels": {"severity": "warning"},
                 "exp_annotations": {"summary": "95% of predictions take up to 975ms (over 0.5 s)"}}]}]}]}

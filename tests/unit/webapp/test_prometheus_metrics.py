@@ -111,6 +111,9 @@ def test_the_shared_state_is_read_at_scrape_time(state_app):
     broker.rpush("training", "a", "b", "c")
     broker.rpush("ingest", "d")
     WorkerBeacon(state_app.config["REDIS_URL"], "trainer-1@box", ["training", "training.cpu"], "cpu").beat()
+    fell_back = WorkerBeacon(state_app.config["REDIS_URL"], "trainer-gpu0@box", ["training", "training.cpu"], "cpu")
+    fell_back.device_problem = "gpu:0 failed its check: RuntimeError: Cannot load cudnn shared library"
+    fell_back.beat()
     with state_app.app_context():
         dataset = Dataset(name="pets", status="processing", ingest_done=7, ingest_total=20)
         db.session.add(dataset)
@@ -129,10 +132,13 @@ def test_the_shared_state_is_read_at_scrape_time(state_app):
     assert value(text, "studio_background_work", kind="upload_check", status="processing") == 1
     assert value(text, "studio_upload_images_checked", dataset=str(dataset_id)) == 7
     assert value(text, "studio_upload_images", dataset=str(dataset_id)) == 20
-    assert value(text, "studio_workers", queue="training") == 1 and value(text, "studio_workers", queue="batch") == 0
+    assert value(text, "studio_workers", queue="training") == 2 and value(text, "studio_workers", queue="batch") == 0
     beats = {dict(labels)["worker"]: age for (name, labels), age in samples(text).items()
              if name == "studio_worker_heartbeat_age_seconds"}
-    assert list(beats) == ["trainer-1@box"] and 0 <= beats["trainer-1@box"] < 60
+    assert sorted(beats) == ["trainer-1@box", "trainer-gpu0@box"] and 0 <= beats["trainer-1@box"] < 60
+    problems = {dict(labels)["worker"]: flag for (name, labels), flag in samples(text).items()
+                if name == "studio_worker_device_problem"}
+    assert problems == {"trainer-1@box": 0, "trainer-gpu0@box": 1}
     assert value(text, "studio_source_up", source="redis") == 1
 
 
