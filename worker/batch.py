@@ -14,7 +14,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from engine.bundle import BundleRejected
-from engine.device import pick_device
+from engine.device import serving_device
 from engine.errors import StudioError
 from engine.messages import N_
 from webapp import lifecycle
@@ -51,11 +51,15 @@ def items_of(row: BatchPrediction) -> Iterator[list[Item]]:
 
 
 def load_model(version: int) -> LoadedVersion:
-    """The version loaded as a web process serves it (its bundle checked, the same options and runtime), with
-    one inference thread: a run sends one batch at a time, and every session holds its own working memory."""
+    """The version loaded as a web process serves it (its bundle checked, the same options, runtime and device:
+    the CPU unless SERVING_DEVICE=gpu, as the training GPU is the training workers'), with one inference thread:
+    a run sends one batch at a time, and every session holds its own working memory."""
     options = dataclasses.replace(serving_options(current_app.config), threads=1)
+    device, note = serving_device(options.device, options.gpu)
+    if note is not None:
+        log.warning("%s", note)
     try:
-        return load_version(data_dir().model(version), version, options, pick_device())
+        return load_version(data_dir().model(version), version, options, device, device_note=note)
     except BundleRejected as exc:
         raise StudioError(exc.code, exc.template, exc.params) from None
 

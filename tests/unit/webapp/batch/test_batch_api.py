@@ -182,3 +182,18 @@ def test_results_kept_long_enough_are_removed_by_the_watcher_pass(model, sent):
     assert (shown["results_expired"], shown["results"]) == (True, None)
     assert client.get(f"/api/batch-predictions/{batch['id']}/results.jsonl").status_code == 410
     assert not DataDir(model.config["DATA_DIR"]).batch(batch["id"]).exists()
+
+
+def test_a_batch_run_loads_its_version_where_the_web_tier_serves_not_on_the_training_gpu(app, monkeypatch):
+    import worker.batch
+
+    loads = []
+    monkeypatch.setattr(worker.batch, "load_version",
+                        lambda folder, version, options, device, device_note=None: loads.append((device, device_note)))
+    with app.app_context():
+        worker.batch.load_model(3)
+        app.config["SERVING_DEVICE"] = "gpu"  # asked for, on this CPU build
+        worker.batch.load_model(3)
+    assert loads[0] == ("cpu", None)
+    assert loads[1][0] == "cpu" and loads[1][1] == "SERVING_DEVICE=gpu, but this Paddle build has no CUDA; serving on " \
+                                                  "the CPU."
