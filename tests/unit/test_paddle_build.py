@@ -129,6 +129,13 @@ def test_tensorrt_joins_the_gpu_route_from_nvidias_index_and_is_checked():
     check_route_order(steps, "gpu")
 
 
+def test_the_route_links_the_library_name_serving_looks_for():
+    """The script runs before the studio's dependencies exist, so it names the library itself."""
+    from engine.tensorrt import TENSORRT_LIBRARY
+
+    assert paddle_build.TENSORRT_LINKS[0] == TENSORRT_LIBRARY
+
+
 def test_tensorrt_is_linked_under_the_names_paddle_opens(tmp_path):
     folder = tmp_path / "tensorrt_libs"
     folder.mkdir()
