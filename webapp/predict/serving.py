@@ -120,6 +120,19 @@ class RetiredSessions:
                 self._changed.notify_all()
 
 
+def running_on(retired: RetiredSessions | None) -> AbstractContextManager:
+    """Where a session is made or runs: counted in flight when serving on a GPU (`retired`), as is."""
+    return retired.running() if retired is not None else nullcontext()
+
+
+def end_session(session, retired: RetiredSessions | None) -> None:
+    """End a session on its own thread: at once on the CPU, at a quiet moment on a GPU (`retired`)."""
+    if retired is None:
+        session.close()
+    else:
+        retired.release(session)
+
+
 class _Request:
     __slots__ = ("batch", "explain", "done", "result", "maps", "error")
 
@@ -175,7 +188,7 @@ class InferenceThreads:
     def _serve(self, open_one, warmup: np.ndarray, started: queue.Queue) -> None:
         session = None
         try:
-            with self._running():
+            with running_on(self._retired):
                 session = open_one()  # created here: this thread is the only one that ever runs it
                 self.fallback = self.fallback or getattr(session, "fallback", None)
                 session(warmup)
@@ -184,16 +197,16 @@ class InferenceThreads:
             # for a quiet moment
             started.put(exc.with_traceback(None))
             if session is not None:
-                self._close(session)
+                end_session(session, self._retired)
             return
         started.put(None)
         try:
             while (first := self._queue.get()) is not None:
                 requests = [first, *self._more(first)]
-                with self._running():
+                with running_on(self._retired):
                     self._answer(session, requests)
         finally:
-            self._close(session)
+            end_session(session, self._retired)
 
     @staticmethod
     def _answer(session, requests: list[_Request]) -> None:
@@ -205,17 +218,6 @@ class InferenceThreads:
                 request.error = exc.with_traceback(None)  # its frames hold the predictor, which ends on this thread
         for request in requests:
             request.done.set()
-
-    def _running(self) -> AbstractContextManager:
-        """Where this thread's session runs: counted in flight when serving on a GPU."""
-        return self._retired.running() if self._retired is not None else nullcontext()
-
-    def _close(self, session) -> None:
-        """End this thread's session: at once on the CPU, at a quiet moment on a GPU (RetiredSessions)."""
-        if self._retired is None:
-            session.close()
-        else:
-            self._retired.release(session)
 
     def _more(self, first: _Request) -> list[_Request]:
         """Requests waiting behind `first`, up to the batch limit (briefly waiting when so configured)."""
@@ -414,6 +416,22 @@ def joined(notes: list[Message | None]) -> Message | None:
     return note
 
 
+def runtime_and_files(bundle: Bundle, options: ServingOptions, device: str, tensorrt_cache: Path, digest: str,
+                      opened: dict) -> tuple[str, ModelFiles, Message | None, Message | None]:
+    """The runtime a version serves with, the files it runs (the TensorRT program when PADDLE_TRT=fp16 can
+    apply), and the notes on each choice. The sessions a runtime measurement opens are left in `opened`."""
+    trt_note = tensorrt_refusal(options, device)
+    applies = options.tensorrt != "off" and trt_note is None
+    if applies and options.runtime in ("auto", "paddle"):
+        files, trt_note = tensorrt_files(bundle, options, device, tensorrt_cache, digest)
+        return "paddle", files, None, trt_note
+    runtime, note = choose_runtime(bundle, options, device, opened)
+    if applies:
+        trt_note = Message(N_("PADDLE_TRT=fp16 applies to Paddle Inference; SERVING_RUNTIME=%(runtime)s serves "
+                              "without TensorRT."), {"runtime": options.runtime})
+    return runtime, bundle.files, note, trt_note
+
+
 def load_version(folder: Path, version: int, options: ServingOptions, device: str = "cpu",
                  tensorrt_cache: Path | None = None, device_note: Message | None = None,
                  retired: RetiredSessions | None = None) -> LoadedVersion:
@@ -428,26 +446,14 @@ def load_version(folder: Path, version: int, options: ServingOptions, device: st
         raise BundleRejected("Model version %(version)s cannot serve: %(reason)s",
                              {"version": version, "reason": exc}) from None
     try:
-        refusal = tensorrt_refusal(options, device)
-        files, trt_note = bundle.files, refusal
         opened: dict = {}  # a measurement's sessions, ended below (on a GPU: at a quiet moment, as retired ones)
         try:
-            with retired.running() if retired is not None else nullcontext():
-                if options.tensorrt != "off" and refusal is None and options.runtime in ("auto", "paddle"):
-                    runtime, note = "paddle", None
-                    files, trt_note = tensorrt_files(bundle, options, device, tensorrt_cache or folder.parent,
-                                                     digest)
-                else:
-                    runtime, note = choose_runtime(bundle, options, device, opened)
-                    if options.tensorrt != "off" and refusal is None:
-                        trt_note = Message(N_("PADDLE_TRT=fp16 applies to Paddle Inference; SERVING_RUNTIME=%(runtime)s "
-                                              "serves without TensorRT."), {"runtime": options.runtime})
+            with running_on(retired):
+                runtime, files, note, trt_note = runtime_and_files(bundle, options, device,
+                                                                   tensorrt_cache or folder.parent, digest, opened)
         finally:
             for session in opened.values():
-                if retired is not None:
-                    retired.release(session)
-                else:
-                    session.close()
+                end_session(session, retired)
         side = bundle.preprocess.input_size
         threads = InferenceThreads(lambda: open_session(files, runtime, device, options.cpu_threads),
                                    options, np.zeros((1, 3, side, side), dtype=np.float32), retired)
