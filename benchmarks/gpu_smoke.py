@@ -53,7 +53,7 @@ from engine.bundle import Bundle, read_bundle  # noqa: E402
 from engine.checkpoint import CheckpointStore  # noqa: E402
 from engine.config import TrainConfig  # noqa: E402
 from engine.data import Sample  # noqa: E402
-from engine.device import NO_DEVICE, device_model, is_gpu, load_paddle  # noqa: E402
+from engine.device import NO_DEVICE, device_model, in_words, is_gpu, load_paddle  # noqa: E402
 from engine.runtimes import (ONNX_FILE, ONNX_TOLERANCE, ModelFiles, check_batch, export_onnx, median_ms,  # noqa: E402
                              open_session)
 from engine.tensorrt import tensorrt_missing  # noqa: E402
@@ -138,12 +138,6 @@ def generated_images(folder: Path, count: int, side: int, seed: int) -> list[Sam
         Image.fromarray(pixels).save(path)
         samples.append(Sample(str(path), label, hashlib.sha256(path.read_bytes()).hexdigest()))
     return samples
-
-
-def first_line(exc: BaseException) -> str:
-    """An exception in words: its class and the first line of its message."""
-    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
 
 
 def skipped(reason: str) -> dict:
@@ -623,7 +617,7 @@ def soak_clients(server, batch: np.ndarray, clients: int, seconds: float, midway
                 soak_request(server, batch)
             except Exception as exc:
                 with lock:
-                    errors.append(first_line(exc))
+                    errors.append(in_words(exc))
                 continue
             with lock:
                 latencies.append(time.perf_counter() - started)
@@ -695,7 +689,7 @@ def run_check(run: SmokeRun, check: Callable[[SmokeRun], dict]) -> dict:
         outcome = check(run)
     except Exception as exc:
         log.exception("check failed")
-        outcome = {"status": FAILED, "reason": first_line(exc)}
+        outcome = {"status": FAILED, "reason": in_words(exc)}
     return {**outcome, "seconds": round(time.perf_counter() - started, 2)}
 
 

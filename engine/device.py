@@ -52,7 +52,7 @@ def pick_device() -> str:
             _run_kernels(paddle, "gpu:0")
             return "gpu:0"
         except Exception as exc:
-            log.warning("gpu:0 failed its check, so this process runs on the CPU: %s", _reason(exc))
+            log.warning("gpu:0 failed its check, so this process runs on the CPU: %s", in_words(exc))
     return "cpu"
 
 
@@ -77,7 +77,7 @@ def _run_kernels(paddle, device: str) -> None:
         raise ArithmeticError(f"the kernels on {device} computed wrong values")
 
 
-def _reason(exc: BaseException) -> str:
+def in_words(exc: BaseException) -> str:
     """An exception in words: its class and the first line of its message (Paddle's run to many lines)."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
@@ -85,7 +85,7 @@ def _reason(exc: BaseException) -> str:
 
 def _gpu_facts(paddle) -> dict:
     """The GPU and the CUDA and cuDNN versions, as this Paddle build reports them."""
-    return {"gpu_name": paddle.device.cuda.get_device_name(0), "cuda": str(paddle.version.cuda()),
+    return {"gpu_name": device_model("gpu:0"), "cuda": str(paddle.version.cuda()),
             "cudnn": str(paddle.version.cudnn())}
 
 
@@ -98,7 +98,7 @@ def probe_kernels() -> dict:
     try:
         paddle = load_paddle()
     except Exception as exc:  # a broken install: its reason is the answer
-        return {"device": NO_DEVICE, "problem": _reason(exc), "paddle": None}
+        return {"device": NO_DEVICE, "problem": in_words(exc), "paddle": None}
     report = {"device": "cpu", "problem": None, "paddle": paddle.__version__}
     try:
         if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
@@ -106,12 +106,12 @@ def probe_kernels() -> dict:
             _run_kernels(paddle, "gpu:0")
             return {**report, "device": "gpu:0"}
     except Exception as exc:
-        report["problem"] = f"gpu:0 failed its check: {_reason(exc)}"
+        report["problem"] = f"gpu:0 failed its check: {in_words(exc)}"
     try:
         _run_kernels(paddle, "cpu")
     except Exception as exc:
         return {**report, "device": NO_DEVICE, "problem": "; ".join(filter(None, (report["problem"],
-                                                                               f"cpu: {_reason(exc)}")))}
+                                                                               f"cpu: {in_words(exc)}")))}
     return report
 
 
