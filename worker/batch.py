@@ -5,7 +5,6 @@ words) while this attempt holds it. The received upload goes once the run ended.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from contextlib import contextmanager
 from typing import Iterator
@@ -28,8 +27,6 @@ from webapp.models import BatchPrediction, utcnow
 from webapp.predict.serving import LoadedVersion, load_version
 from webapp.statuses import BatchStatus
 from webapp.storage import data_dir
-
-log = logging.getLogger(__name__)
 
 
 class Cancelled(Exception):
@@ -55,9 +52,7 @@ def load_model(version: int) -> LoadedVersion:
     the CPU unless SERVING_DEVICE=gpu, as the training GPU is the training workers'), with one inference thread:
     a run sends one batch at a time, and every session holds its own working memory."""
     options = dataclasses.replace(serving_options(current_app.config), threads=1)
-    device, note = serving_device(options.device, options.gpu)
-    if note is not None:
-        log.warning("%s", note)
+    device, note = serving_device(options.device, options.gpu)  # the note is logged with the version's
     try:
         return load_version(data_dir().model(version), version, options, device, device_note=note)
     except BundleRejected as exc:
