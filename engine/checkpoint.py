@@ -3,10 +3,10 @@
 Each checkpoint is a folder `epoch-<k>` with the model (`model.pdparams`), the optimizer and schedule
 (`optimizer.pdopt`), the best weights so far (`best.pdparams`, a hard link when unchanged) and
 `checkpoint.json`: the loop's state (epoch history, best epoch, early-stopping counter, the random seeds
-of the next epoch, the fp16 loss scaler's scale and counters) and the sha256 of every file, signed with a key only the studio knows. It is written
-in a hidden folder and renamed into place, so a crash never leaves half a checkpoint, and a checkpoint is
-loaded only when its signature and every file's digest match: `paddle.load` unpickles, and nothing the
-studio did not write is ever unpickled.
+of the next epoch, the fp16 loss scaler's scale and counters) and the sha256 of every file, signed with a key
+only the studio knows. It is written in a hidden folder and renamed into place, so a crash never leaves half
+a checkpoint, and a checkpoint is loaded only when its signature and every file's digest match: `paddle.load`
+unpickles, and nothing the studio did not write is ever unpickled.
 """
 from __future__ import annotations
 
