@@ -46,13 +46,11 @@ def pick_device() -> str:
     """Return 'gpu:0' on a CUDA build whose first visible GPU runs the probe's kernels, else 'cpu': a broken
     CUDA install (cuDNN missing, say) trains on the CPU rather than failing every job. Asked once per
     process."""
-    paddle = load_paddle()
-    if paddle.device.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
-        try:
-            _run_kernels(paddle, "gpu:0")
-            return "gpu:0"
-        except Exception as exc:
-            log.warning("gpu:0 failed its check, so this process runs on the CPU: %s", in_words(exc))
+    report = probe_kernels()
+    if is_gpu(report["device"]):
+        return report["device"]
+    if report["problem"]:
+        log.warning("%s; this process runs on the CPU", report["problem"])
     return "cpu"
 
 
