@@ -524,7 +524,8 @@ def check_onnx_parity(run: SmokeRun) -> dict:
     cpu = parity(files, batch, "cpu")
     figures = {"threshold": ONNX_TOLERANCE, "cpu_max_abs_diff": cpu, "images": len(batch),
                "converted_here": converted_here,
-               "cpu_max_abs_diff_on_export_check_batch": parity(files, check_batch(bundle.preprocess.input_size), "cpu")}
+               "cpu_max_abs_diff_on_export_check_batch": parity(files, check_batch(bundle.preprocess.input_size),
+                                                                "cpu")}
     if is_gpu(run.device):
         gpu = parity(files, batch, run.device)
         figures.update(gpu_max_abs_diff=gpu, gpu_within_threshold=gpu <= ONNX_TOLERANCE)

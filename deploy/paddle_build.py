@@ -44,8 +44,9 @@ DEFAULT_TENSORRT_INDEX = "https://pypi.nvidia.com"
 CUDA_LIBRARIES = {"cuda_runtime": "libcudart.so.12", "cublas": "libcublas.so.12", "cudnn": "libcudnn.so.9",
                   "cufft": "libcufft.so.11", "curand": "libcurand.so.10", "cusolver": "libcusolver.so.11",
                   "cusparse": "libcusparse.so.12", "nccl": "libnccl.so.2"}
-# Paddle's loader opens TensorRT by these unversioned names (engine/tensorrt.py TENSORRT_LIBRARY is the first), which
-# the TensorRT wheel ships only as <name>.<major>; the route links them in the wheel's folder, site-packages/tensorrt_libs.
+# Paddle's loader opens TensorRT by these unversioned names (engine/tensorrt.py TENSORRT_LIBRARY is the first),
+# which the TensorRT wheel ships only as <name>.<major>; the route links them in the wheel's folder,
+# site-packages/tensorrt_libs.
 TENSORRT_LINKS = ("libnvinfer.so", "libnvinfer_plugin.so")
 PIN = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[^\]]*\])?\s*==\s*(?P<version>[^\s;]+)")
 

@@ -43,6 +43,8 @@ SETTLED_BATCHNORM_STEPS = 40
 # after, and on its last; the epoch's figures add up on the device.
 LOSS_READ_EVERY = 10
 ONNX_CHECK_IMAGES = 8  # validation images the exported ONNX model is compared on
+# One step's inputs, labels and the teacher's log-probabilities (or None), on the training device.
+StepInputs = tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor | None]
 
 
 def reads_loss(step: int, steps: int) -> bool:
@@ -151,7 +153,7 @@ class TrainingPath(Protocol):
     def batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """The epoch's training batches (inputs, labels: class indices or soft labels)."""
 
-    def step_inputs(self, x: paddle.Tensor, y: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor | None]:
+    def step_inputs(self, x: paddle.Tensor, y: paddle.Tensor) -> StepInputs:
         """Inputs, labels and the teacher's log-probabilities (or None) of one step on a batch already on the
         training device."""
 
@@ -183,7 +185,7 @@ class ImageBatches:
     def batches(self, epoch: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         return self.trainer.train_loader.epoch(epoch)
 
-    def step_inputs(self, x: paddle.Tensor, y: paddle.Tensor) -> tuple[paddle.Tensor, paddle.Tensor, paddle.Tensor | None]:
+    def step_inputs(self, x: paddle.Tensor, y: paddle.Tensor) -> StepInputs:
         teacher = self.trainer.teacher  # its softened answers on the same pixels join the loss
         return x, y, teacher.answer(x) if teacher else None
 

@@ -65,7 +65,8 @@ def test_the_gpu_override_runs_one_cuda_trainer_per_gpu_each_owning_its_device()
     trainers = {name: service for name, service in services.items() if name.startswith("training-worker-gpu")}
     assert sorted(trainers) == ["training-worker-gpu0", "training-worker-gpu1"]
     # GPU 0's worker starts on any GPU host; GPU 1's only where asked, as a one-GPU host would refuse it
-    assert "profiles" not in trainers["training-worker-gpu0"] and trainers["training-worker-gpu1"]["profiles"] == ["gpu1"]
+    assert "profiles" not in trainers["training-worker-gpu0"]
+    assert trainers["training-worker-gpu1"]["profiles"] == ["gpu1"]
     assert services["training-worker"]["profiles"] == ["cpu-training"]  # the CPU trainer stays off
     devices = {}
     for name, service in trainers.items():

@@ -69,7 +69,8 @@ def test_a_failing_check_fails_the_run_with_its_reason(monkeypatch, tmp_path):
     assert gpu_smoke.main(["--out", str(out)]) == 1
     checks = json.loads(out.read_text(encoding="utf-8"))["checks"]
     assert checks["install"]["status"] == "passed"
-    assert (checks["probe"]["status"], checks["probe"]["reason"]) == ("failed", "RuntimeError: the kernel computed nonsense")
+    assert (checks["probe"]["status"], checks["probe"]["reason"]) == (
+        "failed", "RuntimeError: the kernel computed nonsense")
 
 
 BROKEN_CUDNN = {"device": "cpu", "problem": "gpu:0 failed its check: RuntimeError: Cannot load cudnn shared library"}

@@ -135,7 +135,8 @@ def test_a_gpu_worker_augments_on_every_cpu_but_one_and_further_ahead():
 def test_every_batch_of_training_validation_and_recalibration_goes_through_the_feed(tmp_path, monkeypatch):
     staged = []
     original = DeviceFeed.stage
-    monkeypatch.setattr(DeviceFeed, "stage", lambda self, arrays: staged.append(len(arrays[0])) or original(self, arrays))
+    monkeypatch.setattr(DeviceFeed, "stage",
+                        lambda self, arrays: staged.append(len(arrays[0])) or original(self, arrays))
     data = TrainData(CLASSES, make_samples(tmp_path / "train", 3), make_samples(tmp_path / "val", 1, seed_offset=500))
     config = TrainConfig(backbone="resnet18", pretrained=False, epochs=1, batch_size=4, image_size=32,
                          warmup_epochs=0, augmentation="none")
