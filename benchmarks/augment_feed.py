@@ -77,24 +77,21 @@ def measure(size: int, preset: str, args: argparse.Namespace, gpu: str | None) -
     labels = np.arange(args.images) % CLASSES
     by_threads = {threads: loader_rate(config, images, labels, LoaderPace(threads, 2))
                   for threads in thread_counts(usable_cpus())}
-    cpu_pace = loader_pace(gpu=False)
-    loader_cpu = loader_rate(config, images, labels, cpu_pace)
-    step_cpu = step_rate(config, "cpu", args.steps)
     row = {"image_size": size, "augmentation": preset, "loader_images_per_s_by_threads":
            {str(threads): round(rate, 1) for threads, rate in by_threads.items()},
            "loader_images_per_s_per_thread": round(by_threads[1], 1),
-           "cpu": {"threads": cpu_pace.threads, "loader_images_per_s": round(loader_cpu, 1),
-                   "step_images_per_s": round(step_cpu, 1), "ratio": round(loader_cpu / step_cpu, 2)}}
-    if gpu is None:
-        row["gpu"] = {"skipped": "no CUDA GPU that runs kernels is visible to this Paddle build"}
-        return row
-    gpu_pace = loader_pace(gpu=True)
-    loader_gpu = loader_rate(config, images, labels, gpu_pace)
-    step_gpu = step_rate(config, gpu, args.steps)
-    row["gpu"] = {"device": gpu, "threads": gpu_pace.threads, "prefetch": gpu_pace.prefetch,
-                  "loader_images_per_s": round(loader_gpu, 1), "step_images_per_s": round(step_gpu, 1),
-                  "ratio": round(loader_gpu / step_gpu, 2)}
+           "cpu": keeping_up(config, images, labels, "cpu", args.steps)}
+    row["gpu"] = {"skipped": "no CUDA GPU that runs kernels is visible to this Paddle build"} if gpu is None \
+        else {"device": gpu, **keeping_up(config, images, labels, gpu, args.steps)}
     return row
+
+
+def keeping_up(config: TrainConfig, images: np.ndarray, labels: np.ndarray, device: str, steps: int) -> dict:
+    """The loader at the pace a job on `device` uses against the training step there, and their ratio."""
+    pace = loader_pace(gpu=device != "cpu")
+    loader, step = loader_rate(config, images, labels, pace), step_rate(config, device, steps)
+    return {"threads": pace.threads, "prefetch": pace.prefetch, "loader_images_per_s": round(loader, 1),
+            "step_images_per_s": round(step, 1), "ratio": round(loader / step, 2)}
 
 
 def main() -> None:
