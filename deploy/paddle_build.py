@@ -106,6 +106,11 @@ def pip(*args: str, quiet: bool = False) -> list[str]:
     return [sys.executable, "-m", "pip", *args, *(["--quiet"] if quiet else [])]
 
 
+def this_script(*args: str) -> list[str]:
+    """A command line that runs this script again, in a fresh interpreter (one of the route's own steps)."""
+    return [sys.executable, str(Path(__file__).resolve()), *args]
+
+
 def wheel_steps(build: str, pins: Pins, paddle_index: str, quiet: bool) -> list[Step]:
     """Reinstall the wanted Paddle and ONNX Runtime wheels over whatever files the other build left."""
     paddle_source = ["--index-url", paddle_index] if build == "gpu" else []
@@ -128,7 +133,7 @@ def gpu_library_steps(pins: Pins, tensorrt: bool, tensorrt_index: str, quiet: bo
                           pip("install", "--extra-index-url", tensorrt_index, pins.wheel("gpu", TENSORRT_WHEEL),
                               quiet=quiet)))
         steps.append(Step("TensorRT's libraries under the names Paddle's loader opens",
-                          [sys.executable, str(Path(__file__).resolve()), "gpu", "--link-tensorrt"]))
+                          this_script("gpu", "--link-tensorrt")))
     return steps
 
 
@@ -170,8 +175,7 @@ def plan(build: str, *, project: str = ".", tensorrt: bool = False, pins: Pins |
             steps += gpu_library_steps(pins, tensorrt, tensorrt_index, quiet)
         steps += wheel_steps(build, pins, paddle_index, quiet)
     steps.append(Step("prove the wanted build imports, in a fresh interpreter",
-                      [sys.executable, str(Path(__file__).resolve()), build, "--check",
-                       *(["--tensorrt"] if tensorrt else [])]))
+                      this_script(build, "--check", *(["--tensorrt"] if tensorrt else []))))
     return steps
 
 
