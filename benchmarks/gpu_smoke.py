@@ -654,8 +654,7 @@ def check_soak(run: SmokeRun) -> dict:
 
     with GpuSampler(run.gpu_missing) as sampler:
         figures = soak_clients(server, batch, run.sizes.clients, run.sizes.soak_seconds, load_second)
-    for version in (1, 2):
-        server.forget(version)
+    server.close(60)  # every version unloaded, and its predictors ended, before the run goes on
     problems = [f"{figures['errors']} requests failed"] if figures["errors"] else []
     if not evicted.get("version_1_unloaded"):
         problems.append("loading version 2 did not unload version 1")
