@@ -161,27 +161,38 @@ def test_a_version_loaded_again_after_its_eviction_serves_and_nothing_leaks(mode
     assert server.close(WAIT) and predictors.live() == []
 
 
-def test_retired_sessions_close_oldest_first_at_the_next_quiet_moment():
-    retired, order, running, go = RetiredSessions(limit=5), [], threading.Event(), threading.Event()
+class Closing:
+    """A retired session that writes down when it is closed."""
+
+    def __init__(self, order: list[str], name: str = "closed") -> None:
+        self.order, self.name = order, name
+
+    def close(self) -> None:
+        self.order.append(self.name)
+
+
+def held_batch(retired: RetiredSessions, order: list[str], name: str) -> tuple[threading.Thread, threading.Event]:
+    """A batch running until the returned event is set; it writes `name` down as it ends, still counted in
+    flight, so its end comes before any session a quiet moment then closes."""
+    running, go = threading.Event(), threading.Event()
 
     def batch() -> None:
         with retired.running():
             running.set()
             assert go.wait(WAIT)
-        order.append("batch ended")
+            order.append(name)
 
-    class Closing:
-        def __init__(self, name: str) -> None:
-            self.name = name
-
-        def close(self) -> None:
-            order.append(self.name)
-
-    busy = in_thread(batch)
+    thread = in_thread(batch)
     assert running.wait(WAIT)
+    return thread, go
+
+
+def test_retired_sessions_close_oldest_first_at_the_next_quiet_moment():
+    retired, order = RetiredSessions(limit=5), []
+    busy, go = held_batch(retired, order, "batch ended")
     owners = []
     for count, name in enumerate(("older", "newer"), start=1):
-        owners.append(in_thread(lambda name=name: retired.release(Closing(name))))
+        owners.append(in_thread(lambda name=name: retired.release(Closing(order, name))))
         wait_until(lambda count=count: retired.waiting == count, f"{name} to retire")
     with retired.running():  # under the limit, new batches still start while sessions wait
         order.append("another batch")
@@ -192,21 +203,9 @@ def test_retired_sessions_close_oldest_first_at_the_next_quiet_moment():
 
 
 def test_the_limit_holds_new_batches_back_until_the_running_ones_end_and_the_retired_close():
-    retired, order, running, go = RetiredSessions(limit=1), [], threading.Event(), threading.Event()
-
-    def busy_batch() -> None:
-        with retired.running():
-            running.set()
-            assert go.wait(WAIT)
-            order.append("running batch ended")
-
-    class Closing:
-        def close(self) -> None:
-            order.append("closed")
-
-    busy = in_thread(busy_batch)
-    assert running.wait(WAIT)
-    owner = in_thread(lambda: retired.release(Closing()))
+    retired, order = RetiredSessions(limit=1), []
+    busy, go = held_batch(retired, order, "running batch ended")
+    owner = in_thread(lambda: retired.release(Closing(order)))
     wait_until(lambda: retired.waiting == 1, "the session to retire")
 
     def next_batch() -> None:
